@@ -1,0 +1,87 @@
+/* The configuration file: inih callbacks into one struct ew_config, validated. Pure. */
+#ifndef EW_CONFIG_H
+#define EW_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "job.h"
+
+enum hook_type { HOOK_EXEC = 1, HOOK_WEBHOOK };
+
+#define CONFIG_MAX_RETRY 16
+
+struct ew_hook {
+	char *name;
+	enum hook_type type;
+	unsigned line;              /* where its section starts, for messages */
+	uint32_t on_mask;           /* bit (1 << enum ew_event) */
+	uint64_t timeout_ms;
+	unsigned max_attempts;
+	unsigned concurrency;
+	uint64_t retry_ms[CONFIG_MAX_RETRY];  /* delay before attempt 2, 3, ...; last repeats */
+	size_t n_retry;
+	char **argv;                /* exec: NULL-terminated */
+	char *url;                  /* webhook */
+	char *secret_file;          /* webhook: whitespace-separated whsec_ secrets */
+	char *ca_file;
+};
+
+struct ew_config {
+	char *path;
+	/* [embedwatch] */
+	char *api_base;
+	char *api_key_file;
+	char *client_name;
+	char *state_dir;
+	char *control_socket;
+	unsigned control_mode;
+	int log_level;              /* syslog priority: 3 err .. 7 debug */
+	uint64_t max_age_ms;        /* 0: never expire */
+	char *metrics_file;         /* Prometheus textfile, empty: none */
+	/* [poll] */
+	uint64_t interval_min_ms;
+	uint64_t interval_max_ms;
+	double backoff;
+	double jitter;
+	double rate_per_s;
+	unsigned burst;
+	unsigned max_in_flight;
+	unsigned max_connections;
+	uint64_t request_timeout_ms;
+	/* [hooks] */
+	unsigned hooks_max_concurrent;
+	uint64_t shutdown_grace_ms;
+	size_t hook_output_max;
+	/* [hook NAME] */
+	struct ew_hook *hooks;
+	size_t n_hooks;
+};
+
+/* Fills cfg with the defaults of DESIGN.md (strings included). */
+void config_defaults(struct ew_config *cfg);
+
+/*
+ * Reads and validates a file over the defaults. On error returns a negative
+ * errno and "FILE:LINE: what was wrong, what was expected" in err; cfg is then
+ * cleared. Unknown sections and keys are errors.
+ */
+int config_load(const char *path, struct ew_config *cfg, char *err, size_t errlen);
+/* The same, from an open stream; name is used in messages. */
+int config_load_stream(FILE *f, const char *name, struct ew_config *cfg, char *err, size_t errlen);
+
+void config_clear(struct ew_config *cfg);
+
+/* "500ms", "30s", "5m", "24h", "7d" (decimal fractions allowed) into milliseconds. */
+int config_parse_duration(const char *s, uint64_t *ret_ms);
+/* "10/s", "50/min", "3000/h" into requests per second. */
+int config_parse_rate(const char *s, double *ret_per_s);
+/*
+ * Splits a command line into a NULL-terminated argv without a shell: words
+ * separated by blanks, '...' and "..." quoting, backslash escapes. No
+ * expansion of any kind. Returns 0 or -EINVAL (unterminated quote, empty).
+ */
+int config_split_argv(const char *s, char ***ret_argv);
+void config_free_argv(char **argv);
+
+#endif

@@ -1,0 +1,91 @@
+/* Job statuses, event types and the pure transition rules (no I/O). */
+#ifndef EW_JOB_H
+#define EW_JOB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum job_status {
+	JOB_NONE = 0,       /* watched, never observed */
+	JOB_PROCESSING,
+	JOB_CANCELLING,
+	JOB_COMPLETE,
+	JOB_CANCELLED,
+	JOB_FAILED,
+	JOB_UNKNOWN,        /* a status value the contract does not name */
+	JOB_NOT_FOUND,      /* ended: the API answered 404 three times in a row */
+	JOB_ERROR,          /* ended: the API refused the id (400/422) three times */
+	JOB_EXPIRED,        /* ended: watched longer than max_age */
+	JOB__MAX
+};
+
+enum ew_event {
+	EV_NONE = 0,
+	EV_COMPLETE,
+	EV_FAILED,
+	EV_CANCELLED,
+	EV_CANCELLING,
+	EV_EXPIRED,
+	EV_NOT_FOUND,
+	EV_ERROR,
+	EV_BATCH_DONE,
+	EV__MAX
+};
+
+/* What an HTTP answer means for a job and for the poller (DESIGN table). */
+enum api_class {
+	API_OK = 0,         /* 200 */
+	API_REJECTED,       /* 400, 422: the API refuses the id */
+	API_AUTH,           /* 401, 403: credentials */
+	API_NOT_FOUND,      /* 404 */
+	API_THROTTLED,      /* 429, 503: pause everything */
+	API_TRANSIENT,      /* 5xx, 498, 499, timeouts, connection errors, bad bodies */
+	API_BAD_BASE,       /* 501: wrong base URL */
+};
+
+/* Consecutive-error memory of one job; two bytes. */
+struct job_errstate {
+	uint8_t kind;       /* enum api_class of the last error run */
+	uint8_t count;      /* how many in a row */
+};
+
+/* How many 404s (or 400/422s) in a row end a job. */
+#define JOB_ERROR_LIMIT 3
+
+const char *job_status_name(enum job_status s);
+/* Parses a contract status string; anything else is JOB_UNKNOWN. */
+enum job_status job_status_parse(const char *s);
+/* Parses any name job_status_name() returns; -1 when it is none of them. */
+int job_status_from_name(const char *s);
+/* True for complete, cancelled, failed and the ended-by-daemon statuses. */
+bool job_status_ended(enum job_status s);
+
+const char *job_event_name(enum ew_event e);
+/* Parses "embed_job.complete" etc.; returns EV_NONE when unknown. */
+enum ew_event job_event_parse(const char *s);
+
+/*
+ * The transition rule: the event that observing status `seen` on a job last
+ * known as `old` produces, or EV_NONE. Sets *ret_changed when the status differs
+ * (the poll interval starts again on any change).
+ */
+enum ew_event job_transition(enum job_status old, enum job_status seen, bool *ret_changed);
+
+/* The status a job ends in for an event that ends it; JOB_NONE if it does not end it. */
+enum job_status job_event_end_status(enum ew_event e);
+
+/* A successful observation clears the error run. */
+void job_error_reset(struct job_errstate *st);
+/*
+ * Records one failed poll of class `cls`. Returns EV_NOT_FOUND or EV_ERROR when
+ * the run of 404s or 400/422s reaches JOB_ERROR_LIMIT, else EV_NONE.
+ */
+enum ew_event job_error_record(struct job_errstate *st, enum api_class cls);
+
+/*
+ * Deterministic event id: "evt_" and 32 hex digits of SHA-256(subject NUL type).
+ * The subject is a job id, or "batch:" and a batch name. `out` holds >= 37 bytes.
+ */
+void job_event_id(const char *subject, enum ew_event e, char out[37]);
+
+#endif

@@ -1,0 +1,1131 @@
+/*
+ * embedwatch-sim: a local Embed Jobs API for the demo, the tests and the
+ * benchmarks. Scripted job timelines, an auto mode for any number of ids,
+ * fault injection, a webhook sink and counters, all over HTTP on loopback.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "config.h"
+#include "job.h"
+#include "strmap.h"
+#include "util.h"
+
+#define SIM_MAX_STEPS 8
+#define SIM_UPLOAD_MAX (64 * 1024 * 1024)
+
+struct sim_step {
+	enum job_status status;
+	uint64_t at_ms;         /* since the job's start */
+};
+
+struct sim_job {
+	char *id;
+	char *name_json;        /* pre-escaped JSON strings (with quotes) */
+	char *model_json;
+	char *input_json;
+	char *truncate_json;
+	int64_t created_ms;     /* sim clock */
+	int64_t cancel_ms;      /* 0, or when a cancel was requested */
+	struct sim_step steps[SIM_MAX_STEPS];
+	int n_steps;
+	bool automatic;
+	uint64_t requests;
+	int64_t first_ms, last_ms;
+};
+
+enum fault_kind { F_STATUS = 1, F_DELAY, F_DROP, F_MALFORMED, F_TRUNCATED, F_OVERSIZED, F_CONTENT_TYPE };
+enum fault_target { T_API = 1, T_SINK = 2 };
+
+struct fault {
+	enum fault_kind kind;
+	unsigned targets;
+	int status;
+	char retry_after[64];   /* literal header value */
+	int retry_after_date;   /* > 0: HTTP-date this many seconds ahead, rendered when answering */
+	char *job;              /* NULL: every request */
+	int64_t remaining;      /* < 0: unlimited */
+	int64_t until_ms;       /* 0: no time limit */
+	uint64_t delay_ms;
+	uint64_t hits;
+	struct fault *next;
+};
+
+struct sink_rec {
+	int64_t t_ms;
+	char *path;
+	json_object *headers;
+	char *body;
+	int status;
+};
+
+struct log_rec {
+	int64_t t_ms;
+	int status;
+	char id[API_ID_MAX + 1];
+};
+
+static struct {
+	pthread_mutex_t mu;
+	char *token;
+	char *auto_prefix;
+	uint64_t auto_min_ms, auto_max_ms;
+	uint64_t cancel_delay_ms;
+	int sink_status;
+	bool log_requests;
+	struct strmap jobs;
+	struct sim_job **job_list;
+	size_t n_jobs, cap_jobs;
+	struct fault *faults;
+	struct sink_rec *sink;
+	size_t n_sink, cap_sink;
+	struct log_rec *log;
+	size_t n_log, cap_log;
+	/* counters */
+	uint64_t req_poll, req_list, req_cancel, req_sink, req_admin, req_other;
+	uint64_t status_count[600];
+	uint64_t conn_opened, conn_current, conn_peak;
+	struct strmap client_names;   /* name -> (uintptr_t) count, keys owned */
+	int64_t wall0;
+	uint64_t mono0;
+} S = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static int64_t sim_now(void)
+{
+	return S.wall0 + (int64_t)(util_mono_ms() - S.mono0);
+}
+
+static char *json_str(const char *s)
+{
+	json_object *o = json_object_new_string(s);
+	char *r = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return r;
+}
+
+static void job_index(struct sim_job *j)
+{
+	strmap_put(&S.jobs, j->id, j);
+	if (S.n_jobs == S.cap_jobs) {
+		S.cap_jobs = S.cap_jobs ? S.cap_jobs * 2 : 256;
+		S.job_list = xrealloc(S.job_list, S.cap_jobs * sizeof(*S.job_list));
+	}
+	S.job_list[S.n_jobs++] = j;
+}
+
+static void sim_job_free(struct sim_job *j)
+{
+	if (!j)
+		return;
+	free(j->id);
+	free(j->name_json);
+	free(j->model_json);
+	free(j->input_json);
+	free(j->truncate_json);
+	free(j);
+}
+
+/* Auto mode: the timeline is a function of the id alone (FNV-1a hash). */
+static struct sim_job *auto_job(const char *id, int64_t now)
+{
+	uint32_t h = strmap_hash(id);
+	uint64_t span = S.auto_max_ms > S.auto_min_ms ? S.auto_max_ms - S.auto_min_ms : 0;
+	uint64_t d = S.auto_min_ms + (span ? (h % (span + 1)) : 0);
+	unsigned pick = (h >> 16) % 100;
+	struct sim_job *j = xcalloc(1, sizeof(*j));
+	char name[160];
+
+	j->id = xstrdup(id);
+	snprintf(name, sizeof(name), "auto %s", id);
+	j->name_json = json_str(name);
+	j->model_json = json_str("embed-english-v3.0");
+	j->input_json = json_str("ds-auto-input");
+	j->truncate_json = json_str("END");
+	j->created_ms = now;
+	j->automatic = true;
+	j->steps[0] = (struct sim_step){ JOB_PROCESSING, 0 };
+	if (pick < 80) {
+		j->steps[1] = (struct sim_step){ JOB_COMPLETE, d };
+		j->n_steps = 2;
+	} else if (pick < 90) {
+		j->steps[1] = (struct sim_step){ JOB_FAILED, d };
+		j->n_steps = 2;
+	} else {
+		j->steps[1] = (struct sim_step){ JOB_CANCELLING, d > 1000 ? d - 1000 : 0 };
+		j->steps[2] = (struct sim_step){ JOB_CANCELLED, d };
+		j->n_steps = 3;
+	}
+	return j;
+}
+
+static enum job_status job_status_at(const struct sim_job *j, int64_t now)
+{
+	int64_t el = now - j->created_ms;
+	enum job_status st = JOB_PROCESSING;
+	for (int i = 0; i < j->n_steps; i++)
+		if (el >= (int64_t)j->steps[i].at_ms)
+			st = j->steps[i].status;
+	if (j->cancel_ms && !job_status_ended(st)) {
+		st = now - j->cancel_ms >= (int64_t)S.cancel_delay_ms ? JOB_CANCELLED : JOB_CANCELLING;
+	}
+	return st;
+}
+
+/* The EmbedJob document, as the contract specifies it. */
+static void render_job(struct buf *b, const struct sim_job *j, int64_t now)
+{
+	char created[40];
+	enum job_status st = job_status_at(j, now);
+
+	util_rfc3339(j->created_ms, created, sizeof(created));
+	buf_printf(b, "{\"job_id\":\"%s\",\"name\":%s,\"status\":\"%s\",\"created_at\":\"%s\","
+		   "\"input_dataset_id\":%s,", j->id, j->name_json, job_status_name(st), created, j->input_json);
+	if (st == JOB_COMPLETE)
+		buf_printf(b, "\"output_dataset_id\":\"ds-out-%s\",", j->id);
+	buf_printf(b, "\"model\":%s,\"truncate\":%s,\"meta\":{\"api_version\":{\"version\":\"1\"},"
+		   "\"billed_units\":{\"input_tokens\":%u}}}", j->model_json, j->truncate_json,
+		   (unsigned)(strmap_hash(j->id) % 100000));
+}
+
+/* Per-request state; lives from the first handler call to the completion notice. */
+struct req {
+	bool started;
+	struct buf body;
+	bool too_big;
+};
+
+static void http_date(int64_t wall_s, char *buf, size_t len)
+{
+	time_t t = (time_t)wall_s;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+static enum MHD_Result send_buf(struct MHD_Connection *c, int status, const char *ctype,
+				char *data, size_t len, const char *retry_after)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(data);
+		return MHD_NO;
+	}
+	if (ctype)
+		MHD_add_response_header(r, "Content-Type", ctype);
+	if (retry_after && *retry_after)
+		MHD_add_response_header(r, "Retry-After", retry_after);
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, int status, struct buf *b)
+{
+	char *d = b->data ? b->data : xstrdup("");
+	size_t n = b->len;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return send_buf(c, status, "application/json", d, n, NULL);
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	char *d = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return send_buf(c, status, "application/json", d, strlen(d), NULL);
+}
+
+struct trunc_ctx {
+	char *data;
+	size_t len;
+	size_t cut;
+};
+
+static ssize_t trunc_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct trunc_ctx *t = cls;
+	if (pos >= t->cut)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	size_t n = t->cut - (size_t)pos;
+	if (n > max)
+		n = max;
+	memcpy(out, t->data + pos, n);
+	return (ssize_t)n;
+}
+
+static void trunc_free(void *cls)
+{
+	struct trunc_ctx *t = cls;
+	free(t->data);
+	free(t);
+}
+
+/* Finds and consumes the first fault that applies; copies it to *ret. Caller holds S.mu. */
+static bool fault_take(unsigned target, const char *job, int64_t now, struct fault *ret)
+{
+	struct fault **pp = &S.faults;
+	while (*pp) {
+		struct fault *f = *pp;
+		if ((f->until_ms && now >= f->until_ms) || f->remaining == 0) {
+			*pp = f->next;
+			free(f->job);
+			free(f);
+			continue;
+		}
+		if ((f->targets & target) && (!f->job || (job && strcmp(f->job, job) == 0))) {
+			if (f->remaining > 0)
+				f->remaining--;
+			f->hits++;
+			*ret = *f;
+			ret->job = NULL;
+			ret->next = NULL;
+			return true;
+		}
+		pp = &f->next;
+	}
+	return false;
+}
+
+static void count_status(int status)
+{
+	if (status >= 0 && status < 600)
+		S.status_count[status]++;
+}
+
+static void log_request(int64_t now, int status, const char *id)
+{
+	if (!S.log_requests)
+		return;
+	if (S.n_log == S.cap_log) {
+		if (S.cap_log >= 4000000)
+			return;
+		S.cap_log = S.cap_log ? S.cap_log * 2 : 4096;
+		S.log = xrealloc(S.log, S.cap_log * sizeof(*S.log));
+	}
+	struct log_rec *l = &S.log[S.n_log++];
+	l->t_ms = now;
+	l->status = status;
+	snprintf(l->id, sizeof(l->id), "%s", id ? id : "");
+}
+
+/*
+ * Applies a fault to an answer. Returns true when the fault produced the
+ * answer itself (*ret set), false when the normal answer should follow.
+ */
+static bool apply_fault(struct MHD_Connection *c, const struct fault *f, const char *id, enum MHD_Result *ret)
+{
+	char ra[64] = "";
+	switch (f->kind) {
+	case F_DELAY:
+		usleep((useconds_t)(f->delay_ms * 1000));
+		return false;
+	case F_DROP:
+		*ret = MHD_NO;
+		return true;
+	case F_STATUS:
+		if (f->retry_after_date > 0)
+			http_date(sim_now() / 1000 + f->retry_after_date, ra, sizeof(ra));
+		else
+			snprintf(ra, sizeof(ra), "%s", f->retry_after);
+		{
+			char *d = xstrdup("{\"message\":\"injected fault\"}");
+			*ret = send_buf(c, f->status, "application/json", d, strlen(d), ra);
+		}
+		return true;
+	case F_MALFORMED: {
+		struct buf b = { 0 };
+		buf_printf(&b, "{\"job_id\":\"%s\",\"status\":\"processing\",\"created_at\":", id ? id : "x");
+		*ret = send_json(c, 200, &b);
+		return true;
+	}
+	case F_CONTENT_TYPE: {
+		char *d = xstrdup("<html><body><h1>Service temporarily unavailable</h1></body></html>");
+		*ret = send_buf(c, 200, "text/html", d, strlen(d), NULL);
+		return true;
+	}
+	case F_OVERSIZED: {
+		size_t pad = API_BODY_MAX + 65536;
+		struct buf b = { 0 };
+		buf_printf(&b, "{\"job_id\":\"%s\",\"name\":\"", id ? id : "x");
+		char *x = xmalloc(pad);
+		memset(x, 'x', pad);
+		buf_append(&b, x, pad);
+		free(x);
+		buf_printf(&b, "\",\"status\":\"processing\",\"created_at\":\"2024-01-01T00:00:00Z\","
+			   "\"input_dataset_id\":\"d\",\"model\":\"m\",\"truncate\":\"END\"}");
+		*ret = send_json(c, 200, &b);
+		return true;
+	}
+	case F_TRUNCATED:
+		return false;   /* handled where the body is made */
+	}
+	return false;
+}
+
+static enum MHD_Result answer_truncated(struct MHD_Connection *c, struct buf *b)
+{
+	struct trunc_ctx *t = xmalloc(sizeof(*t));
+	t->data = b->data;
+	t->len = b->len;
+	t->cut = b->len / 2;
+	b->data = NULL;
+	struct MHD_Response *r = MHD_create_response_from_callback(t->len, 4096, trunc_reader, t, trunc_free);
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	enum MHD_Result ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static int check_auth(struct MHD_Connection *c)
+{
+	const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	if (!a || strncmp(a, "Bearer ", 7) != 0)
+		return 401;
+	if (strcmp(a + 7, S.token) != 0)
+		return 403;
+	return 0;
+}
+
+struct client_name {
+	char *name;
+	uint64_t count;
+};
+
+static void note_client(struct MHD_Connection *c)
+{
+	const char *n = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Client-Name");
+	if (!n)
+		n = "";
+	struct client_name *cn = strmap_get(&S.client_names, n);
+	if (!cn) {
+		if (S.client_names.len >= 64)
+			return;
+		cn = xcalloc(1, sizeof(*cn));
+		cn->name = xstrdup(n);
+		strmap_put(&S.client_names, cn->name, cn);
+	}
+	cn->count++;
+}
+
+static struct sim_job *lookup_job(const char *id, int64_t now)
+{
+	struct sim_job *j = strmap_get(&S.jobs, id);
+	if (!j && S.auto_prefix && strncmp(id, S.auto_prefix, strlen(S.auto_prefix)) == 0 && api_id_valid(id)) {
+		j = auto_job(id, now);
+		job_index(j);
+	}
+	return j;
+}
+
+static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, const char *url)
+{
+	const char *rest = url + strlen("/v1/embed-jobs");
+	int64_t now = sim_now();
+	struct fault f;
+	enum MHD_Result ret;
+	char id[API_ID_MAX + 2] = "";
+	bool is_cancel = false, is_list = false;
+	int status;
+
+	if (*rest == '\0' || strcmp(rest, "/") == 0) {
+		is_list = true;
+	} else if (rest[0] == '/') {
+		const char *p = rest + 1;
+		size_t n = strcspn(p, "/");
+		if (n > API_ID_MAX) {
+			pthread_mutex_lock(&S.mu);
+			S.req_other++;
+			count_status(404);
+			pthread_mutex_unlock(&S.mu);
+			return send_text(c, 404, "job not found");
+		}
+		memcpy(id, p, n);
+		id[n] = '\0';
+		if (p[n] == '/') {
+			if (strcmp(p + n, "/cancel") != 0) {
+				pthread_mutex_lock(&S.mu);
+				count_status(404);
+				pthread_mutex_unlock(&S.mu);
+				return send_text(c, 404, "no such endpoint");
+			}
+			is_cancel = true;
+		}
+	}
+	if ((is_cancel && strcmp(method, "POST") != 0) || (!is_cancel && strcmp(method, "GET") != 0)) {
+		pthread_mutex_lock(&S.mu);
+		count_status(405);
+		pthread_mutex_unlock(&S.mu);
+		return send_text(c, 405, "method %s not allowed here", method);
+	}
+
+	pthread_mutex_lock(&S.mu);
+	if (is_list)
+		S.req_list++;
+	else if (is_cancel)
+		S.req_cancel++;
+	else
+		S.req_poll++;
+	note_client(c);
+	struct sim_job *j = id[0] ? lookup_job(id, now) : NULL;
+	if (j) {
+		j->requests++;
+		if (!j->first_ms)
+			j->first_ms = now;
+		j->last_ms = now;
+	}
+	bool faulted = fault_take(T_API, id[0] ? id : NULL, now, &f);
+	pthread_mutex_unlock(&S.mu);
+
+	if (faulted && f.kind == F_DELAY) {
+		apply_fault(c, &f, id, &ret);
+		/* A delay fault delays; the answer is the normal one. */
+		faulted = false;
+	}
+	if (faulted && f.kind != F_TRUNCATED) {
+		status = f.kind == F_STATUS ? f.status : (f.kind == F_DROP ? 0 : 200);
+		pthread_mutex_lock(&S.mu);
+		count_status(status);
+		log_request(now, status, id);
+		pthread_mutex_unlock(&S.mu);
+		apply_fault(c, &f, id, &ret);
+		return ret;
+	}
+
+	int auth = check_auth(c);
+	if (auth) {
+		pthread_mutex_lock(&S.mu);
+		count_status(auth);
+		log_request(now, auth, id);
+		pthread_mutex_unlock(&S.mu);
+		return send_text(c, auth, auth == 401 ? "no api key" : "invalid api token");
+	}
+
+	struct buf b = { 0 };
+	pthread_mutex_lock(&S.mu);
+	if (is_list) {
+		buf_printf(&b, "{\"embed_jobs\":[");
+		for (size_t i = 0; i < S.n_jobs; i++) {
+			if (i)
+				buf_append(&b, ",", 1);
+			render_job(&b, S.job_list[i], now);
+		}
+		buf_printf(&b, "]}");
+		status = 200;
+	} else if (!j) {
+		status = 404;
+	} else if (is_cancel) {
+		if (job_status_ended(job_status_at(j, now))) {
+			status = 400;
+		} else {
+			if (!j->cancel_ms)
+				j->cancel_ms = now;
+			buf_printf(&b, "{}");
+			status = 200;
+		}
+	} else {
+		render_job(&b, j, now);
+		status = 200;
+	}
+	count_status(status);
+	log_request(now, status, id);
+	pthread_mutex_unlock(&S.mu);
+
+	if (status == 404) {
+		buf_free(&b);
+		return send_text(c, 404, "embed job %s not found", id);
+	}
+	if (status == 400) {
+		buf_free(&b);
+		return send_text(c, 400, "embed job %s has already ended", id);
+	}
+	if (faulted && f.kind == F_TRUNCATED)
+		return answer_truncated(c, &b);
+	return send_json(c, status, &b);
+}
+
+/* ---- admin interface (/_sim/...) ---- */
+
+static int parse_status_name(const char *s, enum job_status *ret)
+{
+	enum job_status st = job_status_parse(s);
+	if (st == JOB_UNKNOWN)
+		return -1;
+	*ret = st;
+	return 0;
+}
+
+static const char *add_job(json_object *spec, int64_t now)
+{
+	static __thread char err[256];
+	json_object *v;
+	const char *id;
+
+	if (!json_object_is_type(spec, json_type_object))
+		return "a job is a JSON object";
+	if (!json_object_object_get_ex(spec, "id", &v) || !json_object_is_type(v, json_type_string))
+		return "a job needs \"id\" (string)";
+	id = json_object_get_string(v);
+	if (!api_id_valid(id)) {
+		snprintf(err, sizeof(err), "invalid job id \"%.140s\"", id);
+		return err;
+	}
+	struct sim_job *j = xcalloc(1, sizeof(*j));
+	j->id = xstrdup(id);
+	j->created_ms = now;
+	j->name_json = json_str(json_object_object_get_ex(spec, "name", &v) ? json_object_get_string(v) : id);
+	j->model_json = json_str(json_object_object_get_ex(spec, "model", &v) ? json_object_get_string(v) : "embed-english-v3.0");
+	j->input_json = json_str(json_object_object_get_ex(spec, "input_dataset_id", &v) ? json_object_get_string(v) : "ds-input");
+	j->truncate_json = json_str(json_object_object_get_ex(spec, "truncate", &v) ? json_object_get_string(v) : "END");
+	j->steps[0] = (struct sim_step){ JOB_PROCESSING, 0 };
+	j->n_steps = 1;
+	if (json_object_object_get_ex(spec, "timeline", &v)) {
+		if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) > SIM_MAX_STEPS) {
+			sim_job_free(j);
+			return "\"timeline\" must be an array of at most 8 {\"status\", \"at\"} steps";
+		}
+		j->n_steps = 0;
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			json_object *s = json_object_array_get_idx(v, i), *st, *at;
+			enum job_status status;
+			if (!json_object_object_get_ex(s, "status", &st) || parse_status_name(json_object_get_string(st), &status) < 0) {
+				sim_job_free(j);
+				return "a timeline step needs \"status\": processing, cancelling, complete, cancelled or failed";
+			}
+			double secs = json_object_object_get_ex(s, "at", &at) ? json_object_get_double(at) : 0;
+			if (secs < 0) {
+				sim_job_free(j);
+				return "a timeline step's \"at\" is seconds from creation, >= 0";
+			}
+			j->steps[j->n_steps++] = (struct sim_step){ status, (uint64_t)(secs * 1000) };
+		}
+	}
+	struct sim_job *old = strmap_get(&S.jobs, id);
+	if (old) {
+		/* Replace in place so the list stays consistent. */
+		for (size_t i = 0; i < S.n_jobs; i++)
+			if (S.job_list[i] == old)
+				S.job_list[i] = j;
+		strmap_put(&S.jobs, j->id, j);
+		sim_job_free(old);
+	} else {
+		job_index(j);
+	}
+	return NULL;
+}
+
+static const char *add_fault(json_object *spec, int64_t now)
+{
+	static const struct { const char *n; enum fault_kind k; } kinds[] = {
+		{ "status", F_STATUS }, { "delay", F_DELAY }, { "drop", F_DROP },
+		{ "malformed", F_MALFORMED }, { "truncated", F_TRUNCATED },
+		{ "oversized", F_OVERSIZED }, { "content_type", F_CONTENT_TYPE },
+	};
+	json_object *v;
+	struct fault *f = xcalloc(1, sizeof(*f));
+
+	if (!json_object_object_get_ex(spec, "kind", &v))
+		goto bad_kind;
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+		if (strcmp(json_object_get_string(v), kinds[i].n) == 0)
+			f->kind = kinds[i].k;
+	if (!f->kind)
+		goto bad_kind;
+	f->targets = T_API;
+	if (json_object_object_get_ex(spec, "target", &v)) {
+		const char *t = json_object_get_string(v);
+		f->targets = strcmp(t, "sink") == 0 ? T_SINK : strcmp(t, "any") == 0 ? T_API | T_SINK : T_API;
+	}
+	if (f->kind == F_STATUS) {
+		if (!json_object_object_get_ex(spec, "status", &v) || json_object_get_int(v) < 100 ||
+		    json_object_get_int(v) > 599) {
+			free(f);
+			return "a status fault needs \"status\" from 100 to 599";
+		}
+		f->status = json_object_get_int(v);
+	}
+	if (json_object_object_get_ex(spec, "retry_after", &v))
+		snprintf(f->retry_after, sizeof(f->retry_after), "%s", json_object_get_string(v));
+	if (json_object_object_get_ex(spec, "retry_after_date", &v))
+		f->retry_after_date = json_object_get_int(v);
+	if (json_object_object_get_ex(spec, "job", &v))
+		f->job = xstrdup(json_object_get_string(v));
+	f->remaining = json_object_object_get_ex(spec, "count", &v) ? json_object_get_int64(v) : -1;
+	if (json_object_object_get_ex(spec, "for", &v))
+		f->until_ms = now + (int64_t)(json_object_get_double(v) * 1000);
+	if (json_object_object_get_ex(spec, "delay", &v))
+		f->delay_ms = (uint64_t)(json_object_get_double(v) * 1000);
+	/* Append: faults apply in the order they were added. */
+	struct fault **pp = &S.faults;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = f;
+	return NULL;
+bad_kind:
+	free(f);
+	return "a fault needs \"kind\": status, delay, drop, malformed, truncated, oversized or content_type";
+}
+
+static void render_stats(struct buf *b, bool with_jobs)
+{
+	buf_printf(b, "{\"requests\":{\"poll\":%llu,\"list\":%llu,\"cancel\":%llu,\"sink\":%llu,\"admin\":%llu,\"other\":%llu},",
+		   (unsigned long long)S.req_poll, (unsigned long long)S.req_list, (unsigned long long)S.req_cancel,
+		   (unsigned long long)S.req_sink, (unsigned long long)S.req_admin, (unsigned long long)S.req_other);
+	buf_printf(b, "\"status\":{");
+	bool first = true;
+	for (int i = 0; i < 600; i++) {
+		if (S.status_count[i]) {
+			buf_printf(b, "%s\"%d\":%llu", first ? "" : ",", i, (unsigned long long)S.status_count[i]);
+			first = false;
+		}
+	}
+	buf_printf(b, "},\"connections\":{\"opened\":%llu,\"current\":%llu,\"peak\":%llu},",
+		   (unsigned long long)S.conn_opened, (unsigned long long)S.conn_current, (unsigned long long)S.conn_peak);
+	buf_printf(b, "\"client_names\":{");
+	first = true;
+	for (size_t i = 0; i < S.client_names.cap; i++) {
+		struct strmap_slot *s = &S.client_names.slots[i];
+		if (!s->key)
+			continue;
+		char *k = json_str(s->key);
+		buf_printf(b, "%s%s:%llu", first ? "" : ",", k, (unsigned long long)((struct client_name *)s->val)->count);
+		free(k);
+		first = false;
+	}
+	buf_printf(b, "},\"jobs_known\":%zu,\"faults_active\":", S.n_jobs);
+	size_t nf = 0;
+	for (struct fault *f = S.faults; f; f = f->next)
+		nf += f->remaining != 0;
+	buf_printf(b, "%zu", nf);
+	if (with_jobs) {
+		int64_t now = sim_now();
+		buf_printf(b, ",\"jobs\":{");
+		for (size_t i = 0; i < S.n_jobs; i++) {
+			struct sim_job *j = S.job_list[i];
+			enum job_status st = job_status_at(j, now);
+			int64_t ended_at = 0;
+			for (int k = 0; k < j->n_steps; k++)
+				if (job_status_ended(j->steps[k].status))
+					ended_at = j->created_ms + (int64_t)j->steps[k].at_ms;
+			buf_printf(b, "%s\"%s\":{\"requests\":%llu,\"first_ms\":%lld,\"last_ms\":%lld,\"status\":\"%s\","
+				   "\"ends_ms\":%lld}", i ? "," : "", j->id, (unsigned long long)j->requests,
+				   (long long)j->first_ms, (long long)j->last_ms, job_status_name(st), (long long)ended_at);
+		}
+		buf_printf(b, "}");
+	}
+	buf_printf(b, "}");
+}
+
+static void render_sink(struct buf *b)
+{
+	buf_printf(b, "{\"deliveries\":[");
+	for (size_t i = 0; i < S.n_sink; i++) {
+		struct sink_rec *r = &S.sink[i];
+		char *path = json_str(r->path), *body = json_str(r->body);
+		buf_printf(b, "%s{\"t_ms\":%lld,\"path\":%s,\"status\":%d,\"headers\":%s,\"body\":%s}", i ? "," : "",
+			   (long long)r->t_ms, path, r->status,
+			   json_object_to_json_string_ext(r->headers, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), body);
+		free(path);
+		free(body);
+	}
+	buf_printf(b, "]}");
+}
+
+static void render_log(struct buf *b)
+{
+	buf_printf(b, "{\"entries\":[");
+	for (size_t i = 0; i < S.n_log; i++)
+		buf_printf(b, "%s[%lld,%d,\"%s\"]", i ? "," : "", (long long)S.log[i].t_ms, S.log[i].status, S.log[i].id);
+	buf_printf(b, "]}");
+}
+
+static void clear_sink(void)
+{
+	for (size_t i = 0; i < S.n_sink; i++) {
+		free(S.sink[i].path);
+		free(S.sink[i].body);
+		json_object_put(S.sink[i].headers);
+	}
+	S.n_sink = 0;
+}
+
+static void clear_faults(void)
+{
+	while (S.faults) {
+		struct fault *f = S.faults;
+		S.faults = f->next;
+		free(f->job);
+		free(f);
+	}
+}
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+	json_object_object_add(cls, k, json_object_new_string(v ? v : ""));
+	return MHD_YES;
+}
+
+static enum MHD_Result handle_sink(struct MHD_Connection *c, const char *url, struct req *rq)
+{
+	int64_t now = sim_now();
+	struct fault f;
+
+	pthread_mutex_lock(&S.mu);
+	S.req_sink++;
+	bool faulted = fault_take(T_SINK, NULL, now, &f);
+	pthread_mutex_unlock(&S.mu);
+	if (faulted && f.kind == F_DELAY) {
+		usleep((useconds_t)(f.delay_ms * 1000));
+		faulted = false;
+	}
+	int status = faulted && f.kind == F_STATUS ? f.status : S.sink_status;
+	if (faulted && f.kind == F_DROP)
+		status = 0;
+
+	struct sink_rec r = { .t_ms = now, .path = xstrdup(url), .status = status };
+	r.headers = json_object_new_object();
+	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, r.headers);
+	r.body = xstrdup(rq->body.data ? rq->body.data : "");
+	pthread_mutex_lock(&S.mu);
+	if (S.n_sink == S.cap_sink) {
+		S.cap_sink = S.cap_sink ? S.cap_sink * 2 : 64;
+		S.sink = xrealloc(S.sink, S.cap_sink * sizeof(*S.sink));
+	}
+	S.sink[S.n_sink++] = r;
+	count_status(status);
+	pthread_mutex_unlock(&S.mu);
+
+	if (status == 0)
+		return MHD_NO;
+	char ra[64] = "";
+	if (faulted && f.kind == F_STATUS) {
+		if (f.retry_after_date > 0)
+			http_date(now / 1000 + f.retry_after_date, ra, sizeof(ra));
+		else
+			snprintf(ra, sizeof(ra), "%s", f.retry_after);
+	}
+	char *d = xstrdup("{\"received\":true}");
+	return send_buf(c, status, "application/json", d, strlen(d), ra);
+}
+
+static enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const char *url, struct req *rq)
+{
+	const char *p = url + strlen("/_sim");
+	int64_t now = sim_now();
+	struct buf b = { 0 };
+	json_object *doc = NULL;
+	const char *err = NULL;
+	int status = 200;
+
+	if (strncmp(p, "/sink", 5) == 0 && strcmp(method, "POST") == 0)
+		return handle_sink(c, url, rq);
+
+	pthread_mutex_lock(&S.mu);
+	S.req_admin++;
+	if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+		if (rq->too_big) {
+			err = "request body too large";
+			status = 413;
+			goto answer;
+		}
+		enum json_tokener_error jerr;
+		doc = json_tokener_parse_verbose(rq->body.data ? rq->body.data : "", &jerr);
+		if (!doc && strcmp(p, "/reset") != 0) {
+			err = "request body is not valid JSON";
+			status = 400;
+			goto answer;
+		}
+	}
+	if (strcmp(p, "/jobs") == 0 && strcmp(method, "POST") == 0) {
+		json_object *list;
+		size_t n = 0;
+		if (json_object_object_get_ex(doc, "jobs", &list) && json_object_is_type(list, json_type_array)) {
+			for (size_t i = 0; i < json_object_array_length(list) && !err; i++, n++)
+				err = add_job(json_object_array_get_idx(list, i), now);
+		} else {
+			err = add_job(doc, now);
+			n = 1;
+		}
+		if (!err)
+			buf_printf(&b, "{\"ok\":true,\"created\":%zu}", n);
+		else
+			status = 400;
+	} else if (strncmp(p, "/jobs/", 6) == 0 && strcmp(method, "GET") == 0) {
+		struct sim_job *j = strmap_get(&S.jobs, p + 6);
+		if (!j) {
+			err = "no such job";
+			status = 404;
+		} else {
+			render_job(&b, j, now);
+		}
+	} else if (strcmp(p, "/faults") == 0 && strcmp(method, "POST") == 0) {
+		json_object *list;
+		if (json_object_object_get_ex(doc, "faults", &list) && json_object_is_type(list, json_type_array)) {
+			for (size_t i = 0; i < json_object_array_length(list) && !err; i++)
+				err = add_fault(json_object_array_get_idx(list, i), now);
+		} else {
+			err = add_fault(doc, now);
+		}
+		if (!err)
+			buf_printf(&b, "{\"ok\":true}");
+		else
+			status = 400;
+	} else if (strcmp(p, "/faults") == 0 && strcmp(method, "DELETE") == 0) {
+		clear_faults();
+		buf_printf(&b, "{\"ok\":true}");
+	} else if (strcmp(p, "/stats") == 0 && strcmp(method, "GET") == 0) {
+		const char *jobs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "jobs");
+		render_stats(&b, !jobs || strcmp(jobs, "0") != 0);
+	} else if (strcmp(p, "/sink") == 0 && strcmp(method, "GET") == 0) {
+		render_sink(&b);
+	} else if (strcmp(p, "/sink") == 0 && strcmp(method, "DELETE") == 0) {
+		clear_sink();
+		buf_printf(&b, "{\"ok\":true}");
+	} else if (strcmp(p, "/log") == 0 && strcmp(method, "GET") == 0) {
+		render_log(&b);
+	} else if (strcmp(p, "/reset") == 0 && strcmp(method, "POST") == 0) {
+		clear_sink();
+		clear_faults();
+		S.n_log = 0;
+		S.req_poll = S.req_list = S.req_cancel = S.req_sink = S.req_other = 0;
+		memset(S.status_count, 0, sizeof(S.status_count));
+		for (size_t i = 0; i < S.n_jobs; i++) {
+			S.job_list[i]->requests = 0;
+			S.job_list[i]->first_ms = S.job_list[i]->last_ms = 0;
+		}
+		buf_printf(&b, "{\"ok\":true}");
+	} else {
+		err = "no such admin endpoint";
+		status = 404;
+	}
+answer:
+	count_status(status);
+	pthread_mutex_unlock(&S.mu);
+	json_object_put(doc);
+	if (err) {
+		buf_free(&b);
+		return send_text(c, status, "%s", err);
+	}
+	return send_json(c, status, &b);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+				  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+	struct req *rq = *con_cls;
+
+	if (!rq) {
+		/* First call: only headers are in. Answering now would close the connection. */
+		rq = xcalloc(1, sizeof(*rq));
+		*con_cls = rq;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (rq->body.len + *upload_size > SIM_UPLOAD_MAX)
+			rq->too_big = true;
+		else
+			buf_append(&rq->body, upload, *upload_size);
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (strncmp(url, "/v1/embed-jobs", 14) == 0 && (url[14] == '\0' || url[14] == '/'))
+		return handle_api(c, method, url);
+	if (strncmp(url, "/_sim/", 6) == 0)
+		return handle_admin(c, method, url, rq);
+	pthread_mutex_lock(&S.mu);
+	S.req_other++;
+	count_status(404);
+	pthread_mutex_unlock(&S.mu);
+	return send_text(c, 404, "no such endpoint: %s", url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
+{
+	struct req *rq = *con_cls;
+	if (rq) {
+		buf_free(&rq->body);
+		free(rq);
+		*con_cls = NULL;
+	}
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	pthread_mutex_lock(&S.mu);
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		S.conn_opened++;
+		if (++S.conn_current > S.conn_peak)
+			S.conn_peak = S.conn_current;
+	} else if (S.conn_current) {
+		S.conn_current--;
+	}
+	pthread_mutex_unlock(&S.mu);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: embedwatch-sim [OPTIONS]\n"
+		"A local Embed Jobs API for embedwatch's demo, tests and benchmarks.\n\n"
+		"  -p, --port N           port on 127.0.0.1 (0: any free port; default 0)\n"
+		"  -f, --port-file FILE   write the bound port to FILE once listening\n"
+		"  -t, --token TOKEN      the API key it accepts (default: test-key)\n"
+		"  -a, --auto PREFIX      answer any id starting with PREFIX with a timeline derived from the id\n"
+		"      --auto-min DUR     shortest auto timeline (default 10s)\n"
+		"      --auto-max DUR     longest auto timeline (default 60s)\n"
+		"      --cancel-delay DUR cancelling -> cancelled after a cancel request (default 2s)\n"
+		"      --sink-status N    status the webhook sink answers (default 200)\n"
+		"      --no-log           do not keep the per-request log (/_sim/log)\n"
+		"  -h, --help             this text\n\n"
+		"API:   GET /v1/embed-jobs/{id}, GET /v1/embed-jobs, POST /v1/embed-jobs/{id}/cancel\n"
+		"Admin: POST /_sim/jobs, GET /_sim/jobs/{id}, POST|DELETE /_sim/faults, GET /_sim/stats,\n"
+		"       GET /_sim/log, POST /_sim/sink/..., GET|DELETE /_sim/sink, POST /_sim/reset\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "port-file", required_argument, NULL, 'f' },
+		{ "token", required_argument, NULL, 't' },
+		{ "auto", required_argument, NULL, 'a' },
+		{ "auto-min", required_argument, NULL, 1 },
+		{ "auto-max", required_argument, NULL, 2 },
+		{ "cancel-delay", required_argument, NULL, 3 },
+		{ "sink-status", required_argument, NULL, 4 },
+		{ "no-log", no_argument, NULL, 5 },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	unsigned port = 0;
+	const char *port_file = NULL;
+	int o;
+
+	S.token = "test-key";
+	S.auto_min_ms = 10000;
+	S.auto_max_ms = 60000;
+	S.cancel_delay_ms = 2000;
+	S.sink_status = 200;
+	S.log_requests = true;
+	while ((o = getopt_long(argc, argv, "p:f:t:a:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'p': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v > 65535) {
+				fprintf(stderr, "embedwatch-sim: --port: expected 0 to 65535, got \"%s\"\n", optarg);
+				return 2;
+			}
+			port = (unsigned)v;
+			break;
+		}
+		case 'f': port_file = optarg; break;
+		case 't': S.token = optarg; break;
+		case 'a': S.auto_prefix = optarg; break;
+		case 1:
+		case 2:
+		case 3: {
+			uint64_t ms;
+			if (config_parse_duration(optarg, &ms) < 0) {
+				fprintf(stderr, "embedwatch-sim: expected a duration like 30s, got \"%s\"\n", optarg);
+				return 2;
+			}
+			if (o == 1)
+				S.auto_min_ms = ms;
+			else if (o == 2)
+				S.auto_max_ms = ms;
+			else
+				S.cancel_delay_ms = ms;
+			break;
+		}
+		case 4: S.sink_status = atoi(optarg); break;
+		case 5: S.log_requests = false; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	S.wall0 = util_wall_ms();
+	S.mono0 = util_mono_ms();
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct MHD_Daemon *d = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG,
+		0, NULL, NULL, on_request, NULL,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+		MHD_OPTION_END);
+	if (!d) {
+		fprintf(stderr, "embedwatch-sim: cannot listen on 127.0.0.1:%u: %s\n", port, strerror(errno));
+		return 1;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	unsigned bound = info ? info->port : port;
+	if (port_file) {
+		char tmp[4096];
+		snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
+		FILE *pf = fopen(tmp, "w");
+		if (!pf || fprintf(pf, "%u\n", bound) < 0 || fclose(pf) != 0 || rename(tmp, port_file) != 0) {
+			fprintf(stderr, "embedwatch-sim: cannot write %s: %s\n", port_file, strerror(errno));
+			MHD_stop_daemon(d);
+			return 1;
+		}
+	}
+	printf("embedwatch-sim listening on 127.0.0.1:%u\n", bound);
+	fflush(stdout);
+
+	int sig;
+	do {
+		sigwait(&set, &sig);
+	} while (sig == SIGPIPE);
+	MHD_stop_daemon(d);
+
+	clear_sink();
+	clear_faults();
+	for (size_t i = 0; i < S.n_jobs; i++)
+		sim_job_free(S.job_list[i]);
+	free(S.job_list);
+	strmap_free(&S.jobs);
+	for (size_t i = 0; i < S.client_names.cap; i++)
+		if (S.client_names.slots[i].key) {
+			struct client_name *cn = S.client_names.slots[i].val;
+			free(cn->name);
+			free(cn);
+		}
+	strmap_free(&S.client_names);
+	free(S.sink);
+	free(S.log);
+	return 0;
+}

@@ -1,0 +1,43 @@
+/* Small helpers shared by every program: checked allocation, containers, time. */
+#ifndef EW_UTIL_H
+#define EW_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation that cannot fail: on out-of-memory the process aborts with a message. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Wall-clock time in milliseconds since the epoch. */
+int64_t util_wall_ms(void);
+/* Monotonic time in milliseconds. */
+uint64_t util_mono_ms(void);
+/* RFC 3339 UTC timestamp with milliseconds ("2026-01-02T03:04:05.678Z") into buf (>= 32). */
+void util_rfc3339(int64_t wall_ms, char *buf, size_t len);
+
+/* A fast non-cryptographic generator (xoshiro-style), seeded from getrandom. */
+uint64_t util_rand(void);
+/* Uniform double in [0, 1). */
+double util_rand_unit(void);
+
+/* A growable byte buffer; data is always NUL-terminated. */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+void buf_append(struct buf *b, const void *p, size_t n);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_reset(struct buf *b);
+void buf_free(struct buf *b);
+
+#endif

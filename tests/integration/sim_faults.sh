@@ -1,0 +1,98 @@
+# Every fault kind of the simulator, per job or for all, by count or time window.
+. "$top_srcdir/tests/integration/lib.sh"
+
+start_sim
+sim POST /_sim/jobs '{"jobs":[{"id":"j1"},{"id":"j2"}]}' >/dev/null
+
+code() { curl -s -o "$T/body" -D "$T/hdr" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$SIM_URL/v1/embed-jobs/$1" || true; }
+
+# Status faults with Retry-After in seconds, for a count of requests.
+for s in 429 503; do
+	sim POST /_sim/faults "{\"kind\":\"status\",\"status\":$s,\"retry_after\":\"7\",\"count\":2}" >/dev/null
+	[ "$(code j1)" = $s ] && grep -qi '^Retry-After: 7' "$T/hdr" || fail "$s #1"
+	[ "$(code j2)" = $s ] || fail "$s #2"
+	[ "$(code j1)" = 200 ] || fail "$s: fault did not end after its count"
+done
+ok "429/503 with Retry-After seconds, count-limited"
+
+# Retry-After as an HTTP-date, a few seconds ahead.
+sim POST /_sim/faults '{"kind":"status","status":429,"retry_after_date":5,"count":1}' >/dev/null
+[ "$(code j1)" = 429 ] || fail "429 date"
+ra=$(grep -i '^Retry-After:' "$T/hdr" | cut -d' ' -f2- | tr -d '\r')
+d=$(( $(date -d "$ra" +%s) - $(date +%s) ))
+[ "$d" -ge 3 ] && [ "$d" -le 6 ] || fail "Retry-After date $ra is $d s ahead"
+ok "Retry-After as HTTP-date ($ra)"
+
+# Every other status of the contract.
+for s in 500 502 504 498 499 501 400 422 404; do
+	sim POST /_sim/faults "{\"kind\":\"status\",\"status\":$s,\"count\":1}" >/dev/null
+	[ "$(code j1)" = $s ] || fail "status $s"
+done
+ok "500/502/504/498/499/501/400/422/404"
+
+# Per job: only that job is hit.
+sim POST /_sim/faults '{"kind":"status","status":500,"job":"j2","count":1}' >/dev/null
+[ "$(code j1)" = 200 ] || fail "per-job fault hit another job"
+[ "$(code j2)" = 500 ] || fail "per-job fault missed its job"
+ok "per-job faults"
+
+# Time window.
+sim POST /_sim/faults '{"kind":"status","status":503,"for":0.5}' >/dev/null
+[ "$(code j1)" = 503 ] && [ "$(code j2)" = 503 ] || fail "window fault"
+sleep 0.6
+[ "$(code j1)" = 200 ] || fail "window fault did not end"
+ok "time-window faults"
+
+# Delay.
+sim POST /_sim/faults '{"kind":"delay","delay":0.4,"count":1}' >/dev/null
+t0=$(now_ms); [ "$(code j1)" = 200 ] || fail "delay status"; t1=$(now_ms)
+[ $((t1 - t0)) -ge 380 ] || fail "delay: answered after $((t1 - t0)) ms"
+ok "delay ($((t1 - t0)) ms)"
+
+# Dropped connection: no answer at all.
+sim POST /_sim/faults '{"kind":"drop","count":1}' >/dev/null
+rc=0; curl -s -o /dev/null -H "Authorization: Bearer $TOKEN" "$SIM_URL/v1/embed-jobs/j1" || rc=$?
+[ $rc = 52 ] || fail "drop: curl exit $rc, expected 52 (empty reply)"
+ok "dropped connection"
+
+# Malformed JSON, truncated body, oversized body, wrong content type.
+sim POST /_sim/faults '{"kind":"malformed","count":1}' >/dev/null
+[ "$(code j1)" = 200 ] && ! jq -e . "$T/body" >/dev/null 2>&1 || fail "malformed body parses"
+ok "malformed JSON"
+
+sim POST /_sim/faults '{"kind":"truncated","count":1}' >/dev/null
+rc=0; curl -s -o "$T/body" -H "Authorization: Bearer $TOKEN" "$SIM_URL/v1/embed-jobs/j1" || rc=$?
+[ $rc = 18 ] || fail "truncated: curl exit $rc, expected 18 (partial file)"
+ok "truncated body"
+
+sim POST /_sim/faults '{"kind":"oversized","count":1}' >/dev/null
+[ "$(code j1)" = 200 ] || fail "oversized status"
+sz=$(stat -c %s "$T/body"); [ "$sz" -gt 1048576 ] || fail "oversized body only $sz bytes"
+ok "oversized body ($sz bytes)"
+
+sim POST /_sim/faults '{"kind":"content_type","count":1}' >/dev/null
+[ "$(code j1)" = 200 ] && grep -qi '^Content-Type: text/html' "$T/hdr" || fail "content type"
+ok "wrong content type"
+
+# Faults on the webhook sink, not on the API.
+sim POST /_sim/faults '{"kind":"status","status":500,"target":"sink","count":1}' >/dev/null
+[ "$(code j1)" = 200 ] || fail "sink fault hit the API"
+c=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'webhook-id: m1' -d '{"x":1}' "$SIM_URL/_sim/sink/a"); [ "$c" = 500 ] || fail "sink fault: $c"
+c=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'webhook-id: m2' -d '{"x":2}' "$SIM_URL/_sim/sink/a"); [ "$c" = 200 ] || fail "sink after fault: $c"
+sim GET /_sim/sink | jq -e '(.deliveries|length)==2 and .deliveries[0].headers["webhook-id"]=="m1" and .deliveries[1].body=="{\"x\":2}" and .deliveries[0].status==500' >/dev/null || fail "sink records"
+sim DELETE /_sim/sink >/dev/null
+sim GET /_sim/sink | jq -e '(.deliveries|length)==0' >/dev/null || fail "sink clear"
+ok "webhook sink, with faults"
+
+# Clearing faults; bad fault specs are refused clearly.
+sim POST /_sim/faults '{"kind":"status","status":500}' >/dev/null
+sim DELETE /_sim/faults >/dev/null
+[ "$(code j1)" = 200 ] || fail "faults not cleared"
+sim POST /_sim/faults '{"kind":"explode"}' | jq -e '.message|test("needs \"kind\"")' >/dev/null || fail "bad kind"
+sim POST /_sim/faults '{"kind":"status"}' | jq -e '.message|test("needs \"status\"")' >/dev/null || fail "bad status"
+ok "clearing faults; bad specs refused"
+
+# Counters: statuses and peak concurrent connections.
+st=$(sim GET '/_sim/stats?jobs=0')
+echo "$st" | jq -e '.status["429"]>=3 and .status["503"]>=4 and .status["500"]>=2 and .connections.peak>=1' >/dev/null || fail "counters: $st"
+ok "counters after faults"

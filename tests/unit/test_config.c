@@ -1,0 +1,220 @@
+/* Unit tests of config.c: durations, rates, argv splitting, files and their errors. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "util.h"
+
+static int load(const char *text, struct ew_config *c, char *err)
+{
+	FILE *f = fmemopen((void *)text, strlen(text), "r");
+	assert_non_null(f);
+	int r = config_load_stream(f, "test.conf", c, err, 512);
+	fclose(f);
+	return r;
+}
+
+static void test_durations(void **state)
+{
+	static const struct { const char *s; uint64_t ms; } ok[] = {
+		{ "500ms", 500 }, { "30s", 30000 }, { "5m", 300000 }, { "5min", 300000 },
+		{ "24h", 86400000 }, { "7d", 604800000 }, { "1.5s", 1500 }, { "0s", 0 },
+	};
+	static const char *const bad[] = { "", "5", "s", "-1s", "5x", "5 s", "1e9d", "abc", "5sec", ".5s" };
+	uint64_t ms;
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+		assert_int_equal(config_parse_duration(ok[i].s, &ms), 0);
+		assert_int_equal(ms, ok[i].ms);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		assert_true(config_parse_duration(bad[i], &ms) < 0);
+}
+
+static void test_rates(void **state)
+{
+	double r;
+	assert_int_equal(config_parse_rate("10/s", &r), 0);
+	assert_float_equal(r, 10.0, 1e-9);
+	assert_int_equal(config_parse_rate("50/min", &r), 0);
+	assert_float_equal(r, 50.0 / 60, 1e-9);
+	assert_int_equal(config_parse_rate("3600/h", &r), 0);
+	assert_float_equal(r, 1.0, 1e-9);
+	assert_int_equal(config_parse_rate("5/m", &r), 0);
+	assert_true(config_parse_rate("0/s", &r) < 0);
+	assert_true(config_parse_rate("10", &r) < 0);
+	assert_true(config_parse_rate("10/day", &r) < 0);
+	assert_true(config_parse_rate("/s", &r) < 0);
+	assert_true(config_parse_rate("-1/s", &r) < 0);
+	assert_true(config_parse_rate("1e12/s", &r) < 0);
+}
+
+static void test_split_argv(void **state)
+{
+	char **a;
+	assert_int_equal(config_split_argv("/bin/echo hello  world", &a), 0);
+	assert_string_equal(a[0], "/bin/echo");
+	assert_string_equal(a[1], "hello");
+	assert_string_equal(a[2], "world");
+	assert_null(a[3]);
+	config_free_argv(a);
+
+	assert_int_equal(config_split_argv("/x 'a b' \"c \\\"d\\\"\" e\\ f $HOME;ls|`id` ''", &a), 0);
+	assert_string_equal(a[1], "a b");
+	assert_string_equal(a[2], "c \"d\"");
+	assert_string_equal(a[3], "e f");
+	assert_string_equal(a[4], "$HOME;ls|`id`");
+	assert_string_equal(a[5], "");
+	assert_null(a[6]);
+	config_free_argv(a);
+
+	assert_int_equal(config_split_argv("/x 'open", &a), -EINVAL);
+	assert_int_equal(config_split_argv("/x \"open", &a), -EINVAL);
+	assert_int_equal(config_split_argv("/x trailing\\", &a), -EINVAL);
+	assert_int_equal(config_split_argv("   ", &a), -EINVAL);
+}
+
+static void test_defaults(void **state)
+{
+	struct ew_config c;
+	char err[512];
+	assert_int_equal(load("", &c, err), 0);
+	assert_string_equal(c.api_base, "https://api.cohere.com");
+	assert_int_equal(c.interval_min_ms, 5000);
+	assert_int_equal(c.interval_max_ms, 60000);
+	assert_float_equal(c.backoff, 1.5, 1e-9);
+	assert_float_equal(c.jitter, 0.2, 1e-9);
+	assert_float_equal(c.rate_per_s, 40.0 / 60, 1e-9);
+	assert_int_equal(c.burst, 10);
+	assert_int_equal(c.max_in_flight, 32);
+	assert_int_equal(c.request_timeout_ms, 30000);
+	assert_int_equal(c.n_hooks, 0);
+	config_clear(&c);
+}
+
+static void test_full_file(void **state)
+{
+	const char *text =
+		"; a comment\n"
+		"[embedwatch]\n"
+		"api_base = http://127.0.0.1:8080\n"
+		"state_dir = /var/lib/ew\n"
+		"control_socket = /run/ew.sock\n"
+		"log_level = debug\n"
+		"max_age = 24h\n"
+		"\n"
+		"[poll]\n"
+		"interval_min = 500ms\n"
+		"interval_max = 10s\n"
+		"rate = 50/min\n"
+		"burst = 5\n"
+		"max_in_flight = 4\n"
+		"request_timeout = 2s\n"
+		"\n"
+		"[hook notify]\n"
+		"type = exec\n"
+		"command = /usr/local/bin/next-step --job \"a b\"\n"
+		"on = embed_job.complete embed_job.failed\n"
+		"timeout = 5s\n"
+		"max_attempts = 3\n"
+		"retry = 1s 2s\n"
+		"\n"
+		"[hook web]\n"
+		"type = webhook\n"
+		"url = https://hooks.example/embed\n"
+		"on = *\n";
+	struct ew_config c;
+	char err[512];
+	assert_int_equal(load(text, &c, err), 0);
+	assert_string_equal(c.api_base, "http://127.0.0.1:8080");
+	assert_int_equal(c.log_level, LOG_DEBUG);
+	assert_int_equal(c.max_age_ms, 86400000);
+	assert_int_equal(c.interval_min_ms, 500);
+	assert_int_equal(c.burst, 5);
+	assert_int_equal(c.n_hooks, 2);
+	assert_string_equal(c.hooks[0].name, "notify");
+	assert_int_equal(c.hooks[0].type, HOOK_EXEC);
+	assert_string_equal(c.hooks[0].argv[2], "a b");
+	assert_int_equal(c.hooks[0].on_mask, (1u << EV_COMPLETE) | (1u << EV_FAILED));
+	assert_int_equal(c.hooks[0].timeout_ms, 5000);
+	assert_int_equal(c.hooks[0].max_attempts, 3);
+	assert_int_equal(c.hooks[0].n_retry, 2);
+	assert_int_equal(c.hooks[0].retry_ms[1], 2000);
+	assert_int_equal(c.hooks[1].type, HOOK_WEBHOOK);
+	assert_int_equal(c.hooks[1].timeout_ms, 15000);
+	assert_true(c.hooks[1].on_mask & (1u << EV_BATCH_DONE));
+	assert_false(c.hooks[1].on_mask & 1u);
+	assert_int_equal(c.hooks[1].n_retry, 5);
+	config_clear(&c);
+}
+
+/* Each bad file gives an error naming the file, the line and what was expected. */
+static void test_errors(void **state)
+{
+	static const struct { const char *text; const char *where; const char *what; } cases[] = {
+		{ "[embedwatch]\nbogus = 1\n", "test.conf:2:", "unknown key \"bogus\"" },
+		{ "[nonsense]\n", "test.conf:1:", "unknown section" },
+		{ "[poll]\n\ninterval_min = 5\n", "test.conf:3:", "expected a duration" },
+		{ "[poll]\nrate = fast\n", "test.conf:2:", "expected requests per time" },
+		{ "[poll]\nburst = -1\n", "test.conf:2:", "whole number" },
+		{ "[poll]\nburst = 0\n", "test.conf:2:", "whole number" },
+		{ "[poll]\njitter = 0.9\n", "test.conf:2:", "from 0 to 0.5" },
+		{ "[poll]\ninterval_min = 2m\ninterval_max = 1m\n", "test.conf:", "longer than interval_max" },
+		{ "[embedwatch]\napi_base = http://api.cohere.com\n", "test.conf:2:", "loopback" },
+		{ "[embedwatch]\nstate_dir = relative/dir\n", "test.conf:2:", "absolute path" },
+		{ "[embedwatch]\nlog_level = chatty\n", "test.conf:2:", "expected error, warning" },
+		{ "[embedwatch]\nno equals sign here\n", "test.conf:2:", "syntax error" },
+		{ "[hook x]\ntype = exec\non = embed_job.complete\n", "test.conf:1:", "needs \"command\"" },
+		{ "[hook x]\ntype = exec\ncommand = relative.sh\n", "test.conf:3:", "absolute path" },
+		{ "[hook x]\ntype = exec\ncommand = /bin/x 'open\n", "test.conf:3:", "quotes must be closed" },
+		{ "[hook x]\ntype = carrier-pigeon\n", "test.conf:2:", "expected exec or webhook" },
+		{ "[hook x]\ntype = exec\ncommand = /bin/true\non = embed_job.done\n", "test.conf:4:", "unknown event" },
+		{ "[hook x]\ntype = exec\ncommand = /bin/true\n", "test.conf:1:", "missing \"on\"" },
+		{ "[hook x]\ntype = webhook\non = *\n", "test.conf:1:", "needs \"url\"" },
+		{ "[hook x]\ntype = webhook\non = *\nurl = http://example.com/h\n", "test.conf:4:", "loopback" },
+		{ "[hook x]\ntype = exec\ncommand=/bin/true\non=*\n[hook x]\n", "test.conf:5:", "defined twice" },
+		{ "[hook bad name!]\n", "test.conf:1:", "hook name" },
+		{ "[hook x]\nretry = 5s soon\n", "test.conf:2:", "expected durations" },
+		{ "[hooks]\nmax_concurrent = 0\n", "test.conf:2:", "whole number" },
+		{ "[hook x]\nwhat = 1\n", "test.conf:2:", "unknown key \"what\" in [hook x]" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct ew_config c;
+		char err[512] = "";
+		print_message("case %zu: %s\n", i, cases[i].text);
+		assert_int_equal(load(cases[i].text, &c, err), -EINVAL);
+		print_message("  -> %s\n", err);
+		assert_non_null(strstr(err, cases[i].where));
+		assert_non_null(strstr(err, cases[i].what));
+		assert_null(c.api_base);
+	}
+}
+
+static void test_missing_file(void **state)
+{
+	struct ew_config c;
+	char err[512];
+	assert_int_equal(config_load("/nonexistent/embedwatch.conf", &c, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "/nonexistent/embedwatch.conf"));
+	assert_non_null(strstr(err, "cannot open"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_rates),
+		cmocka_unit_test(test_split_argv),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_missing_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
