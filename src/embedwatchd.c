@@ -1,1 +1,397 @@
-int main(void) { return 0; }
+/*
+ * embedwatchd: argv, start-up order, signals, the sd_notify lifecycle.
+ * Everything else lives in its module.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "ew.h"
+#include "log.h"
+#include "util.h"
+
+#define DEFAULT_CONFIG SYSCONFDIR "/embedwatch/embedwatch.conf"
+#define KEY_MAX 4096
+
+static struct ew the_ew;
+static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_timer_t watchdog_timer, status_timer, stop_timer;
+static uint64_t watchdog_usec;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: embedwatchd [-c FILE] [--check-config]\n"
+		"Watches Cohere embed jobs until they end and runs hooks for them.\n\n"
+		"  -c, --config FILE   configuration file (default %s)\n"
+		"      --check-config  validate the configuration and exit (0 valid, 1 not)\n"
+		"  -V, --version       print the version\n"
+		"  -h, --help          this text\n\n"
+		"The API key comes from $CREDENTIALS_DIRECTORY/cohere-api-key, api_key_file, or CO_API_KEY.\n",
+		DEFAULT_CONFIG);
+}
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
+
+/* Reads a key file: trimmed, one line, owner-only unless it is a systemd credential. */
+static int read_key_file(const char *path, bool check_mode, char **ret, char *err, size_t errlen)
+{
+	char buf[KEY_MAX + 1];
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "API key file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		snprintf(err, errlen, "API key file %s: not a regular file", path);
+		return -EINVAL;
+	}
+	if (check_mode && (st.st_mode & 077)) {
+		close(fd);
+		snprintf(err, errlen, "API key file %s is readable by group or others (mode %04o); chmod 600 it",
+			 path, (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	ssize_t n = read(fd, buf, KEY_MAX);
+	close(fd);
+	if (n < 0) {
+		snprintf(err, errlen, "API key file %s: %s", path, strerror(errno));
+		return -EIO;
+	}
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		buf[--n] = '\0';
+	char *p = buf;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p || strpbrk(p, "\r\n")) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		snprintf(err, errlen, "API key file %s: expected the key on one line", path);
+		return -EINVAL;
+	}
+	*ret = xstrdup(p);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return 0;
+}
+
+static int load_key(const struct ew_config *cfg, char **ret, char *err, size_t errlen)
+{
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	char path[4096];
+
+	if (creds) {
+		snprintf(path, sizeof(path), "%s/cohere-api-key", creds);
+		if (access(path, F_OK) == 0)
+			return read_key_file(path, false, ret, err, errlen);
+	}
+	if (cfg->api_key_file[0])
+		return read_key_file(cfg->api_key_file, true, ret, err, errlen);
+	const char *env = getenv("CO_API_KEY");
+	if (env && *env) {
+		for (const char *p = env; *p; p++) {
+			if ((unsigned char)*p < 0x21 || *p == 0x7f) {
+				snprintf(err, errlen, "CO_API_KEY contains spaces or control characters");
+				return -EINVAL;
+			}
+		}
+		*ret = xstrdup(env);
+		return 0;
+	}
+	snprintf(err, errlen, "no API key: set LoadCredential=cohere-api-key:..., api_key_file in [embedwatch], "
+		 "or CO_API_KEY");
+	return -ENOENT;
+}
+
+void ew_status_line(struct ew *ew, char *buf, size_t len)
+{
+	size_t live = ew->jobs.jobs.len;
+	size_t ended = 0;
+	for (int i = 0; i < JOB__MAX; i++)
+		if (job_status_ended((enum job_status)i))
+			ended += ew->jobs.counts[i];
+	live -= ended;
+	int n = snprintf(buf, len, "watching %zu jobs (%zu processing, %zu cancelling, %zu new), %zu ended "
+			 "(%zu complete, %zu failed, %zu cancelled); %u deliveries pending",
+			 live, ew->jobs.counts[JOB_PROCESSING], ew->jobs.counts[JOB_CANCELLING], ew->jobs.counts[JOB_NONE],
+			 ended, ew->jobs.counts[JOB_COMPLETE], ew->jobs.counts[JOB_FAILED], ew->jobs.counts[JOB_CANCELLED],
+			 hooks_pending(ew));
+	if (n > 0 && (size_t)n < len) {
+		static const char *const why[] = { "", "; PAUSED: rate-limited by the API", "; PAUSED: API key refused",
+						   "; PAUSED: API base URL refused (501)" };
+		snprintf(buf + n, len - (size_t)n, "%s%s", why[ew->poller.pause],
+			 ew->store_failing ? "; STATE DATABASE NOT WRITABLE" : "");
+	}
+}
+
+void ew_metrics_text(struct ew *ew, struct buf *b)
+{
+	static const char *const cls[] = { "ok", "rejected", "auth", "not_found", "throttled", "transient", "bad_base" };
+	buf_printf(b, "# HELP embedwatch_jobs Watched jobs by status.\n# TYPE embedwatch_jobs gauge\n");
+	for (int i = 0; i < JOB__MAX; i++)
+		buf_printf(b, "embedwatch_jobs{status=\"%s\"} %zu\n", job_status_name((enum job_status)i), ew->jobs.counts[i]);
+	buf_printf(b, "# HELP embedwatch_polls_total Poll requests sent.\n# TYPE embedwatch_polls_total counter\n"
+		   "embedwatch_polls_total %llu\n", (unsigned long long)ew->m.polls);
+	buf_printf(b, "# HELP embedwatch_poll_answers_total Poll answers by class.\n# TYPE embedwatch_poll_answers_total counter\n");
+	for (size_t i = 0; i < ARRAY_SIZE(cls); i++)
+		buf_printf(b, "embedwatch_poll_answers_total{class=\"%s\"} %llu\n", cls[i], (unsigned long long)ew->m.poll_answers[i]);
+	buf_printf(b, "# HELP embedwatch_poll_errors_total Polls without an HTTP answer.\n# TYPE embedwatch_poll_errors_total counter\n"
+		   "embedwatch_poll_errors_total %llu\n", (unsigned long long)ew->m.poll_errors);
+	buf_printf(b, "# TYPE embedwatch_transitions_total counter\nembedwatch_transitions_total %llu\n",
+		   (unsigned long long)ew->m.transitions);
+	buf_printf(b, "# TYPE embedwatch_events_total counter\nembedwatch_events_total %llu\n", (unsigned long long)ew->m.events);
+	buf_printf(b, "# TYPE embedwatch_deliveries_total counter\n"
+		   "embedwatch_deliveries_total{result=\"ok\"} %llu\nembedwatch_deliveries_total{result=\"failed\"} %llu\n"
+		   "embedwatch_deliveries_total{result=\"dead\"} %llu\n",
+		   (unsigned long long)ew->m.deliveries_ok, (unsigned long long)ew->m.deliveries_failed,
+		   (unsigned long long)ew->m.deliveries_dead);
+	buf_printf(b, "# TYPE embedwatch_deliveries_pending gauge\nembedwatch_deliveries_pending %u\n", hooks_pending(ew));
+	buf_printf(b, "# TYPE embedwatch_commits_total counter\nembedwatch_commits_total %llu\n"
+		   "# TYPE embedwatch_commit_failures_total counter\nembedwatch_commit_failures_total %llu\n",
+		   (unsigned long long)ew->m.commits, (unsigned long long)ew->m.commit_failures);
+	buf_printf(b, "# TYPE embedwatch_throttled_total counter\nembedwatch_throttled_total %llu\n",
+		   (unsigned long long)ew->m.throttles);
+	buf_printf(b, "# TYPE embedwatch_request_rate gauge\nembedwatch_request_rate %.4f\n", sched_bucket_rate(&ew->poller.bucket));
+	buf_printf(b, "# TYPE embedwatch_paused gauge\nembedwatch_paused %d\n", ew->poller.pause != PAUSE_NONE);
+	buf_printf(b, "# TYPE embedwatch_polls_in_flight gauge\nembedwatch_polls_in_flight %u\n", ew->poller.in_flight);
+}
+
+static void write_metrics_file(struct ew *ew)
+{
+	if (!ew->cfg.metrics_file[0])
+		return;
+	char tmp[4096];
+	struct buf b = { 0 };
+	snprintf(tmp, sizeof(tmp), "%s.tmp", ew->cfg.metrics_file);
+	ew_metrics_text(ew, &b);
+	FILE *f = fopen(tmp, "we");
+	if (!f || fwrite(b.data, 1, b.len, f) != b.len || fclose(f) != 0 || rename(tmp, ew->cfg.metrics_file) != 0) {
+		static bool warned;
+		if (!warned)
+			log_msg(LOG_WARNING, "cannot write metrics file %s: %s", ew->cfg.metrics_file, strerror(errno));
+		warned = true;
+	}
+	buf_free(&b);
+}
+
+static void on_status_timer(uv_timer_t *t)
+{
+	char line[512];
+	ew_status_line(&the_ew, line, sizeof(line));
+	sd_notifyf(0, "STATUS=%s", line);
+	write_metrics_file(&the_ew);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static void reload(struct ew *ew)
+{
+	struct ew_config cfg;
+	char err[1024];
+	char *key = NULL;
+
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+		   (unsigned long long)util_mono_ms() * 1000, ew->config_path);
+	log_msg(LOG_NOTICE, "reloading %s", ew->config_path);
+	if (config_load(ew->config_path, &cfg, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "reload rejected, keeping the running configuration: %s", err);
+		goto done;
+	}
+	if (load_key(&cfg, &key, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "reload rejected, keeping the running configuration: %s", err);
+		config_clear(&cfg);
+		goto done;
+	}
+	if (strcmp(cfg.state_dir, ew->cfg.state_dir) || strcmp(cfg.control_socket, ew->cfg.control_socket) ||
+	    cfg.max_in_flight != ew->cfg.max_in_flight || cfg.max_connections != ew->cfg.max_connections)
+		log_msg(LOG_WARNING, "reload: state_dir, control_socket, max_in_flight and max_connections take effect "
+			"at the next restart");
+	/* Keep what cannot change while running. */
+	free(cfg.state_dir);
+	cfg.state_dir = xstrdup(ew->cfg.state_dir);
+	free(cfg.control_socket);
+	cfg.control_socket = xstrdup(ew->cfg.control_socket);
+	cfg.max_in_flight = ew->cfg.max_in_flight;
+	cfg.max_connections = ew->cfg.max_connections;
+	config_clear(&ew->cfg);
+	ew->cfg = cfg;
+	wipe_free(ew->api_key);
+	ew->api_key = key;
+	log_set_level(ew->cfg.log_level);
+	poller_configure(&ew->poller);
+	hooks_reconfigure(ew);
+	poller_resume(&ew->poller);
+	log_msg(LOG_NOTICE, "reloaded: %zu hooks, rate %.3f/s", ew->cfg.n_hooks, ew->cfg.rate_per_s);
+done:
+	sd_notify(0, "READY=1");
+	on_status_timer(&status_timer);
+}
+
+static void close_all(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+	struct ew *ew = &the_ew;
+	if (!hooks_idle(ew))
+		return;
+	uv_timer_stop(t);
+	/* Last commit: every delivery result is durable before exit. */
+	for (int i = 0; i < 5 && watch_pending(ew); i++) {
+		if (watch_flush(ew) < 0)
+			usleep(200000);
+	}
+	if (watch_pending(ew))
+		log_msg(LOG_ERR, "could not write the last changes; they are re-detected after the restart");
+	hooks_close(ew);
+	poller_close(&ew->poller);
+	http_close(&ew->http);
+	control_close(ew);
+	watch_close(ew);
+	uv_walk(ew->loop, close_all, NULL);
+}
+
+static void stop(struct ew *ew, int sig)
+{
+	if (ew->stopping)
+		return;
+	ew->stopping = true;
+	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+	log_msg(LOG_NOTICE, "signal %d: stopping (hooks get %llu ms to finish)", sig,
+		(unsigned long long)ew->cfg.shutdown_grace_ms);
+	poller_stop(&ew->poller);
+	hooks_stop(ew);
+	uv_timer_stop(&status_timer);
+	uv_timer_start(&stop_timer, on_stop_timer, 0, 50);
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+	if (sig == SIGHUP)
+		reload(&the_ew);
+	else
+		stop(&the_ew, sig);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 1 },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct ew *ew = &the_ew;
+	const char *path = DEFAULT_CONFIG;
+	bool check = false;
+	char err[1024];
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': path = optarg; break;
+		case 1: check = true; break;
+		case 'V': printf("embedwatchd %s\n", PACKAGE_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "embedwatchd: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (config_load(path, &ew->cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "embedwatchd: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("%s: configuration valid (%zu hooks)\n", path, ew->cfg.n_hooks);
+		config_clear(&ew->cfg);
+		return 0;
+	}
+	log_init(ew->cfg.log_level);
+	ew->config_path = xstrdup(path);
+	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+		fatal("cannot initialise libcurl");
+	if (load_key(&ew->cfg, &ew->api_key, err, sizeof(err)) < 0)
+		fatal("%s", err);
+
+	ew->loop = uv_default_loop();
+	ew->m.start_ms = (uint64_t)util_wall_ms();
+	if ((r = store_open(ew->cfg.state_dir, &ew->store, err, sizeof(err))) < 0)
+		fatal("%s", err);
+	if (http_init(&ew->http, ew->loop, ew->cfg.max_connections) < 0)
+		fatal("cannot set up HTTP");
+	if (poller_init(&ew->poller, ew) < 0)
+		fatal("cannot set up the poller");
+	if (hooks_init(ew) < 0)
+		fatal("cannot set up hooks (see above)");
+	watch_init(ew);
+	uint64_t t0 = util_mono_ms();
+	if (watch_restore(ew, err, sizeof(err)) < 0)
+		fatal("%s", err);
+	if (watch_flush(ew) < 0)
+		fatal("state database %s is not writable: %s", ew->cfg.state_dir, store_error(ew->store));
+	if (control_init(ew, err, sizeof(err)) < 0)
+		fatal("%s", err);
+
+	uv_signal_init(ew->loop, &sig_term);
+	uv_signal_init(ew->loop, &sig_int);
+	uv_signal_init(ew->loop, &sig_hup);
+	uv_signal_start(&sig_term, on_signal, SIGTERM);
+	uv_signal_start(&sig_int, on_signal, SIGINT);
+	uv_signal_start(&sig_hup, on_signal, SIGHUP);
+	uv_timer_init(ew->loop, &status_timer);
+	uv_timer_init(ew->loop, &stop_timer);
+	uv_timer_init(ew->loop, &watchdog_timer);
+	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec >= 2000)
+		uv_timer_start(&watchdog_timer, on_watchdog, 0, watchdog_usec / 2000);
+	uv_timer_start(&status_timer, on_status_timer, 0, 5000);
+
+	log_msg(LOG_NOTICE, "embedwatchd %s ready: %zu jobs restored in %llu ms, %u deliveries pending, "
+		"control socket %s, API %s", PACKAGE_VERSION, ew->jobs.jobs.len,
+		(unsigned long long)(util_mono_ms() - t0), hooks_pending(ew), ew->cfg.control_socket, ew->cfg.api_base);
+	ew->ready = true;
+	char line[512];
+	ew_status_line(ew, line, sizeof(line));
+	sd_notifyf(0, "READY=1\nSTATUS=%s", line);
+	poller_kick(&ew->poller);
+
+	uv_run(ew->loop, UV_RUN_DEFAULT);
+
+	r = uv_loop_close(ew->loop);
+	if (r != 0)
+		log_msg(LOG_ERR, "event loop did not close cleanly: %s", uv_strerror(r));
+	jobtable_free(&ew->jobs);
+	store_close(ew->store);
+	config_clear(&ew->cfg);
+	wipe_free(ew->api_key);
+	free(ew->config_path);
+	curl_global_cleanup();
+	log_msg(LOG_NOTICE, "stopped");
+	return r == 0 ? 0 : 1;
+}

@@ -1,0 +1,175 @@
+#include "jobtable.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct job *jobtable_new_job(const char *id)
+{
+	size_t n = strlen(id);
+	struct job *j = xcalloc(1, sizeof(*j) + n + 1);
+	memcpy(j->id, id, n + 1);
+	j->heap_idx = JOB_NOT_QUEUED;
+	return j;
+}
+
+struct job *jobtable_get(struct jobtable *t, const char *id)
+{
+	return strmap_get(&t->jobs, id);
+}
+
+void jobtable_add(struct jobtable *t, struct job *j)
+{
+	strmap_put(&t->jobs, j->id, j);
+	t->counts[j->status]++;
+}
+
+static void batch_count(struct batch *b, enum job_status st, int d)
+{
+	b->counts[st] += (uint32_t)d;
+	if (job_status_ended(st))
+		b->n_ended += (uint32_t)d;
+}
+
+void jobtable_set_status(struct jobtable *t, struct job *j, enum job_status st)
+{
+	t->counts[j->status]--;
+	t->counts[st]++;
+	if (j->batch) {
+		batch_count(j->batch, j->status, -1);
+		batch_count(j->batch, st, 1);
+	}
+	j->status = (uint8_t)st;
+}
+
+struct batch *jobtable_get_batch(struct jobtable *t, const char *name)
+{
+	return strmap_get(&t->batches, name);
+}
+
+struct batch *jobtable_batch(struct jobtable *t, const char *name, int64_t now_ms)
+{
+	struct batch *b = strmap_get(&t->batches, name);
+	if (!b) {
+		b = xcalloc(1, sizeof(*b));
+		b->name = xstrdup(name);
+		b->created_ms = now_ms;
+		strmap_put(&t->batches, b->name, b);
+	}
+	return b;
+}
+
+void jobtable_join(struct jobtable *t, struct job *j, struct batch *b)
+{
+	if (j->batch == b)
+		return;
+	if (j->batch) {
+		j->batch->n_jobs--;
+		batch_count(j->batch, j->status, -1);
+	}
+	j->batch = b;
+	if (b) {
+		b->n_jobs++;
+		batch_count(b, j->status, 1);
+	}
+}
+
+static void heap_swap(struct jobtable *t, size_t a, size_t b)
+{
+	struct job *x = t->heap[a];
+	t->heap[a] = t->heap[b];
+	t->heap[b] = x;
+	t->heap[a]->heap_idx = (uint32_t)a;
+	t->heap[b]->heap_idx = (uint32_t)b;
+}
+
+static void sift_up(struct jobtable *t, size_t i)
+{
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (t->heap[p]->due <= t->heap[i]->due)
+			break;
+		heap_swap(t, i, p);
+		i = p;
+	}
+}
+
+static void sift_down(struct jobtable *t, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < t->heap_len && t->heap[l]->due < t->heap[m]->due)
+			m = l;
+		if (r < t->heap_len && t->heap[r]->due < t->heap[m]->due)
+			m = r;
+		if (m == i)
+			break;
+		heap_swap(t, i, m);
+		i = m;
+	}
+}
+
+void jobtable_unschedule(struct jobtable *t, struct job *j)
+{
+	size_t i = j->heap_idx;
+	if (i == JOB_NOT_QUEUED)
+		return;
+	t->heap_len--;
+	if (i != t->heap_len) {
+		t->heap[i] = t->heap[t->heap_len];
+		t->heap[i]->heap_idx = (uint32_t)i;
+		sift_down(t, i);
+		sift_up(t, i);
+	}
+	j->heap_idx = JOB_NOT_QUEUED;
+}
+
+void jobtable_schedule(struct jobtable *t, struct job *j, uint64_t due)
+{
+	jobtable_unschedule(t, j);
+	if (t->heap_len == t->heap_cap) {
+		t->heap_cap = t->heap_cap ? t->heap_cap * 2 : 1024;
+		t->heap = xrealloc(t->heap, t->heap_cap * sizeof(*t->heap));
+	}
+	j->due = due;
+	j->heap_idx = (uint32_t)t->heap_len;
+	t->heap[t->heap_len++] = j;
+	sift_up(t, j->heap_idx);
+}
+
+struct job *jobtable_peek(struct jobtable *t)
+{
+	return t->heap_len ? t->heap[0] : NULL;
+}
+
+void jobtable_remove(struct jobtable *t, struct job *j)
+{
+	jobtable_unschedule(t, j);
+	jobtable_join(t, j, NULL);
+	t->counts[j->status]--;
+	strmap_del(&t->jobs, j->id);
+	free(j);
+}
+
+static void free_job(const char *k, void *v, void *arg)
+{
+	free(v);
+}
+
+static void free_batch(const char *k, void *v, void *arg)
+{
+	struct batch *b = v;
+	free(b->name);
+	free(b);
+}
+
+void jobtable_free(struct jobtable *t)
+{
+	strmap_each(&t->jobs, free_job, NULL);
+	strmap_each(&t->batches, free_batch, NULL);
+	strmap_free(&t->jobs);
+	strmap_free(&t->batches);
+	free(t->heap);
+	memset(t, 0, sizeof(*t));
+}

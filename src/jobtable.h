@@ -1,0 +1,76 @@
+/*
+ * The watched jobs in memory: id -> job, name -> batch, and a min-heap of
+ * jobs by next poll time. A job record is small; its last EmbedJob document
+ * lives in the database only.
+ */
+#ifndef EW_JOBTABLE_H
+#define EW_JOBTABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "job.h"
+#include "strmap.h"
+
+#define JOB_NOT_QUEUED UINT32_MAX
+
+enum {
+	JF_DIRTY = 1 << 0,          /* its row must be written at the next commit */
+	JF_IN_FLIGHT = 1 << 1,      /* a poll is running */
+	JF_UNKNOWN_LOGGED = 1 << 2, /* an unknown status was logged once */
+	JF_REMOVED = 1 << 3,        /* unwatched while in flight: the poll completion frees it */
+};
+
+struct batch {
+	char *name;
+	int64_t created_ms;
+	uint32_t n_jobs;
+	uint32_t n_ended;
+	uint32_t counts[JOB__MAX];  /* jobs per status */
+	uint8_t fired;              /* batch.done was committed */
+};
+
+struct job {
+	uint64_t due;               /* next poll, loop clock ms */
+	int64_t added_ms;           /* wall clock */
+	int64_t updated_ms;         /* wall clock of the last status change */
+	struct batch *batch;
+	uint32_t heap_idx;
+	uint32_t interval;          /* current poll interval, ms */
+	uint8_t status;             /* enum job_status */
+	uint8_t flags;
+	struct job_errstate err;
+	uint16_t fail_run;          /* failed polls in a row, any kind */
+	char id[];
+};
+
+struct jobtable {
+	struct strmap jobs;
+	struct strmap batches;
+	struct job **heap;
+	size_t heap_len, heap_cap;
+	size_t counts[JOB__MAX];
+};
+
+/* A new job (not in the table yet); the caller fills the rest. */
+struct job *jobtable_new_job(const char *id);
+struct job *jobtable_get(struct jobtable *t, const char *id);
+/* Adds j; the id must not be present. */
+void jobtable_add(struct jobtable *t, struct job *j);
+/* Takes j out of the table, the heap and its batch, and frees it. */
+void jobtable_remove(struct jobtable *t, struct job *j);
+/* Changes j's status, keeping the per-status and per-batch counts right. */
+void jobtable_set_status(struct jobtable *t, struct job *j, enum job_status st);
+/* Joins j to batch (created on first use). */
+struct batch *jobtable_batch(struct jobtable *t, const char *name, int64_t now_ms);
+void jobtable_join(struct jobtable *t, struct job *j, struct batch *b);
+struct batch *jobtable_get_batch(struct jobtable *t, const char *name);
+
+/* The heap: due jobs, earliest first. */
+void jobtable_schedule(struct jobtable *t, struct job *j, uint64_t due);
+void jobtable_unschedule(struct jobtable *t, struct job *j);
+struct job *jobtable_peek(struct jobtable *t);
+
+void jobtable_free(struct jobtable *t);
+
+#endif

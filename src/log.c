@@ -1,0 +1,105 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define SD_JOURNAL_SUPPRESS_LOCATION
+#include <systemd/sd-journal.h>
+
+static int log_level = LOG_INFO;
+static bool to_journal;
+static bool to_tty;
+
+void log_init(int level)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	struct stat st;
+
+	log_level = level;
+	to_tty = isatty(STDERR_FILENO);
+	if (js && fstat(STDERR_FILENO, &st) == 0) {
+		unsigned long long dev, ino;
+		if (sscanf(js, "%llu:%llu", &dev, &ino) == 2 && dev == (unsigned long long)st.st_dev &&
+		    ino == (unsigned long long)st.st_ino)
+			to_journal = true;
+	}
+}
+
+void log_set_level(int level)
+{
+	log_level = level;
+}
+
+int log_get_level(void)
+{
+	return log_level;
+}
+
+static const char *prio_name(int prio)
+{
+	static const char *const names[] = { "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug" };
+	return prio >= 0 && prio <= 7 ? names[prio] : "info";
+}
+
+static void emit(int prio, const struct log_ctx *c, const char *fmt, va_list ap)
+{
+	char msg[2048];
+
+	if (prio > log_level)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (to_journal) {
+		sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", prio,
+				c && c->job_id ? "JOB_ID=%s" : "EW_NONE=%s", c && c->job_id ? c->job_id : "",
+				c && c->event_id ? "EVENT_ID=%s" : "EW_NONE=%s", c && c->event_id ? c->event_id : "",
+				c && c->event ? "EVENT=%s" : "EW_NONE=%s", c && c->event ? c->event : "",
+				c && c->hook ? "HOOK=%s" : "EW_NONE=%s", c && c->hook ? c->hook : "",
+				NULL);
+		return;
+	}
+	char ctx[512] = "";
+	if (c) {
+		size_t n = 0;
+		if (c->job_id)
+			n += (size_t)snprintf(ctx + n, sizeof(ctx) - n, " job=%s", c->job_id);
+		if (c->event && n < sizeof(ctx))
+			n += (size_t)snprintf(ctx + n, sizeof(ctx) - n, " event=%s", c->event);
+		if (c->event_id && n < sizeof(ctx))
+			n += (size_t)snprintf(ctx + n, sizeof(ctx) - n, " event_id=%s", c->event_id);
+		if (c->hook && n < sizeof(ctx))
+			snprintf(ctx + n, sizeof(ctx) - n, " hook=%s", c->hook);
+	}
+	if (to_tty)
+		fprintf(stderr, "embedwatchd: %s: %s%s%s\n", prio_name(prio), msg, ctx[0] ? " --" : "", ctx);
+	else
+		fprintf(stderr, "<%d>%s%s%s\n", prio, msg, ctx[0] ? " --" : "", ctx);
+}
+
+void log_msg(int prio, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	emit(prio, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void log_ctx(int prio, const struct log_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	emit(prio, ctx, fmt, ap);
+	va_end(ap);
+}
+
+void fatal(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	emit(LOG_ERR, NULL, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

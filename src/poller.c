@@ -1,0 +1,365 @@
+/*
+ * The poller: takes due jobs oldest-due first, spends one token of the global
+ * bucket per request, keeps at most max_in_flight transfers, and turns each
+ * answer into an observation, a per-job backoff or a global pause.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ew.h"
+#include "log.h"
+#include "util.h"
+
+struct poll_slot {
+	struct http_req req;
+	struct poller *p;
+	struct job *job;
+	struct poll_slot *next_free;
+};
+
+static void run(struct poller *p);
+
+static void on_timer(uv_timer_t *t)
+{
+	run(container_of(t, struct poller, timer));
+}
+
+void poller_kick(struct poller *p)
+{
+	if (!p->stopped)
+		uv_timer_start(&p->timer, on_timer, 0, 0);
+}
+
+static void arm(struct poller *p, uint64_t delay)
+{
+	if (!p->stopped)
+		uv_timer_start(&p->timer, on_timer, delay, 0);
+}
+
+void poller_configure(struct poller *p)
+{
+	struct ew *ew = p->ew;
+	struct curl_slist *h = NULL;
+	struct buf b = { 0 };
+
+	buf_printf(&b, "Authorization: Bearer %s", ew->api_key);
+	h = curl_slist_append(h, b.data);
+	/* Wipe the copy; the key lives in the header list and ew->api_key only. */
+	memset(b.data, 0, b.len);
+	buf_free(&b);
+	buf_printf(&b, "X-Client-Name: %s", ew->cfg.client_name);
+	h = curl_slist_append(h, b.data);
+	buf_free(&b);
+	h = curl_slist_append(h, "Accept: application/json");
+	if (p->headers) {
+		/* Transfers in flight still point at the old list. */
+		p->retired = xrealloc(p->retired, (p->n_retired + 1) * sizeof(*p->retired));
+		p->retired[p->n_retired++] = p->headers;
+	}
+	p->headers = h;
+	sched_bucket_set(&p->bucket, ew->cfg.rate_per_s, ew->cfg.burst, ew_now(ew));
+}
+
+int poller_init(struct poller *p, struct ew *ew)
+{
+	memset(p, 0, sizeof(*p));
+	p->ew = ew;
+	uv_timer_init(ew->loop, &p->timer);
+	sched_bucket_init(&p->bucket, ew->cfg.rate_per_s, ew->cfg.burst, uv_now(ew->loop));
+	p->n_slots = ew->cfg.max_in_flight;
+	p->slots = xcalloc(p->n_slots, sizeof(*p->slots));
+	for (unsigned i = 0; i < p->n_slots; i++) {
+		struct poll_slot *s = &p->slots[i];
+		if (http_req_init(&s->req, &ew->http, API_BODY_MAX) < 0)
+			return -ENOMEM;
+		s->p = p;
+		s->next_free = p->free_slots;
+		p->free_slots = s;
+	}
+	poller_configure(p);
+	return 0;
+}
+
+static void pause_all(struct poller *p, enum pause_reason why, uint64_t ms)
+{
+	uint64_t until = ew_now(p->ew) + ms;
+	if (p->pause == why && until <= p->paused_until)
+		return;
+	p->pause = why;
+	p->paused_until = until;
+}
+
+void poller_resume(struct poller *p)
+{
+	if (p->pause == PAUSE_AUTH || p->pause == PAUSE_BAD_BASE) {
+		log_msg(LOG_NOTICE, "polling resumed after reload");
+		p->pause = PAUSE_NONE;
+		p->paused_until = 0;
+	}
+	poller_kick(p);
+}
+
+static void note_transient(struct poller *p, struct job *j, const char *why)
+{
+	uint64_t now = ew_now(p->ew);
+	/* One warning per 10 s at most: an outage must not flood the log. */
+	if (now - p->transient_window_start >= 10000) {
+		if (p->transient_in_window > 1)
+			log_msg(LOG_WARNING, "%u more transient poll errors in the last 10 s", p->transient_in_window - 1);
+		p->transient_window_start = now;
+		p->transient_in_window = 0;
+	}
+	if (p->transient_in_window++ == 0)
+		log_job(LOG_WARNING, j->id, "job %s: poll failed: %s; backing off", j->id, why);
+	else
+		log_job(LOG_DEBUG, j->id, "job %s: poll failed: %s", j->id, why);
+}
+
+static void backoff(struct poller *p, struct job *j)
+{
+	struct ew *ew = p->ew;
+	if (j->fail_run < UINT16_MAX)
+		j->fail_run++;
+	uint64_t d = sched_error_backoff(j->fail_run, ew->cfg.interval_min_ms, ew->cfg.interval_max_ms);
+	jobtable_schedule(&ew->jobs, j, ew_now(ew) + sched_jitter(d, ew->cfg.jitter, util_rand_unit()));
+}
+
+static uint64_t retry_after_ms(struct poll_slot *s, unsigned run)
+{
+	const char *ra = http_header(&s->req, "Retry-After");
+	int64_t secs;
+	if (ra && api_retry_after(ra, util_wall_ms() / 1000, API_RETRY_AFTER_CAP_S, &secs) == 0)
+		return (uint64_t)secs * 1000;
+	return sched_throttle_pause(run, 300000);
+}
+
+static bool is_json(const char *ct)
+{
+	if (!ct)
+		return true;        /* absent: let the parser decide */
+	return strncasecmp(ct, "application/json", 16) == 0 || strcasestr(ct, "+json") != NULL;
+}
+
+static void on_done(struct http_req *req, void *arg)
+{
+	struct poll_slot *s = arg;
+	struct poller *p = s->p;
+	struct ew *ew = p->ew;
+	struct job *j = s->job;
+	char why[320];
+
+	s->job = NULL;
+	s->next_free = p->free_slots;
+	p->free_slots = s;
+	p->in_flight--;
+	j->flags &= (uint8_t)~JF_IN_FLIGHT;
+	if (j->flags & JF_REMOVED) {
+		free(j);
+		goto out;
+	}
+	if (req->result != CURLE_OK || req->too_big) {
+		ew->m.poll_errors++;
+		if (req->too_big)
+			snprintf(why, sizeof(why), "response larger than %d bytes, cut off", API_BODY_MAX);
+		else
+			snprintf(why, sizeof(why), "%s", req->error[0] ? req->error : curl_easy_strerror(req->result));
+		note_transient(p, j, why);
+		backoff(p, j);
+		goto out;
+	}
+	enum api_class cls = api_classify(req->status);
+	ew->m.poll_answers[cls]++;
+	if (cls != API_THROTTLED)
+		p->throttle_run = 0;
+	if ((p->pause == PAUSE_AUTH && cls != API_AUTH) || (p->pause == PAUSE_BAD_BASE && cls != API_BAD_BASE)) {
+		log_msg(LOG_NOTICE, "the API answers again (%ld); polling resumed", req->status);
+		p->pause = PAUSE_NONE;
+	}
+	switch (cls) {
+	case API_OK: {
+		struct api_job aj;
+		const char *ct = http_header(req, "Content-Type");
+		if (!is_json(ct)) {
+			snprintf(why, sizeof(why), "200 with content type \"%.64s\", not JSON", ct);
+			note_transient(p, j, why);
+			backoff(p, j);
+			break;
+		}
+		if (api_job_parse(req->body.data ? req->body.data : "", req->body.len, &aj, why, sizeof(why)) < 0) {
+			note_transient(p, j, why);
+			backoff(p, j);
+			break;
+		}
+		if (strcmp(aj.job_id, j->id) != 0) {
+			snprintf(why, sizeof(why), "answer is for job \"%.64s\"", aj.job_id);
+			api_job_clear(&aj);
+			note_transient(p, j, why);
+			backoff(p, j);
+			break;
+		}
+		const char *warn = http_header(req, "X-API-Warning");
+		if (warn)
+			log_job(LOG_DEBUG, j->id, "job %s: API warning: %s", j->id, warn);
+		watch_observed(ew, j, &aj, req->body.data, req->body.len);
+		api_job_clear(&aj);
+		break;
+	}
+	case API_NOT_FOUND:
+	case API_REJECTED: {
+		enum ew_event ev = job_error_record(&j->err, cls);
+		if (ev != EV_NONE) {
+			snprintf(why, sizeof(why), "the API answered %ld %d times in a row", req->status, JOB_ERROR_LIMIT);
+			watch_end(ew, j, ev, why);
+		} else {
+			log_job(LOG_INFO, j->id, "job %s: API answered %ld (%u of %d before giving up)", j->id,
+				req->status, j->err.count, JOB_ERROR_LIMIT);
+			backoff(p, j);
+		}
+		break;
+	}
+	case API_THROTTLED: {
+		uint64_t ms = retry_after_ms(s, ++p->throttle_run);
+		ew->m.throttles++;
+		if (p->pause != PAUSE_THROTTLED || ew_now(ew) >= p->paused_until)
+			log_msg(LOG_WARNING, "API answered %ld: pausing all polling for %llu ms, then at %.2f requests/s",
+				req->status, (unsigned long long)ms, sched_bucket_rate(&p->bucket) / 2);
+		sched_bucket_throttled(&p->bucket, ew_now(ew));
+		pause_all(p, PAUSE_THROTTLED, ms);
+		/* The job had no answer: it goes first once the pause is over. */
+		jobtable_schedule(&ew->jobs, j, ew_now(ew));
+		break;
+	}
+	case API_AUTH:
+		if (p->pause != PAUSE_AUTH)
+			log_msg(LOG_ERR, "API answered %ld: the API key is not accepted. All polling is paused and retried "
+				"once a minute; fix the key and reload (systemctl reload embedwatchd)", req->status);
+		pause_all(p, PAUSE_AUTH, 60000);
+		jobtable_schedule(&ew->jobs, j, ew_now(ew));
+		break;
+	case API_BAD_BASE:
+		if (p->pause != PAUSE_BAD_BASE)
+			log_msg(LOG_ERR, "API answered 501 Not Implemented: api_base %s looks wrong. Polling is paused "
+				"for 5 minutes at a time; fix it and reload", ew->cfg.api_base);
+		pause_all(p, PAUSE_BAD_BASE, 300000);
+		jobtable_schedule(&ew->jobs, j, ew_now(ew));
+		break;
+	case API_TRANSIENT:
+		snprintf(why, sizeof(why), "HTTP %ld", req->status);
+		note_transient(p, j, why);
+		backoff(p, j);
+		break;
+	}
+out:
+	poller_kick(p);
+}
+
+static void submit(struct poller *p, struct job *j)
+{
+	struct ew *ew = p->ew;
+	struct poll_slot *s = p->free_slots;
+	char url[1024];
+
+	if (api_job_url(ew->cfg.api_base, j->id, url, sizeof(url)) < 0) {
+		watch_end(ew, j, EV_ERROR, "cannot build a URL for this id");
+		return;
+	}
+	p->free_slots = s->next_free;
+	s->job = j;
+	j->flags |= JF_IN_FLIGHT;
+	curl_easy_setopt(s->req.easy, CURLOPT_URL, url);
+	s->req.headers = p->headers;
+	if (http_submit(&s->req, (long)ew->cfg.request_timeout_ms, on_done, s) < 0) {
+		j->flags &= (uint8_t)~JF_IN_FLIGHT;
+		s->job = NULL;
+		s->next_free = p->free_slots;
+		p->free_slots = s;
+		backoff(p, j);
+		return;
+	}
+	p->in_flight++;
+	ew->m.polls++;
+}
+
+static void run(struct poller *p)
+{
+	struct ew *ew = p->ew;
+	uint64_t now = ew_now(ew);
+
+	if (p->stopped)
+		return;
+	if (p->pause != PAUSE_NONE) {
+		if (now < p->paused_until) {
+			arm(p, p->paused_until - now);
+			return;
+		}
+		if (p->pause == PAUSE_THROTTLED)
+			log_msg(LOG_NOTICE, "rate-limit pause over; polling again at %.2f requests/s", sched_bucket_rate(&p->bucket));
+		/* Auth and base-URL pauses probe again with one request at a time. */
+		if (p->pause == PAUSE_THROTTLED)
+			p->pause = PAUSE_NONE;
+		else if (p->in_flight > 0)
+			return;
+	}
+	while (p->in_flight < p->n_slots && p->free_slots) {
+		struct job *j = jobtable_peek(&ew->jobs);
+		if (!j)
+			return;
+		if (j->due > now) {
+			arm(p, j->due - now);
+			return;
+		}
+		if (ew->cfg.max_age_ms && util_wall_ms() - j->added_ms > (int64_t)ew->cfg.max_age_ms) {
+			jobtable_unschedule(&ew->jobs, j);
+			watch_end(ew, j, EV_EXPIRED, "watched longer than max_age");
+			continue;
+		}
+		if (!sched_bucket_take(&p->bucket, now)) {
+			arm(p, sched_bucket_wait(&p->bucket, now));
+			return;
+		}
+		jobtable_unschedule(&ew->jobs, j);
+		submit(p, j);
+		if (p->pause != PAUSE_NONE) {
+			/* Probing after an auth or base-URL pause: one request, then wait for its answer. */
+			p->paused_until = now + 60000;
+			return;
+		}
+	}
+}
+
+void poller_stop(struct poller *p)
+{
+	struct ew *ew = p->ew;
+	p->stopped = true;
+	uv_timer_stop(&p->timer);
+	for (unsigned i = 0; i < p->n_slots; i++) {
+		struct poll_slot *s = &p->slots[i];
+		if (!s->job)
+			continue;
+		http_cancel(&s->req);
+		struct job *j = s->job;
+		s->job = NULL;
+		j->flags &= (uint8_t)~JF_IN_FLIGHT;
+		if (j->flags & JF_REMOVED)
+			free(j);
+		else
+			jobtable_schedule(&ew->jobs, j, ew_now(ew));
+		p->in_flight--;
+	}
+}
+
+void poller_close(struct poller *p)
+{
+	poller_stop(p);
+	for (unsigned i = 0; i < p->n_slots; i++)
+		http_req_free(&p->slots[i].req);
+	free(p->slots);
+	p->slots = NULL;
+	curl_slist_free_all(p->headers);
+	for (size_t i = 0; i < p->n_retired; i++)
+		curl_slist_free_all(p->retired[i]);
+	free(p->retired);
+	uv_close((uv_handle_t *)&p->timer, NULL);
+}

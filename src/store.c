@@ -1,0 +1,360 @@
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+enum {
+	Q_PUT_JOB, Q_PUT_SNAPSHOT, Q_DEL_JOB, Q_PUT_EVENT, Q_PUT_DELIVERY, Q_PUT_BATCH,
+	Q_EACH_JOB, Q_EACH_DELIVERY, Q_EACH_DELIVERY_STATE, Q_EVENT_DELIVERIES, Q_GET_EVENT,
+	Q_EACH_BATCH, Q_GET_SNAPSHOT, Q_JOB_EVENTS, Q__MAX
+};
+
+static const char *const queries[Q__MAX] = {
+	[Q_PUT_JOB] = "INSERT INTO jobs(id, batch, status, added_ms, updated_ms, err_kind, err_count) "
+		      "VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET batch=?2, status=?3, "
+		      "updated_ms=?5, err_kind=?6, err_count=?7",
+	[Q_PUT_SNAPSHOT] = "UPDATE jobs SET snapshot=?2 WHERE id=?1",
+	[Q_DEL_JOB] = "DELETE FROM jobs WHERE id=?1",
+	[Q_PUT_EVENT] = "INSERT OR IGNORE INTO events(id, type, subject, batch, ts_ms, payload) VALUES(?1,?2,?3,?4,?5,?6)",
+	[Q_PUT_DELIVERY] = "INSERT INTO deliveries(event_id, hook, state, attempts, next_ms, last_error, updated_ms) "
+			   "VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(event_id, hook) DO UPDATE SET state=?3, "
+			   "attempts=?4, next_ms=?5, last_error=?6, updated_ms=?7",
+	[Q_PUT_BATCH] = "INSERT INTO batches(name, created_ms, done_event) VALUES(?1,?2,?3) "
+			"ON CONFLICT(name) DO UPDATE SET done_event=coalesce(?3, done_event)",
+	[Q_EACH_JOB] = "SELECT id, batch, status, added_ms, updated_ms, err_kind, err_count FROM jobs",
+	[Q_EACH_DELIVERY] = "SELECT d.event_id, d.hook, d.state, d.attempts, d.next_ms, d.last_error, d.updated_ms, "
+			    "e.type, e.subject, e.batch, e.payload FROM deliveries d JOIN events e ON e.id=d.event_id "
+			    "ORDER BY d.updated_ms DESC",
+	[Q_EACH_DELIVERY_STATE] = "SELECT d.event_id, d.hook, d.state, d.attempts, d.next_ms, d.last_error, d.updated_ms, "
+				  "e.type, e.subject, e.batch, e.payload FROM deliveries d JOIN events e ON e.id=d.event_id "
+				  "WHERE d.state=?1 ORDER BY d.updated_ms DESC",
+	[Q_EVENT_DELIVERIES] = "SELECT d.event_id, d.hook, d.state, d.attempts, d.next_ms, d.last_error, d.updated_ms, "
+			       "e.type, e.subject, e.batch, e.payload FROM deliveries d JOIN events e ON e.id=d.event_id "
+			       "WHERE d.event_id=?1",
+	[Q_GET_EVENT] = "SELECT type, subject, batch, payload FROM events WHERE id=?1",
+	[Q_EACH_BATCH] = "SELECT name, done_event FROM batches",
+	[Q_GET_SNAPSHOT] = "SELECT snapshot FROM jobs WHERE id=?1",
+	[Q_JOB_EVENTS] = "SELECT id, type, ts_ms FROM events WHERE subject=?1 ORDER BY ts_ms",
+};
+
+static const char schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"PRAGMA synchronous=NORMAL;"
+	"PRAGMA foreign_keys=OFF;"
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
+	"INSERT OR IGNORE INTO meta VALUES('schema', '1');"
+	"CREATE TABLE IF NOT EXISTS jobs(id TEXT PRIMARY KEY, batch TEXT, status INTEGER NOT NULL,"
+	" added_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, err_kind INTEGER NOT NULL DEFAULT 0,"
+	" err_count INTEGER NOT NULL DEFAULT 0, snapshot TEXT) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS events(id TEXT PRIMARY KEY, type TEXT NOT NULL, subject TEXT NOT NULL,"
+	" batch TEXT, ts_ms INTEGER NOT NULL, payload TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS events_subject ON events(subject);"
+	"CREATE TABLE IF NOT EXISTS deliveries(event_id TEXT NOT NULL, hook TEXT NOT NULL, state TEXT NOT NULL,"
+	" attempts INTEGER NOT NULL, next_ms INTEGER NOT NULL, last_error TEXT, updated_ms INTEGER NOT NULL,"
+	" PRIMARY KEY(event_id, hook));"
+	"CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(state);"
+	"CREATE TABLE IF NOT EXISTS batches(name TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, done_event TEXT);";
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *q[Q__MAX];
+	sqlite3_stmt *begin, *commit, *rollback;
+};
+
+const char *store_error(struct store *s)
+{
+	return sqlite3_errmsg(s->db);
+}
+
+static int map_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_CANTOPEN:
+		return -EACCES;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	default:
+		return -EIO;
+	}
+}
+
+int store_open(const char *dir, struct store **ret, char *err, size_t errlen)
+{
+	char path[4096];
+	struct store *s;
+	char *emsg = NULL;
+	int rc;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		int e = errno;
+		snprintf(err, errlen, "state directory %s: cannot create: %s", dir, strerror(e));
+		return -e;
+	}
+	snprintf(path, sizeof(path), "%s/embedwatch.db", dir);
+	s = xcalloc(1, sizeof(*s));
+	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(s->db, 5000);
+	rc = sqlite3_exec(s->db, schema, NULL, NULL, &emsg);
+	if (rc != SQLITE_OK)
+		goto fail;
+	for (int i = 0; i < Q__MAX; i++) {
+		rc = sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	if ((rc = sqlite3_prepare_v2(s->db, "BEGIN IMMEDIATE", -1, &s->begin, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(s->db, "COMMIT", -1, &s->commit, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(s->db, "ROLLBACK", -1, &s->rollback, NULL)) != SQLITE_OK)
+		goto fail;
+	*ret = s;
+	return 0;
+fail:
+	snprintf(err, errlen, "state database %s: %s", path, emsg ? emsg : (s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc)));
+	sqlite3_free(emsg);
+	int r = map_rc(rc);
+	store_close(s);
+	return r ? r : -EIO;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < Q__MAX; i++)
+		sqlite3_finalize(s->q[i]);
+	sqlite3_finalize(s->begin);
+	sqlite3_finalize(s->commit);
+	sqlite3_finalize(s->rollback);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+static int step(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_rc(rc);
+}
+
+int store_begin(struct store *s)
+{
+	return step(s->begin);
+}
+
+int store_commit(struct store *s)
+{
+	return step(s->commit);
+}
+
+void store_rollback(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		step(s->rollback);
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+int store_put_job(struct store *s, const struct store_job *j)
+{
+	sqlite3_stmt *st = s->q[Q_PUT_JOB];
+	bind_text(st, 1, j->id);
+	bind_text(st, 2, j->batch);
+	sqlite3_bind_int(st, 3, j->status);
+	sqlite3_bind_int64(st, 4, j->added_ms);
+	sqlite3_bind_int64(st, 5, j->updated_ms);
+	sqlite3_bind_int(st, 6, j->err_kind);
+	sqlite3_bind_int(st, 7, j->err_count);
+	return step(st);
+}
+
+int store_put_snapshot(struct store *s, const char *job_id, const char *json)
+{
+	sqlite3_stmt *st = s->q[Q_PUT_SNAPSHOT];
+	bind_text(st, 1, job_id);
+	bind_text(st, 2, json);
+	return step(st);
+}
+
+int store_delete_job(struct store *s, const char *job_id)
+{
+	sqlite3_stmt *st = s->q[Q_DEL_JOB];
+	bind_text(st, 1, job_id);
+	return step(st);
+}
+
+int store_put_event(struct store *s, const char *id, const char *type, const char *subject,
+		    const char *batch, int64_t ts_ms, const char *payload, bool *ret_new)
+{
+	sqlite3_stmt *st = s->q[Q_PUT_EVENT];
+	bind_text(st, 1, id);
+	bind_text(st, 2, type);
+	bind_text(st, 3, subject);
+	bind_text(st, 4, batch);
+	sqlite3_bind_int64(st, 5, ts_ms);
+	bind_text(st, 6, payload);
+	int r = step(st);
+	*ret_new = r == 0 && sqlite3_changes(s->db) > 0;
+	return r;
+}
+
+int store_put_delivery(struct store *s, const char *event_id, const char *hook, const char *state,
+		       unsigned attempts, int64_t next_ms, const char *last_error, int64_t updated_ms)
+{
+	sqlite3_stmt *st = s->q[Q_PUT_DELIVERY];
+	bind_text(st, 1, event_id);
+	bind_text(st, 2, hook);
+	bind_text(st, 3, state);
+	sqlite3_bind_int(st, 4, (int)attempts);
+	sqlite3_bind_int64(st, 5, next_ms);
+	bind_text(st, 6, last_error);
+	sqlite3_bind_int64(st, 7, updated_ms);
+	return step(st);
+}
+
+int store_put_batch(struct store *s, const char *name, int64_t created_ms, const char *done_event)
+{
+	sqlite3_stmt *st = s->q[Q_PUT_BATCH];
+	bind_text(st, 1, name);
+	sqlite3_bind_int64(st, 2, created_ms);
+	bind_text(st, 3, done_event);
+	return step(st);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+/* Runs a query row by row; stops early when fn returns non-zero. */
+static int each(sqlite3_stmt *st, int (*row)(sqlite3_stmt *st, void *fn, void *arg), void *fn, void *arg)
+{
+	int rc, r = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = row(st, fn, arg)) != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = map_rc(rc);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r < 0 ? r : 0;
+}
+
+static int job_row(sqlite3_stmt *st, void *fn, void *arg)
+{
+	struct store_job j = {
+		.id = col_text(st, 0), .batch = col_text(st, 1), .status = sqlite3_column_int(st, 2),
+		.added_ms = sqlite3_column_int64(st, 3), .updated_ms = sqlite3_column_int64(st, 4),
+		.err_kind = sqlite3_column_int(st, 5), .err_count = sqlite3_column_int(st, 6),
+	};
+	return ((int (*)(const struct store_job *, void *))fn)(&j, arg);
+}
+
+int store_each_job(struct store *s, int (*fn)(const struct store_job *j, void *arg), void *arg)
+{
+	return each(s->q[Q_EACH_JOB], job_row, (void *)fn, arg);
+}
+
+static int delivery_row(sqlite3_stmt *st, void *fn, void *arg)
+{
+	struct store_delivery d = {
+		.event_id = col_text(st, 0), .hook = col_text(st, 1), .state = col_text(st, 2),
+		.attempts = (unsigned)sqlite3_column_int(st, 3), .next_ms = sqlite3_column_int64(st, 4),
+		.last_error = col_text(st, 5), .updated_ms = sqlite3_column_int64(st, 6),
+		.type = col_text(st, 7), .subject = col_text(st, 8), .batch = col_text(st, 9),
+		.payload = col_text(st, 10),
+	};
+	return ((int (*)(const struct store_delivery *, void *))fn)(&d, arg);
+}
+
+int store_each_delivery(struct store *s, const char *state, int (*fn)(const struct store_delivery *d, void *arg), void *arg)
+{
+	sqlite3_stmt *st = s->q[state ? Q_EACH_DELIVERY_STATE : Q_EACH_DELIVERY];
+	if (state)
+		bind_text(st, 1, state);
+	return each(st, delivery_row, (void *)fn, arg);
+}
+
+int store_event_deliveries(struct store *s, const char *event_id, int (*fn)(const struct store_delivery *d, void *arg), void *arg)
+{
+	sqlite3_stmt *st = s->q[Q_EVENT_DELIVERIES];
+	bind_text(st, 1, event_id);
+	return each(st, delivery_row, (void *)fn, arg);
+}
+
+int store_get_event(struct store *s, const char *event_id,
+		    void (*fn)(const char *, const char *, const char *, const char *, void *), void *arg)
+{
+	sqlite3_stmt *st = s->q[Q_GET_EVENT];
+	bind_text(st, 1, event_id);
+	int rc = sqlite3_step(st), r;
+	if (rc == SQLITE_ROW) {
+		fn(col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3), arg);
+		r = 0;
+	} else {
+		r = rc == SQLITE_DONE ? -ENOENT : map_rc(rc);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
+}
+
+static int batch_row(sqlite3_stmt *st, void *fn, void *arg)
+{
+	return ((int (*)(const char *, const char *, void *))fn)(col_text(st, 0), col_text(st, 1), arg);
+}
+
+int store_each_batch(struct store *s, int (*fn)(const char *name, const char *done_event, void *arg), void *arg)
+{
+	return each(s->q[Q_EACH_BATCH], batch_row, (void *)fn, arg);
+}
+
+char *store_get_snapshot(struct store *s, const char *job_id)
+{
+	sqlite3_stmt *st = s->q[Q_GET_SNAPSHOT];
+	char *r = NULL;
+	bind_text(st, 1, job_id);
+	if (sqlite3_step(st) == SQLITE_ROW && col_text(st, 0))
+		r = xstrdup(col_text(st, 0));
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
+}
+
+static int event_row(sqlite3_stmt *st, void *fn, void *arg)
+{
+	return ((int (*)(const char *, const char *, int64_t, void *))fn)(col_text(st, 0), col_text(st, 1),
+									  sqlite3_column_int64(st, 2), arg);
+}
+
+int store_job_events(struct store *s, const char *job_id, int (*fn)(const char *, const char *, int64_t, void *), void *arg)
+{
+	sqlite3_stmt *st = s->q[Q_JOB_EVENTS];
+	bind_text(st, 1, job_id);
+	return each(st, event_row, (void *)fn, arg);
+}

@@ -1,0 +1,475 @@
+/*
+ * The heart of the daemon: an observation of one EmbedJob becomes a
+ * transition, a transition may become an event, and everything a loop turn
+ * changed is written in one transaction before any hook for it starts.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ew.h"
+#include "log.h"
+#include "util.h"
+
+enum pending_kind { P_EVENT, P_SNAPSHOT, P_BATCH, P_DELETE };
+
+struct pending {
+	struct pending *next;
+	enum pending_kind kind;
+	enum ew_event type;
+	bool is_new;
+	char event_id[37];
+	int64_t ts_ms;
+	char *subject;          /* job id or batch name */
+	char *batch;
+	char *text;             /* payload or snapshot */
+};
+
+static void pending_push(struct ew *ew, struct pending *p)
+{
+	if (ew->pend_tail)
+		ew->pend_tail->next = p;
+	else
+		ew->pend_head = p;
+	ew->pend_tail = p;
+}
+
+static void pending_free(struct pending *p)
+{
+	free(p->subject);
+	free(p->batch);
+	free(p->text);
+	free(p);
+}
+
+void watch_touch(struct ew *ew, struct job *j)
+{
+	if (j->flags & JF_DIRTY)
+		return;
+	j->flags |= JF_DIRTY;
+	if (ew->n_dirty == ew->cap_dirty) {
+		ew->cap_dirty = ew->cap_dirty ? ew->cap_dirty * 2 : 256;
+		ew->dirty = xrealloc(ew->dirty, ew->cap_dirty * sizeof(*ew->dirty));
+	}
+	ew->dirty[ew->n_dirty++] = j;
+}
+
+bool watch_pending(struct ew *ew)
+{
+	return ew->n_dirty || ew->pend_head || ew->hooks_dirty;
+}
+
+static void batch_row(struct ew *ew, struct batch *b, const char *done_event)
+{
+	struct pending *p = xcalloc(1, sizeof(*p));
+	p->kind = P_BATCH;
+	p->subject = xstrdup(b->name);
+	p->ts_ms = b->created_ms;
+	if (done_event)
+		snprintf(p->event_id, sizeof(p->event_id), "%s", done_event);
+	pending_push(ew, p);
+}
+
+/* Queues an event: {"type", "id", "timestamp", "data"}; takes data. */
+static void emit(struct ew *ew, const char *subject, const char *id_subject, enum ew_event type,
+		 const char *batch, json_object *data)
+{
+	struct pending *p = xcalloc(1, sizeof(*p));
+	char ts[40];
+
+	p->kind = P_EVENT;
+	p->type = type;
+	p->ts_ms = util_wall_ms();
+	job_event_id(id_subject, type, p->event_id);
+	util_rfc3339(p->ts_ms, ts, sizeof(ts));
+	json_object *ev = json_object_new_object();
+	json_object_object_add(ev, "type", json_object_new_string(job_event_name(type)));
+	json_object_object_add(ev, "id", json_object_new_string(p->event_id));
+	json_object_object_add(ev, "timestamp", json_object_new_string(ts));
+	json_object_object_add(ev, "data", data);
+	p->text = xstrdup(json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(ev);
+	p->subject = xstrdup(subject);
+	p->batch = batch ? xstrdup(batch) : NULL;
+	pending_push(ew, p);
+	ew->m.events++;
+	log_ctx(LOG_INFO, &((struct log_ctx){ .job_id = type == EV_BATCH_DONE ? NULL : subject,
+					      .event_id = p->event_id, .event = job_event_name(type) }),
+		"event %s %s for %s %s", job_event_name(type), p->event_id, type == EV_BATCH_DONE ? "batch" : "job", subject);
+}
+
+static void check_batch_done(struct ew *ew, struct batch *b)
+{
+	if (!b || b->fired || b->n_jobs == 0 || b->n_ended < b->n_jobs)
+		return;
+	b->fired = 1;
+	json_object *data = json_object_new_object();
+	json_object *counts = json_object_new_object();
+	json_object *jobs = json_object_new_array();
+	json_object_object_add(data, "batch", json_object_new_string(b->name));
+	json_object_object_add(data, "total", json_object_new_int64(b->n_jobs));
+	for (int s = 0; s < JOB__MAX; s++)
+		if (job_status_ended((enum job_status)s))
+			json_object_object_add(counts, job_status_name((enum job_status)s), json_object_new_int64(b->counts[s]));
+	json_object_object_add(data, "counts", counts);
+	/* The member list: one pass over the table; batches end rarely. */
+	for (size_t i = 0; i < ew->jobs.jobs.cap; i++) {
+		struct strmap_slot *sl = &ew->jobs.jobs.slots[i];
+		if (!sl->key)
+			continue;
+		struct job *j = sl->val;
+		if (j->batch != b)
+			continue;
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "job_id", json_object_new_string(j->id));
+		json_object_object_add(o, "status", json_object_new_string(job_status_name((enum job_status)j->status)));
+		json_object_array_add(jobs, o);
+	}
+	json_object_object_add(data, "jobs", jobs);
+	char subject[300];
+	snprintf(subject, sizeof(subject), "batch:%s", b->name);
+	emit(ew, b->name, subject, EV_BATCH_DONE, b->name, data);
+	batch_row(ew, b, ew->pend_tail->event_id);
+}
+
+static void job_ended(struct ew *ew, struct job *j)
+{
+	jobtable_unschedule(&ew->jobs, j);
+	control_job_ended(ew, j);
+	check_batch_done(ew, j->batch);
+}
+
+static void set_status(struct ew *ew, struct job *j, enum job_status st)
+{
+	jobtable_set_status(&ew->jobs, j, st);
+	j->updated_ms = util_wall_ms();
+	ew->m.transitions++;
+	watch_touch(ew, j);
+}
+
+void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len)
+{
+	enum job_status prev = (enum job_status)j->status;
+	bool changed;
+	enum ew_event ev;
+
+	job_error_reset(&j->err);
+	j->fail_run = 0;
+	if (aj->status == JOB_UNKNOWN && !(j->flags & JF_UNKNOWN_LOGGED)) {
+		j->flags |= JF_UNKNOWN_LOGGED;
+		log_job(LOG_WARNING, j->id, "job %s: unknown status \"%.64s\"; still watching", j->id, aj->status_raw);
+	}
+	ev = job_transition(prev, aj->status, &changed);
+	if (!changed) {
+		/* Nothing to write, nothing to log: only the next poll time. */
+		j->interval = (uint32_t)sched_grow(j->interval, ew->cfg.backoff, ew->cfg.interval_min_ms, ew->cfg.interval_max_ms);
+		jobtable_schedule(&ew->jobs, j, ew_now(ew) + sched_jitter(j->interval, ew->cfg.jitter, util_rand_unit()));
+		return;
+	}
+	set_status(ew, j, aj->status);
+	log_job(LOG_INFO, j->id, "job %s: %s -> %s", j->id, job_status_name(prev), job_status_name(aj->status));
+	struct pending *snap = xcalloc(1, sizeof(*snap));
+	snap->kind = P_SNAPSHOT;
+	snap->subject = xstrdup(j->id);
+	snap->text = xstrndup(body, len);
+	pending_push(ew, snap);
+	if (ev != EV_NONE) {
+		json_object *data = json_tokener_parse(snap->text);
+		if (!json_object_is_type(data, json_type_object)) {
+			json_object_put(data);
+			data = json_object_new_object();
+		}
+		json_object_object_add(data, "previous_status", json_object_new_string(job_status_name(prev)));
+		json_object_object_add(data, "batch", j->batch ? json_object_new_string(j->batch->name) : NULL);
+		emit(ew, j->id, j->id, ev, j->batch ? j->batch->name : NULL, data);
+	}
+	if (watch_job_ended(j)) {
+		job_ended(ew, j);
+		return;
+	}
+	j->interval = (uint32_t)ew->cfg.interval_min_ms;
+	jobtable_schedule(&ew->jobs, j, ew_now(ew) + sched_jitter(j->interval, ew->cfg.jitter, util_rand_unit()));
+}
+
+void watch_end(struct ew *ew, struct job *j, enum ew_event ev, const char *reason)
+{
+	enum job_status prev = (enum job_status)j->status;
+	enum job_status st = job_event_end_status(ev);
+
+	if (watch_job_ended(j) || st == JOB_NONE)
+		return;
+	set_status(ew, j, st);
+	log_job(LOG_NOTICE, j->id, "job %s: %s -> %s: %s", j->id, job_status_name(prev), job_status_name(st), reason);
+	json_object *data = json_object_new_object();
+	json_object_object_add(data, "job_id", json_object_new_string(j->id));
+	json_object_object_add(data, "status", json_object_new_string(job_status_name(st)));
+	json_object_object_add(data, "previous_status", json_object_new_string(job_status_name(prev)));
+	json_object_object_add(data, "reason", json_object_new_string(reason));
+	json_object_object_add(data, "batch", j->batch ? json_object_new_string(j->batch->name) : NULL);
+	emit(ew, j->id, j->id, ev, j->batch ? j->batch->name : NULL, data);
+	job_ended(ew, j);
+}
+
+int watch_add(struct ew *ew, const char *id, const char *batch)
+{
+	struct job *j = jobtable_get(&ew->jobs, id);
+	struct batch *b = NULL;
+
+	if (batch) {
+		b = jobtable_get_batch(&ew->jobs, batch);
+		if (!b) {
+			b = jobtable_batch(&ew->jobs, batch, util_wall_ms());
+			batch_row(ew, b, NULL);
+		}
+	}
+	if (j) {
+		/* Watching again may move the job to another batch; never resets it. */
+		if (b && j->batch != b) {
+			struct batch *old = j->batch;
+			jobtable_join(&ew->jobs, j, b);
+			watch_touch(ew, j);
+			check_batch_done(ew, old);
+			if (watch_job_ended(j))
+				check_batch_done(ew, b);
+		}
+		return 0;
+	}
+	j = jobtable_new_job(id);
+	j->added_ms = j->updated_ms = util_wall_ms();
+	j->interval = (uint32_t)ew->cfg.interval_min_ms;
+	jobtable_add(&ew->jobs, j);
+	if (b)
+		jobtable_join(&ew->jobs, j, b);
+	watch_touch(ew, j);
+	/* First poll right after watch. */
+	jobtable_schedule(&ew->jobs, j, ew_now(ew));
+	poller_kick(&ew->poller);
+	return 1;
+}
+
+int watch_remove(struct ew *ew, const char *id)
+{
+	struct job *j = jobtable_get(&ew->jobs, id);
+	struct batch *b;
+
+	if (!j)
+		return -ENOENT;
+	b = j->batch;
+	struct pending *p = xcalloc(1, sizeof(*p));
+	p->kind = P_DELETE;
+	p->subject = xstrdup(id);
+	pending_push(ew, p);
+	/* The row write of a dirty job is dropped: the delete comes after it. */
+	if (j->flags & JF_DIRTY) {
+		for (size_t i = 0; i < ew->n_dirty; i++)
+			if (ew->dirty[i] == j)
+				ew->dirty[i] = NULL;
+	}
+	if (j->flags & JF_IN_FLIGHT) {
+		/* The poll completion frees it. */
+		jobtable_unschedule(&ew->jobs, j);
+		jobtable_join(&ew->jobs, j, NULL);
+		ew->jobs.counts[j->status]--;
+		strmap_del(&ew->jobs.jobs, j->id);
+		j->flags = JF_IN_FLIGHT | JF_REMOVED;
+	} else {
+		jobtable_remove(&ew->jobs, j);
+	}
+	control_job_ended(ew, NULL);
+	check_batch_done(ew, b);
+	return 0;
+}
+
+static void store_retry_cb(uv_timer_t *t)
+{
+	struct ew *ew = container_of(t, struct ew, store_retry);
+	watch_flush(ew);
+}
+
+int watch_flush(struct ew *ew)
+{
+	struct pending *p;
+	int r;
+
+	if (!watch_pending(ew))
+		return 0;
+	if (ew->store_failing && ew_now(ew) < ew->store_retry_at)
+		return -EAGAIN;
+	if ((r = store_begin(ew->store)) < 0)
+		goto fail;
+	for (size_t i = 0; i < ew->n_dirty; i++) {
+		struct job *j = ew->dirty[i];
+		if (!j)
+			continue;
+		struct store_job sj = {
+			.id = j->id, .batch = j->batch ? j->batch->name : NULL, .status = j->status,
+			.added_ms = j->added_ms, .updated_ms = j->updated_ms,
+			.err_kind = j->err.kind, .err_count = j->err.count,
+		};
+		if ((r = store_put_job(ew->store, &sj)) < 0)
+			goto fail;
+	}
+	for (p = ew->pend_head; p; p = p->next) {
+		switch (p->kind) {
+		case P_SNAPSHOT:
+			r = store_put_snapshot(ew->store, p->subject, p->text);
+			break;
+		case P_DELETE:
+			r = store_delete_job(ew->store, p->subject);
+			break;
+		case P_BATCH:
+			r = store_put_batch(ew->store, p->subject, p->ts_ms, p->event_id[0] ? p->event_id : NULL);
+			break;
+		case P_EVENT:
+			r = store_put_event(ew->store, p->event_id, job_event_name(p->type), p->subject, p->batch,
+					    p->ts_ms, p->text, &p->is_new);
+			for (size_t h = 0; r == 0 && p->is_new && h < ew->cfg.n_hooks; h++) {
+				if (ew->cfg.hooks[h].on_mask & (1u << p->type))
+					r = store_put_delivery(ew->store, p->event_id, ew->cfg.hooks[h].name, "pending",
+							       0, p->ts_ms, NULL, p->ts_ms);
+			}
+			break;
+		}
+		if (r < 0)
+			goto fail;
+	}
+	if ((r = hooks_flush(ew)) < 0)
+		goto fail;
+	if ((r = store_commit(ew->store)) < 0)
+		goto fail;
+
+	ew->m.commits++;
+	if (ew->store_failing) {
+		log_msg(LOG_NOTICE, "state database writable again after %u failed commits; nothing was lost", ew->store_fail_run);
+		ew->store_failing = false;
+		ew->store_fail_run = 0;
+	}
+	for (size_t i = 0; i < ew->n_dirty; i++)
+		if (ew->dirty[i])
+			ew->dirty[i]->flags &= (uint8_t)~JF_DIRTY;
+	ew->n_dirty = 0;
+	hooks_committed(ew);
+	/* Only now, with the events durable, may their hooks start. */
+	p = ew->pend_head;
+	ew->pend_head = ew->pend_tail = NULL;
+	while (p) {
+		struct pending *next = p->next;
+		if (p->kind == P_EVENT && p->is_new)
+			hooks_event(ew, p->event_id, p->type, p->subject, p->batch, p->text);
+		pending_free(p);
+		p = next;
+	}
+	return 0;
+fail:
+	store_rollback(ew->store);
+	ew->m.commit_failures++;
+	ew->store_fail_run++;
+	uint64_t delay = sched_error_backoff(ew->store_fail_run, 1000, 30000);
+	if (!ew->store_failing || ew->store_fail_run % 10 == 0)
+		log_msg(LOG_ERR, "state database write failed (%s: %s); keeping %zu job writes and the pending events "
+			"in memory, retrying in %llu ms", strerror(-r), store_error(ew->store), ew->n_dirty,
+			(unsigned long long)delay);
+	ew->store_failing = true;
+	ew->store_retry_at = ew_now(ew) + delay;
+	uv_timer_start(&ew->store_retry, store_retry_cb, delay, 0);
+	return r;
+}
+
+/* Commit at the end of each loop turn: timers' writes before the poll for I/O, I/O callbacks' after. */
+static void on_prepare(uv_prepare_t *h)
+{
+	watch_flush(container_of(h, struct ew, prepare));
+}
+
+static void on_check(uv_check_t *h)
+{
+	watch_flush(container_of(h, struct ew, check));
+}
+
+int watch_init(struct ew *ew)
+{
+	uv_prepare_init(ew->loop, &ew->prepare);
+	uv_check_init(ew->loop, &ew->check);
+	uv_timer_init(ew->loop, &ew->store_retry);
+	uv_prepare_start(&ew->prepare, on_prepare);
+	uv_check_start(&ew->check, on_check);
+	/* These run every turn but must not keep the loop alive on their own. */
+	uv_unref((uv_handle_t *)&ew->prepare);
+	uv_unref((uv_handle_t *)&ew->check);
+	uv_unref((uv_handle_t *)&ew->store_retry);
+	return 0;
+}
+
+static int restore_job(const struct store_job *sj, void *arg)
+{
+	struct ew *ew = arg;
+	if (!api_id_valid(sj->id) || sj->status < 0 || sj->status >= JOB__MAX) {
+		log_msg(LOG_WARNING, "state database: skipping a job row with a bad id or status");
+		return 0;
+	}
+	struct job *j = jobtable_new_job(sj->id);
+	j->status = (uint8_t)sj->status;
+	j->added_ms = sj->added_ms;
+	j->updated_ms = sj->updated_ms;
+	j->err.kind = (uint8_t)sj->err_kind;
+	j->err.count = (uint8_t)sj->err_count;
+	j->interval = (uint32_t)ew->cfg.interval_min_ms;
+	jobtable_add(&ew->jobs, j);
+	if (sj->batch)
+		jobtable_join(&ew->jobs, j, jobtable_batch(&ew->jobs, sj->batch, sj->added_ms));
+	if (!watch_job_ended(j)) {
+		/* Spread the first polls after a restart over the minimum interval. */
+		jobtable_schedule(&ew->jobs, j, ew_now(ew) + (uint64_t)(util_rand_unit() * (double)ew->cfg.interval_min_ms));
+	}
+	return 0;
+}
+
+static int restore_batch(const char *name, const char *done_event, void *arg)
+{
+	struct ew *ew = arg;
+	struct batch *b = jobtable_batch(&ew->jobs, name, util_wall_ms());
+	b->fired = done_event != NULL;
+	return 0;
+}
+
+static int restore_delivery(const struct store_delivery *d, void *arg)
+{
+	hooks_restore(arg, d);
+	return 0;
+}
+
+static void recheck_batch(const char *k, void *v, void *arg)
+{
+	check_batch_done(arg, v);
+}
+
+int watch_restore(struct ew *ew, char *err, size_t errlen)
+{
+	int r;
+	if ((r = store_each_batch(ew->store, restore_batch, ew)) < 0 ||
+	    (r = store_each_job(ew->store, restore_job, ew)) < 0 ||
+	    (r = store_each_delivery(ew->store, "pending", restore_delivery, ew)) < 0) {
+		snprintf(err, errlen, "cannot read the state database: %s", store_error(ew->store));
+		return r;
+	}
+	/* A batch whose last job ended just before a crash that lost its batch.done. */
+	strmap_each(&ew->jobs.batches, recheck_batch, ew);
+	return 0;
+}
+
+void watch_close(struct ew *ew)
+{
+	struct pending *p = ew->pend_head;
+	while (p) {
+		struct pending *next = p->next;
+		pending_free(p);
+		p = next;
+	}
+	ew->pend_head = ew->pend_tail = NULL;
+	free(ew->dirty);
+	ew->dirty = NULL;
+	uv_close((uv_handle_t *)&ew->prepare, NULL);
+	uv_close((uv_handle_t *)&ew->check, NULL);
+	uv_close((uv_handle_t *)&ew->store_retry, NULL);
+}
