@@ -68,3 +68,84 @@ api() {
 }
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# ---- the daemon ----
+HOOK="$top_srcdir/tests/integration/record-hook.sh"
+DAEMON_RC_FILE="$T/daemon.rc"
+
+# write_conf [EXTRA-INI]: a config for the daemon against the simulator, with a
+# recording exec hook for every event. Extra sections/keys are appended.
+write_conf() {
+	mkdir -p "$T/hooks"
+	cat >"$T/ew.conf" <<CONF
+[embedwatch]
+api_base = $SIM_URL
+state_dir = $T/state
+control_socket = $T/ctl.sock
+log_level = ${LOG_LEVEL:-info}
+[poll]
+interval_min = ${INTERVAL_MIN:-100ms}
+interval_max = ${INTERVAL_MAX:-500ms}
+rate = ${RATE:-200/s}
+burst = ${BURST:-20}
+max_in_flight = ${MAX_IN_FLIGHT:-16}
+request_timeout = ${REQUEST_TIMEOUT:-2s}
+[hook record]
+type = exec
+command = $HOOK $T/hooks
+on = *
+timeout = 10s
+retry = 200ms 400ms
+CONF
+	if [ $# -gt 0 ]; then printf '%s\n' "$1" >>"$T/ew.conf"; fi
+}
+
+# start_daemon: starts embedwatchd on $T/ew.conf; waits until the socket answers.
+start_daemon() {
+	rm -f "$DAEMON_RC_FILE"
+	( set +e; CO_API_KEY="${DAEMON_KEY:-$TOKEN}" "$DAEMON" -c "$T/ew.conf" >>"$T/daemon.log" 2>&1; echo $? >"$DAEMON_RC_FILE" ) &
+	DAEMON_PID=$!
+	PIDS+=("$DAEMON_PID")
+	wait_for 20 "$CTL" -s "$T/ctl.sock" status || fail "daemon did not start"
+	DAEMON_REAL_PID=$(pgrep -f "^$DAEMON -c $T/ew.conf" | head -1)
+}
+
+# stop_daemon: SIGTERM, then asserts a clean exit (status 0: no sanitizer report, loop closed).
+stop_daemon() {
+	kill -TERM "$DAEMON_REAL_PID" 2>/dev/null || true
+	wait "$DAEMON_PID" 2>/dev/null || true
+	local rc; rc=$(cat "$DAEMON_RC_FILE" 2>/dev/null || echo missing)
+	[ "$rc" = 0 ] || fail "daemon exited with status $rc (see daemon.log)"
+	grep -q "event loop did not close cleanly" "$T/daemon.log" && fail "event loop did not close cleanly"
+	return 0
+}
+
+# kill9_daemon: SIGKILL, no chance to commit anything.
+kill9_daemon() {
+	kill -KILL "$DAEMON_REAL_PID" 2>/dev/null || true
+	wait "$DAEMON_PID" 2>/dev/null || true
+}
+
+ctl() { "$CTL" -s "$T/ctl.sock" "$@"; }
+
+# Lines the recording hook wrote: "EVENT_ID EVENT JOB STATUS BATCH ATTEMPT".
+hook_lines() { cat "$T/hooks/events" 2>/dev/null || true; }
+hook_count() { hook_lines | grep -c -- "$1" || true; }
+
+# jobs_json N PREFIX: N jobs ending at 0.3..2.5 s, outcomes cycling complete/failed/cancelled.
+jobs_json() {
+	local n=$1 prefix=$2
+	jq -cn --argjson n "$n" --arg p "$prefix" '{jobs: [range($n) as $i |
+	  {id: ($p + ($i|tostring)), timeline: ([{status:"processing",at:0}] +
+	   (if $i % 3 == 0 then [{status:"complete", at: (0.3 + ($i % 23) * 0.1)}]
+	    elif $i % 3 == 1 then [{status:"failed", at: (0.3 + ($i % 17) * 0.1)}]
+	    else [{status:"cancelling", at:0.2},{status:"cancelled", at: (0.3 + ($i % 19) * 0.1)}] end))}]}'
+}
+
+# max_in_window MS: the most API requests the simulator saw in any window of MS milliseconds.
+max_in_window() {
+	sim GET /_sim/log | jq --argjson w "$1" '[.entries[][0]] | sort as $t |
+	  reduce range(0; $t|length) as $i ({j:0, m:0};
+	    .j as $j0 | (first(range($j0; $i+1) | select($t[$i] - $t[.] < $w)) // $i) as $j |
+	    {j: $j, m: ([.m, $i - $j + 1] | max)}) | .m'
+}

@@ -1,0 +1,61 @@
+# 1,000 jobs watched: every terminal event delivered exactly once, the rate
+# limit never exceeded (the simulator's request log), a clean stop.
+. "$top_srcdir/tests/integration/lib.sh"
+
+start_sim
+jobs_json 1000 j- | sim POST /_sim/jobs "$(cat)" | jq -e '.created == 1000' >/dev/null || fail "create jobs"
+RATE=400/s BURST=20 INTERVAL_MIN=200ms INTERVAL_MAX=1s MAX_IN_FLIGHT=32 write_conf
+start_daemon
+
+seq 0 999 | sed 's/^/j-/' | ctl watch --batch big - | grep -q "watching 1000 new jobs" || fail "watch"
+ctl wait --batch big --timeout 120s >"$T/wait.out" || [ $? -eq 1 ] || fail "wait"
+[ "$(wc -l <"$T/wait.out")" = 1000 ] || fail "wait listed $(wc -l <"$T/wait.out") jobs"
+wait_for 30 sh -c "[ \$(grep -c ' batch.done ' '$T/hooks/events') = 1 ]" || fail "batch.done not delivered"
+
+# Exactly one terminal event per job, one delivery per event.
+term=$(hook_lines | awk '$2 ~ /embed_job\.(complete|failed|cancelled)$/')
+[ "$(echo "$term" | wc -l)" = 1000 ] || fail "$(echo "$term" | wc -l) terminal deliveries, expected 1000"
+[ "$(echo "$term" | awk '{print $3}' | sort -u | wc -l)" = 1000 ] || fail "a job got two terminal events"
+[ "$(hook_lines | awk '{print $1}' | sort | uniq -d | wc -l)" = 0 ] || fail "an event was delivered twice"
+for o in complete failed cancelled; do
+	want=$(jq -n '[range(1000)] | map(select(. % 3 == (if "'$o'" == "complete" then 0 elif "'$o'" == "failed" then 1 else 2 end))) | length')
+	got=$(echo "$term" | awk -v e="embed_job.$o" '$2 == e' | wc -l)
+	[ "$got" = "$want" ] || fail "$o: $got events, expected $want"
+done
+ok "1000 jobs: 1000 terminal events, each delivered exactly once"
+
+# The payload of a delivery is the event document.
+f=$(ls "$T/hooks/payloads" | sed -n 1p)
+jq -e '(.type|startswith("embed_job.") or .=="batch.done") and (.id|startswith("evt_")) and (.timestamp|length>0) and (.data|type=="object")' \
+	"$T/hooks/payloads/$f" >/dev/null || fail "payload shape"
+jq -se 'map(select(.type=="embed_job.complete"))[0].data | .job_id and .status=="complete" and .previous_status and .batch=="big" and .output_dataset_id' \
+	"$T/hooks/payloads/"* >/dev/null || fail "complete payload data"
+ok "payloads carry the event document"
+
+# The rate: 400/s with a burst of 20 allows at most 20 + 400 requests in any second.
+m=$(max_in_window 1000)
+[ "$m" -le 420 ] || fail "$m requests in one second, over 400/s + burst 20"
+polls=$(sim GET '/_sim/stats?jobs=0' | jq .requests.poll)
+ok "rate limit kept: at most $m requests in any 1 s window ($polls polls in all)"
+
+# Connections are reused: far fewer than requests.
+conns=$(sim GET '/_sim/stats?jobs=0' | jq .connections.opened)
+[ "$conns" -le 64 ] || fail "$conns connections for $polls requests"
+ok "keep-alive: $conns connections for $polls requests"
+
+# Ended jobs are not polled again.
+before=$(sim GET '/_sim/stats?jobs=0' | jq .requests.poll)
+sleep 1
+after=$(sim GET '/_sim/stats?jobs=0' | jq .requests.poll)
+[ "$before" = "$after" ] || fail "ended jobs still polled ($before -> $after)"
+ok "no polls after every job ended"
+
+# The hook environment is clean: no API key, the EMBEDWATCH_* variables.
+! grep -q "$TOKEN" "$T/hooks/env.last" || fail "API key in a hook's environment"
+grep -q '^EMBEDWATCH_EVENT_ID=evt_' "$T/hooks/env.last" || fail "EMBEDWATCH_EVENT_ID missing"
+[ "$(grep -vc '^EMBEDWATCH_\|^PATH=\|^PWD=\|^SHLVL=\|^_=' "$T/hooks/env.last")" = 0 ] || fail "extra environment: $(cat "$T/hooks/env.last")"
+! grep -q "$TOKEN" "$T/daemon.log" || fail "API key in the log"
+ok "clean hook environment; key never logged"
+
+stop_daemon
+ok "clean stop"
