@@ -212,6 +212,8 @@ static void cmd_watch(struct client *c, json_object *req)
 		else
 			already++;
 	}
+	/* Accepted means durable: commit before answering (a failed commit is retried from memory). */
+	watch_flush(ew);
 	json_object *o = ok_answer();
 	json_object_object_add(o, "added", json_object_new_int64((int64_t)added));
 	json_object_object_add(o, "already", json_object_new_int64((int64_t)already));
@@ -236,6 +238,7 @@ static void cmd_unwatch(struct client *c, json_object *req)
 		else
 			json_object_array_add(unknown, json_object_new_string(id));
 	}
+	watch_flush(ew);
 	json_object *o = ok_answer();
 	json_object_object_add(o, "removed", json_object_new_int64((int64_t)removed));
 	json_object_object_add(o, "unknown", unknown);
@@ -459,6 +462,7 @@ static void cmd_redeliver(struct client *c, json_object *req)
 		send_error(c, "%s", err);
 		return;
 	}
+	watch_flush(c->ctl->ew);
 	json_object *o = ok_answer();
 	json_object_object_add(o, "queued", json_object_new_int(n));
 	send_line(c, o);
