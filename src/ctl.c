@@ -210,8 +210,8 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 	static const struct option opts[] = { { "batch", required_argument, NULL, 'b' }, { 0 } };
 	const char *batch = NULL;
 	int o;
-	optind = 1;
-	while ((o = getopt_long(argc, argv, "+b:", opts, NULL)) != -1) {
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "b:", opts, NULL)) != -1) {
 		if (o == 'b' && !unwatch)
 			batch = optarg;
 		else
@@ -288,8 +288,8 @@ static int cmd_list(int argc, char **argv)
 					      { "batch", required_argument, NULL, 'b' }, { 0 } };
 	json_object *req = new_req("list");
 	int o;
-	optind = 1;
-	while ((o = getopt_long(argc, argv, "+s:b:", opts, NULL)) != -1) {
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "s:b:", opts, NULL)) != -1) {
 		if (o == 's')
 			json_object_object_add(req, "status", json_object_new_string(optarg));
 		else if (o == 'b')
@@ -390,8 +390,8 @@ static int cmd_wait(int argc, char **argv)
 					      { "timeout", required_argument, NULL, 't' }, { 0 } };
 	const char *batch = NULL;
 	int timeout = -1, o;
-	optind = 1;
-	while ((o = getopt_long(argc, argv, "+b:t:", opts, NULL)) != -1) {
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "b:t:", opts, NULL)) != -1) {
 		if (o == 'b') {
 			batch = optarg;
 		} else if (o == 't') {
@@ -500,7 +500,7 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "deliveries") == 0) {
 		static const struct option dopts[] = { { "state", required_argument, NULL, 's' }, { 0 } };
 		json_object *req = new_req("deliveries");
-		optind = 1;
+		optind = 0;
 		while ((o = getopt_long(sub_argc, sub_argv, "+s:", dopts, NULL)) != -1) {
 			if (o != 's')
 				die_usage("deliveries: unknown option");
@@ -510,7 +510,7 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "redeliver") == 0) {
 		static const struct option ropts[] = { { "hook", required_argument, NULL, 'H' }, { 0 } };
 		json_object *req = new_req("redeliver");
-		optind = 1;
+		optind = 0;
 		while ((o = getopt_long(sub_argc, sub_argv, "+H:", ropts, NULL)) != -1) {
 			if (o != 'H')
 				die_usage("redeliver: unknown option");
