@@ -633,6 +633,11 @@ static void process(struct client *c)
 		if (!nl)
 			break;
 		size_t len = (size_t)(nl - (c->in.data + start));
+		if (len > CONTROL_LINE_MAX) {
+			send_error(c, "request longer than %d bytes; send fewer ids per request", CONTROL_LINE_MAX);
+			client_close(c);
+			return;
+		}
 		if (len > 0)
 			handle_line(c, c->in.data + start, len);
 		start += len + 1;

@@ -182,6 +182,8 @@ int hooks_flush(struct ew *ew)
 void hooks_committed(struct ew *ew)
 {
 	struct hooks *hs = ew->hooks;
+	if (hs->n_flushed == 0)
+		return;
 	for (size_t i = 0; i < hs->n_flushed; i++) {
 		free(hs->upd[i].hook);
 		free(hs->upd[i].last_error);
