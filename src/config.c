@@ -443,10 +443,16 @@ static int hook_key(struct parse_ctx *x, struct ew_hook *h, const char *k, const
 			return fail(x, "url: %s", err);
 		return set_string(&h->url, v);
 	}
-	if (strcmp(k, "secret_file") == 0)
-		return set_string(&h->secret_file, v);
-	if (strcmp(k, "ca_file") == 0)
-		return set_string(&h->ca_file, v);
+	if (strcmp(k, "secret_file") == 0) {
+		free(h->secret_file);
+		h->secret_file = *v ? xstrdup(v) : NULL;
+		return 1;
+	}
+	if (strcmp(k, "ca_file") == 0) {
+		free(h->ca_file);
+		h->ca_file = *v ? xstrdup(v) : NULL;
+		return 1;
+	}
 	return fail(x, "unknown key \"%s\" in [hook %s]", k, h->name);
 }
 
