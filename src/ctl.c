@@ -501,7 +501,7 @@ int main(int argc, char **argv)
 		static const struct option dopts[] = { { "state", required_argument, NULL, 's' }, { 0 } };
 		json_object *req = new_req("deliveries");
 		optind = 0;
-		while ((o = getopt_long(sub_argc, sub_argv, "+s:", dopts, NULL)) != -1) {
+		while ((o = getopt_long(sub_argc, sub_argv, "s:", dopts, NULL)) != -1) {
 			if (o != 's')
 				die_usage("deliveries: unknown option");
 			json_object_object_add(req, "state", json_object_new_string(optarg));
@@ -511,7 +511,7 @@ int main(int argc, char **argv)
 		static const struct option ropts[] = { { "hook", required_argument, NULL, 'H' }, { 0 } };
 		json_object *req = new_req("redeliver");
 		optind = 0;
-		while ((o = getopt_long(sub_argc, sub_argv, "+H:", ropts, NULL)) != -1) {
+		while ((o = getopt_long(sub_argc, sub_argv, "H:", ropts, NULL)) != -1) {
 			if (o != 'H')
 				die_usage("redeliver: unknown option");
 			json_object_object_add(req, "hook", json_object_new_string(optarg));

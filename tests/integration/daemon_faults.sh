@@ -84,7 +84,7 @@ ctl watch b501 >/dev/null
 wait_for 10 sh -c "'$CTL' -s '$T/ctl.sock' status --json | jq -e '.status.paused == \"bad-base-url\"'" || fail "501 did not pause"
 grep -q "501 Not Implemented" "$T/daemon.log" || fail "501 not logged"
 sim DELETE /_sim/faults >/dev/null
-kill -HUP "$DAEMON_REAL_PID"
+kill -HUP "$DAEMON_PID"
 wait_for 20 delivered b501 || fail "501: not resumed after reload"
 ok "501: paused with an error, resumed on reload"
 
@@ -103,7 +103,7 @@ grep -q "API key is not accepted" "$T/daemon.log" || fail "auth pause not logged
 [ "$(grep -c 'API key is not accepted' "$T/daemon.log")" = 1 ] || fail "auth error logged more than once"
 ctl status | grep -q "PAUSED: API key refused" || fail "status does not say the key was refused"
 printf '%s\n' "$TOKEN" >"$T/key"
-kill -HUP "$DAEMON_REAL_PID"
+kill -HUP "$DAEMON_PID"
 wait_for 20 delivered auth1 || fail "not resumed after reload with the right key"
 ! grep -q "$TOKEN" "$T/daemon.log" || fail "key in the log"
 ok "403: paused, said once, resumed on reload with the new key"

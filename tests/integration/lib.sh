@@ -72,7 +72,6 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # ---- the daemon ----
 HOOK="$top_srcdir/tests/integration/record-hook.sh"
-DAEMON_RC_FILE="$T/daemon.rc"
 
 # write_conf [EXTRA-INI]: a config for the daemon against the simulator, with a
 # recording exec hook for every event. Extra sections/keys are appended.
@@ -103,28 +102,33 @@ CONF
 
 # start_daemon: starts embedwatchd on $T/ew.conf; waits until the socket answers.
 start_daemon() {
-	rm -f "$DAEMON_RC_FILE"
-	( set +e; CO_API_KEY="${DAEMON_KEY:-$TOKEN}" "$DAEMON" -c "$T/ew.conf" >>"$T/daemon.log" 2>&1; echo $? >"$DAEMON_RC_FILE" ) &
+	CO_API_KEY="${DAEMON_KEY:-$TOKEN}" "$DAEMON" -c "$T/ew.conf" >>"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	PIDS+=("$DAEMON_PID")
 	wait_for 20 "$CTL" -s "$T/ctl.sock" status || fail "daemon did not start"
-	DAEMON_REAL_PID=$(pgrep -f "^$DAEMON -c $T/ew.conf" | head -1)
 }
 
 # stop_daemon: SIGTERM, then asserts a clean exit (status 0: no sanitizer report, loop closed).
 stop_daemon() {
-	kill -TERM "$DAEMON_REAL_PID" 2>/dev/null || true
-	wait "$DAEMON_PID" 2>/dev/null || true
-	local rc; rc=$(cat "$DAEMON_RC_FILE" 2>/dev/null || echo missing)
+	local rc=0
+	kill -TERM "$DAEMON_PID" 2>/dev/null || true
+	wait "$DAEMON_PID" || rc=$?
 	[ "$rc" = 0 ] || fail "daemon exited with status $rc (see daemon.log)"
-	grep -q "event loop did not close cleanly" "$T/daemon.log" && fail "event loop did not close cleanly"
-	return 0
+	! grep -q "event loop did not close cleanly" "$T/daemon.log" || fail "event loop did not close cleanly"
 }
 
 # kill9_daemon: SIGKILL, no chance to commit anything.
 kill9_daemon() {
-	kill -KILL "$DAEMON_REAL_PID" 2>/dev/null || true
+	kill -KILL "$DAEMON_PID" 2>/dev/null || true
 	wait "$DAEMON_PID" 2>/dev/null || true
+}
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	case "$st" in Z*|"") return 1 ;; esac
+	return 0
 }
 
 ctl() { "$CTL" -s "$T/ctl.sock" "$@"; }

@@ -1,0 +1,107 @@
+# Exec hooks: retries with backoff, timeouts kill the process group, dead
+# letters, no shell anywhere, max_age, deliveries listing and redeliver.
+. "$top_srcdir/tests/integration/lib.sh"
+
+start_sim
+# A hook that fails twice then succeeds; one that hangs; one that always fails.
+cat >"$T/flaky.sh" <<'SH'
+#!/bin/sh
+n=$(cat "$1/count" 2>/dev/null || echo 0); n=$((n + 1)); echo $n >"$1/count"
+echo "attempt $n at $(date +%s%N)" >>"$1/times"
+echo "flaky stdout line"; echo "flaky stderr line" >&2
+[ $n -ge 3 ]
+SH
+cat >"$T/hang.sh" <<'SH'
+#!/bin/sh
+sleep 300 &
+echo $! >"$1/child"
+echo $$ >"$1/pid"
+sleep 300
+SH
+cat >"$T/argv.sh" <<'SH'
+#!/bin/sh
+# Records its argv and stdin exactly.
+out=$1; shift
+for a in "$@"; do printf '[%s]\n' "$a"; done >"$out.argv"
+cat >"$out.stdin"
+SH
+chmod +x "$T/flaky.sh" "$T/hang.sh" "$T/argv.sh"
+mkdir -p "$T/flaky" "$T/hang" "$T/argv"
+write_conf "
+[hook flaky]
+type = exec
+command = $T/flaky.sh $T/flaky
+on = embed_job.complete
+retry = 300ms 600ms
+max_attempts = 5
+[hook hang]
+type = exec
+command = $T/hang.sh $T/hang
+on = embed_job.failed
+timeout = 500ms
+max_attempts = 2
+retry = 100ms
+[hook argv]
+type = exec
+command = $T/argv.sh $T/argv/out '\$(touch $T/pwned)' \"; rm -rf $T\" '\`id\`' a\\ b
+on = embed_job.cancelled
+"
+sed -i 's/^\[embedwatch\]/[embedwatch]\nmax_age = 2s/' "$T/ew.conf"
+start_daemon
+
+sim POST /_sim/jobs '{"jobs":[
+ {"id":"h-ok","timeline":[{"status":"processing","at":0},{"status":"complete","at":0.2}]},
+ {"id":"h-fail","timeline":[{"status":"processing","at":0},{"status":"failed","at":0.2}]},
+ {"id":"h-evil","name":"$(touch /tmp/ew-pwned); `reboot`; \"quote\" \\\\ back\nnewline ünïcode","timeline":[{"status":"processing","at":0},{"status":"cancelled","at":0.2}]},
+ {"id":"h-forever"}]}' >/dev/null
+ctl watch h-ok h-fail h-evil h-forever >/dev/null
+
+# Retries: fails twice, then delivered on attempt 3, with the backoff between.
+wait_for 15 sh -c "ctl() { \"$CTL\" -s \"$T/ctl.sock\" \"\$@\"; }; ctl deliveries --json | jq -e '.deliveries[] | select(.hook==\"flaky\" and .state==\"done\" and .attempts==3)'" \
+	|| fail "flaky hook not delivered on attempt 3: $(ctl deliveries)"
+gaps=$(awk '{print $4}' "$T/flaky/times" | awk 'NR>1 {printf "%d ", ($1-p)/1000000} {p=$1}')
+set -- $gaps
+[ "$1" -ge 250 ] && [ "$2" -ge 500 ] || fail "retry gaps $gaps ms, expected >= 270 and >= 540"
+grep -q 'hook flaky failed on evt_.* (attempt 1 of 5): exit status 1; retrying' "$T/daemon.log" || fail "failure not logged"
+grep -q 'hook flaky: flaky stderr line' "$T/daemon.log" || fail "hook output not logged"
+ok "exec retry: failed, failed, delivered; gaps $gaps ms; output and exit status logged"
+
+# Timeout: TERM to the whole process group (its background child too), then dead after max_attempts.
+wait_for 20 sh -c "\"$CTL\" -s \"$T/ctl.sock\" deliveries --state dead --json | jq -e '.deliveries[] | select(.hook==\"hang\")'" \
+	|| fail "hanging hook not dead: $(ctl deliveries)"
+ctl deliveries --state dead --json | jq -e '.deliveries[] | select(.hook=="hang") | .attempts == 2 and (.last_error|test("timed out"))' >/dev/null \
+	|| fail "dead delivery details: $(ctl deliveries --state dead --json)"
+sleep 0.3
+for f in pid child; do
+	p=$(cat "$T/hang/$f")
+	! alive "$p" || fail "hang hook's $f ($p) still alive after the timeout"
+done
+grep -q 'hook hang gave up on evt_.* after 2 attempts: timed out' "$T/daemon.log" || fail "dead letter not logged"
+ok "timeout kills the hook's process group; dead after max_attempts, logged"
+
+# No shell: metacharacters in argv and in the payload arrive byte-exact and run nothing.
+wait_for 10 test -s "$T/argv/out.stdin" || fail "argv hook did not run"
+printf '[%s]\n' '$(touch '"$T"'/pwned)' "; rm -rf $T" '`id`' 'a b' | cmp -s - "$T/argv/out.argv" || fail "argv changed: $(cat "$T/argv/out.argv")"
+want=$(sim GET /_sim/jobs/h-evil | jq -r .name)
+got=$(jq -r .data.name "$T/argv/out.stdin")
+[ "$want" = "$got" ] && case "$got" in *'$(touch /tmp/ew-pwned)'*'`reboot`'*) true ;; *) false ;; esac \
+	|| fail "payload not byte-exact: want [$want] got [$got]"
+[ ! -e "$T/pwned" ] && [ ! -e /tmp/ew-pwned ] || fail "a metacharacter ran something"
+ok "no shell: argv and payload with shell metacharacters arrive byte-exact, nothing runs"
+
+# max_age: a job watched longer ends with embed_job.expired.
+wait_for 10 grep -q ' embed_job.expired h-forever ' "$T/hooks/events" || fail "no expired event"
+ctl show h-forever --json | jq -e '.job.status == "expired"' >/dev/null || fail "status not expired"
+ok "max_age: embed_job.expired"
+
+# redeliver: an event delivered once goes out again, same id, to the hook named.
+ev=$(awk '$2 == "embed_job.complete" && $3 == "h-ok" {print $1}' "$T/hooks/events" | sed -n 1p)
+[ -n "$ev" ] || fail "no complete event to redeliver"
+ctl redeliver "$ev" --hook record | grep -q 'queued 1' || fail "redeliver"
+wait_for 10 sh -c "[ \$(grep -c '^$ev ' '$T/hooks/events') = 2 ]" || fail "redelivery did not arrive"
+rc=0; ctl redeliver evt_nonexistent 2>/dev/null || rc=$?
+[ $rc = 3 ] || fail "redeliver of an unknown event: exit $rc"
+ok "redeliver: same event id delivered again; unknown ids refused"
+ctl deliveries | grep -qE '^evt_.* +embed_job.failed +hang +dead +2 ' || fail "deliveries table"
+ok "deliveries table shows attempts and the last error"
+stop_daemon
