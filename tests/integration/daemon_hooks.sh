@@ -18,6 +18,10 @@ echo $! >"$1/child"
 echo $$ >"$1/pid"
 sleep 300
 SH
+cat >"$T/slow.sh" <<'SH'
+#!/bin/sh
+echo "start $(date +%s%N)" >>"$1/log"; sleep 0.4; echo "end $(date +%s%N)" >>"$1/log"
+SH
 cat >"$T/argv.sh" <<'SH'
 #!/bin/sh
 # Records its argv and stdin exactly.
@@ -25,8 +29,8 @@ out=$1; shift
 for a in "$@"; do printf '[%s]\n' "$a"; done >"$out.argv"
 cat >"$out.stdin"
 SH
-chmod +x "$T/flaky.sh" "$T/hang.sh" "$T/argv.sh"
-mkdir -p "$T/flaky" "$T/hang" "$T/argv"
+chmod +x "$T/flaky.sh" "$T/hang.sh" "$T/argv.sh" "$T/slow.sh"
+mkdir -p "$T/flaky" "$T/hang" "$T/argv" "$T/slow"
 write_conf "
 [hook flaky]
 type = exec
@@ -45,6 +49,11 @@ retry = 100ms
 type = exec
 command = $T/argv.sh $T/argv/out '\$(touch $T/pwned)' \"; rm -rf $T\" '\`id\`' a\\ b
 on = embed_job.cancelled
+[hook slow]
+type = exec
+command = $T/slow.sh $T/slow
+on = embed_job.complete
+concurrency = 2
 "
 sed -i 's/^\[embedwatch\]/[embedwatch]\nmax_age = 2s/' "$T/ew.conf"
 start_daemon
@@ -104,4 +113,14 @@ rc=0; ctl redeliver evt_nonexistent 2>/dev/null || rc=$?
 ok "redeliver: same event id delivered again; unknown ids refused"
 ctl deliveries | grep -qE '^evt_.* +embed_job.failed +hang +dead +2 ' || fail "deliveries table"
 ok "deliveries table shows attempts and the last error"
+
+# Concurrency cap: at most 2 runs of the slow hook at once.
+jq -cn '{jobs: [range(6) as $i | {id: ("cc" + ($i|tostring)), timeline: [{status:"processing",at:0},{status:"complete",at:0.1}]}]}' \
+	| sim POST /_sim/jobs "$(cat)" >/dev/null
+ctl watch cc0 cc1 cc2 cc3 cc4 cc5 >/dev/null
+wait_for 20 sh -c "[ \$(grep -c '^end' '$T/slow/log') -ge 7 ]" || fail "slow hook runs missing"
+peak=$(sort -k2 -n "$T/slow/log" | awk '$1 == "start" {n++; if (n > m) m = n} $1 == "end" {n--} END {print m}')
+[ "$peak" -le 2 ] || fail "$peak slow hooks at once, cap is 2"
+[ "$peak" = 2 ] || fail "the cap was never reached (peak $peak): runs were serialised"
+ok "per-hook concurrency cap: peak $peak runs at once"
 stop_daemon

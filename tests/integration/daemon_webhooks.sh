@@ -1,0 +1,114 @@
+# Webhooks: Standard Webhooks signatures an independent verifier accepts (and
+# rejects when tampered with), secret rotation, retries on 500/429/timeouts on
+# a compressed schedule honouring Retry-After, 410 disables until reload,
+# other 4xx end the delivery.
+. "$top_srcdir/tests/integration/lib.sh"
+VERIFY="$top_srcdir/tests/integration/verify-webhook.sh"
+S1=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+S2=whsec_c2VjcmV0LW9mLWEtcm90YXRlZC1lbmRwb2ludA==
+
+start_sim
+printf '%s %s\n' "$S1" "$S2" >"$T/secret"; chmod 600 "$T/secret"
+write_conf "
+[hook pipeline]
+type = webhook
+url = $SIM_URL/_sim/sink/pipeline
+secret_file = $T/secret
+on = embed_job.complete embed_job.failed
+timeout = 700ms
+retry = 300ms 600ms 900ms
+max_attempts = 4
+"
+start_daemon
+job() { sim POST /_sim/jobs "{\"id\":\"$1\",\"timeline\":[{\"status\":\"processing\",\"at\":0},{\"status\":\"${2:-complete}\",\"at\":0.2}]}" >/dev/null; }
+sink() { sim GET /_sim/sink | jq -c --arg j "$1" '[.deliveries[] | select((.body|fromjson|.data.job_id) == $j)]'; }
+
+job w1
+ctl watch w1 >/dev/null
+wait_for 10 sh -c "curl -s '$SIM_URL/_sim/sink' | jq -e '.deliveries|length >= 1'" || fail "no webhook delivery"
+d=$(sink w1 | jq -c '.[0]')
+id=$(echo "$d" | jq -r '.headers["webhook-id"]'); ts=$(echo "$d" | jq -r '.headers["webhook-timestamp"]')
+sig=$(echo "$d" | jq -r '.headers["webhook-signature"]')
+echo "$d" | jq -j .body >"$T/body"
+[ "$(jq -r .id "$T/body")" = "$id" ] || fail "webhook-id is not the event id"
+echo "$d" | jq -e '.headers["Content-Type"] == "application/json" and .path == "/_sim/sink/pipeline"' >/dev/null || fail "headers: $d"
+[ "$(echo "$sig" | wc -w)" = 2 ] || fail "expected two signatures during rotation: $sig"
+"$VERIFY" "$S1" "$id" "$ts" "$sig" "$T/body" || fail "verifier rejects with the first secret"
+"$VERIFY" "$S2" "$id" "$ts" "$sig" "$T/body" || fail "verifier rejects with the second secret"
+! "$VERIFY" whsec_c2VjcmV0LW5vdC11c2Vk "$id" "$ts" "$sig" "$T/body" || fail "verifier accepts an unknown secret"
+sed 's/complete/c0mplete/' "$T/body" >"$T/body.bad"
+! "$VERIFY" "$S1" "$id" "$ts" "$sig" "$T/body.bad" || fail "verifier accepts an altered body"
+! "$VERIFY" "$S1" "$id" "$((ts + 1))" "$sig" "$T/body" || fail "verifier accepts an altered timestamp"
+! "$VERIFY" "$S1" "$id" "$ts" "$sig" "$T/body" "$((ts + 3600))" || fail "verifier accepts a stale timestamp"
+ok "signed delivery: the verifier accepts both rotated secrets; rejects altered body, timestamp, stale or unknown secret"
+
+# Retries on 500 with a fresh timestamp each attempt.
+job w2
+sim POST /_sim/faults '{"kind":"status","status":500,"target":"sink","count":2}' >/dev/null
+ctl watch w2 >/dev/null
+wait_for 15 sh -c "[ \$(curl -s '$SIM_URL/_sim/sink' | jq '[.deliveries[] | select((.body|fromjson|.data.job_id) == \"w2\")] | length') = 3 ]" || fail "500: not 3 attempts: $(sink w2 | jq -c 'map(.status)')"
+sink w2 | jq -e 'map(.status) == [500,500,200] and (map(.headers["webhook-id"]) | unique | length) == 1' >/dev/null || fail "500 retries: $(sink w2 | jq -c 'map(.status)')"
+gaps=$(sink w2 | jq -r '[.[].t_ms] | [.[1]-.[0], .[2]-.[1]] | @tsv')
+set -- $gaps
+[ "$1" -ge 250 ] && [ "$2" -ge 500 ] || fail "500: retry gaps $gaps"
+ok "500: retried on the schedule ($gaps ms), same webhook-id, delivered"
+
+# 429 with Retry-After: the next attempt waits for it.
+job w3
+sim POST /_sim/faults '{"kind":"status","status":429,"retry_after":"2","target":"sink","count":1}' >/dev/null
+ctl watch w3 >/dev/null
+wait_for 15 sh -c "[ \$(curl -s '$SIM_URL/_sim/sink' | jq '[.deliveries[] | select((.body|fromjson|.data.job_id) == \"w3\")] | length') = 2 ]" || fail "429 not retried"
+g=$(sink w3 | jq '.[1].t_ms - .[0].t_ms')
+[ "$g" -ge 1900 ] || fail "429: retried after $g ms despite Retry-After: 2"
+ok "429: Retry-After honoured ($g ms)"
+
+# Timeout: a receiver slower than the hook timeout is retried.
+job w4
+sim POST /_sim/faults '{"kind":"delay","delay":1.5,"target":"sink","count":1}' >/dev/null
+ctl watch w4 >/dev/null
+wait_for 15 grep -q "hook pipeline delivered evt_.* (embed_job.complete w4)" "$T/daemon.log" || fail "timeout not retried"
+grep -q "hook pipeline failed on evt_.*Operation timed out\|hook pipeline failed on evt_.*[Tt]imeout" "$T/daemon.log" || fail "timeout not logged"
+ok "timeout: retried and delivered"
+
+# Other 4xx: dead after one attempt.
+job w5 failed
+sim POST /_sim/faults '{"kind":"status","status":400,"target":"sink","count":1}' >/dev/null
+ctl watch w5 >/dev/null
+wait_for 10 sh -c "\"$CTL\" -s \"$T/ctl.sock\" deliveries --state dead --json | jq -e '.deliveries[] | select(.hook == \"pipeline\" and .attempts == 1 and .last_error == \"HTTP 400\")'" \
+	|| fail "400 not dead after one attempt"
+ok "400: dead after the first attempt, logged with the status"
+
+# 410: the endpoint is disabled until reload; its deliveries wait, then go out.
+job w6
+job w7
+sim POST /_sim/faults '{"kind":"status","status":410,"target":"sink","count":1}' >/dev/null
+ctl watch w6 >/dev/null
+wait_for 10 grep -q "answered 410 Gone" "$T/daemon.log" || fail "410 not logged"
+ctl watch w7 >/dev/null
+sleep 1.5
+[ "$(sink w7 | jq length)" = 0 ] || fail "disabled hook still delivering"
+ctl deliveries --state pending --json | jq -e '[.deliveries[] | select(.hook == "pipeline")] | length == 2' >/dev/null || fail "deliveries of a disabled hook not pending"
+kill -HUP "$DAEMON_PID"
+wait_for 10 sh -c "[ \$(curl -s '$SIM_URL/_sim/sink' | jq '[.deliveries[] | select(.status == 200 and ((.body|fromjson|.data.job_id) | IN(\"w6\",\"w7\")))] | length') = 2 ]" \
+	|| fail "not delivered after reload"
+ok "410: hook disabled until reload, nothing lost"
+
+# A slow receiver does not delay polling: deliveries share the curl multi, never block it.
+sim POST /_sim/jobs '{"jobs":[{"id":"slowrx","timeline":[{"status":"processing","at":0},{"status":"complete","at":0.1}]},
+ {"id":"steady","timeline":[{"status":"processing","at":0},{"status":"complete","at":60}]}]}' >/dev/null
+sim POST /_sim/faults '{"kind":"delay","delay":3,"target":"sink","count":1}' >/dev/null
+ctl watch steady slowrx >/dev/null
+wait_for 5 sh -c "curl -s '$SIM_URL/_sim/sink' | jq -e '[.deliveries[] | select((.body|fromjson|.data.job_id) == \"slowrx\")] | length == 1'" || true
+p0=$(sim GET /_sim/stats | jq '.jobs.steady.requests')
+sleep 1.5
+p1=$(sim GET /_sim/stats | jq '.jobs.steady.requests')
+[ $((p1 - p0)) -ge 2 ] || fail "polls stalled behind a slow receiver ($p0 -> $p1)"
+ok "a slow receiver does not delay polls ($((p1 - p0)) polls of another job meanwhile)"
+stop_daemon
+
+# A secret file others can read is refused at start.
+chmod 644 "$T/secret"
+rc=0; CO_API_KEY=$TOKEN "$DAEMON" -c "$T/ew.conf" 2>"$T/err" || rc=$?
+[ $rc = 1 ] && grep -q "readable by group or others" "$T/err" || fail "world-readable secret: rc=$rc $(cat "$T/err")"
+! grep -q "MfKQ9r8" "$T/err" "$T/daemon.log" || fail "secret in the log"
+ok "a world-readable secret file is refused; secrets never logged"
