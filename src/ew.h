@@ -15,6 +15,7 @@
 #include "jobtable.h"
 #include "sched.h"
 #include "store.h"
+#include "strmap.h"
 
 struct ew;
 
@@ -40,6 +41,7 @@ struct poller {
 	bool stopped;
 	uint64_t transient_window_start;
 	unsigned transient_in_window;
+	struct strmap warnings;          /* API warnings already logged */
 };
 
 int poller_init(struct poller *p, struct ew *ew);

@@ -117,6 +117,22 @@ static void note_transient(struct poller *p, struct job *j, const char *why)
 		log_job(LOG_DEBUG, j->id, "job %s: poll failed: %s", j->id, why);
 }
 
+/* Each distinct API warning is logged once, not on every poll (at most 1,000 remembered). */
+static void note_warning(struct poller *p, struct job *j, const char *text)
+{
+	if (strmap_get(&p->warnings, text))
+		return;
+	if (p->warnings.len >= 1000) {
+		if (p->warnings.len == 1000)
+			log_msg(LOG_WARNING, "over 1000 distinct API warnings; further ones are not logged");
+		else
+			return;
+	}
+	char *copy = xstrdup(text);
+	strmap_put(&p->warnings, copy, copy);
+	log_job(LOG_WARNING, j->id, "API warning (logged once): %s", text);
+}
+
 static void backoff(struct poller *p, struct job *j)
 {
 	struct ew *ew = p->ew;
@@ -201,7 +217,9 @@ static void on_done(struct http_req *req, void *arg)
 		}
 		const char *warn = http_header(req, "X-API-Warning");
 		if (warn)
-			log_job(LOG_DEBUG, j->id, "job %s: API warning: %s", j->id, warn);
+			note_warning(p, j, warn);
+		for (size_t i = 0; i < aj.n_warnings; i++)
+			note_warning(p, j, aj.warnings[i]);
 		watch_observed(ew, j, &aj, req->body.data, req->body.len);
 		api_job_clear(&aj);
 		break;
@@ -357,6 +375,9 @@ void poller_close(struct poller *p)
 		http_req_free(&p->slots[i].req);
 	free(p->slots);
 	p->slots = NULL;
+	for (size_t i = 0; i < p->warnings.cap; i++)
+		free(p->warnings.slots[i].val);
+	strmap_free(&p->warnings);
 	curl_slist_free_all(p->headers);
 	for (size_t i = 0; i < p->n_retired; i++)
 		curl_slist_free_all(p->retired[i]);

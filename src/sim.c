@@ -42,6 +42,8 @@ struct sim_job {
 	struct sim_step steps[SIM_MAX_STEPS];
 	int n_steps;
 	bool automatic;
+	char *warnings_json;    /* meta.warnings array, or NULL */
+	char *api_warning;      /* X-API-Warning header, or NULL */
 	uint64_t requests;
 	int64_t first_ms, last_ms;
 };
@@ -134,6 +136,8 @@ static void sim_job_free(struct sim_job *j)
 	free(j->model_json);
 	free(j->input_json);
 	free(j->truncate_json);
+	free(j->warnings_json);
+	free(j->api_warning);
 	free(j);
 }
 
@@ -195,8 +199,9 @@ static void render_job(struct buf *b, const struct sim_job *j, int64_t now)
 	if (st == JOB_COMPLETE)
 		buf_printf(b, "\"output_dataset_id\":\"ds-out-%s\",", j->id);
 	buf_printf(b, "\"model\":%s,\"truncate\":%s,\"meta\":{\"api_version\":{\"version\":\"1\"},"
-		   "\"billed_units\":{\"input_tokens\":%u}}}", j->model_json, j->truncate_json,
-		   (unsigned)(strmap_hash(j->id) % 100000));
+		   "\"billed_units\":{\"input_tokens\":%u}%s%s}}", j->model_json, j->truncate_json,
+		   (unsigned)(strmap_hash(j->id) % 100000), j->warnings_json ? ",\"warnings\":" : "",
+		   j->warnings_json ? j->warnings_json : "");
 }
 
 /* Per-request state; lives from the first handler call to the completion notice. */
@@ -522,6 +527,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 	}
 
 	struct buf b = { 0 };
+	char warning[256] = "";
 	pthread_mutex_lock(&S.mu);
 	if (is_list) {
 		buf_printf(&b, "{\"embed_jobs\":[");
@@ -546,6 +552,8 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 	} else {
 		render_job(&b, j, now);
 		status = 200;
+		if (j->api_warning)
+			snprintf(warning, sizeof(warning), "%s", j->api_warning);
 	}
 	count_status(status);
 	log_request(now, status, id);
@@ -561,6 +569,15 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 	}
 	if (faulted && f.kind == F_TRUNCATED)
 		return answer_truncated(c, &b);
+	if (warning[0]) {
+		struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_FREE);
+		b.data = NULL;
+		MHD_add_response_header(r, "Content-Type", "application/json");
+		MHD_add_response_header(r, "X-API-Warning", warning);
+		enum MHD_Result ret2 = MHD_queue_response(c, (unsigned)status, r);
+		MHD_destroy_response(r);
+		return ret2;
+	}
 	return send_json(c, status, &b);
 }
 
@@ -597,6 +614,10 @@ static const char *add_job(json_object *spec, int64_t now)
 	j->model_json = json_str(json_object_object_get_ex(spec, "model", &v) ? json_object_get_string(v) : "embed-english-v3.0");
 	j->input_json = json_str(json_object_object_get_ex(spec, "input_dataset_id", &v) ? json_object_get_string(v) : "ds-input");
 	j->truncate_json = json_str(json_object_object_get_ex(spec, "truncate", &v) ? json_object_get_string(v) : "END");
+	if (json_object_object_get_ex(spec, "warnings", &v) && json_object_is_type(v, json_type_array))
+		j->warnings_json = xstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+	if (json_object_object_get_ex(spec, "api_warning", &v) && json_object_is_type(v, json_type_string))
+		j->api_warning = xstrdup(json_object_get_string(v));
 	j->steps[0] = (struct sim_step){ JOB_PROCESSING, 0 };
 	j->n_steps = 1;
 	if (json_object_object_get_ex(spec, "timeline", &v)) {

@@ -89,6 +89,16 @@ wait_for 20 delivered b501 || fail "501: not resumed after reload"
 ok "501: paused with an error, resumed on reload"
 
 ctl status >/dev/null || fail "daemon not answering after the faults"
+
+# API warnings (meta.warnings and X-API-Warning) are logged once each, not on every poll.
+sim POST /_sim/jobs '{"id":"warn1","warnings":["model embed-v2 is deprecated","second warning"],"api_warning":"endpoint sunset 2027-01-01"}' >/dev/null
+ctl watch warn1 >/dev/null
+wait_for 10 sh -c "[ \$(curl -s '$SIM_URL/_sim/stats' | jq '.jobs.warn1.requests') -ge 4 ]" || fail "warn1 not polled"
+for w in "model embed-v2 is deprecated" "second warning" "endpoint sunset 2027-01-01"; do
+	[ "$(grep -c "API warning (logged once): $w" "$T/daemon.log")" = 1 ] || fail "warning \"$w\" logged $(grep -c "$w" "$T/daemon.log") times"
+done
+ok "API warnings logged once each over $(sim GET /_sim/stats | jq .jobs.warn1.requests) polls"
+ctl unwatch warn1 >/dev/null
 stop_daemon
 
 # 401/403: a wrong key pauses everything and says so; a reload with the right key resumes.
