@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctlproto.h"
 #include "ew.h"
 #include "log.h"
 #include "util.h"
@@ -160,10 +161,7 @@ static json_object *get_ids(struct client *c, json_object *req)
 
 static const char *get_str(json_object *req, const char *key)
 {
-	json_object *v;
-	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
+	return ctlproto_str(req, key);
 }
 
 static bool batch_name_valid(const char *b)
@@ -579,49 +577,23 @@ void control_job_ended(struct ew *ew, struct job *j)
 	}
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(struct client *c, json_object *req);
-} commands[] = {
-	{ "watch", cmd_watch }, { "unwatch", cmd_unwatch }, { "list", cmd_list }, { "show", cmd_show },
-	{ "status", cmd_status }, { "metrics", cmd_metrics }, { "wait", cmd_wait }, { "batches", cmd_batches },
-	{ "deliveries", cmd_deliveries }, { "redeliver", cmd_redeliver },
+static void (*const handlers[CTL__MAX])(struct client *c, json_object *req) = {
+	[CTL_WATCH] = cmd_watch, [CTL_UNWATCH] = cmd_unwatch, [CTL_LIST] = cmd_list, [CTL_SHOW] = cmd_show,
+	[CTL_STATUS] = cmd_status, [CTL_METRICS] = cmd_metrics, [CTL_WAIT] = cmd_wait, [CTL_BATCHES] = cmd_batches,
+	[CTL_DELIVERIES] = cmd_deliveries, [CTL_REDELIVER] = cmd_redeliver,
 };
 
 static void handle_line(struct client *c, const char *line, size_t len)
 {
-	enum json_tokener_error jerr;
-	struct json_tokener *tok = json_tokener_new_ex(16);
-	json_object *req = json_tokener_parse_ex(tok, line, (int)len);
-	jerr = json_tokener_get_error(tok);
-	json_tokener_free(tok);
+	enum ctl_cmd cmd;
+	json_object *req;
+	char err[256];
 
-	if (!req || jerr != json_tokener_success) {
-		send_error(c, "request is not valid JSON: %s", jerr == json_tokener_continue ? "incomplete document"
-												: json_tokener_error_desc(jerr));
-		json_object_put(req);
+	if (ctlproto_parse(line, len, &cmd, &req, err, sizeof(err)) < 0) {
+		send_error(c, "%s", err);
 		return;
 	}
-	if (!json_object_is_type(req, json_type_object)) {
-		send_error(c, "request must be a JSON object with \"cmd\"");
-		json_object_put(req);
-		return;
-	}
-	const char *cmd = get_str(req, "cmd");
-	if (!cmd) {
-		send_error(c, "request has no \"cmd\" string");
-		json_object_put(req);
-		return;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
-		if (strcmp(cmd, commands[i].name) == 0) {
-			commands[i].fn(c, req);
-			json_object_put(req);
-			return;
-		}
-	}
-	send_error(c, "unknown command \"%.64s\"; expected watch, unwatch, list, show, status, metrics, wait, "
-		   "batches, deliveries or redeliver", cmd);
+	handlers[cmd](c, req);
 	json_object_put(req);
 }
 

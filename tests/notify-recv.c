@@ -1,10 +1,13 @@
 /*
  * A NOTIFY_SOCKET for tests: binds a datagram socket at argv[1] and prints
  * every message it receives, each followed by a line "--", until SIGTERM.
+ * With NOTIFY_RECV_TIME set, each message is preceded by "@<wall-clock ms>".
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -32,6 +35,11 @@ int main(int argc, char **argv)
 		if (n < 0)
 			continue;
 		buf[n] = '\0';
+		if (getenv("NOTIFY_RECV_TIME")) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			printf("@%lld\n", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+		}
 		printf("%s\n--\n", buf);
 	}
 }

@@ -1,0 +1,82 @@
+#include "ctlproto.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const names[CTL__MAX] = {
+	[CTL_WATCH] = "watch", [CTL_UNWATCH] = "unwatch", [CTL_LIST] = "list", [CTL_SHOW] = "show",
+	[CTL_STATUS] = "status", [CTL_METRICS] = "metrics", [CTL_WAIT] = "wait", [CTL_BATCHES] = "batches",
+	[CTL_DELIVERIES] = "deliveries", [CTL_REDELIVER] = "redeliver",
+};
+
+const char *ctlproto_cmd_name(enum ctl_cmd c)
+{
+	return (unsigned)c < CTL__MAX ? names[c] : "invalid";
+}
+
+const char *ctlproto_str(json_object *req, const char *key)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+int ctlproto_parse(const char *line, size_t len, enum ctl_cmd *ret_cmd, json_object **ret_req,
+		   char *err, size_t errlen)
+{
+	struct json_tokener *tok;
+	json_object *req;
+	enum json_tokener_error jerr;
+
+	*ret_req = NULL;
+	if (memchr(line, '\0', len)) {
+		snprintf(err, errlen, "request contains a NUL byte");
+		return -EINVAL;
+	}
+	tok = json_tokener_new_ex(CTLPROTO_DEPTH_MAX);
+	if (!tok) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	req = json_tokener_parse_ex(tok, line, (int)len);
+	jerr = json_tokener_get_error(tok);
+	size_t end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (!req || jerr != json_tokener_success) {
+		snprintf(err, errlen, "request is not valid JSON: %s",
+			 jerr == json_tokener_continue ? "incomplete document" : json_tokener_error_desc(jerr));
+		json_object_put(req);
+		return -EINVAL;
+	}
+	for (; end < len; end++) {
+		if (line[end] != ' ' && line[end] != '\t' && line[end] != '\r') {
+			snprintf(err, errlen, "request is not valid JSON: trailing data after the object");
+			json_object_put(req);
+			return -EINVAL;
+		}
+	}
+	if (!json_object_is_type(req, json_type_object)) {
+		snprintf(err, errlen, "request must be a JSON object with \"cmd\"");
+		json_object_put(req);
+		return -EINVAL;
+	}
+	const char *cmd = ctlproto_str(req, "cmd");
+	if (!cmd) {
+		snprintf(err, errlen, "request has no \"cmd\" string");
+		json_object_put(req);
+		return -EINVAL;
+	}
+	for (int i = 0; i < CTL__MAX; i++) {
+		if (strcmp(cmd, names[i]) == 0) {
+			*ret_cmd = (enum ctl_cmd)i;
+			*ret_req = req;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "unknown command \"%.64s\"; expected watch, unwatch, list, show, status, metrics, "
+		 "wait, batches, deliveries or redeliver", cmd);
+	json_object_put(req);
+	return -EINVAL;
+}
