@@ -149,8 +149,10 @@ static size_t on_write(char *data, size_t size, size_t n, void *userp)
 	size_t len = size * n;
 
 	if (r->body.len + len > r->max_body) {
-		/* Cut off: returning less than len aborts the transfer. */
 		r->too_big = true;
+		if (r->discard_excess)
+			return len;
+		/* Cut off: returning less than len aborts the transfer. */
 		return 0;
 	}
 	buf_append(&r->body, data, len);

@@ -29,6 +29,7 @@ struct http_req {
 	struct curl_slist *headers;     /* owned by the caller; set before submit */
 	struct buf body;                /* response body, up to max_body */
 	size_t max_body;
+	bool discard_excess;            /* past max_body: drop the rest instead of failing */
 	bool too_big;
 	bool active;
 	long status;                    /* HTTP status, 0 when there was no answer */

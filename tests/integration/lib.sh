@@ -102,10 +102,12 @@ CONF
 
 # start_daemon: starts embedwatchd on $T/ew.conf; waits until the socket answers.
 start_daemon() {
-	CO_API_KEY="${DAEMON_KEY:-$TOKEN}" "$DAEMON" -c "$T/ew.conf" >>"$T/daemon.log" 2>&1 &
+	# EW_WRAPPER runs the daemon under a tool, e.g. valgrind (bench/faults does).
+	# shellcheck disable=SC2086
+	CO_API_KEY="${DAEMON_KEY:-$TOKEN}" ${EW_WRAPPER:-} "$DAEMON" -c "$T/ew.conf" >>"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	PIDS+=("$DAEMON_PID")
-	wait_for 20 "$CTL" -s "$T/ctl.sock" status || fail "daemon did not start"
+	wait_for "${EW_START_WAIT:-20}" "$CTL" -s "$T/ctl.sock" status || fail "daemon did not start"
 }
 
 # stop_daemon: SIGTERM, then asserts a clean exit (status 0: no sanitizer report, loop closed).

@@ -1,0 +1,222 @@
+/* Exec hooks: argv without a shell, the event on stdin, a clean environment,
+ * its own process group, output captured, killed on timeout. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hooks_int.h"
+#include "log.h"
+#include "util.h"
+
+#define KILL_GRACE_MS 5000
+#define PIPE_LINGER_MS 1000
+
+static void log_output(struct run *r)
+{
+	struct delivery *d = r->d;
+	struct log_ctx ctx = { .event_id = d->event_id, .hook = d->hook->name,
+			       .job_id = d->type == EV_BATCH_DONE ? NULL : d->subject };
+	char *s = r->output.data;
+	int lines = 0;
+	if (!s)
+		return;
+	for (char *line = strtok(s, "\n"); line && lines < 200; line = strtok(NULL, "\n"), lines++)
+		log_ctx(LOG_INFO, &ctx, "hook %s: %s", d->hook->name, line);
+}
+
+static void exec_finished(struct run *r)
+{
+	struct hooks *hs = r->hs;
+	struct delivery *d = r->d;
+	char why[160];
+	uint64_t ms = uv_now(hs->ew->loop) - r->started;
+
+	hooks_run_unlink(hs, r);
+	log_output(r);
+	buf_free(&r->output);
+	if (r->killed && hs->stopping) {
+		/* Stopped by shutdown: not an attempt; it runs again after the restart. */
+		log_ctx(LOG_NOTICE, &((struct log_ctx){ .event_id = d->event_id, .hook = d->hook->name }),
+			"hook %s killed at shutdown; %s stays pending", d->hook->name, d->event_id);
+		d->hook->running--;
+		hs->running--;
+		hooks_delivery_free(hs, d);
+	} else if (r->timed_out) {
+		snprintf(why, sizeof(why), "timed out after %llu ms", (unsigned long long)d->hook->cfg->timeout_ms);
+		hooks_finish(hs, d, false, false, 0, why, ms);
+	} else if (r->term_signal) {
+		snprintf(why, sizeof(why), "killed by signal %d", r->term_signal);
+		hooks_finish(hs, d, false, false, 0, why, ms);
+	} else if (r->exit_status != 0) {
+		snprintf(why, sizeof(why), "exit status %lld", (long long)r->exit_status);
+		hooks_finish(hs, d, false, false, 0, why, ms);
+	} else {
+		hooks_finish(hs, d, true, false, 0, NULL, ms);
+	}
+	free(r);
+	hooks_pump(hs);
+}
+
+static void on_run_closed(uv_handle_t *h)
+{
+	struct run *r = h->data;
+	if (--r->open_handles == 0)
+		exec_finished(r);
+}
+
+static void close_handle(struct run *r, uv_handle_t *h)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, on_run_closed);
+}
+
+/* After the exit, once both output pipes are at EOF, nothing needs the timer. */
+static void maybe_done(struct run *r)
+{
+	if (r->exited && uv_is_closing((uv_handle_t *)&r->out) && uv_is_closing((uv_handle_t *)&r->err))
+		close_handle(r, (uv_handle_t *)&r->timer);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct run *r = h->data;
+	buf->base = r->hs->readbuf;
+	buf->len = sizeof(r->hs->readbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct run *r = s->data;
+	size_t cap = r->hs->ew->cfg.hook_output_max;
+	if (n < 0) {
+		close_handle(r, (uv_handle_t *)s);
+		maybe_done(r);
+		return;
+	}
+	if (n == 0 || cap == 0)
+		return;
+	/* Keep the last `cap` bytes. */
+	buf_append(&r->output, buf->base, (size_t)n);
+	if (r->output.len > cap) {
+		size_t drop = r->output.len - cap;
+		memmove(r->output.data, r->output.data + drop, cap);
+		r->output.len = cap;
+		r->output.data[cap] = '\0';
+	}
+}
+
+static void on_run_timer(uv_timer_t *t)
+{
+	struct run *r = t->data;
+	if (r->exited) {
+		/* The hook exited but something it started holds its output open. */
+		close_handle(r, (uv_handle_t *)&r->out);
+		close_handle(r, (uv_handle_t *)&r->err);
+		close_handle(r, (uv_handle_t *)&r->timer);
+		return;
+	}
+	if (!r->timed_out && !r->killed) {
+		r->timed_out = true;
+		kill(-r->proc.pid, SIGTERM);
+		uv_timer_start(&r->timer, on_run_timer, KILL_GRACE_MS, 0);
+	} else {
+		kill(-r->proc.pid, SIGKILL);
+	}
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+	struct run *r = p->data;
+	r->exited = true;
+	r->exit_status = status;
+	r->term_signal = sig;
+	close_handle(r, (uv_handle_t *)p);
+	uv_timer_start(&r->timer, on_run_timer, PIPE_LINGER_MS, 0);
+	maybe_done(r);
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+	struct run *r = w->data;
+	/* EPIPE when the hook does not read its input: not an error. */
+	close_handle(r, (uv_handle_t *)&r->in);
+}
+
+const char *hooks_event_status(const struct delivery *d)
+{
+	if (d->type == EV_BATCH_DONE)
+		return "done";
+	enum job_status st = job_event_end_status(d->type);
+	return st != JOB_NONE ? job_status_name(st) : d->type == EV_CANCELLING ? "cancelling" : "";
+}
+
+int hooks_exec_start(struct hooks *hs, struct run *r)
+{
+	struct delivery *d = r->d;
+	const struct ew_hook *c = d->hook->cfg;
+	uv_loop_t *loop = hs->ew->loop;
+	char env_buf[8][320];
+	char *env[9];
+	uv_stdio_container_t stdio[3];
+	uv_process_options_t o;
+
+	snprintf(env_buf[0], sizeof(env_buf[0]), "PATH=/usr/local/bin:/usr/bin:/bin");
+	snprintf(env_buf[1], sizeof(env_buf[1]), "EMBEDWATCH_EVENT_ID=%s", d->event_id);
+	snprintf(env_buf[2], sizeof(env_buf[2]), "EMBEDWATCH_EVENT=%s", job_event_name(d->type));
+	snprintf(env_buf[3], sizeof(env_buf[3]), "EMBEDWATCH_JOB_ID=%s", d->type == EV_BATCH_DONE ? "" : d->subject);
+	snprintf(env_buf[4], sizeof(env_buf[4]), "EMBEDWATCH_STATUS=%s", hooks_event_status(d));
+	snprintf(env_buf[5], sizeof(env_buf[5]), "EMBEDWATCH_BATCH=%s", d->batch ? d->batch : "");
+	snprintf(env_buf[6], sizeof(env_buf[6]), "EMBEDWATCH_ATTEMPT=%u", d->attempts + 1);
+	snprintf(env_buf[7], sizeof(env_buf[7]), "EMBEDWATCH_HOOK=%s", d->hook->name);
+	for (int i = 0; i < 8; i++)
+		env[i] = env_buf[i];
+	env[8] = NULL;
+
+	r->proc.data = r->in.data = r->out.data = r->err.data = r->timer.data = r->wr.data = r;
+	uv_pipe_init(loop, &r->in, 0);
+	uv_pipe_init(loop, &r->out, 0);
+	uv_pipe_init(loop, &r->err, 0);
+	uv_timer_init(loop, &r->timer);
+	r->open_handles = 4;
+	stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+	stdio[0].data.stream = (uv_stream_t *)&r->in;
+	stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	stdio[1].data.stream = (uv_stream_t *)&r->out;
+	stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	stdio[2].data.stream = (uv_stream_t *)&r->err;
+	memset(&o, 0, sizeof(o));
+	o.file = c->argv[0];
+	o.args = c->argv;
+	o.env = env;
+	o.cwd = "/";
+	o.flags = UV_PROCESS_DETACHED;    /* setsid: its own process group, killed as one */
+	o.stdio_count = 3;
+	o.stdio = stdio;
+	o.exit_cb = on_exit_cb;
+	int e = uv_spawn(loop, &r->proc, &o);
+	if (e < 0) {
+		/* No process: close the pipes and the timer, then report. */
+		r->exited = true;
+		r->exit_status = 127;
+		r->open_handles = 5;
+		r->proc.pid = 0;
+		uv_close((uv_handle_t *)&r->proc, on_run_closed);
+		close_handle(r, (uv_handle_t *)&r->in);
+		close_handle(r, (uv_handle_t *)&r->out);
+		close_handle(r, (uv_handle_t *)&r->err);
+		close_handle(r, (uv_handle_t *)&r->timer);
+		buf_printf(&r->output, "cannot run %s: %s", c->argv[0], uv_strerror(e));
+		return 0;
+	}
+	r->open_handles = 5;
+	uv_read_start((uv_stream_t *)&r->out, on_alloc, on_read);
+	uv_read_start((uv_stream_t *)&r->err, on_alloc, on_read);
+	uv_buf_t b = uv_buf_init(d->payload->data, (unsigned)d->payload->len);
+	if (uv_write(&r->wr, (uv_stream_t *)&r->in, &b, 1, on_written) < 0)
+		close_handle(r, (uv_handle_t *)&r->in);
+	uv_timer_start(&r->timer, on_run_timer, c->timeout_ms, 0);
+	return 0;
+}
+
+/* ---- webhook ---- */

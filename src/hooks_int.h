@@ -1,0 +1,108 @@
+/* Internal to the hooks module: shared by hooks.c, hooks_exec.c and hooks_webhook.c. */
+#ifndef EW_HOOKS_INT_H
+#define EW_HOOKS_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "ew.h"
+#include "sign.h"
+
+struct payload {
+	unsigned refs;
+	size_t len;
+	char data[];
+};
+
+struct hook_rt;
+
+struct delivery {
+	struct delivery *next;
+	struct hook_rt *hook;
+	struct payload *payload;
+	char event_id[37];
+	enum ew_event type;
+	char *subject;
+	char *batch;
+	unsigned attempts;          /* finished attempts */
+	int64_t next_ms;            /* wall clock of the next attempt */
+};
+
+struct hook_rt {
+	struct hook_rt *next;
+	char *name;
+	const struct ew_hook *cfg;  /* NULL while the config has no hook of that name */
+	struct sign_secret secrets[SIGN_MAX_SECRETS];
+	size_t n_secrets;
+	struct delivery *ready_head, *ready_tail;
+	unsigned running;
+	bool disabled;              /* a webhook answered 410: off until reload */
+};
+
+struct run {
+	struct run *next;
+	struct hooks *hs;
+	struct delivery *d;
+	uint64_t started;
+	/* exec */
+	uv_process_t proc;
+	uv_pipe_t in, out, err;
+	uv_timer_t timer;
+	uv_write_t wr;
+	int open_handles;
+	bool exited, timed_out, killed;
+	int64_t exit_status;
+	int term_signal;
+	struct buf output;
+	/* webhook */
+	struct http_req req;
+	struct curl_slist *headers;
+	bool is_webhook;
+};
+
+struct dupdate {
+	char event_id[37];
+	char *hook;
+	const char *state;
+	unsigned attempts;
+	int64_t next_ms;
+	char *last_error;
+	int64_t updated_ms;
+};
+
+struct hooks {
+	struct ew *ew;
+	struct hook_rt *list;
+	struct delivery *delayed;
+	uv_timer_t delay_timer;
+	struct run *runs;
+	unsigned running;
+	unsigned pending;           /* deliveries in memory: queued, delayed or running */
+	struct dupdate *upd;
+	size_t n_upd, cap_upd, n_flushed;
+	bool stopping;
+	uv_timer_t grace_timer;
+	int open_timers;
+	char readbuf[65536];
+};
+
+/* One attempt ended: done, retried later, or dead. */
+void hooks_finish(struct hooks *hs, struct delivery *d, bool ok, bool permanent, uint64_t min_delay,
+		  const char *error, uint64_t ms);
+void hooks_run_unlink(struct hooks *hs, struct run *r);
+/* Starts what the caps allow. */
+void hooks_pump(struct hooks *hs);
+void hooks_ready_push(struct hook_rt *h, struct delivery *d);
+void hooks_delivery_free(struct hooks *hs, struct delivery *d);
+/* The status word for EMBEDWATCH_STATUS. */
+const char *hooks_event_status(const struct delivery *d);
+/* Starts one attempt; 0, or negative when nothing started. */
+int hooks_exec_start(struct hooks *hs, struct run *r);
+int hooks_webhook_start(struct hooks *hs, struct run *r);
+/* Stops a webhook attempt in flight at shutdown; the delivery stays pending. */
+void hooks_webhook_cancel(struct hooks *hs, struct run *r);
+/* Loads a webhook hook's secrets into h. 0 or negative (logged). */
+int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c);
+
+#endif

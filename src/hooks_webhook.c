@@ -1,0 +1,132 @@
+/* Webhooks: the event as a signed POST (Standard Webhooks) through the shared curl multi. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hooks_int.h"
+#include "log.h"
+#include "util.h"
+
+static void webhook_done(struct http_req *req, void *arg)
+{
+	struct run *r = arg;
+	struct hooks *hs = r->hs;
+	struct delivery *d = r->d;
+	char why[CURL_ERROR_SIZE + 64];
+	uint64_t ms = uv_now(hs->ew->loop) - r->started;
+	uint64_t min_delay = 0;
+	bool ok = false, permanent = false;
+
+	hooks_run_unlink(hs, r);
+	if (req->result != CURLE_OK) {
+		snprintf(why, sizeof(why), "%s", req->error[0] ? req->error : curl_easy_strerror(req->result));
+	} else if (req->status >= 200 && req->status < 300) {
+		ok = true;
+		why[0] = '\0';
+	} else {
+		snprintf(why, sizeof(why), "HTTP %ld", req->status);
+		if (req->status == 410) {
+			d->hook->disabled = true;
+			log_ctx(LOG_ERR, &((struct log_ctx){ .hook = d->hook->name }),
+				"webhook %s answered 410 Gone: hook disabled until the next reload; its deliveries wait",
+				d->hook->name);
+		} else if (req->status == 429 || req->status >= 500) {
+			const char *ra = http_header(req, "Retry-After");
+			int64_t s;
+			if (ra && api_retry_after(ra, util_wall_ms() / 1000, 86400, &s) == 0)
+				min_delay = (uint64_t)s * 1000;
+		} else {
+			permanent = true;       /* other 4xx and any 3xx: redirects are not followed */
+		}
+	}
+	curl_slist_free_all(r->headers);
+	http_req_free(&r->req);
+	if (d->hook->disabled && !ok) {
+		/* Not an attempt: the endpoint is off; wait for the reload. */
+		d->hook->running--;
+		hs->running--;
+		hooks_ready_push(d->hook, d);
+	} else {
+		hooks_finish(hs, d, ok, permanent, min_delay, why, ms);
+	}
+	free(r);
+	hooks_pump(hs);
+}
+
+int hooks_webhook_start(struct hooks *hs, struct run *r)
+{
+	struct delivery *d = r->d;
+	struct hook_rt *h = d->hook;
+	const struct ew_hook *c = h->cfg;
+	char sig[SIGN_MAX_SECRETS * 64], line[SIGN_MAX_SECRETS * 64 + 64];
+	int64_t ts = util_wall_ms() / 1000;
+
+	r->is_webhook = true;
+	if (http_req_init(&r->req, &hs->ew->http, 65536) < 0)
+		return -ENOMEM;
+	/* The receiver's status is the answer; its body is not read. */
+	r->req.discard_excess = true;
+	r->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	snprintf(line, sizeof(line), "webhook-id: %s", d->event_id);
+	r->headers = curl_slist_append(r->headers, line);
+	snprintf(line, sizeof(line), "webhook-timestamp: %lld", (long long)ts);
+	r->headers = curl_slist_append(r->headers, line);
+	if (h->n_secrets) {
+		sign_header(h->secrets, h->n_secrets, d->event_id, ts, d->payload->data, d->payload->len, sig, sizeof(sig));
+		snprintf(line, sizeof(line), "webhook-signature: %s", sig);
+		r->headers = curl_slist_append(r->headers, line);
+	}
+	r->headers = curl_slist_append(r->headers, "Expect:");
+	r->req.headers = r->headers;
+	curl_easy_setopt(r->req.easy, CURLOPT_URL, c->url);
+	curl_easy_setopt(r->req.easy, CURLOPT_POSTFIELDS, (const char *)d->payload->data);
+	curl_easy_setopt(r->req.easy, CURLOPT_POSTFIELDSIZE, (long)d->payload->len);
+	if (c->ca_file)
+		curl_easy_setopt(r->req.easy, CURLOPT_CAINFO, c->ca_file);
+	return http_submit(&r->req, (long)c->timeout_ms, webhook_done, r);
+}
+
+/* ---- scheduling of attempts ---- */
+
+/* Loads the secrets of a webhook hook: secret_file, else the credential "webhook-NAME". */
+int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c)
+{
+	char path[4096], err[512];
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	const char *file = c->secret_file;
+
+	h->n_secrets = 0;
+	if (c->type != HOOK_WEBHOOK)
+		return 0;
+	if (!file && creds) {
+		snprintf(path, sizeof(path), "%s/webhook-%s", creds, c->name);
+		if (access(path, R_OK) == 0)
+			file = path;
+	}
+	if (!file) {
+		log_ctx(LOG_WARNING, &((struct log_ctx){ .hook = c->name }),
+			"webhook %s has no secret: its deliveries are not signed", c->name);
+		return 0;
+	}
+	int n = sign_secrets_load(file, h->secrets, SIGN_MAX_SECRETS, err, sizeof(err));
+	if (n < 0) {
+		log_ctx(LOG_ERR, &((struct log_ctx){ .hook = c->name }), "webhook %s: %s", c->name, err);
+		return n;
+	}
+	h->n_secrets = (size_t)n;
+	return 0;
+}
+
+void hooks_webhook_cancel(struct hooks *hs, struct run *r)
+{
+	hooks_run_unlink(hs, r);
+	http_cancel(&r->req);
+	curl_slist_free_all(r->headers);
+	http_req_free(&r->req);
+	r->d->hook->running--;
+	hs->running--;
+	hooks_delivery_free(hs, r->d);
+	free(r);
+}
