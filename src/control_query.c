@@ -1,0 +1,230 @@
+/* The control socket's read-only commands: list, show, status, metrics, batches, deliveries; and redeliver. */
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control_int.h"
+#include "util.h"
+
+struct list_ctx {
+	json_object *arr;
+	int status;
+	const char *batch;
+	int64_t limit;
+};
+
+static void list_one(const char *k, void *v, void *arg)
+{
+	struct list_ctx *l = arg;
+	struct job *j = v;
+	if (l->status >= 0 && j->status != l->status)
+		return;
+	if (l->batch && (!j->batch || strcmp(j->batch->name, l->batch) != 0))
+		return;
+	if (l->limit >= 0 && (int64_t)json_object_array_length(l->arr) >= l->limit)
+		return;
+	json_object_array_add(l->arr, job_json(j));
+}
+
+static int cmp_jobs(const void *a, const void *b)
+{
+	json_object *x = *(json_object *const *)a, *y = *(json_object *const *)b, *ix, *iy;
+	json_object_object_get_ex(x, "id", &ix);
+	json_object_object_get_ex(y, "id", &iy);
+	return strcmp(json_object_get_string(ix), json_object_get_string(iy));
+}
+
+void cmd_list(struct client *c, json_object *req)
+{
+	struct ew *ew = c->ctl->ew;
+	struct list_ctx l = { .status = -1, .batch = get_str(req, "batch"), .limit = -1 };
+	const char *st = get_str(req, "status");
+	json_object *v;
+
+	if (st) {
+		l.status = job_status_from_name(st);
+		if (l.status < 0) {
+			send_error(c, "unknown status \"%.64s\"; expected new, processing, cancelling, complete, cancelled, "
+				   "failed, unknown, not_found, error or expired", st);
+			return;
+		}
+	}
+	if (json_object_object_get_ex(req, "limit", &v))
+		l.limit = json_object_get_int64(v);
+	l.arr = json_object_new_array();
+	strmap_each(&ew->jobs.jobs, list_one, &l);
+	json_object_array_sort(l.arr, cmp_jobs);
+	json_object *o = ok_answer();
+	json_object_object_add(o, "jobs", l.arr);
+	send_line(c, o);
+}
+
+static int show_event(const char *id, const char *type, int64_t ts, void *arg)
+{
+	json_object *e = json_object_new_object();
+	char t[40];
+	util_rfc3339(ts, t, sizeof(t));
+	json_object_object_add(e, "id", json_object_new_string(id));
+	json_object_object_add(e, "type", json_object_new_string(type));
+	json_object_object_add(e, "timestamp", json_object_new_string(t));
+	json_object_array_add(arg, e);
+	return 0;
+}
+
+void cmd_show(struct client *c, json_object *req)
+{
+	struct ew *ew = c->ctl->ew;
+	const char *id = get_str(req, "id");
+	struct job *j;
+
+	if (!id || !api_id_valid(id)) {
+		send_error(c, "\"id\" must be a valid job id");
+		return;
+	}
+	j = jobtable_get(&ew->jobs, id);
+	if (!j) {
+		send_error(c, "job %s is not watched", id);
+		return;
+	}
+	json_object *jo = job_json(j);
+	json_object_object_add(jo, "poll_interval_ms", json_object_new_int64(j->interval));
+	if (j->heap_idx != JOB_NOT_QUEUED)
+		json_object_object_add(jo, "next_poll_in_ms", json_object_new_int64(
+			j->due > ew_now(ew) ? (int64_t)(j->due - ew_now(ew)) : 0));
+	json_object_object_add(jo, "failed_polls_in_a_row", json_object_new_int(j->fail_run));
+	char *snap = store_get_snapshot(ew->store, id);
+	json_object_object_add(jo, "last_seen", snap ? json_tokener_parse(snap) : NULL);
+	free(snap);
+	json_object *events = json_object_new_array();
+	store_job_events(ew->store, id, show_event, events);
+	json_object_object_add(jo, "events", events);
+	json_object *o = ok_answer();
+	json_object_object_add(o, "job", jo);
+	send_line(c, o);
+}
+
+void cmd_status(struct client *c, json_object *req)
+{
+	struct ew *ew = c->ctl->ew;
+	json_object *s = json_object_new_object();
+	json_object *by = json_object_new_object();
+	char line[512];
+
+	for (int i = 0; i < JOB__MAX; i++)
+		if (ew->jobs.counts[i])
+			json_object_object_add(by, job_status_name((enum job_status)i), json_object_new_int64((int64_t)ew->jobs.counts[i]));
+	json_object_object_add(s, "jobs", json_object_new_int64((int64_t)ew->jobs.jobs.len));
+	json_object_object_add(s, "by_status", by);
+	json_object_object_add(s, "batches", json_object_new_int64((int64_t)ew->jobs.batches.len));
+	json_object_object_add(s, "polls_in_flight", json_object_new_int(ew->poller.in_flight));
+	json_object_object_add(s, "deliveries_pending", json_object_new_int(hooks_pending(ew)));
+	json_object_object_add(s, "hooks_running", json_object_new_int(hooks_running(ew)));
+	static const char *const pauses[] = { "none", "rate-limited", "auth", "bad-base-url" };
+	json_object_object_add(s, "paused", json_object_new_string(pauses[ew->poller.pause]));
+	json_object_object_add(s, "request_rate_per_s", json_object_new_double(sched_bucket_rate(&ew->poller.bucket)));
+	json_object_object_add(s, "state_db_ok", json_object_new_boolean(!ew->store_failing));
+	json_object_object_add(s, "uptime_s", json_object_new_int64((int64_t)(util_wall_ms() - (int64_t)ew->m.start_ms) / 1000));
+	json_object_object_add(s, "polls", json_object_new_int64((int64_t)ew->m.polls));
+	json_object_object_add(s, "events", json_object_new_int64((int64_t)ew->m.events));
+	json_object_object_add(s, "version", json_object_new_string(PACKAGE_VERSION));
+	ew_status_line(ew, line, sizeof(line));
+	json_object_object_add(s, "summary", json_object_new_string(line));
+	json_object *o = ok_answer();
+	json_object_object_add(o, "status", s);
+	send_line(c, o);
+}
+
+void cmd_metrics(struct client *c, json_object *req)
+{
+	struct buf b = { 0 };
+	ew_metrics_text(c->ctl->ew, &b);
+	json_object *o = ok_answer();
+	json_object_object_add(o, "text", json_object_new_string(b.data ? b.data : ""));
+	buf_free(&b);
+	send_line(c, o);
+}
+
+struct batches_ctx {
+	json_object *arr;
+};
+
+static void batch_one(const char *k, void *v, void *arg)
+{
+	struct batch *b = v;
+	json_object *o = json_object_new_object(), *counts = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(b->name));
+	json_object_object_add(o, "total", json_object_new_int64(b->n_jobs));
+	json_object_object_add(o, "ended", json_object_new_int64(b->n_ended));
+	json_object_object_add(o, "done", json_object_new_boolean(b->fired));
+	for (int i = 0; i < JOB__MAX; i++)
+		if (b->counts[i])
+			json_object_object_add(counts, job_status_name((enum job_status)i), json_object_new_int64(b->counts[i]));
+	json_object_object_add(o, "counts", counts);
+	json_object_array_add(arg, o);
+}
+
+void cmd_batches(struct client *c, json_object *req)
+{
+	json_object *arr = json_object_new_array();
+	strmap_each(&c->ctl->ew->jobs.batches, batch_one, arr);
+	json_object *o = ok_answer();
+	json_object_object_add(o, "batches", arr);
+	send_line(c, o);
+}
+
+static int delivery_one(const struct store_delivery *d, void *arg)
+{
+	json_object *o = json_object_new_object();
+	char t[40];
+	json_object_object_add(o, "event_id", json_object_new_string(d->event_id));
+	json_object_object_add(o, "event", json_object_new_string(d->type ? d->type : ""));
+	json_object_object_add(o, "subject", json_object_new_string(d->subject ? d->subject : ""));
+	json_object_object_add(o, "hook", json_object_new_string(d->hook));
+	json_object_object_add(o, "state", json_object_new_string(d->state));
+	json_object_object_add(o, "attempts", json_object_new_int((int)d->attempts));
+	json_object_object_add(o, "last_error", d->last_error ? json_object_new_string(d->last_error) : NULL);
+	util_rfc3339(d->updated_ms, t, sizeof(t));
+	json_object_object_add(o, "updated", json_object_new_string(t));
+	if (strcmp(d->state, "pending") == 0) {
+		util_rfc3339(d->next_ms, t, sizeof(t));
+		json_object_object_add(o, "next_attempt", json_object_new_string(t));
+	}
+	json_object_array_add(arg, o);
+	return json_object_array_length(arg) >= 10000;
+}
+
+void cmd_deliveries(struct client *c, json_object *req)
+{
+	const char *state = get_str(req, "state");
+	if (state && strcmp(state, "pending") && strcmp(state, "dead") && strcmp(state, "done")) {
+		send_error(c, "unknown delivery state \"%.32s\"; expected pending, dead or done", state);
+		return;
+	}
+	/* Make the answer current: write what this turn changed first. */
+	watch_flush(c->ctl->ew);
+	json_object *arr = json_object_new_array();
+	store_each_delivery(c->ctl->ew->store, state, delivery_one, arr);
+	json_object *o = ok_answer();
+	json_object_object_add(o, "deliveries", arr);
+	send_line(c, o);
+}
+
+void cmd_redeliver(struct client *c, json_object *req)
+{
+	const char *id = get_str(req, "event_id");
+	const char *hook = get_str(req, "hook");
+	char err[256];
+	if (!id) {
+		send_error(c, "\"event_id\" is required");
+		return;
+	}
+	int n = hooks_redeliver(c->ctl->ew, id, hook, err, sizeof(err));
+	if (n < 0) {
+		send_error(c, "%s", err);
+		return;
+	}
+	watch_flush(c->ctl->ew);
+	json_object *o = ok_answer();
+	json_object_object_add(o, "queued", json_object_new_int(n));
+	send_line(c, o);
+}

@@ -1,0 +1,130 @@
+/* embedwatch-sim internals, shared by sim.c (server and API) and sim_admin.c (admin, faults, sink). */
+#ifndef EW_SIM_H
+#define EW_SIM_H
+
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "job.h"
+#include "strmap.h"
+#include "util.h"
+
+#define SIM_MAX_STEPS 8
+#define SIM_UPLOAD_MAX (64 * 1024 * 1024)
+
+struct sim_step {
+	enum job_status status;
+	uint64_t at_ms;         /* since the job's start */
+};
+
+struct sim_job {
+	char *id;
+	char *name_json;        /* pre-escaped JSON strings (with quotes) */
+	char *model_json;
+	char *input_json;
+	char *truncate_json;
+	int64_t created_ms;     /* sim clock */
+	int64_t cancel_ms;      /* 0, or when a cancel was requested */
+	struct sim_step steps[SIM_MAX_STEPS];
+	int n_steps;
+	bool automatic;
+	char *warnings_json;    /* meta.warnings array, or NULL */
+	char *api_warning;      /* X-API-Warning header, or NULL */
+	uint64_t requests;
+	int64_t first_ms, last_ms;
+};
+
+enum fault_kind { F_STATUS = 1, F_DELAY, F_DROP, F_MALFORMED, F_TRUNCATED, F_OVERSIZED, F_CONTENT_TYPE };
+enum fault_target { T_API = 1, T_SINK = 2 };
+
+struct fault {
+	enum fault_kind kind;
+	unsigned targets;
+	int status;
+	char retry_after[64];   /* literal header value */
+	int retry_after_date;   /* > 0: HTTP-date this many seconds ahead, rendered when answering */
+	char *job;              /* NULL: every request */
+	int64_t remaining;      /* < 0: unlimited */
+	int64_t until_ms;       /* 0: no time limit */
+	uint64_t delay_ms;
+	uint64_t hits;
+	struct fault *next;
+};
+
+struct sink_rec {
+	int64_t t_ms;
+	char *path;
+	json_object *headers;
+	char *body;
+	int status;
+};
+
+struct log_rec {
+	int64_t t_ms;
+	int status;
+	char id[API_ID_MAX + 1];
+};
+
+/* Per-request state; lives from the first handler call to the completion notice. */
+struct req {
+	bool started;
+	struct buf body;
+	bool too_big;
+};
+
+struct client_name {
+	char *name;
+	uint64_t count;
+};
+
+struct sim_state {
+	pthread_mutex_t mu;
+	char *token;
+	char *auto_prefix;
+	uint64_t auto_min_ms, auto_max_ms;
+	uint64_t cancel_delay_ms;
+	int sink_status;
+	bool log_requests;
+	struct strmap jobs;
+	struct sim_job **job_list;
+	size_t n_jobs, cap_jobs;
+	struct fault *faults;
+	struct sink_rec *sink;
+	size_t n_sink, cap_sink;
+	struct log_rec *log;
+	size_t n_log, cap_log;
+	/* counters */
+	uint64_t req_poll, req_list, req_cancel, req_sink, req_admin, req_other;
+	uint64_t status_count[600];
+	uint64_t conn_opened, conn_current, conn_peak;
+	struct strmap client_names;   /* name -> (uintptr_t) count, keys owned */
+	int64_t wall0;
+	uint64_t mono0;
+};
+extern struct sim_state S;
+
+int64_t sim_now(void);
+char *json_str(const char *s);
+void job_index(struct sim_job *j);
+void sim_job_free(struct sim_job *j);
+enum job_status job_status_at(const struct sim_job *j, int64_t now);
+void render_job(struct buf *b, const struct sim_job *j, int64_t now);
+void http_date(int64_t wall_s, char *buf, size_t len);
+enum MHD_Result send_buf(struct MHD_Connection *c, int status, const char *ctype, char *data, size_t len,
+			 const char *retry_after);
+enum MHD_Result send_json(struct MHD_Connection *c, int status, struct buf *b);
+enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+enum MHD_Result answer_truncated(struct MHD_Connection *c, struct buf *b);
+bool fault_take(unsigned target, const char *job, int64_t now, struct fault *ret);
+bool apply_fault(struct MHD_Connection *c, const struct fault *f, const char *id, enum MHD_Result *ret);
+void count_status(int status);
+/* The admin interface: /_sim/... */
+enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const char *url, struct req *rq);
+void clear_sink(void);
+void clear_faults(void);
+
+#endif

@@ -1,0 +1,389 @@
+/* embedwatch-sim's admin interface: jobs, faults, counters, the request log and the webhook sink. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sim.h"
+
+/* ---- admin interface (/_sim/...) ---- */
+
+static int parse_status_name(const char *s, enum job_status *ret)
+{
+	enum job_status st = job_status_parse(s);
+	if (st == JOB_UNKNOWN)
+		return -1;
+	*ret = st;
+	return 0;
+}
+
+static const char *add_job(json_object *spec, int64_t now)
+{
+	static __thread char err[256];
+	json_object *v;
+	const char *id;
+
+	if (!json_object_is_type(spec, json_type_object))
+		return "a job is a JSON object";
+	if (!json_object_object_get_ex(spec, "id", &v) || !json_object_is_type(v, json_type_string))
+		return "a job needs \"id\" (string)";
+	id = json_object_get_string(v);
+	if (!api_id_valid(id)) {
+		snprintf(err, sizeof(err), "invalid job id \"%.140s\"", id);
+		return err;
+	}
+	struct sim_job *j = xcalloc(1, sizeof(*j));
+	j->id = xstrdup(id);
+	j->created_ms = now;
+	j->name_json = json_str(json_object_object_get_ex(spec, "name", &v) ? json_object_get_string(v) : id);
+	j->model_json = json_str(json_object_object_get_ex(spec, "model", &v) ? json_object_get_string(v) : "embed-english-v3.0");
+	j->input_json = json_str(json_object_object_get_ex(spec, "input_dataset_id", &v) ? json_object_get_string(v) : "ds-input");
+	j->truncate_json = json_str(json_object_object_get_ex(spec, "truncate", &v) ? json_object_get_string(v) : "END");
+	if (json_object_object_get_ex(spec, "warnings", &v) && json_object_is_type(v, json_type_array))
+		j->warnings_json = xstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+	if (json_object_object_get_ex(spec, "api_warning", &v) && json_object_is_type(v, json_type_string))
+		j->api_warning = xstrdup(json_object_get_string(v));
+	j->steps[0] = (struct sim_step){ JOB_PROCESSING, 0 };
+	j->n_steps = 1;
+	if (json_object_object_get_ex(spec, "timeline", &v)) {
+		if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) > SIM_MAX_STEPS) {
+			sim_job_free(j);
+			return "\"timeline\" must be an array of at most 8 {\"status\", \"at\"} steps";
+		}
+		j->n_steps = 0;
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			json_object *s = json_object_array_get_idx(v, i), *st, *at;
+			enum job_status status;
+			if (!json_object_object_get_ex(s, "status", &st) || parse_status_name(json_object_get_string(st), &status) < 0) {
+				sim_job_free(j);
+				return "a timeline step needs \"status\": processing, cancelling, complete, cancelled or failed";
+			}
+			double secs = json_object_object_get_ex(s, "at", &at) ? json_object_get_double(at) : 0;
+			if (secs < 0) {
+				sim_job_free(j);
+				return "a timeline step's \"at\" is seconds from creation, >= 0";
+			}
+			j->steps[j->n_steps++] = (struct sim_step){ status, (uint64_t)(secs * 1000) };
+		}
+	}
+	struct sim_job *old = strmap_get(&S.jobs, id);
+	if (old) {
+		/* Replace in place so the list stays consistent. */
+		for (size_t i = 0; i < S.n_jobs; i++)
+			if (S.job_list[i] == old)
+				S.job_list[i] = j;
+		strmap_put(&S.jobs, j->id, j);
+		sim_job_free(old);
+	} else {
+		job_index(j);
+	}
+	return NULL;
+}
+
+static const char *add_fault(json_object *spec, int64_t now)
+{
+	static const struct { const char *n; enum fault_kind k; } kinds[] = {
+		{ "status", F_STATUS }, { "delay", F_DELAY }, { "drop", F_DROP },
+		{ "malformed", F_MALFORMED }, { "truncated", F_TRUNCATED },
+		{ "oversized", F_OVERSIZED }, { "content_type", F_CONTENT_TYPE },
+	};
+	json_object *v;
+	struct fault *f = xcalloc(1, sizeof(*f));
+
+	if (!json_object_object_get_ex(spec, "kind", &v))
+		goto bad_kind;
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+		if (strcmp(json_object_get_string(v), kinds[i].n) == 0)
+			f->kind = kinds[i].k;
+	if (!f->kind)
+		goto bad_kind;
+	f->targets = T_API;
+	if (json_object_object_get_ex(spec, "target", &v)) {
+		const char *t = json_object_get_string(v);
+		f->targets = strcmp(t, "sink") == 0 ? T_SINK : strcmp(t, "any") == 0 ? T_API | T_SINK : T_API;
+	}
+	if (f->kind == F_STATUS) {
+		if (!json_object_object_get_ex(spec, "status", &v) || json_object_get_int(v) < 100 ||
+		    json_object_get_int(v) > 599) {
+			free(f);
+			return "a status fault needs \"status\" from 100 to 599";
+		}
+		f->status = json_object_get_int(v);
+	}
+	if (json_object_object_get_ex(spec, "retry_after", &v))
+		snprintf(f->retry_after, sizeof(f->retry_after), "%s", json_object_get_string(v));
+	if (json_object_object_get_ex(spec, "retry_after_date", &v))
+		f->retry_after_date = json_object_get_int(v);
+	if (json_object_object_get_ex(spec, "job", &v))
+		f->job = xstrdup(json_object_get_string(v));
+	f->remaining = json_object_object_get_ex(spec, "count", &v) ? json_object_get_int64(v) : -1;
+	if (json_object_object_get_ex(spec, "for", &v))
+		f->until_ms = now + (int64_t)(json_object_get_double(v) * 1000);
+	if (json_object_object_get_ex(spec, "delay", &v))
+		f->delay_ms = (uint64_t)(json_object_get_double(v) * 1000);
+	/* Append: faults apply in the order they were added. */
+	struct fault **pp = &S.faults;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = f;
+	return NULL;
+bad_kind:
+	free(f);
+	return "a fault needs \"kind\": status, delay, drop, malformed, truncated, oversized or content_type";
+}
+
+static void render_stats(struct buf *b, bool with_jobs)
+{
+	buf_printf(b, "{\"requests\":{\"poll\":%llu,\"list\":%llu,\"cancel\":%llu,\"sink\":%llu,\"admin\":%llu,\"other\":%llu},",
+		   (unsigned long long)S.req_poll, (unsigned long long)S.req_list, (unsigned long long)S.req_cancel,
+		   (unsigned long long)S.req_sink, (unsigned long long)S.req_admin, (unsigned long long)S.req_other);
+	buf_printf(b, "\"status\":{");
+	bool first = true;
+	for (int i = 0; i < 600; i++) {
+		if (S.status_count[i]) {
+			buf_printf(b, "%s\"%d\":%llu", first ? "" : ",", i, (unsigned long long)S.status_count[i]);
+			first = false;
+		}
+	}
+	buf_printf(b, "},\"connections\":{\"opened\":%llu,\"current\":%llu,\"peak\":%llu},",
+		   (unsigned long long)S.conn_opened, (unsigned long long)S.conn_current, (unsigned long long)S.conn_peak);
+	buf_printf(b, "\"client_names\":{");
+	first = true;
+	for (size_t i = 0; i < S.client_names.cap; i++) {
+		struct strmap_slot *s = &S.client_names.slots[i];
+		if (!s->key)
+			continue;
+		char *k = json_str(s->key);
+		buf_printf(b, "%s%s:%llu", first ? "" : ",", k, (unsigned long long)((struct client_name *)s->val)->count);
+		free(k);
+		first = false;
+	}
+	buf_printf(b, "},\"jobs_known\":%zu,\"faults_active\":", S.n_jobs);
+	size_t nf = 0;
+	for (struct fault *f = S.faults; f; f = f->next)
+		nf += f->remaining != 0;
+	buf_printf(b, "%zu", nf);
+	if (with_jobs) {
+		int64_t now = sim_now();
+		buf_printf(b, ",\"jobs\":{");
+		for (size_t i = 0; i < S.n_jobs; i++) {
+			struct sim_job *j = S.job_list[i];
+			enum job_status st = job_status_at(j, now);
+			int64_t ended_at = 0;
+			for (int k = 0; k < j->n_steps; k++)
+				if (job_status_ended(j->steps[k].status))
+					ended_at = j->created_ms + (int64_t)j->steps[k].at_ms;
+			buf_printf(b, "%s\"%s\":{\"requests\":%llu,\"first_ms\":%lld,\"last_ms\":%lld,\"status\":\"%s\","
+				   "\"ends_ms\":%lld}", i ? "," : "", j->id, (unsigned long long)j->requests,
+				   (long long)j->first_ms, (long long)j->last_ms, job_status_name(st), (long long)ended_at);
+		}
+		buf_printf(b, "}");
+	}
+	buf_printf(b, "}");
+}
+
+static void render_sink(struct buf *b)
+{
+	buf_printf(b, "{\"deliveries\":[");
+	for (size_t i = 0; i < S.n_sink; i++) {
+		struct sink_rec *r = &S.sink[i];
+		char *path = json_str(r->path), *body = json_str(r->body);
+		buf_printf(b, "%s{\"t_ms\":%lld,\"path\":%s,\"status\":%d,\"headers\":%s,\"body\":%s}", i ? "," : "",
+			   (long long)r->t_ms, path, r->status,
+			   json_object_to_json_string_ext(r->headers, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), body);
+		free(path);
+		free(body);
+	}
+	buf_printf(b, "]}");
+}
+
+static void render_log(struct buf *b)
+{
+	buf_printf(b, "{\"entries\":[");
+	for (size_t i = 0; i < S.n_log; i++)
+		buf_printf(b, "%s[%lld,%d,\"%s\"]", i ? "," : "", (long long)S.log[i].t_ms, S.log[i].status, S.log[i].id);
+	buf_printf(b, "]}");
+}
+
+void clear_sink(void)
+{
+	for (size_t i = 0; i < S.n_sink; i++) {
+		free(S.sink[i].path);
+		free(S.sink[i].body);
+		json_object_put(S.sink[i].headers);
+	}
+	S.n_sink = 0;
+}
+
+void clear_faults(void)
+{
+	while (S.faults) {
+		struct fault *f = S.faults;
+		S.faults = f->next;
+		free(f->job);
+		free(f);
+	}
+}
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+	json_object_object_add(cls, k, json_object_new_string(v ? v : ""));
+	return MHD_YES;
+}
+
+static enum MHD_Result handle_sink(struct MHD_Connection *c, const char *url, struct req *rq)
+{
+	int64_t now = sim_now();
+	struct fault f;
+
+	pthread_mutex_lock(&S.mu);
+	S.req_sink++;
+	bool faulted = fault_take(T_SINK, NULL, now, &f);
+	pthread_mutex_unlock(&S.mu);
+	if (faulted && f.kind == F_DELAY) {
+		usleep((useconds_t)(f.delay_ms * 1000));
+		faulted = false;
+	}
+	int status = faulted && f.kind == F_STATUS ? f.status : S.sink_status;
+	if (faulted && f.kind == F_DROP)
+		status = 0;
+	else if (faulted && f.kind != F_STATUS)
+		status = 200;
+
+	struct sink_rec r = { .t_ms = now, .path = xstrdup(url), .status = status };
+	r.headers = json_object_new_object();
+	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, r.headers);
+	r.body = xstrdup(rq->body.data ? rq->body.data : "");
+	pthread_mutex_lock(&S.mu);
+	if (S.n_sink == S.cap_sink) {
+		S.cap_sink = S.cap_sink ? S.cap_sink * 2 : 64;
+		S.sink = xrealloc(S.sink, S.cap_sink * sizeof(*S.sink));
+	}
+	S.sink[S.n_sink++] = r;
+	count_status(status);
+	pthread_mutex_unlock(&S.mu);
+
+	if (status == 0)
+		return MHD_NO;
+	if (faulted && f.kind != F_STATUS) {
+		/* Odd bodies with a 200: a receiver only needs the status, except a cut-off answer. */
+		enum MHD_Result ret;
+		if (f.kind == F_TRUNCATED) {
+			struct buf b = { 0 };
+			buf_printf(&b, "{\"received\":true,\"padding\":\"%0128d\"}", 0);
+			return answer_truncated(c, &b);
+		}
+		apply_fault(c, &f, NULL, &ret);
+		return ret;
+	}
+	char ra[64] = "";
+	if (faulted && f.kind == F_STATUS) {
+		if (f.retry_after_date > 0)
+			http_date(now / 1000 + f.retry_after_date, ra, sizeof(ra));
+		else
+			snprintf(ra, sizeof(ra), "%s", f.retry_after);
+	}
+	char *d = xstrdup("{\"received\":true}");
+	return send_buf(c, status, "application/json", d, strlen(d), ra);
+}
+
+enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const char *url, struct req *rq)
+{
+	const char *p = url + strlen("/_sim");
+	int64_t now = sim_now();
+	struct buf b = { 0 };
+	json_object *doc = NULL;
+	const char *err = NULL;
+	int status = 200;
+
+	if (strncmp(p, "/sink", 5) == 0 && strcmp(method, "POST") == 0)
+		return handle_sink(c, url, rq);
+
+	pthread_mutex_lock(&S.mu);
+	S.req_admin++;
+	if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+		if (rq->too_big) {
+			err = "request body too large";
+			status = 413;
+			goto answer;
+		}
+		enum json_tokener_error jerr;
+		doc = json_tokener_parse_verbose(rq->body.data ? rq->body.data : "", &jerr);
+		if (!doc && strcmp(p, "/reset") != 0) {
+			err = "request body is not valid JSON";
+			status = 400;
+			goto answer;
+		}
+	}
+	if (strcmp(p, "/jobs") == 0 && strcmp(method, "POST") == 0) {
+		json_object *list;
+		size_t n = 0;
+		if (json_object_object_get_ex(doc, "jobs", &list) && json_object_is_type(list, json_type_array)) {
+			for (size_t i = 0; i < json_object_array_length(list) && !err; i++, n++)
+				err = add_job(json_object_array_get_idx(list, i), now);
+		} else {
+			err = add_job(doc, now);
+			n = 1;
+		}
+		if (!err)
+			buf_printf(&b, "{\"ok\":true,\"created\":%zu}", n);
+		else
+			status = 400;
+	} else if (strncmp(p, "/jobs/", 6) == 0 && strcmp(method, "GET") == 0) {
+		struct sim_job *j = strmap_get(&S.jobs, p + 6);
+		if (!j) {
+			err = "no such job";
+			status = 404;
+		} else {
+			render_job(&b, j, now);
+		}
+	} else if (strcmp(p, "/faults") == 0 && strcmp(method, "POST") == 0) {
+		json_object *list;
+		if (json_object_object_get_ex(doc, "faults", &list) && json_object_is_type(list, json_type_array)) {
+			for (size_t i = 0; i < json_object_array_length(list) && !err; i++)
+				err = add_fault(json_object_array_get_idx(list, i), now);
+		} else {
+			err = add_fault(doc, now);
+		}
+		if (!err)
+			buf_printf(&b, "{\"ok\":true}");
+		else
+			status = 400;
+	} else if (strcmp(p, "/faults") == 0 && strcmp(method, "DELETE") == 0) {
+		clear_faults();
+		buf_printf(&b, "{\"ok\":true}");
+	} else if (strcmp(p, "/stats") == 0 && strcmp(method, "GET") == 0) {
+		const char *jobs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "jobs");
+		render_stats(&b, !jobs || strcmp(jobs, "0") != 0);
+	} else if (strcmp(p, "/sink") == 0 && strcmp(method, "GET") == 0) {
+		render_sink(&b);
+	} else if (strcmp(p, "/sink") == 0 && strcmp(method, "DELETE") == 0) {
+		clear_sink();
+		buf_printf(&b, "{\"ok\":true}");
+	} else if (strcmp(p, "/log") == 0 && strcmp(method, "GET") == 0) {
+		render_log(&b);
+	} else if (strcmp(p, "/reset") == 0 && strcmp(method, "POST") == 0) {
+		clear_sink();
+		clear_faults();
+		S.n_log = 0;
+		S.req_poll = S.req_list = S.req_cancel = S.req_sink = S.req_other = 0;
+		memset(S.status_count, 0, sizeof(S.status_count));
+		for (size_t i = 0; i < S.n_jobs; i++) {
+			S.job_list[i]->requests = 0;
+			S.job_list[i]->first_ms = S.job_list[i]->last_ms = 0;
+		}
+		buf_printf(&b, "{\"ok\":true}");
+	} else {
+		err = "no such admin endpoint";
+		status = 404;
+	}
+answer:
+	count_status(status);
+	pthread_mutex_unlock(&S.mu);
+	json_object_put(doc);
+	if (err) {
+		buf_free(&b);
+		return send_text(c, status, "%s", err);
+	}
+	return send_json(c, status, &b);
+}
