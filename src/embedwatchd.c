@@ -215,9 +215,10 @@ static void reload(struct ew *ew)
 		log_msg(LOG_ERR, "reload rejected, keeping the running configuration: %s", err);
 		goto done;
 	}
-	if (load_key(&cfg, &key, err, sizeof(err)) < 0) {
+	if (load_key(&cfg, &key, err, sizeof(err)) < 0 || hooks_check_secrets(&cfg, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "reload rejected, keeping the running configuration: %s", err);
 		config_clear(&cfg);
+		wipe_free(key);
 		goto done;
 	}
 	if (strcmp(cfg.state_dir, ew->cfg.state_dir) || strcmp(cfg.control_socket, ew->cfg.control_socket) ||

@@ -69,6 +69,8 @@ int hooks_redeliver(struct ew *ew, const char *event_id, const char *hook, char 
 int hooks_flush(struct ew *ew);
 /* Called after the transaction with those changes committed. */
 void hooks_committed(struct ew *ew);
+/* Loads every webhook secret of cfg without keeping them: a reload checks before it swaps. */
+int hooks_check_secrets(const struct ew_config *cfg, char *err, size_t errlen);
 /* The config was replaced: follow the hooks by name. */
 void hooks_reconfigure(struct ew *ew);
 /* Stop starting deliveries; running ones get the grace period, then are killed. */

@@ -1,5 +1,6 @@
 /* Webhooks: the event as a signed POST (Standard Webhooks) through the shared curl multi. */
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,4 +130,22 @@ void hooks_webhook_cancel(struct hooks *hs, struct run *r)
 	hs->running--;
 	hooks_delivery_free(hs, r->d);
 	free(r);
+}
+
+int hooks_check_secrets(const struct ew_config *cfg, char *err, size_t errlen)
+{
+	struct hook_rt tmp;
+	int r = 0;
+
+	for (size_t i = 0; i < cfg->n_hooks && r == 0; i++) {
+		const struct ew_hook *c = &cfg->hooks[i];
+		if (c->type != HOOK_WEBHOOK)
+			continue;
+		memset(&tmp, 0, sizeof(tmp));
+		r = hooks_load_secrets(&tmp, c);
+		if (r < 0)
+			snprintf(err, errlen, "webhook %s: its secret cannot be loaded (see the line above)", c->name);
+		OPENSSL_cleanse(&tmp, sizeof(tmp));
+	}
+	return r;
 }

@@ -250,7 +250,9 @@ static enum MHD_Result handle_sink(struct MHD_Connection *c, const char *url, st
 	else if (faulted && f.kind != F_STATUS)
 		status = 200;
 
-	struct sink_rec r = { .t_ms = now, .path = xstrdup(url), .status = status };
+	/* What the receiver answered: 0 when no complete answer left it (dropped or cut off). */
+	struct sink_rec r = { .t_ms = now, .path = xstrdup(url),
+			      .status = faulted && f.kind == F_TRUNCATED ? 0 : status };
 	r.headers = json_object_new_object();
 	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, r.headers);
 	r.body = xstrdup(rq->body.data ? rq->body.data : "");

@@ -104,6 +104,19 @@ sleep 1.5
 p1=$(sim GET /_sim/stats | jq '.jobs.steady.requests')
 [ $((p1 - p0)) -ge 2 ] || fail "polls stalled behind a slow receiver ($p0 -> $p1)"
 ok "a slow receiver does not delay polls ($((p1 - p0)) polls of another job meanwhile)"
+
+# A reload whose secret file went bad is rejected whole: the old secrets keep signing.
+chmod 644 "$T/secret"
+kill -HUP "$DAEMON_PID"
+wait_for 5 grep -q "reload rejected, keeping the running configuration: webhook pipeline" "$T/daemon.log" || fail "bad secret on reload not rejected"
+chmod 600 "$T/secret"
+job w8
+ctl watch w8 >/dev/null
+wait_for 10 sh -c "curl -s '$SIM_URL/_sim/sink' | jq -e '[.deliveries[] | select(.status == 200 and (.body|fromjson|.data.job_id) == \"w8\")] | length == 1'" || fail "w8 not delivered"
+d=$(sink w8 | jq -c '.[0]'); echo "$d" | jq -j .body >"$T/body8"
+"$VERIFY" "$S1" "$(echo "$d" | jq -r '.headers["webhook-id"]')" "$(echo "$d" | jq -r '.headers["webhook-timestamp"]')" \
+	"$(echo "$d" | jq -r '.headers["webhook-signature"]')" "$T/body8" || fail "not signed after a rejected reload"
+ok "a reload with an unreadable secret is rejected whole; the hook keeps signing with the old secrets"
 stop_daemon
 
 # A secret file others can read is refused at start.
