@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
@@ -53,12 +54,25 @@ static void emit(int prio, const struct log_ctx *c, const char *fmt, va_list ap)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (to_journal) {
-		sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", prio,
-				c && c->job_id ? "JOB_ID=%s" : "EW_NONE=%s", c && c->job_id ? c->job_id : "",
-				c && c->event_id ? "EVENT_ID=%s" : "EW_NONE=%s", c && c->event_id ? c->event_id : "",
-				c && c->event ? "EVENT=%s" : "EW_NONE=%s", c && c->event ? c->event : "",
-				c && c->hook ? "HOOK=%s" : "EW_NONE=%s", c && c->hook ? c->hook : "",
-				NULL);
+		/* Only the fields this line has: MESSAGE, PRIORITY and any of the context. */
+		char f[6][2100];
+		struct iovec iov[6];
+		int n = 0;
+		snprintf(f[n++], sizeof(f[0]), "MESSAGE=%s", msg);
+		snprintf(f[n++], sizeof(f[0]), "PRIORITY=%d", prio);
+		if (c && c->job_id)
+			snprintf(f[n++], sizeof(f[0]), "JOB_ID=%s", c->job_id);
+		if (c && c->event_id)
+			snprintf(f[n++], sizeof(f[0]), "EVENT_ID=%s", c->event_id);
+		if (c && c->event)
+			snprintf(f[n++], sizeof(f[0]), "EVENT=%s", c->event);
+		if (c && c->hook)
+			snprintf(f[n++], sizeof(f[0]), "HOOK=%s", c->hook);
+		for (int i = 0; i < n; i++) {
+			iov[i].iov_base = f[i];
+			iov[i].iov_len = strlen(f[i]);
+		}
+		sd_journal_sendv(iov, n);
 		return;
 	}
 	char ctx[512] = "";
