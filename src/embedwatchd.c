@@ -51,30 +51,9 @@ static void wipe_free(char *s)
 static int read_key_file(const char *path, bool check_mode, char **ret, char *err, size_t errlen)
 {
 	char buf[KEY_MAX + 1];
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "API key file %s: %s", path, strerror(errno));
-		return -errno;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		snprintf(err, errlen, "API key file %s: not a regular file", path);
-		return -EINVAL;
-	}
-	if (check_mode && (st.st_mode & 077)) {
-		close(fd);
-		snprintf(err, errlen, "API key file %s is readable by group or others (mode %04o); chmod 600 it",
-			 path, (unsigned)(st.st_mode & 07777));
-		return -EPERM;
-	}
-	ssize_t n = read(fd, buf, KEY_MAX);
-	close(fd);
-	if (n < 0) {
-		snprintf(err, errlen, "API key file %s: %s", path, strerror(errno));
-		return -EIO;
-	}
-	buf[n] = '\0';
+	int n = util_read_private_file(path, "API key file", check_mode, buf, sizeof(buf), err, errlen);
+	if (n < 0)
+		return n;
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
 		buf[--n] = '\0';
 	char *p = buf;

@@ -1,14 +1,11 @@
 #include "sign.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "util.h"
 
@@ -47,31 +44,9 @@ int sign_secret_parse(const char *text, struct sign_secret *ret)
 int sign_secrets_load(const char *path, struct sign_secret *ret, size_t max, char *err, size_t errlen)
 {
 	char text[4096];
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		int e = errno;
-		snprintf(err, errlen, "secret file %s: %s", path, strerror(e));
-		return -e;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		snprintf(err, errlen, "secret file %s: not a regular file", path);
-		return -EINVAL;
-	}
-	if (st.st_mode & 077) {
-		close(fd);
-		snprintf(err, errlen, "secret file %s: readable by group or others (mode %04o); chmod 600 it",
-			 path, (unsigned)(st.st_mode & 07777));
-		return -EPERM;
-	}
-	ssize_t n = read(fd, text, sizeof(text) - 1);
-	close(fd);
-	if (n < 0) {
-		snprintf(err, errlen, "secret file %s: %s", path, strerror(errno));
-		return -EIO;
-	}
-	text[n] = '\0';
+	int n = util_read_private_file(path, "secret file", true, text, sizeof(text), err, errlen);
+	if (n < 0)
+		return n;
 	size_t count = 0;
 	char *save = NULL;
 	for (char *t = strtok_r(text, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save)) {

@@ -1,6 +1,9 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,4 +156,36 @@ void buf_free(struct buf *b)
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+}
+
+int util_read_private_file(const char *path, const char *what, bool owner_only, char *buf, size_t cap,
+			   char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(e));
+		return -e;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		snprintf(err, errlen, "%s %s: not a regular file", what, path);
+		return -EINVAL;
+	}
+	if (owner_only && (st.st_mode & 077)) {
+		close(fd);
+		snprintf(err, errlen, "%s %s is readable by group or others (mode %04o); chmod 600 it", what, path,
+			 (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	ssize_t n = read(fd, buf, cap - 1);
+	int e = errno;
+	close(fd);
+	if (n < 0) {
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(e));
+		return -EIO;
+	}
+	buf[n] = '\0';
+	return (int)n;
 }

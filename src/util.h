@@ -29,6 +29,15 @@ uint64_t util_rand(void);
 /* Uniform double in [0, 1). */
 double util_rand_unit(void);
 
+/*
+ * Reads a small file holding a secret (an API key, webhook secrets) into buf,
+ * NUL-terminated. It must be a regular file; with owner_only, not readable by
+ * group or others. Returns its length, or a negative errno with a message in
+ * err that names `what` and the path, never the content.
+ */
+int util_read_private_file(const char *path, const char *what, bool owner_only, char *buf, size_t cap,
+			   char *err, size_t errlen);
+
 /* A growable byte buffer; data is always NUL-terminated. */
 struct buf {
 	char *data;
