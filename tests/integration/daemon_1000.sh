@@ -32,9 +32,11 @@ jq -se 'map(select(.type=="embed_job.complete"))[0].data | .job_id and .status==
 	"$T/hooks/payloads/"* >/dev/null || fail "complete payload data"
 ok "payloads carry the event document"
 
-# The rate: 400/s with a burst of 20 allows at most 20 + 400 requests in any second.
+# The rate: 400/s with a burst of 20 lets the daemon send at most 20 + 400 requests
+# in any second. The simulator sees arrival times, which can lag the sends by a
+# few ms on a loaded machine: the bound allows 50 ms of that skew (20 requests).
 m=$(max_in_window 1000)
-[ "$m" -le 420 ] || fail "$m requests in one second, over 400/s + burst 20"
+[ "$m" -le 440 ] || fail "$m requests in one second, over 400/s + burst 20 (+50 ms of arrival skew)"
 polls=$(sim GET '/_sim/stats?jobs=0' | jq .requests.poll)
 ok "rate limit kept: at most $m requests in any 1 s window ($polls polls in all)"
 
