@@ -43,7 +43,10 @@ ok "rate limit kept: at most $m requests in any 1 s window ($polls polls in all)
 # Connections are reused: far fewer than requests.
 conns=$(sim GET '/_sim/stats?jobs=0' | jq .connections.opened)
 [ "$conns" -le 64 ] || fail "$conns connections for $polls requests"
-ok "keep-alive: $conns connections for $polls requests"
+peak=$(sim GET '/_sim/stats?jobs=0' | jq .connections.peak)
+# max_connections is 8 (the default); the test's own curl adds at most one.
+[ "$peak" -le 9 ] || fail "$peak connections at once, max_connections is 8"
+ok "keep-alive: $conns connections for $polls requests, at most $peak at once (max_connections 8)"
 
 # Ended jobs are not polled again.
 before=$(sim GET '/_sim/stats?jobs=0' | jq .requests.poll)

@@ -30,7 +30,7 @@ for a in "$@"; do printf '[%s]\n' "$a"; done >"$out.argv"
 cat >"$out.stdin"
 SH
 chmod +x "$T/flaky.sh" "$T/hang.sh" "$T/argv.sh" "$T/slow.sh"
-mkdir -p "$T/flaky" "$T/hang" "$T/argv" "$T/slow"
+mkdir -p "$T/flaky" "$T/hang" "$T/argv" "$T/slow" "$T/slow2"
 write_conf "
 [hook flaky]
 type = exec
@@ -54,6 +54,13 @@ type = exec
 command = $T/slow.sh $T/slow
 on = embed_job.complete
 concurrency = 2
+[hook slow2]
+type = exec
+command = $T/slow.sh $T/slow2
+on = embed_job.complete
+concurrency = 8
+[hooks]
+max_concurrent = 4
 "
 sed -i 's/^\[embedwatch\]/[embedwatch]\nmax_age = 2s/' "$T/ew.conf"
 start_daemon
@@ -123,4 +130,11 @@ peak=$(sort -k2 -n "$T/slow/log" | awk '$1 == "start" {n++; if (n > m) m = n} $1
 [ "$peak" -le 2 ] || fail "$peak slow hooks at once, cap is 2"
 [ "$peak" = 2 ] || fail "the cap was never reached (peak $peak): runs were serialised"
 ok "per-hook concurrency cap: peak $peak runs at once"
+wait_for 20 sh -c "[ \$(grep -c '^end' '$T/slow2/log') -ge 7 ]" || fail "slow2 runs missing"
+# The global cap (4) holds over all hooks: slow and slow2 together never exceed it.
+gpeak=$(cat "$T/slow/log" "$T/slow2/log" | sort -k2 -n | awk '$1 == "start" {n++; if (n > m) m = n} $1 == "end" {n--} END {print m}')
+[ "$gpeak" -le 4 ] || fail "$gpeak hook runs at once, max_concurrent is 4"
+p2=$(sort -k2 -n "$T/slow2/log" | awk '$1 == "start" {n++; if (n > m) m = n} $1 == "end" {n--} END {print m}')
+[ "$p2" -le 4 ] && [ "$p2" -ge 2 ] || fail "slow2 (concurrency 8) peaked at $p2 under the global cap of 4"
+ok "global cap: at most $gpeak runs of the two slow hooks at once (max_concurrent 4; slow2 alone peaked at $p2)"
 stop_daemon

@@ -117,6 +117,20 @@ d=$(sink w8 | jq -c '.[0]'); echo "$d" | jq -j .body >"$T/body8"
 "$VERIFY" "$S1" "$(echo "$d" | jq -r '.headers["webhook-id"]')" "$(echo "$d" | jq -r '.headers["webhook-timestamp"]')" \
 	"$(echo "$d" | jq -r '.headers["webhook-signature"]')" "$T/body8" || fail "not signed after a rejected reload"
 ok "a reload with an unreadable secret is rejected whole; the hook keeps signing with the old secrets"
+
+# Rotation done: the file now holds only the new secret; after a reload deliveries are signed with it alone.
+printf '%s\n' "$S2" >"$T/secret"
+kill -HUP "$DAEMON_PID"
+wait_for 5 sh -c "[ \$(grep -c 'reloaded:' '$T/daemon.log') -ge 2 ]" || fail "rotation reload"
+job w9
+ctl watch w9 >/dev/null
+wait_for 10 sh -c "curl -s '$SIM_URL/_sim/sink' | jq -e '[.deliveries[] | select(.status == 200 and (.body|fromjson|.data.job_id) == \"w9\")] | length == 1'" || fail "w9 not delivered"
+d=$(sink w9 | jq -c '.[0]'); echo "$d" | jq -j .body >"$T/body9"
+set -- "$(echo "$d" | jq -r '.headers["webhook-id"]')" "$(echo "$d" | jq -r '.headers["webhook-timestamp"]')" "$(echo "$d" | jq -r '.headers["webhook-signature"]')"
+[ "$(echo "$3" | wc -w)" = 1 ] || fail "still two signatures after the rotation: $3"
+"$VERIFY" "$S2" "$1" "$2" "$3" "$T/body9" || fail "new secret not used after reload"
+! "$VERIFY" "$S1" "$1" "$2" "$3" "$T/body9" || fail "old secret still signs after reload"
+ok "reload re-reads the secrets: after the rotation only the new secret signs"
 stop_daemon
 
 # A secret file others can read is refused at start.
