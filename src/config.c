@@ -36,6 +36,7 @@ void config_defaults(struct ew_config *c)
 	c->control_mode = 0660;
 	c->log_level = LOG_INFO;
 	c->max_age_ms = 7ULL * 24 * 3600 * 1000;
+	c->retention_ms = 7ULL * 24 * 3600 * 1000;
 	c->interval_min_ms = 5000;
 	c->interval_max_ms = 60000;
 	c->backoff = 1.5;
@@ -318,6 +319,8 @@ static int main_key(struct parse_ctx *x, const char *k, const char *v)
 		return set_duration(x, k, v, &c->max_age_ms, 0);
 	if (strcmp(k, "metrics_file") == 0)
 		return set_string(&c->metrics_file, v);
+	if (strcmp(k, "retention") == 0)
+		return set_duration(x, k, v, &c->retention_ms, 0);
 	return fail(x, "unknown key \"%s\" in [embedwatch]", k);
 }
 

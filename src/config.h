@@ -38,6 +38,7 @@ struct ew_config {
 	unsigned control_mode;
 	int log_level;              /* syslog priority: 3 err .. 7 debug */
 	uint64_t max_age_ms;        /* 0: never expire */
+	uint64_t retention_ms;      /* ended jobs, old events and deliveries are forgotten after; 0: never */
 	char *metrics_file;         /* Prometheus textfile, empty: none */
 	/* [poll] */
 	uint64_t interval_min_ms;

@@ -218,6 +218,7 @@ static void reload(struct ew *ew)
 	log_set_level(ew->cfg.log_level);
 	poller_configure(&ew->poller);
 	hooks_reconfigure(ew);
+	watch_reconfigure(ew);
 	poller_resume(&ew->poller);
 	log_msg(LOG_NOTICE, "reloaded: %zu hooks, rate %.3f/s", ew->cfg.n_hooks, ew->cfg.rate_per_s);
 done:

@@ -127,6 +127,7 @@ struct ew {
 	uv_prepare_t prepare;
 	uv_check_t check;
 	uv_timer_t store_retry;
+	uv_timer_t prune_timer;
 	bool store_failing;
 	unsigned store_fail_run;
 	uint64_t store_retry_at;
@@ -146,6 +147,10 @@ int watch_remove(struct ew *ew, const char *id);
 void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len);
 /* Ends j with an event the daemon decides (expired, not_found, error). */
 void watch_end(struct ew *ew, struct job *j, enum ew_event ev, const char *reason);
+/* Forgets ended jobs, events and finished deliveries older than retention. */
+void watch_prune(struct ew *ew);
+/* The config changed: retention timer. */
+void watch_reconfigure(struct ew *ew);
 /* Marks j to be written at the next commit. */
 void watch_touch(struct ew *ew, struct job *j);
 /* Commits everything pending now (also called at each loop turn). Returns 0 or negative. */

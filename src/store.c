@@ -11,7 +11,7 @@
 enum {
 	Q_PUT_JOB, Q_PUT_SNAPSHOT, Q_DEL_JOB, Q_PUT_EVENT, Q_PUT_DELIVERY, Q_PUT_BATCH,
 	Q_EACH_JOB, Q_EACH_DELIVERY, Q_EACH_DELIVERY_STATE, Q_EVENT_DELIVERIES, Q_GET_EVENT,
-	Q_EACH_BATCH, Q_GET_SNAPSHOT, Q_JOB_EVENTS, Q__MAX
+	Q_EACH_BATCH, Q_GET_SNAPSHOT, Q_JOB_EVENTS, Q_PRUNE_DELIVERIES, Q_PRUNE_EVENTS, Q_PRUNE_BATCHES, Q__MAX
 };
 
 static const char *const queries[Q__MAX] = {
@@ -40,6 +40,12 @@ static const char *const queries[Q__MAX] = {
 	[Q_EACH_BATCH] = "SELECT name, done_event FROM batches",
 	[Q_GET_SNAPSHOT] = "SELECT snapshot FROM jobs WHERE id=?1",
 	[Q_JOB_EVENTS] = "SELECT id, type, ts_ms FROM events WHERE subject=?1 ORDER BY ts_ms",
+	[Q_PRUNE_DELIVERIES] = "DELETE FROM deliveries WHERE state != 'pending' AND updated_ms < ?1",
+	[Q_PRUNE_EVENTS] = "DELETE FROM events WHERE ts_ms < ?1 AND id NOT IN "
+			   "(SELECT event_id FROM deliveries WHERE state = 'pending') "
+			   "AND subject NOT IN (SELECT id FROM jobs)",
+	[Q_PRUNE_BATCHES] = "DELETE FROM batches WHERE done_event IS NOT NULL AND name NOT IN "
+			    "(SELECT batch FROM jobs WHERE batch IS NOT NULL)",
 };
 
 static const char schema[] =
@@ -243,6 +249,18 @@ int store_put_batch(struct store *s, const char *name, int64_t created_ms, const
 	sqlite3_bind_int64(st, 2, created_ms);
 	bind_text(st, 3, done_event);
 	return step(st);
+}
+
+int store_prune(struct store *s, int64_t before_ms)
+{
+	int r;
+	sqlite3_bind_int64(s->q[Q_PRUNE_DELIVERIES], 1, before_ms);
+	if ((r = step(s->q[Q_PRUNE_DELIVERIES])) < 0)
+		return r;
+	sqlite3_bind_int64(s->q[Q_PRUNE_EVENTS], 1, before_ms);
+	if ((r = step(s->q[Q_PRUNE_EVENTS])) < 0)
+		return r;
+	return step(s->q[Q_PRUNE_BATCHES]);
 }
 
 static const char *col_text(sqlite3_stmt *st, int i)

@@ -44,6 +44,12 @@ int store_put_delivery(struct store *s, const char *event_id, const char *hook, 
 		       unsigned attempts, int64_t next_ms, const char *last_error, int64_t updated_ms);
 int store_put_batch(struct store *s, const char *name, int64_t created_ms, const char *done_event);
 
+/*
+ * Forgets what ended before before_ms: events no pending delivery needs,
+ * finished (done or dead) deliveries, and fired batches without jobs.
+ */
+int store_prune(struct store *s, int64_t before_ms);
+
 /* Calls fn for every job; strings are borrowed for the call. */
 int store_each_job(struct store *s, int (*fn)(const struct store_job *j, void *arg), void *arg);
 

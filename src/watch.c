@@ -12,7 +12,7 @@
 #include "log.h"
 #include "util.h"
 
-enum pending_kind { P_EVENT, P_SNAPSHOT, P_BATCH, P_DELETE };
+enum pending_kind { P_EVENT, P_SNAPSHOT, P_BATCH, P_DELETE, P_PRUNE };
 
 struct pending {
 	struct pending *next;
@@ -318,6 +318,9 @@ int watch_flush(struct ew *ew)
 		case P_DELETE:
 			r = store_delete_job(ew->store, p->subject);
 			break;
+		case P_PRUNE:
+			r = store_prune(ew->store, p->ts_ms);
+			break;
 		case P_BATCH:
 			r = store_put_batch(ew->store, p->subject, p->ts_ms, p->event_id[0] ? p->event_id : NULL);
 			break;
@@ -376,6 +379,74 @@ fail:
 	return r;
 }
 
+struct prune_ctx {
+	struct ew *ew;
+	int64_t before;
+	struct job **victims;
+	size_t n, cap;
+};
+
+static void prune_pick(const char *k, void *v, void *arg)
+{
+	struct prune_ctx *x = arg;
+	struct job *j = v;
+	if (!watch_job_ended(j) || j->updated_ms >= x->before || (j->flags & JF_IN_FLIGHT))
+		return;
+	if (x->n == x->cap) {
+		x->cap = x->cap ? x->cap * 2 : 256;
+		x->victims = xrealloc(x->victims, x->cap * sizeof(*x->victims));
+	}
+	x->victims[x->n++] = j;
+}
+
+static void prune_batch(const char *k, void *v, void *arg)
+{
+	struct batch *b = v;
+	struct prune_ctx *x = arg;
+	if (b->fired && b->n_jobs == 0) {
+		if (x->n == x->cap) {
+			x->cap = x->cap ? x->cap * 2 : 16;
+			x->victims = xrealloc(x->victims, x->cap * sizeof(*x->victims));
+		}
+		x->victims[x->n++] = (struct job *)(void *)b;
+	}
+}
+
+void watch_prune(struct ew *ew)
+{
+	struct prune_ctx x = { .ew = ew };
+	if (!ew->cfg.retention_ms)
+		return;
+	x.before = util_wall_ms() - (int64_t)ew->cfg.retention_ms;
+	strmap_each(&ew->jobs.jobs, prune_pick, &x);
+	size_t jobs = x.n;
+	for (size_t i = 0; i < jobs; i++)
+		watch_remove(ew, x.victims[i]->id);
+	/* Fired batches left without jobs go too. */
+	x.n = 0;
+	strmap_each(&ew->jobs.batches, prune_batch, &x);
+	for (size_t i = 0; i < x.n; i++) {
+		struct batch *b = (struct batch *)(void *)x.victims[i];
+		strmap_del(&ew->jobs.batches, b->name);
+		free(b->name);
+		free(b);
+	}
+	free(x.victims);
+	struct pending *p = xcalloc(1, sizeof(*p));
+	p->kind = P_PRUNE;
+	p->ts_ms = x.before;
+	p->subject = xstrdup("");
+	pending_push(ew, p);
+	if (jobs)
+		log_msg(LOG_INFO, "forgot %zu jobs that ended more than %llu s ago (retention)", jobs,
+			(unsigned long long)(ew->cfg.retention_ms / 1000));
+}
+
+static void on_prune_timer(uv_timer_t *t)
+{
+	watch_prune(container_of(t, struct ew, prune_timer));
+}
+
 /* Commit at the end of each loop turn: timers' writes before the poll for I/O, I/O callbacks' after. */
 static void on_prepare(uv_prepare_t *h)
 {
@@ -392,6 +463,8 @@ int watch_init(struct ew *ew)
 	uv_prepare_init(ew->loop, &ew->prepare);
 	uv_check_init(ew->loop, &ew->check);
 	uv_timer_init(ew->loop, &ew->store_retry);
+	uv_timer_init(ew->loop, &ew->prune_timer);
+	watch_reconfigure(ew);
 	uv_prepare_start(&ew->prepare, on_prepare);
 	uv_check_start(&ew->check, on_check);
 	/* These run every turn but must not keep the loop alive on their own. */
@@ -399,6 +472,20 @@ int watch_init(struct ew *ew)
 	uv_unref((uv_handle_t *)&ew->check);
 	uv_unref((uv_handle_t *)&ew->store_retry);
 	return 0;
+}
+
+void watch_reconfigure(struct ew *ew)
+{
+	/* Look for what to forget every minute, or at half the retention when it is shorter. */
+	uint64_t every = ew->cfg.retention_ms / 2;
+	if (every > 60000)
+		every = 60000;
+	if (every < 100)
+		every = 100;
+	if (ew->cfg.retention_ms)
+		uv_timer_start(&ew->prune_timer, on_prune_timer, every, every);
+	else
+		uv_timer_stop(&ew->prune_timer);
 }
 
 static int restore_job(const struct store_job *sj, void *arg)
@@ -472,4 +559,5 @@ void watch_close(struct ew *ew)
 	uv_close((uv_handle_t *)&ew->prepare, NULL);
 	uv_close((uv_handle_t *)&ew->check, NULL);
 	uv_close((uv_handle_t *)&ew->store_retry, NULL);
+	uv_close((uv_handle_t *)&ew->prune_timer, NULL);
 }

@@ -94,6 +94,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.burst, 10);
 	assert_int_equal(c.max_in_flight, 32);
 	assert_int_equal(c.request_timeout_ms, 30000);
+	assert_int_equal(c.max_age_ms, 7 * 86400000ULL);
+	assert_int_equal(c.retention_ms, 7 * 86400000ULL);
 	assert_int_equal(c.n_hooks, 0);
 	config_clear(&c);
 }
@@ -108,6 +110,7 @@ static void test_full_file(void **state)
 		"control_socket = /run/ew.sock\n"
 		"log_level = debug\n"
 		"max_age = 24h\n"
+		"retention = 0s\n"
 		"\n"
 		"[poll]\n"
 		"interval_min = 500ms\n"
@@ -135,6 +138,7 @@ static void test_full_file(void **state)
 	assert_string_equal(c.api_base, "http://127.0.0.1:8080");
 	assert_int_equal(c.log_level, LOG_DEBUG);
 	assert_int_equal(c.max_age_ms, 86400000);
+	assert_int_equal(c.retention_ms, 0);
 	assert_int_equal(c.interval_min_ms, 500);
 	assert_int_equal(c.burst, 5);
 	assert_int_equal(c.n_hooks, 2);
