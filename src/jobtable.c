@@ -143,12 +143,17 @@ struct job *jobtable_peek(struct jobtable *t)
 	return t->heap_len ? t->heap[0] : NULL;
 }
 
-void jobtable_remove(struct jobtable *t, struct job *j)
+void jobtable_detach(struct jobtable *t, struct job *j)
 {
 	jobtable_unschedule(t, j);
 	jobtable_join(t, j, NULL);
 	t->counts[j->status]--;
 	strmap_del(&t->jobs, j->id);
+}
+
+void jobtable_remove(struct jobtable *t, struct job *j)
+{
+	jobtable_detach(t, j);
 	free(j);
 }
 
@@ -157,11 +162,21 @@ static void free_job(const char *k, void *v, void *arg)
 	free(v);
 }
 
-static void free_batch(const char *k, void *v, void *arg)
+static void batch_free(struct batch *b)
 {
-	struct batch *b = v;
 	free(b->name);
 	free(b);
+}
+
+void jobtable_drop_batch(struct jobtable *t, struct batch *b)
+{
+	strmap_del(&t->batches, b->name);
+	batch_free(b);
+}
+
+static void free_batch(const char *k, void *v, void *arg)
+{
+	batch_free(v);
 }
 
 void jobtable_free(struct jobtable *t)

@@ -57,8 +57,12 @@ struct job *jobtable_new_job(const char *id);
 struct job *jobtable_get(struct jobtable *t, const char *id);
 /* Adds j; the id must not be present. */
 void jobtable_add(struct jobtable *t, struct job *j);
-/* Takes j out of the table, the heap and its batch, and frees it. */
+/* Takes j out of the table, the heap and its batch; the caller still owns it. */
+void jobtable_detach(struct jobtable *t, struct job *j);
+/* jobtable_detach, then frees j. */
 void jobtable_remove(struct jobtable *t, struct job *j);
+/* Takes batch b (which has no jobs) out of the table and frees it. */
+void jobtable_drop_batch(struct jobtable *t, struct batch *b);
 /* Changes j's status, keeping the per-status and per-batch counts right. */
 void jobtable_set_status(struct jobtable *t, struct job *j, enum job_status st);
 /* Joins j to batch (created on first use). */

@@ -268,10 +268,7 @@ int watch_remove(struct ew *ew, const char *id)
 	}
 	if (j->flags & JF_IN_FLIGHT) {
 		/* The poll completion frees it. */
-		jobtable_unschedule(&ew->jobs, j);
-		jobtable_join(&ew->jobs, j, NULL);
-		ew->jobs.counts[j->status]--;
-		strmap_del(&ew->jobs.jobs, j->id);
+		jobtable_detach(&ew->jobs, j);
 		j->flags = JF_IN_FLIGHT | JF_REMOVED;
 	} else {
 		jobtable_remove(&ew->jobs, j);
@@ -380,10 +377,11 @@ fail:
 }
 
 struct prune_ctx {
-	struct ew *ew;
 	int64_t before;
-	struct job **victims;
-	size_t n, cap;
+	struct job **jobs;
+	size_t n_jobs, cap_jobs;
+	struct batch **batches;
+	size_t n_batches, cap_batches;
 };
 
 static void prune_pick(const char *k, void *v, void *arg)
@@ -392,53 +390,49 @@ static void prune_pick(const char *k, void *v, void *arg)
 	struct job *j = v;
 	if (!watch_job_ended(j) || j->updated_ms >= x->before || (j->flags & JF_IN_FLIGHT))
 		return;
-	if (x->n == x->cap) {
-		x->cap = x->cap ? x->cap * 2 : 256;
-		x->victims = xrealloc(x->victims, x->cap * sizeof(*x->victims));
+	if (x->n_jobs == x->cap_jobs) {
+		x->cap_jobs = x->cap_jobs ? x->cap_jobs * 2 : 256;
+		x->jobs = xrealloc(x->jobs, x->cap_jobs * sizeof(*x->jobs));
 	}
-	x->victims[x->n++] = j;
+	x->jobs[x->n_jobs++] = j;
 }
 
-static void prune_batch(const char *k, void *v, void *arg)
+static void prune_pick_batch(const char *k, void *v, void *arg)
 {
-	struct batch *b = v;
 	struct prune_ctx *x = arg;
-	if (b->fired && b->n_jobs == 0) {
-		if (x->n == x->cap) {
-			x->cap = x->cap ? x->cap * 2 : 16;
-			x->victims = xrealloc(x->victims, x->cap * sizeof(*x->victims));
-		}
-		x->victims[x->n++] = (struct job *)(void *)b;
+	struct batch *b = v;
+	if (!b->fired || b->n_jobs != 0)
+		return;
+	if (x->n_batches == x->cap_batches) {
+		x->cap_batches = x->cap_batches ? x->cap_batches * 2 : 16;
+		x->batches = xrealloc(x->batches, x->cap_batches * sizeof(*x->batches));
 	}
+	x->batches[x->n_batches++] = b;
 }
 
 void watch_prune(struct ew *ew)
 {
-	struct prune_ctx x = { .ew = ew };
+	struct prune_ctx x = { 0 };
 	if (!ew->cfg.retention_ms)
 		return;
 	x.before = util_wall_ms() - (int64_t)ew->cfg.retention_ms;
+	/* Collect first: the maps must not change while they are walked. */
 	strmap_each(&ew->jobs.jobs, prune_pick, &x);
-	size_t jobs = x.n;
-	for (size_t i = 0; i < jobs; i++)
-		watch_remove(ew, x.victims[i]->id);
+	for (size_t i = 0; i < x.n_jobs; i++)
+		watch_remove(ew, x.jobs[i]->id);
 	/* Fired batches left without jobs go too. */
-	x.n = 0;
-	strmap_each(&ew->jobs.batches, prune_batch, &x);
-	for (size_t i = 0; i < x.n; i++) {
-		struct batch *b = (struct batch *)(void *)x.victims[i];
-		strmap_del(&ew->jobs.batches, b->name);
-		free(b->name);
-		free(b);
-	}
-	free(x.victims);
+	strmap_each(&ew->jobs.batches, prune_pick_batch, &x);
+	for (size_t i = 0; i < x.n_batches; i++)
+		jobtable_drop_batch(&ew->jobs, x.batches[i]);
+	free(x.jobs);
+	free(x.batches);
 	struct pending *p = xcalloc(1, sizeof(*p));
 	p->kind = P_PRUNE;
 	p->ts_ms = x.before;
 	p->subject = xstrdup("");
 	pending_push(ew, p);
-	if (jobs)
-		log_msg(LOG_INFO, "forgot %zu jobs that ended more than %llu s ago (retention)", jobs,
+	if (x.n_jobs)
+		log_msg(LOG_INFO, "forgot %zu jobs that ended more than %llu s ago (retention)", x.n_jobs,
 			(unsigned long long)(ew->cfg.retention_ms / 1000));
 }
 
