@@ -312,13 +312,13 @@ static void run(struct poller *p)
 			arm(p, p->paused_until - now);
 			return;
 		}
-		if (p->pause == PAUSE_THROTTLED)
+		if (p->pause == PAUSE_THROTTLED) {
 			log_msg(LOG_NOTICE, "rate-limit pause over; polling again at %.2f requests/s", sched_bucket_rate(&p->bucket));
-		/* Auth and base-URL pauses probe again with one request at a time. */
-		if (p->pause == PAUSE_THROTTLED)
 			p->pause = PAUSE_NONE;
-		else if (p->in_flight > 0)
+		} else if (p->in_flight > 0) {
+			/* Auth and base-URL pauses probe again with one request at a time. */
 			return;
+		}
 	}
 	while (p->in_flight < p->n_slots && p->free_slots) {
 		struct job *j = jobtable_peek(&ew->jobs);

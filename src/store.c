@@ -14,6 +14,11 @@ enum {
 	Q_EACH_BATCH, Q_GET_SNAPSHOT, Q_JOB_EVENTS, Q_PRUNE_DELIVERIES, Q_PRUNE_EVENTS, Q_PRUNE_BATCHES, Q__MAX
 };
 
+/* A delivery row with its event, in the column order delivery_row() reads. */
+#define DELIVERY_SELECT \
+	"SELECT d.event_id, d.hook, d.state, d.attempts, d.next_ms, d.last_error, d.updated_ms, " \
+	"e.type, e.subject, e.batch, e.payload FROM deliveries d JOIN events e ON e.id=d.event_id "
+
 static const char *const queries[Q__MAX] = {
 	[Q_PUT_JOB] = "INSERT INTO jobs(id, batch, status, added_ms, updated_ms, err_kind, err_count) "
 		      "VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET batch=?2, status=?3, "
@@ -27,15 +32,9 @@ static const char *const queries[Q__MAX] = {
 	[Q_PUT_BATCH] = "INSERT INTO batches(name, created_ms, done_event) VALUES(?1,?2,?3) "
 			"ON CONFLICT(name) DO UPDATE SET done_event=coalesce(?3, done_event)",
 	[Q_EACH_JOB] = "SELECT id, batch, status, added_ms, updated_ms, err_kind, err_count FROM jobs",
-	[Q_EACH_DELIVERY] = "SELECT d.event_id, d.hook, d.state, d.attempts, d.next_ms, d.last_error, d.updated_ms, "
-			    "e.type, e.subject, e.batch, e.payload FROM deliveries d JOIN events e ON e.id=d.event_id "
-			    "ORDER BY d.updated_ms DESC",
-	[Q_EACH_DELIVERY_STATE] = "SELECT d.event_id, d.hook, d.state, d.attempts, d.next_ms, d.last_error, d.updated_ms, "
-				  "e.type, e.subject, e.batch, e.payload FROM deliveries d JOIN events e ON e.id=d.event_id "
-				  "WHERE d.state=?1 ORDER BY d.updated_ms DESC",
-	[Q_EVENT_DELIVERIES] = "SELECT d.event_id, d.hook, d.state, d.attempts, d.next_ms, d.last_error, d.updated_ms, "
-			       "e.type, e.subject, e.batch, e.payload FROM deliveries d JOIN events e ON e.id=d.event_id "
-			       "WHERE d.event_id=?1",
+	[Q_EACH_DELIVERY] = DELIVERY_SELECT "ORDER BY d.updated_ms DESC",
+	[Q_EACH_DELIVERY_STATE] = DELIVERY_SELECT "WHERE d.state=?1 ORDER BY d.updated_ms DESC",
+	[Q_EVENT_DELIVERIES] = DELIVERY_SELECT "WHERE d.event_id=?1",
 	[Q_GET_EVENT] = "SELECT type, subject, batch, payload FROM events WHERE id=?1",
 	[Q_EACH_BATCH] = "SELECT name, done_event FROM batches",
 	[Q_GET_SNAPSHOT] = "SELECT snapshot FROM jobs WHERE id=?1",
