@@ -76,8 +76,8 @@ int store_get_event(struct store *s, const char *event_id,
 
 /* Calls fn(name, done_event or NULL) for every batch. */
 int store_each_batch(struct store *s, int (*fn)(const char *name, const char *done_event, void *arg), void *arg);
-/* The last snapshot of a job, or NULL; the caller frees it. */
-char *store_get_snapshot(struct store *s, const char *job_id);
+/* The last snapshot of a job into *ret (NULL when none; the caller frees it). Returns 0 or negative. */
+int store_get_snapshot(struct store *s, const char *job_id, char **ret);
 /* Events of a job, oldest first: fn(id, type, ts_ms). */
 int store_job_events(struct store *s, const char *job_id, int (*fn)(const char *id, const char *type, int64_t ts_ms, void *arg), void *arg);
 

@@ -6,34 +6,35 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "hooks_int.h"
 #include "log.h"
 #include "util.h"
 
-static void webhook_done(struct http_req *req, void *arg)
+static void webhook_done(struct http_req *req, const struct http_result *res, void *arg)
 {
 	struct run *r = arg;
 	struct hooks *hs = r->hs;
 	struct delivery *d = r->d;
-	char why[CURL_ERROR_SIZE + 64];
+	char why[320];
 	uint64_t ms = uv_now(hs->ew->loop) - r->started;
 	uint64_t min_delay = 0;
 	bool ok = false, permanent = false;
 
 	hooks_run_unlink(hs, r);
-	if (req->result != CURLE_OK) {
-		snprintf(why, sizeof(why), "%s", req->error[0] ? req->error : curl_easy_strerror(req->result));
-	} else if (req->status >= 200 && req->status < 300) {
+	if (res->error != HTTP_OK) {
+		snprintf(why, sizeof(why), "%s%s", res->error == HTTP_ERR_TLS ? "TLS: " : "", res->error_text);
+	} else if (res->status >= 200 && res->status < 300) {
 		ok = true;
 		why[0] = '\0';
 	} else {
-		snprintf(why, sizeof(why), "HTTP %ld", req->status);
-		if (req->status == 410) {
+		snprintf(why, sizeof(why), "HTTP %ld", res->status);
+		if (res->status == 410) {
 			d->hook->disabled = true;
 			log_ctx(LOG_ERR, &((struct log_ctx){ .hook = d->hook->name }),
 				"webhook %s answered 410 Gone: hook disabled until the next reload; its deliveries wait",
 				d->hook->name);
-		} else if (req->status == 429 || req->status >= 500) {
+		} else if (res->status == 429 || res->status >= 500) {
 			const char *ra = http_header(req, "Retry-After");
 			int64_t s;
 			if (ra && api_retry_after(ra, util_wall_ms() / 1000, 86400, &s) == 0)
@@ -42,17 +43,11 @@ static void webhook_done(struct http_req *req, void *arg)
 			permanent = true;       /* other 4xx and any 3xx: redirects are not followed */
 		}
 	}
-	curl_slist_free_all(r->headers);
-	http_req_free(&r->req);
-	if (d->hook->disabled && !ok) {
-		/* Not an attempt: the endpoint is off; wait for the reload. */
-		d->hook->running--;
-		hs->running--;
-		hooks_ready_push(d->hook, d);
-	} else {
+	if (d->hook->disabled && !ok)
+		hooks_unclaim(hs, d, true);     /* not an attempt: the endpoint is off until reload */
+	else
 		hooks_finish(hs, d, ok, permanent, min_delay, why, ms);
-	}
-	free(r);
+	hooks_run_free(r);
 	hooks_pump(hs);
 }
 
@@ -65,31 +60,25 @@ int hooks_webhook_start(struct hooks *hs, struct run *r)
 	int64_t ts = util_wall_ms() / 1000;
 
 	r->is_webhook = true;
-	if (http_req_init(&r->req, &hs->ew->http, 65536) < 0)
-		return -ENOMEM;
 	/* The receiver's status is the answer; its body is not read. */
-	r->req.discard_excess = true;
-	r->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	r->req = http_req_new(hs->ew->http, 65536, true);
+	if (!r->req)
+		return -ENOMEM;
+	r->headers = http_headers_new();
+	http_headers_add(r->headers, "Content-Type: application/json");
 	snprintf(line, sizeof(line), "webhook-id: %s", d->event_id);
-	r->headers = curl_slist_append(r->headers, line);
+	http_headers_add(r->headers, line);
 	snprintf(line, sizeof(line), "webhook-timestamp: %lld", (long long)ts);
-	r->headers = curl_slist_append(r->headers, line);
+	http_headers_add(r->headers, line);
 	if (h->n_secrets) {
 		sign_header(h->secrets, h->n_secrets, d->event_id, ts, d->payload->data, d->payload->len, sig, sizeof(sig));
 		snprintf(line, sizeof(line), "webhook-signature: %s", sig);
-		r->headers = curl_slist_append(r->headers, line);
+		http_headers_add(r->headers, line);
 	}
-	r->headers = curl_slist_append(r->headers, "Expect:");
-	r->req.headers = r->headers;
-	curl_easy_setopt(r->req.easy, CURLOPT_URL, c->url);
-	curl_easy_setopt(r->req.easy, CURLOPT_POSTFIELDS, (const char *)d->payload->data);
-	curl_easy_setopt(r->req.easy, CURLOPT_POSTFIELDSIZE, (long)d->payload->len);
-	if (c->ca_file)
-		curl_easy_setopt(r->req.easy, CURLOPT_CAINFO, c->ca_file);
-	return http_submit(&r->req, (long)c->timeout_ms, webhook_done, r);
+	http_headers_add(r->headers, "Expect:");
+	http_req_set(r->req, c->url, r->headers, d->payload->data, d->payload->len, c->ca_file);
+	return http_submit(r->req, (long)c->timeout_ms, webhook_done, r);
 }
-
-/* ---- scheduling of attempts ---- */
 
 /* Loads the secrets of a webhook hook: secret_file, else the credential "webhook-NAME". */
 int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c)
@@ -123,13 +112,8 @@ int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c)
 void hooks_webhook_cancel(struct hooks *hs, struct run *r)
 {
 	hooks_run_unlink(hs, r);
-	http_cancel(&r->req);
-	curl_slist_free_all(r->headers);
-	http_req_free(&r->req);
-	r->d->hook->running--;
-	hs->running--;
-	hooks_delivery_free(hs, r->d);
-	free(r);
+	hooks_unclaim(hs, r->d, false);
+	hooks_run_free(r);
 }
 
 int hooks_check_secrets(const struct ew_config *cfg, char *err, size_t errlen)

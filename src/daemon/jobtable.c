@@ -62,15 +62,24 @@ struct batch *jobtable_batch(struct jobtable *t, const char *name, int64_t now_m
 
 void jobtable_join(struct jobtable *t, struct job *j, struct batch *b)
 {
-	if (j->batch == b)
+	struct batch *old = j->batch;
+	if (old == b)
 		return;
-	if (j->batch) {
-		j->batch->n_jobs--;
-		batch_count(j->batch, j->status, -1);
+	if (old) {
+		/* Swap-remove: the last member takes j's place. */
+		struct job *last = old->members[--old->n_jobs];
+		old->members[j->batch_idx] = last;
+		last->batch_idx = j->batch_idx;
+		batch_count(old, j->status, -1);
 	}
 	j->batch = b;
 	if (b) {
-		b->n_jobs++;
+		if (b->n_jobs == b->cap_members) {
+			b->cap_members = b->cap_members ? b->cap_members * 2 : 8;
+			b->members = xrealloc(b->members, b->cap_members * sizeof(*b->members));
+		}
+		j->batch_idx = b->n_jobs;
+		b->members[b->n_jobs++] = j;
 		batch_count(b, j->status, 1);
 	}
 }
@@ -154,7 +163,14 @@ void jobtable_detach(struct jobtable *t, struct job *j)
 void jobtable_remove(struct jobtable *t, struct job *j)
 {
 	jobtable_detach(t, j);
-	free(j);
+	j->flags |= JF_REMOVED;
+	jobtable_release(j);
+}
+
+void jobtable_release(struct job *j)
+{
+	if ((j->flags & JF_REMOVED) && !(j->flags & (JF_DIRTY | JF_IN_FLIGHT)))
+		free(j);
 }
 
 static void free_job(const char *k, void *v, void *arg)
@@ -164,6 +180,7 @@ static void free_job(const char *k, void *v, void *arg)
 
 static void batch_free(struct batch *b)
 {
+	free(b->members);
 	free(b->name);
 	free(b);
 }

@@ -7,7 +7,12 @@
 #include <uv.h>
 
 #include "ew.h"
+#include "hooks.h"
+#include "http.h"
 #include "sign.h"
+#include "strmap.h"
+
+#define DELIVERY_NOT_DELAYED UINT32_MAX
 
 struct payload {
 	unsigned refs;
@@ -18,15 +23,17 @@ struct payload {
 struct hook_rt;
 
 struct delivery {
-	struct delivery *next;
+	struct delivery *next;      /* in a ready queue or the claimed list */
 	struct hook_rt *hook;
 	struct payload *payload;
 	char event_id[37];
 	enum ew_event type;
 	char *subject;
 	char *batch;
-	unsigned attempts;          /* finished attempts */
+	char *key;                  /* "EVENT_ID HOOK": its entry in hooks->index */
+	unsigned attempts;          /* attempts started, each claimed in a commit first */
 	int64_t next_ms;            /* wall clock of the next attempt */
+	uint32_t heap_idx;          /* in hooks->delayed, or DELIVERY_NOT_DELAYED */
 };
 
 struct hook_rt {
@@ -36,7 +43,7 @@ struct hook_rt {
 	struct sign_secret secrets[SIGN_MAX_SECRETS];
 	size_t n_secrets;
 	struct delivery *ready_head, *ready_tail;
-	unsigned running;
+	unsigned running;           /* claimed or running */
 	bool disabled;              /* a webhook answered 410: off until reload */
 };
 
@@ -54,47 +61,45 @@ struct run {
 	bool exited, timed_out, killed;
 	int64_t exit_status;
 	int term_signal;
+	uint64_t timeout_ms;
 	struct buf output;
 	/* webhook */
-	struct http_req req;
-	struct curl_slist *headers;
+	struct http_req *req;
+	struct http_headers *headers;
 	bool is_webhook;
-};
-
-struct dupdate {
-	char event_id[37];
-	char *hook;
-	const char *state;
-	unsigned attempts;
-	int64_t next_ms;
-	char *last_error;
-	int64_t updated_ms;
 };
 
 struct hooks {
 	struct ew *ew;
 	struct hook_rt *list;
-	struct delivery *delayed;
+	struct delivery **delayed;  /* min-heap by next_ms */
+	size_t n_delayed, cap_delayed;
 	uv_timer_t delay_timer;
+	struct delivery *claimed_head, *claimed_tail;   /* claimed, starting after the commit */
 	struct run *runs;
-	unsigned running;
-	unsigned pending;           /* deliveries in memory: queued, delayed or running */
-	struct dupdate *upd;
-	size_t n_upd, cap_upd, n_flushed;
+	unsigned running;           /* claimed or running */
+	unsigned pending;           /* deliveries in memory: queued, delayed, claimed or running */
+	struct strmap index;        /* key -> delivery */
 	bool stopping;
 	uv_timer_t grace_timer;
 	int open_timers;
 	char readbuf[65536];
 };
 
-/* One attempt ended: done, retried later, or dead. */
+/*
+ * One attempt ended: done, retried later, or dead. counted=false when the
+ * attempt did not really happen (shutdown, a disabled endpoint): its claim is
+ * given back and the delivery waits.
+ */
 void hooks_finish(struct hooks *hs, struct delivery *d, bool ok, bool permanent, uint64_t min_delay,
 		  const char *error, uint64_t ms);
+/* The attempt did not count (killed at shutdown, endpoint disabled): back to waiting, claim returned. */
+void hooks_unclaim(struct hooks *hs, struct delivery *d, bool requeue);
 void hooks_run_unlink(struct hooks *hs, struct run *r);
-/* Starts what the caps allow. */
+/* Frees a run; a webhook run's request and headers with it. */
+void hooks_run_free(struct run *r);
+/* Claims what the caps allow. */
 void hooks_pump(struct hooks *hs);
-void hooks_ready_push(struct hook_rt *h, struct delivery *d);
-void hooks_delivery_free(struct hooks *hs, struct delivery *d);
 /* The status word for EMBEDWATCH_STATUS. */
 const char *hooks_event_status(const struct delivery *d);
 /* Starts one attempt; 0, or negative when nothing started. */

@@ -38,6 +38,12 @@ double util_rand_unit(void);
 int util_read_private_file(const char *path, const char *what, bool owner_only, char *buf, size_t cap,
 			   char *err, size_t errlen);
 
+/*
+ * Marks every open fd >= lowfd close-on-exec, whoever opened it (a library's
+ * internal socketpair included): a child then inherits nothing above it.
+ */
+void util_cloexec_from(int lowfd);
+
 /* A growable byte buffer; data is always NUL-terminated. */
 struct buf {
 	char *data;

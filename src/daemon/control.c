@@ -1,7 +1,7 @@
 /*
- * The control socket: a Unix stream socket speaking one JSON object per line
- * each way. A bad request gets {"ok":false,"error":"..."}; the connection and
- * the daemon go on. A wait is answered when its jobs or batch have ended.
+ * The control socket's connections: reading lines, answering, holding the
+ * answers of changes until their commit, and waits. A bad request gets
+ * {"ok":false,"error":"..."}; the connection and the daemon go on.
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -17,6 +17,7 @@
 #include "control_int.h"
 #include "log.h"
 #include "util.h"
+#include "watch.h"
 
 #define CONTROL_LINE_MAX (1024 * 1024)
 #define CONTROL_WRITE_MAX (64 * 1024 * 1024)
@@ -33,6 +34,7 @@ static void client_closed(uv_handle_t *h)
 {
 	struct client *c = h->data;
 	buf_free(&c->in);
+	json_object_put(c->held);
 	for (size_t i = 0; i < c->n_wait; i++)
 		free(c->wait_ids[i]);
 	free(c->wait_ids);
@@ -90,6 +92,20 @@ void send_line(struct client *c, json_object *o)
 		free(w);
 		client_close(c);
 	}
+}
+
+/* Stops reading: one request at a time; the rest waits in the buffer or the socket. */
+static void pause_reading(struct client *c)
+{
+	uv_read_stop((uv_stream_t *)&c->pipe);
+}
+
+void hold_answer(struct client *c, json_object *o)
+{
+	json_object_put(c->held);
+	c->held = o;
+	c->ctl->ew->turn.answers++;
+	pause_reading(c);
 }
 
 void send_error(struct client *c, const char *fmt, ...)
@@ -188,13 +204,12 @@ static void cmd_watch(struct client *c, json_object *req)
 		else
 			already++;
 	}
-	/* Accepted means durable: commit before answering (a failed commit is retried from memory). */
-	watch_flush(ew);
+	/* Accepted means durable: the answer waits for the commit. */
 	json_object *o = ok_answer();
 	json_object_object_add(o, "added", json_object_new_int64((int64_t)added));
 	json_object_object_add(o, "already", json_object_new_int64((int64_t)already));
 	json_object_object_add(o, "rejected", rejected);
-	send_line(c, o);
+	hold_answer(c, o);
 }
 
 static void cmd_unwatch(struct client *c, json_object *req)
@@ -214,11 +229,10 @@ static void cmd_unwatch(struct client *c, json_object *req)
 		else
 			json_object_array_add(unknown, json_object_new_string(id));
 	}
-	watch_flush(ew);
 	json_object *o = ok_answer();
 	json_object_object_add(o, "removed", json_object_new_int64((int64_t)removed));
 	json_object_object_add(o, "unknown", unknown);
-	send_line(c, o);
+	hold_answer(c, o);
 }
 
 /* Answers a wait when everything it waits for has ended. Returns true if answered. */
@@ -232,11 +246,8 @@ static bool wait_check(struct client *c)
 		if (b && b->n_ended < b->n_jobs)
 			return false;
 		jobs = json_object_new_array();
-		for (size_t i = 0; b && i < ew->jobs.jobs.cap; i++) {
-			struct strmap_slot *s = &ew->jobs.jobs.slots[i];
-			if (s->key && ((struct job *)s->val)->batch == b)
-				json_object_array_add(jobs, job_json(s->val));
-		}
+		for (uint32_t i = 0; b && i < b->n_jobs; i++)
+			json_object_array_add(jobs, job_json(b->members[i]));
 	} else {
 		while (c->wait_pos < c->n_wait) {
 			struct job *j = jobtable_get(&ew->jobs, c->wait_ids[c->wait_pos]);
@@ -266,7 +277,6 @@ static bool wait_check(struct client *c)
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static void process(struct client *c);
 
 static void cmd_wait(struct client *c, json_object *req)
 {
@@ -301,9 +311,10 @@ static void cmd_wait(struct client *c, json_object *req)
 		c->n_wait = n;
 		c->wait_pos = 0;
 	}
+	/* Checked after the next commit, like every wait: an end not yet durable is not reported. */
 	c->waiting = true;
-	if (!wait_check(c))
-		uv_read_stop((uv_stream_t *)&c->pipe);    /* one request at a time: the rest waits */
+	ew->turn.ended = true;
+	pause_reading(c);
 }
 
 static void wait_clear(struct client *c)
@@ -317,18 +328,49 @@ static void wait_clear(struct client *c)
 	c->n_wait = c->wait_pos = 0;
 }
 
-void control_job_ended(struct ew *ew, struct job *j)
+static void on_resume(uv_timer_t *t);
+
+/* The client goes on at the next loop turn: its buffered requests, then the socket. */
+static void resume_later(struct client *c)
+{
+	c->resume = true;
+	UV_CHECK(uv_timer_start(&c->ctl->resume_timer, on_resume, 0, 0));
+}
+
+void control_dispatch(struct ew *ew, bool ended)
 {
 	struct control *ctl = ew->control;
 	if (!ctl)
 		return;
-	for (struct client *c = ctl->clients, *next; c; c = next) {
-		next = c->next;
-		if (c->waiting && wait_check(c)) {
+	for (struct client *c = ctl->clients; c; c = c->next) {
+		if (c->held) {
+			send_line(c, c->held);
+			c->held = NULL;
+			resume_later(c);
+		} else if (ended && c->waiting && wait_check(c)) {
 			wait_clear(c);
-			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
-			process(c);
+			resume_later(c);
 		}
+	}
+}
+
+void control_commit_failed(struct ew *ew, const char *why)
+{
+	struct control *ctl = ew->control;
+	if (!ctl)
+		return;
+	for (struct client *c = ctl->clients; c; c = c->next) {
+		if (!c->held)
+			continue;
+		/* Say what was done and that it is not durable yet; the changes are retried. */
+		json_object_object_add(c->held, "ok", json_object_new_boolean(0));
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s: the change is held in memory and written when the database recovers; "
+			 "a restart before then loses it", why);
+		json_object_object_add(c->held, "error", json_object_new_string(msg));
+		send_line(c, c->held);
+		c->held = NULL;
+		resume_later(c);
 	}
 }
 
@@ -355,7 +397,7 @@ static void handle_line(struct client *c, const char *line, size_t len)
 static void process(struct client *c)
 {
 	size_t start = 0;
-	while (!c->closing && !c->waiting) {
+	while (!c->closing && !c->waiting && !c->held) {
 		char *nl = memchr(c->in.data + start, '\n', c->in.len - start);
 		if (!nl)
 			break;
@@ -403,6 +445,29 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	process(c);
 }
 
+static void start_reading(struct client *c)
+{
+	int r = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	if (r < 0) {
+		log_msg(LOG_WARNING, "control: cannot read from a client: %s", uv_strerror(r));
+		client_close(c);
+	}
+}
+
+static void on_resume(uv_timer_t *t)
+{
+	struct control *ctl = t->data;
+	for (struct client *c = ctl->clients, *next; c; c = next) {
+		next = c->next;
+		if (!c->resume)
+			continue;
+		c->resume = false;
+		process(c);
+		if (!c->closing && !c->waiting && !c->held)
+			start_reading(c);
+	}
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct control *ctl = server->data;
@@ -410,7 +475,7 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	struct client *c = xcalloc(1, sizeof(*c));
 	c->ctl = ctl;
-	uv_pipe_init(ctl->ew->loop, &c->pipe, 0);
+	UV_CHECK(uv_pipe_init(ctl->ew->loop, &c->pipe, 0));
 	c->pipe.data = c;
 	if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
 		uv_close((uv_handle_t *)&c->pipe, client_closed);
@@ -424,7 +489,7 @@ static void on_connection(uv_stream_t *server, int status)
 		client_close(c);
 		return;
 	}
-	uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	start_reading(c);
 }
 
 /* Refuses to take over a socket another live daemon listens on; removes a stale one. */
@@ -459,8 +524,12 @@ int control_init(struct ew *ew, char *err, size_t errlen)
 
 	ctl->ew = ew;
 	ew->control = ctl;
-	uv_pipe_init(ew->loop, &ctl->server, 0);
-	ctl->server.data = ctl;
+	if ((r = uv_pipe_init(ew->loop, &ctl->server, 0)) < 0 || (r = uv_timer_init(ew->loop, &ctl->resume_timer)) < 0) {
+		snprintf(err, errlen, "control socket: %s", uv_strerror(r));
+		return r;
+	}
+	ctl->server.data = ctl->resume_timer.data = ctl;
+	ctl->open_handles = 2;
 	if ((r = clear_stale(path, err, errlen)) < 0)
 		return r;
 	mode_t old = umask(0777 & ~ew->cfg.control_mode);
@@ -470,7 +539,8 @@ int control_init(struct ew *ew, char *err, size_t errlen)
 		snprintf(err, errlen, "control socket %s: %s", path, uv_strerror(r));
 		return r;
 	}
-	chmod(path, ew->cfg.control_mode);
+	if (chmod(path, ew->cfg.control_mode) < 0)
+		log_msg(LOG_WARNING, "control socket %s: chmod: %s", path, strerror(errno));
 	if ((r = uv_listen((uv_stream_t *)&ctl->server, 64, on_connection)) < 0) {
 		snprintf(err, errlen, "control socket %s: %s", path, uv_strerror(r));
 		return r;
@@ -480,7 +550,9 @@ int control_init(struct ew *ew, char *err, size_t errlen)
 
 static void server_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct control *ctl = h->data;
+	if (--ctl->open_handles == 0)
+		free(ctl);
 }
 
 void control_close(struct ew *ew)
@@ -493,4 +565,5 @@ void control_close(struct ew *ew)
 	unlink(ew->cfg.control_socket);
 	ew->control = NULL;
 	uv_close((uv_handle_t *)&ctl->server, server_closed);
+	uv_close((uv_handle_t *)&ctl->resume_timer, server_closed);
 }

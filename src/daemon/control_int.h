@@ -6,7 +6,9 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "control.h"
 #include "ew.h"
+#include "util.h"
 
 struct client {
 	struct client *next;
@@ -14,6 +16,10 @@ struct client {
 	uv_pipe_t pipe;
 	struct buf in;
 	bool closing;
+	/* an answer held until the changes it reports are committed */
+	json_object *held;
+	/* its next buffered request is read at the next loop turn */
+	bool resume;
 	/* an open wait */
 	bool waiting;
 	char **wait_ids;
@@ -24,13 +30,16 @@ struct client {
 struct control {
 	struct ew *ew;
 	uv_pipe_t server;
+	uv_timer_t resume_timer;
 	struct client *clients;
 	unsigned n_clients;
-	bool closed;
+	int open_handles;
 };
 
 /* Sends one answer line (takes o); drops a client that does not read its answers. */
 void send_line(struct client *c, json_object *o);
+/* Holds answer o (taken) until the outbox has committed this turn's changes. */
+void hold_answer(struct client *c, json_object *o);
 void send_error(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 json_object *ok_answer(void);
 json_object *job_json(const struct job *j);

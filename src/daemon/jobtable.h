@@ -18,7 +18,7 @@ enum {
 	JF_DIRTY = 1 << 0,          /* its row must be written at the next commit */
 	JF_IN_FLIGHT = 1 << 1,      /* a poll is running */
 	JF_UNKNOWN_LOGGED = 1 << 2, /* an unknown status was logged once */
-	JF_REMOVED = 1 << 3,        /* unwatched while in flight: the poll completion frees it */
+	JF_REMOVED = 1 << 3,        /* unwatched: freed once neither dirty nor in flight (jobtable_release) */
 };
 
 struct batch {
@@ -27,7 +27,9 @@ struct batch {
 	uint32_t n_jobs;
 	uint32_t n_ended;
 	uint32_t counts[JOB__MAX];  /* jobs per status */
-	uint8_t fired;              /* batch.done was committed */
+	uint32_t cap_members;
+	struct job **members;       /* its n_jobs jobs, in no order; job->batch_idx is the index */
+	uint8_t fired;              /* batch.done was recorded */
 };
 
 struct job {
@@ -36,6 +38,7 @@ struct job {
 	int64_t updated_ms;         /* wall clock of the last status change */
 	struct batch *batch;
 	uint32_t heap_idx;
+	uint32_t batch_idx;         /* index in batch->members */
 	uint32_t interval;          /* current poll interval, ms */
 	uint8_t status;             /* enum job_status */
 	uint8_t flags;
@@ -59,14 +62,17 @@ struct job *jobtable_get(struct jobtable *t, const char *id);
 void jobtable_add(struct jobtable *t, struct job *j);
 /* Takes j out of the table, the heap and its batch; the caller still owns it. */
 void jobtable_detach(struct jobtable *t, struct job *j);
-/* jobtable_detach, then frees j. */
+/* Detaches j and marks it removed; it is freed now, or by jobtable_release once no one holds it. */
 void jobtable_remove(struct jobtable *t, struct job *j);
+/* Frees a removed job when it is neither dirty nor in flight; call after clearing either flag. */
+void jobtable_release(struct job *j);
 /* Takes batch b (which has no jobs) out of the table and frees it. */
 void jobtable_drop_batch(struct jobtable *t, struct batch *b);
 /* Changes j's status, keeping the per-status and per-batch counts right. */
 void jobtable_set_status(struct jobtable *t, struct job *j, enum job_status st);
-/* Joins j to batch (created on first use). */
+/* The batch of that name, created on first use. */
 struct batch *jobtable_batch(struct jobtable *t, const char *name, int64_t now_ms);
+/* Moves j into batch b (NULL: none), keeping members and counts right. */
 void jobtable_join(struct jobtable *t, struct job *j, struct batch *b);
 struct batch *jobtable_get_batch(struct jobtable *t, const char *name);
 

@@ -351,16 +351,17 @@ int store_each_batch(struct store *s, int (*fn)(const char *name, const char *do
 	return each(s->q[Q_EACH_BATCH], batch_row, (void *)fn, arg);
 }
 
-char *store_get_snapshot(struct store *s, const char *job_id)
+int store_get_snapshot(struct store *s, const char *job_id, char **ret)
 {
 	sqlite3_stmt *st = s->q[Q_GET_SNAPSHOT];
-	char *r = NULL;
 	bind_text(st, 1, job_id);
-	if (sqlite3_step(st) == SQLITE_ROW && col_text(st, 0))
-		r = xstrdup(col_text(st, 0));
+	int rc = sqlite3_step(st);
+	*ret = NULL;
+	if (rc == SQLITE_ROW && col_text(st, 0))
+		*ret = xstrdup(col_text(st, 0));
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	return r;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_rc(rc);
 }
 
 static int event_row(sqlite3_stmt *st, void *fn, void *arg)

@@ -1,84 +1,36 @@
 /*
  * The heart of the daemon: an observation of one EmbedJob becomes a
- * transition, a transition may become an event, and everything a loop turn
- * changed is written in one transaction before any hook for it starts.
+ * transition, a transition may become an event. Everything is recorded in
+ * the turn record; the outbox writes it in one transaction and only then
+ * tells hooks, waiting clients and the poller.
  */
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ew.h"
 #include "log.h"
+#include "sched.h"
+#include "store.h"
 #include "util.h"
-
-enum pending_kind { P_EVENT, P_SNAPSHOT, P_BATCH, P_DELETE, P_PRUNE };
-
-struct pending {
-	struct pending *next;
-	enum pending_kind kind;
-	enum ew_event type;
-	bool is_new;
-	char event_id[37];
-	int64_t ts_ms;
-	char *subject;          /* job id or batch name */
-	char *batch;
-	char *text;             /* payload or snapshot */
-};
-
-static void pending_push(struct ew *ew, struct pending *p)
-{
-	if (ew->pend_tail)
-		ew->pend_tail->next = p;
-	else
-		ew->pend_head = p;
-	ew->pend_tail = p;
-}
-
-static void pending_free(struct pending *p)
-{
-	free(p->subject);
-	free(p->batch);
-	free(p->text);
-	free(p);
-}
-
-void watch_touch(struct ew *ew, struct job *j)
-{
-	if (j->flags & JF_DIRTY)
-		return;
-	j->flags |= JF_DIRTY;
-	if (ew->n_dirty == ew->cap_dirty) {
-		ew->cap_dirty = ew->cap_dirty ? ew->cap_dirty * 2 : 256;
-		ew->dirty = xrealloc(ew->dirty, ew->cap_dirty * sizeof(*ew->dirty));
-	}
-	ew->dirty[ew->n_dirty++] = j;
-}
-
-bool watch_pending(struct ew *ew)
-{
-	return ew->n_dirty || ew->pend_head || ew->hooks_dirty;
-}
+#include "watch.h"
 
 static void batch_row(struct ew *ew, struct batch *b, const char *done_event)
 {
-	struct pending *p = xcalloc(1, sizeof(*p));
-	p->kind = P_BATCH;
+	struct turn_row *p = turn_row(&ew->turn, TR_BATCH);
 	p->subject = xstrdup(b->name);
 	p->ts_ms = b->created_ms;
 	if (done_event)
 		snprintf(p->event_id, sizeof(p->event_id), "%s", done_event);
-	pending_push(ew, p);
 }
 
-/* Queues an event: {"type", "id", "timestamp", "data"}; takes data. */
-static void emit(struct ew *ew, const char *subject, const char *id_subject, enum ew_event type,
-		 const char *batch, json_object *data)
+/* Records an event: {"type", "id", "timestamp", "data"}; takes data. Returns its row. */
+static struct turn_row *emit(struct ew *ew, const char *subject, const char *id_subject, enum ew_event type,
+			     const char *batch, const char *job_name, json_object *data)
 {
-	struct pending *p = xcalloc(1, sizeof(*p));
+	struct turn_row *p = turn_row(&ew->turn, TR_EVENT);
 	char ts[40];
 
-	p->kind = P_EVENT;
 	p->type = type;
 	p->ts_ms = util_wall_ms();
 	job_event_id(id_subject, type, p->event_id);
@@ -92,11 +44,12 @@ static void emit(struct ew *ew, const char *subject, const char *id_subject, enu
 	json_object_put(ev);
 	p->subject = xstrdup(subject);
 	p->batch = batch ? xstrdup(batch) : NULL;
-	pending_push(ew, p);
+	p->job_name = job_name ? xstrdup(job_name) : NULL;
 	ew->m.events++;
 	log_ctx(LOG_INFO, &((struct log_ctx){ .job_id = type == EV_BATCH_DONE ? NULL : subject,
 					      .event_id = p->event_id, .event = job_event_name(type) }),
 		"event %s %s for %s %s", job_event_name(type), p->event_id, type == EV_BATCH_DONE ? "batch" : "job", subject);
+	return p;
 }
 
 static void check_batch_done(struct ew *ew, struct batch *b)
@@ -113,14 +66,8 @@ static void check_batch_done(struct ew *ew, struct batch *b)
 		if (job_status_ended((enum job_status)s))
 			json_object_object_add(counts, job_status_name((enum job_status)s), json_object_new_int64(b->counts[s]));
 	json_object_object_add(data, "counts", counts);
-	/* The member list: one pass over the table; batches end rarely. */
-	for (size_t i = 0; i < ew->jobs.jobs.cap; i++) {
-		struct strmap_slot *sl = &ew->jobs.jobs.slots[i];
-		if (!sl->key)
-			continue;
-		struct job *j = sl->val;
-		if (j->batch != b)
-			continue;
+	for (uint32_t i = 0; i < b->n_jobs; i++) {
+		struct job *j = b->members[i];
 		json_object *o = json_object_new_object();
 		json_object_object_add(o, "job_id", json_object_new_string(j->id));
 		json_object_object_add(o, "status", json_object_new_string(job_status_name((enum job_status)j->status)));
@@ -129,14 +76,15 @@ static void check_batch_done(struct ew *ew, struct batch *b)
 	json_object_object_add(data, "jobs", jobs);
 	char subject[300];
 	snprintf(subject, sizeof(subject), "batch:%s", b->name);
-	emit(ew, b->name, subject, EV_BATCH_DONE, b->name, data);
-	batch_row(ew, b, ew->pend_tail->event_id);
+	struct turn_row *ev = emit(ew, b->name, subject, EV_BATCH_DONE, b->name, NULL, data);
+	batch_row(ew, b, ev->event_id);
 }
 
+/* Records that j ended: waits may be satisfied after the commit. */
 static void job_ended(struct ew *ew, struct job *j)
 {
 	jobtable_unschedule(&ew->jobs, j);
-	control_job_ended(ew, j);
+	ew->turn.ended = true;
 	check_batch_done(ew, j->batch);
 }
 
@@ -145,7 +93,7 @@ static void set_status(struct ew *ew, struct job *j, enum job_status st)
 	jobtable_set_status(&ew->jobs, j, st);
 	j->updated_ms = util_wall_ms();
 	ew->m.transitions++;
-	watch_touch(ew, j);
+	turn_touch(&ew->turn, j);
 }
 
 void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len)
@@ -169,11 +117,9 @@ void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, cons
 	}
 	set_status(ew, j, aj->status);
 	log_job(LOG_INFO, j->id, "job %s: %s -> %s", j->id, job_status_name(prev), job_status_name(aj->status));
-	struct pending *snap = xcalloc(1, sizeof(*snap));
-	snap->kind = P_SNAPSHOT;
+	struct turn_row *snap = turn_row(&ew->turn, TR_SNAPSHOT);
 	snap->subject = xstrdup(j->id);
 	snap->text = xstrndup(body, len);
-	pending_push(ew, snap);
 	if (ev != EV_NONE) {
 		json_object *data = json_tokener_parse(snap->text);
 		if (!json_object_is_type(data, json_type_object)) {
@@ -182,7 +128,7 @@ void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, cons
 		}
 		json_object_object_add(data, "previous_status", json_object_new_string(job_status_name(prev)));
 		json_object_object_add(data, "batch", j->batch ? json_object_new_string(j->batch->name) : NULL);
-		emit(ew, j->id, j->id, ev, j->batch ? j->batch->name : NULL, data);
+		emit(ew, j->id, j->id, ev, j->batch ? j->batch->name : NULL, aj->name, data);
 	}
 	if (watch_job_ended(j)) {
 		job_ended(ew, j);
@@ -207,7 +153,7 @@ void watch_end(struct ew *ew, struct job *j, enum ew_event ev, const char *reaso
 	json_object_object_add(data, "previous_status", json_object_new_string(job_status_name(prev)));
 	json_object_object_add(data, "reason", json_object_new_string(reason));
 	json_object_object_add(data, "batch", j->batch ? json_object_new_string(j->batch->name) : NULL);
-	emit(ew, j->id, j->id, ev, j->batch ? j->batch->name : NULL, data);
+	emit(ew, j->id, j->id, ev, j->batch ? j->batch->name : NULL, NULL, data);
 	job_ended(ew, j);
 }
 
@@ -228,7 +174,7 @@ int watch_add(struct ew *ew, const char *id, const char *batch)
 		if (b && j->batch != b) {
 			struct batch *old = j->batch;
 			jobtable_join(&ew->jobs, j, b);
-			watch_touch(ew, j);
+			turn_touch(&ew->turn, j);
 			check_batch_done(ew, old);
 			if (watch_job_ended(j))
 				check_batch_done(ew, b);
@@ -241,10 +187,10 @@ int watch_add(struct ew *ew, const char *id, const char *batch)
 	jobtable_add(&ew->jobs, j);
 	if (b)
 		jobtable_join(&ew->jobs, j, b);
-	watch_touch(ew, j);
-	/* First poll right after watch. */
+	turn_touch(&ew->turn, j);
+	/* First poll right after watch: due now; the poller hears of it after the commit. */
 	jobtable_schedule(&ew->jobs, j, ew_now(ew));
-	poller_kick(&ew->poller);
+	ew->turn.kick = true;
 	return 1;
 }
 
@@ -256,124 +202,12 @@ int watch_remove(struct ew *ew, const char *id)
 	if (!j)
 		return -ENOENT;
 	b = j->batch;
-	struct pending *p = xcalloc(1, sizeof(*p));
-	p->kind = P_DELETE;
-	p->subject = xstrdup(id);
-	pending_push(ew, p);
-	/* The row write of a dirty job is dropped: the delete comes after it. */
-	if (j->flags & JF_DIRTY) {
-		for (size_t i = 0; i < ew->n_dirty; i++)
-			if (ew->dirty[i] == j)
-				ew->dirty[i] = NULL;
-	}
-	if (j->flags & JF_IN_FLIGHT) {
-		/* The poll completion frees it. */
-		jobtable_detach(&ew->jobs, j);
-		j->flags = JF_IN_FLIGHT | JF_REMOVED;
-	} else {
-		jobtable_remove(&ew->jobs, j);
-	}
-	control_job_ended(ew, NULL);
+	/* The delete is written before the job rows of the turn: a watch again in the same turn wins. */
+	turn_row(&ew->turn, TR_DELETE)->subject = xstrdup(id);
+	jobtable_remove(&ew->jobs, j);
+	ew->turn.ended = true;
 	check_batch_done(ew, b);
 	return 0;
-}
-
-static void store_retry_cb(uv_timer_t *t)
-{
-	struct ew *ew = container_of(t, struct ew, store_retry);
-	watch_flush(ew);
-}
-
-int watch_flush(struct ew *ew)
-{
-	struct pending *p;
-	int r;
-
-	if (!watch_pending(ew))
-		return 0;
-	if (ew->store_failing && ew_now(ew) < ew->store_retry_at)
-		return -EAGAIN;
-	if ((r = store_begin(ew->store)) < 0)
-		goto fail;
-	for (size_t i = 0; i < ew->n_dirty; i++) {
-		struct job *j = ew->dirty[i];
-		if (!j)
-			continue;
-		struct store_job sj = {
-			.id = j->id, .batch = j->batch ? j->batch->name : NULL, .status = j->status,
-			.added_ms = j->added_ms, .updated_ms = j->updated_ms,
-			.err_kind = j->err.kind, .err_count = j->err.count,
-		};
-		if ((r = store_put_job(ew->store, &sj)) < 0)
-			goto fail;
-	}
-	for (p = ew->pend_head; p; p = p->next) {
-		switch (p->kind) {
-		case P_SNAPSHOT:
-			r = store_put_snapshot(ew->store, p->subject, p->text);
-			break;
-		case P_DELETE:
-			r = store_delete_job(ew->store, p->subject);
-			break;
-		case P_PRUNE:
-			r = store_prune(ew->store, p->ts_ms);
-			break;
-		case P_BATCH:
-			r = store_put_batch(ew->store, p->subject, p->ts_ms, p->event_id[0] ? p->event_id : NULL);
-			break;
-		case P_EVENT:
-			r = store_put_event(ew->store, p->event_id, job_event_name(p->type), p->subject, p->batch,
-					    p->ts_ms, p->text, &p->is_new);
-			for (size_t h = 0; r == 0 && p->is_new && h < ew->cfg.n_hooks; h++) {
-				if (ew->cfg.hooks[h].on_mask & (1u << p->type))
-					r = store_put_delivery(ew->store, p->event_id, ew->cfg.hooks[h].name, "pending",
-							       0, p->ts_ms, NULL, p->ts_ms);
-			}
-			break;
-		}
-		if (r < 0)
-			goto fail;
-	}
-	if ((r = hooks_flush(ew)) < 0)
-		goto fail;
-	if ((r = store_commit(ew->store)) < 0)
-		goto fail;
-
-	ew->m.commits++;
-	if (ew->store_failing) {
-		log_msg(LOG_NOTICE, "state database writable again after %u failed commits; nothing was lost", ew->store_fail_run);
-		ew->store_failing = false;
-		ew->store_fail_run = 0;
-	}
-	for (size_t i = 0; i < ew->n_dirty; i++)
-		if (ew->dirty[i])
-			ew->dirty[i]->flags &= (uint8_t)~JF_DIRTY;
-	ew->n_dirty = 0;
-	hooks_committed(ew);
-	/* Only now, with the events durable, may their hooks start. */
-	p = ew->pend_head;
-	ew->pend_head = ew->pend_tail = NULL;
-	while (p) {
-		struct pending *next = p->next;
-		if (p->kind == P_EVENT && p->is_new)
-			hooks_event(ew, p->event_id, p->type, p->subject, p->batch, p->text);
-		pending_free(p);
-		p = next;
-	}
-	return 0;
-fail:
-	store_rollback(ew->store);
-	ew->m.commit_failures++;
-	ew->store_fail_run++;
-	uint64_t delay = sched_error_backoff(ew->store_fail_run, 1000, 30000);
-	if (!ew->store_failing || ew->store_fail_run % 10 == 0)
-		log_msg(LOG_ERR, "state database write failed (%s: %s); keeping %zu job writes and the pending events "
-			"in memory, retrying in %llu ms", strerror(-r), store_error(ew->store), ew->n_dirty,
-			(unsigned long long)delay);
-	ew->store_failing = true;
-	ew->store_retry_at = ew_now(ew) + delay;
-	uv_timer_start(&ew->store_retry, store_retry_cb, delay, 0);
-	return r;
 }
 
 struct prune_ctx {
@@ -426,11 +260,7 @@ void watch_prune(struct ew *ew)
 		jobtable_drop_batch(&ew->jobs, x.batches[i]);
 	free(x.jobs);
 	free(x.batches);
-	struct pending *p = xcalloc(1, sizeof(*p));
-	p->kind = P_PRUNE;
-	p->ts_ms = x.before;
-	p->subject = xstrdup("");
-	pending_push(ew, p);
+	turn_row(&ew->turn, TR_PRUNE)->ts_ms = x.before;
 	if (x.n_jobs)
 		log_msg(LOG_INFO, "forgot %zu jobs that ended more than %llu s ago (retention)", x.n_jobs,
 			(unsigned long long)(ew->cfg.retention_ms / 1000));
@@ -438,33 +268,16 @@ void watch_prune(struct ew *ew)
 
 static void on_prune_timer(uv_timer_t *t)
 {
-	watch_prune(container_of(t, struct ew, prune_timer));
-}
-
-/* Commit at the end of each loop turn: timers' writes before the poll for I/O, I/O callbacks' after. */
-static void on_prepare(uv_prepare_t *h)
-{
-	watch_flush(container_of(h, struct ew, prepare));
-}
-
-static void on_check(uv_check_t *h)
-{
-	watch_flush(container_of(h, struct ew, check));
+	watch_prune(t->data);
 }
 
 int watch_init(struct ew *ew)
 {
-	uv_prepare_init(ew->loop, &ew->prepare);
-	uv_check_init(ew->loop, &ew->check);
-	uv_timer_init(ew->loop, &ew->store_retry);
-	uv_timer_init(ew->loop, &ew->prune_timer);
+	int r = uv_timer_init(ew->loop, &ew->prune_timer);
+	if (r < 0)
+		return r;
+	ew->prune_timer.data = ew;
 	watch_reconfigure(ew);
-	uv_prepare_start(&ew->prepare, on_prepare);
-	uv_check_start(&ew->check, on_check);
-	/* These run every turn but must not keep the loop alive on their own. */
-	uv_unref((uv_handle_t *)&ew->prepare);
-	uv_unref((uv_handle_t *)&ew->check);
-	uv_unref((uv_handle_t *)&ew->store_retry);
 	return 0;
 }
 
@@ -477,7 +290,7 @@ void watch_reconfigure(struct ew *ew)
 	if (every < 100)
 		every = 100;
 	if (ew->cfg.retention_ms)
-		uv_timer_start(&ew->prune_timer, on_prune_timer, every, every);
+		UV_CHECK(uv_timer_start(&ew->prune_timer, on_prune_timer, every, every));
 	else
 		uv_timer_stop(&ew->prune_timer);
 }
@@ -514,12 +327,6 @@ static int restore_batch(const char *name, const char *done_event, void *arg)
 	return 0;
 }
 
-static int restore_delivery(const struct store_delivery *d, void *arg)
-{
-	hooks_restore(arg, d);
-	return 0;
-}
-
 static void recheck_batch(const char *k, void *v, void *arg)
 {
 	check_batch_done(arg, v);
@@ -529,8 +336,7 @@ int watch_restore(struct ew *ew, char *err, size_t errlen)
 {
 	int r;
 	if ((r = store_each_batch(ew->store, restore_batch, ew)) < 0 ||
-	    (r = store_each_job(ew->store, restore_job, ew)) < 0 ||
-	    (r = store_each_delivery(ew->store, "pending", restore_delivery, ew)) < 0) {
+	    (r = store_each_job(ew->store, restore_job, ew)) < 0) {
 		snprintf(err, errlen, "cannot read the state database: %s", store_error(ew->store));
 		return r;
 	}
@@ -541,17 +347,5 @@ int watch_restore(struct ew *ew, char *err, size_t errlen)
 
 void watch_close(struct ew *ew)
 {
-	struct pending *p = ew->pend_head;
-	while (p) {
-		struct pending *next = p->next;
-		pending_free(p);
-		p = next;
-	}
-	ew->pend_head = ew->pend_tail = NULL;
-	free(ew->dirty);
-	ew->dirty = NULL;
-	uv_close((uv_handle_t *)&ew->prepare, NULL);
-	uv_close((uv_handle_t *)&ew->check, NULL);
-	uv_close((uv_handle_t *)&ew->store_retry, NULL);
 	uv_close((uv_handle_t *)&ew->prune_timer, NULL);
 }

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 static void oom(size_t n)
@@ -188,4 +190,24 @@ int util_read_private_file(const char *path, const char *what, bool owner_only, 
 	}
 	buf[n] = '\0';
 	return (int)n;
+}
+
+void util_cloexec_from(int lowfd)
+{
+#if defined(SYS_close_range) && defined(CLOSE_RANGE_CLOEXEC)
+	if (syscall(SYS_close_range, (unsigned)lowfd, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+#endif
+	/* Older kernels: walk the fd table. */
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	int self = dirfd(d);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name);
+		if (fd >= lowfd && fd != self && e->d_name[0] != '.')
+			fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+	}
+	closedir(d);
 }

@@ -24,4 +24,12 @@ void log_ctx(int prio, const struct log_ctx *ctx, const char *fmt, ...) __attrib
 /* Start-up failures only: logs and exits 1. */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/*
+ * For libuv calls that fail only when an invariant is broken (starting a timer
+ * that is initialised and not closing): a failure is logged with the call and
+ * the process aborts, rather than running on with a handle that does nothing.
+ */
+#define UV_CHECK(call) log_uv_check((call), #call, __FILE__, __LINE__)
+void log_uv_check(int r, const char *call, const char *file, int line);
+
 #endif

@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "control_int.h"
+#include "hooks.h"
+#include "store.h"
 #include "util.h"
 
 struct list_ctx {
@@ -92,11 +95,16 @@ void cmd_show(struct client *c, json_object *req)
 		json_object_object_add(jo, "next_poll_in_ms", json_object_new_int64(
 			j->due > ew_now(ew) ? (int64_t)(j->due - ew_now(ew)) : 0));
 	json_object_object_add(jo, "failed_polls_in_a_row", json_object_new_int(j->fail_run));
-	char *snap = store_get_snapshot(ew->store, id);
+	char *snap = NULL;
+	json_object *events = json_object_new_array();
+	if (store_get_snapshot(ew->store, id, &snap) < 0 || store_job_events(ew->store, id, show_event, events) < 0) {
+		json_object_put(jo);
+		json_object_put(events);
+		send_error(c, "state database: %s", store_error(ew->store));
+		return;
+	}
 	json_object_object_add(jo, "last_seen", snap ? json_tokener_parse(snap) : NULL);
 	free(snap);
-	json_object *events = json_object_new_array();
-	store_job_events(ew->store, id, show_event, events);
 	json_object_object_add(jo, "events", events);
 	json_object *o = ok_answer();
 	json_object_object_add(o, "job", jo);
@@ -106,6 +114,7 @@ void cmd_show(struct client *c, json_object *req)
 void cmd_status(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
+	const struct metrics *m = &ew->m;
 	json_object *s = json_object_new_object();
 	json_object *by = json_object_new_object();
 	char line[512];
@@ -116,18 +125,17 @@ void cmd_status(struct client *c, json_object *req)
 	json_object_object_add(s, "jobs", json_object_new_int64((int64_t)ew->jobs.jobs.len));
 	json_object_object_add(s, "by_status", by);
 	json_object_object_add(s, "batches", json_object_new_int64((int64_t)ew->jobs.batches.len));
-	json_object_object_add(s, "polls_in_flight", json_object_new_int(ew->poller.in_flight));
-	json_object_object_add(s, "deliveries_pending", json_object_new_int(hooks_pending(ew)));
-	json_object_object_add(s, "hooks_running", json_object_new_int(hooks_running(ew)));
-	static const char *const pauses[] = { "none", "rate-limited", "auth", "bad-base-url" };
-	json_object_object_add(s, "paused", json_object_new_string(pauses[ew->poller.pause]));
-	json_object_object_add(s, "request_rate_per_s", json_object_new_double(sched_bucket_rate(&ew->poller.bucket)));
-	json_object_object_add(s, "state_db_ok", json_object_new_boolean(!ew->store_failing));
-	json_object_object_add(s, "uptime_s", json_object_new_int64((int64_t)(util_wall_ms() - (int64_t)ew->m.start_ms) / 1000));
-	json_object_object_add(s, "polls", json_object_new_int64((int64_t)ew->m.polls));
-	json_object_object_add(s, "events", json_object_new_int64((int64_t)ew->m.events));
+	json_object_object_add(s, "polls_in_flight", json_object_new_int((int)m->polls_in_flight));
+	json_object_object_add(s, "deliveries_pending", json_object_new_int((int)m->deliveries_pending));
+	json_object_object_add(s, "hooks_running", json_object_new_int((int)m->hooks_running));
+	json_object_object_add(s, "paused", json_object_new_string(metrics_pause_name(m->paused)));
+	json_object_object_add(s, "request_rate_per_s", json_object_new_double(m->request_rate));
+	json_object_object_add(s, "state_db_ok", json_object_new_boolean(!m->store_failing));
+	json_object_object_add(s, "uptime_s", json_object_new_int64((util_wall_ms() - m->start_ms) / 1000));
+	json_object_object_add(s, "polls", json_object_new_int64((int64_t)m->polls));
+	json_object_object_add(s, "events", json_object_new_int64((int64_t)m->events));
 	json_object_object_add(s, "version", json_object_new_string(PACKAGE_VERSION));
-	ew_status_line(ew, line, sizeof(line));
+	metrics_status_line(m, ew->jobs.counts, line, sizeof(line));
 	json_object_object_add(s, "summary", json_object_new_string(line));
 	json_object *o = ok_answer();
 	json_object_object_add(o, "status", s);
@@ -137,7 +145,7 @@ void cmd_status(struct client *c, json_object *req)
 void cmd_metrics(struct client *c, json_object *req)
 {
 	struct buf b = { 0 };
-	ew_metrics_text(c->ctl->ew, &b);
+	metrics_text(&c->ctl->ew->m, c->ctl->ew->jobs.counts, &b);
 	json_object *o = ok_answer();
 	json_object_object_add(o, "text", json_object_new_string(b.data ? b.data : ""));
 	buf_free(&b);
@@ -200,10 +208,12 @@ void cmd_deliveries(struct client *c, json_object *req)
 		send_error(c, "unknown delivery state \"%.32s\"; expected pending, dead or done", state);
 		return;
 	}
-	/* Make the answer current: write what this turn changed first. */
-	watch_flush(c->ctl->ew);
 	json_object *arr = json_object_new_array();
-	store_each_delivery(c->ctl->ew->store, state, delivery_one, arr);
+	if (store_each_delivery(c->ctl->ew->store, state, delivery_one, arr) < 0) {
+		json_object_put(arr);
+		send_error(c, "state database: %s", store_error(c->ctl->ew->store));
+		return;
+	}
 	json_object *o = ok_answer();
 	json_object_object_add(o, "deliveries", arr);
 	send_line(c, o);
@@ -223,8 +233,7 @@ void cmd_redeliver(struct client *c, json_object *req)
 		send_error(c, "%s", err);
 		return;
 	}
-	watch_flush(c->ctl->ew);
 	json_object *o = ok_answer();
 	json_object_object_add(o, "queued", json_object_new_int(n));
-	send_line(c, o);
+	hold_answer(c, o);
 }

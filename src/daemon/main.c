@@ -2,6 +2,7 @@
  * embedwatchd: argv, start-up order, signals, the sd_notify lifecycle.
  * Everything else lives in its module.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -14,9 +15,19 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "ew.h"
+#include "hooks.h"
+#include "http.h"
 #include "log.h"
+#include "outbox.h"
+#include "poller.h"
+#include "store.h"
 #include "util.h"
+#include "watch.h"
+
+/* How long a stop keeps retrying the last commit before giving up on it. */
+#define STOP_COMMIT_TRIES 20
 
 #define DEFAULT_CONFIG SYSCONFDIR "/embedwatch/embedwatch.conf"
 #define KEY_MAX 4096
@@ -97,59 +108,6 @@ static int load_key(const struct ew_config *cfg, char **ret, char *err, size_t e
 	return -ENOENT;
 }
 
-void ew_status_line(struct ew *ew, char *buf, size_t len)
-{
-	size_t live = ew->jobs.jobs.len;
-	size_t ended = 0;
-	for (int i = 0; i < JOB__MAX; i++)
-		if (job_status_ended((enum job_status)i))
-			ended += ew->jobs.counts[i];
-	live -= ended;
-	int n = snprintf(buf, len, "watching %zu jobs (%zu processing, %zu cancelling, %zu new), %zu ended "
-			 "(%zu complete, %zu failed, %zu cancelled); %u deliveries pending",
-			 live, ew->jobs.counts[JOB_PROCESSING], ew->jobs.counts[JOB_CANCELLING], ew->jobs.counts[JOB_NONE],
-			 ended, ew->jobs.counts[JOB_COMPLETE], ew->jobs.counts[JOB_FAILED], ew->jobs.counts[JOB_CANCELLED],
-			 hooks_pending(ew));
-	if (n > 0 && (size_t)n < len) {
-		static const char *const why[] = { "", "; PAUSED: rate-limited by the API", "; PAUSED: API key refused",
-						   "; PAUSED: API base URL refused (501)" };
-		snprintf(buf + n, len - (size_t)n, "%s%s", why[ew->poller.pause],
-			 ew->store_failing ? "; STATE DATABASE NOT WRITABLE" : "");
-	}
-}
-
-void ew_metrics_text(struct ew *ew, struct buf *b)
-{
-	static const char *const cls[] = { "ok", "rejected", "auth", "not_found", "throttled", "transient", "bad_base" };
-	buf_printf(b, "# HELP embedwatch_jobs Watched jobs by status.\n# TYPE embedwatch_jobs gauge\n");
-	for (int i = 0; i < JOB__MAX; i++)
-		buf_printf(b, "embedwatch_jobs{status=\"%s\"} %zu\n", job_status_name((enum job_status)i), ew->jobs.counts[i]);
-	buf_printf(b, "# HELP embedwatch_polls_total Poll requests sent.\n# TYPE embedwatch_polls_total counter\n"
-		   "embedwatch_polls_total %llu\n", (unsigned long long)ew->m.polls);
-	buf_printf(b, "# HELP embedwatch_poll_answers_total Poll answers by class.\n# TYPE embedwatch_poll_answers_total counter\n");
-	for (size_t i = 0; i < ARRAY_SIZE(cls); i++)
-		buf_printf(b, "embedwatch_poll_answers_total{class=\"%s\"} %llu\n", cls[i], (unsigned long long)ew->m.poll_answers[i]);
-	buf_printf(b, "# HELP embedwatch_poll_errors_total Polls without an HTTP answer.\n# TYPE embedwatch_poll_errors_total counter\n"
-		   "embedwatch_poll_errors_total %llu\n", (unsigned long long)ew->m.poll_errors);
-	buf_printf(b, "# TYPE embedwatch_transitions_total counter\nembedwatch_transitions_total %llu\n",
-		   (unsigned long long)ew->m.transitions);
-	buf_printf(b, "# TYPE embedwatch_events_total counter\nembedwatch_events_total %llu\n", (unsigned long long)ew->m.events);
-	buf_printf(b, "# TYPE embedwatch_deliveries_total counter\n"
-		   "embedwatch_deliveries_total{result=\"ok\"} %llu\nembedwatch_deliveries_total{result=\"failed\"} %llu\n"
-		   "embedwatch_deliveries_total{result=\"dead\"} %llu\n",
-		   (unsigned long long)ew->m.deliveries_ok, (unsigned long long)ew->m.deliveries_failed,
-		   (unsigned long long)ew->m.deliveries_dead);
-	buf_printf(b, "# TYPE embedwatch_deliveries_pending gauge\nembedwatch_deliveries_pending %u\n", hooks_pending(ew));
-	buf_printf(b, "# TYPE embedwatch_commits_total counter\nembedwatch_commits_total %llu\n"
-		   "# TYPE embedwatch_commit_failures_total counter\nembedwatch_commit_failures_total %llu\n",
-		   (unsigned long long)ew->m.commits, (unsigned long long)ew->m.commit_failures);
-	buf_printf(b, "# TYPE embedwatch_throttled_total counter\nembedwatch_throttled_total %llu\n",
-		   (unsigned long long)ew->m.throttles);
-	buf_printf(b, "# TYPE embedwatch_request_rate gauge\nembedwatch_request_rate %.4f\n", sched_bucket_rate(&ew->poller.bucket));
-	buf_printf(b, "# TYPE embedwatch_paused gauge\nembedwatch_paused %d\n", ew->poller.pause != PAUSE_NONE);
-	buf_printf(b, "# TYPE embedwatch_polls_in_flight gauge\nembedwatch_polls_in_flight %u\n", ew->poller.in_flight);
-}
-
 static void write_metrics_file(struct ew *ew)
 {
 	if (!ew->cfg.metrics_file[0])
@@ -157,7 +115,7 @@ static void write_metrics_file(struct ew *ew)
 	char tmp[4096];
 	struct buf b = { 0 };
 	snprintf(tmp, sizeof(tmp), "%s.tmp", ew->cfg.metrics_file);
-	ew_metrics_text(ew, &b);
+	metrics_text(&ew->m, ew->jobs.counts, &b);
 	FILE *f = fopen(tmp, "we");
 	if (!f || fwrite(b.data, 1, b.len, f) != b.len || fclose(f) != 0 || rename(tmp, ew->cfg.metrics_file) != 0) {
 		static bool warned;
@@ -171,7 +129,7 @@ static void write_metrics_file(struct ew *ew)
 static void on_status_timer(uv_timer_t *t)
 {
 	char line[512];
-	ew_status_line(&the_ew, line, sizeof(line));
+	metrics_status_line(&the_ew.m, the_ew.jobs.counts, line, sizeof(line));
 	sd_notifyf(0, "STATUS=%s", line);
 	write_metrics_file(&the_ew);
 }
@@ -216,10 +174,10 @@ static void reload(struct ew *ew)
 	wipe_free(ew->api_key);
 	ew->api_key = key;
 	log_set_level(ew->cfg.log_level);
-	poller_configure(&ew->poller);
+	poller_configure(ew->poller);
 	hooks_reconfigure(ew);
 	watch_reconfigure(ew);
-	poller_resume(&ew->poller);
+	poller_resume(ew->poller);
 	log_msg(LOG_NOTICE, "reloaded: %zu hooks, rate %.3f/s", ew->cfg.n_hooks, ew->cfg.rate_per_s);
 done:
 	sd_notify(0, "READY=1");
@@ -232,23 +190,27 @@ static void close_all(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
+static unsigned stop_commit_tries;
+
+/* Runs every 50 ms while stopping: waits for the hooks, commits the last changes, closes. */
 static void on_stop_timer(uv_timer_t *t)
 {
 	struct ew *ew = &the_ew;
 	if (!hooks_idle(ew))
 		return;
-	uv_timer_stop(t);
-	/* Last commit: every delivery result is durable before exit. */
-	for (int i = 0; i < 5 && watch_pending(ew); i++) {
-		if (watch_flush(ew) < 0)
-			usleep(200000);
-	}
-	if (watch_pending(ew))
+	/* Every delivery result is durable before exit; a failing commit is retried at the next tick. */
+	if (outbox_run(ew) < 0 || outbox_has_writes(ew)) {
+		if (++stop_commit_tries < STOP_COMMIT_TRIES)
+			return;
 		log_msg(LOG_ERR, "could not write the last changes; they are re-detected after the restart");
+	}
+	uv_timer_stop(t);
 	hooks_close(ew);
-	poller_close(&ew->poller);
-	http_close(&ew->http);
+	poller_free(ew->poller);
+	ew->poller = NULL;
+	http_close(ew->http);
 	control_close(ew);
+	outbox_close(ew);
 	watch_close(ew);
 	uv_walk(ew->loop, close_all, NULL);
 }
@@ -261,10 +223,10 @@ static void stop(struct ew *ew, int sig)
 	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 	log_msg(LOG_NOTICE, "signal %d: stopping (hooks get %llu ms to finish)", sig,
 		(unsigned long long)ew->cfg.shutdown_grace_ms);
-	poller_stop(&ew->poller);
+	poller_stop(ew->poller);
 	hooks_stop(ew);
 	uv_timer_stop(&status_timer);
-	uv_timer_start(&stop_timer, on_stop_timer, 0, 50);
+	UV_CHECK(uv_timer_start(&stop_timer, on_stop_timer, 0, 50));
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -322,51 +284,49 @@ int main(int argc, char **argv)
 		fatal("%s", err);
 
 	ew->loop = uv_default_loop();
-	ew->m.start_ms = (uint64_t)util_wall_ms();
+	ew->m.start_ms = util_wall_ms();
 	if ((r = store_open(ew->cfg.state_dir, &ew->store, err, sizeof(err))) < 0)
 		fatal("%s", err);
-	if (http_init(&ew->http, ew->loop, ew->cfg.max_connections) < 0)
+	if (http_new(ew->loop, ew->cfg.max_connections, &ew->http) < 0)
 		fatal("cannot set up HTTP");
-	if (poller_init(&ew->poller, ew) < 0)
+	if (poller_new(ew, &ew->poller) < 0)
 		fatal("cannot set up the poller");
 	if (hooks_init(ew) < 0)
 		fatal("cannot set up hooks (see above)");
-	watch_init(ew);
+	if ((r = outbox_init(ew)) < 0 || (r = watch_init(ew)) < 0)
+		fatal("cannot set up the event loop: %s", uv_strerror(r));
 	uint64_t t0 = util_mono_ms();
-	if (watch_restore(ew, err, sizeof(err)) < 0)
+	if (watch_restore(ew, err, sizeof(err)) < 0 || hooks_restore(ew, err, sizeof(err)) < 0)
 		fatal("%s", err);
-	if (watch_flush(ew) < 0)
+	if (outbox_run(ew) < 0)
 		fatal("state database %s is not writable: %s", ew->cfg.state_dir, store_error(ew->store));
 	if (control_init(ew, err, sizeof(err)) < 0)
 		fatal("%s", err);
 
-	uv_signal_init(ew->loop, &sig_term);
-	uv_signal_init(ew->loop, &sig_int);
-	uv_signal_init(ew->loop, &sig_hup);
-	uv_signal_start(&sig_term, on_signal, SIGTERM);
-	uv_signal_start(&sig_int, on_signal, SIGINT);
-	uv_signal_start(&sig_hup, on_signal, SIGHUP);
-	uv_timer_init(ew->loop, &status_timer);
-	uv_timer_init(ew->loop, &stop_timer);
-	uv_timer_init(ew->loop, &watchdog_timer);
+	if ((r = uv_signal_init(ew->loop, &sig_term)) < 0 || (r = uv_signal_init(ew->loop, &sig_int)) < 0 ||
+	    (r = uv_signal_init(ew->loop, &sig_hup)) < 0 || (r = uv_signal_start(&sig_term, on_signal, SIGTERM)) < 0 ||
+	    (r = uv_signal_start(&sig_int, on_signal, SIGINT)) < 0 || (r = uv_signal_start(&sig_hup, on_signal, SIGHUP)) < 0 ||
+	    (r = uv_timer_init(ew->loop, &status_timer)) < 0 || (r = uv_timer_init(ew->loop, &stop_timer)) < 0 ||
+	    (r = uv_timer_init(ew->loop, &watchdog_timer)) < 0)
+		fatal("cannot set up signals and timers: %s", uv_strerror(r));
 	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec >= 2000)
-		uv_timer_start(&watchdog_timer, on_watchdog, 0, watchdog_usec / 2000);
-	uv_timer_start(&status_timer, on_status_timer, 0, 5000);
+		UV_CHECK(uv_timer_start(&watchdog_timer, on_watchdog, 0, watchdog_usec / 2000));
+	UV_CHECK(uv_timer_start(&status_timer, on_status_timer, 0, 5000));
 
 	log_msg(LOG_NOTICE, "embedwatchd %s ready: %zu jobs restored in %llu ms, %u deliveries pending, "
 		"control socket %s, API %s", PACKAGE_VERSION, ew->jobs.jobs.len,
-		(unsigned long long)(util_mono_ms() - t0), hooks_pending(ew), ew->cfg.control_socket, ew->cfg.api_base);
-	ew->ready = true;
+		(unsigned long long)(util_mono_ms() - t0), ew->m.deliveries_pending, ew->cfg.control_socket, ew->cfg.api_base);
 	char line[512];
-	ew_status_line(ew, line, sizeof(line));
+	metrics_status_line(&ew->m, ew->jobs.counts, line, sizeof(line));
 	sd_notifyf(0, "READY=1\nSTATUS=%s", line);
-	poller_kick(&ew->poller);
+	poller_kick(ew->poller);
 
 	uv_run(ew->loop, UV_RUN_DEFAULT);
 
 	r = uv_loop_close(ew->loop);
 	if (r != 0)
 		log_msg(LOG_ERR, "event loop did not close cleanly: %s", uv_strerror(r));
+	turn_free(&ew->turn);
 	jobtable_free(&ew->jobs);
 	store_close(ew->store);
 	config_clear(&ew->cfg);

@@ -4,20 +4,50 @@
  * answer into an observation, a per-job backoff or a global pause.
  */
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "ew.h"
+#include "http.h"
 #include "log.h"
+#include "poller.h"
+#include "sched.h"
+#include "strmap.h"
 #include "util.h"
+#include "watch.h"
 
 struct poll_slot {
-	struct http_req req;
+	struct http_req *req;
 	struct poller *p;
 	struct job *job;
 	struct poll_slot *next_free;
 };
+
+struct poller {
+	struct ew *ew;
+	uv_timer_t timer;
+	struct sched_bucket bucket;
+	struct poll_slot *slots;
+	struct poll_slot *free_slots;
+	unsigned n_slots;
+	unsigned in_flight;
+	struct http_headers *headers;   /* the current key's; transfers in flight hold their own reference */
+	enum pause_reason pause;
+	uint64_t paused_until;          /* loop ms */
+	unsigned throttle_run;
+	bool stopped;
+	uint64_t transient_window_start;
+	unsigned transient_in_window;
+	struct strmap warnings;         /* API warnings already logged */
+};
+
+static void gauges(struct poller *p)
+{
+	p->ew->m.polls_in_flight = p->in_flight;
+	p->ew->m.paused = p->pause;
+	p->ew->m.request_rate = sched_bucket_rate(&p->bucket);
+}
 
 static void run(struct poller *p);
 
@@ -29,50 +59,52 @@ static void on_timer(uv_timer_t *t)
 void poller_kick(struct poller *p)
 {
 	if (!p->stopped)
-		uv_timer_start(&p->timer, on_timer, 0, 0);
+		UV_CHECK(uv_timer_start(&p->timer, on_timer, 0, 0));
 }
 
 static void arm(struct poller *p, uint64_t delay)
 {
 	if (!p->stopped)
-		uv_timer_start(&p->timer, on_timer, delay, 0);
+		UV_CHECK(uv_timer_start(&p->timer, on_timer, delay, 0));
 }
 
 void poller_configure(struct poller *p)
 {
 	struct ew *ew = p->ew;
-	struct curl_slist *h = NULL;
+	struct http_headers *h = http_headers_new();
 	struct buf b = { 0 };
 
 	buf_printf(&b, "Authorization: Bearer %s", ew->api_key);
-	h = curl_slist_append(h, b.data);
+	http_headers_add(h, b.data);
 	/* Wipe the copy; the key lives in the header list and ew->api_key only. */
-	memset(b.data, 0, b.len);
+	OPENSSL_cleanse(b.data, b.len);
 	buf_free(&b);
 	buf_printf(&b, "X-Client-Name: %s", ew->cfg.client_name);
-	h = curl_slist_append(h, b.data);
+	http_headers_add(h, b.data);
 	buf_free(&b);
-	h = curl_slist_append(h, "Accept: application/json");
-	if (p->headers) {
-		/* Transfers in flight still point at the old list. */
-		p->retired = xrealloc(p->retired, (p->n_retired + 1) * sizeof(*p->retired));
-		p->retired[p->n_retired++] = p->headers;
-	}
+	http_headers_add(h, "Accept: application/json");
+	/* The old list is wiped and freed once the last transfer using it ends. */
+	http_headers_unref(p->headers);
 	p->headers = h;
 	sched_bucket_set(&p->bucket, ew->cfg.rate_per_s, ew->cfg.burst, ew_now(ew));
+	gauges(p);
 }
 
-int poller_init(struct poller *p, struct ew *ew)
+int poller_new(struct ew *ew, struct poller **ret)
 {
-	memset(p, 0, sizeof(*p));
+	struct poller *p = xcalloc(1, sizeof(*p));
+	int r;
+
 	p->ew = ew;
-	uv_timer_init(ew->loop, &p->timer);
+	*ret = p;
+	if ((r = uv_timer_init(ew->loop, &p->timer)) < 0)
+		return r;
 	sched_bucket_init(&p->bucket, ew->cfg.rate_per_s, ew->cfg.burst, uv_now(ew->loop));
 	p->n_slots = ew->cfg.max_in_flight;
 	p->slots = xcalloc(p->n_slots, sizeof(*p->slots));
 	for (unsigned i = 0; i < p->n_slots; i++) {
 		struct poll_slot *s = &p->slots[i];
-		if (http_req_init(&s->req, &ew->http, API_BODY_MAX) < 0)
+		if (!(s->req = http_req_new(ew->http, API_BODY_MAX, false)))
 			return -ENOMEM;
 		s->p = p;
 		s->next_free = p->free_slots;
@@ -89,6 +121,7 @@ static void pause_all(struct poller *p, enum pause_reason why, uint64_t ms)
 		return;
 	p->pause = why;
 	p->paused_until = until;
+	gauges(p);
 }
 
 void poller_resume(struct poller *p)
@@ -97,6 +130,7 @@ void poller_resume(struct poller *p)
 		log_msg(LOG_NOTICE, "polling resumed after reload");
 		p->pause = PAUSE_NONE;
 		p->paused_until = 0;
+		gauges(p);
 	}
 	poller_kick(p);
 }
@@ -144,7 +178,7 @@ static void backoff(struct poller *p, struct job *j)
 
 static uint64_t retry_after_ms(struct poll_slot *s, unsigned run)
 {
-	const char *ra = http_header(&s->req, "Retry-After");
+	const char *ra = http_header(s->req, "Retry-After");
 	int64_t secs;
 	if (ra && api_retry_after(ra, util_wall_ms() / 1000, API_RETRY_AFTER_CAP_S, &secs) == 0)
 		return (uint64_t)secs * 1000;
@@ -158,7 +192,7 @@ static bool is_json(const char *ct)
 	return strncasecmp(ct, "application/json", 16) == 0 || strcasestr(ct, "+json") != NULL;
 }
 
-static void on_done(struct http_req *req, void *arg)
+static void on_done(struct http_req *req, const struct http_result *res, void *arg)
 {
 	struct poll_slot *s = arg;
 	struct poller *p = s->p;
@@ -172,25 +206,25 @@ static void on_done(struct http_req *req, void *arg)
 	p->in_flight--;
 	j->flags &= (uint8_t)~JF_IN_FLIGHT;
 	if (j->flags & JF_REMOVED) {
-		free(j);
+		jobtable_release(j);
 		goto out;
 	}
-	if (req->result != CURLE_OK || req->too_big) {
+	if (res->error != HTTP_OK) {
 		ew->m.poll_errors++;
-		if (req->too_big)
+		if (res->error == HTTP_ERR_TOO_BIG)
 			snprintf(why, sizeof(why), "response larger than %d bytes, cut off", API_BODY_MAX);
 		else
-			snprintf(why, sizeof(why), "%s", req->error[0] ? req->error : curl_easy_strerror(req->result));
+			snprintf(why, sizeof(why), "%s", res->error_text);
 		note_transient(p, j, why);
 		backoff(p, j);
 		goto out;
 	}
-	enum api_class cls = api_classify(req->status);
+	enum api_class cls = api_classify(res->status);
 	ew->m.poll_answers[cls]++;
 	if (cls != API_THROTTLED)
 		p->throttle_run = 0;
 	if ((p->pause == PAUSE_AUTH && cls != API_AUTH) || (p->pause == PAUSE_BAD_BASE && cls != API_BAD_BASE)) {
-		log_msg(LOG_NOTICE, "the API answers again (%ld); polling resumed", req->status);
+		log_msg(LOG_NOTICE, "the API answers again (%ld); polling resumed", res->status);
 		p->pause = PAUSE_NONE;
 	}
 	switch (cls) {
@@ -203,7 +237,7 @@ static void on_done(struct http_req *req, void *arg)
 			backoff(p, j);
 			break;
 		}
-		if (api_job_parse(req->body.data ? req->body.data : "", req->body.len, &aj, why, sizeof(why)) < 0) {
+		if (api_job_parse(res->body, res->body_len, &aj, why, sizeof(why)) < 0) {
 			note_transient(p, j, why);
 			backoff(p, j);
 			break;
@@ -220,7 +254,7 @@ static void on_done(struct http_req *req, void *arg)
 			note_warning(p, j, warn);
 		for (size_t i = 0; i < aj.n_warnings; i++)
 			note_warning(p, j, aj.warnings[i]);
-		watch_observed(ew, j, &aj, req->body.data, req->body.len);
+		watch_observed(ew, j, &aj, res->body, res->body_len);
 		api_job_clear(&aj);
 		break;
 	}
@@ -228,11 +262,11 @@ static void on_done(struct http_req *req, void *arg)
 	case API_REJECTED: {
 		enum ew_event ev = job_error_record(&j->err, cls);
 		if (ev != EV_NONE) {
-			snprintf(why, sizeof(why), "the API answered %ld %d times in a row", req->status, JOB_ERROR_LIMIT);
+			snprintf(why, sizeof(why), "the API answered %ld %d times in a row", res->status, JOB_ERROR_LIMIT);
 			watch_end(ew, j, ev, why);
 		} else {
 			log_job(LOG_INFO, j->id, "job %s: API answered %ld (%u of %d before giving up)", j->id,
-				req->status, j->err.count, JOB_ERROR_LIMIT);
+				res->status, j->err.count, JOB_ERROR_LIMIT);
 			backoff(p, j);
 		}
 		break;
@@ -242,7 +276,7 @@ static void on_done(struct http_req *req, void *arg)
 		ew->m.throttles++;
 		if (p->pause != PAUSE_THROTTLED || ew_now(ew) >= p->paused_until)
 			log_msg(LOG_WARNING, "API answered %ld: pausing all polling for %llu ms, then at %.2f requests/s",
-				req->status, (unsigned long long)ms, sched_bucket_rate(&p->bucket) / 2);
+				res->status, (unsigned long long)ms, sched_bucket_rate(&p->bucket) / 2);
 		sched_bucket_throttled(&p->bucket, ew_now(ew));
 		pause_all(p, PAUSE_THROTTLED, ms);
 		/* The job had no answer: it goes first once the pause is over. */
@@ -252,7 +286,7 @@ static void on_done(struct http_req *req, void *arg)
 	case API_AUTH:
 		if (p->pause != PAUSE_AUTH)
 			log_msg(LOG_ERR, "API answered %ld: the API key is not accepted. All polling is paused and retried "
-				"once a minute; fix the key and reload (systemctl reload embedwatchd)", req->status);
+				"once a minute; fix the key and reload (systemctl reload embedwatchd)", res->status);
 		pause_all(p, PAUSE_AUTH, 60000);
 		jobtable_schedule(&ew->jobs, j, ew_now(ew));
 		break;
@@ -264,12 +298,13 @@ static void on_done(struct http_req *req, void *arg)
 		jobtable_schedule(&ew->jobs, j, ew_now(ew));
 		break;
 	case API_TRANSIENT:
-		snprintf(why, sizeof(why), "HTTP %ld", req->status);
+		snprintf(why, sizeof(why), "HTTP %ld", res->status);
 		note_transient(p, j, why);
 		backoff(p, j);
 		break;
 	}
 out:
+	gauges(p);
 	poller_kick(p);
 }
 
@@ -286,9 +321,8 @@ static void submit(struct poller *p, struct job *j)
 	p->free_slots = s->next_free;
 	s->job = j;
 	j->flags |= JF_IN_FLIGHT;
-	curl_easy_setopt(s->req.easy, CURLOPT_URL, url);
-	s->req.headers = p->headers;
-	if (http_submit(&s->req, (long)ew->cfg.request_timeout_ms, on_done, s) < 0) {
+	http_req_set(s->req, url, p->headers, NULL, 0, NULL);
+	if (http_submit(s->req, (long)ew->cfg.request_timeout_ms, on_done, s) < 0) {
 		j->flags &= (uint8_t)~JF_IN_FLIGHT;
 		s->job = NULL;
 		s->next_free = p->free_slots;
@@ -315,6 +349,7 @@ static void run(struct poller *p)
 		if (p->pause == PAUSE_THROTTLED) {
 			log_msg(LOG_NOTICE, "rate-limit pause over; polling again at %.2f requests/s", sched_bucket_rate(&p->bucket));
 			p->pause = PAUSE_NONE;
+			gauges(p);
 		} else if (p->in_flight > 0) {
 			/* Auth and base-URL pauses probe again with one request at a time. */
 			return;
@@ -356,31 +391,35 @@ void poller_stop(struct poller *p)
 		struct poll_slot *s = &p->slots[i];
 		if (!s->job)
 			continue;
-		http_cancel(&s->req);
+		http_cancel(s->req);
 		struct job *j = s->job;
 		s->job = NULL;
 		j->flags &= (uint8_t)~JF_IN_FLIGHT;
 		if (j->flags & JF_REMOVED)
-			free(j);
+			jobtable_release(j);
 		else
 			jobtable_schedule(&ew->jobs, j, ew_now(ew));
 		p->in_flight--;
 	}
+	gauges(p);
 }
 
-void poller_close(struct poller *p)
+static void on_closed(uv_handle_t *h)
 {
+	free(container_of((uv_timer_t *)h, struct poller, timer));
+}
+
+void poller_free(struct poller *p)
+{
+	if (!p)
+		return;
 	poller_stop(p);
 	for (unsigned i = 0; i < p->n_slots; i++)
-		http_req_free(&p->slots[i].req);
+		http_req_free(p->slots[i].req);
 	free(p->slots);
-	p->slots = NULL;
 	for (size_t i = 0; i < p->warnings.cap; i++)
 		free(p->warnings.slots[i].val);
 	strmap_free(&p->warnings);
-	curl_slist_free_all(p->headers);
-	for (size_t i = 0; i < p->n_retired; i++)
-		curl_slist_free_all(p->retired[i]);
-	free(p->retired);
-	uv_close((uv_handle_t *)&p->timer, NULL);
+	http_headers_unref(p->headers);
+	uv_close((uv_handle_t *)&p->timer, on_closed);
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <uv.h>
 #define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
@@ -107,6 +108,14 @@ void log_ctx(int prio, const struct log_ctx *ctx, const char *fmt, ...)
 	va_start(ap, fmt);
 	emit(prio, ctx, fmt, ap);
 	va_end(ap);
+}
+
+void log_uv_check(int r, const char *call, const char *file, int line)
+{
+	if (r >= 0)
+		return;
+	log_msg(LOG_CRIT, "%s:%d: %s failed: %s", file, line, call, uv_strerror(r));
+	abort();
 }
 
 void fatal(const char *fmt, ...)

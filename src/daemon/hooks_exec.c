@@ -34,16 +34,13 @@ static void exec_finished(struct run *r)
 
 	hooks_run_unlink(hs, r);
 	log_output(r);
-	buf_free(&r->output);
 	if (r->killed && hs->stopping) {
 		/* Stopped by shutdown: not an attempt; it runs again after the restart. */
 		log_ctx(LOG_NOTICE, &((struct log_ctx){ .event_id = d->event_id, .hook = d->hook->name }),
 			"hook %s killed at shutdown; %s stays pending", d->hook->name, d->event_id);
-		d->hook->running--;
-		hs->running--;
-		hooks_delivery_free(hs, d);
+		hooks_unclaim(hs, d, false);
 	} else if (r->timed_out) {
-		snprintf(why, sizeof(why), "timed out after %llu ms", (unsigned long long)d->hook->cfg->timeout_ms);
+		snprintf(why, sizeof(why), "timed out after %llu ms", (unsigned long long)r->timeout_ms);
 		hooks_finish(hs, d, false, false, 0, why, ms);
 	} else if (r->term_signal) {
 		snprintf(why, sizeof(why), "killed by signal %d", r->term_signal);
@@ -54,7 +51,7 @@ static void exec_finished(struct run *r)
 	} else {
 		hooks_finish(hs, d, true, false, 0, NULL, ms);
 	}
-	free(r);
+	hooks_run_free(r);
 	hooks_pump(hs);
 }
 
@@ -119,7 +116,7 @@ static void on_run_timer(uv_timer_t *t)
 	if (!r->timed_out && !r->killed) {
 		r->timed_out = true;
 		kill(-r->proc.pid, SIGTERM);
-		uv_timer_start(&r->timer, on_run_timer, KILL_GRACE_MS, 0);
+		UV_CHECK(uv_timer_start(&r->timer, on_run_timer, KILL_GRACE_MS, 0));
 	} else {
 		kill(-r->proc.pid, SIGKILL);
 	}
@@ -132,7 +129,9 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 	r->exit_status = status;
 	r->term_signal = sig;
 	close_handle(r, (uv_handle_t *)p);
-	uv_timer_start(&r->timer, on_run_timer, PIPE_LINGER_MS, 0);
+	/* Whatever the hook left running dies with its process group (setsid is the way out). */
+	kill(-p->pid, SIGKILL);
+	UV_CHECK(uv_timer_start(&r->timer, on_run_timer, PIPE_LINGER_MS, 0));
 	maybe_done(r);
 }
 
@@ -167,17 +166,19 @@ int hooks_exec_start(struct hooks *hs, struct run *r)
 	snprintf(env_buf[3], sizeof(env_buf[3]), "EMBEDWATCH_JOB_ID=%s", d->type == EV_BATCH_DONE ? "" : d->subject);
 	snprintf(env_buf[4], sizeof(env_buf[4]), "EMBEDWATCH_STATUS=%s", hooks_event_status(d));
 	snprintf(env_buf[5], sizeof(env_buf[5]), "EMBEDWATCH_BATCH=%s", d->batch ? d->batch : "");
-	snprintf(env_buf[6], sizeof(env_buf[6]), "EMBEDWATCH_ATTEMPT=%u", d->attempts + 1);
+	snprintf(env_buf[6], sizeof(env_buf[6]), "EMBEDWATCH_ATTEMPT=%u", d->attempts);
 	snprintf(env_buf[7], sizeof(env_buf[7]), "EMBEDWATCH_HOOK=%s", d->hook->name);
 	for (int i = 0; i < 8; i++)
 		env[i] = env_buf[i];
 	env[8] = NULL;
 
 	r->proc.data = r->in.data = r->out.data = r->err.data = r->timer.data = r->wr.data = r;
-	uv_pipe_init(loop, &r->in, 0);
-	uv_pipe_init(loop, &r->out, 0);
-	uv_pipe_init(loop, &r->err, 0);
-	uv_timer_init(loop, &r->timer);
+	r->timeout_ms = c->timeout_ms;
+	/* Handles on a valid loop: these fail only on a broken invariant. */
+	UV_CHECK(uv_pipe_init(loop, &r->in, 0));
+	UV_CHECK(uv_pipe_init(loop, &r->out, 0));
+	UV_CHECK(uv_pipe_init(loop, &r->err, 0));
+	UV_CHECK(uv_timer_init(loop, &r->timer));
 	r->open_handles = 4;
 	stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
 	stdio[0].data.stream = (uv_stream_t *)&r->in;
@@ -194,6 +195,8 @@ int hooks_exec_start(struct hooks *hs, struct run *r)
 	o.stdio_count = 3;
 	o.stdio = stdio;
 	o.exit_cb = on_exit_cb;
+	/* The hook inherits 0-2 only: every other fd is close-on-exec, whoever opened it. */
+	util_cloexec_from(3);
 	int e = uv_spawn(loop, &r->proc, &o);
 	if (e < 0) {
 		/* No process: close the pipes and the timer, then report. */
@@ -210,12 +213,14 @@ int hooks_exec_start(struct hooks *hs, struct run *r)
 		return 0;
 	}
 	r->open_handles = 5;
-	uv_read_start((uv_stream_t *)&r->out, on_alloc, on_read);
-	uv_read_start((uv_stream_t *)&r->err, on_alloc, on_read);
+	if (uv_read_start((uv_stream_t *)&r->out, on_alloc, on_read) < 0)
+		close_handle(r, (uv_handle_t *)&r->out);
+	if (uv_read_start((uv_stream_t *)&r->err, on_alloc, on_read) < 0)
+		close_handle(r, (uv_handle_t *)&r->err);
 	uv_buf_t b = uv_buf_init(d->payload->data, (unsigned)d->payload->len);
 	if (uv_write(&r->wr, (uv_stream_t *)&r->in, &b, 1, on_written) < 0)
 		close_handle(r, (uv_handle_t *)&r->in);
-	uv_timer_start(&r->timer, on_run_timer, c->timeout_ms, 0);
+	UV_CHECK(uv_timer_start(&r->timer, on_run_timer, c->timeout_ms, 0));
 	return 0;
 }
 

@@ -1,0 +1,49 @@
+/*
+ * The daemon's context: one struct ew per process, handed to every module.
+ * It holds the shared state (config, key, job table, turn record, metrics)
+ * and a pointer to each module; each module's contract is in its own header.
+ */
+#ifndef EW_EW_H
+#define EW_EW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "jobtable.h"
+#include "metrics.h"
+#include "turn.h"
+
+struct store;
+struct http;
+struct poller;
+struct hooks;
+struct control;
+struct outbox;
+
+struct ew {
+	uv_loop_t *loop;
+	struct ew_config cfg;
+	char *config_path;
+	char *api_key;
+	struct jobtable jobs;
+	struct turn turn;           /* what this loop turn changed */
+	struct metrics m;
+	struct store *store;
+	struct http *http;
+	struct poller *poller;
+	struct hooks *hooks;
+	struct control *control;
+	struct outbox *outbox;
+	uv_timer_t prune_timer;     /* watch: retention */
+	bool stopping;
+};
+
+/* The loop clock, milliseconds. */
+static inline uint64_t ew_now(struct ew *ew)
+{
+	return uv_now(ew->loop);
+}
+
+#endif

@@ -1,0 +1,611 @@
+/*
+ * Deliveries: queueing, claiming, retries. A delivery moves
+ *   ready queue -> claimed (attempt number recorded) -> commit -> running
+ *   -> done | dead | delayed (heap by next attempt time) -> ready queue
+ * and every state change is recorded in the turn record.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hooks_int.h"
+#include "log.h"
+#include "sched.h"
+#include "store.h"
+#include "util.h"
+
+static struct payload *payload_new(const char *s)
+{
+	size_t n = strlen(s);
+	struct payload *p = xmalloc(sizeof(*p) + n + 1);
+	p->refs = 1;
+	p->len = n;
+	memcpy(p->data, s, n + 1);
+	return p;
+}
+
+static void payload_unref(struct payload *p)
+{
+	if (p && --p->refs == 0)
+		free(p);
+}
+
+static void gauges(struct hooks *hs)
+{
+	hs->ew->m.deliveries_pending = hs->pending;
+	hs->ew->m.hooks_running = hs->running;
+}
+
+static void delivery_free(struct hooks *hs, struct delivery *d)
+{
+	strmap_del(&hs->index, d->key);
+	payload_unref(d->payload);
+	free(d->subject);
+	free(d->batch);
+	free(d->key);
+	free(d);
+	hs->pending--;
+	gauges(hs);
+}
+
+static struct hook_rt *hook_find(struct hooks *hs, const char *name)
+{
+	for (struct hook_rt *h = hs->list; h; h = h->next)
+		if (strcmp(h->name, name) == 0)
+			return h;
+	return NULL;
+}
+
+static struct hook_rt *hook_get(struct hooks *hs, const char *name)
+{
+	struct hook_rt *h = hook_find(hs, name);
+	if (!h) {
+		h = xcalloc(1, sizeof(*h));
+		h->name = xstrdup(name);
+		/* Append, to keep config order for round-robin. */
+		struct hook_rt **pp = &hs->list;
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = h;
+	}
+	return h;
+}
+
+static void record(struct hooks *hs, struct delivery *d, const char *state, const char *error)
+{
+	turn_delivery(&hs->ew->turn, d->event_id, d->hook->name, state, d->attempts, d->next_ms, error);
+}
+
+/* ---- the ready queues and the claimed list ---- */
+
+static void queue_push(struct delivery **head, struct delivery **tail, struct delivery *d)
+{
+	d->next = NULL;
+	if (*tail)
+		(*tail)->next = d;
+	else
+		*head = d;
+	*tail = d;
+}
+
+static struct delivery *queue_pop(struct delivery **head, struct delivery **tail)
+{
+	struct delivery *d = *head;
+	if (d) {
+		*head = d->next;
+		if (!*head)
+			*tail = NULL;
+		d->next = NULL;
+	}
+	return d;
+}
+
+/* ---- the delayed heap: earliest next attempt first ---- */
+
+static void heap_set(struct hooks *hs, size_t i, struct delivery *d)
+{
+	hs->delayed[i] = d;
+	d->heap_idx = (uint32_t)i;
+}
+
+static void heap_up(struct hooks *hs, size_t i)
+{
+	struct delivery *d = hs->delayed[i];
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (hs->delayed[p]->next_ms <= d->next_ms)
+			break;
+		heap_set(hs, i, hs->delayed[p]);
+		i = p;
+	}
+	heap_set(hs, i, d);
+}
+
+static void heap_down(struct hooks *hs, size_t i)
+{
+	struct delivery *d = hs->delayed[i];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		int64_t best = d->next_ms;
+		if (l < hs->n_delayed && hs->delayed[l]->next_ms < best)
+			m = l, best = hs->delayed[l]->next_ms;
+		if (r < hs->n_delayed && hs->delayed[r]->next_ms < best)
+			m = r;
+		if (m == i)
+			break;
+		heap_set(hs, i, hs->delayed[m]);
+		i = m;
+	}
+	heap_set(hs, i, d);
+}
+
+static struct delivery *heap_pop(struct hooks *hs)
+{
+	struct delivery *top = hs->delayed[0];
+	struct delivery *last = hs->delayed[--hs->n_delayed];
+	if (hs->n_delayed) {
+		heap_set(hs, 0, last);
+		heap_down(hs, 0);
+	}
+	top->heap_idx = DELIVERY_NOT_DELAYED;
+	return top;
+}
+
+static void on_delay_timer(uv_timer_t *t);
+
+/* Arms the timer for the earliest delayed delivery: O(1), whatever the number delayed. */
+static void arm_delayed(struct hooks *hs)
+{
+	if (!hs->n_delayed || hs->stopping) {
+		uv_timer_stop(&hs->delay_timer);
+		return;
+	}
+	int64_t wait = hs->delayed[0]->next_ms - util_wall_ms();
+	UV_CHECK(uv_timer_start(&hs->delay_timer, on_delay_timer, wait > 0 ? (uint64_t)wait : 0, 0));
+}
+
+static void on_delay_timer(uv_timer_t *t)
+{
+	struct hooks *hs = container_of(t, struct hooks, delay_timer);
+	int64_t now = util_wall_ms();
+	while (hs->n_delayed && hs->delayed[0]->next_ms <= now) {
+		struct delivery *d = heap_pop(hs);
+		queue_push(&d->hook->ready_head, &d->hook->ready_tail, d);
+	}
+	arm_delayed(hs);
+	hooks_pump(hs);
+}
+
+static void enqueue(struct hooks *hs, struct delivery *d)
+{
+	if (d->next_ms > util_wall_ms()) {
+		if (hs->n_delayed == hs->cap_delayed) {
+			hs->cap_delayed = hs->cap_delayed ? hs->cap_delayed * 2 : 64;
+			hs->delayed = xrealloc(hs->delayed, hs->cap_delayed * sizeof(*hs->delayed));
+		}
+		hs->delayed[hs->n_delayed++] = d;
+		heap_up(hs, hs->n_delayed - 1);
+		if (d->heap_idx == 0)
+			arm_delayed(hs);
+	} else {
+		queue_push(&d->hook->ready_head, &d->hook->ready_tail, d);
+	}
+}
+
+static struct delivery *delivery_new(struct hooks *hs, struct hook_rt *h, const char *event_id, enum ew_event type,
+				     const char *subject, const char *batch, struct payload *p)
+{
+	struct delivery *d = xcalloc(1, sizeof(*d));
+	d->hook = h;
+	snprintf(d->event_id, sizeof(d->event_id), "%s", event_id);
+	d->type = type;
+	d->subject = xstrdup(subject ? subject : "");
+	d->batch = batch ? xstrdup(batch) : NULL;
+	d->payload = p;
+	d->heap_idx = DELIVERY_NOT_DELAYED;
+	p->refs++;
+	size_t n = strlen(event_id) + strlen(h->name) + 2;
+	d->key = xmalloc(n);
+	snprintf(d->key, n, "%s %s", event_id, h->name);
+	strmap_put(&hs->index, d->key, d);
+	hs->pending++;
+	gauges(hs);
+	return d;
+}
+
+/* ---- planning: which hooks take an event ---- */
+
+static bool hook_takes(const struct ew_hook *c, enum ew_event type)
+{
+	return (c->on_mask & (1u << type)) != 0;
+}
+
+void hooks_plan(struct hooks *hs, struct turn_row *ev)
+{
+	const struct ew_config *cfg = &hs->ew->cfg;
+	for (size_t i = 0; i < cfg->n_hooks; i++) {
+		if (!hook_takes(&cfg->hooks[i], ev->type))
+			continue;
+		ev->hooks = xrealloc(ev->hooks, (ev->n_hooks + 1) * sizeof(*ev->hooks));
+		ev->hooks[ev->n_hooks++] = xstrdup(cfg->hooks[i].name);
+	}
+}
+
+/* ---- claiming and starting ---- */
+
+static void start(struct hooks *hs, struct delivery *d)
+{
+	struct run *r = xcalloc(1, sizeof(*r));
+	r->hs = hs;
+	r->d = d;
+	r->started = uv_now(hs->ew->loop);
+	r->next = hs->runs;
+	hs->runs = r;
+	int e = d->hook->cfg->type == HOOK_EXEC ? hooks_exec_start(hs, r) : hooks_webhook_start(hs, r);
+	if (e < 0) {
+		hooks_run_unlink(hs, r);
+		hooks_run_free(r);
+		hooks_finish(hs, d, false, false, 0, "cannot start the request", 0);
+	}
+}
+
+void hooks_pump(struct hooks *hs)
+{
+	bool progress = true;
+	unsigned cap = hs->ew->cfg.hooks_max_concurrent;
+
+	if (hs->stopping)
+		return;
+	/* Round-robin over the hooks so one slow hook cannot starve the others. */
+	while (progress && hs->running < cap) {
+		progress = false;
+		for (struct hook_rt *h = hs->list; h && hs->running < cap; h = h->next) {
+			if (!h->cfg || h->disabled || h->running >= h->cfg->concurrency || !h->ready_head)
+				continue;
+			struct delivery *d = queue_pop(&h->ready_head, &h->ready_tail);
+			/* Claimed: the attempt number is written before the attempt starts. */
+			d->attempts++;
+			d->next_ms = util_wall_ms();
+			record(hs, d, "pending", NULL);
+			h->running++;
+			hs->running++;
+			queue_push(&hs->claimed_head, &hs->claimed_tail, d);
+			progress = true;
+		}
+	}
+	gauges(hs);
+}
+
+void hooks_dispatch(struct ew *ew, const struct turn_row *rows)
+{
+	struct hooks *hs = ew->hooks;
+	struct delivery *d;
+
+	/* Every claim on the list now was recorded before the commit that just succeeded. */
+	struct delivery *claimed = hs->claimed_head;
+	hs->claimed_head = hs->claimed_tail = NULL;
+	while ((d = claimed)) {
+		claimed = d->next;
+		d->next = NULL;
+		if (hs->stopping || !d->hook->cfg)
+			hooks_unclaim(hs, d, !hs->stopping);
+		else
+			start(hs, d);
+	}
+	for (const struct turn_row *r = rows; r; r = r->next) {
+		if (r->kind != TR_EVENT || !r->is_new || !r->n_hooks)
+			continue;
+		struct payload *p = payload_new(r->text);
+		for (size_t i = 0; i < r->n_hooks; i++) {
+			d = delivery_new(hs, hook_get(hs, r->hooks[i]), r->event_id, r->type, r->subject, r->batch, p);
+			d->next_ms = r->ts_ms;
+			enqueue(hs, d);
+		}
+		payload_unref(p);
+	}
+	hooks_pump(hs);
+}
+
+static int restore_one(const struct store_delivery *sd, void *arg)
+{
+	struct hooks *hs = arg;
+	enum ew_event type = job_event_parse(sd->type ? sd->type : "");
+	struct hook_rt *h = hook_find(hs, sd->hook);
+
+	if (!h || !h->cfg) {
+		log_ctx(LOG_WARNING, &((struct log_ctx){ .event_id = sd->event_id, .hook = sd->hook }),
+			"pending delivery of %s for hook \"%s\", which the config no longer has: kept in the state "
+			"database until the hook comes back", sd->event_id, sd->hook);
+		return 0;
+	}
+	struct payload *p = payload_new(sd->payload ? sd->payload : "{}");
+	struct delivery *d = delivery_new(hs, h, sd->event_id, type, sd->subject, sd->batch, p);
+	payload_unref(p);
+	d->attempts = sd->attempts;
+	d->next_ms = sd->next_ms;
+	enqueue(hs, d);
+	return 0;
+}
+
+int hooks_restore(struct ew *ew, char *err, size_t errlen)
+{
+	int r = store_each_delivery(ew->store, "pending", restore_one, ew->hooks);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot read the pending deliveries: %s", store_error(ew->store));
+		return r;
+	}
+	hooks_pump(ew->hooks);
+	return 0;
+}
+
+/* Retry delay after `attempts` failed attempts, jittered by 10 %. */
+static uint64_t retry_delay(const struct ew_hook *c, unsigned attempts)
+{
+	size_t i = attempts ? attempts - 1 : 0;
+	if (i >= c->n_retry)
+		i = c->n_retry - 1;
+	return sched_jitter(c->retry_ms[i], 0.1, util_rand_unit());
+}
+
+static void release_slot(struct hooks *hs, struct delivery *d)
+{
+	d->hook->running--;
+	hs->running--;
+	gauges(hs);
+}
+
+void hooks_unclaim(struct hooks *hs, struct delivery *d, bool requeue)
+{
+	release_slot(hs, d);
+	if (d->attempts)
+		d->attempts--;
+	record(hs, d, "pending", NULL);
+	if (requeue)
+		queue_push(&d->hook->ready_head, &d->hook->ready_tail, d);
+	else
+		delivery_free(hs, d);
+}
+
+void hooks_finish(struct hooks *hs, struct delivery *d, bool ok, bool permanent, uint64_t min_delay,
+		  const char *error, uint64_t ms)
+{
+	struct hook_rt *h = d->hook;
+	struct log_ctx ctx = { .event_id = d->event_id, .event = job_event_name(d->type), .hook = h->name,
+			       .job_id = d->type == EV_BATCH_DONE ? NULL : d->subject };
+
+	release_slot(hs, d);
+	if (ok) {
+		hs->ew->m.deliveries_ok++;
+		log_ctx(LOG_INFO, &ctx, "hook %s delivered %s (%s %s) in %llu ms, attempt %u", h->name, d->event_id,
+			job_event_name(d->type), d->subject, (unsigned long long)ms, d->attempts);
+		record(hs, d, "done", NULL);
+		delivery_free(hs, d);
+		return;
+	}
+	hs->ew->m.deliveries_failed++;
+	unsigned max = h->cfg ? h->cfg->max_attempts : 1;
+	if (permanent || d->attempts >= max) {
+		hs->ew->m.deliveries_dead++;
+		log_ctx(LOG_ERR, &ctx, "hook %s gave up on %s (%s %s) after %u attempts: %s", h->name, d->event_id,
+			job_event_name(d->type), d->subject, d->attempts, error);
+		record(hs, d, "dead", error);
+		delivery_free(hs, d);
+		return;
+	}
+	uint64_t delay = retry_delay(h->cfg, d->attempts);
+	if (min_delay > delay)
+		delay = min_delay;
+	d->next_ms = util_wall_ms() + (int64_t)delay;
+	log_ctx(LOG_WARNING, &ctx, "hook %s failed on %s (attempt %u of %u): %s; retrying in %llu ms", h->name,
+		d->event_id, d->attempts, max, error, (unsigned long long)delay);
+	record(hs, d, "pending", error);
+	enqueue(hs, d);
+}
+
+void hooks_run_unlink(struct hooks *hs, struct run *r)
+{
+	for (struct run **pp = &hs->runs; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			return;
+		}
+	}
+}
+
+void hooks_run_free(struct run *r)
+{
+	if (r->is_webhook) {
+		http_req_free(r->req);
+		http_headers_unref(r->headers);
+	}
+	buf_free(&r->output);
+	free(r);
+}
+
+void hooks_reconfigure(struct ew *ew)
+{
+	struct hooks *hs = ew->hooks;
+	for (struct hook_rt *h = hs->list; h; h = h->next) {
+		h->cfg = NULL;
+		h->disabled = false;
+	}
+	for (size_t i = 0; i < ew->cfg.n_hooks; i++) {
+		struct hook_rt *h = hook_get(hs, ew->cfg.hooks[i].name);
+		h->cfg = &ew->cfg.hooks[i];
+		if (hooks_load_secrets(h, h->cfg) < 0)
+			h->disabled = true;
+	}
+	hooks_pump(hs);
+}
+
+int hooks_init(struct ew *ew)
+{
+	struct hooks *hs = xcalloc(1, sizeof(*hs));
+	int r;
+
+	hs->ew = ew;
+	ew->hooks = hs;
+	if ((r = uv_timer_init(ew->loop, &hs->delay_timer)) < 0 || (r = uv_timer_init(ew->loop, &hs->grace_timer)) < 0)
+		return r;
+	hs->open_timers = 2;
+	for (size_t i = 0; i < ew->cfg.n_hooks; i++) {
+		struct hook_rt *h = hook_get(hs, ew->cfg.hooks[i].name);
+		h->cfg = &ew->cfg.hooks[i];
+		if (hooks_load_secrets(h, h->cfg) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+struct redeliver_ctx {
+	char type[64];
+	char subject[300];
+	char batch[300];
+	bool have_batch;
+	char *payload;
+};
+
+static void redeliver_got(const char *t, const char *s, const char *b, const char *p, void *arg)
+{
+	struct redeliver_ctx *c = arg;
+	snprintf(c->type, sizeof(c->type), "%s", t ? t : "");
+	snprintf(c->subject, sizeof(c->subject), "%s", s ? s : "");
+	if (b) {
+		snprintf(c->batch, sizeof(c->batch), "%s", b);
+		c->have_batch = true;
+	}
+	c->payload = xstrdup(p ? p : "{}");
+}
+
+static bool in_memory(struct hooks *hs, const char *event_id, const char *hook)
+{
+	char key[37 + 1 + 256];
+	snprintf(key, sizeof(key), "%s %s", event_id, hook);
+	return strmap_get(&hs->index, key) != NULL;
+}
+
+int hooks_redeliver(struct ew *ew, const char *event_id, const char *hook, char *err, size_t errlen)
+{
+	struct hooks *hs = ew->hooks;
+	struct redeliver_ctx c = { .have_batch = false };
+	int r = store_get_event(ew->store, event_id, redeliver_got, &c);
+
+	if (r == -ENOENT) {
+		snprintf(err, errlen, "no event with id %.64s", event_id);
+		return r;
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "state database: %s", store_error(ew->store));
+		return r;
+	}
+	enum ew_event t = job_event_parse(c.type);
+	const struct ew_hook *take[64];
+	size_t n = 0;
+	for (size_t i = 0; i < ew->cfg.n_hooks && n < ARRAY_SIZE(take); i++) {
+		const struct ew_hook *h = &ew->cfg.hooks[i];
+		if (hook ? strcmp(hook, h->name) == 0 : hook_takes(h, t))
+			take[n++] = h;
+	}
+	if (!n) {
+		free(c.payload);
+		if (hook)
+			snprintf(err, errlen, "no hook named %.64s", hook);
+		else
+			snprintf(err, errlen, "no hook takes events of type %s", c.type);
+		return -ENOENT;
+	}
+	/* A delivery still queued or running is not queued twice. */
+	for (size_t i = 0; i < n; i++) {
+		if (in_memory(hs, event_id, take[i]->name)) {
+			free(c.payload);
+			snprintf(err, errlen, "already pending: %s for hook %s is queued or running", event_id,
+				 take[i]->name);
+			return -EBUSY;
+		}
+	}
+	struct payload *p = payload_new(c.payload);
+	free(c.payload);
+	for (size_t i = 0; i < n; i++) {
+		struct delivery *d = delivery_new(hs, hook_get(hs, take[i]->name), event_id, t, c.subject,
+						  c.have_batch ? c.batch : NULL, p);
+		d->next_ms = util_wall_ms();
+		record(hs, d, "pending", "redeliver requested");
+		enqueue(hs, d);
+	}
+	payload_unref(p);
+	hooks_pump(hs);
+	return (int)n;
+}
+
+static void on_grace(uv_timer_t *t)
+{
+	struct hooks *hs = container_of(t, struct hooks, grace_timer);
+	struct run *r = hs->runs;
+	while (r) {
+		struct run *next = r->next;
+		if (r->is_webhook) {
+			/* Webhooks in flight: cancelled; they stay pending. */
+			hooks_webhook_cancel(hs, r);
+		} else if (!r->exited) {
+			r->killed = true;
+			kill(-r->proc.pid, SIGKILL);
+		}
+		r = next;
+	}
+}
+
+void hooks_stop(struct ew *ew)
+{
+	struct hooks *hs = ew->hooks;
+	struct delivery *d;
+
+	hs->stopping = true;
+	uv_timer_stop(&hs->delay_timer);
+	/* Claimed but not started: they run after the restart. */
+	while ((d = queue_pop(&hs->claimed_head, &hs->claimed_tail)))
+		hooks_unclaim(hs, d, false);
+	if (hs->runs)
+		UV_CHECK(uv_timer_start(&hs->grace_timer, on_grace, ew->cfg.shutdown_grace_ms, 0));
+}
+
+bool hooks_idle(struct ew *ew)
+{
+	return ew->hooks->runs == NULL;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct hooks *hs = h->data;
+	if (--hs->open_timers == 0) {
+		strmap_free(&hs->index);
+		free(hs->delayed);
+		free(hs);
+	}
+}
+
+void hooks_close(struct ew *ew)
+{
+	struct hooks *hs = ew->hooks;
+	struct delivery *d;
+	if (!hs)
+		return;
+	while ((d = queue_pop(&hs->claimed_head, &hs->claimed_tail)))
+		delivery_free(hs, d);
+	for (struct hook_rt *h = hs->list; h;) {
+		struct hook_rt *next = h->next;
+		while ((d = queue_pop(&h->ready_head, &h->ready_tail)))
+			delivery_free(hs, d);
+		free(h->name);
+		free(h);
+		h = next;
+	}
+	hs->list = NULL;
+	while (hs->n_delayed)
+		delivery_free(hs, heap_pop(hs));
+	hs->delay_timer.data = hs->grace_timer.data = hs;
+	uv_close((uv_handle_t *)&hs->delay_timer, on_timer_closed);
+	uv_close((uv_handle_t *)&hs->grace_timer, on_timer_closed);
+	ew->hooks = NULL;
+}

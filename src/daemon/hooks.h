@@ -1,0 +1,50 @@
+/*
+ * Hooks: each committed new event becomes one delivery per hook that takes
+ * it. An attempt is claimed (its number written) in a commit before it
+ * starts, so a crash mid-attempt still counts it. Attempts are retried with
+ * backoff until they succeed or run out; every state change is recorded in
+ * the turn record. Exec hooks run without a shell in their own process
+ * group; webhooks are signed POSTs through the shared HTTP glue.
+ */
+#ifndef EW_HOOKS_H
+#define EW_HOOKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ew.h"
+
+struct store_delivery;
+
+/* Sets up hook state and loads webhook secrets. Returns 0, or negative (logged). */
+int hooks_init(struct ew *ew);
+/*
+ * The one place that decides which hooks take an event: fills ev->hooks with
+ * their names. Called by the outbox inside the commit that writes the event.
+ */
+void hooks_plan(struct hooks *hs, struct turn_row *ev);
+/*
+ * After a commit: starts the attempts claimed before it, then queues a
+ * delivery for each planned hook of each new event in rows (borrowed).
+ */
+void hooks_dispatch(struct ew *ew, const struct turn_row *rows);
+/* Loads the pending deliveries from the store (start-up). Returns 0 or negative with err. */
+int hooks_restore(struct ew *ew, char *err, size_t errlen);
+/*
+ * Queues an event again for hook (NULL: every hook that takes it). Returns the
+ * number queued, or negative with err (unknown event or hook, or "already
+ * pending" when that delivery is still queued or running).
+ */
+int hooks_redeliver(struct ew *ew, const char *event_id, const char *hook, char *err, size_t errlen);
+/* Loads every webhook secret of cfg without keeping them: a reload checks before it swaps. */
+int hooks_check_secrets(const struct ew_config *cfg, char *err, size_t errlen);
+/* The config was replaced: follow the hooks by name, reload secrets, re-enable 410'd webhooks. */
+void hooks_reconfigure(struct ew *ew);
+/* Stops starting attempts; running ones get shutdown_grace, then are killed. */
+void hooks_stop(struct ew *ew);
+/* True when no attempt runs. */
+bool hooks_idle(struct ew *ew);
+/* Frees every delivery in memory (they stay pending in the store) and closes the timers. */
+void hooks_close(struct ew *ew);
+
+#endif

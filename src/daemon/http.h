@@ -1,0 +1,77 @@
+/*
+ * The libuv <-> curl multi glue shared by polling and webhooks. It is the
+ * only file that sees curl: callers build a request (URL, headers, optional
+ * POST body), submit it, and get one callback with the result.
+ *
+ * One struct http per loop; one struct http_req per transfer slot, reusable:
+ * its easy handle keeps its settings and connections stay in the pool.
+ */
+#ifndef EW_HTTP_H
+#define EW_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct http;
+struct http_req;
+struct http_headers;
+
+/* Why a transfer got no usable answer. */
+enum http_error {
+	HTTP_OK = 0,            /* an HTTP answer arrived (any status) */
+	HTTP_ERR_TIMEOUT,
+	HTTP_ERR_CONNECT,       /* resolve, connect, connection reset */
+	HTTP_ERR_TLS,           /* certificate or handshake: a configuration problem */
+	HTTP_ERR_TOO_BIG,       /* the body passed max_body and was cut off */
+	HTTP_ERR_OTHER,
+};
+
+/* The outcome of one transfer; borrowed for the duration of the callback. */
+struct http_result {
+	long status;                /* HTTP status, 0 when there was no answer */
+	enum http_error error;
+	const char *error_text;     /* empty when error is HTTP_OK */
+	const char *body;           /* NUL-terminated, never NULL */
+	size_t body_len;
+	uint64_t total_us;          /* whole transfer */
+};
+
+typedef void (*http_done_fn)(struct http_req *req, const struct http_result *res, void *arg);
+
+/* Sets up the multi handle on loop. Returns 0 or a negative errno. */
+int http_new(uv_loop_t *loop, unsigned max_connections, struct http **ret);
+/* Removes every transfer (no callbacks), cleans up curl; freed once its timer has closed. */
+void http_close(struct http *h);
+
+/* A request slot. max_body caps the response; past it the transfer fails
+ * (HTTP_ERR_TOO_BIG), or with discard_excess the rest is dropped silently. */
+struct http_req *http_req_new(struct http *h, size_t max_body, bool discard_excess);
+/* Frees a request, cancelling it first when it runs. Accepts NULL. */
+void http_req_free(struct http_req *r);
+/*
+ * Sets what the next submit sends: GET url, or POST when body is not NULL
+ * (body is borrowed until done). headers are referenced while the transfer
+ * runs. ca_file (or NULL) adds a CA bundle for TLS verification.
+ */
+void http_req_set(struct http_req *r, const char *url, struct http_headers *headers, const char *body,
+		  size_t body_len, const char *ca_file);
+/* Starts the transfer; done runs once from the loop, whatever the outcome. Returns 0 or -EIO. */
+int http_submit(struct http_req *r, long timeout_ms, http_done_fn done, void *arg);
+/* Stops a running transfer without calling its done callback. */
+void http_cancel(struct http_req *r);
+/* A response header's value (the last of that name), or NULL; valid during done only. */
+const char *http_header(struct http_req *r, const char *name);
+/* Connections opened so far by this multi (for tests and metrics). */
+uint64_t http_connects(const struct http *h);
+
+/* A header list, reference-counted: a reload may replace it while transfers still use it. */
+struct http_headers *http_headers_new(void);
+/* Appends "Name: value". */
+void http_headers_add(struct http_headers *h, const char *line);
+struct http_headers *http_headers_ref(struct http_headers *h);
+/* Drops a reference; the last one wipes every line (they may hold a key) and frees. Accepts NULL. */
+void http_headers_unref(struct http_headers *h);
+
+#endif

@@ -1,0 +1,81 @@
+/* Prometheus text and the STATUS= line, from struct metrics and the job counts. */
+#include "metrics.h"
+
+#include <stdio.h>
+
+/* Names of enum api_class values, in order (job.h). */
+static const char *const answer_class[METRICS_ANSWER_CLASSES] = {
+	"ok", "rejected", "auth", "not_found", "throttled", "transient", "bad_base",
+};
+
+const char *metrics_pause_name(enum pause_reason p)
+{
+	static const char *const names[PAUSE__MAX] = { "none", "rate-limited", "auth", "bad-base-url" };
+	return p < PAUSE__MAX ? names[p] : "unknown";
+}
+
+static void family(struct buf *b, const char *name, const char *type, const char *help)
+{
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void counter(struct buf *b, const char *name, const char *help, uint64_t v)
+{
+	family(b, name, "counter", help);
+	buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void gauge(struct buf *b, const char *name, const char *help, double v)
+{
+	family(b, name, "gauge", help);
+	buf_printf(b, "%s %.17g\n", name, v);
+}
+
+void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], struct buf *b)
+{
+	family(b, "embedwatch_jobs", "gauge", "Watched jobs by status.");
+	for (int i = 0; i < JOB__MAX; i++)
+		buf_printf(b, "embedwatch_jobs{status=\"%s\"} %zu\n", job_status_name((enum job_status)i), job_counts[i]);
+	counter(b, "embedwatch_polls_total", "Poll requests sent.", m->polls);
+	family(b, "embedwatch_poll_answers_total", "counter", "Poll answers by class.");
+	for (int i = 0; i < METRICS_ANSWER_CLASSES; i++)
+		buf_printf(b, "embedwatch_poll_answers_total{class=\"%s\"} %llu\n", answer_class[i],
+			   (unsigned long long)m->poll_answers[i]);
+	counter(b, "embedwatch_poll_errors_total", "Polls without an HTTP answer.", m->poll_errors);
+	counter(b, "embedwatch_transitions_total", "Job status changes observed.", m->transitions);
+	counter(b, "embedwatch_events_total", "Events recorded.", m->events);
+	family(b, "embedwatch_deliveries_total", "counter", "Finished delivery attempts by result.");
+	buf_printf(b, "embedwatch_deliveries_total{result=\"ok\"} %llu\nembedwatch_deliveries_total{result=\"failed\"} %llu\n"
+		   "embedwatch_deliveries_total{result=\"dead\"} %llu\n", (unsigned long long)m->deliveries_ok,
+		   (unsigned long long)m->deliveries_failed, (unsigned long long)m->deliveries_dead);
+	gauge(b, "embedwatch_deliveries_pending", "Deliveries queued, waiting to retry or running.", m->deliveries_pending);
+	gauge(b, "embedwatch_hooks_running", "Hook attempts running now.", m->hooks_running);
+	counter(b, "embedwatch_commits_total", "State database commits.", m->commits);
+	counter(b, "embedwatch_commit_failures_total", "State database commits that failed.", m->commit_failures);
+	counter(b, "embedwatch_throttled_total", "429 and 503 answers from the API.", m->throttles);
+	gauge(b, "embedwatch_request_rate", "Effective request budget, requests per second.", m->request_rate);
+	gauge(b, "embedwatch_paused", "1 while all polling is paused.", m->paused != PAUSE_NONE);
+	gauge(b, "embedwatch_polls_in_flight", "Poll requests in flight.", m->polls_in_flight);
+	gauge(b, "embedwatch_state_db_failing", "1 while the state database cannot be written.", m->store_failing);
+}
+
+void metrics_status_line(const struct metrics *m, const size_t c[JOB__MAX], char *buf, size_t len)
+{
+	size_t live = 0, ended = 0;
+	for (int i = 0; i < JOB__MAX; i++) {
+		if (job_status_ended((enum job_status)i))
+			ended += c[i];
+		else
+			live += c[i];
+	}
+	int n = snprintf(buf, len, "watching %zu jobs (%zu processing, %zu cancelling, %zu new), %zu ended "
+			 "(%zu complete, %zu failed, %zu cancelled); %u deliveries pending",
+			 live, c[JOB_PROCESSING], c[JOB_CANCELLING], c[JOB_NONE], ended, c[JOB_COMPLETE], c[JOB_FAILED],
+			 c[JOB_CANCELLED], m->deliveries_pending);
+	if (n < 0 || (size_t)n >= len)
+		return;
+	static const char *const why[PAUSE__MAX] = { "", "; PAUSED: rate-limited by the API", "; PAUSED: API key refused",
+						     "; PAUSED: API base URL refused (501)" };
+	snprintf(buf + n, len - (size_t)n, "%s%s", m->paused < PAUSE__MAX ? why[m->paused] : "",
+		 m->store_failing ? "; STATE DATABASE NOT WRITABLE" : "");
+}

@@ -1,0 +1,52 @@
+/*
+ * Counters and gauges of the daemon, and the two ways they are shown: the
+ * Prometheus text (`embedwatchctl metrics`, metrics_file) and the one-line
+ * summary (systemd's STATUS=, `embedwatchctl status`). Each module updates
+ * the fields it owns; nothing here reaches into another module.
+ */
+#ifndef EW_METRICS_H
+#define EW_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "job.h"
+#include "util.h"
+
+/* Why polling is paused (the poller sets it). */
+enum pause_reason { PAUSE_NONE = 0, PAUSE_THROTTLED, PAUSE_AUTH, PAUSE_BAD_BASE, PAUSE__MAX };
+
+#define METRICS_ANSWER_CLASSES 7    /* enum api_class */
+
+struct metrics {
+	/* counters */
+	uint64_t polls;
+	uint64_t poll_answers[METRICS_ANSWER_CLASSES];
+	uint64_t poll_errors;            /* no HTTP answer at all */
+	uint64_t transitions;
+	uint64_t events;
+	uint64_t deliveries_ok;
+	uint64_t deliveries_failed;
+	uint64_t deliveries_dead;
+	uint64_t commits;
+	uint64_t commit_failures;
+	uint64_t throttles;
+	/* gauges, kept current by their owners */
+	unsigned polls_in_flight;        /* poller */
+	enum pause_reason paused;        /* poller */
+	double request_rate;             /* poller: effective requests/s */
+	unsigned deliveries_pending;     /* hooks: queued, delayed or running */
+	unsigned hooks_running;          /* hooks */
+	bool store_failing;              /* outbox: the last commit failed */
+	int64_t start_ms;                /* wall clock at start */
+};
+
+/* The Prometheus text of m and the job counts by status, appended to out. */
+void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], struct buf *out);
+/* The one-line summary into buf (always NUL-terminated). */
+void metrics_status_line(const struct metrics *m, const size_t job_counts[JOB__MAX], char *buf, size_t len);
+/* A short name of a pause reason ("none", "rate-limited", "auth", "bad-base-url"). */
+const char *metrics_pause_name(enum pause_reason p);
+
+#endif

@@ -1,0 +1,217 @@
+/*
+ * The outbox: one commit per loop turn, then dispatch. The order is the
+ * contract: hooks, then waiting clients, then the poller.
+ */
+#include "outbox.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control.h"
+#include "hooks.h"
+#include "log.h"
+#include "poller.h"
+#include "sched.h"
+#include "store.h"
+#include "util.h"
+
+struct outbox {
+	struct ew *ew;
+	uv_prepare_t prepare;
+	uv_check_t check;
+	uv_timer_t retry;
+	unsigned fail_run;
+	uint64_t retry_at;
+	char why[320];              /* the last failure, for held answers */
+	int open_handles;
+};
+
+/* Writes the turn record into one transaction. Returns 0 or a negative errno. */
+static int write_turn(struct ew *ew)
+{
+	struct turn *t = &ew->turn;
+	struct turn_row *p;
+	int r;
+
+	if ((r = store_begin(ew->store)) < 0)
+		return r;
+	/* Deletes first: a job unwatched and watched again in one turn keeps its new row. */
+	for (p = t->head; p; p = p->next)
+		if (p->kind == TR_DELETE && (r = store_delete_job(ew->store, p->subject)) < 0)
+			return r;
+	for (size_t i = 0; i < t->n_dirty; i++) {
+		struct job *j = t->dirty[i];
+		if (j->flags & JF_REMOVED)
+			continue;
+		struct store_job sj = {
+			.id = j->id, .batch = j->batch ? j->batch->name : NULL, .status = j->status,
+			.added_ms = j->added_ms, .updated_ms = j->updated_ms,
+			.err_kind = j->err.kind, .err_count = j->err.count,
+		};
+		if ((r = store_put_job(ew->store, &sj)) < 0)
+			return r;
+	}
+	for (p = t->head; p; p = p->next) {
+		switch (p->kind) {
+		case TR_DELETE:
+			r = 0;
+			break;
+		case TR_SNAPSHOT:
+			r = store_put_snapshot(ew->store, p->subject, p->text);
+			break;
+		case TR_PRUNE:
+			r = store_prune(ew->store, p->ts_ms);
+			break;
+		case TR_BATCH:
+			r = store_put_batch(ew->store, p->subject, p->ts_ms, p->event_id[0] ? p->event_id : NULL);
+			break;
+		case TR_EVENT:
+			r = store_put_event(ew->store, p->event_id, job_event_name(p->type), p->subject, p->batch,
+					    p->ts_ms, p->text, &p->is_new);
+			if (r < 0 || !p->is_new)
+				break;
+			/* The event and its delivery rows are durable together, before any attempt. */
+			hooks_plan(ew->hooks, p);
+			for (size_t h = 0; r == 0 && h < p->n_hooks; h++)
+				r = store_put_delivery(ew->store, p->event_id, p->hooks[h], "pending", 0, p->ts_ms, NULL,
+						       p->ts_ms);
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < t->n_upd; i++) {
+		struct turn_delivery *u = &t->upd[i];
+		if ((r = store_put_delivery(ew->store, u->event_id, u->hook, u->state, u->attempts, u->next_ms,
+					    u->last_error, u->updated_ms)) < 0)
+			return r;
+	}
+	return store_commit(ew->store);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+	outbox_run(((struct outbox *)t->data)->ew);
+}
+
+static int failed(struct ew *ew, int r)
+{
+	struct outbox *o = ew->outbox;
+
+	store_rollback(ew->store);
+	turn_unplan(&ew->turn);
+	ew->m.commit_failures++;
+	o->fail_run++;
+	uint64_t delay = sched_error_backoff(o->fail_run, 1000, 30000);
+	snprintf(o->why, sizeof(o->why), "state database not writable (%s: %s)", strerror(-r), store_error(ew->store));
+	if (!ew->m.store_failing || o->fail_run % 10 == 0)
+		log_msg(LOG_ERR, "%s; keeping %zu job writes and the pending events in memory, retrying in %llu ms",
+			o->why, ew->turn.n_dirty, (unsigned long long)delay);
+	ew->m.store_failing = true;
+	o->retry_at = ew_now(ew) + delay;
+	UV_CHECK(uv_timer_start(&o->retry, on_retry, delay, 0));
+	return r;
+}
+
+bool outbox_has_writes(struct ew *ew)
+{
+	return turn_has_writes(&ew->turn);
+}
+
+int outbox_run(struct ew *ew)
+{
+	struct outbox *o = ew->outbox;
+	struct turn *t = &ew->turn;
+	int r;
+
+	if (!turn_pending(t))
+		return 0;
+	if (turn_has_writes(t)) {
+		if (ew->m.store_failing && ew_now(ew) < o->retry_at) {
+			/* Answers cannot wait for the retry: they say what is wrong. */
+			if (t->answers) {
+				t->answers = 0;
+				control_commit_failed(ew, o->why);
+			}
+			return -EAGAIN;
+		}
+		if ((r = write_turn(ew)) < 0) {
+			failed(ew, r);
+			t->answers = 0;
+			control_commit_failed(ew, o->why);
+			return r;
+		}
+		ew->m.commits++;
+		if (ew->m.store_failing) {
+			log_msg(LOG_NOTICE, "state database writable again after %u failed commits; nothing was lost",
+				o->fail_run);
+			ew->m.store_failing = false;
+			o->fail_run = 0;
+			uv_timer_stop(&o->retry);
+		}
+	}
+	/* Committed: now, and only now, the effects leave, in this order. */
+	struct turn_row *rows = turn_committed(t);
+	bool ended = t->ended, kick = t->kick;
+	t->ended = t->kick = false;
+	t->answers = 0;
+	hooks_dispatch(ew, rows);
+	control_dispatch(ew, ended);
+	if (kick)
+		poller_kick(ew->poller);
+	turn_rows_free(rows);
+	return 0;
+}
+
+/* Timers' writes are committed before the loop blocks for I/O, I/O callbacks' writes after it. */
+static void on_prepare(uv_prepare_t *h)
+{
+	outbox_run(((struct outbox *)h->data)->ew);
+}
+
+static void on_check(uv_check_t *h)
+{
+	outbox_run(((struct outbox *)h->data)->ew);
+}
+
+int outbox_init(struct ew *ew)
+{
+	struct outbox *o = xcalloc(1, sizeof(*o));
+	int r;
+
+	o->ew = ew;
+	ew->outbox = o;
+	o->prepare.data = o->check.data = o->retry.data = o;
+	if ((r = uv_prepare_init(ew->loop, &o->prepare)) < 0 || (r = uv_check_init(ew->loop, &o->check)) < 0 ||
+	    (r = uv_timer_init(ew->loop, &o->retry)) < 0)
+		return r;
+	if ((r = uv_prepare_start(&o->prepare, on_prepare)) < 0 || (r = uv_check_start(&o->check, on_check)) < 0)
+		return r;
+	/* These run every turn but must not keep the loop alive on their own. */
+	uv_unref((uv_handle_t *)&o->prepare);
+	uv_unref((uv_handle_t *)&o->check);
+	uv_unref((uv_handle_t *)&o->retry);
+	return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct outbox *o = h->data;
+	/* Close callbacks run in no promised order: the last one frees. */
+	if (--o->open_handles == 0)
+		free(o);
+}
+
+void outbox_close(struct ew *ew)
+{
+	struct outbox *o = ew->outbox;
+	if (!o)
+		return;
+	o->open_handles = 3;
+	uv_close((uv_handle_t *)&o->prepare, on_closed);
+	uv_close((uv_handle_t *)&o->check, on_closed);
+	uv_close((uv_handle_t *)&o->retry, on_closed);
+	ew->outbox = NULL;
+}

@@ -1,0 +1,80 @@
+/*
+ * The turn record: what this loop turn changed and the next commit must
+ * write (job rows, snapshots, events, batches, deletes, delivery states), and
+ * what must be told once it is written (jobs ended, the poller, control
+ * answers). Observation code records here and never dispatches; the outbox
+ * commits the record, then dispatches.
+ */
+#ifndef EW_TURN_H
+#define EW_TURN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jobtable.h"
+
+enum turn_row_kind { TR_DELETE, TR_SNAPSHOT, TR_EVENT, TR_BATCH, TR_PRUNE };
+
+/* One write besides the job rows, in the order recorded. */
+struct turn_row {
+	struct turn_row *next;
+	enum turn_row_kind kind;
+	enum ew_event type;         /* TR_EVENT */
+	bool is_new;                /* TR_EVENT: set by the commit (not in the database before) */
+	char event_id[37];          /* TR_EVENT; TR_BATCH: its batch.done event, or "" */
+	int64_t ts_ms;              /* TR_EVENT, TR_BATCH (created), TR_PRUNE (before) */
+	char *subject;              /* job id or batch name */
+	char *batch;                /* TR_EVENT: the job's batch, or NULL */
+	char *job_name;             /* TR_EVENT: the job's name from the API, or NULL */
+	char *text;                 /* TR_EVENT payload, TR_SNAPSHOT document */
+	char **hooks;               /* TR_EVENT: the hooks that take it, planned in the commit */
+	size_t n_hooks;
+};
+
+/* A delivery's new state, written with the next commit. */
+struct turn_delivery {
+	char event_id[37];
+	char *hook;
+	const char *state;          /* "pending", "running", "done", "dead" */
+	unsigned attempts;
+	int64_t next_ms;
+	char *last_error;
+	int64_t updated_ms;
+};
+
+struct turn {
+	struct job **dirty;
+	size_t n_dirty, cap_dirty;
+	struct turn_row *head, *tail;
+	struct turn_delivery *upd;
+	size_t n_upd, cap_upd;
+	bool ended;                 /* a job ended or left: waits may be satisfied */
+	bool kick;                  /* the poller has new due jobs */
+	unsigned answers;           /* control answers held for this commit */
+};
+
+/* Marks j's row to be written (once per turn). */
+void turn_touch(struct turn *t, struct job *j);
+/* Appends a zeroed row of kind k; the caller fills it (strings it sets are owned by the row). */
+struct turn_row *turn_row(struct turn *t, enum turn_row_kind k);
+/* Records a delivery state; strings are copied. */
+void turn_delivery(struct turn *t, const char *event_id, const char *hook, const char *state, unsigned attempts,
+		   int64_t next_ms, const char *last_error);
+/* True when anything waits to be written. */
+bool turn_has_writes(const struct turn *t);
+/* True when anything waits to be written or told. */
+bool turn_pending(const struct turn *t);
+/* Drops the planned hooks of every event (before the commit plans again after a failure). */
+void turn_unplan(struct turn *t);
+/*
+ * After a successful commit: clears the job marks (freeing removed jobs no one
+ * holds) and the delivery states, and hands the rows to the caller, who frees
+ * them with turn_rows_free() after dispatching.
+ */
+struct turn_row *turn_committed(struct turn *t);
+void turn_rows_free(struct turn_row *r);
+/* Frees everything, written or not (at exit). */
+void turn_free(struct turn *t);
+
+#endif

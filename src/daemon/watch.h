@@ -1,0 +1,41 @@
+/*
+ * Observation -> transition -> event. An observation (a poll's answer, a
+ * control request, the daemon's own decision to end a job) changes the job
+ * table and records the writes and marks in the turn record. Nothing here
+ * dispatches: hooks, waiting clients and the poller hear of it from the
+ * outbox after the commit.
+ */
+#ifndef EW_WATCH_H
+#define EW_WATCH_H
+
+#include <stddef.h>
+
+#include "api.h"
+#include "ew.h"
+
+/* Starts the retention timer. Returns 0 or a negative libuv error. */
+int watch_init(struct ew *ew);
+/* Restores jobs and batches from the store and schedules the live ones (start-up only). */
+int watch_restore(struct ew *ew, char *err, size_t errlen);
+/* Watches id (valid), optionally in batch. Returns 1 new, 0 already watched. */
+int watch_add(struct ew *ew, const char *id, const char *batch);
+/* Stops watching id. Returns 0 or -ENOENT. The job may be freed: drop pointers to it. */
+int watch_remove(struct ew *ew, const char *id);
+/* A valid EmbedJob for j (body: the raw document): transition, event, next poll time. */
+void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len);
+/* Ends j with an event the daemon decides (expired, not_found, error); reason is said in the event. */
+void watch_end(struct ew *ew, struct job *j, enum ew_event ev, const char *reason);
+/* Forgets ended jobs older than retention, with their events and finished deliveries. */
+void watch_prune(struct ew *ew);
+/* The config changed: the retention timer follows. */
+void watch_reconfigure(struct ew *ew);
+/* Closes the retention timer. */
+void watch_close(struct ew *ew);
+
+/* True when j's status is final. */
+static inline bool watch_job_ended(const struct job *j)
+{
+	return job_status_ended((enum job_status)j->status);
+}
+
+#endif
