@@ -1,0 +1,215 @@
+/*
+ * The outbox's contract, without a network or a database: the real outbox and
+ * turn record, with the store, hooks, control and poller replaced by stubs
+ * that log each call. A failed commit dispatches nothing and keeps
+ * everything for the retry; a successful one dispatches hooks, then waiting
+ * clients, then the poller.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "control.h"
+#include "hooks.h"
+#include "outbox.h"
+#include "poller.h"
+#include "store.h"
+#include "util.h"
+
+/* ---- the call log ---- */
+static char calls[4096];
+static int fail_commit;         /* store_commit fails while set */
+static bool last_ended;
+
+static void note(const char *what)
+{
+	size_t n = strlen(calls);
+	snprintf(calls + n, sizeof(calls) - n, "%s%s", n ? " " : "", what);
+}
+
+/* ---- stubs of the modules the outbox talks to ---- */
+int store_begin(struct store *s) { note("begin"); return 0; }
+int store_commit(struct store *s) { note("commit"); return fail_commit ? -ENOSPC : 0; }
+void store_rollback(struct store *s) { note("rollback"); }
+const char *store_error(struct store *s) { return "database or disk is full"; }
+int store_put_job(struct store *s, const struct store_job *j) { note("job"); return 0; }
+int store_put_snapshot(struct store *s, const char *id, const char *json) { note("snapshot"); return 0; }
+int store_delete_job(struct store *s, const char *id) { note("delete"); return 0; }
+int store_put_event(struct store *s, const char *id, const char *type, const char *subject, const char *batch,
+		    int64_t ts_ms, const char *payload, bool *ret_new)
+{
+	note("event");
+	*ret_new = true;
+	return 0;
+}
+int store_put_delivery(struct store *s, const char *event_id, const char *hook, const char *state, unsigned attempts,
+		       int64_t next_ms, const char *last_error, int64_t updated_ms)
+{
+	note("delivery");
+	return 0;
+}
+int store_put_batch(struct store *s, const char *name, int64_t created_ms, const char *done_event) { note("batch"); return 0; }
+int store_prune(struct store *s, int64_t before_ms) { note("prune"); return 0; }
+
+void hooks_plan(struct hooks *hs, struct turn_row *ev)
+{
+	note("plan");
+	ev->hooks = xcalloc(1, sizeof(*ev->hooks));
+	ev->hooks[0] = xstrdup("h1");
+	ev->n_hooks = 1;
+}
+void hooks_dispatch(struct ew *ew, const struct turn_row *rows)
+{
+	int planned = 0;
+	for (const struct turn_row *r = rows; r; r = r->next)
+		planned += r->kind == TR_EVENT && r->is_new ? (int)r->n_hooks : 0;
+	note(planned ? "hooks(1)" : "hooks(0)");
+}
+void control_dispatch(struct ew *ew, bool ended) { note("waiters"); last_ended = ended; }
+void control_commit_failed(struct ew *ew, const char *why) { note("answers-failed"); }
+void poller_kick(struct poller *p) { note("kick"); }
+
+/* ---- fixtures ---- */
+struct fixture {
+	uv_loop_t loop;
+	struct ew ew;
+	struct job *job;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	assert_int_equal(uv_loop_init(&f->loop), 0);
+	f->ew.loop = &f->loop;
+	assert_int_equal(outbox_init(&f->ew), 0);
+	f->job = jobtable_new_job("job-1");
+	jobtable_add(&f->ew.jobs, f->job);
+	calls[0] = '\0';
+	fail_commit = 0;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	outbox_close(&f->ew);
+	turn_free(&f->ew.turn);
+	jobtable_free(&f->ew.jobs);
+	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+	/* The loop ends closed: every handle the outbox opened was closed and freed. */
+	assert_int_equal(uv_loop_close(&f->loop), 0);
+	free(f);
+	return 0;
+}
+
+/* A turn as an observation leaves it: a job row, an event, a new due job, a job that ended, a held answer. */
+static void record_turn(struct fixture *f)
+{
+	struct turn *t = &f->ew.turn;
+	turn_touch(t, f->job);
+	struct turn_row *ev = turn_row(t, TR_EVENT);
+	ev->type = EV_COMPLETE;
+	snprintf(ev->event_id, sizeof(ev->event_id), "evt_test");
+	ev->subject = xstrdup("job-1");
+	ev->text = xstrdup("{}");
+	t->kick = true;
+	t->ended = true;
+	t->answers = 1;
+}
+
+static void test_success_dispatches_in_order(void **state)
+{
+	struct fixture *f = *state;
+	record_turn(f);
+	assert_int_equal(outbox_run(&f->ew), 0);
+	assert_string_equal(calls, "begin job event plan delivery commit hooks(1) waiters kick");
+	assert_true(last_ended);
+	/* Everything written and told: the next turn has nothing to do. */
+	assert_false(turn_pending(&f->ew.turn));
+	assert_false(f->job->flags & JF_DIRTY);
+	calls[0] = '\0';
+	assert_int_equal(outbox_run(&f->ew), 0);
+	assert_string_equal(calls, "");
+}
+
+static void test_failure_dispatches_nothing_then_retries(void **state)
+{
+	struct fixture *f = *state;
+	record_turn(f);
+	fail_commit = 1;
+	assert_int_equal(outbox_run(&f->ew), -ENOSPC);
+	/* No hook, no waiter, no poll: only the held answer hears why. */
+	assert_string_equal(calls, "begin job event plan delivery commit rollback answers-failed");
+	assert_true(f->ew.m.store_failing);
+	assert_true(outbox_has_writes(&f->ew));
+	assert_true(f->job->flags & JF_DIRTY);
+
+	/* Before the retry time nothing is tried again. */
+	calls[0] = '\0';
+	assert_int_equal(outbox_run(&f->ew), -EAGAIN);
+	assert_string_equal(calls, "");
+
+	/* After the backoff (1 s for the first failure) the same record is written, and dispatched once. */
+	fail_commit = 0;
+	usleep(1100 * 1000);
+	uv_update_time(&f->loop);
+	assert_int_equal(outbox_run(&f->ew), 0);
+	assert_string_equal(calls, "begin job event plan delivery commit hooks(1) waiters kick");
+	assert_false(f->ew.m.store_failing);
+	assert_int_equal(f->ew.m.commit_failures, 1);
+	assert_int_equal(f->ew.m.commits, 1);
+}
+
+static void test_deletes_written_before_job_rows(void **state)
+{
+	struct fixture *f = *state;
+	struct turn *t = &f->ew.turn;
+	/* Unwatched and watched again in one turn: the delete must not undo the new row. */
+	turn_row(t, TR_DELETE)->subject = xstrdup("job-1");
+	turn_touch(t, f->job);
+	assert_int_equal(outbox_run(&f->ew), 0);
+	assert_string_equal(calls, "begin delete job commit hooks(0) waiters");
+}
+
+static void test_nothing_to_write_still_dispatches(void **state)
+{
+	struct fixture *f = *state;
+	/* A watch of ids already watched writes nothing but must still be answered. */
+	f->ew.turn.answers = 1;
+	assert_int_equal(outbox_run(&f->ew), 0);
+	assert_string_equal(calls, "hooks(0) waiters");
+	assert_false(last_ended);
+}
+
+static void test_removed_job_freed_after_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct job *j = jobtable_new_job("job-2");
+	jobtable_add(&f->ew.jobs, j);
+	turn_touch(&f->ew.turn, j);
+	/* Removed while its row waits: kept until the commit, skipped by it, then freed (ASan checks). */
+	jobtable_remove(&f->ew.jobs, j);
+	assert_null(jobtable_get(&f->ew.jobs, "job-2"));
+	assert_int_equal(outbox_run(&f->ew), 0);
+	assert_string_equal(calls, "begin commit hooks(0) waiters");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_success_dispatches_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_dispatches_nothing_then_retries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deletes_written_before_job_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nothing_to_write_still_dispatches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_removed_job_freed_after_commit, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
