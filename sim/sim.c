@@ -58,13 +58,23 @@ void sim_job_free(struct sim_job *j)
 	free(j->truncate_json);
 	free(j->warnings_json);
 	free(j->api_warning);
+	free(j->answer_as);
 	free(j);
 }
 
-/* Auto mode: the timeline is a function of the id alone (FNV-1a hash). */
+/* FNV-1a: stable across runs, unlike the keyed hash of the maps. */
+static uint32_t stable_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* Auto mode: the timeline is a function of the id alone (its stable hash). */
 static struct sim_job *auto_job(const char *id, int64_t now)
 {
-	uint32_t h = strmap_hash(id);
+	uint32_t h = stable_hash(id);
 	uint64_t span = S.auto_max_ms > S.auto_min_ms ? S.auto_max_ms - S.auto_min_ms : 0;
 	uint64_t d = S.auto_min_ms + (span ? (h % (span + 1)) : 0);
 	unsigned pick = (h >> 16) % 100;
@@ -115,13 +125,23 @@ void render_job(struct buf *b, const struct sim_job *j, int64_t now)
 
 	util_rfc3339(j->created_ms, created, sizeof(created));
 	buf_printf(b, "{\"job_id\":\"%s\",\"name\":%s,\"status\":\"%s\",\"created_at\":\"%s\","
-		   "\"input_dataset_id\":%s,", j->id, j->name_json, job_status_name(st), created, j->input_json);
+		   "\"input_dataset_id\":%s,", j->answer_as ? j->answer_as : j->id, j->name_json, job_status_name(st),
+		   created, j->input_json);
 	if (st == JOB_COMPLETE)
 		buf_printf(b, "\"output_dataset_id\":\"ds-out-%s\",", j->id);
+	uint32_t units = stable_hash(j->id);
 	buf_printf(b, "\"model\":%s,\"truncate\":%s,\"meta\":{\"api_version\":{\"version\":\"1\"},"
-		   "\"billed_units\":{\"input_tokens\":%u}%s%s}}", j->model_json, j->truncate_json,
-		   (unsigned)(strmap_hash(j->id) % 100000), j->warnings_json ? ",\"warnings\":" : "",
+		   "\"billed_units\":{\"input_tokens\":%u}%s%s", j->model_json, j->truncate_json,
+		   (unsigned)(units % 100000), j->warnings_json ? ",\"warnings\":" : "",
 		   j->warnings_json ? j->warnings_json : "");
+	if (j->warning_flood && !j->warnings_json) {
+		/* A warning never seen before, with a line break in it: the daemon must bound and escape it. */
+		buf_printf(b, ",\"warnings\":[\"flood %llu\\nforged line ", (unsigned long long)j->requests);
+		for (uint32_t i = 0; i < j->warning_flood; i++)
+			buf_append(b, "w", 1);
+		buf_append(b, "\"]", 2);
+	}
+	buf_append(b, "}}", 2);
 }
 
 

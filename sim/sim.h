@@ -34,6 +34,8 @@ struct sim_job {
 	bool automatic;
 	char *warnings_json;    /* meta.warnings array, or NULL */
 	char *api_warning;      /* X-API-Warning header, or NULL */
+	char *answer_as;        /* answers name this job_id instead of its own, or NULL */
+	uint32_t warning_flood; /* > 0: every answer carries a new meta.warnings entry this long */
 	uint64_t requests;
 	int64_t first_ms, last_ms;
 };

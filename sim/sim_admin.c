@@ -43,6 +43,12 @@ static const char *add_job(json_object *spec, int64_t now)
 		j->warnings_json = xstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
 	if (json_object_object_get_ex(spec, "api_warning", &v) && json_object_is_type(v, json_type_string))
 		j->api_warning = xstrdup(json_object_get_string(v));
+	if (json_object_object_get_ex(spec, "answer_as", &v) && json_object_is_type(v, json_type_string) &&
+	    api_id_valid(json_object_get_string(v)))
+		j->answer_as = xstrdup(json_object_get_string(v));
+	if (json_object_object_get_ex(spec, "warning_flood", &v) && json_object_is_type(v, json_type_int) &&
+	    json_object_get_int64(v) > 0 && json_object_get_int64(v) <= 900000)
+		j->warning_flood = (uint32_t)json_object_get_int64(v);
 	j->steps[0] = (struct sim_step){ JOB_PROCESSING, 0 };
 	j->n_steps = 1;
 	if (json_object_object_get_ex(spec, "timeline", &v)) {

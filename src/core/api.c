@@ -1,6 +1,8 @@
 #include "api.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -27,19 +29,30 @@ bool api_id_valid(const char *id)
 	return n > 0;
 }
 
+/*
+ * Loopback is decided by address, never by the look of the string: an IPv4
+ * literal in 127.0.0.0/8 or the IPv6 literal ::1 (inet_pton: exactly four
+ * decimal parts, so "127.1.1.1.1" or "127.1" are not addresses), or
+ * "localhost", which libcurl always resolves to loopback itself.
+ */
 static bool host_is_loopback(const char *h, size_t n)
 {
+	char lit[INET6_ADDRSTRLEN + 2];
+	struct in_addr a4;
+	struct in6_addr a6;
+
 	if (n == 9 && strncasecmp(h, "localhost", 9) == 0)
 		return true;
-	if (n == 5 && strncmp(h, "[::1]", 5) == 0)
-		return true;
-	if (n >= 4 && strncmp(h, "127.", 4) == 0) {
-		for (size_t i = 4; i < n; i++)
-			if (!isdigit((unsigned char)h[i]) && h[i] != '.')
-				return false;
-		return true;
+	if (n >= sizeof(lit))
+		return false;
+	if (n > 2 && h[0] == '[' && h[n - 1] == ']') {
+		memcpy(lit, h + 1, n - 2);
+		lit[n - 2] = '\0';
+		return inet_pton(AF_INET6, lit, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 	}
-	return false;
+	memcpy(lit, h, n);
+	lit[n] = '\0';
+	return inet_pton(AF_INET, lit, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
 }
 
 int api_base_check(const char *base, char *err, size_t errlen)

@@ -33,7 +33,9 @@ void config_defaults(struct ew_config *c)
 	c->state_dir = xstrdup("/var/lib/embedwatch");
 	c->control_socket = xstrdup("/run/embedwatch/control.sock");
 	c->metrics_file = xstrdup("");
+	c->control_group = xstrdup("");
 	c->control_mode = 0660;
+	c->control_idle_timeout_ms = 60000;
 	c->log_level = LOG_INFO;
 	c->max_age_ms = 7ULL * 24 * 3600 * 1000;
 	c->retention_ms = 7ULL * 24 * 3600 * 1000;
@@ -71,6 +73,7 @@ void config_clear(struct ew_config *c)
 	free(c->state_dir);
 	free(c->control_socket);
 	free(c->metrics_file);
+	free(c->control_group);
 	for (size_t i = 0; i < c->n_hooks; i++)
 		hook_free(&c->hooks[i]);
 	free(c->hooks);
@@ -313,6 +316,14 @@ static int main_key(struct parse_ctx *x, const char *k, const char *v)
 		c->control_mode = (unsigned)m;
 		return 1;
 	}
+	if (strcmp(k, "control_group") == 0) {
+		for (const char *p = v; *p; p++)
+			if (!isalnum((unsigned char)*p) && !strchr("_-.", *p))
+				return fail(x, "control_group: expected a group name, got \"%s\"", v);
+		return set_string(&c->control_group, v);
+	}
+	if (strcmp(k, "control_idle_timeout") == 0)
+		return set_duration(x, k, v, &c->control_idle_timeout_ms, 100);
 	if (strcmp(k, "log_level") == 0)
 		return set_log_level(x, v);
 	if (strcmp(k, "max_age") == 0)

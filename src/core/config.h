@@ -36,6 +36,8 @@ struct ew_config {
 	char *state_dir;
 	char *control_socket;
 	unsigned control_mode;
+	char *control_group;        /* group owning the socket, empty: the daemon's */
+	uint64_t control_idle_timeout_ms;   /* a client that sends nothing this long is dropped */
 	int log_level;              /* syslog priority: 3 err .. 7 debug */
 	uint64_t max_age_ms;        /* 0: never expire */
 	uint64_t retention_ms;      /* ended jobs, old events and deliveries are forgotten after; 0: never */

@@ -1,6 +1,7 @@
 #include "ctlproto.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +22,30 @@ const char *ctlproto_str(json_object *req, const char *key)
 	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_string))
 		return NULL;
 	return json_object_get_string(v);
+}
+
+/* True when some string value in o holds an escaped NUL ("\u0000"): C would cut it short. */
+static bool has_nul(json_object *o)
+{
+	switch (json_object_get_type(o)) {
+	case json_type_string:
+		return strlen(json_object_get_string(o)) != (size_t)json_object_get_string_len(o);
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			if (has_nul(json_object_array_get_idx(o, i)))
+				return true;
+		return false;
+	case json_type_object: {
+		json_object_object_foreach(o, k, v) {
+			(void)k;
+			if (has_nul(v))
+				return true;
+		}
+		return false;
+	}
+	default:
+		return false;
+	}
 }
 
 int ctlproto_parse(const char *line, size_t len, enum ctl_cmd *ret_cmd, json_object **ret_req,
@@ -59,6 +84,11 @@ int ctlproto_parse(const char *line, size_t len, enum ctl_cmd *ret_cmd, json_obj
 	}
 	if (!json_object_is_type(req, json_type_object)) {
 		snprintf(err, errlen, "request must be a JSON object with \"cmd\"");
+		json_object_put(req);
+		return -EINVAL;
+	}
+	if (has_nul(req)) {
+		snprintf(err, errlen, "request contains a string with \\u0000; ids, names and values are text without NUL");
 		json_object_put(req);
 		return -EINVAL;
 	}

@@ -130,19 +130,19 @@ void job_error_reset(struct job_errstate *st)
 	st->count = 0;
 }
 
-enum ew_event job_error_record(struct job_errstate *st, enum api_class cls)
+enum ew_event job_error_record(struct job_errstate *st, int kind)
 {
-	if (st->kind != cls) {
-		st->kind = (uint8_t)cls;
+	if (st->kind != kind) {
+		st->kind = (uint8_t)kind;
 		st->count = 0;
 	}
 	if (st->count < UINT8_MAX)
 		st->count++;
 	if (st->count < JOB_ERROR_LIMIT)
 		return EV_NONE;
-	if (cls == API_NOT_FOUND)
+	if (kind == API_NOT_FOUND)
 		return EV_NOT_FOUND;
-	if (cls == API_REJECTED)
+	if (kind == API_REJECTED || kind == JOB_RUN_OTHER_JOB)
 		return EV_ERROR;
 	return EV_NONE;
 }

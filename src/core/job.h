@@ -49,8 +49,10 @@ struct job_errstate {
 	uint8_t count;      /* how many in a row */
 };
 
-/* How many 404s (or 400/422s) in a row end a job. */
+/* How many 404s (or 400/422s, or answers about another job) in a row end a job. */
 #define JOB_ERROR_LIMIT 3
+/* An error run that is no HTTP class: a 200 whose EmbedJob names another job_id. */
+#define JOB_RUN_OTHER_JOB 0x80
 
 const char *job_status_name(enum job_status s);
 /* Parses a contract status string; anything else is JOB_UNKNOWN. */
@@ -77,10 +79,11 @@ enum job_status job_event_end_status(enum ew_event e);
 /* A successful observation clears the error run. */
 void job_error_reset(struct job_errstate *st);
 /*
- * Records one failed poll of class `cls`. Returns EV_NOT_FOUND or EV_ERROR when
- * the run of 404s or 400/422s reaches JOB_ERROR_LIMIT, else EV_NONE.
+ * Records one failed poll of kind `kind` (an enum api_class, or
+ * JOB_RUN_OTHER_JOB). Returns EV_NOT_FOUND or EV_ERROR when the run of 404s,
+ * of 400/422s or of answers about another job reaches JOB_ERROR_LIMIT, else EV_NONE.
  */
-enum ew_event job_error_record(struct job_errstate *st, enum api_class cls);
+enum ew_event job_error_record(struct job_errstate *st, int kind);
 
 /*
  * Deterministic event id: "evt_" and 32 hex digits of SHA-256(subject NUL type).

@@ -1,18 +1,71 @@
 #include "strmap.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <string.h>
 
 #include "util.h"
 
+/*
+ * SipHash-1-3 with a key drawn from getrandom at first use: keys come from
+ * clients (job ids, batch names), and an unkeyed hash lets a crafted set of
+ * ids pile into one probe run and slow every lookup.
+ */
+static uint64_t sip_k0, sip_k1;
+static bool sip_keyed;
+
+void strmap_seed(uint64_t k0, uint64_t k1)
+{
+	sip_k0 = k0;
+	sip_k1 = k1;
+	sip_keyed = true;
+}
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                    \
+	do {                                                                        \
+		v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);           \
+		v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                              \
+		v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                              \
+		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);           \
+	} while (0)
+
 uint32_t strmap_hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
+	if (!sip_keyed) {
+		uint64_t k[2];
+		if (getrandom(k, sizeof(k), 0) != sizeof(k)) {
+			k[0] = (uint64_t)util_wall_ms();
+			k[1] = util_mono_ms() ^ (uint64_t)(uintptr_t)&sip_k0;
+		}
+		strmap_seed(k[0], k[1]);
 	}
-	return h ? h : 1;
+	size_t len = strlen(s);
+	uint64_t v0 = 0x736f6d6570736575ULL ^ sip_k0, v1 = 0x646f72616e646f6dULL ^ sip_k1;
+	uint64_t v2 = 0x6c7967656e657261ULL ^ sip_k0, v3 = 0x7465646279746573ULL ^ sip_k1;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		uint64_t m;
+		memcpy(&m, p + i, 8);   /* little-endian hosts; the value only has to be stable in-process */
+		v3 ^= m;
+		SIPROUND;
+		v0 ^= m;
+	}
+	uint64_t last = (uint64_t)len << 56;
+	for (size_t k = 0; i + k < len; k++)
+		last |= (uint64_t)p[i + k] << (8 * k);
+	v3 ^= last;
+	SIPROUND;
+	v0 ^= last;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	uint64_t h = v0 ^ v1 ^ v2 ^ v3;
+	uint32_t r = (uint32_t)(h ^ (h >> 32));
+	return r ? r : 1;
 }
 
 static size_t find(const struct strmap *m, const char *key, uint32_t h)

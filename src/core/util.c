@@ -164,15 +164,19 @@ int util_read_private_file(const char *path, const char *what, bool owner_only, 
 			   char *err, size_t errlen)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Non-blocking and not through a symlink: a FIFO or a device must not stall the loop, only be refused. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
 	if (fd < 0) {
 		int e = errno;
-		snprintf(err, errlen, "%s %s: %s", what, path, strerror(e));
+		if (e == ELOOP)
+			snprintf(err, errlen, "%s %s: is a symbolic link; give the file itself", what, path);
+		else
+			snprintf(err, errlen, "%s %s: %s", what, path, strerror(e));
 		return -e;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		snprintf(err, errlen, "%s %s: not a regular file", what, path);
+		snprintf(err, errlen, "%s %s: not a regular file (a FIFO, device or directory is refused)", what, path);
 		return -EINVAL;
 	}
 	if (owner_only && (st.st_mode & 077)) {

@@ -187,17 +187,27 @@ static json_object *new_req(const char *cmd)
 	return o;
 }
 
-/* Ids from argv, or from stdin (one per line or whitespace-separated) with "-". */
+/* Ids from argv, or from stdin with "-": separated by any whitespace or commas, lines of any length. */
 static json_object *read_ids(int argc, char **argv)
 {
 	json_object *ids = json_object_new_array();
 	if (argc == 1 && strcmp(argv[0], "-") == 0) {
-		char line[4096];
-		while (fgets(line, sizeof(line), stdin)) {
+		char *line = NULL;
+		size_t cap = 0;
+		ssize_t n;
+		unsigned long lineno = 0;
+		while ((n = getline(&line, &cap, stdin)) >= 0) {
+			lineno++;
+			/* A NUL would silently cut an id short: refuse the input instead. */
+			if (memchr(line, '\0', (size_t)n)) {
+				fprintf(stderr, "embedwatchctl: stdin line %lu contains a NUL byte; ids are text\n", lineno);
+				exit(EXIT_USAGE);
+			}
 			char *save = NULL;
-			for (char *t = strtok_r(line, " \t\r\n,", &save); t; t = strtok_r(NULL, " \t\r\n,", &save))
+			for (char *t = strtok_r(line, " \t\r\n\v\f,", &save); t; t = strtok_r(NULL, " \t\r\n\v\f,", &save))
 				json_object_array_add(ids, json_object_new_string(t));
 		}
+		free(line);
 	} else {
 		for (int i = 0; i < argc; i++)
 			json_object_array_add(ids, json_object_new_string(argv[i]));

@@ -4,6 +4,7 @@
  * {"ok":false,"error":"..."}; the connection and the daemon go on.
  */
 #include <errno.h>
+#include <grp.h>
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -20,7 +21,9 @@
 #include "watch.h"
 
 #define CONTROL_LINE_MAX (1024 * 1024)
-#define CONTROL_WRITE_MAX (64 * 1024 * 1024)
+/* Answers queued for one client, and for all of them together, before a client is dropped. */
+#define CONTROL_WRITE_MAX (16 * 1024 * 1024)
+#define CONTROL_WRITE_TOTAL (64 * 1024 * 1024)
 #define CONTROL_MAX_CLIENTS 256
 
 struct wreq {
@@ -60,7 +63,11 @@ static void client_close(struct client *c)
 
 static void on_written(uv_write_t *w, int status)
 {
-	free(container_of(w, struct wreq, req));
+	struct wreq *wr = container_of(w, struct wreq, req);
+	/* Also called (with an error) for writes cancelled by the close: the memory is counted back here only. */
+	wr->c->queued -= wr->len;
+	wr->c->ctl->queued -= wr->len;
+	free(wr);
 }
 
 void send_line(struct client *c, json_object *o)
@@ -74,9 +81,10 @@ void send_line(struct client *c, json_object *o)
 	}
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	n = strlen(s);
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) + n > CONTROL_WRITE_MAX) {
-		/* A client that does not read its answers is dropped, not waited for. */
-		log_msg(LOG_WARNING, "control: dropping a client that does not read its answers");
+	if (c->queued + n > CONTROL_WRITE_MAX || c->ctl->queued + n > CONTROL_WRITE_TOTAL) {
+		/* A client that does not read its answers is dropped, not waited for; memory stays bounded. */
+		log_msg(LOG_WARNING, "control: dropping a client that does not read its answers (%zu bytes queued for it, "
+			"%zu for all)", c->queued, c->ctl->queued);
 		json_object_put(o);
 		client_close(c);
 		return;
@@ -91,7 +99,24 @@ void send_line(struct client *c, json_object *o)
 	if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
 		free(w);
 		client_close(c);
+		return;
 	}
+	c->queued += w->len;
+	c->ctl->queued += w->len;
+	c->last_active = uv_now(c->ctl->ew->loop);
+}
+
+void log_peer(struct client *c, const char *what)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	uv_os_fd_t fd;
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0)
+		log_msg(LOG_NOTICE, "control: %s by pid %d uid %u gid %u", what, (int)cr.pid, (unsigned)cr.uid,
+			(unsigned)cr.gid);
+	else
+		log_msg(LOG_NOTICE, "control: %s by an unknown peer", what);
 }
 
 /* Stops reading: one request at a time; the rest waits in the buffer or the socket. */
@@ -204,6 +229,10 @@ static void cmd_watch(struct client *c, json_object *req)
 		else
 			already++;
 	}
+	char what[128];
+	snprintf(what, sizeof(what), "watch of %zu ids (%zu new)%s%.64s", added + already, added,
+		 batch ? " in batch " : "", batch ? batch : "");
+	log_peer(c, what);
 	/* Accepted means durable: the answer waits for the commit. */
 	json_object *o = ok_answer();
 	json_object_object_add(o, "added", json_object_new_int64((int64_t)added));
@@ -229,6 +258,9 @@ static void cmd_unwatch(struct client *c, json_object *req)
 		else
 			json_object_array_add(unknown, json_object_new_string(id));
 	}
+	char what[64];
+	snprintf(what, sizeof(what), "unwatch of %zu ids", removed);
+	log_peer(c, what);
 	json_object *o = ok_answer();
 	json_object_object_add(o, "removed", json_object_new_int64((int64_t)removed));
 	json_object_object_add(o, "unknown", unknown);
@@ -442,6 +474,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	c->in.len += (size_t)n;
 	c->in.data[c->in.len] = '\0';
+	c->last_active = uv_now(c->ctl->ew->loop);
 	process(c);
 }
 
@@ -468,6 +501,38 @@ static void on_resume(uv_timer_t *t)
 	}
 }
 
+/* A client that may be dropped to make room: it waits for nothing and owes nothing. */
+static bool client_idle(const struct client *c)
+{
+	return !c->closing && !c->waiting && !c->held && !c->resume && c->queued == 0;
+}
+
+/* The longest-idle client, or NULL when every client is busy. */
+static struct client *longest_idle(struct control *ctl)
+{
+	struct client *best = NULL;
+	for (struct client *c = ctl->clients; c; c = c->next)
+		if (client_idle(c) && (!best || c->last_active < best->last_active))
+			best = c;
+	return best;
+}
+
+static void on_idle_sweep(uv_timer_t *t)
+{
+	struct control *ctl = t->data;
+	uint64_t now = uv_now(ctl->ew->loop), limit = ctl->ew->cfg.control_idle_timeout_ms;
+	unsigned dropped = 0;
+	for (struct client *c = ctl->clients, *next; c; c = next) {
+		next = c->next;
+		if (client_idle(c) && now - c->last_active >= limit) {
+			client_close(c);
+			dropped++;
+		}
+	}
+	if (dropped)
+		log_msg(LOG_INFO, "control: closed %u connections idle for %llu ms", dropped, (unsigned long long)limit);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct control *ctl = server->data;
@@ -481,11 +546,20 @@ static void on_connection(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)&c->pipe, client_closed);
 		return;
 	}
+	if (ctl->n_clients >= CONTROL_MAX_CLIENTS) {
+		/* Idle connections must not lock operators out: the longest-idle one makes room. */
+		struct client *victim = longest_idle(ctl);
+		if (victim) {
+			log_msg(LOG_WARNING, "control: %d connections open; closing the longest idle one", CONTROL_MAX_CLIENTS);
+			client_close(victim);
+		}
+	}
 	c->next = ctl->clients;
 	ctl->clients = c;
 	ctl->n_clients++;
+	c->last_active = uv_now(ctl->ew->loop);
 	if (ctl->n_clients > CONTROL_MAX_CLIENTS) {
-		send_error(c, "too many control connections");
+		send_error(c, "too many control connections (%d, all busy); try again later", CONTROL_MAX_CLIENTS);
 		client_close(c);
 		return;
 	}
@@ -524,12 +598,17 @@ int control_init(struct ew *ew, char *err, size_t errlen)
 
 	ctl->ew = ew;
 	ew->control = ctl;
-	if ((r = uv_pipe_init(ew->loop, &ctl->server, 0)) < 0 || (r = uv_timer_init(ew->loop, &ctl->resume_timer)) < 0) {
+	if ((r = uv_pipe_init(ew->loop, &ctl->server, 0)) < 0 || (r = uv_timer_init(ew->loop, &ctl->resume_timer)) < 0 ||
+	    (r = uv_timer_init(ew->loop, &ctl->idle_timer)) < 0) {
 		snprintf(err, errlen, "control socket: %s", uv_strerror(r));
 		return r;
 	}
-	ctl->server.data = ctl->resume_timer.data = ctl;
-	ctl->open_handles = 2;
+	ctl->server.data = ctl->resume_timer.data = ctl->idle_timer.data = ctl;
+	ctl->open_handles = 3;
+	/* The sweep runs often enough to close an idle client within a quarter of the timeout of it. */
+	uint64_t every = ew->cfg.control_idle_timeout_ms / 4 ? ew->cfg.control_idle_timeout_ms / 4 : 1;
+	UV_CHECK(uv_timer_start(&ctl->idle_timer, on_idle_sweep, every, every));
+	uv_unref((uv_handle_t *)&ctl->idle_timer);
 	if ((r = clear_stale(path, err, errlen)) < 0)
 		return r;
 	mode_t old = umask(0777 & ~ew->cfg.control_mode);
@@ -541,6 +620,19 @@ int control_init(struct ew *ew, char *err, size_t errlen)
 	}
 	if (chmod(path, ew->cfg.control_mode) < 0)
 		log_msg(LOG_WARNING, "control socket %s: chmod: %s", path, strerror(errno));
+	if (ew->cfg.control_group[0]) {
+		/* Access by group: members of control_group may use the socket (mode 0660). */
+		struct group *g = getgrnam(ew->cfg.control_group);
+		if (!g) {
+			snprintf(err, errlen, "control_group %s: no such group", ew->cfg.control_group);
+			return -ENOENT;
+		}
+		if (chown(path, (uid_t)-1, g->gr_gid) < 0) {
+			snprintf(err, errlen, "control socket %s: chown to group %s: %s", path, ew->cfg.control_group,
+				 strerror(errno));
+			return -errno;
+		}
+	}
 	if ((r = uv_listen((uv_stream_t *)&ctl->server, 64, on_connection)) < 0) {
 		snprintf(err, errlen, "control socket %s: %s", path, uv_strerror(r));
 		return r;
@@ -566,4 +658,5 @@ void control_close(struct ew *ew)
 	ew->control = NULL;
 	uv_close((uv_handle_t *)&ctl->server, server_closed);
 	uv_close((uv_handle_t *)&ctl->resume_timer, server_closed);
+	uv_close((uv_handle_t *)&ctl->idle_timer, server_closed);
 }

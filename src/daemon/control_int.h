@@ -15,6 +15,8 @@ struct client {
 	struct control *ctl;
 	uv_pipe_t pipe;
 	struct buf in;
+	size_t queued;              /* answer bytes written and not yet sent */
+	uint64_t last_active;       /* loop ms of the last byte received or answer sent */
 	bool closing;
 	/* an answer held until the changes it reports are committed */
 	json_object *held;
@@ -31,8 +33,10 @@ struct control {
 	struct ew *ew;
 	uv_pipe_t server;
 	uv_timer_t resume_timer;
+	uv_timer_t idle_timer;
 	struct client *clients;
 	unsigned n_clients;
+	size_t queued;              /* answer bytes queued over every client */
 	int open_handles;
 };
 
@@ -40,6 +44,8 @@ struct control {
 void send_line(struct client *c, json_object *o);
 /* Holds answer o (taken) until the outbox has committed this turn's changes. */
 void hold_answer(struct client *c, json_object *o);
+/* Logs who asked for a change (SO_PEERCRED): what names the request, e.g. "watch of 3 ids". */
+void log_peer(struct client *c, const char *what);
 void send_error(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 json_object *ok_answer(void);
 json_object *job_json(const struct job *j);

@@ -228,6 +228,9 @@ void cmd_redeliver(struct client *c, json_object *req)
 		send_error(c, "\"event_id\" is required");
 		return;
 	}
+	char what[160];
+	snprintf(what, sizeof(what), "redeliver of %.40s%s%.64s", id, hook ? " to hook " : "", hook ? hook : "");
+	log_peer(c, what);
 	int n = hooks_redeliver(c->ctl->ew, id, hook, err, sizeof(err));
 	if (n < 0) {
 		send_error(c, "%s", err);

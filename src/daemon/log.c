@@ -47,13 +47,36 @@ static const char *prio_name(int prio)
 	return prio >= 0 && prio <= 7 ? names[prio] : "info";
 }
 
+/*
+ * Copies src into dst with control characters (and DEL) written as \xNN: text
+ * from outside (an API warning, a hook's output, an id) cannot start a new
+ * log line or a journal field, nor send escape sequences to a terminal.
+ */
+static void escape(char *dst, size_t cap, const char *src)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	for (const unsigned char *s = (const unsigned char *)src; *s && o + 5 < cap; s++) {
+		if (*s < 0x20 || *s == 0x7f) {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[*s >> 4];
+			dst[o++] = hex[*s & 15];
+		} else {
+			dst[o++] = (char)*s;
+		}
+	}
+	dst[o] = '\0';
+}
+
 static void emit(int prio, const struct log_ctx *c, const char *fmt, va_list ap)
 {
-	char msg[2048];
+	char raw[2048], msg[2048];
 
 	if (prio > log_level)
 		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	escape(msg, sizeof(msg), raw);
 	if (to_journal) {
 		/* Only the fields this line has: MESSAGE, PRIORITY and any of the context. */
 		char f[6][2100];

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -80,18 +81,25 @@ static int read_key_file(const char *path, bool check_mode, char **ret, char *er
 	return 0;
 }
 
-static int load_key(const struct ew_config *cfg, char **ret, char *err, size_t errlen)
+/* The running key came from CO_API_KEY, which is removed once read: a reload keeps it. */
+static bool key_from_env;
+
+static int load_key(const struct ew_config *cfg, const char *current, char **ret, char *err, size_t errlen)
 {
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
 	char path[4096];
 
 	if (creds) {
 		snprintf(path, sizeof(path), "%s/cohere-api-key", creds);
-		if (access(path, F_OK) == 0)
+		if (access(path, F_OK) == 0) {
+			key_from_env = false;
 			return read_key_file(path, false, ret, err, errlen);
+		}
 	}
-	if (cfg->api_key_file[0])
+	if (cfg->api_key_file[0]) {
+		key_from_env = false;
 		return read_key_file(cfg->api_key_file, true, ret, err, errlen);
+	}
 	const char *env = getenv("CO_API_KEY");
 	if (env && *env) {
 		for (const char *p = env; *p; p++) {
@@ -101,6 +109,14 @@ static int load_key(const struct ew_config *cfg, char **ret, char *err, size_t e
 			}
 		}
 		*ret = xstrdup(env);
+		/* Not left in the environment for anyone who reads /proc or forks from here. */
+		OPENSSL_cleanse((char *)env, strlen(env));
+		unsetenv("CO_API_KEY");
+		key_from_env = true;
+		return 0;
+	}
+	if (key_from_env && current) {
+		*ret = xstrdup(current);
 		return 0;
 	}
 	snprintf(err, errlen, "no API key: set LoadCredential=cohere-api-key:..., api_key_file in [embedwatch], "
@@ -117,6 +133,9 @@ static void write_metrics_file(struct ew *ew)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", ew->cfg.metrics_file);
 	metrics_text(&ew->m, ew->jobs.counts, &b);
 	FILE *f = fopen(tmp, "we");
+	/* Metrics are not secret, and a textfile collector usually runs as another user. */
+	if (f)
+		fchmod(fileno(f), 0644);
 	if (!f || fwrite(b.data, 1, b.len, f) != b.len || fclose(f) != 0 || rename(tmp, ew->cfg.metrics_file) != 0) {
 		static bool warned;
 		if (!warned)
@@ -152,7 +171,7 @@ static void reload(struct ew *ew)
 		log_msg(LOG_ERR, "reload rejected, keeping the running configuration: %s", err);
 		goto done;
 	}
-	if (load_key(&cfg, &key, err, sizeof(err)) < 0 || hooks_check_secrets(&cfg, err, sizeof(err)) < 0) {
+	if (load_key(&cfg, ew->api_key, &key, err, sizeof(err)) < 0 || hooks_check_secrets(&cfg, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "reload rejected, keeping the running configuration: %s", err);
 		config_clear(&cfg);
 		wipe_free(key);
@@ -277,10 +296,15 @@ int main(int argc, char **argv)
 	}
 	log_init(ew->cfg.log_level);
 	ew->config_path = xstrdup(path);
+	/* Files the daemon creates (the database, the metrics file) are its own, also outside systemd. */
+	umask(077);
+	/* No core dump, no ptrace by the same user: the process holds the API key and webhook secrets. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		log_msg(LOG_WARNING, "cannot make the process non-dumpable: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
 		fatal("cannot initialise libcurl");
-	if (load_key(&ew->cfg, &ew->api_key, err, sizeof(err)) < 0)
+	if (load_key(&ew->cfg, NULL, &ew->api_key, err, sizeof(err)) < 0)
 		fatal("%s", err);
 
 	ew->loop = uv_default_loop();

@@ -40,6 +40,7 @@ struct poller {
 	uint64_t transient_window_start;
 	unsigned transient_in_window;
 	struct strmap warnings;         /* API warnings already logged */
+	bool warnings_full;
 };
 
 static void gauges(struct poller *p)
@@ -151,20 +152,29 @@ static void note_transient(struct poller *p, struct job *j, const char *why)
 		log_job(LOG_DEBUG, j->id, "job %s: poll failed: %s", j->id, why);
 }
 
-/* Each distinct API warning is logged once, not on every poll (at most 1,000 remembered). */
+/*
+ * Each distinct API warning is logged once, not on every poll. A server can
+ * send anything here, so memory is bounded: at most WARNINGS_MAX distinct
+ * warnings are remembered, each cut to WARNING_LEN bytes.
+ */
+#define WARNINGS_MAX 64
+#define WARNING_LEN 256
+
 static void note_warning(struct poller *p, struct job *j, const char *text)
 {
-	if (strmap_get(&p->warnings, text))
+	char cut[WARNING_LEN + 1];
+	snprintf(cut, sizeof(cut), "%s", text);
+	if (strmap_get(&p->warnings, cut))
 		return;
-	if (p->warnings.len >= 1000) {
-		if (p->warnings.len == 1000)
-			log_msg(LOG_WARNING, "over 1000 distinct API warnings; further ones are not logged");
-		else
-			return;
+	if (p->warnings.len >= WARNINGS_MAX) {
+		if (!p->warnings_full)
+			log_msg(LOG_WARNING, "over %d distinct API warnings; further ones are not logged", WARNINGS_MAX);
+		p->warnings_full = true;
+		return;
 	}
-	char *copy = xstrdup(text);
+	char *copy = xstrdup(cut);
 	strmap_put(&p->warnings, copy, copy);
-	log_job(LOG_WARNING, j->id, "API warning (logged once): %s", text);
+	log_job(LOG_WARNING, j->id, "API warning (logged once): %s%s", cut, strlen(text) > WARNING_LEN ? "..." : "");
 }
 
 static void backoff(struct poller *p, struct job *j)
@@ -243,6 +253,14 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 			break;
 		}
 		if (strcmp(aj.job_id, j->id) != 0) {
+			/* Never trusted. Once between good answers it is transient; three in a row end the job. */
+			if (job_error_record(&j->err, JOB_RUN_OTHER_JOB) != EV_NONE) {
+				snprintf(why, sizeof(why), "asked for job \"%s\", the API answered %d times in a row with job "
+					 "\"%.128s\" (is the id in the form the API uses?)", j->id, JOB_ERROR_LIMIT, aj.job_id);
+				api_job_clear(&aj);
+				watch_end(ew, j, EV_ERROR, why);
+				break;
+			}
 			snprintf(why, sizeof(why), "answer is for job \"%.64s\"", aj.job_id);
 			api_job_clear(&aj);
 			note_transient(p, j, why);

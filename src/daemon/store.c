@@ -116,7 +116,8 @@ int store_open(const char *dir, struct store **ret, char *err, size_t errlen)
 	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK)
 		goto fail;
-	sqlite3_busy_timeout(s->db, 5000);
+	/* Short: the wait runs on the loop thread; a busy database is a failed commit, retried with backoff. */
+	sqlite3_busy_timeout(s->db, 200);
 	rc = sqlite3_exec(s->db, schema, NULL, NULL, &emsg);
 	if (rc != SQLITE_OK)
 		goto fail;

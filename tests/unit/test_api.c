@@ -66,6 +66,19 @@ static void test_base_check(void **state)
 	assert_int_equal(api_base_check("http://api.cohere.com", err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "loopback"));
 	assert_int_equal(api_base_check("http://127.0.0.1.evil.com", err, sizeof(err)), -EINVAL);
+	/* Loopback by address, not by the look of the string. */
+	static const struct { const char *url; int ok; } loop[] = {
+		{ "http://127.255.255.254:1", 1 }, { "http://127.1.2.3/", 1 }, { "http://[::1]/", 1 },
+		{ "http://LOCALHOST:8", 1 }, { "http://127.1.1.1.1/", 0 }, { "http://127.1/", 0 },
+		{ "http://127.0.0.1x/", 0 }, { "http://0x7f.0.0.1/", 0 }, { "http://128.0.0.1/", 0 },
+		{ "http://[::2]/", 0 }, { "http://[::ffff:10.0.0.1]/", 0 }, { "http://10.127.0.1/", 0 },
+		{ "http://127.000.000.001.example/", 0 }, { "http://localhost.example/", 0 },
+	};
+	for (size_t i = 0; i < sizeof(loop) / sizeof(loop[0]); i++) {
+		int r = api_base_check(loop[i].url, err, sizeof(err));
+		if ((r == 0) != loop[i].ok)
+			fail_msg("%s: %s", loop[i].url, loop[i].ok ? "refused" : "accepted");
+	}
 	assert_int_equal(api_base_check("ftp://x", err, sizeof(err)), -EINVAL);
 	assert_int_equal(api_base_check("https://", err, sizeof(err)), -EINVAL);
 	assert_int_equal(api_base_check("https://user@host", err, sizeof(err)), -EINVAL);

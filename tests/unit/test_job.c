@@ -93,6 +93,21 @@ static void test_error_runs(void **state)
 	assert_int_equal(job_error_record(&st, API_REJECTED), EV_NONE);
 	assert_int_equal(job_error_record(&st, API_REJECTED), EV_ERROR);
 
+	/* Answers about another job: three in a row end it with an error; a good answer between starts again. */
+	job_error_reset(&st);
+	assert_int_equal(job_error_record(&st, JOB_RUN_OTHER_JOB), EV_NONE);
+	assert_int_equal(job_error_record(&st, JOB_RUN_OTHER_JOB), EV_NONE);
+	job_error_reset(&st);
+	assert_int_equal(job_error_record(&st, JOB_RUN_OTHER_JOB), EV_NONE);
+	assert_int_equal(job_error_record(&st, JOB_RUN_OTHER_JOB), EV_NONE);
+	assert_int_equal(job_error_record(&st, JOB_RUN_OTHER_JOB), EV_ERROR);
+	/* ... and a 404 between them is another run. */
+	job_error_reset(&st);
+	assert_int_equal(job_error_record(&st, JOB_RUN_OTHER_JOB), EV_NONE);
+	assert_int_equal(job_error_record(&st, JOB_RUN_OTHER_JOB), EV_NONE);
+	assert_int_equal(job_error_record(&st, API_NOT_FOUND), EV_NONE);
+	assert_int_equal(job_error_record(&st, JOB_RUN_OTHER_JOB), EV_NONE);
+
 	/* Transient errors never end a job, however many. */
 	job_error_reset(&st);
 	for (int i = 0; i < 1000; i++)

@@ -45,9 +45,74 @@ static void test_model(void **state)
 	assert_null(strmap_get(&m, "job-1"));
 }
 
+static uint32_t fnv1a(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* The longest distance of an entry from its home slot: the cost of the worst lookup. */
+static size_t max_displacement(const struct strmap *m)
+{
+	size_t worst = 0, mask = m->cap - 1;
+	for (size_t i = 0; i < m->cap; i++) {
+		if (!m->slots[i].key)
+			continue;
+		size_t d = (i - (m->slots[i].hash & mask)) & mask;
+		if (d > worst)
+			worst = d;
+	}
+	return worst;
+}
+
+/*
+ * 300 ids crafted to share the low 12 bits of an unkeyed FNV-1a hash (the
+ * old table's hash): under it they would form one probe run of 300. Keyed,
+ * they spread like any ids.
+ */
+static void test_crafted_collisions(void **state)
+{
+	enum { K = 300 };
+	static char keys[K][24];
+	struct strmap m = { 0 };
+	size_t n = 0;
+	uint32_t target = fnv1a("job-0") & 0xfff;
+	for (unsigned i = 0; n < K; i++) {
+		char k[24];
+		snprintf(k, sizeof(k), "job-%u", i);
+		if ((fnv1a(k) & 0xfff) == target)
+			memcpy(keys[n++], k, sizeof(k));
+	}
+	for (size_t i = 0; i < K; i++)
+		strmap_put(&m, keys[i], keys[i]);
+	assert_int_equal(m.len, K);
+	size_t worst = max_displacement(&m);
+	if (worst >= 32)
+		fail_msg("crafted keys pile up: a probe run of %zu", worst);
+	for (size_t i = 0; i < K; i++)
+		assert_ptr_equal(strmap_get(&m, keys[i]), keys[i]);
+	strmap_free(&m);
+}
+
+static void test_keyed(void **state)
+{
+	/* The same id hashes differently under another key: an attacker cannot precompute. */
+	strmap_seed(1, 2);
+	uint32_t a = strmap_hash("job-12345");
+	strmap_seed(3, 4);
+	uint32_t b = strmap_hash("job-12345");
+	assert_int_not_equal(a, b);
+	assert_int_equal(strmap_hash("job-12345"), b);
+	assert_int_not_equal(strmap_hash(""), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crafted_collisions),
+		cmocka_unit_test(test_keyed),
 		cmocka_unit_test(test_model),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
