@@ -563,6 +563,23 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 	pthread_mutex_unlock(&S.mu);
 }
 
+/* A whole small file, NUL-terminated; NULL with errno on failure. */
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	struct buf b = { 0 };
+	char chunk[4096];
+	size_t n;
+	if (!f)
+		return NULL;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_append(&b, chunk, n);
+	fclose(f);
+	if (!b.data)
+		buf_append(&b, "", 0);
+	return b.data;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -577,6 +594,8 @@ static void usage(FILE *f)
 		"      --cancel-delay DUR cancelling -> cancelled after a cancel request (default 2s)\n"
 		"      --sink-status N    status the webhook sink answers (default 200)\n"
 		"      --no-log           do not keep the per-request log (/_sim/log)\n"
+		"      --tls-cert FILE    serve HTTPS with this PEM certificate (chain) ...\n"
+		"      --tls-key FILE     ... and this PEM private key\n"
 		"  -h, --help             this text\n\n"
 		"API:   GET /v1/embed-jobs/{id}, GET /v1/embed-jobs, POST /v1/embed-jobs/{id}/cancel\n"
 		"Admin: POST /_sim/jobs, GET /_sim/jobs/{id}, POST|DELETE /_sim/faults, GET /_sim/stats,\n"
@@ -595,11 +614,13 @@ int main(int argc, char **argv)
 		{ "cancel-delay", required_argument, NULL, 3 },
 		{ "sink-status", required_argument, NULL, 4 },
 		{ "no-log", no_argument, NULL, 5 },
+		{ "tls-cert", required_argument, NULL, 6 },
+		{ "tls-key", required_argument, NULL, 7 },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	unsigned port = 0;
-	const char *port_file = NULL;
+	const char *port_file = NULL, *tls_cert = NULL, *tls_key = NULL;
 	int o;
 
 	S.token = "test-key";
@@ -641,6 +662,8 @@ int main(int argc, char **argv)
 		}
 		case 4: S.sink_status = atoi(optarg); break;
 		case 5: S.log_requests = false; break;
+		case 6: tls_cert = optarg; break;
+		case 7: tls_key = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -655,11 +678,29 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+	/* HTTPS: libmicrohttpd's TLS (GnuTLS), certificate and key in memory. */
+	char *cert_pem = NULL, *key_pem = NULL;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem tls_opts[3] = { { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL },
+					      { MHD_OPTION_END, 0, NULL } };
+	if (!!tls_cert != !!tls_key) {
+		fprintf(stderr, "embedwatch-sim: --tls-cert and --tls-key go together\n");
+		return 2;
+	}
+	if (tls_cert) {
+		if (!(cert_pem = read_file(tls_cert)) || !(key_pem = read_file(tls_key))) {
+			fprintf(stderr, "embedwatch-sim: cannot read %s: %s\n", cert_pem ? tls_key : tls_cert, strerror(errno));
+			return 1;
+		}
+		flags |= MHD_USE_TLS;
+		tls_opts[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, cert_pem };
+		tls_opts[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, key_pem };
+	}
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	struct MHD_Daemon *d = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG,
-		0, NULL, NULL, on_request, NULL,
+		flags, 0, NULL, NULL, on_request, NULL,
+		MHD_OPTION_ARRAY, tls_opts,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
@@ -683,7 +724,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	printf("embedwatch-sim listening on 127.0.0.1:%u\n", bound);
+	printf("embedwatch-sim listening on %s://127.0.0.1:%u\n", tls_cert ? "https" : "http", bound);
 	fflush(stdout);
 
 	int sig;
@@ -691,6 +732,8 @@ int main(int argc, char **argv)
 		sigwait(&set, &sig);
 	} while (sig == SIGPIPE);
 	MHD_stop_daemon(d);
+	free(cert_pem);
+	free(key_pem);
 
 	clear_sink();
 	clear_faults();

@@ -60,6 +60,8 @@ static void hook_free(struct ew_hook *h)
 	free(h->url);
 	free(h->secret_file);
 	free(h->ca_file);
+	free(h->proxy);
+	free(h->no_proxy);
 }
 
 void config_clear(struct ew_config *c)
@@ -74,6 +76,10 @@ void config_clear(struct ew_config *c)
 	free(c->control_socket);
 	free(c->metrics_file);
 	free(c->control_group);
+	free(c->api_ca_file);
+	free(c->proxy);
+	free(c->no_proxy);
+	free(c->proxy_credentials_file);
 	for (size_t i = 0; i < c->n_hooks; i++)
 		hook_free(&c->hooks[i]);
 	free(c->hooks);
@@ -280,6 +286,40 @@ static int set_log_level(struct parse_ctx *x, const char *v)
 	return fail(x, "log_level: expected error, warning, notice, info or debug, got \"%s\"", v);
 }
 
+int config_check_proxy(const char *url, char *err, size_t errlen)
+{
+	static const char *const schemes[] = { "http://", "https://", "socks5://", "socks5h://" };
+	const char *host = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(schemes); i++)
+		if (strncmp(url, schemes[i], strlen(schemes[i])) == 0)
+			host = url + strlen(schemes[i]);
+	if (!host || !*host || *host == '/' || *host == ':') {
+		snprintf(err, errlen, "expected a proxy URL like http://proxy.example:3128, got \"%.200s\"", url);
+		return -EINVAL;
+	}
+	const char *end = host + strcspn(host, "/?#");
+	if (memchr(host, '@', (size_t)(end - host))) {
+		/* Credentials in the URL would end up in logs and in `ps`: they go in a file. */
+		snprintf(err, errlen, "the proxy URL must not hold credentials; put \"user:password\" in "
+			 "proxy_credentials_file (or the credential proxy-credentials)");
+		return -EINVAL;
+	}
+	for (const char *p = url; *p; p++) {
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+			snprintf(err, errlen, "the proxy URL contains spaces or control characters");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int set_opt_string(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = *v ? xstrdup(v) : NULL;
+	return 1;
+}
+
 static int main_key(struct parse_ctx *x, const char *k, const char *v)
 {
 	struct ew_config *c = x->cfg;
@@ -316,6 +356,17 @@ static int main_key(struct parse_ctx *x, const char *k, const char *v)
 		c->control_mode = (unsigned)m;
 		return 1;
 	}
+	if (strcmp(k, "api_ca_file") == 0)
+		return set_opt_string(&c->api_ca_file, v);
+	if (strcmp(k, "proxy") == 0) {
+		if (*v && config_check_proxy(v, err, sizeof(err)) < 0)
+			return fail(x, "proxy: %s", err);
+		return set_opt_string(&c->proxy, v);
+	}
+	if (strcmp(k, "no_proxy") == 0)
+		return set_opt_string(&c->no_proxy, v);
+	if (strcmp(k, "proxy_credentials_file") == 0)
+		return set_opt_string(&c->proxy_credentials_file, v);
 	if (strcmp(k, "control_group") == 0) {
 		for (const char *p = v; *p; p++)
 			if (!isalnum((unsigned char)*p) && !strchr("_-.", *p))
@@ -467,6 +518,14 @@ static int hook_key(struct parse_ctx *x, struct ew_hook *h, const char *k, const
 		h->ca_file = *v ? xstrdup(v) : NULL;
 		return 1;
 	}
+	if (strcmp(k, "proxy") == 0) {
+		char err[256];
+		if (strcmp(v, "direct") != 0 && config_check_proxy(v, err, sizeof(err)) < 0)
+			return fail(x, "proxy: %s (or \"direct\" for none)", err);
+		return set_opt_string(&h->proxy, v);
+	}
+	if (strcmp(k, "no_proxy") == 0)
+		return set_opt_string(&h->no_proxy, v);
 	return fail(x, "unknown key \"%s\" in [hook %s]", k, h->name);
 }
 

@@ -24,7 +24,9 @@ struct ew_hook {
 	char **argv;                /* exec: NULL-terminated */
 	char *url;                  /* webhook */
 	char *secret_file;          /* webhook: whitespace-separated whsec_ secrets */
-	char *ca_file;
+	char *ca_file;              /* webhook: CA bundle replacing the system store, or NULL */
+	char *proxy;                /* webhook: proxy URL, "direct" for none, NULL: as [embedwatch] */
+	char *no_proxy;             /* webhook: hosts that bypass the proxy, NULL: as [embedwatch] */
 };
 
 struct ew_config {
@@ -42,6 +44,10 @@ struct ew_config {
 	uint64_t max_age_ms;        /* 0: never expire */
 	uint64_t retention_ms;      /* ended jobs, old events and deliveries are forgotten after; 0: never */
 	char *metrics_file;         /* Prometheus textfile, empty: none */
+	char *api_ca_file;          /* CA bundle replacing the system store for the API, or NULL */
+	char *proxy;                /* proxy URL for the API and webhooks; NULL: https_proxy etc. from the environment */
+	char *no_proxy;             /* hosts that bypass the proxy, or NULL */
+	char *proxy_credentials_file;   /* "user:password" for the proxy, or NULL */
 	/* [poll] */
 	uint64_t interval_min_ms;
 	uint64_t interval_max_ms;
@@ -77,6 +83,11 @@ void config_clear(struct ew_config *cfg);
 
 /* "500ms", "30s", "5m", "24h", "7d" (decimal fractions allowed) into milliseconds. */
 int config_parse_duration(const char *s, uint64_t *ret_ms);
+/*
+ * Checks a proxy URL: http://, https://, socks5:// or socks5h:// with a host
+ * and no credentials in it (they go in a file). -EINVAL with a reason in err.
+ */
+int config_check_proxy(const char *url, char *err, size_t errlen);
 /* "10/s", "50/min", "3000/h" into requests per second. */
 int config_parse_rate(const char *s, double *ret_per_s);
 /*

@@ -129,6 +129,8 @@ void cmd_status(struct client *c, json_object *req)
 	json_object_object_add(s, "deliveries_pending", json_object_new_int((int)m->deliveries_pending));
 	json_object_object_add(s, "hooks_running", json_object_new_int((int)m->hooks_running));
 	json_object_object_add(s, "paused", json_object_new_string(metrics_pause_name(m->paused)));
+	if (m->paused == PAUSE_TLS)
+		json_object_object_add(s, "pause_detail", json_object_new_string(m->pause_detail));
 	json_object_object_add(s, "request_rate_per_s", json_object_new_double(m->request_rate));
 	json_object_object_add(s, "state_db_ok", json_object_new_boolean(!m->store_failing));
 	json_object_object_add(s, "uptime_s", json_object_new_int64((util_wall_ms() - m->start_ms) / 1000));

@@ -27,6 +27,7 @@ struct ew {
 	struct ew_config cfg;
 	char *config_path;
 	char *api_key;
+	char *proxy_userpwd;        /* "user:password" for the proxy, or NULL */
 	struct jobtable jobs;
 	struct turn turn;           /* what this loop turn changed */
 	struct metrics m;

@@ -76,7 +76,15 @@ int hooks_webhook_start(struct hooks *hs, struct run *r)
 		http_headers_add(r->headers, line);
 	}
 	http_headers_add(r->headers, "Expect:");
-	http_req_set(r->req, c->url, r->headers, d->payload->data, d->payload->len, c->ca_file);
+	const struct ew_config *cfg = &hs->ew->cfg;
+	struct http_opts o = {
+		.ca_file = c->ca_file,
+		/* The hook's proxy, "direct" for none, else the daemon's (else the environment's). */
+		.proxy = c->proxy ? (strcmp(c->proxy, "direct") == 0 ? "" : c->proxy) : cfg->proxy,
+		.no_proxy = c->no_proxy ? c->no_proxy : cfg->no_proxy,
+		.proxy_userpwd = hs->ew->proxy_userpwd,
+	};
+	http_req_set(r->req, c->url, r->headers, d->payload->data, d->payload->len, &o);
 	return http_submit(r->req, (long)c->timeout_ms, webhook_done, r);
 }
 

@@ -15,6 +15,7 @@
 #include "util.h"
 
 struct http {
+	char *default_cainfo;       /* libcurl's built-in CA bundle, restored when a request has none */
 	uv_loop_t *loop;
 	CURLM *multi;
 	uv_timer_t timer;
@@ -225,6 +226,11 @@ int http_new(uv_loop_t *loop, unsigned max_connections, struct http **ret)
 		free(h);
 		return -ENOMEM;
 	}
+	CURL *probe = curl_easy_init();
+	char *def = NULL;
+	if (probe && curl_easy_getinfo(probe, CURLINFO_CAINFO, &def) == CURLE_OK && def)
+		h->default_cainfo = xstrdup(def);
+	curl_easy_cleanup(probe);
 	if ((r = uv_timer_init(loop, &h->timer)) < 0) {
 		curl_multi_cleanup(h->multi);
 		free(h);
@@ -243,7 +249,9 @@ int http_new(uv_loop_t *loop, unsigned max_connections, struct http **ret)
 
 static void on_http_closed(uv_handle_t *t)
 {
-	free(container_of((uv_timer_t *)t, struct http, timer));
+	struct http *h = container_of((uv_timer_t *)t, struct http, timer);
+	free(h->default_cainfo);
+	free(h);
 }
 
 void http_close(struct http *h)
@@ -321,8 +329,11 @@ void http_req_free(struct http_req *r)
 }
 
 void http_req_set(struct http_req *r, const char *url, struct http_headers *headers, const char *body,
-		  size_t body_len, const char *ca_file)
+		  size_t body_len, const struct http_opts *o)
 {
+	static const struct http_opts defaults;
+	if (!o)
+		o = &defaults;
 	curl_easy_setopt(r->easy, CURLOPT_URL, url);
 	http_headers_unref(r->headers);
 	r->headers = headers ? http_headers_ref(headers) : NULL;
@@ -333,7 +344,12 @@ void http_req_set(struct http_req *r, const char *url, struct http_headers *head
 	} else {
 		curl_easy_setopt(r->easy, CURLOPT_HTTPGET, 1L);
 	}
-	curl_easy_setopt(r->easy, CURLOPT_CAINFO, ca_file);
+	/* A file replaces the system bundle (documented: concatenate to add); none restores it. */
+	curl_easy_setopt(r->easy, CURLOPT_CAINFO, o->ca_file ? o->ca_file : r->http->default_cainfo);
+	/* NULL: curl reads https_proxy, no_proxy and friends from the environment. */
+	curl_easy_setopt(r->easy, CURLOPT_PROXY, o->proxy);
+	curl_easy_setopt(r->easy, CURLOPT_NOPROXY, o->no_proxy);
+	curl_easy_setopt(r->easy, CURLOPT_PROXYUSERPWD, o->proxy_userpwd);
 }
 
 int http_submit(struct http_req *r, long timeout_ms, http_done_fn done, void *arg)

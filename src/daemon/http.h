@@ -40,6 +40,14 @@ struct http_result {
 
 typedef void (*http_done_fn)(struct http_req *req, const struct http_result *res, void *arg);
 
+/* Transport settings of a request (curl copies them; nothing is kept). */
+struct http_opts {
+	const char *ca_file;        /* CA bundle replacing the system store, or NULL */
+	const char *proxy;          /* proxy URL; NULL: the environment's (https_proxy, no_proxy); "": none */
+	const char *no_proxy;       /* hosts that bypass the proxy, or NULL */
+	const char *proxy_userpwd;  /* "user:password" for the proxy, or NULL */
+};
+
 /* Sets up the multi handle on loop. Returns 0 or a negative errno. */
 int http_new(uv_loop_t *loop, unsigned max_connections, struct http **ret);
 /* Removes every transfer (no callbacks), cleans up curl; freed once its timer has closed. */
@@ -53,10 +61,10 @@ void http_req_free(struct http_req *r);
 /*
  * Sets what the next submit sends: GET url, or POST when body is not NULL
  * (body is borrowed until done). headers are referenced while the transfer
- * runs. ca_file (or NULL) adds a CA bundle for TLS verification.
+ * runs. o (or NULL: defaults) sets the CA bundle and the proxy.
  */
 void http_req_set(struct http_req *r, const char *url, struct http_headers *headers, const char *body,
-		  size_t body_len, const char *ca_file);
+		  size_t body_len, const struct http_opts *o);
 /* Starts the transfer; done runs once from the loop, whatever the outcome. Returns 0 or -EIO. */
 int http_submit(struct http_req *r, long timeout_ms, http_done_fn done, void *arg);
 /* Stops a running transfer without calling its done callback. */

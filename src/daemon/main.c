@@ -60,10 +60,10 @@ static void wipe_free(char *s)
 }
 
 /* Reads a key file: trimmed, one line, owner-only unless it is a systemd credential. */
-static int read_key_file(const char *path, bool check_mode, char **ret, char *err, size_t errlen)
+static int read_secret_line(const char *path, const char *what, bool check_mode, char **ret, char *err, size_t errlen)
 {
 	char buf[KEY_MAX + 1];
-	int n = util_read_private_file(path, "API key file", check_mode, buf, sizeof(buf), err, errlen);
+	int n = util_read_private_file(path, what, check_mode, buf, sizeof(buf), err, errlen);
 	if (n < 0)
 		return n;
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
@@ -73,7 +73,7 @@ static int read_key_file(const char *path, bool check_mode, char **ret, char *er
 		p++;
 	if (!*p || strpbrk(p, "\r\n")) {
 		OPENSSL_cleanse(buf, sizeof(buf));
-		snprintf(err, errlen, "API key file %s: expected the key on one line", path);
+		snprintf(err, errlen, "%s %s: expected one line", what, path);
 		return -EINVAL;
 	}
 	*ret = xstrdup(p);
@@ -93,12 +93,12 @@ static int load_key(const struct ew_config *cfg, const char *current, char **ret
 		snprintf(path, sizeof(path), "%s/cohere-api-key", creds);
 		if (access(path, F_OK) == 0) {
 			key_from_env = false;
-			return read_key_file(path, false, ret, err, errlen);
+			return read_secret_line(path, "API key file", false, ret, err, errlen);
 		}
 	}
 	if (cfg->api_key_file[0]) {
 		key_from_env = false;
-		return read_key_file(cfg->api_key_file, true, ret, err, errlen);
+		return read_secret_line(cfg->api_key_file, "API key file", true, ret, err, errlen);
 	}
 	const char *env = getenv("CO_API_KEY");
 	if (env && *env) {
@@ -122,6 +122,34 @@ static int load_key(const struct ew_config *cfg, const char *current, char **ret
 	snprintf(err, errlen, "no API key: set LoadCredential=cohere-api-key:..., api_key_file in [embedwatch], "
 		 "or CO_API_KEY");
 	return -ENOENT;
+}
+
+/* Proxy credentials: the credential proxy-credentials, else proxy_credentials_file; NULL when neither. */
+static int load_proxy_credentials(const struct ew_config *cfg, char **ret, char *err, size_t errlen)
+{
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	char path[4096];
+	int r;
+
+	*ret = NULL;
+	if (creds) {
+		snprintf(path, sizeof(path), "%s/proxy-credentials", creds);
+		if (access(path, F_OK) != 0)
+			creds = NULL;
+	}
+	if (creds)
+		r = read_secret_line(path, "proxy credentials", false, ret, err, errlen);
+	else if (cfg->proxy_credentials_file)
+		r = read_secret_line(cfg->proxy_credentials_file, "proxy credentials file", true, ret, err, errlen);
+	else
+		return 0;
+	if (r == 0 && !strchr(*ret, ':')) {
+		snprintf(err, errlen, "proxy credentials: expected \"user:password\" on one line");
+		wipe_free(*ret);
+		*ret = NULL;
+		return -EINVAL;
+	}
+	return r;
 }
 
 static void write_metrics_file(struct ew *ew)
@@ -162,7 +190,7 @@ static void reload(struct ew *ew)
 {
 	struct ew_config cfg;
 	char err[1024];
-	char *key = NULL;
+	char *key = NULL, *proxy_userpwd = NULL;
 
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
 		   (unsigned long long)util_mono_ms() * 1000, ew->config_path);
@@ -171,7 +199,8 @@ static void reload(struct ew *ew)
 		log_msg(LOG_ERR, "reload rejected, keeping the running configuration: %s", err);
 		goto done;
 	}
-	if (load_key(&cfg, ew->api_key, &key, err, sizeof(err)) < 0 || hooks_check_secrets(&cfg, err, sizeof(err)) < 0) {
+	if (load_key(&cfg, ew->api_key, &key, err, sizeof(err)) < 0 || hooks_check_secrets(&cfg, err, sizeof(err)) < 0 ||
+	    load_proxy_credentials(&cfg, &proxy_userpwd, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "reload rejected, keeping the running configuration: %s", err);
 		config_clear(&cfg);
 		wipe_free(key);
@@ -192,6 +221,8 @@ static void reload(struct ew *ew)
 	ew->cfg = cfg;
 	wipe_free(ew->api_key);
 	ew->api_key = key;
+	wipe_free(ew->proxy_userpwd);
+	ew->proxy_userpwd = proxy_userpwd;
 	log_set_level(ew->cfg.log_level);
 	poller_configure(ew->poller);
 	hooks_reconfigure(ew);
@@ -304,7 +335,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
 		fatal("cannot initialise libcurl");
-	if (load_key(&ew->cfg, NULL, &ew->api_key, err, sizeof(err)) < 0)
+	if (load_key(&ew->cfg, NULL, &ew->api_key, err, sizeof(err)) < 0 ||
+	    load_proxy_credentials(&ew->cfg, &ew->proxy_userpwd, err, sizeof(err)) < 0)
 		fatal("%s", err);
 
 	ew->loop = uv_default_loop();
@@ -355,6 +387,7 @@ int main(int argc, char **argv)
 	store_close(ew->store);
 	config_clear(&ew->cfg);
 	wipe_free(ew->api_key);
+	wipe_free(ew->proxy_userpwd);
 	free(ew->config_path);
 	curl_global_cleanup();
 	log_msg(LOG_NOTICE, "stopped");

@@ -10,7 +10,7 @@ static const char *const answer_class[METRICS_ANSWER_CLASSES] = {
 
 const char *metrics_pause_name(enum pause_reason p)
 {
-	static const char *const names[PAUSE__MAX] = { "none", "rate-limited", "auth", "bad-base-url" };
+	static const char *const names[PAUSE__MAX] = { "none", "rate-limited", "auth", "bad-base-url", "tls" };
 	return p < PAUSE__MAX ? names[p] : "unknown";
 }
 
@@ -55,7 +55,13 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	counter(b, "embedwatch_throttled_total", "429 and 503 answers from the API.", m->throttles);
 	gauge(b, "embedwatch_request_rate", "Effective request budget, requests per second.", m->request_rate);
 	gauge(b, "embedwatch_paused", "1 while all polling is paused.", m->paused != PAUSE_NONE);
+	family(b, "embedwatch_pause_reason", "gauge", "1 for the reason all polling is paused, if it is.");
+	for (int i = 1; i < PAUSE__MAX; i++)
+		buf_printf(b, "embedwatch_pause_reason{reason=\"%s\"} %d\n", metrics_pause_name((enum pause_reason)i),
+			   m->paused == (enum pause_reason)i);
 	gauge(b, "embedwatch_polls_in_flight", "Poll requests in flight.", m->polls_in_flight);
+	counter(b, "embedwatch_http_connections_opened_total", "Connections opened to the API and webhook receivers.",
+		m->connections_opened);
 	gauge(b, "embedwatch_state_db_failing", "1 while the state database cannot be written.", m->store_failing);
 }
 
@@ -75,7 +81,7 @@ void metrics_status_line(const struct metrics *m, const size_t c[JOB__MAX], char
 	if (n < 0 || (size_t)n >= len)
 		return;
 	static const char *const why[PAUSE__MAX] = { "", "; PAUSED: rate-limited by the API", "; PAUSED: API key refused",
-						     "; PAUSED: API base URL refused (501)" };
-	snprintf(buf + n, len - (size_t)n, "%s%s", m->paused < PAUSE__MAX ? why[m->paused] : "",
-		 m->store_failing ? "; STATE DATABASE NOT WRITABLE" : "");
+						     "; PAUSED: API base URL refused (501)", "; PAUSED: TLS: " };
+	snprintf(buf + n, len - (size_t)n, "%s%s%s", m->paused < PAUSE__MAX ? why[m->paused] : "",
+		 m->paused == PAUSE_TLS ? m->pause_detail : "", m->store_failing ? "; STATE DATABASE NOT WRITABLE" : "");
 }

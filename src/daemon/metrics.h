@@ -15,7 +15,7 @@
 #include "util.h"
 
 /* Why polling is paused (the poller sets it). */
-enum pause_reason { PAUSE_NONE = 0, PAUSE_THROTTLED, PAUSE_AUTH, PAUSE_BAD_BASE, PAUSE__MAX };
+enum pause_reason { PAUSE_NONE = 0, PAUSE_THROTTLED, PAUSE_AUTH, PAUSE_BAD_BASE, PAUSE_TLS, PAUSE__MAX };
 
 #define METRICS_ANSWER_CLASSES 7    /* enum api_class */
 
@@ -35,10 +35,12 @@ struct metrics {
 	/* gauges, kept current by their owners */
 	unsigned polls_in_flight;        /* poller */
 	enum pause_reason paused;        /* poller */
+	char pause_detail[200];          /* poller: the cause, for a TLS pause */
 	double request_rate;             /* poller: effective requests/s */
 	unsigned deliveries_pending;     /* hooks: queued, delayed or running */
 	unsigned hooks_running;          /* hooks */
 	bool store_failing;              /* outbox: the last commit failed */
+	uint64_t connections_opened;     /* poller, from the HTTP glue: TCP connections opened so far */
 	int64_t start_ms;                /* wall clock at start */
 };
 

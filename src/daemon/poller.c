@@ -48,6 +48,7 @@ static void gauges(struct poller *p)
 	p->ew->m.polls_in_flight = p->in_flight;
 	p->ew->m.paused = p->pause;
 	p->ew->m.request_rate = sched_bucket_rate(&p->bucket);
+	p->ew->m.connections_opened = http_connects(p->ew->http);
 }
 
 static void run(struct poller *p);
@@ -127,7 +128,7 @@ static void pause_all(struct poller *p, enum pause_reason why, uint64_t ms)
 
 void poller_resume(struct poller *p)
 {
-	if (p->pause == PAUSE_AUTH || p->pause == PAUSE_BAD_BASE) {
+	if (p->pause == PAUSE_AUTH || p->pause == PAUSE_BAD_BASE || p->pause == PAUSE_TLS) {
 		log_msg(LOG_NOTICE, "polling resumed after reload");
 		p->pause = PAUSE_NONE;
 		p->paused_until = 0;
@@ -218,6 +219,21 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 	if (j->flags & JF_REMOVED) {
 		jobtable_release(j);
 		goto out;
+	}
+	if (res->error == HTTP_ERR_TLS) {
+		/* A certificate the daemon cannot trust is configuration, not a job problem: pause everything. */
+		ew->m.poll_errors++;
+		if (p->pause != PAUSE_TLS || strcmp(ew->m.pause_detail, res->error_text) != 0)
+			log_msg(LOG_ERR, "TLS failure talking to %s: %s. All polling is paused and probed once a minute; "
+				"fix api_ca_file (or the proxy, or the clock) and reload", ew->cfg.api_base, res->error_text);
+		snprintf(ew->m.pause_detail, sizeof(ew->m.pause_detail), "%s", res->error_text);
+		pause_all(p, PAUSE_TLS, 60000);
+		jobtable_schedule(&ew->jobs, j, ew_now(ew));
+		goto out;
+	}
+	if (p->pause == PAUSE_TLS) {
+		log_msg(LOG_NOTICE, "TLS to the API works again; polling resumed");
+		p->pause = PAUSE_NONE;
 	}
 	if (res->error != HTTP_OK) {
 		ew->m.poll_errors++;
@@ -339,7 +355,9 @@ static void submit(struct poller *p, struct job *j)
 	p->free_slots = s->next_free;
 	s->job = j;
 	j->flags |= JF_IN_FLIGHT;
-	http_req_set(s->req, url, p->headers, NULL, 0, NULL);
+	struct http_opts o = { .ca_file = ew->cfg.api_ca_file, .proxy = ew->cfg.proxy, .no_proxy = ew->cfg.no_proxy,
+			       .proxy_userpwd = ew->proxy_userpwd };
+	http_req_set(s->req, url, p->headers, NULL, 0, &o);
 	if (http_submit(s->req, (long)ew->cfg.request_timeout_ms, on_done, s) < 0) {
 		j->flags &= (uint8_t)~JF_IN_FLIGHT;
 		s->job = NULL;

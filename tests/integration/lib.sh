@@ -70,6 +70,16 @@ api() {
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
+# free_port: a loopback TCP port nothing listens on (for servers that cannot take port 0).
+free_port() {
+	local p
+	for _ in $(seq 1 50); do
+		p=$(( 20000 + RANDOM % 40000 ))
+		[ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ] && { echo "$p"; return 0; }
+	done
+	return 1
+}
+
 # ---- the daemon ----
 HOOK="$top_srcdir/tests/integration/record-hook.sh"
 
