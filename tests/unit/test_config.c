@@ -187,6 +187,12 @@ static void test_errors(void **state)
 		{ "[hook x]\nretry = 5s soon\n", "test.conf:2:", "expected durations" },
 		{ "[hooks]\nmax_concurrent = 0\n", "test.conf:2:", "whole number" },
 		{ "[hook x]\nwhat = 1\n", "test.conf:2:", "unknown key \"what\" in [hook x]" },
+		{ "[embedwatch]\nproxy = http://user:pw@proxy:3128\n", "test.conf:2:", "must not hold credentials" },
+		{ "[embedwatch]\nproxy = proxy.example:3128\n", "test.conf:2:", "expected a proxy URL" },
+		{ "[embedwatch]\nproxy = ftp://proxy:21\n", "test.conf:2:", "expected a proxy URL" },
+		{ "[hook x]\nproxy = http://a:b@p:1\n", "test.conf:2:", "credentials" },
+		{ "[embedwatch]\ncontrol_group = wheel;rm\n", "test.conf:2:", "expected a group name" },
+		{ "[embedwatch]\ncontrol_idle_timeout = 1ms\n", "test.conf:2:", "too short" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct ew_config c;
@@ -197,6 +203,22 @@ static void test_errors(void **state)
 		assert_non_null(strstr(err, cases[i].where));
 		assert_non_null(strstr(err, cases[i].what));
 		assert_null(c.api_base);
+	}
+}
+
+static void test_proxy_urls(void **state)
+{
+	static const struct { const char *url; int ok; } cases[] = {
+		{ "http://proxy.example:3128", 1 }, { "https://proxy.example", 1 }, { "socks5h://127.0.0.1:1080", 1 },
+		{ "http://[::1]:3128/", 1 }, { "http://user@proxy:1", 0 }, { "http://u:p@proxy:1/", 0 },
+		{ "http://", 0 }, { "http://:3128", 0 }, { "proxy:3128", 0 }, { "http://a b:1", 0 },
+		{ "http://proxy/x@y", 1 },
+	};
+	char err[256];
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int r = config_check_proxy(cases[i].url, err, sizeof(err));
+		if ((r == 0) != cases[i].ok)
+			fail_msg("%s: %s", cases[i].url, cases[i].ok ? err : "accepted");
 	}
 }
 
@@ -219,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_proxy_urls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
