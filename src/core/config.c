@@ -1,5 +1,9 @@
 #include "config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -77,6 +81,7 @@ void config_clear(struct ew_config *c)
 	free(c->metrics_file);
 	free(c->control_group);
 	free(c->api_ca_file);
+	free(c->metrics_listen);
 	free(c->proxy);
 	free(c->no_proxy);
 	free(c->proxy_credentials_file);
@@ -313,6 +318,37 @@ int config_check_proxy(const char *url, char *err, size_t errlen)
 	return 0;
 }
 
+int config_parse_listen(const char *s, struct sockaddr_storage *ret)
+{
+	char host[64] = "127.0.0.1";
+	const char *port = s, *colon = strrchr(s, ':');
+	memset(ret, 0, sizeof(*ret));
+	if (colon) {
+		size_t n = (size_t)(colon - s);
+		if (n == 0 || n >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s, n);
+		host[n] = '\0';
+		port = colon + 1;
+	}
+	char *end;
+	unsigned long p = strtoul(port, &end, 10);
+	if (!*port || *end || p == 0 || p > 65535)
+		return -EINVAL;
+	size_t hl = strlen(host);
+	if (host[0] == '[' && host[hl - 1] == ']') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ret;
+		host[hl - 1] = '\0';
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)p);
+		return inet_pton(AF_INET6, host + 1, &a->sin6_addr) == 1 ? 0 : -EINVAL;
+	}
+	struct sockaddr_in *a = (struct sockaddr_in *)ret;
+	a->sin_family = AF_INET;
+	a->sin_port = htons((uint16_t)p);
+	return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -EINVAL;
+}
+
 static int set_opt_string(char **dst, const char *v)
 {
 	free(*dst);
@@ -355,6 +391,12 @@ static int main_key(struct parse_ctx *x, const char *k, const char *v)
 			return fail(x, "control_mode: expected an octal mode like 0660, got \"%s\"", v);
 		c->control_mode = (unsigned)m;
 		return 1;
+	}
+	if (strcmp(k, "metrics_listen") == 0) {
+		struct sockaddr_storage ss;
+		if (*v && config_parse_listen(v, &ss) < 0)
+			return fail(x, "metrics_listen: expected [ADDRESS:]PORT like 9810, 127.0.0.1:9810 or [::1]:9810, got \"%s\"", v);
+		return set_opt_string(&c->metrics_listen, v);
 	}
 	if (strcmp(k, "api_ca_file") == 0)
 		return set_opt_string(&c->api_ca_file, v);

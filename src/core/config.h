@@ -44,6 +44,7 @@ struct ew_config {
 	uint64_t max_age_ms;        /* 0: never expire */
 	uint64_t retention_ms;      /* ended jobs, old events and deliveries are forgotten after; 0: never */
 	char *metrics_file;         /* Prometheus textfile, empty: none */
+	char *metrics_listen;       /* [ADDRESS:]PORT serving GET /metrics, NULL: off */
 	char *api_ca_file;          /* CA bundle replacing the system store for the API, or NULL */
 	char *proxy;                /* proxy URL for the API and webhooks; NULL: https_proxy etc. from the environment */
 	char *no_proxy;             /* hosts that bypass the proxy, or NULL */
@@ -88,6 +89,9 @@ int config_parse_duration(const char *s, uint64_t *ret_ms);
  * and no credentials in it (they go in a file). -EINVAL with a reason in err.
  */
 int config_check_proxy(const char *url, char *err, size_t errlen);
+struct sockaddr_storage;
+/* "[ADDRESS:]PORT" (IPv4, [IPv6], or just a port: 127.0.0.1) into a socket address. 0 or -EINVAL. */
+int config_parse_listen(const char *s, struct sockaddr_storage *ret);
 /* "10/s", "50/min", "3000/h" into requests per second. */
 int config_parse_rate(const char *s, double *ret_per_s);
 /*

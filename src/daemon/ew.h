@@ -21,6 +21,7 @@ struct poller;
 struct hooks;
 struct control;
 struct outbox;
+struct metrics_http;
 
 struct ew {
 	uv_loop_t *loop;
@@ -37,6 +38,7 @@ struct ew {
 	struct hooks *hooks;
 	struct control *control;
 	struct outbox *outbox;
+	struct metrics_http *metrics_http;
 	uv_timer_t prune_timer;     /* watch: retention */
 	bool stopping;
 };

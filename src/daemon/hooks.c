@@ -237,6 +237,10 @@ void hooks_plan(struct hooks *hs, struct turn_row *ev)
 
 static void start(struct hooks *hs, struct delivery *d)
 {
+	if (d->lag_from_ms) {
+		metrics_observe_lag(&hs->ew->m, (double)(util_wall_ms() - d->lag_from_ms) / 1000.0);
+		d->lag_from_ms = 0;
+	}
 	struct run *r = xcalloc(1, sizeof(*r));
 	r->hs = hs;
 	r->d = d;
@@ -301,6 +305,7 @@ void hooks_dispatch(struct ew *ew, const struct turn_row *rows)
 		for (size_t i = 0; i < r->n_hooks; i++) {
 			d = delivery_new(hs, hook_get(hs, r->hooks[i]), r->event_id, r->type, r->subject, r->batch, p);
 			d->next_ms = r->ts_ms;
+			d->lag_from_ms = r->lag_from_ms;
 			enqueue(hs, d);
 		}
 		payload_unref(p);

@@ -33,6 +33,7 @@ struct delivery {
 	char *key;                  /* "EVENT_ID HOOK": its entry in hooks->index */
 	unsigned attempts;          /* attempts started, each claimed in a commit first */
 	int64_t next_ms;            /* wall clock of the next attempt */
+	int64_t lag_from_ms;        /* for the detection lag at its first start; 0: not measured */
 	uint32_t heap_idx;          /* in hooks->delayed, or DELIVERY_NOT_DELAYED */
 };
 

@@ -36,6 +36,7 @@ struct job {
 	uint64_t due;               /* next poll, loop clock ms */
 	int64_t added_ms;           /* wall clock */
 	int64_t updated_ms;         /* wall clock of the last status change */
+	int64_t seen_ms;            /* wall clock of the last answer about it (0: none yet) */
 	struct batch *batch;
 	uint32_t heap_idx;
 	uint32_t batch_idx;         /* index in batch->members */

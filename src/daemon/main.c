@@ -21,6 +21,7 @@
 #include "hooks.h"
 #include "http.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "outbox.h"
 #include "poller.h"
 #include "store.h"
@@ -207,15 +208,18 @@ static void reload(struct ew *ew)
 		goto done;
 	}
 	if (strcmp(cfg.state_dir, ew->cfg.state_dir) || strcmp(cfg.control_socket, ew->cfg.control_socket) ||
-	    cfg.max_in_flight != ew->cfg.max_in_flight || cfg.max_connections != ew->cfg.max_connections)
-		log_msg(LOG_WARNING, "reload: state_dir, control_socket, max_in_flight and max_connections take effect "
-			"at the next restart");
+	    cfg.max_in_flight != ew->cfg.max_in_flight || cfg.max_connections != ew->cfg.max_connections ||
+	    strcmp(cfg.metrics_listen ? cfg.metrics_listen : "", ew->cfg.metrics_listen ? ew->cfg.metrics_listen : ""))
+		log_msg(LOG_WARNING, "reload: state_dir, control_socket, metrics_listen, max_in_flight and max_connections "
+			"take effect at the next restart");
 	/* Keep what cannot change while running. */
 	free(cfg.state_dir);
 	cfg.state_dir = xstrdup(ew->cfg.state_dir);
 	free(cfg.control_socket);
 	cfg.control_socket = xstrdup(ew->cfg.control_socket);
 	cfg.max_in_flight = ew->cfg.max_in_flight;
+	free(cfg.metrics_listen);
+	cfg.metrics_listen = ew->cfg.metrics_listen ? xstrdup(ew->cfg.metrics_listen) : NULL;
 	cfg.max_connections = ew->cfg.max_connections;
 	config_clear(&ew->cfg);
 	ew->cfg = cfg;
@@ -260,6 +264,7 @@ static void on_stop_timer(uv_timer_t *t)
 	ew->poller = NULL;
 	http_close(ew->http);
 	control_close(ew);
+	metrics_http_close(ew);
 	outbox_close(ew);
 	watch_close(ew);
 	uv_walk(ew->loop, close_all, NULL);
@@ -356,7 +361,7 @@ int main(int argc, char **argv)
 		fatal("%s", err);
 	if (outbox_run(ew) < 0)
 		fatal("state database %s is not writable: %s", ew->cfg.state_dir, store_error(ew->store));
-	if (control_init(ew, err, sizeof(err)) < 0)
+	if (control_init(ew, err, sizeof(err)) < 0 || metrics_http_init(ew, err, sizeof(err)) < 0)
 		fatal("%s", err);
 
 	if ((r = uv_signal_init(ew->loop, &sig_term)) < 0 || (r = uv_signal_init(ew->loop, &sig_int)) < 0 ||

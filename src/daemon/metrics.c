@@ -8,6 +8,32 @@ static const char *const answer_class[METRICS_ANSWER_CLASSES] = {
 	"ok", "rejected", "auth", "not_found", "throttled", "transient", "bad_base",
 };
 
+static const double request_bounds[METRICS_BUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
+static const double lag_bounds[METRICS_BUCKETS] = { 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800 };
+
+static void observe(struct metrics_hist *h, const double *bounds, double v)
+{
+	int i = 0;
+	while (i < METRICS_BUCKETS && v > bounds[i])
+		i++;
+	if (i < METRICS_BUCKETS)
+		h->counts[i]++;
+	else
+		h->over++;
+	h->n++;
+	h->sum += v;
+}
+
+void metrics_observe_request(struct metrics *m, double s)
+{
+	observe(&m->request_seconds, request_bounds, s);
+}
+
+void metrics_observe_lag(struct metrics *m, double s)
+{
+	observe(&m->detection_lag, lag_bounds, s);
+}
+
 const char *metrics_pause_name(enum pause_reason p)
 {
 	static const char *const names[PAUSE__MAX] = { "none", "rate-limited", "auth", "bad-base-url", "tls" };
@@ -31,8 +57,25 @@ static void gauge(struct buf *b, const char *name, const char *help, double v)
 	buf_printf(b, "%s %.17g\n", name, v);
 }
 
+static void histogram(struct buf *b, const char *name, const char *help, const struct metrics_hist *h,
+		      const double *bounds)
+{
+	uint64_t cum = 0;
+	family(b, name, "histogram", help);
+	for (int i = 0; i < METRICS_BUCKETS; i++) {
+		cum += h->counts[i];
+		buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], (unsigned long long)cum);
+	}
+	buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.17g\n%s_count %llu\n", name, (unsigned long long)h->n, name,
+		   h->sum, name, (unsigned long long)h->n);
+}
+
 void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], struct buf *b)
 {
+	family(b, "embedwatch_build_info", "gauge", "Always 1; the version in a label.");
+	buf_printf(b, "embedwatch_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+	gauge(b, "process_start_time_seconds", "Start time of the process since the Unix epoch, seconds.",
+	      (double)m->start_ms / 1000.0);
 	family(b, "embedwatch_jobs", "gauge", "Watched jobs by status.");
 	for (int i = 0; i < JOB__MAX; i++)
 		buf_printf(b, "embedwatch_jobs{status=\"%s\"} %zu\n", job_status_name((enum job_status)i), job_counts[i]);
@@ -53,7 +96,17 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	counter(b, "embedwatch_commits_total", "State database commits.", m->commits);
 	counter(b, "embedwatch_commit_failures_total", "State database commits that failed.", m->commit_failures);
 	counter(b, "embedwatch_throttled_total", "429 and 503 answers from the API.", m->throttles);
-	gauge(b, "embedwatch_request_rate", "Effective request budget, requests per second.", m->request_rate);
+	gauge(b, "embedwatch_request_budget_per_second", "Configured request budget (rate), requests per second.",
+	      m->request_budget);
+	gauge(b, "embedwatch_request_rate_per_second", "Effective request rate allowed now (lowered after 429/503).",
+	      m->request_rate);
+	gauge(b, "embedwatch_last_poll_success_timestamp_seconds", "When the API last answered a poll with 200, 0: never.",
+	      (double)m->last_poll_ok_ms / 1000.0);
+	histogram(b, "embedwatch_request_duration_seconds", "Duration of API requests, answered or not.",
+		  &m->request_seconds, request_bounds);
+	histogram(b, "embedwatch_detection_lag_seconds",
+		  "From the last API answer showing a job running to the start of a hook for its end (an upper bound "
+		  "on the delay from the job's end: the API reports no end time).", &m->detection_lag, lag_bounds);
 	gauge(b, "embedwatch_paused", "1 while all polling is paused.", m->paused != PAUSE_NONE);
 	family(b, "embedwatch_pause_reason", "gauge", "1 for the reason all polling is paused, if it is.");
 	for (int i = 1; i < PAUSE__MAX; i++)

@@ -18,6 +18,15 @@
 enum pause_reason { PAUSE_NONE = 0, PAUSE_THROTTLED, PAUSE_AUTH, PAUSE_BAD_BASE, PAUSE_TLS, PAUSE__MAX };
 
 #define METRICS_ANSWER_CLASSES 7    /* enum api_class */
+#define METRICS_BUCKETS 12
+
+/* A Prometheus histogram with fixed upper bounds (seconds). */
+struct metrics_hist {
+	uint64_t counts[METRICS_BUCKETS];   /* observations <= bound[i], not cumulative */
+	uint64_t over;                      /* above the last bound */
+	uint64_t n;
+	double sum;
+};
 
 struct metrics {
 	/* counters */
@@ -41,9 +50,16 @@ struct metrics {
 	unsigned hooks_running;          /* hooks */
 	bool store_failing;              /* outbox: the last commit failed */
 	uint64_t connections_opened;     /* poller, from the HTTP glue: TCP connections opened so far */
+	double request_budget;           /* poller: configured requests/s */
+	uint64_t last_poll_ok_ms;        /* poller: wall clock of the last 200 from the API, 0: none */
+	struct metrics_hist request_seconds;     /* poller: time of each API request */
+	struct metrics_hist detection_lag;       /* hooks: last answer showing the job running -> hook start */
 	int64_t start_ms;                /* wall clock at start */
 };
 
+/* Adds one observation (seconds) to a request-latency or detection-lag histogram. */
+void metrics_observe_request(struct metrics *m, double seconds);
+void metrics_observe_lag(struct metrics *m, double seconds);
 /* The Prometheus text of m and the job counts by status, appended to out. */
 void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], struct buf *out);
 /* The one-line summary into buf (always NUL-terminated). */

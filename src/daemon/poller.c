@@ -49,6 +49,7 @@ static void gauges(struct poller *p)
 	p->ew->m.paused = p->pause;
 	p->ew->m.request_rate = sched_bucket_rate(&p->bucket);
 	p->ew->m.connections_opened = http_connects(p->ew->http);
+	p->ew->m.request_budget = p->ew->cfg.rate_per_s;
 }
 
 static void run(struct poller *p);
@@ -215,6 +216,9 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 	s->next_free = p->free_slots;
 	p->free_slots = s;
 	p->in_flight--;
+	metrics_observe_request(&ew->m, (double)res->total_us / 1e6);
+	if (res->error == HTTP_OK && res->status == 200)
+		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
 	j->flags &= (uint8_t)~JF_IN_FLIGHT;
 	if (j->flags & JF_REMOVED) {
 		jobtable_release(j);

@@ -28,6 +28,7 @@ struct turn_row {
 	char *batch;                /* TR_EVENT: the job's batch, or NULL */
 	char *job_name;             /* TR_EVENT: the job's name from the API, or NULL */
 	char *text;                 /* TR_EVENT payload, TR_SNAPSHOT document */
+	int64_t lag_from_ms;        /* TR_EVENT: last answer showing the job running, for the detection lag; 0: unknown */
 	char **hooks;               /* TR_EVENT: the hooks that take it, planned in the commit */
 	size_t n_hooks;
 };

@@ -102,6 +102,8 @@ void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, cons
 	bool changed;
 	enum ew_event ev;
 
+	int64_t prev_seen = j->seen_ms;
+	j->seen_ms = util_wall_ms();
 	job_error_reset(&j->err);
 	j->fail_run = 0;
 	if (aj->status == JOB_UNKNOWN && !(j->flags & JF_UNKNOWN_LOGGED)) {
@@ -128,7 +130,9 @@ void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, cons
 		}
 		json_object_object_add(data, "previous_status", json_object_new_string(job_status_name(prev)));
 		json_object_object_add(data, "batch", j->batch ? json_object_new_string(j->batch->name) : NULL);
-		emit(ew, j->id, j->id, ev, j->batch ? j->batch->name : NULL, aj->name, data);
+		struct turn_row *row = emit(ew, j->id, j->id, ev, j->batch ? j->batch->name : NULL, aj->name, data);
+		if (!job_status_ended(prev) && prev != JOB_NONE)
+			row->lag_from_ms = prev_seen;
 	}
 	if (watch_job_ended(j)) {
 		job_ended(ew, j);

@@ -1,0 +1,185 @@
+/* The /metrics endpoint: a minimal HTTP/1.x responder on libuv, nothing more. */
+#include "metrics_http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+#define REQ_MAX 8192
+#define CONN_MAX 32
+#define REQ_TIMEOUT_MS 5000
+
+struct mconn {
+	struct mconn *next;
+	struct metrics_http *mh;
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_write_t wr;
+	char req[REQ_MAX];
+	size_t len;
+	struct buf out;
+	int open;
+	bool closing;
+};
+
+struct metrics_http {
+	struct ew *ew;
+	uv_tcp_t server;
+	struct mconn *conns;
+	unsigned n;
+};
+
+static void conn_freed(uv_handle_t *h)
+{
+	struct mconn *c = h->data;
+	if (--c->open == 0) {
+		buf_free(&c->out);
+		free(c);
+	}
+}
+
+static void conn_close(struct mconn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	for (struct mconn **pp = &c->mh->conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	c->mh->n--;
+	uv_close((uv_handle_t *)&c->tcp, conn_freed);
+	uv_close((uv_handle_t *)&c->timer, conn_freed);
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+	conn_close(w->data);
+}
+
+static void respond(struct mconn *c, int status, const char *reason, const char *ctype, const char *body, size_t n)
+{
+	buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+		   status, reason, ctype, n);
+	buf_append(&c->out, body, n);
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+	c->wr.data = c;
+	if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, on_written) < 0)
+		conn_close(c);
+}
+
+static void handle(struct mconn *c)
+{
+	struct ew *ew = c->mh->ew;
+	bool get = strncmp(c->req, "GET ", 4) == 0, head = strncmp(c->req, "HEAD ", 5) == 0;
+	const char *path = c->req + (get ? 4 : head ? 5 : 0);
+	size_t plen = strcspn(path, " ?\r\n");
+	if (!get && !head) {
+		respond(c, 405, "Method Not Allowed", "text/plain", "GET /metrics\n", 13);
+		return;
+	}
+	if (plen != 8 || strncmp(path, "/metrics", 8) != 0) {
+		respond(c, 404, "Not Found", "text/plain", "GET /metrics\n", 13);
+		return;
+	}
+	struct buf b = { 0 };
+	metrics_text(&ew->m, ew->jobs.counts, &b);
+	respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b.data, head ? 0 : b.len);
+	buf_free(&b);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct mconn *c = h->data;
+	buf->base = c->req + c->len;
+	buf->len = REQ_MAX - 1 - c->len;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct mconn *c = s->data;
+	if (n < 0) {
+		conn_close(c);
+		return;
+	}
+	c->len += (size_t)n;
+	c->req[c->len] = '\0';
+	if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n"))
+		handle(c);
+	else if (c->len >= REQ_MAX - 1)
+		respond(c, 431, "Request Header Fields Too Large", "text/plain", "", 0);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+	conn_close(t->data);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct metrics_http *mh = server->data;
+	if (status < 0)
+		return;
+	struct mconn *c = xcalloc(1, sizeof(*c));
+	c->mh = mh;
+	c->tcp.data = c->timer.data = c;
+	UV_CHECK(uv_tcp_init(mh->ew->loop, &c->tcp));
+	UV_CHECK(uv_timer_init(mh->ew->loop, &c->timer));
+	c->open = 2;
+	c->next = mh->conns;
+	mh->conns = c;
+	mh->n++;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || mh->n > CONN_MAX ||
+	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+		conn_close(c);
+		return;
+	}
+	UV_CHECK(uv_timer_start(&c->timer, on_timeout, REQ_TIMEOUT_MS, 0));
+}
+
+int metrics_http_init(struct ew *ew, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int r;
+
+	if (!ew->cfg.metrics_listen || !ew->cfg.metrics_listen[0])
+		return 0;
+	if ((r = config_parse_listen(ew->cfg.metrics_listen, &ss)) < 0) {
+		snprintf(err, errlen, "metrics_listen %s: expected [ADDRESS:]PORT", ew->cfg.metrics_listen);
+		return r;
+	}
+	struct metrics_http *mh = xcalloc(1, sizeof(*mh));
+	mh->ew = ew;
+	ew->metrics_http = mh;
+	mh->server.data = mh;
+	if ((r = uv_tcp_init(ew->loop, &mh->server)) < 0 ||
+	    (r = uv_tcp_bind(&mh->server, (const struct sockaddr *)&ss, 0)) < 0 ||
+	    (r = uv_listen((uv_stream_t *)&mh->server, 64, on_connection)) < 0) {
+		snprintf(err, errlen, "metrics_listen %s: %s", ew->cfg.metrics_listen, uv_strerror(r));
+		return r;
+	}
+	log_msg(LOG_INFO, "serving /metrics on %s", ew->cfg.metrics_listen);
+	return 0;
+}
+
+static void server_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+void metrics_http_close(struct ew *ew)
+{
+	struct metrics_http *mh = ew->metrics_http;
+	if (!mh)
+		return;
+	while (mh->conns)
+		conn_close(mh->conns);
+	uv_close((uv_handle_t *)&mh->server, server_closed);
+	ew->metrics_http = NULL;
+}
