@@ -55,7 +55,17 @@ void cmd_list(struct client *c, json_object *req)
 	if (json_object_object_get_ex(req, "limit", &v))
 		l.limit = json_object_get_int64(v);
 	l.arr = json_object_new_array();
-	strmap_each(&ew->jobs.jobs, list_one, &l);
+	if (json_object_object_get_ex(req, "ids", &v) && json_object_is_type(v, json_type_array)) {
+		/* Only these ids (a progress query): one lookup each, not a walk of the table. */
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			const char *id = json_object_get_string(json_object_array_get_idx(v, i));
+			struct job *j = id ? jobtable_get(&ew->jobs, id) : NULL;
+			if (j)
+				list_one(j->id, j, &l);
+		}
+	} else {
+		strmap_each(&ew->jobs.jobs, list_one, &l);
+	}
 	json_object_array_sort(l.arr, cmp_jobs);
 	json_object *o = ok_answer();
 	json_object_object_add(o, "jobs", l.arr);
