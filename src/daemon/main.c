@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -82,6 +83,20 @@ static int read_secret_line(const char *path, const char *what, bool check_mode,
 	return 0;
 }
 
+/* True when the file holds nothing but whitespace (or cannot be read as a small file). */
+static bool blank_file(const char *path)
+{
+	char buf[16], err[256];
+	struct stat st;
+	if (stat(path, &st) < 0 || st.st_size >= (off_t)sizeof(buf))
+		return false;
+	int n = util_read_private_file(path, "credential", false, buf, sizeof(buf), err, sizeof(err));
+	for (int i = 0; i < n; i++)
+		if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' && buf[i] != '\r')
+			return false;
+	return n >= 0;
+}
+
 /* The running key came from CO_API_KEY, which is removed once read: a reload keeps it. */
 static bool key_from_env;
 
@@ -91,8 +106,15 @@ static int load_key(const struct ew_config *cfg, const char *current, char **ret
 	char path[4096];
 
 	if (creds) {
+		struct stat st;
 		snprintf(path, sizeof(path), "%s/cohere-api-key", creds);
-		if (access(path, F_OK) == 0) {
+		/* Blank: the unit's SetCredential= fallback, i.e. there was no key file to load. */
+		if (stat(path, &st) == 0 && blank_file(path) && !cfg->api_key_file[0] && !getenv("CO_API_KEY")) {
+			snprintf(err, errlen, "no API key configured: put it in %s/embedwatch/cohere-api-key (mode 0600), "
+				 "then systemctl restart embedwatchd", SYSCONFDIR);
+			return -ENOKEY;
+		}
+		if (stat(path, &st) == 0 && !blank_file(path)) {
 			key_from_env = false;
 			return read_secret_line(path, "API key file", false, ret, err, errlen);
 		}
@@ -122,7 +144,7 @@ static int load_key(const struct ew_config *cfg, const char *current, char **ret
 	}
 	snprintf(err, errlen, "no API key: set LoadCredential=cohere-api-key:..., api_key_file in [embedwatch], "
 		 "or CO_API_KEY");
-	return -ENOENT;
+	return -ENOKEY;
 }
 
 /* Proxy credentials: the credential proxy-credentials, else proxy_credentials_file; NULL when neither. */
@@ -340,8 +362,13 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
 		fatal("cannot initialise libcurl");
-	if (load_key(&ew->cfg, NULL, &ew->api_key, err, sizeof(err)) < 0 ||
-	    load_proxy_credentials(&ew->cfg, &ew->proxy_userpwd, err, sizeof(err)) < 0)
+	if ((r = load_key(&ew->cfg, NULL, &ew->api_key, err, sizeof(err))) == -ENOKEY) {
+		/* A configuration to finish, not a crash: EX_CONFIG, which the unit does not restart on. */
+		log_msg(LOG_ERR, "%s", err);
+		sd_notifyf(0, "STATUS=%s", err);
+		return EX_CONFIG;
+	}
+	if (r < 0 || load_proxy_credentials(&ew->cfg, &ew->proxy_userpwd, err, sizeof(err)) < 0)
 		fatal("%s", err);
 
 	ew->loop = uv_default_loop();

@@ -14,7 +14,12 @@ ok "--check-config and start-up name file:line"
 
 # No key anywhere.
 rc=0; env -u CO_API_KEY "$DAEMON" -c "$T/ew.conf" 2>"$T/err" || rc=$?
-[ $rc = 1 ] && grep -q "no API key" "$T/err" || fail "no key: rc=$rc $(cat "$T/err")"
+[ $rc = 78 ] && grep -q "no API key" "$T/err" || fail "no key: rc=$rc (expected 78, EX_CONFIG) $(cat "$T/err")"
+# Under the unit, a missing key file leaves an empty credential (SetCredential= fallback): a clear message, exit 78.
+mkdir -p "$T/creds"
+printf '\n' >"$T/creds/cohere-api-key"
+rc=0; env -u CO_API_KEY CREDENTIALS_DIRECTORY="$T/creds" "$DAEMON" -c "$T/ew.conf" 2>"$T/err" || rc=$?
+[ $rc = 78 ] && grep -q "no API key configured: put it in .*cohere-api-key" "$T/err" || fail "empty credential: rc=$rc $(cat "$T/err")"
 # A key file readable by others is refused.
 printf 'k\n' >"$T/key"; chmod 644 "$T/key"
 sed "s|^\[embedwatch\]|[embedwatch]\napi_key_file = $T/key|" "$T/ew.conf" >"$T/keyfile.conf"
