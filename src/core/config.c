@@ -562,7 +562,7 @@ static int hook_key(struct parse_ctx *x, struct ew_hook *h, const char *k, const
 	}
 	if (strcmp(k, "proxy") == 0) {
 		char err[256];
-		if (strcmp(v, "direct") != 0 && config_check_proxy(v, err, sizeof(err)) < 0)
+		if (*v && strcmp(v, "direct") != 0 && config_check_proxy(v, err, sizeof(err)) < 0)
 			return fail(x, "proxy: %s (or \"direct\" for none)", err);
 		return set_opt_string(&h->proxy, v);
 	}
