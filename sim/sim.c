@@ -427,7 +427,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 			j->first_ms = now;
 		j->last_ms = now;
 	}
-	bool faulted = fault_take(T_API, id[0] ? id : NULL, now, &f);
+	bool faulted = fault_take(is_list ? T_LIST : T_API, id[0] ? id : NULL, now, &f);
 	pthread_mutex_unlock(&S.mu);
 
 	if (faulted && f.kind == F_DELAY) {
@@ -463,6 +463,16 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 			if (i)
 				buf_append(&b, ",", 1);
 			render_job(&b, S.job_list[i], now);
+		}
+		/* The key's history: jobs that ended long ago, as a real account's list has thousands. */
+		for (uint64_t i = 0; i < S.history; i++) {
+			static const char *const ends[] = { "complete", "complete", "complete", "failed", "cancelled" };
+			buf_printf(&b, "%s{\"job_id\":\"hist-%07llu\",\"name\":\"history-%llu\",\"status\":\"%s\","
+				   "\"created_at\":\"2025-01-01T00:00:00Z\",\"input_dataset_id\":\"ds-hist\",%s"
+				   "\"model\":\"embed-english-v3.0\",\"truncate\":\"END\",\"meta\":{\"api_version\":{\"version\":\"1\"},"
+				   "\"billed_units\":{\"input_tokens\":%llu}}}", S.n_jobs || i ? "," : "",
+				   (unsigned long long)i, (unsigned long long)(i / 100), ends[i % 5],
+				   i % 5 < 3 ? "\"output_dataset_id\":\"ds-hist-out\"," : "", (unsigned long long)(i * 37 % 100000));
 		}
 		buf_printf(&b, "]}");
 		status = 200;
@@ -594,6 +604,7 @@ static void usage(FILE *f)
 		"      --cancel-delay DUR cancelling -> cancelled after a cancel request (default 2s)\n"
 		"      --sink-status N    status the webhook sink answers (default 200)\n"
 		"      --no-log           do not keep the per-request log (/_sim/log)\n"
+		"      --history N        the list also holds N jobs that ended long ago (hist-0000000 ...)\n"
 		"      --tls-cert FILE    serve HTTPS with this PEM certificate (chain) ...\n"
 		"      --tls-key FILE     ... and this PEM private key\n"
 		"  -h, --help             this text\n\n"
@@ -615,6 +626,7 @@ int main(int argc, char **argv)
 		{ "sink-status", required_argument, NULL, 4 },
 		{ "no-log", no_argument, NULL, 5 },
 		{ "tls-cert", required_argument, NULL, 6 },
+		{ "history", required_argument, NULL, 8 },
 		{ "tls-key", required_argument, NULL, 7 },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -663,6 +675,7 @@ int main(int argc, char **argv)
 		case 4: S.sink_status = atoi(optarg); break;
 		case 5: S.log_requests = false; break;
 		case 6: tls_cert = optarg; break;
+		case 8: S.history = strtoull(optarg, NULL, 10); break;
 		case 7: tls_key = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

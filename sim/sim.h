@@ -41,7 +41,7 @@ struct sim_job {
 };
 
 enum fault_kind { F_STATUS = 1, F_DELAY, F_DROP, F_MALFORMED, F_TRUNCATED, F_OVERSIZED, F_CONTENT_TYPE };
-enum fault_target { T_API = 1, T_SINK = 2 };
+enum fault_target { T_API = 1, T_SINK = 2, T_LIST = 4 };
 
 struct fault {
 	enum fault_kind kind;
@@ -91,6 +91,7 @@ struct sim_state {
 	uint64_t cancel_delay_ms;
 	int sink_status;
 	bool log_requests;
+	uint64_t history;        /* ended jobs of long ago in the list */
 	struct strmap jobs;
 	struct sim_job **job_list;
 	size_t n_jobs, cap_jobs;

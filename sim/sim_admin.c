@@ -103,10 +103,12 @@ static const char *add_fault(json_object *spec, int64_t now)
 			f->kind = kinds[i].k;
 	if (!f->kind)
 		goto bad_kind;
-	f->targets = T_API;
+	/* "api" (the default): per-id polls and the list; "poll" or "list": only those; "sink"; "any". */
+	f->targets = T_API | T_LIST;
 	if (json_object_object_get_ex(spec, "target", &v)) {
 		const char *t = json_object_get_string(v);
-		f->targets = strcmp(t, "sink") == 0 ? T_SINK : strcmp(t, "any") == 0 ? T_API | T_SINK : T_API;
+		f->targets = strcmp(t, "sink") == 0 ? T_SINK : strcmp(t, "any") == 0 ? T_API | T_LIST | T_SINK
+			     : strcmp(t, "list") == 0 ? T_LIST : strcmp(t, "poll") == 0 ? T_API : T_API | T_LIST;
 	}
 	if (f->kind == F_STATUS) {
 		if (!json_object_object_get_ex(spec, "status", &v) || json_object_get_int(v) < 100 ||

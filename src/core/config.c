@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <syslog.h>
 
 #include "api.h"
@@ -52,6 +53,12 @@ void config_defaults(struct ew_config *c)
 	c->max_in_flight = 32;
 	c->max_connections = 8;
 	c->request_timeout_ms = 30000;
+	c->sweep = true;
+	c->sweep_interval_ms = 5000;
+	c->sweep_interval_max_ms = 60000;
+	c->list_max_bytes = 64ULL << 20;
+	c->discover_match = xstrdup("*");
+	c->discover_batch = xstrdup("");
 	c->hooks_max_concurrent = 16;
 	c->shutdown_grace_ms = 10000;
 	c->hook_output_max = 16384;
@@ -66,6 +73,8 @@ static void hook_free(struct ew_hook *h)
 	free(h->ca_file);
 	free(h->proxy);
 	free(h->no_proxy);
+	free(h->batch_glob);
+	free(h->job_name_glob);
 }
 
 void config_clear(struct ew_config *c)
@@ -85,6 +94,8 @@ void config_clear(struct ew_config *c)
 	free(c->proxy);
 	free(c->no_proxy);
 	free(c->proxy_credentials_file);
+	free(c->discover_match);
+	free(c->discover_batch);
 	for (size_t i = 0; i < c->n_hooks; i++)
 		hook_free(&c->hooks[i]);
 	free(c->hooks);
@@ -265,6 +276,56 @@ static int set_uint(struct parse_ctx *x, const char *key, const char *v, unsigne
 	return 1;
 }
 
+static int set_bool(struct parse_ctx *x, const char *key, const char *v, bool *dst)
+{
+	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1"))
+		*dst = true;
+	else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") || !strcmp(v, "0"))
+		*dst = false;
+	else
+		return fail(x, "%s: expected yes or no, got \"%s\"", key, v);
+	return 1;
+}
+
+int config_parse_size(const char *s, uint64_t *ret)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || errno || v < 0)
+		return -EINVAL;
+	uint64_t mult = 1;
+	if (!strcmp(end, "") || !strcmp(end, "B"))
+		mult = 1;
+	else if (!strcasecmp(end, "k") || !strcmp(end, "KiB") || !strcmp(end, "kB"))
+		mult = 1ULL << 10;
+	else if (!strcmp(end, "M") || !strcmp(end, "MiB") || !strcmp(end, "MB"))
+		mult = 1ULL << 20;
+	else if (!strcmp(end, "G") || !strcmp(end, "GiB") || !strcmp(end, "GB"))
+		mult = 1ULL << 30;
+	else
+		return -EINVAL;
+	if (v * (double)mult > 1e15)
+		return -EINVAL;
+	*ret = (uint64_t)(v * (double)mult);
+	return 0;
+}
+
+const char *config_discover_batch(const char *rule, const char *name, char *buf, size_t len)
+{
+	if (!rule || !*rule)
+		return NULL;
+	if (!strcmp(rule, "{name}")) {
+		snprintf(buf, len, "%s", name);
+	} else if (!strcmp(rule, "{name-prefix}")) {
+		const char *dash = strrchr(name, '-');
+		snprintf(buf, len, "%.*s", dash && dash != name ? (int)(dash - name) : (int)strlen(name), name);
+	} else {
+		snprintf(buf, len, "%s", rule);
+	}
+	return buf[0] ? buf : NULL;
+}
+
 static int set_double(struct parse_ctx *x, const char *key, const char *v, double *dst, double min, double max)
 {
 	char *end;
@@ -425,6 +486,8 @@ static int main_key(struct parse_ctx *x, const char *k, const char *v)
 		return set_string(&c->metrics_file, v);
 	if (strcmp(k, "retention") == 0)
 		return set_duration(x, k, v, &c->retention_ms, 0);
+	if (strcmp(k, "cancel_on_expire") == 0)
+		return set_bool(x, k, v, &c->cancel_on_expire);
 	return fail(x, "unknown key \"%s\" in [embedwatch]", k);
 }
 
@@ -453,7 +516,36 @@ static int poll_key(struct parse_ctx *x, const char *k, const char *v)
 		return set_uint(x, k, v, &c->max_connections, 1, 1024);
 	if (strcmp(k, "request_timeout") == 0)
 		return set_duration(x, k, v, &c->request_timeout_ms, 100);
+	if (strcmp(k, "sweep") == 0)
+		return set_bool(x, k, v, &c->sweep);
+	if (strcmp(k, "sweep_interval") == 0)
+		return set_duration(x, k, v, &c->sweep_interval_ms, 10);
+	if (strcmp(k, "sweep_interval_max") == 0)
+		return set_duration(x, k, v, &c->sweep_interval_max_ms, 10);
+	if (strcmp(k, "list_max_bytes") == 0) {
+		if (config_parse_size(v, &c->list_max_bytes) < 0 || c->list_max_bytes < 1024)
+			return fail(x, "list_max_bytes: expected a size like 64MiB or 1048576 (at least 1k), got \"%s\"", v);
+		return 1;
+	}
 	return fail(x, "unknown key \"%s\" in [poll]", k);
+}
+
+static int discover_key(struct parse_ctx *x, const char *k, const char *v)
+{
+	struct ew_config *c = x->cfg;
+	if (strcmp(k, "enabled") == 0)
+		return set_bool(x, k, v, &c->discover);
+	if (strcmp(k, "match") == 0) {
+		if (!*v)
+			return fail(x, "match: expected a glob on the job's name like nightly-* (or *)");
+		return set_string(&c->discover_match, v);
+	}
+	if (strcmp(k, "batch") == 0) {
+		if (strlen(v) > 128)
+			return fail(x, "batch: at most 128 characters");
+		return set_string(&c->discover_batch, v);
+	}
+	return fail(x, "unknown key \"%s\" in [discover]; expected enabled, match or batch", k);
 }
 
 static int hooks_key(struct parse_ctx *x, const char *k, const char *v)
@@ -568,6 +660,10 @@ static int hook_key(struct parse_ctx *x, struct ew_hook *h, const char *k, const
 	}
 	if (strcmp(k, "no_proxy") == 0)
 		return set_opt_string(&h->no_proxy, v);
+	if (strcmp(k, "batch") == 0)
+		return set_opt_string(&h->batch_glob, v);
+	if (strcmp(k, "job_name") == 0)
+		return set_opt_string(&h->job_name_glob, v);
 	return fail(x, "unknown key \"%s\" in [hook %s]", k, h->name);
 }
 
@@ -613,8 +709,8 @@ static void open_section(struct parse_ctx *x, const char *line)
 		h->max_attempts = 10;
 		h->concurrency = 4;
 		x->hook = h;
-	} else if (strcmp(name, "embedwatch") && strcmp(name, "poll") && strcmp(name, "hooks")) {
-		fail(x, "unknown section [%s]; expected [embedwatch], [poll], [hooks] or [hook NAME]", name);
+	} else if (strcmp(name, "embedwatch") && strcmp(name, "poll") && strcmp(name, "hooks") && strcmp(name, "discover")) {
+		fail(x, "unknown section [%s]; expected [embedwatch], [poll], [hooks], [discover] or [hook NAME]", name);
 	}
 }
 
@@ -632,6 +728,8 @@ static int on_entry(void *user, const char *section, const char *key, const char
 		return poll_key(x, key, value);
 	if (strcmp(section, "hooks") == 0)
 		return hooks_key(x, key, value);
+	if (strcmp(section, "discover") == 0)
+		return discover_key(x, key, value);
 	if (x->hook)
 		return hook_key(x, x->hook, key, value);
 	return 0;
@@ -657,6 +755,9 @@ static int validate(struct parse_ctx *x)
 {
 	struct ew_config *c = x->cfg;
 
+	if (c->sweep_interval_ms > c->sweep_interval_max_ms)
+		return fail(x, "[poll] sweep_interval (%llums) is longer than sweep_interval_max (%llums)",
+			    (unsigned long long)c->sweep_interval_ms, (unsigned long long)c->sweep_interval_max_ms);
 	if (c->interval_min_ms > c->interval_max_ms)
 		return fail(x, "[poll] interval_min (%llums) is longer than interval_max (%llums)",
 			    (unsigned long long)c->interval_min_ms, (unsigned long long)c->interval_max_ms);

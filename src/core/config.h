@@ -2,6 +2,7 @@
 #ifndef EW_CONFIG_H
 #define EW_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +27,8 @@ struct ew_hook {
 	char *secret_file;          /* webhook: whitespace-separated whsec_ secrets */
 	char *ca_file;              /* webhook: CA bundle replacing the system store, or NULL */
 	char *proxy;                /* webhook: proxy URL, "direct" for none, NULL: as [embedwatch] */
+	char *batch_glob;           /* only events of batches matching this glob (NULL: all) */
+	char *job_name_glob;        /* only events of jobs whose name matches (NULL: all) */
 	char *no_proxy;             /* webhook: hosts that bypass the proxy, NULL: as [embedwatch] */
 };
 
@@ -59,6 +62,15 @@ struct ew_config {
 	unsigned max_in_flight;
 	unsigned max_connections;
 	uint64_t request_timeout_ms;
+	bool sweep;                 /* list sweep: GET /v1/embed-jobs observes every job at once */
+	uint64_t sweep_interval_ms; /* between sweeps while something changes */
+	uint64_t sweep_interval_max_ms;
+	uint64_t list_max_bytes;    /* a list answer larger than this: per-id polling instead */
+	bool cancel_on_expire;      /* past max_age: cancel the job, not just stop watching */
+	/* [discover] */
+	bool discover;
+	char *discover_match;       /* glob on the job's name */
+	char *discover_batch;       /* "": none; "{name-prefix}", "{name}", or a literal batch name */
 	/* [hooks] */
 	unsigned hooks_max_concurrent;
 	uint64_t shutdown_grace_ms;
@@ -92,6 +104,14 @@ int config_check_proxy(const char *url, char *err, size_t errlen);
 struct sockaddr_storage;
 /* "[ADDRESS:]PORT" (IPv4, [IPv6], or just a port: 127.0.0.1) into a socket address. 0 or -EINVAL. */
 int config_parse_listen(const char *s, struct sockaddr_storage *ret);
+/* "1048576", "64k", "64MiB", "1G" (1024-based) into bytes. 0 or -EINVAL. */
+int config_parse_size(const char *s, uint64_t *ret_bytes);
+/*
+ * The batch a discovered job joins by rule: "" none, "{name}" its name,
+ * "{name-prefix}" its name up to the last '-' (all of it when it has none),
+ * anything else literally. Writes into buf; returns buf, or NULL for none.
+ */
+const char *config_discover_batch(const char *rule, const char *name, char *buf, size_t len);
 /* "10/s", "50/min", "3000/h" into requests per second. */
 int config_parse_rate(const char *s, double *ret_per_s);
 /*

@@ -8,7 +8,7 @@
 static const char *const names[CTL__MAX] = {
 	[CTL_WATCH] = "watch", [CTL_UNWATCH] = "unwatch", [CTL_LIST] = "list", [CTL_SHOW] = "show",
 	[CTL_STATUS] = "status", [CTL_METRICS] = "metrics", [CTL_WAIT] = "wait", [CTL_BATCHES] = "batches",
-	[CTL_DELIVERIES] = "deliveries", [CTL_REDELIVER] = "redeliver",
+	[CTL_DELIVERIES] = "deliveries", [CTL_REDELIVER] = "redeliver", [CTL_CANCEL] = "cancel",
 };
 
 const char *ctlproto_cmd_name(enum ctl_cmd c)
@@ -106,7 +106,7 @@ int ctlproto_parse(const char *line, size_t len, enum ctl_cmd *ret_cmd, json_obj
 		}
 	}
 	snprintf(err, errlen, "unknown command \"%.64s\"; expected watch, unwatch, list, show, status, metrics, "
-		 "wait, batches, deliveries or redeliver", cmd);
+		 "wait, batches, deliveries, redeliver or cancel", cmd);
 	json_object_put(req);
 	return -EINVAL;
 }

@@ -53,7 +53,8 @@ static void usage(FILE *f)
 		"  batches [--watch N]                batches with counts per status\n"
 		"  deliveries [--state pending|dead|done]\n"
 		"                                     hook deliveries with attempts and last error\n"
-		"  redeliver EVENT_ID [--hook NAME]   queue a delivery again\n\n"
+		"  redeliver EVENT_ID [--hook NAME]   queue a delivery again\n"
+		"  cancel ID... | -                   cancel embed jobs (POST .../cancel) and watch them to the end\n\n"
 		"Options:\n"
 		"  -s, --socket PATH   control socket (default $EMBEDWATCH_SOCKET or /run/embedwatch/control.sock)\n"
 		"  -j, --json          machine-readable output\n"
@@ -297,6 +298,32 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 	}
 	json_object_put(rejected);
 	json_object_put(unknown);
+	return bad ? EXIT_PARTIAL : 0;
+}
+
+/* cancel ID... | -: POST .../cancel through the daemon (same budget), and watch the jobs to cancelled. */
+static int cmd_cancel(int argc, char **argv)
+{
+	if (argc < 2)
+		die_usage("cancel: give job ids, or - to read them from stdin");
+	json_object *req = new_req("cancel");
+	json_object_object_add(req, "ids", read_ids(argc - 1, argv + 1));
+	connect_daemon();
+	json_object *ans = request(req, -1), *rej;
+	json_object_put(req);
+	check(ans);
+	json_object_object_get_ex(ans, "rejected", &rej);
+	size_t bad = rej ? json_object_array_length(rej) : 0;
+	if (json_out) {
+		print_json(ans);
+	} else {
+		printf("cancel requested for %lld jobs; they are watched until they end\n", (long long)num(ans, "queued"));
+		for (size_t i = 0; i < bad; i++) {
+			json_object *r = json_object_array_get_idx(rej, i);
+			fprintf(stderr, "embedwatchctl: refused \"%s\": %s\n", str(r, "id"), str(r, "error"));
+		}
+	}
+	json_object_put(ans);
 	return bad ? EXIT_PARTIAL : 0;
 }
 
@@ -649,7 +676,9 @@ int main(int argc, char **argv)
 		}
 	}
 	int rc;
-	if (strcmp(cmd, "watch") == 0)
+	if (strcmp(cmd, "cancel") == 0)
+		rc = cmd_cancel(sub_argc, sub_argv);
+	else if (strcmp(cmd, "watch") == 0)
 		rc = cmd_watch(sub_argc, sub_argv, false);
 	else if (strcmp(cmd, "unwatch") == 0)
 		rc = cmd_watch(sub_argc, sub_argv, true);

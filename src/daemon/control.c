@@ -164,6 +164,8 @@ json_object *job_json(const struct job *j)
 	json_object_object_add(o, "added", json_object_new_string(t));
 	util_rfc3339(j->updated_ms, t, sizeof(t));
 	json_object_object_add(o, "updated", json_object_new_string(t));
+	if (j->flags & JF_DISCOVERED)
+		json_object_object_add(o, "discovered", json_object_new_boolean(1));
 	return o;
 }
 
@@ -237,6 +239,48 @@ static void cmd_watch(struct client *c, json_object *req)
 	json_object *o = ok_answer();
 	json_object_object_add(o, "added", json_object_new_int64((int64_t)added));
 	json_object_object_add(o, "already", json_object_new_int64((int64_t)already));
+	json_object_object_add(o, "rejected", rejected);
+	hold_answer(c, o);
+}
+
+static void cmd_cancel(struct client *c, json_object *req)
+{
+	struct ew *ew = c->ctl->ew;
+	json_object *ids = get_ids(c, req);
+	size_t queued = 0;
+
+	if (!ids)
+		return;
+	json_object *rejected = json_object_new_array();
+	for (size_t i = 0; i < json_object_array_length(ids); i++) {
+		json_object *e = json_object_array_get_idx(ids, i);
+		const char *id = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
+		if (!id || !api_id_valid(id)) {
+			json_object *r = json_object_new_object();
+			json_object_object_add(r, "id", id ? json_object_new_string(id) : json_object_get(e));
+			json_object_object_add(r, "error", json_object_new_string(
+				"invalid job id: expected 1 to 128 characters of A-Z a-z 0-9 _ -"));
+			json_object_array_add(rejected, r);
+			continue;
+		}
+		/* Cancelled jobs are watched to the end: watch it first if need be. */
+		watch_add(ew, id, NULL);
+		struct job *j = jobtable_get(&ew->jobs, id);
+		if (watch_job_ended(j)) {
+			json_object *r = json_object_new_object();
+			json_object_object_add(r, "id", json_object_new_string(id));
+			json_object_object_add(r, "error", json_object_new_string("the job has already ended"));
+			json_object_array_add(rejected, r);
+			continue;
+		}
+		watch_cancel(ew, j, false);
+		queued++;
+	}
+	char what[64];
+	snprintf(what, sizeof(what), "cancel of %zu jobs", queued);
+	log_peer(c, what);
+	json_object *o = ok_answer();
+	json_object_object_add(o, "queued", json_object_new_int64((int64_t)queued));
 	json_object_object_add(o, "rejected", rejected);
 	hold_answer(c, o);
 }
@@ -409,7 +453,7 @@ void control_commit_failed(struct ew *ew, const char *why)
 static void (*const handlers[CTL__MAX])(struct client *c, json_object *req) = {
 	[CTL_WATCH] = cmd_watch, [CTL_UNWATCH] = cmd_unwatch, [CTL_LIST] = cmd_list, [CTL_SHOW] = cmd_show,
 	[CTL_STATUS] = cmd_status, [CTL_METRICS] = cmd_metrics, [CTL_WAIT] = cmd_wait, [CTL_BATCHES] = cmd_batches,
-	[CTL_DELIVERIES] = cmd_deliveries, [CTL_REDELIVER] = cmd_redeliver,
+	[CTL_DELIVERIES] = cmd_deliveries, [CTL_REDELIVER] = cmd_redeliver, [CTL_CANCEL] = cmd_cancel,
 };
 
 static void handle_line(struct client *c, const char *line, size_t len)

@@ -105,6 +105,17 @@ void cmd_show(struct client *c, json_object *req)
 		json_object_object_add(jo, "next_poll_in_ms", json_object_new_int64(
 			j->due > ew_now(ew) ? (int64_t)(j->due - ew_now(ew)) : 0));
 	json_object_object_add(jo, "failed_polls_in_a_row", json_object_new_int(j->fail_run));
+	json_object_object_add(jo, "discovered", json_object_new_boolean((j->flags & JF_DISCOVERED) != 0));
+	if (j->seen_ms) {
+		char t[40];
+		util_rfc3339(j->seen_ms, t, sizeof(t));
+		json_object_object_add(jo, "last_seen_at", json_object_new_string(t));
+		/* Which request the last observation came from: the list sweep or a poll of this id. */
+		json_object_object_add(jo, "last_seen_via", json_object_new_string(j->flags & JF_VIA_LIST ? "list" : "poll"));
+	}
+	static const char *const cancels[] = { "none", "requested", "accepted", "refused" };
+	if (j->cancel)
+		json_object_object_add(jo, "cancel", json_object_new_string(cancels[j->cancel & 3]));
 	char *snap = NULL;
 	json_object *events = json_object_new_array();
 	if (store_get_snapshot(ew->store, id, &snap) < 0 || store_job_events(ew->store, id, show_event, events) < 0) {

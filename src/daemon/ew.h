@@ -40,6 +40,10 @@ struct ew {
 	struct outbox *outbox;
 	struct metrics_http *metrics_http;
 	uv_timer_t prune_timer;     /* watch: retention */
+	struct job **cancel_q;      /* watch records cancels here, the poller sends them */
+	size_t n_cancel, cap_cancel;
+	bool sweeping;              /* poller: the list sweep works (watch schedules new jobs after it) */
+	bool sweep_wanted;          /* watch: new jobs; the poller brings the next sweep forward */
 	bool stopping;
 };
 

@@ -5,6 +5,8 @@
  * and every state change is recorded in the turn record.
  */
 #include <errno.h>
+#include <fnmatch.h>
+#include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,16 +219,28 @@ static struct delivery *delivery_new(struct hooks *hs, struct hook_rt *h, const 
 
 /* ---- planning: which hooks take an event ---- */
 
-static bool hook_takes(const struct ew_hook *c, enum ew_event type)
+/*
+ * Whether hook c takes an event: its type is in `on`, its batch matches the
+ * hook's batch glob (an event without a batch matches only "*"), and the job's
+ * name matches the job_name glob (batch.done, which has no job, passes it; a
+ * job event whose name is unknown matches only "*").
+ */
+static bool hook_takes(const struct ew_hook *c, enum ew_event type, const char *batch, const char *job_name)
 {
-	return (c->on_mask & (1u << type)) != 0;
+	if (!(c->on_mask & (1u << type)))
+		return false;
+	if (c->batch_glob && fnmatch(c->batch_glob, batch ? batch : "", 0) != 0)
+		return false;
+	if (c->job_name_glob && type != EV_BATCH_DONE && fnmatch(c->job_name_glob, job_name ? job_name : "", 0) != 0)
+		return false;
+	return true;
 }
 
 void hooks_plan(struct hooks *hs, struct turn_row *ev)
 {
 	const struct ew_config *cfg = &hs->ew->cfg;
 	for (size_t i = 0; i < cfg->n_hooks; i++) {
-		if (!hook_takes(&cfg->hooks[i], ev->type))
+		if (!hook_takes(&cfg->hooks[i], ev->type, ev->batch, ev->job_name))
 			continue;
 		ev->hooks = xrealloc(ev->hooks, (ev->n_hooks + 1) * sizeof(*ev->hooks));
 		ev->hooks[ev->n_hooks++] = xstrdup(cfg->hooks[i].name);
@@ -506,11 +520,18 @@ int hooks_redeliver(struct ew *ew, const char *event_id, const char *hook, char 
 		return r;
 	}
 	enum ew_event t = job_event_parse(c.type);
+	/* The job's name, for job_name routing, is in the event's data. */
+	char name[256] = "";
+	json_object *doc = json_tokener_parse(c.payload), *data, *nm;
+	if (json_object_object_get_ex(doc, "data", &data) && json_object_object_get_ex(data, "name", &nm) &&
+	    json_object_is_type(nm, json_type_string))
+		snprintf(name, sizeof(name), "%s", json_object_get_string(nm));
+	json_object_put(doc);
 	const struct ew_hook *take[64];
 	size_t n = 0;
 	for (size_t i = 0; i < ew->cfg.n_hooks && n < ARRAY_SIZE(take); i++) {
 		const struct ew_hook *h = &ew->cfg.hooks[i];
-		if (hook ? strcmp(hook, h->name) == 0 : hook_takes(h, t))
+		if (hook ? strcmp(hook, h->name) == 0 : hook_takes(h, t, c.have_batch ? c.batch : NULL, name[0] ? name : NULL))
 			take[n++] = h;
 	}
 	if (!n) {

@@ -45,6 +45,10 @@ struct http_req {
 	bool discard_excess;
 	bool too_big;
 	bool active;
+	http_chunk_fn stream;       /* a 200's body goes here instead of into body */
+	void *stream_arg;
+	size_t streamed;
+	bool stream_stopped;
 	char error[CURL_ERROR_SIZE];
 	http_done_fn done;
 	void *arg;
@@ -102,11 +106,13 @@ static void check_done(struct http *h)
 		curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &conns);
 		curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &total);
 		h->connects += (uint64_t)conns;
-		res.error = r->too_big && !r->discard_excess ? HTTP_ERR_TOO_BIG : classify(cc);
+		res.error = r->too_big && !r->discard_excess ? HTTP_ERR_TOO_BIG : r->stream_stopped ? HTTP_ERR_OTHER : classify(cc);
 		if (res.error == HTTP_OK)
 			res.error_text = "";
 		else if (res.error == HTTP_ERR_TOO_BIG)
 			res.error_text = "response too large, cut off";
+		else if (r->stream_stopped)
+			res.error_text = "stopped by the reader of the body";
 		else
 			res.error_text = r->error[0] ? r->error : curl_easy_strerror(cc);
 		if (res.error != HTTP_OK)
@@ -275,6 +281,22 @@ static size_t on_write(char *data, size_t size, size_t n, void *userp)
 {
 	struct http_req *r = userp;
 	size_t len = size * n;
+	long code = 0;
+
+	if (r->stream && curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code == 200) {
+		if (r->streamed + len > r->max_body) {
+			r->too_big = true;
+			return 0;
+		}
+		r->streamed += len;
+		if (r->stream(data, len, r->stream_arg) != 0) {
+			r->stream_stopped = true;
+			return 0;
+		}
+		return len;
+	}
+	if (r->stream && r->body.len + len > 65536)
+		return 0;
 
 	if (r->body.len + len > r->max_body) {
 		r->too_big = true;
@@ -360,6 +382,8 @@ int http_submit(struct http_req *r, long timeout_ms, http_done_fn done, void *ar
 		return -EINVAL;
 	buf_reset(&r->body);
 	r->too_big = false;
+	r->streamed = 0;
+	r->stream_stopped = false;
 	r->error[0] = '\0';
 	r->done = done;
 	r->arg = arg;
@@ -381,6 +405,12 @@ void http_cancel(struct http_req *r)
 	r->http->active--;
 	http_headers_unref(r->headers);
 	r->headers = NULL;
+}
+
+void http_req_stream(struct http_req *r, http_chunk_fn fn, void *arg)
+{
+	r->stream = fn;
+	r->stream_arg = arg;
 }
 
 const char *http_header(struct http_req *r, const char *name)

@@ -65,6 +65,14 @@ void http_req_free(struct http_req *r);
  */
 void http_req_set(struct http_req *r, const char *url, struct http_headers *headers, const char *body,
 		  size_t body_len, const struct http_opts *o);
+/*
+ * A 200 answer's body goes to fn chunk by chunk instead of being kept (other
+ * answers are kept, up to 64 KiB, for the caller to read). fn returns
+ * non-zero to stop the transfer (HTTP_ERR_OTHER). max_body still caps the
+ * whole body (HTTP_ERR_TOO_BIG). fn NULL: keep the body again.
+ */
+typedef int (*http_chunk_fn)(const char *data, size_t len, void *arg);
+void http_req_stream(struct http_req *r, http_chunk_fn fn, void *arg);
 /* Starts the transfer; done runs once from the loop, whatever the outcome. Returns 0 or -EIO. */
 int http_submit(struct http_req *r, long timeout_ms, http_done_fn done, void *arg);
 /* Stops a running transfer without calling its done callback. */

@@ -147,6 +147,12 @@ void jobtable_schedule(struct jobtable *t, struct job *j, uint64_t due)
 	sift_up(t, j->heap_idx);
 }
 
+void jobtable_reheap(struct jobtable *t)
+{
+	for (size_t i = t->heap_len / 2; i-- > 0;)
+		sift_down(t, i);
+}
+
 struct job *jobtable_peek(struct jobtable *t)
 {
 	return t->heap_len ? t->heap[0] : NULL;
@@ -169,7 +175,7 @@ void jobtable_remove(struct jobtable *t, struct job *j)
 
 void jobtable_release(struct job *j)
 {
-	if ((j->flags & JF_REMOVED) && !(j->flags & (JF_DIRTY | JF_IN_FLIGHT)))
+	if ((j->flags & JF_REMOVED) && !(j->flags & (JF_DIRTY | JF_IN_FLIGHT | JF_CANCEL_QUEUED)))
 		free(j);
 }
 

@@ -19,7 +19,13 @@ enum {
 	JF_IN_FLIGHT = 1 << 1,      /* a poll is running */
 	JF_UNKNOWN_LOGGED = 1 << 2, /* an unknown status was logged once */
 	JF_REMOVED = 1 << 3,        /* unwatched: freed once neither dirty nor in flight (jobtable_release) */
+	JF_VIA_LIST = 1 << 4,       /* the last observation came from the list sweep, not a per-id poll */
+	JF_DISCOVERED = 1 << 5,     /* watched by discovery, not by a watch request */
+	JF_CANCEL_QUEUED = 1 << 6,  /* in the poller's cancel queue */
 };
+
+/* Where a cancel stands (job->cancel). */
+enum job_cancel { CANCEL_NONE = 0, CANCEL_REQUESTED, CANCEL_ACCEPTED, CANCEL_REFUSED };
 
 struct batch {
 	char *name;
@@ -41,8 +47,12 @@ struct job {
 	uint32_t heap_idx;
 	uint32_t batch_idx;         /* index in batch->members */
 	uint32_t interval;          /* current poll interval, ms */
+	uint32_t sweep_gen;         /* the last list sweep that listed it */
 	uint8_t status;             /* enum job_status */
 	uint8_t flags;
+	uint8_t cancel;             /* enum job_cancel */
+	uint8_t cancel_expire;      /* the cancel was the daemon's, at max_age */
+	uint8_t cancel_tries;       /* cancels sent without an answer, in a row */
 	struct job_errstate err;
 	uint16_t fail_run;          /* failed polls in a row, any kind */
 	char id[];
@@ -65,7 +75,7 @@ void jobtable_add(struct jobtable *t, struct job *j);
 void jobtable_detach(struct jobtable *t, struct job *j);
 /* Detaches j and marks it removed; it is freed now, or by jobtable_release once no one holds it. */
 void jobtable_remove(struct jobtable *t, struct job *j);
-/* Frees a removed job when it is neither dirty nor in flight; call after clearing either flag. */
+/* Frees a removed job when it is neither dirty, in flight nor queued for a cancel; call after clearing one. */
 void jobtable_release(struct job *j);
 /* Takes batch b (which has no jobs) out of the table and frees it. */
 void jobtable_drop_batch(struct jobtable *t, struct batch *b);
@@ -81,6 +91,8 @@ struct batch *jobtable_get_batch(struct jobtable *t, const char *name);
 void jobtable_schedule(struct jobtable *t, struct job *j, uint64_t due);
 void jobtable_unschedule(struct jobtable *t, struct job *j);
 struct job *jobtable_peek(struct jobtable *t);
+/* Restores the heap order after due times were changed in place (O(n)). */
+void jobtable_reheap(struct jobtable *t);
 
 void jobtable_free(struct jobtable *t);
 

@@ -415,6 +415,7 @@ int main(int argc, char **argv)
 	if (r != 0)
 		log_msg(LOG_ERR, "event loop did not close cleanly: %s", uv_strerror(r));
 	turn_free(&ew->turn);
+	free(ew->cancel_q);
 	jobtable_free(&ew->jobs);
 	store_close(ew->store);
 	config_clear(&ew->cfg);

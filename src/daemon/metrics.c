@@ -96,6 +96,12 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	counter(b, "embedwatch_commits_total", "State database commits.", m->commits);
 	counter(b, "embedwatch_commit_failures_total", "State database commits that failed.", m->commit_failures);
 	counter(b, "embedwatch_throttled_total", "429 and 503 answers from the API.", m->throttles);
+	counter(b, "embedwatch_cancels_total", "Cancel requests sent to the API.", m->cancels);
+	counter(b, "embedwatch_sweeps_total", "List sweeps (GET /v1/embed-jobs) sent.", m->sweeps);
+	counter(b, "embedwatch_sweep_failures_total", "List sweeps that failed.", m->sweep_failures);
+	counter(b, "embedwatch_sweep_fallbacks_total", "Times the daemon fell back to per-id polling.", m->sweep_fallbacks);
+	counter(b, "embedwatch_sweep_entries_total", "List entries read, watched or not.", m->sweep_entries);
+	gauge(b, "embedwatch_sweep_list_entries", "Entries in the last good list.", (double)m->sweep_listed);
 	gauge(b, "embedwatch_request_budget_per_second", "Configured request budget (rate), requests per second.",
 	      m->request_budget);
 	gauge(b, "embedwatch_request_rate_per_second", "Effective request rate allowed now (lowered after 429/503).",

@@ -41,6 +41,12 @@ struct metrics {
 	uint64_t commits;
 	uint64_t commit_failures;
 	uint64_t throttles;
+	uint64_t cancels;                /* cancel requests sent */
+	uint64_t sweeps;                 /* list sweeps sent */
+	uint64_t sweep_failures;
+	uint64_t sweep_fallbacks;        /* times the daemon fell back to per-id polling */
+	uint64_t sweep_entries;          /* list entries read, watched or not */
+	uint64_t sweep_listed;           /* entries in the last good list */
 	/* gauges, kept current by their owners */
 	unsigned polls_in_flight;        /* poller */
 	enum pause_reason paused;        /* poller */

@@ -49,6 +49,7 @@ static int write_turn(struct ew *ew)
 			.id = j->id, .batch = j->batch ? j->batch->name : NULL, .status = j->status,
 			.added_ms = j->added_ms, .updated_ms = j->updated_ms,
 			.err_kind = j->err.kind, .err_count = j->err.count,
+			.discovered = (j->flags & JF_DISCOVERED) != 0, .cancel = j->cancel | (j->cancel_expire ? 8 : 0),
 		};
 		if ((r = store_put_job(ew->store, &sj)) < 0)
 			return r;

@@ -1,7 +1,9 @@
 /*
- * The poller: takes due jobs oldest-due first, spends one token of the global
- * bucket per request, keeps at most max_in_flight transfers, and turns each
- * answer into an observation, a per-job backoff or a global pause.
+ * The poller: spends one token of the global bucket per request, on cancels
+ * first, then the list sweep when it is due, then due jobs oldest-due first;
+ * keeps at most max_in_flight transfers, and turns each answer into an
+ * observation, a per-job backoff or a global pause. The sweep itself is in
+ * poller_sweep.c.
  */
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -9,41 +11,16 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http.h"
+#include "api.h"
 #include "log.h"
-#include "poller.h"
-#include "sched.h"
-#include "strmap.h"
+#include "poller_int.h"
 #include "util.h"
 #include "watch.h"
 
-struct poll_slot {
-	struct http_req *req;
-	struct poller *p;
-	struct job *job;
-	struct poll_slot *next_free;
-};
+/* A cancel that got no answer this many times is given up, and said so. */
+#define CANCEL_TRIES 5
 
-struct poller {
-	struct ew *ew;
-	uv_timer_t timer;
-	struct sched_bucket bucket;
-	struct poll_slot *slots;
-	struct poll_slot *free_slots;
-	unsigned n_slots;
-	unsigned in_flight;
-	struct http_headers *headers;   /* the current key's; transfers in flight hold their own reference */
-	enum pause_reason pause;
-	uint64_t paused_until;          /* loop ms */
-	unsigned throttle_run;
-	bool stopped;
-	uint64_t transient_window_start;
-	unsigned transient_in_window;
-	struct strmap warnings;         /* API warnings already logged */
-	bool warnings_full;
-};
-
-static void gauges(struct poller *p)
+void poller_gauges(struct poller *p)
 {
 	p->ew->m.polls_in_flight = p->in_flight;
 	p->ew->m.paused = p->pause;
@@ -90,7 +67,7 @@ void poller_configure(struct poller *p)
 	http_headers_unref(p->headers);
 	p->headers = h;
 	sched_bucket_set(&p->bucket, ew->cfg.rate_per_s, ew->cfg.burst, ew_now(ew));
-	gauges(p);
+	poller_gauges(p);
 }
 
 int poller_new(struct ew *ew, struct poller **ret)
@@ -114,17 +91,17 @@ int poller_new(struct ew *ew, struct poller **ret)
 		p->free_slots = s;
 	}
 	poller_configure(p);
-	return 0;
+	return sweep_init(p);
 }
 
-static void pause_all(struct poller *p, enum pause_reason why, uint64_t ms)
+void poller_pause_all(struct poller *p, enum pause_reason why, uint64_t ms)
 {
 	uint64_t until = ew_now(p->ew) + ms;
 	if (p->pause == why && until <= p->paused_until)
 		return;
 	p->pause = why;
 	p->paused_until = until;
-	gauges(p);
+	poller_gauges(p);
 }
 
 void poller_resume(struct poller *p)
@@ -133,7 +110,7 @@ void poller_resume(struct poller *p)
 		log_msg(LOG_NOTICE, "polling resumed after reload");
 		p->pause = PAUSE_NONE;
 		p->paused_until = 0;
-		gauges(p);
+		poller_gauges(p);
 	}
 	poller_kick(p);
 }
@@ -162,7 +139,7 @@ static void note_transient(struct poller *p, struct job *j, const char *why)
 #define WARNINGS_MAX 64
 #define WARNING_LEN 256
 
-static void note_warning(struct poller *p, struct job *j, const char *text)
+void poller_note_warning(struct poller *p, const char *job_id, const char *text)
 {
 	char cut[WARNING_LEN + 1];
 	snprintf(cut, sizeof(cut), "%s", text);
@@ -176,7 +153,7 @@ static void note_warning(struct poller *p, struct job *j, const char *text)
 	}
 	char *copy = xstrdup(cut);
 	strmap_put(&p->warnings, copy, copy);
-	log_job(LOG_WARNING, j->id, "API warning (logged once): %s%s", cut, strlen(text) > WARNING_LEN ? "..." : "");
+	log_job(LOG_WARNING, job_id, "API warning (logged once): %s%s", cut, strlen(text) > WARNING_LEN ? "..." : "");
 }
 
 static void backoff(struct poller *p, struct job *j)
@@ -188,9 +165,9 @@ static void backoff(struct poller *p, struct job *j)
 	jobtable_schedule(&ew->jobs, j, ew_now(ew) + sched_jitter(d, ew->cfg.jitter, util_rand_unit()));
 }
 
-static uint64_t retry_after_ms(struct poll_slot *s, unsigned run)
+static uint64_t retry_after_ms(struct http_req *req, unsigned run)
 {
-	const char *ra = http_header(s->req, "Retry-After");
+	const char *ra = http_header(req, "Retry-After");
 	int64_t secs;
 	if (ra && api_retry_after(ra, util_wall_ms() / 1000, API_RETRY_AFTER_CAP_S, &secs) == 0)
 		return (uint64_t)secs * 1000;
@@ -204,59 +181,82 @@ static bool is_json(const char *ct)
 	return strncasecmp(ct, "application/json", 16) == 0 || strcasestr(ct, "+json") != NULL;
 }
 
-static void on_done(struct http_req *req, const struct http_result *res, void *arg)
+bool poller_global_answer(struct poller *p, struct http_req *req, const struct http_result *res)
 {
-	struct poll_slot *s = arg;
-	struct poller *p = s->p;
 	struct ew *ew = p->ew;
-	struct job *j = s->job;
-	char why[320];
 
-	s->job = NULL;
-	s->next_free = p->free_slots;
-	p->free_slots = s;
-	p->in_flight--;
-	metrics_observe_request(&ew->m, (double)res->total_us / 1e6);
-	if (res->error == HTTP_OK && res->status == 200)
-		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
-	j->flags &= (uint8_t)~JF_IN_FLIGHT;
-	if (j->flags & JF_REMOVED) {
-		jobtable_release(j);
-		goto out;
-	}
 	if (res->error == HTTP_ERR_TLS) {
 		/* A certificate the daemon cannot trust is configuration, not a job problem: pause everything. */
-		ew->m.poll_errors++;
 		if (p->pause != PAUSE_TLS || strcmp(ew->m.pause_detail, res->error_text) != 0)
 			log_msg(LOG_ERR, "TLS failure talking to %s: %s. All polling is paused and probed once a minute; "
 				"fix api_ca_file (or the proxy, or the clock) and reload", ew->cfg.api_base, res->error_text);
 		snprintf(ew->m.pause_detail, sizeof(ew->m.pause_detail), "%s", res->error_text);
-		pause_all(p, PAUSE_TLS, 60000);
-		jobtable_schedule(&ew->jobs, j, ew_now(ew));
-		goto out;
+		poller_pause_all(p, PAUSE_TLS, 60000);
+		return true;
 	}
-	if (p->pause == PAUSE_TLS) {
-		log_msg(LOG_NOTICE, "TLS to the API works again; polling resumed");
+	if (res->error != HTTP_OK)
+		return false;
+	enum api_class cls = api_classify(res->status);
+	if (cls != API_THROTTLED)
+		p->throttle_run = 0;
+	if ((p->pause == PAUSE_TLS) || (p->pause == PAUSE_AUTH && cls != API_AUTH) ||
+	    (p->pause == PAUSE_BAD_BASE && cls != API_BAD_BASE)) {
+		log_msg(LOG_NOTICE, "the API answers again (%ld); polling resumed", res->status);
 		p->pause = PAUSE_NONE;
+		poller_gauges(p);
 	}
+	switch (cls) {
+	case API_THROTTLED: {
+		uint64_t ms = retry_after_ms(req, ++p->throttle_run);
+		ew->m.throttles++;
+		if (p->pause != PAUSE_THROTTLED || ew_now(ew) >= p->paused_until)
+			log_msg(LOG_WARNING, "API answered %ld: pausing all polling for %llu ms, then at %.2f requests/s",
+				res->status, (unsigned long long)ms, sched_bucket_rate(&p->bucket) / 2);
+		sched_bucket_throttled(&p->bucket, ew_now(ew));
+		poller_pause_all(p, PAUSE_THROTTLED, ms);
+		return true;
+	}
+	case API_AUTH:
+		if (p->pause != PAUSE_AUTH)
+			log_msg(LOG_ERR, "API answered %ld: the API key is not accepted. All polling is paused and retried "
+				"once a minute; fix the key and reload (systemctl reload embedwatchd)", res->status);
+		poller_pause_all(p, PAUSE_AUTH, 60000);
+		return true;
+	case API_BAD_BASE:
+		if (p->pause != PAUSE_BAD_BASE)
+			log_msg(LOG_ERR, "API answered 501 Not Implemented: api_base %s looks wrong. Polling is paused "
+				"for 5 minutes at a time; fix it and reload", ew->cfg.api_base);
+		poller_pause_all(p, PAUSE_BAD_BASE, 300000);
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void release_slot(struct poller *p, struct poll_slot *s)
+{
+	s->job = NULL;
+	s->next_free = p->free_slots;
+	p->free_slots = s;
+	p->in_flight--;
+}
+
+/* A job's own answer (not a global one): observation, error run, or backoff. */
+static void poll_answer(struct poller *p, struct job *j, const struct http_result *res, struct http_req *req)
+{
+	struct ew *ew = p->ew;
+	char why[400];
+
 	if (res->error != HTTP_OK) {
-		ew->m.poll_errors++;
 		if (res->error == HTTP_ERR_TOO_BIG)
 			snprintf(why, sizeof(why), "response larger than %d bytes, cut off", API_BODY_MAX);
 		else
 			snprintf(why, sizeof(why), "%s", res->error_text);
 		note_transient(p, j, why);
 		backoff(p, j);
-		goto out;
+		return;
 	}
 	enum api_class cls = api_classify(res->status);
-	ew->m.poll_answers[cls]++;
-	if (cls != API_THROTTLED)
-		p->throttle_run = 0;
-	if ((p->pause == PAUSE_AUTH && cls != API_AUTH) || (p->pause == PAUSE_BAD_BASE && cls != API_BAD_BASE)) {
-		log_msg(LOG_NOTICE, "the API answers again (%ld); polling resumed", res->status);
-		p->pause = PAUSE_NONE;
-	}
 	switch (cls) {
 	case API_OK: {
 		struct api_job aj;
@@ -289,10 +289,10 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 		}
 		const char *warn = http_header(req, "X-API-Warning");
 		if (warn)
-			note_warning(p, j, warn);
+			poller_note_warning(p, j->id, warn);
 		for (size_t i = 0; i < aj.n_warnings; i++)
-			note_warning(p, j, aj.warnings[i]);
-		watch_observed(ew, j, &aj, res->body, res->body_len);
+			poller_note_warning(p, j->id, aj.warnings[i]);
+		watch_observed(ew, j, &aj, res->body, res->body_len, false);
 		api_job_clear(&aj);
 		break;
 	}
@@ -309,75 +309,159 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 		}
 		break;
 	}
-	case API_THROTTLED: {
-		uint64_t ms = retry_after_ms(s, ++p->throttle_run);
-		ew->m.throttles++;
-		if (p->pause != PAUSE_THROTTLED || ew_now(ew) >= p->paused_until)
-			log_msg(LOG_WARNING, "API answered %ld: pausing all polling for %llu ms, then at %.2f requests/s",
-				res->status, (unsigned long long)ms, sched_bucket_rate(&p->bucket) / 2);
-		sched_bucket_throttled(&p->bucket, ew_now(ew));
-		pause_all(p, PAUSE_THROTTLED, ms);
-		/* The job had no answer: it goes first once the pause is over. */
-		jobtable_schedule(&ew->jobs, j, ew_now(ew));
-		break;
-	}
-	case API_AUTH:
-		if (p->pause != PAUSE_AUTH)
-			log_msg(LOG_ERR, "API answered %ld: the API key is not accepted. All polling is paused and retried "
-				"once a minute; fix the key and reload (systemctl reload embedwatchd)", res->status);
-		pause_all(p, PAUSE_AUTH, 60000);
-		jobtable_schedule(&ew->jobs, j, ew_now(ew));
-		break;
-	case API_BAD_BASE:
-		if (p->pause != PAUSE_BAD_BASE)
-			log_msg(LOG_ERR, "API answered 501 Not Implemented: api_base %s looks wrong. Polling is paused "
-				"for 5 minutes at a time; fix it and reload", ew->cfg.api_base);
-		pause_all(p, PAUSE_BAD_BASE, 300000);
-		jobtable_schedule(&ew->jobs, j, ew_now(ew));
-		break;
-	case API_TRANSIENT:
+	default:
 		snprintf(why, sizeof(why), "HTTP %ld", res->status);
 		note_transient(p, j, why);
 		backoff(p, j);
 		break;
 	}
-out:
-	gauges(p);
+}
+
+/* Queues j's cancel again (a pause or no answer); after CANCEL_TRIES it is given up. */
+static void cancel_again(struct poller *p, struct job *j, const char *why)
+{
+	struct ew *ew = p->ew;
+	if (why && ++j->cancel_tries >= CANCEL_TRIES) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "no answer after %d tries: %s", CANCEL_TRIES, why);
+		j->cancel_tries = 0;
+		watch_cancel_result(ew, j, false, msg);
+		return;
+	}
+	j->cancel = CANCEL_NONE;
+	watch_cancel(ew, j, j->cancel_expire);
+}
+
+static void cancel_answer(struct poller *p, struct job *j, const struct http_result *res)
+{
+	char why[320];
+	if (res->error != HTTP_OK) {
+		cancel_again(p, j, res->error_text);
+		return;
+	}
+	j->cancel_tries = 0;
+	if (res->status >= 200 && res->status < 300) {
+		watch_cancel_result(p->ew, j, true, NULL);
+		return;
+	}
+	if (res->status == 400 || res->status == 409 || res->status == 422)
+		snprintf(why, sizeof(why), "the API refused it (HTTP %ld); the job has probably ended", res->status);
+	else if (res->status == 404)
+		snprintf(why, sizeof(why), "the API does not know the job (HTTP 404)");
+	else if (api_classify(res->status) == API_TRANSIENT) {
+		snprintf(why, sizeof(why), "HTTP %ld", res->status);
+		cancel_again(p, j, why);
+		return;
+	} else
+		snprintf(why, sizeof(why), "HTTP %ld", res->status);
+	watch_cancel_result(p->ew, j, false, why);
+}
+
+static void on_done(struct http_req *req, const struct http_result *res, void *arg)
+{
+	struct poll_slot *s = arg;
+	struct poller *p = s->p;
+	struct ew *ew = p->ew;
+	struct job *j = s->job;
+	enum slot_kind kind = s->kind;
+
+	release_slot(p, s);
+	metrics_observe_request(&ew->m, (double)res->total_us / 1e6);
+	if (res->error == HTTP_OK && res->status == 200 && kind == SLOT_POLL)
+		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
+	if (res->error == HTTP_OK)
+		ew->m.poll_answers[api_classify(res->status)]++;
+	else
+		ew->m.poll_errors++;
+	j->flags &= (uint8_t)~JF_IN_FLIGHT;
+	if (j->flags & JF_REMOVED) {
+		jobtable_release(j);
+	} else if (poller_global_answer(p, req, res)) {
+		/* No answer about the job: it goes first once the pause is over. */
+		if (kind == SLOT_CANCEL)
+			cancel_again(p, j, NULL);
+		else
+			jobtable_schedule(&ew->jobs, j, ew_now(ew));
+	} else if (kind == SLOT_CANCEL) {
+		cancel_answer(p, j, res);
+	} else {
+		poll_answer(p, j, res, req);
+	}
+	poller_gauges(p);
 	poller_kick(p);
 }
 
-static void submit(struct poller *p, struct job *j)
+static void submit(struct poller *p, struct job *j, enum slot_kind kind)
 {
 	struct ew *ew = p->ew;
 	struct poll_slot *s = p->free_slots;
 	char url[1024];
 
-	if (api_job_url(ew->cfg.api_base, j->id, url, sizeof(url)) < 0) {
+	if (api_job_url(ew->cfg.api_base, j->id, url, sizeof(url)) < 0 ||
+	    (kind == SLOT_CANCEL && strlen(url) + 8 >= sizeof(url))) {
 		watch_end(ew, j, EV_ERROR, "cannot build a URL for this id");
 		return;
 	}
+	if (kind == SLOT_CANCEL)
+		strcat(url, "/cancel");
 	p->free_slots = s->next_free;
 	s->job = j;
+	s->kind = kind;
 	j->flags |= JF_IN_FLIGHT;
 	struct http_opts o = { .ca_file = ew->cfg.api_ca_file, .proxy = ew->cfg.proxy, .no_proxy = ew->cfg.no_proxy,
 			       .proxy_userpwd = ew->proxy_userpwd };
-	http_req_set(s->req, url, p->headers, NULL, 0, &o);
+	/* A cancel is a POST with an empty body. */
+	http_req_set(s->req, url, p->headers, kind == SLOT_CANCEL ? "" : NULL, 0, &o);
 	if (http_submit(s->req, (long)ew->cfg.request_timeout_ms, on_done, s) < 0) {
 		j->flags &= (uint8_t)~JF_IN_FLIGHT;
 		s->job = NULL;
 		s->next_free = p->free_slots;
 		p->free_slots = s;
-		backoff(p, j);
+		if (kind == SLOT_CANCEL)
+			cancel_again(p, j, "cannot start the request");
+		else
+			backoff(p, j);
 		return;
 	}
 	p->in_flight++;
-	ew->m.polls++;
+	if (kind == SLOT_CANCEL)
+		ew->m.cancels++;
+	else
+		ew->m.polls++;
+}
+
+/* Sends what the cancel queue holds, as tokens and slots allow. Returns false when out of tokens (timer armed). */
+static bool run_cancels(struct poller *p, uint64_t now)
+{
+	struct ew *ew = p->ew;
+	while (ew->n_cancel && p->free_slots) {
+		struct job *j = ew->cancel_q[0];
+		if (j->flags & JF_IN_FLIGHT)
+			break;          /* a poll of it is running: the cancel goes after */
+		if (!(j->flags & JF_REMOVED) && !watch_job_ended(j) && !sched_bucket_take(&p->bucket, now)) {
+			arm(p, sched_bucket_wait(&p->bucket, now));
+			return false;
+		}
+		memmove(ew->cancel_q, ew->cancel_q + 1, (ew->n_cancel - 1) * sizeof(*ew->cancel_q));
+		ew->n_cancel--;
+		j->flags &= (uint8_t)~JF_CANCEL_QUEUED;
+		if (j->flags & JF_REMOVED) {
+			jobtable_release(j);
+			continue;
+		}
+		if (watch_job_ended(j)) {
+			watch_cancel_result(ew, j, false, "the job had already ended");
+			continue;
+		}
+		submit(p, j, SLOT_CANCEL);
+	}
+	return true;
 }
 
 static void run(struct poller *p)
 {
 	struct ew *ew = p->ew;
-	uint64_t now = ew_now(ew);
+	uint64_t now = ew_now(ew), sweep_wait = UINT64_MAX;
 
 	if (p->stopped)
 		return;
@@ -389,31 +473,63 @@ static void run(struct poller *p)
 		if (p->pause == PAUSE_THROTTLED) {
 			log_msg(LOG_NOTICE, "rate-limit pause over; polling again at %.2f requests/s", sched_bucket_rate(&p->bucket));
 			p->pause = PAUSE_NONE;
-			gauges(p);
-		} else if (p->in_flight > 0) {
-			/* Auth and base-URL pauses probe again with one request at a time. */
+			poller_gauges(p);
+		} else if (p->in_flight > 0 || p->sweep_in_flight) {
+			/* Auth, TLS and base-URL pauses probe again with one request at a time. */
+			return;
+		}
+	}
+	/* Cancels first: an operator asked for them. */
+	if (!run_cancels(p, now))
+		return;
+	/* Then the list sweep, which observes every job at once. */
+	if (ew->sweep_wanted) {
+		ew->sweep_wanted = false;
+		if (p->sweep_due > now)
+			p->sweep_due = now;
+	}
+	if (sweep_due_now(p, now, &sweep_wait)) {
+		if (!sched_bucket_take(&p->bucket, now)) {
+			arm(p, sched_bucket_wait(&p->bucket, now));
+			return;
+		}
+		sweep_start(p);
+		if (p->pause != PAUSE_NONE) {
+			p->paused_until = now + 60000;
 			return;
 		}
 	}
 	while (p->in_flight < p->n_slots && p->free_slots) {
 		struct job *j = jobtable_peek(&ew->jobs);
-		if (!j)
-			return;
-		if (j->due > now) {
-			arm(p, j->due - now);
+		if (!j || j->due > now) {
+			uint64_t wait = j ? j->due - now : UINT64_MAX;
+			if (sweep_wait < wait)
+				wait = sweep_wait;
+			if (wait != UINT64_MAX)
+				arm(p, wait);
 			return;
 		}
 		if (ew->cfg.max_age_ms && util_wall_ms() - j->added_ms > (int64_t)ew->cfg.max_age_ms) {
-			jobtable_unschedule(&ew->jobs, j);
-			watch_end(ew, j, EV_EXPIRED, "watched longer than max_age");
-			continue;
+			if (ew->cfg.cancel_on_expire && j->cancel == CANCEL_NONE) {
+				/* Not just given up on: cancelled, and watched on to cancelled. */
+				watch_cancel(ew, j, true);
+			} else if (!ew->cfg.cancel_on_expire || j->cancel != CANCEL_REQUESTED ||
+				   util_wall_ms() - j->added_ms > 2 * (int64_t)ew->cfg.max_age_ms) {
+				jobtable_unschedule(&ew->jobs, j);
+				watch_end(ew, j, EV_EXPIRED, j->cancel == CANCEL_ACCEPTED
+					  ? "watched longer than max_age, and not cancelled after the cancel was accepted"
+					  : "watched longer than max_age");
+				continue;
+			}
+			if (!run_cancels(p, now))
+				return;
 		}
 		if (!sched_bucket_take(&p->bucket, now)) {
 			arm(p, sched_bucket_wait(&p->bucket, now));
 			return;
 		}
 		jobtable_unschedule(&ew->jobs, j);
-		submit(p, j);
+		submit(p, j, SLOT_POLL);
 		if (p->pause != PAUSE_NONE) {
 			/* Probing after an auth or base-URL pause: one request, then wait for its answer. */
 			p->paused_until = now + 60000;
@@ -427,6 +543,7 @@ void poller_stop(struct poller *p)
 	struct ew *ew = p->ew;
 	p->stopped = true;
 	uv_timer_stop(&p->timer);
+	sweep_stop(p);
 	for (unsigned i = 0; i < p->n_slots; i++) {
 		struct poll_slot *s = &p->slots[i];
 		if (!s->job)
@@ -437,11 +554,13 @@ void poller_stop(struct poller *p)
 		j->flags &= (uint8_t)~JF_IN_FLIGHT;
 		if (j->flags & JF_REMOVED)
 			jobtable_release(j);
+		else if (s->kind == SLOT_CANCEL)
+			j->cancel = CANCEL_REQUESTED;     /* written with the last commit: sent again after the restart */
 		else
 			jobtable_schedule(&ew->jobs, j, ew_now(ew));
 		p->in_flight--;
 	}
-	gauges(p);
+	poller_gauges(p);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -457,6 +576,7 @@ void poller_free(struct poller *p)
 	for (unsigned i = 0; i < p->n_slots; i++)
 		http_req_free(p->slots[i].req);
 	free(p->slots);
+	sweep_free(p);
 	for (size_t i = 0; i < p->warnings.cap; i++)
 		free(p->warnings.slots[i].val);
 	strmap_free(&p->warnings);

@@ -32,6 +32,8 @@ struct store_job {
 	int64_t updated_ms;
 	int err_kind;
 	int err_count;
+	int discovered;
+	int cancel;             /* enum job_cancel, and 8 when the cancel was the daemon's at max_age */
 };
 
 int store_put_job(struct store *s, const struct store_job *j);

@@ -96,7 +96,14 @@ static void set_status(struct ew *ew, struct job *j, enum job_status st)
 	turn_touch(&ew->turn, j);
 }
 
-void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len)
+/* The next per-id poll: after interval (jittered), or a trickle when the list sweep observes the job. */
+static void schedule_next(struct ew *ew, struct job *j, bool via_list)
+{
+	uint64_t d = via_list ? watch_trickle_ms(ew) : j->interval;
+	jobtable_schedule(&ew->jobs, j, ew_now(ew) + sched_jitter(d, ew->cfg.jitter, util_rand_unit()));
+}
+
+void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len, bool via_list)
 {
 	enum job_status prev = (enum job_status)j->status;
 	bool changed;
@@ -104,6 +111,10 @@ void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, cons
 
 	int64_t prev_seen = j->seen_ms;
 	j->seen_ms = util_wall_ms();
+	if (via_list)
+		j->flags |= JF_VIA_LIST;
+	else
+		j->flags &= (uint8_t)~JF_VIA_LIST;
 	job_error_reset(&j->err);
 	j->fail_run = 0;
 	if (aj->status == JOB_UNKNOWN && !(j->flags & JF_UNKNOWN_LOGGED)) {
@@ -114,7 +125,8 @@ void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, cons
 	if (!changed) {
 		/* Nothing to write, nothing to log: only the next poll time. */
 		j->interval = (uint32_t)sched_grow(j->interval, ew->cfg.backoff, ew->cfg.interval_min_ms, ew->cfg.interval_max_ms);
-		jobtable_schedule(&ew->jobs, j, ew_now(ew) + sched_jitter(j->interval, ew->cfg.jitter, util_rand_unit()));
+		if (j->heap_idx != JOB_NOT_QUEUED || !(j->flags & JF_IN_FLIGHT))
+			schedule_next(ew, j, via_list);
 		return;
 	}
 	set_status(ew, j, aj->status);
@@ -139,10 +151,19 @@ void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, cons
 		return;
 	}
 	j->interval = (uint32_t)ew->cfg.interval_min_ms;
-	jobtable_schedule(&ew->jobs, j, ew_now(ew) + sched_jitter(j->interval, ew->cfg.jitter, util_rand_unit()));
+	if (j->heap_idx != JOB_NOT_QUEUED || !(j->flags & JF_IN_FLIGHT))
+		schedule_next(ew, j, via_list);
 }
 
+static void end_with(struct ew *ew, struct job *j, enum ew_event ev, const char *reason, const char *cancel);
+
 void watch_end(struct ew *ew, struct job *j, enum ew_event ev, const char *reason)
+{
+	end_with(ew, j, ev, reason, NULL);
+}
+
+/* Ends j; cancel (or NULL) says what became of the daemon's cancel, for an expiry. */
+static void end_with(struct ew *ew, struct job *j, enum ew_event ev, const char *reason, const char *cancel)
 {
 	enum job_status prev = (enum job_status)j->status;
 	enum job_status st = job_event_end_status(ev);
@@ -156,9 +177,69 @@ void watch_end(struct ew *ew, struct job *j, enum ew_event ev, const char *reaso
 	json_object_object_add(data, "status", json_object_new_string(job_status_name(st)));
 	json_object_object_add(data, "previous_status", json_object_new_string(job_status_name(prev)));
 	json_object_object_add(data, "reason", json_object_new_string(reason));
+	if (cancel)
+		json_object_object_add(data, "cancel", json_object_new_string(cancel));
 	json_object_object_add(data, "batch", j->batch ? json_object_new_string(j->batch->name) : NULL);
 	emit(ew, j->id, j->id, ev, j->batch ? j->batch->name : NULL, NULL, data);
 	job_ended(ew, j);
+}
+
+struct job *watch_discovered(struct ew *ew, const char *id, const char *batch)
+{
+	watch_add(ew, id, batch);
+	struct job *j = jobtable_get(&ew->jobs, id);
+	if (j && !(j->flags & JF_DISCOVERED)) {
+		j->flags |= JF_DISCOVERED;
+		turn_touch(&ew->turn, j);
+		log_job(LOG_INFO, id, "job %s discovered in the list%s%s", id, batch ? ", batch " : "", batch ? batch : "");
+	}
+	return j;
+}
+
+void watch_cancel(struct ew *ew, struct job *j, bool expire)
+{
+	if (j->cancel == CANCEL_REQUESTED || j->cancel == CANCEL_ACCEPTED)
+		return;
+	j->cancel = CANCEL_REQUESTED;
+	j->cancel_expire = expire;
+	turn_touch(&ew->turn, j);
+	if (!(j->flags & JF_CANCEL_QUEUED)) {
+		j->flags |= JF_CANCEL_QUEUED;
+		if (ew->n_cancel == ew->cap_cancel) {
+			ew->cap_cancel = ew->cap_cancel ? ew->cap_cancel * 2 : 16;
+			ew->cancel_q = xrealloc(ew->cancel_q, ew->cap_cancel * sizeof(*ew->cancel_q));
+		}
+		ew->cancel_q[ew->n_cancel++] = j;
+	}
+	ew->turn.kick = true;
+}
+
+void watch_cancel_result(struct ew *ew, struct job *j, bool accepted, const char *why)
+{
+	j->cancel = accepted ? CANCEL_ACCEPTED : CANCEL_REFUSED;
+	turn_touch(&ew->turn, j);
+	log_job(accepted ? LOG_NOTICE : LOG_WARNING, j->id, "job %s: cancel %s%s%s", j->id,
+		accepted ? "accepted" : "refused", why ? ": " : "", why ? why : "");
+	if (j->cancel_expire && !watch_job_ended(j)) {
+		if (accepted) {
+			/* Expired and cancelled: the event says so now; the job is watched on to cancelled. */
+			json_object *data = json_object_new_object();
+			json_object_object_add(data, "job_id", json_object_new_string(j->id));
+			json_object_object_add(data, "status", json_object_new_string(job_status_name((enum job_status)j->status)));
+			json_object_object_add(data, "reason", json_object_new_string("watched longer than max_age"));
+			json_object_object_add(data, "cancel", json_object_new_string("accepted"));
+			json_object_object_add(data, "batch", j->batch ? json_object_new_string(j->batch->name) : NULL);
+			emit(ew, j->id, j->id, EV_EXPIRED, j->batch ? j->batch->name : NULL, NULL, data);
+		} else {
+			char c[300];
+			snprintf(c, sizeof(c), "refused: %s", why ? why : "");
+			end_with(ew, j, EV_EXPIRED, "watched longer than max_age", c);
+			return;
+		}
+	}
+	/* Look soon: cancelling, then cancelled. */
+	if (!watch_job_ended(j) && !(j->flags & JF_IN_FLIGHT))
+		jobtable_schedule(&ew->jobs, j, ew_now(ew));
 }
 
 int watch_add(struct ew *ew, const char *id, const char *batch)
@@ -192,8 +273,18 @@ int watch_add(struct ew *ew, const char *id, const char *batch)
 	if (b)
 		jobtable_join(&ew->jobs, j, b);
 	turn_touch(&ew->turn, j);
-	/* First poll right after watch: due now; the poller hears of it after the commit. */
-	jobtable_schedule(&ew->jobs, j, ew_now(ew));
+	/*
+	 * First look right after watch. While the list sweep works, the next
+	 * sweep is brought forward instead, and only an id it does not list is
+	 * polled on its own (the sweep makes it due); the per-id poll here is the
+	 * fallback should that sweep fail. The poller hears of it after the commit.
+	 */
+	if (ew->sweeping) {
+		ew->sweep_wanted = true;
+		jobtable_schedule(&ew->jobs, j, ew_now(ew) + ew->cfg.request_timeout_ms + ew->cfg.sweep_interval_ms);
+	} else {
+		jobtable_schedule(&ew->jobs, j, ew_now(ew));
+	}
 	ew->turn.kick = true;
 	return 1;
 }
@@ -312,10 +403,16 @@ static int restore_job(const struct store_job *sj, void *arg)
 	j->updated_ms = sj->updated_ms;
 	j->err.kind = (uint8_t)sj->err_kind;
 	j->err.count = (uint8_t)sj->err_count;
+	if (sj->discovered)
+		j->flags |= JF_DISCOVERED;
+	j->cancel = (uint8_t)(sj->cancel & 7);
+	j->cancel_expire = (sj->cancel & 8) != 0;
 	j->interval = (uint32_t)ew->cfg.interval_min_ms;
 	jobtable_add(&ew->jobs, j);
 	if (sj->batch)
 		jobtable_join(&ew->jobs, j, jobtable_batch(&ew->jobs, sj->batch, sj->added_ms));
+	if (j->cancel == CANCEL_REQUESTED)
+		watch_cancel(ew, j, j->cancel_expire);    /* not sent before the restart: send it now */
 	if (!watch_job_ended(j)) {
 		/* Spread the first polls after a restart over the minimum interval. */
 		jobtable_schedule(&ew->jobs, j, ew_now(ew) + (uint64_t)(util_rand_unit() * (double)ew->cfg.interval_min_ms));

@@ -21,8 +21,23 @@ int watch_restore(struct ew *ew, char *err, size_t errlen);
 int watch_add(struct ew *ew, const char *id, const char *batch);
 /* Stops watching id. Returns 0 or -ENOENT. The job may be freed: drop pointers to it. */
 int watch_remove(struct ew *ew, const char *id);
-/* A valid EmbedJob for j (body: the raw document): transition, event, next poll time. */
-void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len);
+/*
+ * A valid EmbedJob for j (body: the raw document): transition, event, next
+ * per-id poll time. via_list: it came from the list sweep, which goes on
+ * observing the job, so its per-id poll slows to a trickle.
+ */
+void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len, bool via_list);
+/* Watches a job found by discovery (marked so), in batch (or none). Returns it. */
+struct job *watch_discovered(struct ew *ew, const char *id, const char *batch);
+/* Records a cancel to send (expire: the daemon's, at max_age) and queues it for the poller. */
+void watch_cancel(struct ew *ew, struct job *j, bool expire);
+/* The API's word on a cancel: accepted, or refused with why. */
+void watch_cancel_result(struct ew *ew, struct job *j, bool accepted, const char *why);
+/* The per-id poll interval of a job the list sweep observes. */
+static inline uint64_t watch_trickle_ms(const struct ew *ew)
+{
+	return ew->cfg.interval_max_ms * 10;
+}
 /* Ends j with an event the daemon decides (expired, not_found, error); reason is said in the event. */
 void watch_end(struct ew *ew, struct job *j, enum ew_event ev, const char *reason);
 /* Forgets ended jobs older than retention, with their events and finished deliveries. */

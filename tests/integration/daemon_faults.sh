@@ -2,6 +2,8 @@
 # loses no job, delivers every terminal event, and pauses or backs off as the
 # DESIGN table says (checked against the simulator's request log).
 . "$top_srcdir/tests/integration/lib.sh"
+# Per-id polling is what this test is about: the list sweep (tested in daemon_sweep) is off.
+export SWEEP=no
 
 start_sim
 RATE=100/s BURST=5 INTERVAL_MIN=100ms INTERVAL_MAX=300ms REQUEST_TIMEOUT=500ms write_conf

@@ -4,6 +4,8 @@
 # another job, redeliver while pending, attempts across a crash, file modes,
 # a non-dumpable process, loopback by address.
 . "$top_srcdir/tests/integration/lib.sh"
+# Per-id polling is what this test is about: the list sweep (tested in daemon_sweep) is off.
+export SWEEP=no
 
 TORTURE="$top_builddir/tests/ctl-torture"
 # ASan keeps freed memory in quarantine (256 MB by default): RSS must measure the daemon, not that.

@@ -3,6 +3,8 @@
 # a compressed schedule honouring Retry-After, 410 disables until reload,
 # other 4xx end the delivery.
 . "$top_srcdir/tests/integration/lib.sh"
+# Per-id polling is what this test is about: the list sweep (tested in daemon_sweep) is off.
+export SWEEP=no
 VERIFY="$top_srcdir/tests/integration/verify-webhook.sh"
 S1=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 S2=whsec_c2VjcmV0LW9mLWEtcm90YXRlZC1lbmRwb2ludA==

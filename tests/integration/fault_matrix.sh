@@ -4,6 +4,8 @@
 # (same event id on every webhook attempt), and the simulator's counters show
 # the retry, backoff or pause the DESIGN table asks for.
 . "$top_srcdir/tests/integration/lib.sh"
+# Per-id polling is what this test is about: the list sweep (tested in daemon_sweep) is off.
+export SWEEP=no
 
 start_sim
 RATE=100/s BURST=5 INTERVAL_MIN=100ms INTERVAL_MAX=300ms REQUEST_TIMEOUT=500ms write_conf "

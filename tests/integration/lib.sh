@@ -100,6 +100,9 @@ rate = ${RATE:-200/s}
 burst = ${BURST:-20}
 max_in_flight = ${MAX_IN_FLIGHT:-16}
 request_timeout = ${REQUEST_TIMEOUT:-2s}
+sweep = ${SWEEP:-yes}
+sweep_interval = ${SWEEP_INTERVAL:-100ms}
+sweep_interval_max = ${SWEEP_INTERVAL_MAX:-500ms}
 [hook record]
 type = exec
 command = $HOOK $T/hooks

@@ -1,0 +1,80 @@
+/* Internal to the poller: shared by poller.c (per-id polls, cancels) and poller_sweep.c (the list). */
+#ifndef EW_POLLER_INT_H
+#define EW_POLLER_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ew.h"
+#include "http.h"
+#include "jsplit.h"
+#include "poller.h"
+#include "sched.h"
+#include "strmap.h"
+
+enum slot_kind { SLOT_POLL, SLOT_CANCEL };
+
+struct poll_slot {
+	struct http_req *req;
+	struct poller *p;
+	struct job *job;
+	enum slot_kind kind;
+	struct poll_slot *next_free;
+};
+
+struct poller {
+	struct ew *ew;
+	uv_timer_t timer;
+	struct sched_bucket bucket;
+	struct poll_slot *slots;
+	struct poll_slot *free_slots;
+	unsigned n_slots;
+	unsigned in_flight;
+	struct http_headers *headers;   /* the current key's; transfers in flight hold their own reference */
+	enum pause_reason pause;
+	uint64_t paused_until;          /* loop ms */
+	unsigned throttle_run;
+	bool stopped;
+	uint64_t transient_window_start;
+	unsigned transient_in_window;
+	struct strmap warnings;         /* API warnings already logged */
+	bool warnings_full;
+	/* the list sweep (poller_sweep.c) */
+	struct http_req *sweep_req;
+	bool sweep_in_flight;
+	uint64_t sweep_due;             /* loop ms */
+	uint64_t sweep_interval;        /* current; grows while nothing changes */
+	uint32_t sweep_gen;
+	int64_t sweep_started_wall;
+	unsigned sweep_fail_run;
+	uint64_t sweep_off_until;       /* per-id polling only until then (loop ms), 0: sweeping */
+	bool sweep_changed;
+	size_t sweep_seen;              /* watched jobs the running sweep listed */
+	struct jsplit split;
+	int64_t start_wall_ms;          /* discovery: jobs created before the daemon started are history */
+};
+
+/* Keeps the poller's gauges in ew->m current. */
+void poller_gauges(struct poller *p);
+/* Pauses all polling for ms, for why (a longer pause of the same kind wins). */
+void poller_pause_all(struct poller *p, enum pause_reason why, uint64_t ms);
+/*
+ * The answers that concern every request, not one job: a TLS failure, 429/503,
+ * 401/403, 501 (what: "poll", "list", "cancel", for the log). Pauses as the
+ * DESIGN table says and returns true when the answer was one of them; clears a
+ * pause that an ordinary answer ends and returns false otherwise.
+ */
+bool poller_global_answer(struct poller *p, struct http_req *req, const struct http_result *res);
+/* Logs an API warning once (bounded memory). */
+void poller_note_warning(struct poller *p, const char *job_id, const char *text);
+
+/* The sweep: set up, whether one should start now, start it, stop it. */
+int sweep_init(struct poller *p);
+/* True when a sweep should start at now (sets *ret_wait to the ms until it is due otherwise). */
+bool sweep_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait);
+/* Starts a sweep (a token was taken). */
+void sweep_start(struct poller *p);
+void sweep_stop(struct poller *p);
+void sweep_free(struct poller *p);
+
+#endif

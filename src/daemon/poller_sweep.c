@@ -1,0 +1,300 @@
+/*
+ * The list sweep: one GET /v1/embed-jobs observes every watched job at once.
+ * The body streams through the splitter, one element at a time; a listed job
+ * that is watched is an observation exactly like a poll's answer, one that is
+ * not costs one id lookup (or, with discovery on, a glob match). After a
+ * sweep, watched jobs it did not list are polled per id; the ones it listed
+ * are polled per id only at a trickle. When the list fails persistently (404,
+ * 405, 501, unparseable, over list_max_bytes) the daemon falls back to per-id
+ * polling, says so once, and tries the list again later.
+ */
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+#include "poller_int.h"
+#include "util.h"
+#include "watch.h"
+
+/* How long the list is left alone after it failed persistently. */
+#define SWEEP_FALLBACK_MS (5 * 60 * 1000)
+/* Unparseable or transient failures in a row before falling back. */
+#define SWEEP_FAIL_LIMIT 3
+
+static void sweep_done(struct http_req *req, const struct http_result *res, void *arg);
+
+int sweep_init(struct poller *p)
+{
+	struct ew *ew = p->ew;
+	p->sweep_interval = ew->cfg.sweep_interval_ms;
+	p->start_wall_ms = util_wall_ms();
+	p->sweep_req = http_req_new(ew->http, (size_t)ew->cfg.list_max_bytes, false);
+	if (!p->sweep_req)
+		return -ENOMEM;
+	ew->sweeping = ew->cfg.sweep;
+	return 0;
+}
+
+void sweep_free(struct poller *p)
+{
+	http_req_free(p->sweep_req);
+	p->sweep_req = NULL;
+	jsplit_free(&p->split);
+}
+
+void sweep_stop(struct poller *p)
+{
+	if (p->sweep_in_flight) {
+		http_cancel(p->sweep_req);
+		p->sweep_in_flight = false;
+	}
+}
+
+/* Live jobs: watched and not ended. Without them there is nothing to sweep for. */
+static size_t live_jobs(const struct ew *ew)
+{
+	size_t n = 0;
+	for (int s = 0; s < JOB__MAX; s++)
+		if (!job_status_ended((enum job_status)s))
+			n += ew->jobs.counts[s];
+	return n;
+}
+
+bool sweep_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
+{
+	struct ew *ew = p->ew;
+	*ret_wait = UINT64_MAX;
+	bool discovering = ew->cfg.discover;
+	if (!ew->cfg.sweep || p->sweep_in_flight || (!live_jobs(ew) && !discovering))
+		return false;
+	if (p->sweep_off_until) {
+		if (now < p->sweep_off_until) {
+			*ret_wait = p->sweep_off_until - now;
+			return false;
+		}
+		log_msg(LOG_NOTICE, "trying the list sweep (GET /v1/embed-jobs) again");
+		p->sweep_off_until = 0;
+		p->sweep_fail_run = 0;
+	}
+	if (now < p->sweep_due) {
+		*ret_wait = p->sweep_due - now;
+		return false;
+	}
+	return true;
+}
+
+/* Every live job due at once (spread over the minimum interval): per-id polling takes over. */
+static void all_per_id(struct poller *p)
+{
+	struct ew *ew = p->ew;
+	uint64_t now = ew_now(ew);
+	for (size_t i = 0; i < ew->jobs.heap_len; i++) {
+		struct job *j = ew->jobs.heap[i];
+		if (j->due > now + ew->cfg.interval_min_ms)
+			j->due = now + (uint64_t)(util_rand_unit() * (double)ew->cfg.interval_min_ms);
+	}
+	/* The keys changed: rebuild the heap (Floyd, bottom-up). */
+	jobtable_reheap(&ew->jobs);
+}
+
+static void fall_back(struct poller *p, const char *why)
+{
+	struct ew *ew = p->ew;
+	log_msg(LOG_WARNING, "list sweep: %s; falling back to per-id polling, trying the list again in %d min",
+		why, SWEEP_FALLBACK_MS / 60000);
+	p->sweep_off_until = ew_now(ew) + SWEEP_FALLBACK_MS;
+	ew->sweeping = false;
+	ew->m.sweep_fallbacks++;
+	all_per_id(p);
+}
+
+/* Discovery: an unwatched job of the list that matches [discover] becomes watched. Returns it or NULL. */
+static struct job *discover(struct poller *p, const struct jsplit_elem *e)
+{
+	struct ew *ew = p->ew;
+	char batch[160];
+	if (!ew->cfg.discover || !e->job_id || !api_id_valid(e->job_id))
+		return NULL;
+	const char *name = e->name ? e->name : "";
+	if (fnmatch(ew->cfg.discover_match, name, 0) != 0)
+		return NULL;
+	enum job_status st = e->status ? job_status_parse(e->status) : JOB_UNKNOWN;
+	if (job_status_ended(st)) {
+		/* An ended job is history unless it was created after the daemon started. */
+		char created[40];
+		util_rfc3339(p->start_wall_ms, created, sizeof(created));
+		if (!e->created_at || strcmp(e->created_at, created) < 0)
+			return NULL;
+	}
+	return watch_discovered(ew, e->job_id, config_discover_batch(ew->cfg.discover_batch, name, batch, sizeof(batch)));
+}
+
+static int on_element(const struct jsplit_elem *e, void *arg)
+{
+	struct poller *p = arg;
+	struct ew *ew = p->ew;
+	struct api_job aj;
+	char why[256];
+
+	ew->m.sweep_entries++;
+	/* An id with escapes, or none: the element must be parsed to know it. */
+	struct job *j = e->job_id ? jobtable_get(&ew->jobs, e->job_id) : NULL;
+	if (!j && e->job_id)
+		j = discover(p, e);
+	if (!j && e->job_id)
+		return 0;
+	if (j && (watch_job_ended(j) || (j->flags & JF_REMOVED)))
+		return 0;
+	if (api_job_parse(e->text, e->len, &aj, why, sizeof(why)) < 0) {
+		/* One bad element does not spoil the list: the job is polled per id instead. */
+		if (j)
+			log_job(LOG_DEBUG, j->id, "job %s: its list entry is not a valid EmbedJob (%s)", j->id, why);
+		return 0;
+	}
+	if (!j)
+		j = jobtable_get(&ew->jobs, aj.job_id);
+	if (j && !watch_job_ended(j) && strcmp(aj.job_id, j->id) == 0) {
+		enum job_status before = (enum job_status)j->status;
+		j->sweep_gen = p->sweep_gen;
+		p->sweep_seen++;
+		for (size_t i = 0; i < aj.n_warnings; i++)
+			poller_note_warning(p, j->id, aj.warnings[i]);
+		watch_observed(ew, j, &aj, e->text, e->len, true);
+		if (j->status != before)
+			p->sweep_changed = true;
+		/* max_age is the per-id loop's to enforce: a job past it is due now, whatever the trickle says. */
+		if (ew->cfg.max_age_ms && !watch_job_ended(j) && j->heap_idx != JOB_NOT_QUEUED &&
+		    util_wall_ms() - j->added_ms > (int64_t)ew->cfg.max_age_ms)
+			jobtable_schedule(&ew->jobs, j, ew_now(ew));
+	}
+	api_job_clear(&aj);
+	return 0;
+}
+
+static int on_chunk(const char *data, size_t len, void *arg)
+{
+	struct poller *p = arg;
+	return jsplit_feed(&p->split, data, len) < 0 ? -1 : 0;
+}
+
+void sweep_start(struct poller *p)
+{
+	struct ew *ew = p->ew;
+	char url[1024];
+
+	/* api_base may end with '/': no double slash. */
+	size_t n = strlen(ew->cfg.api_base);
+	snprintf(url, sizeof(url), "%s%sv1/embed-jobs", ew->cfg.api_base, n && ew->cfg.api_base[n - 1] == '/' ? "" : "/");
+	jsplit_free(&p->split);
+	jsplit_init(&p->split, API_BODY_MAX, on_element, p);
+	p->sweep_gen++;
+	p->sweep_seen = 0;
+	p->sweep_changed = false;
+	p->sweep_started_wall = util_wall_ms();
+	struct http_opts o = { .ca_file = ew->cfg.api_ca_file, .proxy = ew->cfg.proxy, .no_proxy = ew->cfg.no_proxy,
+			       .proxy_userpwd = ew->proxy_userpwd };
+	http_req_set(p->sweep_req, url, p->headers, NULL, 0, &o);
+	http_req_stream(p->sweep_req, on_chunk, p);
+	if (http_submit(p->sweep_req, (long)ew->cfg.request_timeout_ms, sweep_done, p) < 0) {
+		p->sweep_due = ew_now(ew) + p->sweep_interval;
+		return;
+	}
+	p->sweep_in_flight = true;
+	ew->m.sweeps++;
+}
+
+/* After a good sweep: jobs it did not list are polled per id now (they may be new, or gone from the list). */
+static void poll_the_unlisted(struct poller *p)
+{
+	struct ew *ew = p->ew;
+	uint64_t now = ew_now(ew);
+	bool changed = false;
+	for (size_t i = 0; i < ew->jobs.heap_len; i++) {
+		struct job *j = ew->jobs.heap[i];
+		if (j->sweep_gen == p->sweep_gen || j->due <= now)
+			continue;
+		if (j->added_ms >= p->sweep_started_wall) {
+			/* Watched after this sweep began: the next sweep may list it. */
+			ew->sweep_wanted = true;
+			continue;
+		}
+		j->due = now;
+		changed = true;
+	}
+	if (changed)
+		jobtable_reheap(&ew->jobs);
+}
+
+static void next_sweep(struct poller *p, bool ok)
+{
+	struct ew *ew = p->ew;
+	if (ok && p->sweep_changed)
+		p->sweep_interval = ew->cfg.sweep_interval_ms;
+	else if (ok)
+		p->sweep_interval = sched_grow(p->sweep_interval, ew->cfg.backoff, ew->cfg.sweep_interval_ms,
+					       ew->cfg.sweep_interval_max_ms);
+	else
+		p->sweep_interval = sched_error_backoff(p->sweep_fail_run, ew->cfg.sweep_interval_ms,
+							ew->cfg.sweep_interval_max_ms);
+	/* Never more than half the budget: per-id polls and cancels keep their share. */
+	uint64_t floor_ms = ew->cfg.rate_per_s > 0 ? (uint64_t)(2000.0 / ew->cfg.rate_per_s) : 0;
+	uint64_t d = p->sweep_interval > floor_ms ? p->sweep_interval : floor_ms;
+	p->sweep_due = ew_now(ew) + sched_jitter(d, ew->cfg.jitter, util_rand_unit());
+}
+
+static void sweep_failed(struct poller *p, const char *why)
+{
+	struct ew *ew = p->ew;
+	ew->m.sweep_failures++;
+	if (++p->sweep_fail_run >= SWEEP_FAIL_LIMIT) {
+		char msg[400];
+		snprintf(msg, sizeof(msg), "%u failures in a row, the last: %s", p->sweep_fail_run, why);
+		fall_back(p, msg);
+		return;
+	}
+	log_msg(LOG_INFO, "list sweep failed (%s); per-id polling goes on", why);
+	next_sweep(p, false);
+}
+
+static void sweep_done(struct http_req *req, const struct http_result *res, void *arg)
+{
+	struct poller *p = arg;
+	struct ew *ew = p->ew;
+	char why[400];
+
+	p->sweep_in_flight = false;
+	metrics_observe_request(&ew->m, (double)res->total_us / 1e6);
+	if (poller_global_answer(p, req, res)) {
+		/* 429/503, auth, TLS: everything pauses; the sweep comes first when it is over. */
+		p->sweep_due = p->paused_until;
+	} else if (res->error == HTTP_ERR_TOO_BIG) {
+		snprintf(why, sizeof(why), "the list is larger than list_max_bytes (%llu bytes)",
+			 (unsigned long long)ew->cfg.list_max_bytes);
+		fall_back(p, why);
+	} else if (res->error == HTTP_OK && (res->status == 404 || res->status == 405)) {
+		snprintf(why, sizeof(why), "the API does not offer the list here (HTTP %ld)", res->status);
+		fall_back(p, why);
+	} else if (res->error != HTTP_OK) {
+		sweep_failed(p, p->split.error ? p->split.error : res->error_text);
+	} else if (res->status != 200) {
+		snprintf(why, sizeof(why), "HTTP %ld", res->status);
+		sweep_failed(p, why);
+	} else if (jsplit_finish(&p->split) < 0) {
+		snprintf(why, sizeof(why), "the list is not a valid answer: %s", p->split.error);
+		sweep_failed(p, why);
+	} else {
+		p->sweep_fail_run = 0;
+		ew->sweeping = true;
+		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
+		ew->m.sweep_listed = p->split.elements;
+		poll_the_unlisted(p);
+		next_sweep(p, true);
+	}
+	jsplit_free(&p->split);
+	poller_gauges(p);
+	poller_kick(p);
+}
