@@ -513,8 +513,9 @@ static void run(struct poller *p)
 			if (ew->cfg.cancel_on_expire && j->cancel == CANCEL_NONE) {
 				/* Not just given up on: cancelled, and watched on to cancelled. */
 				watch_cancel(ew, j, true);
-			} else if (!ew->cfg.cancel_on_expire || j->cancel != CANCEL_REQUESTED ||
+			} else if (!ew->cfg.cancel_on_expire ||
 				   util_wall_ms() - j->added_ms > 2 * (int64_t)ew->cfg.max_age_ms) {
+				/* Given up on; with cancel_on_expire, only if the cancel did not end it by twice max_age. */
 				jobtable_unschedule(&ew->jobs, j);
 				watch_end(ew, j, EV_EXPIRED, j->cancel == CANCEL_ACCEPTED
 					  ? "watched longer than max_age, and not cancelled after the cancel was accepted"

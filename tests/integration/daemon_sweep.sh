@@ -1,0 +1,180 @@
+# The list sweep (GET /v1/embed-jobs), discovery, cancel and hook routing,
+# through the real daemon against the simulator with a history of ended jobs.
+. "$top_srcdir/tests/integration/lib.sh"
+
+start_sim --history 2000 --auto auto- --auto-min 1s --auto-max 2s --cancel-delay 500ms
+stats() { sim GET "/_sim/stats?jobs=0" | jq -c '.requests'; }
+terminal_events() {   # the terminal events of PREFIX as "event_id type job", sorted
+	hook_lines | awk -v p="$1" '$2 ~ /^embed_job\.(complete|failed|cancelled)$/ && index($3, p) == 1 {print $1, $2, $3}' | sort
+}
+
+# 1. The same jobs, once by sweep and once by per-id polling only: the same events, the same ids.
+sim POST /_sim/jobs "$(jobs_json 60 sw-)" >/dev/null
+write_conf
+start_daemon
+ctl watch - < <(seq -f 'sw-%g' 0 59) >/dev/null
+wait_for 30 sh -c "[ \$(grep -c ' embed_job\.\(complete\|failed\|cancelled\) sw-' '$T/hooks/events') -ge 60 ]" || fail "sweep: jobs did not end"
+s=$(stats)
+lists=$(jq .list <<<"$s"); polls=$(jq .poll <<<"$s")
+terminal_events sw- >"$T/by-sweep"
+[ "$(wc -l <"$T/by-sweep")" = 60 ] || fail "sweep: $(wc -l <"$T/by-sweep") terminal events for 60 jobs"
+[ "$polls" -lt 30 ] || fail "sweep: $polls per-id polls for 60 listed jobs"
+ctl show sw-1 --json | jq -e '.job.last_seen_via == "list"' >/dev/null || fail "show does not say the list"
+stop_daemon
+rm -rf "$T/state" "$T/hooks"
+sim POST /_sim/jobs "$(jobs_json 60 sw-)" >/dev/null
+SWEEP=no write_conf
+start_daemon
+ctl watch - < <(seq -f 'sw-%g' 0 59) >/dev/null
+wait_for 30 sh -c "[ \$(grep -c ' embed_job\.\(complete\|failed\|cancelled\) sw-' '$T/hooks/events') -ge 60 ]" || fail "per-id: jobs did not end"
+terminal_events sw- >"$T/by-poll"
+ctl show sw-1 --json | jq -e '.job.last_seen_via == "poll"' >/dev/null || fail "show does not say the poll"
+stop_daemon
+diff "$T/by-sweep" "$T/by-poll" >/dev/null || fail "sweep and per-id polling fired different events: $(diff "$T/by-sweep" "$T/by-poll" | head -5)"
+ok "60 jobs: the sweep ($lists lists, $polls per-id polls) fires the same 60 terminal events with the same ids as per-id polling"
+
+# 2. Across kill -9: every job's terminal event once, with the ids of the per-id run.
+rm -rf "$T/state" "$T/hooks"
+sim POST /_sim/jobs "$(jq -cn '{jobs: [range(60) as $i | {id: ("sw-" + ($i|tostring)), timeline: ([{status:"processing",at:0}] +
+  (if $i % 3 == 0 then [{status:"complete", at: (0.5 + ($i % 20) * 0.15)}]
+   elif $i % 3 == 1 then [{status:"failed", at: (0.5 + ($i % 20) * 0.15)}]
+   else [{status:"cancelling", at:0.3},{status:"cancelled", at: (0.5 + ($i % 20) * 0.15)}] end))}]}')" >/dev/null
+write_conf
+start_daemon
+ctl watch - < <(seq -f 'sw-%g' 0 59) >/dev/null
+for k in 1 2 3; do
+	sleep 0.7
+	kill9_daemon
+	start_daemon
+done
+wait_for 30 sh -c "[ \$(grep -c ' embed_job\.\(complete\|failed\|cancelled\) sw-' '$T/hooks/events') -ge 60 ]" || fail "after kill -9: jobs did not end"
+terminal_events sw- | awk '{print $1, $2, $3}' | sort -u >"$T/after-kill"
+diff "$T/after-kill" "$T/by-poll" >/dev/null || fail "after kill -9 the events differ: $(diff "$T/after-kill" "$T/by-poll" | head -5)"
+stop_daemon
+ok "3 x kill -9 while sweeping: every terminal event delivered, the same 60 event ids"
+
+# 3. A job the list does not hold (an auto job the simulator makes on its first GET) is found per id.
+rm -rf "$T/state" "$T/hooks"
+write_conf
+start_daemon
+ctl watch auto-x1 >/dev/null
+wait_for 15 sh -c "'$CTL' -s '$T/ctl.sock' list --json | jq -e '.[0].status | test(\"complete|failed|cancelled\")'" || fail "auto-x1 never ended"
+[ "$(sim GET /_sim/stats | jq '.jobs["auto-x1"].requests')" -ge 1 ] || fail "auto-x1 was never polled per id"
+ok "a job missing from the list is polled per id and ends"
+stop_daemon
+
+# 4. List faults. 429 on the list only: everything pauses for Retry-After, nothing is sent inside it.
+rm -rf "$T/state" "$T/hooks"
+sim POST /_sim/jobs '{"jobs":[{"id":"lf-1","timeline":[{"status":"processing","at":0},{"status":"complete","at":3}]}]}' >/dev/null
+write_conf
+start_daemon
+ctl watch lf-1 >/dev/null
+sleep 0.5
+sim POST /_sim/faults '{"kind":"status","status":429,"target":"list","count":1,"retry_after":"2"}' >/dev/null
+wait_for 10 grep -q 'API answered 429: pausing all polling' "$T/daemon.log" || fail "429 on the list did not pause"
+t429=$(sim GET /_sim/log | jq '[.entries[] | select(.[1] == 429)][0][0]')
+inside=$(sim GET /_sim/log | jq --argjson t "$t429" '[.entries[] | select(.[0] > $t and .[0] < $t + 1900)] | length')
+[ "$inside" = 0 ] || fail "$inside requests inside the Retry-After window"
+wait_for 15 sh -c "grep -q ' embed_job.complete lf-1' '$T/hooks/events'" || fail "lf-1 did not end after the pause"
+ok "429 on the list: all requests paused for Retry-After (none inside it), then the job ends"
+stop_daemon
+
+# Truncated lists, three in a row: fall back to per-id polling, say so once, the jobs still end.
+rm -rf "$T/state" "$T/hooks"
+sim POST /_sim/jobs "$(jobs_json 10 lt-)" >/dev/null
+sim POST /_sim/faults '{"kind":"truncated","target":"list","count":3}' >/dev/null
+write_conf
+start_daemon
+ctl watch - < <(seq -f 'lt-%g' 0 9) >/dev/null
+wait_for 20 grep -q 'falling back to per-id polling' "$T/daemon.log" || fail "truncated lists: no fallback"
+wait_for 30 sh -c "[ \$(grep -c ' embed_job\.\(complete\|failed\|cancelled\) lt-' '$T/hooks/events') -ge 10 ]" || fail "truncated lists: jobs did not end"
+[ "$(grep -c 'falling back to per-id polling' "$T/daemon.log")" = 1 ] || fail "fallback said more than once"
+ctl metrics | grep -q '^embedwatch_sweep_fallbacks_total 1$' || fail "fallback not counted"
+ok "3 truncated lists: one fallback to per-id polling, logged once; all 10 jobs ended"
+stop_daemon
+
+# The list over list_max_bytes: fall back at once, and say why.
+rm -rf "$T/state" "$T/hooks"
+sim POST /_sim/jobs "$(jobs_json 5 lc-)" >/dev/null
+write_conf
+sed -i 's/^\[poll\]/[poll]\nlist_max_bytes = 64k/' "$T/ew.conf"
+start_daemon
+ctl watch - < <(seq -f 'lc-%g' 0 4) >/dev/null
+wait_for 10 grep -q 'larger than list_max_bytes' "$T/daemon.log" || fail "list over the cap: no fallback"
+wait_for 30 sh -c "[ \$(grep -c ' embed_job\.\(complete\|failed\|cancelled\) lc-' '$T/hooks/events') -ge 5 ]" || fail "over the cap: jobs did not end"
+ok "a list over list_max_bytes (2,000 history entries, cap 64 KiB): fallback said once, jobs ended per id"
+stop_daemon
+
+# The list endpoint answering 404: fall back at once.
+rm -rf "$T/state" "$T/hooks"
+sim POST /_sim/jobs "$(jobs_json 5 l4-)" >/dev/null
+sim POST /_sim/faults '{"kind":"status","status":404,"target":"list"}' >/dev/null
+write_conf
+start_daemon
+ctl watch - < <(seq -f 'l4-%g' 0 4) >/dev/null
+wait_for 10 grep -q 'does not offer the list here (HTTP 404)' "$T/daemon.log" || fail "list 404: no fallback"
+wait_for 30 sh -c "[ \$(grep -c ' embed_job\.\(complete\|failed\|cancelled\) l4-' '$T/hooks/events') -ge 5 ]" || fail "list 404: jobs did not end"
+ok "the list answering 404: per-id polling at once, jobs ended"
+stop_daemon
+sim DELETE /_sim/faults >/dev/null
+
+# 5. Discovery: a job started after the daemon, matching the glob, is watched in its batch, and the
+#    batch's hook fires; one not matching, and the history, are not watched. Hook routing by batch.
+rm -rf "$T/state" "$T/hooks"
+mkdir -p "$T/hooks-docs" "$T/hooks-img"
+write_conf "
+[discover]
+enabled = yes
+match = nightly-*
+batch = {name-prefix}
+[hook docs]
+type = exec
+command = $HOOK $T/hooks-docs
+on = *
+batch = nightly-docs*
+[hook img]
+type = exec
+command = $HOOK $T/hooks-img
+on = *
+batch = nightly-img*
+"
+start_daemon
+sleep 0.5
+sim POST /_sim/jobs '{"jobs":[
+ {"id":"d-1","name":"nightly-docs-1","timeline":[{"status":"processing","at":0},{"status":"complete","at":1}]},
+ {"id":"d-2","name":"nightly-docs-2","timeline":[{"status":"processing","at":0},{"status":"complete","at":1.5}]},
+ {"id":"i-1","name":"nightly-img-1","timeline":[{"status":"processing","at":0},{"status":"failed","at":1}]},
+ {"id":"o-1","name":"adhoc-1","timeline":[{"status":"processing","at":0},{"status":"complete","at":1}]}]}' >/dev/null
+wait_for 20 sh -c "grep -q ' batch.done ' '$T/hooks-docs/events' 2>/dev/null" || fail "discovery: no batch.done for nightly-docs"
+wait_for 10 sh -c "grep -q ' batch.done ' '$T/hooks-img/events' 2>/dev/null" || fail "discovery: no batch.done for nightly-img"
+ctl list --json | jq -e 'map(select(.discovered)) | map(.id) | sort == ["d-1","d-2","i-1"]' >/dev/null \
+	|| fail "discovered: $(ctl list --json | jq -c 'map({id, batch, discovered})')"
+ctl list --json | jq -e 'map(select(.id == "d-1"))[0].batch == "nightly-docs"' >/dev/null || fail "batch rule"
+! ctl list --json | jq -e 'map(.id) | index("o-1") or any(startswith("hist-"))' >/dev/null || fail "watched what does not match, or history"
+[ "$(grep -c 'embed_job.complete d-' "$T/hooks-docs/events")" = 2 ] && ! grep -q ' i-1 ' "$T/hooks-docs/events" || fail "docs hook routing"
+grep -q 'embed_job.failed i-1' "$T/hooks-img/events" && ! grep -q ' d-1 ' "$T/hooks-img/events" || fail "img hook routing"
+ok "discovery: nightly-docs-{1,2} and nightly-img-1 watched in their batches, adhoc-1 and 2,000 history jobs not; each hook got only its batch (batch.done included)"
+stop_daemon
+
+# 6. cancel, and cancel_on_expire: each ends in cancelled with the right events.
+rm -rf "$T/state" "$T/hooks"
+sim POST /_sim/jobs '{"jobs":[{"id":"c-1","timeline":[{"status":"processing","at":0}]},
+ {"id":"c-2","timeline":[{"status":"processing","at":0}]}]}' >/dev/null
+write_conf
+sed -i 's/^\[embedwatch\]/[embedwatch]\nmax_age = 2s\ncancel_on_expire = yes/' "$T/ew.conf"
+start_daemon
+ctl watch c-2 >/dev/null
+ctl cancel c-1 >"$T/cancel.out" || fail "cancel: $(cat "$T/cancel.out")"
+grep -q 'cancel requested for 1 jobs' "$T/cancel.out" || fail "cancel output: $(cat "$T/cancel.out")"
+wait_for 10 sh -c "grep -q ' embed_job.cancelled c-1 ' '$T/hooks/events'" || fail "c-1 not cancelled"
+grep -q ' embed_job.cancelling c-1 ' "$T/hooks/events" || fail "c-1: no cancelling event"
+ctl show c-1 --json | jq -e '.job.cancel == "accepted" and .job.status == "cancelled"' >/dev/null || fail "show c-1"
+[ "$(sim GET "/_sim/stats?jobs=0" | jq .requests.cancel)" -ge 1 ] || fail "no POST .../cancel reached the API"
+wait_for 15 sh -c "grep -q ' embed_job.cancelled c-2 ' '$T/hooks/events'" || fail "c-2 not cancelled at max_age"
+evt=$(grep ' embed_job.expired c-2 ' "$T/hooks/events" | awk '{print $1}' | head -1)
+[ -n "$evt" ] || fail "c-2: no expired event"
+sqlite3 "$T/state/embedwatch.db" "select payload from events where id='$evt'" | jq -e '.data.cancel == "accepted"' >/dev/null \
+	|| fail "the expired event does not say the cancel was accepted"
+grep -q "control: cancel of 1 jobs by pid" "$T/daemon.log" || fail "cancel's peer not logged"
+ok "cancel: cancelling then cancelled; cancel_on_expire: expired (cancel accepted), then cancelled"
+stop_daemon
