@@ -85,7 +85,7 @@ ctl show ok1 | grep -q '^status: *complete' || fail "show"
 ctl show ok1 --json | jq -e '.job.last_seen.status == "complete" and (.job.events | length) == 1' >/dev/null || fail "show --json"
 ctl status | grep -q 'watching' || fail "status"
 ctl status --json | jq -e '.status.jobs == 3' >/dev/null || fail "status --json"
-ctl metrics | grep -q '^embedwatch_polls_total [0-9]' || fail "metrics"
+ctl metrics >"$T/metrics.out" && grep -q '^embedwatch_polls_total [0-9]' "$T/metrics.out" || fail "metrics"
 ok "list, show, status, metrics"
 
 # unwatch: the job is gone, in memory and on disk.

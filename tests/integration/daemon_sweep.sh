@@ -89,7 +89,7 @@ ctl watch - < <(seq -f 'lt-%g' 0 9) >/dev/null
 wait_for 20 grep -q 'falling back to per-id polling' "$T/daemon.log" || fail "truncated lists: no fallback"
 wait_for 30 sh -c "[ \$(grep -c ' embed_job\.\(complete\|failed\|cancelled\) lt-' '$T/hooks/events') -ge 10 ]" || fail "truncated lists: jobs did not end"
 [ "$(grep -c 'falling back to per-id polling' "$T/daemon.log")" = 1 ] || fail "fallback said more than once"
-ctl metrics | grep -q '^embedwatch_sweep_fallbacks_total 1$' || fail "fallback not counted"
+ctl metrics >"$T/metrics.out" && grep -q '^embedwatch_sweep_fallbacks_total 1$' "$T/metrics.out" || fail "fallback not counted"
 ok "3 truncated lists: one fallback to per-id polling, logged once; all 10 jobs ended"
 stop_daemon
 
