@@ -149,6 +149,12 @@ static int on_element(const struct jsplit_elem *e, void *arg)
 		return 0;
 	if (j && (watch_job_ended(j) || (j->flags & JF_REMOVED)))
 		return 0;
+	/* Most entries say what the daemon knows already: that outcome needs no parse. */
+	if (j && e->status && watch_seen_unchanged(ew, j, job_status_parse(e->status))) {
+		j->sweep_gen = p->sweep_gen;
+		p->sweep_seen++;
+		goto check_age;
+	}
 	if (api_job_parse(e->text, e->len, &aj, why, sizeof(why)) < 0) {
 		/* One bad element does not spoil the list: the job is polled per id instead. */
 		if (j)
@@ -166,12 +172,13 @@ static int on_element(const struct jsplit_elem *e, void *arg)
 		watch_observed(ew, j, &aj, e->text, e->len, true);
 		if (j->status != before)
 			p->sweep_changed = true;
-		/* max_age is the per-id loop's to enforce: a job past it is due now, whatever the trickle says. */
-		if (ew->cfg.max_age_ms && !watch_job_ended(j) && j->heap_idx != JOB_NOT_QUEUED &&
-		    util_wall_ms() - j->added_ms > (int64_t)ew->cfg.max_age_ms)
-			jobtable_schedule(&ew->jobs, j, ew_now(ew));
 	}
 	api_job_clear(&aj);
+check_age:
+	/* max_age is the per-id loop's to enforce: a job past it is due now, whatever the trickle says. */
+	if (j && ew->cfg.max_age_ms && !watch_job_ended(j) && j->heap_idx != JOB_NOT_QUEUED &&
+	    util_wall_ms() - j->added_ms > (int64_t)ew->cfg.max_age_ms)
+		jobtable_schedule(&ew->jobs, j, ew_now(ew));
 	return 0;
 }
 

@@ -184,6 +184,20 @@ static void end_with(struct ew *ew, struct job *j, enum ew_event ev, const char 
 	job_ended(ew, j);
 }
 
+bool watch_seen_unchanged(struct ew *ew, struct job *j, enum job_status seen)
+{
+	if (seen != (enum job_status)j->status || seen == JOB_UNKNOWN || j->status == JOB_NONE)
+		return false;
+	j->seen_ms = util_wall_ms();
+	j->flags |= JF_VIA_LIST;
+	job_error_reset(&j->err);
+	j->fail_run = 0;
+	j->interval = (uint32_t)sched_grow(j->interval, ew->cfg.backoff, ew->cfg.interval_min_ms, ew->cfg.interval_max_ms);
+	if (j->heap_idx != JOB_NOT_QUEUED || !(j->flags & JF_IN_FLIGHT))
+		schedule_next(ew, j, true);
+	return true;
+}
+
 struct job *watch_discovered(struct ew *ew, const char *id, const char *batch)
 {
 	watch_add(ew, id, batch);

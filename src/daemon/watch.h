@@ -27,6 +27,12 @@ int watch_remove(struct ew *ew, const char *id);
  * observing the job, so its per-id poll slows to a trickle.
  */
 void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len, bool via_list);
+/*
+ * The list showed j with the status it already has: the outcome of an
+ * observation that changes nothing (seen time, interval, next per-id poll),
+ * without parsing the entry. Returns false when the status differs (observe it).
+ */
+bool watch_seen_unchanged(struct ew *ew, struct job *j, enum job_status seen);
 /* Watches a job found by discovery (marked so), in batch (or none). Returns it. */
 struct job *watch_discovered(struct ew *ew, const char *id, const char *batch);
 /* Records a cancel to send (expire: the daemon's, at max_age) and queues it for the poller. */
