@@ -19,7 +19,6 @@ void jsplit_init(struct jsplit *s, size_t elem_max, jsplit_fn fn, void *arg)
 
 void jsplit_free(struct jsplit *s)
 {
-	buf_free(&s->key);
 	buf_free(&s->elem);
 }
 
@@ -79,6 +78,14 @@ int jsplit_feed(struct jsplit *s, const char *data, size_t len)
 			continue;
 		}
 		if (s->in_string) {
+			if (!s->escape && !s->collect) {
+				/* Text nobody reads: run to the next quote or backslash. */
+				while (i < len && data[i] != '"' && data[i] != '\\')
+					i++;
+				if (i == len)
+					break;
+				c = data[i];
+			}
 			if (s->escape) {
 				s->escape = false;
 				s->string_escaped = true;
@@ -89,25 +96,26 @@ int jsplit_feed(struct jsplit *s, const char *data, size_t len)
 				if (s->reading_key) {
 					s->reading_key = false;
 					if (s->depth == 1)
-						s->key_is_list = !s->string_escaped && s->key.len == 10 &&
-								 memcmp(s->key.data, "embed_jobs", 10) == 0;
+						s->key_is_list = !s->string_escaped && s->key_len == 10 &&
+								 memcmp(s->key, "embed_jobs", 10) == 0;
 					if (s->depth == 3 && s->capturing) {
 						s->field = -1;
 						for (int f = 0; f < 4; f++)
-							if (!s->string_escaped && s->key.len == strlen(field_names[f]) &&
-							    memcmp(s->key.data, field_names[f], s->key.len) == 0)
+							if (!s->string_escaped && s->key_len == strlen(field_names[f]) &&
+							    memcmp(s->key, field_names[f], s->key_len) == 0)
 								s->field = f;
 					}
 				} else if (s->field >= 0 && s->depth == 3) {
-					if (!s->string_escaped && s->key.len < JSPLIT_FIELD_MAX) {
-						memcpy(s->fields[s->field], s->key.data ? s->key.data : "", s->key.len);
-						s->fields[s->field][s->key.len] = '\0';
+					if (!s->string_escaped && s->key_len < JSPLIT_FIELD_MAX) {
+						memcpy(s->fields[s->field], s->key, s->key_len);
+						s->fields[s->field][s->key_len] = '\0';
 						s->have[s->field] = true;
 					}
 					s->field = -1;
 				}
-			} else if ((s->reading_key || s->field >= 0) && s->key.len <= JSPLIT_FIELD_MAX) {
-				buf_append(&s->key, &c, 1);
+				s->collect = false;
+			} else if (s->collect && s->key_len <= JSPLIT_FIELD_MAX) {
+				s->key[s->key_len++] = c;
 			}
 			continue;
 		}
@@ -122,13 +130,16 @@ int jsplit_feed(struct jsplit *s, const char *data, size_t len)
 			}
 			s->in_string = true;
 			s->string_escaped = false;
-			buf_reset(&s->key);
+			s->key_len = 0;
 			if (key_next) {
 				s->reading_key = true;
 				s->stack[s->depth].want_key = 0;
 			} else if (!(s->depth == 3 && s->capturing)) {
 				s->field = -1;
 			}
+			/* Only keys at depth 1 (for embed_jobs) and 3 (element members), and the four fields, are read. */
+			s->collect = (s->reading_key && (s->depth == 1 || s->depth == 3)) ||
+				     (!s->reading_key && s->field >= 0 && s->depth == 3);
 			break;
 		}
 		case ':':

@@ -43,8 +43,10 @@ struct jsplit {
 	bool key_is_list;           /* the last key at depth 1 was "embed_jobs" */
 	bool capturing;             /* inside an element */
 	bool elem_too_big;
-	struct buf key;             /* the string being read, when it may be a key or a field */
+	char key[JSPLIT_FIELD_MAX + 2];     /* the string being read, when it may be a key or a field */
+	size_t key_len;
 	bool reading_key;
+	bool collect;               /* this string's text is wanted (a key at depth 1 or 3, or a field) */
 	int field;                  /* element field whose value string is being read, -1: none */
 	char fields[4][JSPLIT_FIELD_MAX];
 	bool have[4];
