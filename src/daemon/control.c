@@ -185,6 +185,26 @@ const char *get_str(json_object *req, const char *key)
 	return ctlproto_str(req, key);
 }
 
+/* Adds {"id": id (taken), "error": why} to a request's list of refused ids. */
+static void reject(json_object *rejected, json_object *id, const char *why)
+{
+	json_object *r = json_object_new_object();
+	json_object_object_add(r, "id", id);
+	json_object_object_add(r, "error", json_object_new_string(why));
+	json_object_array_add(rejected, r);
+}
+
+/* The id in e when it is a valid job id; else NULL, and e is refused by name in rejected. */
+static const char *valid_id(json_object *e, json_object *rejected)
+{
+	const char *id = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
+	if (id && api_id_valid(id))
+		return id;
+	reject(rejected, id ? json_object_new_string(id) : json_object_get(e),
+	       "invalid job id: expected 1 to 128 characters of A-Z a-z 0-9 _ -");
+	return NULL;
+}
+
 static bool batch_name_valid(const char *b)
 {
 	size_t n = strlen(b);
@@ -216,16 +236,9 @@ static void cmd_watch(struct client *c, json_object *req)
 	}
 	json_object *rejected = json_object_new_array();
 	for (size_t i = 0; i < json_object_array_length(ids); i++) {
-		json_object *e = json_object_array_get_idx(ids, i);
-		const char *id = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
-		if (!id || !api_id_valid(id)) {
-			json_object *r = json_object_new_object();
-			json_object_object_add(r, "id", id ? json_object_new_string(id) : json_object_get(e));
-			json_object_object_add(r, "error", json_object_new_string(
-				"invalid job id: expected 1 to 128 characters of A-Z a-z 0-9 _ -"));
-			json_object_array_add(rejected, r);
+		const char *id = valid_id(json_object_array_get_idx(ids, i), rejected);
+		if (!id)
 			continue;
-		}
 		if (watch_add(ew, id, batch) > 0)
 			added++;
 		else
@@ -253,24 +266,14 @@ static void cmd_cancel(struct client *c, json_object *req)
 		return;
 	json_object *rejected = json_object_new_array();
 	for (size_t i = 0; i < json_object_array_length(ids); i++) {
-		json_object *e = json_object_array_get_idx(ids, i);
-		const char *id = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
-		if (!id || !api_id_valid(id)) {
-			json_object *r = json_object_new_object();
-			json_object_object_add(r, "id", id ? json_object_new_string(id) : json_object_get(e));
-			json_object_object_add(r, "error", json_object_new_string(
-				"invalid job id: expected 1 to 128 characters of A-Z a-z 0-9 _ -"));
-			json_object_array_add(rejected, r);
+		const char *id = valid_id(json_object_array_get_idx(ids, i), rejected);
+		if (!id)
 			continue;
-		}
 		/* Cancelled jobs are watched to the end: watch it first if need be. */
 		watch_add(ew, id, NULL);
 		struct job *j = jobtable_get(&ew->jobs, id);
 		if (watch_job_ended(j)) {
-			json_object *r = json_object_new_object();
-			json_object_object_add(r, "id", json_object_new_string(id));
-			json_object_object_add(r, "error", json_object_new_string("the job has already ended"));
-			json_object_array_add(rejected, r);
+			reject(rejected, json_object_new_string(id), "the job has already ended");
 			continue;
 		}
 		watch_cancel(ew, j, false);
