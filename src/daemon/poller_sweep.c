@@ -275,15 +275,17 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 
 	p->sweep_in_flight = false;
 	metrics_observe_request(&ew->m, (double)res->total_us / 1e6);
-	if (poller_global_answer(p, req, res)) {
+	bool unsupported = res->error == HTTP_OK && (res->status == 404 || res->status == 405 || res->status == 501);
+	if (unsupported) {
+		/* The list is not offered here (501 too: for this endpoint it says "not implemented", not a wrong base). */
+		snprintf(why, sizeof(why), "the API does not offer the list here (HTTP %ld)", res->status);
+		fall_back(p, why);
+	} else if (poller_global_answer(p, req, res)) {
 		/* 429/503, auth, TLS: everything pauses; the sweep comes first when it is over. */
 		p->sweep_due = p->paused_until;
 	} else if (res->error == HTTP_ERR_TOO_BIG) {
 		snprintf(why, sizeof(why), "the list is larger than list_max_bytes (%llu bytes)",
 			 (unsigned long long)ew->cfg.list_max_bytes);
-		fall_back(p, why);
-	} else if (res->error == HTTP_OK && (res->status == 404 || res->status == 405)) {
-		snprintf(why, sizeof(why), "the API does not offer the list here (HTTP %ld)", res->status);
 		fall_back(p, why);
 	} else if (res->error != HTTP_OK) {
 		sweep_failed(p, p->split.error ? p->split.error : res->error_text);

@@ -118,6 +118,21 @@ ok "the list answering 404: per-id polling at once, jobs ended"
 stop_daemon
 sim DELETE /_sim/faults >/dev/null
 
+# ... and 501 (not implemented for this endpoint): per-id polling, no global pause.
+rm -rf "$T/state" "$T/hooks"
+: >"$T/daemon.log"
+sim POST /_sim/jobs "$(jobs_json 5 l5-)" >/dev/null
+sim POST /_sim/faults '{"kind":"status","status":501,"target":"list"}' >/dev/null
+write_conf
+start_daemon
+ctl watch - < <(seq -f 'l5-%g' 0 4) >/dev/null
+wait_for 10 grep -q 'does not offer the list here (HTTP 501)' "$T/daemon.log" || fail "list 501: no fallback"
+wait_for 30 sh -c "[ \$(grep -c ' embed_job\.\(complete\|failed\|cancelled\) l5-' '$T/hooks/events') -ge 5 ]" || fail "list 501: jobs did not end"
+! grep -q 'api_base .* looks wrong' "$T/daemon.log" || fail "a 501 on the list paused everything"
+ok "the list answering 501: per-id polling at once, no global pause, jobs ended"
+stop_daemon
+sim DELETE /_sim/faults >/dev/null
+
 # 5. Discovery: a job started after the daemon, matching the glob, is watched in its batch, and the
 #    batch's hook fires; one not matching, and the history, are not watched. Hook routing by batch.
 rm -rf "$T/state" "$T/hooks"
