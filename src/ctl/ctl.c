@@ -376,10 +376,12 @@ static int simple(const char *cmd, json_object *req)
 		json_object *s, *by;
 		json_object_object_get_ex(ans, "status", &s);
 		printf("embedwatchd %s, up %llds\n%s\n", str(s, "version"), (long long)num(s, "uptime_s"), str(s, "summary"));
-		printf("paused: %s; request rate %.3f/s; polls in flight %lld; polls sent %lld; events %lld; hooks running %lld\n",
+		printf("paused: %s; request rate %.3f/s; polls in flight %lld; polls sent %lld; list sweeps %lld%s; "
+		       "events %lld; hooks running %lld\n",
 		       str(s, "paused"), json_object_get_double(json_object_object_get(s, "request_rate_per_s")),
-		       (long long)num(s, "polls_in_flight"), (long long)num(s, "polls"), (long long)num(s, "events"),
-		       (long long)num(s, "hooks_running"));
+		       (long long)num(s, "polls_in_flight"), (long long)num(s, "polls"), (long long)num(s, "sweeps"),
+		       json_object_get_boolean(json_object_object_get(s, "sweeping")) ? "" : " (per-id polling only)",
+		       (long long)num(s, "events"), (long long)num(s, "hooks_running"));
 		if (json_object_object_get_ex(s, "by_status", &by)) {
 			json_object_object_foreach(by, k, v)
 				printf("  %-11s %lld\n", k, (long long)json_object_get_int64(v));

@@ -156,6 +156,9 @@ void cmd_status(struct client *c, json_object *req)
 	json_object_object_add(s, "state_db_ok", json_object_new_boolean(!m->store_failing));
 	json_object_object_add(s, "uptime_s", json_object_new_int64((util_wall_ms() - m->start_ms) / 1000));
 	json_object_object_add(s, "polls", json_object_new_int64((int64_t)m->polls));
+	json_object_object_add(s, "sweeps", json_object_new_int64((int64_t)m->sweeps));
+	json_object_object_add(s, "sweeping", json_object_new_boolean(ew->sweeping && ew->cfg.sweep));
+	json_object_object_add(s, "cancels", json_object_new_int64((int64_t)m->cancels));
 	json_object_object_add(s, "events", json_object_new_int64((int64_t)m->events));
 	json_object_object_add(s, "version", json_object_new_string(PACKAGE_VERSION));
 	metrics_status_line(m, ew->jobs.counts, line, sizeof(line));
