@@ -328,7 +328,6 @@ static void cancel_again(struct poller *p, struct job *j, const char *why)
 		watch_cancel_result(ew, j, false, msg);
 		return;
 	}
-	j->cancel = CANCEL_NONE;
 	watch_cancel(ew, j, j->cancel_expire);
 }
 
@@ -553,11 +552,10 @@ void poller_stop(struct poller *p)
 		struct job *j = s->job;
 		s->job = NULL;
 		j->flags &= (uint8_t)~JF_IN_FLIGHT;
+		/* A cancel in flight stays requested in the state: it is sent again after the restart. */
 		if (j->flags & JF_REMOVED)
 			jobtable_release(j);
-		else if (s->kind == SLOT_CANCEL)
-			j->cancel = CANCEL_REQUESTED;     /* written with the last commit: sent again after the restart */
-		else
+		else if (s->kind == SLOT_POLL)
 			jobtable_schedule(&ew->jobs, j, ew_now(ew));
 		p->in_flight--;
 	}

@@ -212,11 +212,14 @@ struct job *watch_discovered(struct ew *ew, const char *id, const char *batch)
 
 void watch_cancel(struct ew *ew, struct job *j, bool expire)
 {
-	if (j->cancel == CANCEL_REQUESTED || j->cancel == CANCEL_ACCEPTED)
+	if (j->cancel == CANCEL_ACCEPTED)
 		return;
-	j->cancel = CANCEL_REQUESTED;
-	j->cancel_expire = expire;
-	turn_touch(&ew->turn, j);
+	/* A cancel already requested (restored after a restart, or to be retried) is only queued again. */
+	if (j->cancel != CANCEL_REQUESTED) {
+		j->cancel = CANCEL_REQUESTED;
+		j->cancel_expire = expire;
+		turn_touch(&ew->turn, j);
+	}
 	if (!(j->flags & JF_CANCEL_QUEUED)) {
 		j->flags |= JF_CANCEL_QUEUED;
 		if (ew->n_cancel == ew->cap_cancel) {

@@ -35,7 +35,10 @@ void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, cons
 bool watch_seen_unchanged(struct ew *ew, struct job *j, enum job_status seen);
 /* Watches a job found by discovery (marked so), in batch (or none). Returns it. */
 struct job *watch_discovered(struct ew *ew, const char *id, const char *batch);
-/* Records a cancel to send (expire: the daemon's, at max_age) and queues it for the poller. */
+/*
+ * Records a cancel to send (expire: the daemon's, at max_age) and queues it
+ * for the poller; one already requested (restored, or to retry) is queued again.
+ */
 void watch_cancel(struct ew *ew, struct job *j, bool expire);
 /* The API's word on a cancel: accepted, or refused with why. */
 void watch_cancel_result(struct ew *ew, struct job *j, bool accepted, const char *why);

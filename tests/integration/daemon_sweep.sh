@@ -193,3 +193,22 @@ sqlite3 "$T/state/embedwatch.db" "select payload from events where id='$evt'" | 
 grep -q "control: cancel of 1 jobs by pid" "$T/daemon.log" || fail "cancel's peer not logged"
 ok "cancel: cancelling then cancelled; cancel_on_expire: expired (cancel accepted), then cancelled"
 stop_daemon
+
+# A cancel recorded but not sent before a stop is sent after the restart: the API answers the
+# cancel POST with 429 and a long Retry-After, the daemon stops, and starts again.
+rm -rf "$T/state" "$T/hooks"
+sim POST /_sim/jobs '{"jobs":[{"id":"c-3","timeline":[{"status":"processing","at":0}]}]}' >/dev/null
+write_conf
+start_daemon
+ctl watch c-3 >/dev/null
+wait_for 10 sh -c "'$CTL' -s '$T/ctl.sock' show c-3 --json | jq -e '.job.status == \"processing\"'" || fail "c-3 never seen"
+sim POST /_sim/faults '{"kind":"status","status":429,"retry_after":"60","target":"poll","job":"c-3","count":1}' >/dev/null
+ctl cancel c-3 >/dev/null
+wait_for 10 grep -q 'API answered 429: pausing all polling' "$T/daemon.log" || fail "the cancel was not held back by a 429"
+[ "$(sim GET "/_sim/stats?jobs=0" | jq .requests.cancel)" -ge 1 ] || fail "no cancel request reached the API"
+stop_daemon
+start_daemon
+wait_for 15 sh -c "grep -q ' embed_job.cancelled c-3 ' '$T/hooks/events'" || fail "the cancel recorded before the stop was not sent after the restart"
+ctl show c-3 --json | jq -e '.job.cancel == "accepted"' >/dev/null || fail "show c-3: $(ctl show c-3 --json | jq -c .job.cancel)"
+ok "a cancel held back by a 429 before a stop is sent after the restart, and the job ends cancelled"
+stop_daemon
