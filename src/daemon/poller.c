@@ -411,18 +411,16 @@ static void submit(struct poller *p, struct job *j, enum slot_kind kind)
 			       .proxy_userpwd = ew->proxy_userpwd };
 	/* A cancel is a POST with an empty body. */
 	http_req_set(s->req, url, p->headers, kind == SLOT_CANCEL ? "" : NULL, 0, &o);
+	p->in_flight++;
 	if (http_submit(s->req, (long)ew->cfg.request_timeout_ms, on_done, s) < 0) {
 		j->flags &= (uint8_t)~JF_IN_FLIGHT;
-		s->job = NULL;
-		s->next_free = p->free_slots;
-		p->free_slots = s;
+		release_slot(p, s);
 		if (kind == SLOT_CANCEL)
 			cancel_again(p, j, "cannot start the request");
 		else
 			backoff(p, j);
 		return;
 	}
-	p->in_flight++;
 	if (kind == SLOT_CANCEL)
 		ew->m.cancels++;
 	else
