@@ -39,7 +39,6 @@ struct jsplit {
 	bool in_string, escape, string_escaped;
 	bool in_list;               /* inside the embed_jobs array (depth 2) */
 	bool list_seen, done;
-	bool expect_value;          /* after a ':' at the current depth */
 	bool key_is_list;           /* the last key at depth 1 was "embed_jobs" */
 	bool capturing;             /* inside an element */
 	bool elem_too_big;

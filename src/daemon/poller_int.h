@@ -49,9 +49,8 @@ struct poller {
 	unsigned sweep_fail_run;
 	uint64_t sweep_off_until;       /* per-id polling only until then (loop ms), 0: sweeping */
 	bool sweep_changed;
-	size_t sweep_seen;              /* watched jobs the running sweep listed */
 	struct jsplit split;
-	int64_t start_wall_ms;          /* discovery: jobs created before the daemon started are history */
+	char start_rfc3339[40];         /* discovery: jobs created before the daemon started are history */
 };
 
 /* Keeps the poller's gauges in ew->m current. */

@@ -31,7 +31,7 @@ int sweep_init(struct poller *p)
 {
 	struct ew *ew = p->ew;
 	p->sweep_interval = ew->cfg.sweep_interval_ms;
-	p->start_wall_ms = util_wall_ms();
+	util_rfc3339(util_wall_ms(), p->start_rfc3339, sizeof(p->start_rfc3339));
 	p->sweep_req = http_req_new(ew->http, (size_t)ew->cfg.list_max_bytes, false);
 	if (!p->sweep_req)
 		return -ENOMEM;
@@ -125,9 +125,7 @@ static struct job *discover(struct poller *p, const struct jsplit_elem *e)
 	enum job_status st = e->status ? job_status_parse(e->status) : JOB_UNKNOWN;
 	if (job_status_ended(st)) {
 		/* An ended job is history unless it was created after the daemon started. */
-		char created[40];
-		util_rfc3339(p->start_wall_ms, created, sizeof(created));
-		if (!e->created_at || strcmp(e->created_at, created) < 0)
+		if (!e->created_at || strcmp(e->created_at, p->start_rfc3339) < 0)
 			return NULL;
 	}
 	return watch_discovered(ew, e->job_id, config_discover_batch(ew->cfg.discover_batch, name, batch, sizeof(batch)));
@@ -152,7 +150,6 @@ static int on_element(const struct jsplit_elem *e, void *arg)
 	/* Most entries say what the daemon knows already: that outcome needs no parse. */
 	if (j && e->status && watch_seen_unchanged(ew, j, job_status_parse(e->status))) {
 		j->sweep_gen = p->sweep_gen;
-		p->sweep_seen++;
 		goto check_age;
 	}
 	if (api_job_parse(e->text, e->len, &aj, why, sizeof(why)) < 0) {
@@ -166,7 +163,6 @@ static int on_element(const struct jsplit_elem *e, void *arg)
 	if (j && !watch_job_ended(j) && strcmp(aj.job_id, j->id) == 0) {
 		enum job_status before = (enum job_status)j->status;
 		j->sweep_gen = p->sweep_gen;
-		p->sweep_seen++;
 		for (size_t i = 0; i < aj.n_warnings; i++)
 			poller_note_warning(p, j->id, aj.warnings[i]);
 		watch_observed(ew, j, &aj, e->text, e->len, true);
@@ -199,7 +195,6 @@ void sweep_start(struct poller *p)
 	jsplit_free(&p->split);
 	jsplit_init(&p->split, API_BODY_MAX, on_element, p);
 	p->sweep_gen++;
-	p->sweep_seen = 0;
 	p->sweep_changed = false;
 	p->sweep_started_wall = util_wall_ms();
 	struct http_opts o = { .ca_file = ew->cfg.api_ca_file, .proxy = ew->cfg.proxy, .no_proxy = ew->cfg.no_proxy,
