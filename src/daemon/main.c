@@ -106,15 +106,15 @@ static int load_key(const struct ew_config *cfg, const char *current, char **ret
 	char path[4096];
 
 	if (creds) {
-		struct stat st;
 		snprintf(path, sizeof(path), "%s/cohere-api-key", creds);
 		/* Blank: the unit's SetCredential= fallback, i.e. there was no key file to load. */
-		if (stat(path, &st) == 0 && blank_file(path) && !cfg->api_key_file[0] && !getenv("CO_API_KEY")) {
+		bool blank = blank_file(path);
+		if (blank && !cfg->api_key_file[0] && !getenv("CO_API_KEY")) {
 			snprintf(err, errlen, "no API key configured: put it in %s/embedwatch/cohere-api-key (mode 0600), "
 				 "then systemctl restart embedwatchd", SYSCONFDIR);
 			return -ENOKEY;
 		}
-		if (stat(path, &st) == 0 && !blank_file(path)) {
+		if (!blank && access(path, F_OK) == 0) {
 			key_from_env = false;
 			return read_secret_line(path, "API key file", false, ret, err, errlen);
 		}
