@@ -6,7 +6,6 @@
 #ifndef EW_STORE_H
 #define EW_STORE_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
