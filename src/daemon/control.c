@@ -18,7 +18,6 @@
 #include "control_int.h"
 #include "log.h"
 #include "util.h"
-#include "watch.h"
 
 #define CONTROL_LINE_MAX (1024 * 1024)
 /* Answers queued for one client, and for all of them together, before a client is dropped. */
@@ -120,7 +119,7 @@ void log_peer(struct client *c, const char *what)
 }
 
 /* Stops reading: one request at a time; the rest waits in the buffer or the socket. */
-static void pause_reading(struct client *c)
+void pause_reading(struct client *c)
 {
 	uv_read_stop((uv_stream_t *)&c->pipe);
 }
@@ -153,6 +152,11 @@ json_object *ok_answer(void)
 	return o;
 }
 
+const char *get_str(json_object *req, const char *key)
+{
+	return ctlproto_str(req, key);
+}
+
 json_object *job_json(const struct job *j)
 {
 	json_object *o = json_object_new_object();
@@ -167,244 +171,6 @@ json_object *job_json(const struct job *j)
 	if (j->flags & JF_DISCOVERED)
 		json_object_object_add(o, "discovered", json_object_new_boolean(1));
 	return o;
-}
-
-/* Reads "ids": an array of strings. Returns the array or NULL with an error sent. */
-static json_object *get_ids(struct client *c, json_object *req)
-{
-	json_object *ids;
-	if (!json_object_object_get_ex(req, "ids", &ids) || !json_object_is_type(ids, json_type_array)) {
-		send_error(c, "\"ids\" must be an array of job ids");
-		return NULL;
-	}
-	return ids;
-}
-
-const char *get_str(json_object *req, const char *key)
-{
-	return ctlproto_str(req, key);
-}
-
-/* Adds {"id": id (taken), "error": why} to a request's list of refused ids. */
-static void reject(json_object *rejected, json_object *id, const char *why)
-{
-	json_object *r = json_object_new_object();
-	json_object_object_add(r, "id", id);
-	json_object_object_add(r, "error", json_object_new_string(why));
-	json_object_array_add(rejected, r);
-}
-
-/* The id in e when it is a valid job id; else NULL, and e is refused by name in rejected. */
-static const char *valid_id(json_object *e, json_object *rejected)
-{
-	const char *id = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
-	if (id && api_id_valid(id))
-		return id;
-	reject(rejected, id ? json_object_new_string(id) : json_object_get(e),
-	       "invalid job id: expected 1 to 128 characters of A-Z a-z 0-9 _ -");
-	return NULL;
-}
-
-static bool batch_name_valid(const char *b)
-{
-	size_t n = strlen(b);
-	if (n == 0 || n > 128)
-		return false;
-	for (const char *p = b; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return false;
-	return true;
-}
-
-static void cmd_watch(struct client *c, json_object *req)
-{
-	struct ew *ew = c->ctl->ew;
-	json_object *ids = get_ids(c, req);
-	const char *batch = get_str(req, "batch");
-	json_object *v;
-	size_t added = 0, already = 0;
-
-	if (!ids)
-		return;
-	if (json_object_object_get_ex(req, "batch", &v) && v && !batch) {
-		send_error(c, "\"batch\" must be a string");
-		return;
-	}
-	if (batch && !batch_name_valid(batch)) {
-		send_error(c, "batch name must be 1 to 128 printable characters");
-		return;
-	}
-	json_object *rejected = json_object_new_array();
-	for (size_t i = 0; i < json_object_array_length(ids); i++) {
-		const char *id = valid_id(json_object_array_get_idx(ids, i), rejected);
-		if (!id)
-			continue;
-		if (watch_add(ew, id, batch) > 0)
-			added++;
-		else
-			already++;
-	}
-	char what[128];
-	snprintf(what, sizeof(what), "watch of %zu ids (%zu new)%s%.64s", added + already, added,
-		 batch ? " in batch " : "", batch ? batch : "");
-	log_peer(c, what);
-	/* Accepted means durable: the answer waits for the commit. */
-	json_object *o = ok_answer();
-	json_object_object_add(o, "added", json_object_new_int64((int64_t)added));
-	json_object_object_add(o, "already", json_object_new_int64((int64_t)already));
-	json_object_object_add(o, "rejected", rejected);
-	hold_answer(c, o);
-}
-
-static void cmd_cancel(struct client *c, json_object *req)
-{
-	struct ew *ew = c->ctl->ew;
-	json_object *ids = get_ids(c, req);
-	size_t queued = 0;
-
-	if (!ids)
-		return;
-	json_object *rejected = json_object_new_array();
-	for (size_t i = 0; i < json_object_array_length(ids); i++) {
-		const char *id = valid_id(json_object_array_get_idx(ids, i), rejected);
-		if (!id)
-			continue;
-		/* Cancelled jobs are watched to the end: watch it first if need be. */
-		watch_add(ew, id, NULL);
-		struct job *j = jobtable_get(&ew->jobs, id);
-		if (watch_job_ended(j)) {
-			reject(rejected, json_object_new_string(id), "the job has already ended");
-			continue;
-		}
-		watch_cancel(ew, j, false);
-		queued++;
-	}
-	char what[64];
-	snprintf(what, sizeof(what), "cancel of %zu jobs", queued);
-	log_peer(c, what);
-	json_object *o = ok_answer();
-	json_object_object_add(o, "queued", json_object_new_int64((int64_t)queued));
-	json_object_object_add(o, "rejected", rejected);
-	hold_answer(c, o);
-}
-
-static void cmd_unwatch(struct client *c, json_object *req)
-{
-	struct ew *ew = c->ctl->ew;
-	json_object *ids = get_ids(c, req);
-	size_t removed = 0;
-
-	if (!ids)
-		return;
-	json_object *unknown = json_object_new_array();
-	for (size_t i = 0; i < json_object_array_length(ids); i++) {
-		json_object *e = json_object_array_get_idx(ids, i);
-		const char *id = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : "";
-		if (watch_remove(ew, id) == 0)
-			removed++;
-		else
-			json_object_array_add(unknown, json_object_new_string(id));
-	}
-	char what[64];
-	snprintf(what, sizeof(what), "unwatch of %zu ids", removed);
-	log_peer(c, what);
-	json_object *o = ok_answer();
-	json_object_object_add(o, "removed", json_object_new_int64((int64_t)removed));
-	json_object_object_add(o, "unknown", unknown);
-	hold_answer(c, o);
-}
-
-/* Answers a wait when everything it waits for has ended. Returns true if answered. */
-static bool wait_check(struct client *c)
-{
-	struct ew *ew = c->ctl->ew;
-	json_object *jobs;
-
-	if (c->wait_batch) {
-		struct batch *b = jobtable_get_batch(&ew->jobs, c->wait_batch);
-		if (b && b->n_ended < b->n_jobs)
-			return false;
-		jobs = json_object_new_array();
-		for (uint32_t i = 0; b && i < b->n_jobs; i++)
-			json_object_array_add(jobs, job_json(b->members[i]));
-	} else {
-		while (c->wait_pos < c->n_wait) {
-			struct job *j = jobtable_get(&ew->jobs, c->wait_ids[c->wait_pos]);
-			if (j && !watch_job_ended(j))
-				return false;
-			c->wait_pos++;
-		}
-		jobs = json_object_new_array();
-		for (size_t i = 0; i < c->n_wait; i++) {
-			struct job *j = jobtable_get(&ew->jobs, c->wait_ids[i]);
-			if (j) {
-				json_object_array_add(jobs, job_json(j));
-			} else {
-				json_object *o = json_object_new_object();
-				json_object_object_add(o, "id", json_object_new_string(c->wait_ids[i]));
-				json_object_object_add(o, "status", json_object_new_string("unwatched"));
-				json_object_array_add(jobs, o);
-			}
-		}
-	}
-	json_object *o = ok_answer();
-	json_object_object_add(o, "jobs", jobs);
-	c->waiting = false;
-	send_line(c, o);
-	return true;
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-
-static void cmd_wait(struct client *c, json_object *req)
-{
-	struct ew *ew = c->ctl->ew;
-	const char *batch = get_str(req, "batch");
-	json_object *ids;
-
-	if (batch) {
-		if (!jobtable_get_batch(&ew->jobs, batch)) {
-			send_error(c, "no batch named \"%.128s\"", batch);
-			return;
-		}
-		c->wait_batch = xstrdup(batch);
-	} else {
-		if (!(ids = get_ids(c, req)))
-			return;
-		size_t n = json_object_array_length(ids);
-		if (n == 0) {
-			send_error(c, "wait needs job ids or a batch");
-			return;
-		}
-		for (size_t i = 0; i < n; i++) {
-			const char *id = json_object_get_string(json_object_array_get_idx(ids, i));
-			if (!id || !jobtable_get(&ew->jobs, id)) {
-				send_error(c, "job %.140s is not watched; watch it first", id ? id : "(not a string)");
-				return;
-			}
-		}
-		c->wait_ids = xcalloc(n, sizeof(char *));
-		for (size_t i = 0; i < n; i++)
-			c->wait_ids[i] = xstrdup(json_object_get_string(json_object_array_get_idx(ids, i)));
-		c->n_wait = n;
-		c->wait_pos = 0;
-	}
-	/* Checked after the next commit, like every wait: an end not yet durable is not reported. */
-	c->waiting = true;
-	ew->turn.ended = true;
-	pause_reading(c);
-}
-
-static void wait_clear(struct client *c)
-{
-	for (size_t i = 0; i < c->n_wait; i++)
-		free(c->wait_ids[i]);
-	free(c->wait_ids);
-	free(c->wait_batch);
-	c->wait_ids = NULL;
-	c->wait_batch = NULL;
-	c->n_wait = c->wait_pos = 0;
 }
 
 static void on_resume(uv_timer_t *t);

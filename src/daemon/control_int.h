@@ -51,6 +51,19 @@ json_object *ok_answer(void);
 json_object *job_json(const struct job *j);
 const char *get_str(json_object *req, const char *key);
 
+/* Stops reading a client until resume: one request at a time. */
+void pause_reading(struct client *c);
+
+/* The commands that change state or wait (control_change.c). */
+void cmd_watch(struct client *c, json_object *req);
+void cmd_unwatch(struct client *c, json_object *req);
+void cmd_cancel(struct client *c, json_object *req);
+void cmd_wait(struct client *c, json_object *req);
+/* Answers c's wait when everything it waits for has ended. Returns true if answered. */
+bool wait_check(struct client *c);
+/* Forgets c's finished wait. */
+void wait_clear(struct client *c);
+
 /* The read-only commands (control_query.c). */
 void cmd_list(struct client *c, json_object *req);
 void cmd_show(struct client *c, json_object *req);
