@@ -1,0 +1,185 @@
+/* embedwatchctl wait: the answer when the jobs have ended, and a progress line meanwhile on a terminal. */
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ctl.h"
+
+/* One request on a connection of its own (progress queries beside a wait); NULL when it fails. */
+static json_object *query_once(json_object *req)
+{
+	int saved = fd;
+	struct buf saved_buf = rbuf;
+	json_object *ans = NULL;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&rbuf, 0, sizeof(rbuf));
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		ans = request(req, 2000);
+	if (fd >= 0)
+		close(fd);
+	buf_free(&rbuf);
+	fd = saved;
+	rbuf = saved_buf;
+	return ans;
+}
+
+static void fmt_duration(long s, char *buf, size_t len)
+{
+	if (s >= 3600)
+		snprintf(buf, len, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+	else if (s >= 60)
+		snprintf(buf, len, "%ldm%02lds", s / 60, s % 60);
+	else
+		snprintf(buf, len, "%lds", s);
+}
+
+struct progress {
+	json_object *req;           /* the query: batches, or list of the ids */
+	const char *batch;
+	long started;               /* monotonic seconds */
+	long first_ended;           /* -1 until the first query */
+};
+
+static long mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* Redraws the one progress line on stderr: ended/total, per outcome, elapsed, a rough time left. */
+static void progress_draw(struct progress *pg)
+{
+	json_object *ans = query_once(pg->req), *arr;
+	long total = 0, ended = 0, counts[4] = { 0 };
+	static const char *const outcomes[] = { "complete", "failed", "cancelled", "other" };
+	if (!ans)
+		return;
+	if (pg->batch && json_object_object_get_ex(ans, "batches", &arr)) {
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			json_object *b = json_object_array_get_idx(arr, i), *cnt;
+			if (strcmp(str(b, "name"), pg->batch) != 0)
+				continue;
+			total = (long)num(b, "total");
+			ended = (long)num(b, "ended");
+			json_object_object_get_ex(b, "counts", &cnt);
+			for (int k = 0; k < 3; k++)
+				counts[k] = (long)num(cnt, outcomes[k]);
+		}
+	} else if (json_object_object_get_ex(ans, "jobs", &arr)) {
+		total = (long)json_object_array_length(arr);
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			const char *st = str(json_object_array_get_idx(arr, i), "status");
+			int k = !strcmp(st, "complete") ? 0 : !strcmp(st, "failed") ? 1 : !strcmp(st, "cancelled") ? 2 : 3;
+			bool done = k < 3 || !strcmp(st, "not_found") || !strcmp(st, "error") || !strcmp(st, "expired");
+			if (done) {
+				ended++;
+				counts[k]++;
+			}
+		}
+	}
+	json_object_put(ans);
+	counts[3] = ended - counts[0] - counts[1] - counts[2];
+	long el = mono_s() - pg->started;
+	if (pg->first_ended < 0)
+		pg->first_ended = ended;
+	char elapsed[32], left[48] = "";
+	fmt_duration(el, elapsed, sizeof(elapsed));
+	long gained = ended - pg->first_ended;
+	if (gained > 0 && el > 0 && total > ended) {
+		char d[32];
+		fmt_duration((long)((double)(total - ended) * (double)el / (double)gained), d, sizeof(d));
+		snprintf(left, sizeof(left), ", ~%s left", d);
+	}
+	fprintf(stderr, "\r\033[Kwaiting: %ld/%ld ended (complete %ld, failed %ld, cancelled %ld, other %ld), %s elapsed%s",
+		ended, total, counts[0], counts[1], counts[2], counts[3], elapsed, left);
+	fflush(stderr);
+}
+
+int cmd_wait(int argc, char **argv)
+{
+	static const struct option opts[] = { { "batch", required_argument, NULL, 'b' },
+					      { "timeout", required_argument, NULL, 't' },
+					      { "quiet", no_argument, NULL, 'q' }, { 0 } };
+	const char *batch = NULL;
+	int timeout = -1, o;
+	bool quiet = false;
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "b:t:q", opts, NULL)) != -1) {
+		if (o == 'b') {
+			batch = optarg;
+		} else if (o == 't') {
+			uint64_t ms;
+			if (config_parse_duration(optarg, &ms) < 0 || ms > INT32_MAX)
+				die_usage("wait: --timeout expects a duration like 30s, 10m or 2h, got \"%s\"", optarg);
+			timeout = (int)ms;
+		} else if (o == 'q') {
+			quiet = true;
+		} else {
+			die_usage("wait: unknown option");
+		}
+	}
+	json_object *req = new_req("wait");
+	struct progress pg = { .batch = batch, .started = mono_s(), .first_ended = -1 };
+	if (batch) {
+		if (optind < argc)
+			die_usage("wait: give job ids or --batch, not both");
+		json_object_object_add(req, "batch", json_object_new_string(batch));
+		pg.req = new_req("batches");
+	} else {
+		if (optind >= argc)
+			die_usage("wait: give job ids (or - for stdin) or --batch NAME");
+		json_object *ids = read_ids(argc - optind, argv + optind);
+		json_object_object_add(req, "ids", ids);
+		pg.req = new_req("list");
+		json_object_object_add(pg.req, "ids", json_object_get(ids));
+	}
+	/* The progress line: only for a person at a terminal, never into a pipe or a file. */
+	bool show = !quiet && !json_out && isatty(STDERR_FILENO);
+	connect_daemon();
+	json_object *ans = NULL;
+	long deadline_ms = timeout;
+	for (bool first = true;; first = false) {
+		int slice = show ? 1000 : timeout;
+		if (show && deadline_ms >= 0 && deadline_ms < slice)
+			slice = (int)deadline_ms;
+		ans = first ? request(req, slice) : request(NULL, slice);
+		if (ans || !show)
+			break;
+		if (deadline_ms >= 0 && (deadline_ms -= slice) <= 0)
+			break;
+		progress_draw(&pg);
+	}
+	if (show && pg.first_ended >= 0)
+		fprintf(stderr, "\r\033[K");
+	json_object_put(req);
+	json_object_put(pg.req);
+	if (!ans) {
+		fprintf(stderr, "embedwatchctl: wait timed out\n");
+		return EXIT_TIMEOUT;
+	}
+	check(ans);
+	json_object *jobs;
+	json_object_object_get_ex(ans, "jobs", &jobs);
+	int rc = 0;
+	for (size_t i = 0; i < json_object_array_length(jobs); i++) {
+		json_object *j = json_object_array_get_idx(jobs, i);
+		if (strcmp(str(j, "status"), "complete") != 0)
+			rc = EXIT_PARTIAL;
+		if (!json_out)
+			printf("%s %s\n", str(j, "id"), str(j, "status"));
+	}
+	if (json_out)
+		print_json(jobs);
+	json_object_put(ans);
+	return rc;
+}
