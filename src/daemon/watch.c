@@ -96,11 +96,35 @@ static void set_status(struct ew *ew, struct job *j, enum job_status st)
 	turn_touch(&ew->turn, j);
 }
 
-/* The next per-id poll: after interval (jittered), or a trickle when the list sweep observes the job. */
+/*
+ * The next per-id poll: after interval (jittered), or a trickle when the list
+ * sweep observes the job. A job whose poll is in flight is left to that poll's answer.
+ */
 static void schedule_next(struct ew *ew, struct job *j, bool via_list)
 {
+	if (j->heap_idx == JOB_NOT_QUEUED && (j->flags & JF_IN_FLIGHT))
+		return;
 	uint64_t d = via_list ? watch_trickle_ms(ew) : j->interval;
 	jobtable_schedule(&ew->jobs, j, ew_now(ew) + sched_jitter(d, ew->cfg.jitter, util_rand_unit()));
+}
+
+/* What any answer about j does, changed or not: when and whence it was seen; error runs are over. */
+static void note_seen(struct job *j, bool via_list)
+{
+	j->seen_ms = util_wall_ms();
+	if (via_list)
+		j->flags |= JF_VIA_LIST;
+	else
+		j->flags &= (uint8_t)~JF_VIA_LIST;
+	job_error_reset(&j->err);
+	j->fail_run = 0;
+}
+
+/* An answer that changed nothing: nothing to write, nothing to log; the interval grows. */
+static void unchanged(struct ew *ew, struct job *j, bool via_list)
+{
+	j->interval = (uint32_t)sched_grow(j->interval, ew->cfg.backoff, ew->cfg.interval_min_ms, ew->cfg.interval_max_ms);
+	schedule_next(ew, j, via_list);
 }
 
 void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len, bool via_list)
@@ -110,23 +134,14 @@ void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, cons
 	enum ew_event ev;
 
 	int64_t prev_seen = j->seen_ms;
-	j->seen_ms = util_wall_ms();
-	if (via_list)
-		j->flags |= JF_VIA_LIST;
-	else
-		j->flags &= (uint8_t)~JF_VIA_LIST;
-	job_error_reset(&j->err);
-	j->fail_run = 0;
+	note_seen(j, via_list);
 	if (aj->status == JOB_UNKNOWN && !(j->flags & JF_UNKNOWN_LOGGED)) {
 		j->flags |= JF_UNKNOWN_LOGGED;
 		log_job(LOG_WARNING, j->id, "job %s: unknown status \"%.64s\"; still watching", j->id, aj->status_raw);
 	}
 	ev = job_transition(prev, aj->status, &changed);
 	if (!changed) {
-		/* Nothing to write, nothing to log: only the next poll time. */
-		j->interval = (uint32_t)sched_grow(j->interval, ew->cfg.backoff, ew->cfg.interval_min_ms, ew->cfg.interval_max_ms);
-		if (j->heap_idx != JOB_NOT_QUEUED || !(j->flags & JF_IN_FLIGHT))
-			schedule_next(ew, j, via_list);
+		unchanged(ew, j, via_list);
 		return;
 	}
 	set_status(ew, j, aj->status);
@@ -151,8 +166,7 @@ void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, cons
 		return;
 	}
 	j->interval = (uint32_t)ew->cfg.interval_min_ms;
-	if (j->heap_idx != JOB_NOT_QUEUED || !(j->flags & JF_IN_FLIGHT))
-		schedule_next(ew, j, via_list);
+	schedule_next(ew, j, via_list);
 }
 
 static void end_with(struct ew *ew, struct job *j, enum ew_event ev, const char *reason, const char *cancel);
@@ -188,13 +202,8 @@ bool watch_seen_unchanged(struct ew *ew, struct job *j, enum job_status seen)
 {
 	if (seen != (enum job_status)j->status || seen == JOB_UNKNOWN || j->status == JOB_NONE)
 		return false;
-	j->seen_ms = util_wall_ms();
-	j->flags |= JF_VIA_LIST;
-	job_error_reset(&j->err);
-	j->fail_run = 0;
-	j->interval = (uint32_t)sched_grow(j->interval, ew->cfg.backoff, ew->cfg.interval_min_ms, ew->cfg.interval_max_ms);
-	if (j->heap_idx != JOB_NOT_QUEUED || !(j->flags & JF_IN_FLIGHT))
-		schedule_next(ew, j, true);
+	note_seen(j, true);
+	unchanged(ew, j, true);
 	return true;
 }
 
