@@ -7,6 +7,7 @@
 #define DEPTH_MAX JSPLIT_DEPTH_MAX
 
 static const char *const field_names[4] = { "job_id", "name", "status", "created_at" };
+static const size_t field_lens[4] = { 6, 4, 6, 10 };
 
 void jsplit_init(struct jsplit *s, size_t elem_max, jsplit_fn fn, void *arg)
 {
@@ -101,7 +102,7 @@ int jsplit_feed(struct jsplit *s, const char *data, size_t len)
 					if (s->depth == 3 && s->capturing) {
 						s->field = -1;
 						for (int f = 0; f < 4; f++)
-							if (!s->string_escaped && s->key_len == strlen(field_names[f]) &&
+							if (!s->string_escaped && s->key_len == field_lens[f] &&
 							    memcmp(s->key, field_names[f], s->key_len) == 0)
 								s->field = f;
 					}
