@@ -105,33 +105,26 @@ wait_for 30 sh -c "[ \$(grep -c ' embed_job\.\(complete\|failed\|cancelled\) lc-
 ok "a list over list_max_bytes (2,000 history entries, cap 64 KiB): fallback said once, jobs ended per id"
 stop_daemon
 
-# The list endpoint answering 404: fall back at once.
-rm -rf "$T/state" "$T/hooks"
-sim POST /_sim/jobs "$(jobs_json 5 l4-)" >/dev/null
-sim POST /_sim/faults '{"kind":"status","status":404,"target":"list"}' >/dev/null
-write_conf
-start_daemon
-ctl watch - < <(seq -f 'l4-%g' 0 4) >/dev/null
-wait_for 10 grep -q 'does not offer the list here (HTTP 404)' "$T/daemon.log" || fail "list 404: no fallback"
-wait_for 30 sh -c "[ \$(grep -c ' embed_job\.\(complete\|failed\|cancelled\) l4-' '$T/hooks/events') -ge 5 ]" || fail "list 404: jobs did not end"
-ok "the list answering 404: per-id polling at once, jobs ended"
-stop_daemon
-sim DELETE /_sim/faults >/dev/null
-
-# ... and 501 (not implemented for this endpoint): per-id polling, no global pause.
-rm -rf "$T/state" "$T/hooks"
-: >"$T/daemon.log"
-sim POST /_sim/jobs "$(jobs_json 5 l5-)" >/dev/null
-sim POST /_sim/faults '{"kind":"status","status":501,"target":"list"}' >/dev/null
-write_conf
-start_daemon
-ctl watch - < <(seq -f 'l5-%g' 0 4) >/dev/null
-wait_for 10 grep -q 'does not offer the list here (HTTP 501)' "$T/daemon.log" || fail "list 501: no fallback"
-wait_for 30 sh -c "[ \$(grep -c ' embed_job\.\(complete\|failed\|cancelled\) l5-' '$T/hooks/events') -ge 5 ]" || fail "list 501: jobs did not end"
-! grep -q 'api_base .* looks wrong' "$T/daemon.log" || fail "a 501 on the list paused everything"
-ok "the list answering 501: per-id polling at once, no global pause, jobs ended"
-stop_daemon
-sim DELETE /_sim/faults >/dev/null
+# The list endpoint answering 404, or 501 (not implemented for this endpoint): per-id polling at
+# once, and no global pause (a 501 to a poll would mean a wrong base URL).
+list_not_offered() {   # list_not_offered STATUS PREFIX
+	rm -rf "$T/state" "$T/hooks"
+	: >"$T/daemon.log"
+	sim POST /_sim/jobs "$(jobs_json 5 "$2")" >/dev/null
+	sim POST /_sim/faults "{\"kind\":\"status\",\"status\":$1,\"target\":\"list\"}" >/dev/null
+	write_conf
+	start_daemon
+	ctl watch - < <(seq -f "$2%g" 0 4) >/dev/null
+	wait_for 10 grep -q "does not offer the list here (HTTP $1)" "$T/daemon.log" || fail "list $1: no fallback"
+	wait_for 30 sh -c "[ \$(grep -c ' embed_job\.\(complete\|failed\|cancelled\) $2' '$T/hooks/events') -ge 5 ]" \
+		|| fail "list $1: jobs did not end"
+	! grep -q 'api_base .* looks wrong' "$T/daemon.log" || fail "a $1 on the list paused everything"
+	ok "the list answering $1: per-id polling at once, no global pause, jobs ended"
+	stop_daemon
+	sim DELETE /_sim/faults >/dev/null
+}
+list_not_offered 404 l4-
+list_not_offered 501 l5-
 
 # 5. Discovery: a job started after the daemon, matching the glob, is watched in its batch, and the
 #    batch's hook fires; one not matching, and the history, are not watched. Hook routing by batch.
