@@ -30,15 +30,27 @@ trap 'exit 130' INT TERM
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok - $*"; }
 
-# wait_for SECONDS COMMAND...: retries COMMAND every 50 ms until it succeeds.
-wait_for() {
-	local limit=$1; shift
-	local end=$(( $(date +%s%N) / 1000000 + limit * 1000 ))
+# One suite-wide limit for every wait, reached only when something is really
+# wrong: EW_TEST_TIMEOUT seconds (default 120) times EW_TEST_SLOWDOWN (default
+# 1; scripts/test sets 3 for the sanitizer build, valgrind runs want more).
+: "${EW_TEST_TIMEOUT:=120}"
+: "${EW_TEST_SLOWDOWN:=1}"
+EW_LIMIT=$(( EW_TEST_TIMEOUT * EW_TEST_SLOWDOWN ))
+
+# wait_until COMMAND...: retries COMMAND every 50 ms until it succeeds, or
+# fails once the suite-wide limit has passed. A test waits for the condition it
+# checks, never for the clock.
+wait_until() {
+	local end=$(( $(date +%s%N) / 1000000 + EW_LIMIT * 1000 ))
 	until "$@" >/dev/null 2>&1; do
-		(( $(date +%s%N) / 1000000 < end )) || return 1
+		(( $(date +%s%N) / 1000000 < end )) || { echo "wait_until: gave up after ${EW_LIMIT}s: $*" >&2; return 1; }
 		sleep 0.05
 	done
 }
+
+# wait_for SECONDS COMMAND...: the older spelling; SECONDS is ignored, the
+# suite-wide limit applies.
+wait_for() { shift; wait_until "$@"; }
 
 # start_sim [ARGS...]: starts the simulator; sets SIM_PORT, SIM_URL, SIM_PID.
 start_sim() {
@@ -151,6 +163,19 @@ ctl() { "$CTL" -s "$T/ctl.sock" "$@"; }
 # Lines the recording hook wrote: "EVENT_ID EVENT JOB STATUS BATCH ATTEMPT".
 hook_lines() { cat "$T/hooks/events" 2>/dev/null || true; }
 hook_count() { hook_lines | grep -c -- "$1" || true; }
+# hook_ids [PATTERN]: how many distinct event ids the recording hook saw in lines
+# matching PATTERN (all lines without one). Repeats after a crash share an id.
+hook_ids() { hook_lines | grep -- "${1:-.}" | awk '{print $1}' | sort -u | wc -l; }
+# hook_has_ids N [PATTERN]: at least N distinct event ids (for wait_until).
+hook_has_ids() { [ "$(hook_ids "${2:-.}")" -ge "$1" ]; }
+# status_field FIELD: one field of "status --json" (e.g. deliveries_pending).
+status_field() { ctl --json status | jq -r ".status.$1"; }
+# deliveries_idle: nothing queued, delayed or running.
+deliveries_idle() { [ "$(status_field deliveries_pending)" = 0 ]; }
+
+# sim_advance DURATION: moves the simulator's clock forward (--clock manual),
+# e.g. sim_advance 2s; prints the new sim time in ms.
+sim_advance() { sim POST /_sim/clock "{\"advance\":\"$1\"}" | jq -r .now_ms; }
 
 # jobs_json N PREFIX: N jobs ending at 0.3..2.5 s, outcomes cycling complete/failed/cancelled.
 jobs_json() {
