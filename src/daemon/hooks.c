@@ -42,6 +42,8 @@ static void gauges(struct hooks *hs)
 
 static void delivery_free(struct hooks *hs, struct delivery *d)
 {
+	if (d->type != EV_BATCH_DONE && strmap_get(&d->hook->tails, d->subject) == d)
+		strmap_del(&d->hook->tails, d->subject);
 	strmap_del(&hs->index, d->key);
 	payload_unref(d->payload);
 	free(d->subject);
@@ -80,7 +82,7 @@ static void record(struct hooks *hs, struct delivery *d, const char *state, cons
 	turn_delivery(&hs->ew->turn, d->event_id, d->hook->name, state, d->attempts, d->next_ms, error);
 }
 
-/* ---- the ready queues and the claimed list ---- */
+/* ---- the claimed list ---- */
 
 static void queue_push(struct delivery **head, struct delivery **tail, struct delivery *d)
 {
@@ -104,54 +106,69 @@ static struct delivery *queue_pop(struct delivery **head, struct delivery **tail
 	return d;
 }
 
-/* ---- the delayed heap: earliest next attempt first ---- */
+/* ---- the heaps: each hook's ready queue (oldest first), the delayed set (earliest attempt first) ---- */
 
-static void heap_set(struct hooks *hs, size_t i, struct delivery *d)
+static bool before(const struct dheap *h, const struct delivery *a, const struct delivery *b)
 {
-	hs->delayed[i] = d;
+	return h->by_time ? a->next_ms < b->next_ms || (a->next_ms == b->next_ms && a->seq < b->seq) : a->seq < b->seq;
+}
+
+static void heap_set(struct dheap *h, size_t i, struct delivery *d)
+{
+	h->v[i] = d;
 	d->heap_idx = (uint32_t)i;
 }
 
-static void heap_up(struct hooks *hs, size_t i)
+static void heap_up(struct dheap *h, size_t i)
 {
-	struct delivery *d = hs->delayed[i];
+	struct delivery *d = h->v[i];
 	while (i > 0) {
 		size_t p = (i - 1) / 2;
-		if (hs->delayed[p]->next_ms <= d->next_ms)
+		if (!before(h, d, h->v[p]))
 			break;
-		heap_set(hs, i, hs->delayed[p]);
+		heap_set(h, i, h->v[p]);
 		i = p;
 	}
-	heap_set(hs, i, d);
+	heap_set(h, i, d);
 }
 
-static void heap_down(struct hooks *hs, size_t i)
+static void heap_down(struct dheap *h, size_t i)
 {
-	struct delivery *d = hs->delayed[i];
+	struct delivery *d = h->v[i];
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = i;
-		int64_t best = d->next_ms;
-		if (l < hs->n_delayed && hs->delayed[l]->next_ms < best)
-			m = l, best = hs->delayed[l]->next_ms;
-		if (r < hs->n_delayed && hs->delayed[r]->next_ms < best)
+		const struct delivery *best = d;
+		if (l < h->n && before(h, h->v[l], best))
+			m = l, best = h->v[l];
+		if (r < h->n && before(h, h->v[r], best))
 			m = r;
 		if (m == i)
 			break;
-		heap_set(hs, i, hs->delayed[m]);
+		heap_set(h, i, h->v[m]);
 		i = m;
 	}
-	heap_set(hs, i, d);
+	heap_set(h, i, d);
 }
 
-static struct delivery *heap_pop(struct hooks *hs)
+static void heap_push(struct dheap *h, struct delivery *d)
 {
-	struct delivery *top = hs->delayed[0];
-	struct delivery *last = hs->delayed[--hs->n_delayed];
-	if (hs->n_delayed) {
-		heap_set(hs, 0, last);
-		heap_down(hs, 0);
+	if (h->n == h->cap) {
+		h->cap = h->cap ? h->cap * 2 : 64;
+		h->v = xrealloc(h->v, h->cap * sizeof(*h->v));
 	}
-	top->heap_idx = DELIVERY_NOT_DELAYED;
+	h->v[h->n++] = d;
+	heap_up(h, h->n - 1);
+}
+
+static struct delivery *heap_pop(struct dheap *h)
+{
+	struct delivery *top = h->v[0];
+	struct delivery *last = h->v[--h->n];
+	if (h->n) {
+		heap_set(h, 0, last);
+		heap_down(h, 0);
+	}
+	top->heap_idx = DELIVERY_NOT_QUEUED;
 	return top;
 }
 
@@ -160,11 +177,11 @@ static void on_delay_timer(uv_timer_t *t);
 /* Arms the timer for the earliest delayed delivery: O(1), whatever the number delayed. */
 static void arm_delayed(struct hooks *hs)
 {
-	if (!hs->n_delayed || hs->stopping) {
+	if (!hs->delayed.n || hs->stopping) {
 		uv_timer_stop(&hs->delay_timer);
 		return;
 	}
-	int64_t wait = hs->delayed[0]->next_ms - util_wall_ms();
+	int64_t wait = hs->delayed.v[0]->next_ms - util_wall_ms();
 	UV_CHECK(uv_timer_start(&hs->delay_timer, on_delay_timer, wait > 0 ? (uint64_t)wait : 0, 0));
 }
 
@@ -172,27 +189,102 @@ static void on_delay_timer(uv_timer_t *t)
 {
 	struct hooks *hs = container_of(t, struct hooks, delay_timer);
 	int64_t now = util_wall_ms();
-	while (hs->n_delayed && hs->delayed[0]->next_ms <= now) {
-		struct delivery *d = heap_pop(hs);
-		queue_push(&d->hook->ready_head, &d->hook->ready_tail, d);
+	while (hs->delayed.n && hs->delayed.v[0]->next_ms <= now) {
+		struct delivery *d = heap_pop(&hs->delayed);
+		heap_push(&d->hook->ready, d);
 	}
 	arm_delayed(hs);
 	hooks_pump(hs);
 }
 
+/* Ready now, or delayed until its next attempt time. */
 static void enqueue(struct hooks *hs, struct delivery *d)
 {
 	if (d->next_ms > util_wall_ms()) {
-		if (hs->n_delayed == hs->cap_delayed) {
-			hs->cap_delayed = hs->cap_delayed ? hs->cap_delayed * 2 : 64;
-			hs->delayed = xrealloc(hs->delayed, hs->cap_delayed * sizeof(*hs->delayed));
-		}
-		hs->delayed[hs->n_delayed++] = d;
-		heap_up(hs, hs->n_delayed - 1);
+		heap_push(&hs->delayed, d);
 		if (d->heap_idx == 0)
 			arm_delayed(hs);
 	} else {
-		queue_push(&d->hook->ready_head, &d->hook->ready_tail, d);
+		heap_push(&d->hook->ready, d);
+	}
+}
+
+/*
+ * ---- order, per hook ----
+ * A job's deliveries start one after another, in the order their events were
+ * detected (cancelling before cancelled): each waits behind the job's previous
+ * one until that is done or dead. A batch.done waits until every member
+ * delivery of its group for the same hook is done or dead. Held deliveries are
+ * in no queue; the rest are free to run at the hook's concurrency, in FIFO
+ * order of arrival (and a restart loads them oldest event first).
+ */
+
+static void order_add(struct hooks *hs, struct delivery *d)
+{
+	struct hook_rt *h = d->hook;
+	struct hook_group *g = d->batch ? strmap_get(&h->groups, d->batch) : NULL;
+
+	if (d->type == EV_BATCH_DONE) {
+		if (g && g->members) {
+			d->blockers++;
+			d->succ = g->waiting;
+			g->waiting = d;
+			return;
+		}
+		enqueue(hs, d);
+		return;
+	}
+	if (d->batch) {
+		if (!g) {
+			g = xcalloc(1, sizeof(*g));
+			g->name = xstrdup(d->batch);
+			strmap_put(&h->groups, g->name, g);
+		}
+		g->members++;
+	}
+	struct delivery *prev = strmap_put(&h->tails, d->subject, d);
+	if (prev) {
+		prev->succ = d;
+		d->blockers++;
+		return;
+	}
+	enqueue(hs, d);
+}
+
+static void unblock(struct hooks *hs, struct delivery *d)
+{
+	if (--d->blockers == 0)
+		enqueue(hs, d);
+}
+
+static void group_free(struct hook_group *g)
+{
+	free(g->name);
+	free(g);
+}
+
+/* d is done or dead: what waited behind it may go. */
+static void order_release(struct hooks *hs, struct delivery *d)
+{
+	struct hook_rt *h = d->hook;
+
+	if (d->type == EV_BATCH_DONE)
+		return;
+	struct delivery *next = d->succ;
+	d->succ = NULL;
+	if (next)
+		unblock(hs, next);
+	struct hook_group *g = d->batch ? strmap_get(&h->groups, d->batch) : NULL;
+	if (g && g->members && --g->members == 0) {
+		struct delivery *w = g->waiting;
+		strmap_del(&h->groups, g->name);
+		group_free(g);
+		while (w) {
+			struct delivery *n = w->succ;
+			w->succ = NULL;
+			unblock(hs, w);
+			w = n;
+		}
 	}
 }
 
@@ -206,7 +298,8 @@ static struct delivery *delivery_new(struct hooks *hs, struct hook_rt *h, const 
 	d->subject = xstrdup(subject ? subject : "");
 	d->batch = batch ? xstrdup(batch) : NULL;
 	d->payload = p;
-	d->heap_idx = DELIVERY_NOT_DELAYED;
+	d->heap_idx = DELIVERY_NOT_QUEUED;
+	d->seq = ++hs->seq;
 	p->refs++;
 	size_t n = strlen(event_id) + strlen(h->name) + 2;
 	d->key = xmalloc(n);
@@ -280,9 +373,9 @@ void hooks_pump(struct hooks *hs)
 	while (progress && hs->running < cap) {
 		progress = false;
 		for (struct hook_rt *h = hs->list; h && hs->running < cap; h = h->next) {
-			if (!h->cfg || h->disabled || h->running >= h->cfg->concurrency || !h->ready_head)
+			if (!h->cfg || h->disabled || h->running >= h->cfg->concurrency || !h->ready.n)
 				continue;
-			struct delivery *d = queue_pop(&h->ready_head, &h->ready_tail);
+			struct delivery *d = heap_pop(&h->ready);
 			/* Claimed: the attempt number is written before the attempt starts. */
 			d->attempts++;
 			d->next_ms = util_wall_ms();
@@ -320,7 +413,7 @@ void hooks_dispatch(struct ew *ew, const struct turn_row *rows)
 			d = delivery_new(hs, hook_get(hs, r->hooks[i]), r->event_id, r->type, r->subject, r->batch, p);
 			d->next_ms = r->ts_ms;
 			d->lag_from_ms = r->lag_from_ms;
-			enqueue(hs, d);
+			order_add(hs, d);
 		}
 		payload_unref(p);
 	}
@@ -344,13 +437,13 @@ static int restore_one(const struct store_delivery *sd, void *arg)
 	payload_unref(p);
 	d->attempts = sd->attempts;
 	d->next_ms = sd->next_ms;
-	enqueue(hs, d);
+	order_add(hs, d);
 	return 0;
 }
 
 int hooks_restore(struct ew *ew, char *err, size_t errlen)
 {
-	int r = store_each_delivery(ew->store, "pending", restore_one, ew->hooks);
+	int r = store_each_pending(ew->store, restore_one, ew->hooks);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read the pending deliveries: %s", store_error(ew->store));
 		return r;
@@ -382,7 +475,7 @@ void hooks_unclaim(struct hooks *hs, struct delivery *d, bool requeue)
 		d->attempts--;
 	record(hs, d, "pending", NULL);
 	if (requeue)
-		queue_push(&d->hook->ready_head, &d->hook->ready_tail, d);
+		heap_push(&d->hook->ready, d);
 	else
 		delivery_free(hs, d);
 }
@@ -400,6 +493,7 @@ void hooks_finish(struct hooks *hs, struct delivery *d, bool ok, bool permanent,
 		log_ctx(LOG_INFO, &ctx, "hook %s delivered %s (%s %s) in %llu ms, attempt %u", h->name, d->event_id,
 			job_event_name(d->type), d->subject, (unsigned long long)ms, d->attempts);
 		record(hs, d, "done", NULL);
+		order_release(hs, d);
 		delivery_free(hs, d);
 		return;
 	}
@@ -410,6 +504,7 @@ void hooks_finish(struct hooks *hs, struct delivery *d, bool ok, bool permanent,
 		log_ctx(LOG_ERR, &ctx, "hook %s gave up on %s (%s %s) after %u attempts: %s", h->name, d->event_id,
 			job_event_name(d->type), d->subject, d->attempts, error);
 		record(hs, d, "dead", error);
+		order_release(hs, d);
 		delivery_free(hs, d);
 		return;
 	}
@@ -465,6 +560,7 @@ int hooks_init(struct ew *ew)
 	int r;
 
 	hs->ew = ew;
+	hs->delayed.by_time = true;
 	ew->hooks = hs;
 	if ((r = uv_timer_init(ew->loop, &hs->delay_timer)) < 0 || (r = uv_timer_init(ew->loop, &hs->grace_timer)) < 0)
 		return r;
@@ -558,7 +654,7 @@ int hooks_redeliver(struct ew *ew, const char *event_id, const char *hook, char 
 						  c.have_batch ? c.batch : NULL, p);
 		d->next_ms = util_wall_ms();
 		record(hs, d, "pending", "redeliver requested");
-		enqueue(hs, d);
+		order_add(hs, d);
 	}
 	payload_unref(p);
 	hooks_pump(hs);
@@ -606,30 +702,48 @@ static void on_timer_closed(uv_handle_t *h)
 	struct hooks *hs = h->data;
 	if (--hs->open_timers == 0) {
 		strmap_free(&hs->index);
-		free(hs->delayed);
+		free(hs->delayed.v);
 		free(hs);
 	}
+}
+
+static void collect(const char *key, void *val, void *arg)
+{
+	(void)key;
+	struct delivery ***pp = arg;
+	*(*pp)++ = val;
+}
+
+static void group_drop(const char *key, void *val, void *arg)
+{
+	(void)key, (void)arg;
+	group_free(val);
 }
 
 void hooks_close(struct ew *ew)
 {
 	struct hooks *hs = ew->hooks;
-	struct delivery *d;
 	if (!hs)
 		return;
-	while ((d = queue_pop(&hs->claimed_head, &hs->claimed_tail)))
-		delivery_free(hs, d);
+	/* Every delivery in memory, wherever it is: queued, delayed, claimed or held. */
+	struct delivery **all = xmalloc((hs->index.len + 1) * sizeof(*all)), **end = all;
+	strmap_each(&hs->index, collect, &end);
+	for (struct delivery **p = all; p < end; p++)
+		delivery_free(hs, *p);
+	free(all);
+	hs->claimed_head = hs->claimed_tail = NULL;
+	hs->delayed.n = 0;
 	for (struct hook_rt *h = hs->list; h;) {
 		struct hook_rt *next = h->next;
-		while ((d = queue_pop(&h->ready_head, &h->ready_tail)))
-			delivery_free(hs, d);
+		strmap_each(&h->groups, group_drop, NULL);
+		strmap_free(&h->groups);
+		strmap_free(&h->tails);
+		free(h->ready.v);
 		free(h->name);
 		free(h);
 		h = next;
 	}
 	hs->list = NULL;
-	while (hs->n_delayed)
-		delivery_free(hs, heap_pop(hs));
 	hs->delay_timer.data = hs->grace_timer.data = hs;
 	uv_close((uv_handle_t *)&hs->delay_timer, on_timer_closed);
 	uv_close((uv_handle_t *)&hs->grace_timer, on_timer_closed);

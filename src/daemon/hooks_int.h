@@ -12,7 +12,7 @@
 #include "sign.h"
 #include "strmap.h"
 
-#define DELIVERY_NOT_DELAYED UINT32_MAX
+#define DELIVERY_NOT_QUEUED UINT32_MAX
 
 struct payload {
 	unsigned refs;
@@ -21,6 +21,14 @@ struct payload {
 };
 
 struct hook_rt;
+struct delivery;
+
+/* A binary min-heap of deliveries: by seq (a hook's ready queue) or by next_ms (the delayed set). */
+struct dheap {
+	struct delivery **v;
+	size_t n, cap;
+	bool by_time;
+};
 
 struct delivery {
 	struct delivery *next;      /* in a ready queue or the claimed list */
@@ -34,7 +42,18 @@ struct delivery {
 	unsigned attempts;          /* attempts started, each claimed in a commit first */
 	int64_t next_ms;            /* wall clock of the next attempt */
 	int64_t lag_from_ms;        /* for the detection lag at its first start; 0: not measured */
-	uint32_t heap_idx;          /* in hooks->delayed, or DELIVERY_NOT_DELAYED */
+	uint64_t seq;               /* arrival order: detection order, and a restart's load order */
+	uint32_t heap_idx;          /* in a ready or the delayed heap, or DELIVERY_NOT_QUEUED */
+	/* Order (per hook): a job's next delivery, or the next batch.done waiting on one group. */
+	struct delivery *succ;
+	unsigned blockers;          /* > 0: held, in no queue, until what it follows is done or dead */
+};
+
+/* A group's member deliveries not yet done or dead for one hook, and the batch.done held behind them. */
+struct hook_group {
+	char *name;
+	unsigned members;
+	struct delivery *waiting;   /* batch.done deliveries, chained by succ */
 };
 
 struct hook_rt {
@@ -43,9 +62,11 @@ struct hook_rt {
 	const struct ew_hook *cfg;  /* NULL while the config has no hook of that name */
 	struct sign_secret secrets[SIGN_MAX_SECRETS];
 	size_t n_secrets;
-	struct delivery *ready_head, *ready_tail;
+	struct dheap ready;         /* free to start, oldest first */
 	unsigned running;           /* claimed or running */
 	bool disabled;              /* a webhook answered 410: off until reload */
+	struct strmap tails;        /* job id -> its newest delivery for this hook not yet done or dead */
+	struct strmap groups;       /* group name -> struct hook_group */
 };
 
 struct run {
@@ -73,8 +94,8 @@ struct run {
 struct hooks {
 	struct ew *ew;
 	struct hook_rt *list;
-	struct delivery **delayed;  /* min-heap by next_ms */
-	size_t n_delayed, cap_delayed;
+	struct dheap delayed;       /* waiting for their next attempt time */
+	uint64_t seq;
 	uv_timer_t delay_timer;
 	struct delivery *claimed_head, *claimed_tail;   /* claimed, starting after the commit */
 	struct run *runs;

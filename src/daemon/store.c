@@ -11,7 +11,7 @@
 
 enum {
 	Q_PUT_JOB, Q_PUT_SNAPSHOT, Q_DEL_JOB, Q_PUT_EVENT, Q_PUT_DELIVERY, Q_PUT_BATCH,
-	Q_EACH_JOB, Q_EACH_DELIVERY, Q_EACH_DELIVERY_STATE, Q_EVENT_DELIVERIES, Q_GET_EVENT,
+	Q_EACH_JOB, Q_EACH_DELIVERY, Q_EACH_DELIVERY_STATE, Q_EACH_PENDING, Q_EVENT_DELIVERIES, Q_GET_EVENT,
 	Q_EACH_BATCH, Q_GET_SNAPSHOT, Q_JOB_EVENTS, Q_PRUNE_DELIVERIES, Q_PRUNE_EVENTS, Q_PRUNE_BATCHES, Q__MAX
 };
 
@@ -35,6 +35,8 @@ static const char *const queries[Q__MAX] = {
 	[Q_EACH_JOB] = "SELECT id, batch, status, added_ms, updated_ms, err_kind, err_count, discovered, cancel FROM jobs",
 	[Q_EACH_DELIVERY] = DELIVERY_SELECT "ORDER BY d.updated_ms DESC",
 	[Q_EACH_DELIVERY_STATE] = DELIVERY_SELECT "WHERE d.state=?1 ORDER BY d.updated_ms DESC",
+	/* The order the events were detected in: their time, then their insertion order within one turn. */
+	[Q_EACH_PENDING] = DELIVERY_SELECT "WHERE d.state='pending' ORDER BY e.ts_ms, e.rowid",
 	[Q_EVENT_DELIVERIES] = DELIVERY_SELECT "WHERE d.event_id=?1",
 	[Q_GET_EVENT] = "SELECT type, subject, batch, payload FROM events WHERE id=?1",
 	[Q_EACH_BATCH] = "SELECT name, done_event FROM batches",
@@ -324,6 +326,11 @@ int store_each_delivery(struct store *s, const char *state, int (*fn)(const stru
 	if (state)
 		bind_text(st, 1, state);
 	return each(st, delivery_row, (void *)fn, arg);
+}
+
+int store_each_pending(struct store *s, int (*fn)(const struct store_delivery *d, void *arg), void *arg)
+{
+	return each(s->q[Q_EACH_PENDING], delivery_row, (void *)fn, arg);
 }
 
 int store_event_deliveries(struct store *s, const char *event_id, int (*fn)(const struct store_delivery *d, void *arg), void *arg)

@@ -69,6 +69,8 @@ struct store_delivery {
 };
 /* Deliveries in `state` (NULL: all), newest first when listing, with their event. */
 int store_each_delivery(struct store *s, const char *state, int (*fn)(const struct store_delivery *d, void *arg), void *arg);
+/* Pending deliveries with their event, oldest event first (the order the events were detected in). */
+int store_each_pending(struct store *s, int (*fn)(const struct store_delivery *d, void *arg), void *arg);
 /* Deliveries of one event (for redeliver). */
 int store_event_deliveries(struct store *s, const char *event_id, int (*fn)(const struct store_delivery *d, void *arg), void *arg);
 /* An event's type, subject, batch and payload; -ENOENT when absent. fn gets borrowed strings. */
