@@ -9,6 +9,7 @@ static const char *const names[CTL__MAX] = {
 	[CTL_WATCH] = "watch", [CTL_UNWATCH] = "unwatch", [CTL_LIST] = "list", [CTL_SHOW] = "show",
 	[CTL_STATUS] = "status", [CTL_METRICS] = "metrics", [CTL_WAIT] = "wait", [CTL_BATCHES] = "batches",
 	[CTL_DELIVERIES] = "deliveries", [CTL_REDELIVER] = "redeliver", [CTL_CANCEL] = "cancel",
+	[CTL_HOOKS] = "hooks",
 };
 
 const char *ctlproto_cmd_name(enum ctl_cmd c)

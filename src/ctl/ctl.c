@@ -36,9 +36,13 @@ static void usage(FILE *f)
 		"                                     block until the jobs or batch have ended; on a\n"
 		"                                     terminal, one line shows the progress\n"
 		"  batches [--watch N]                batches with counts per status\n"
-		"  deliveries [--state pending|dead|done]\n"
+		"  deliveries [--state pending|dead|done] [--hook NAME] [--since DURATION|TIME]\n"
 		"                                     hook deliveries with attempts and last error\n"
-		"  redeliver EVENT_ID [--hook NAME]   queue a delivery again\n"
+		"  redeliver EVENT_ID [--hook NAME]   queue a delivery again (same event id)\n"
+		"  redeliver --dead [--hook NAME] [--since DURATION|TIME] [--event TYPE]\n"
+		"                                     queue every matching dead delivery again\n"
+		"  hooks [enable|disable NAME]        each hook's state, pending, dead, last success and\n"
+		"                                     error; enable or disable one\n"
 		"  cancel ID... | -                   cancel embed jobs (POST .../cancel) and watch them to the end\n\n"
 		"Options:\n"
 		"  -s, --socket PATH   control socket (default $EMBEDWATCH_SOCKET or /run/embedwatch/control.sock)\n"
@@ -240,17 +244,6 @@ static int simple(const char *cmd, json_object *req)
 			}
 			printf("\n");
 		}
-	} else if (strcmp(cmd, "deliveries") == 0) {
-		json_object *ds;
-		json_object_object_get_ex(ans, "deliveries", &ds);
-		printf("%-36s %-20s %-12s %-8s %-8s %s\n", "EVENT_ID", "EVENT", "HOOK", "STATE", "ATTEMPTS", "LAST_ERROR");
-		for (size_t i = 0; i < json_object_array_length(ds); i++) {
-			json_object *d = json_object_array_get_idx(ds, i);
-			printf("%-36s %-20s %-12s %-8s %-8lld %s\n", str(d, "event_id"), str(d, "event"), str(d, "hook"),
-			       str(d, "state"), (long long)num(d, "attempts"), str(d, "last_error")[0] ? str(d, "last_error") : "-");
-		}
-	} else if (strcmp(cmd, "redeliver") == 0) {
-		printf("queued %lld deliveries\n", (long long)num(ans, "queued"));
 	}
 	json_object_put(ans);
 	return 0;
@@ -356,28 +349,11 @@ int main(int argc, char **argv)
 		json_object_object_add(req, "id", json_object_new_string(sub_argv[1]));
 		rc = simple(cmd, req);
 	} else if (strcmp(cmd, "deliveries") == 0) {
-		static const struct option dopts[] = { { "state", required_argument, NULL, 's' }, { 0 } };
-		json_object *req = new_req("deliveries");
-		optind = 0;
-		while ((o = getopt_long(sub_argc, sub_argv, "s:", dopts, NULL)) != -1) {
-			if (o != 's')
-				die_usage("deliveries: unknown option");
-			json_object_object_add(req, "state", json_object_new_string(optarg));
-		}
-		rc = simple(cmd, req);
+		rc = ctl_deliveries(sub_argc, sub_argv);
 	} else if (strcmp(cmd, "redeliver") == 0) {
-		static const struct option ropts[] = { { "hook", required_argument, NULL, 'H' }, { 0 } };
-		json_object *req = new_req("redeliver");
-		optind = 0;
-		while ((o = getopt_long(sub_argc, sub_argv, "H:", ropts, NULL)) != -1) {
-			if (o != 'H')
-				die_usage("redeliver: unknown option");
-			json_object_object_add(req, "hook", json_object_new_string(optarg));
-		}
-		if (optind != sub_argc - 1)
-			die_usage("redeliver: give one event id");
-		json_object_object_add(req, "event_id", json_object_new_string(sub_argv[optind]));
-		rc = simple(cmd, req);
+		rc = ctl_redeliver(sub_argc, sub_argv);
+	} else if (strcmp(cmd, "hooks") == 0) {
+		rc = ctl_hooks(sub_argc, sub_argv);
 	} else {
 		die_usage("unknown command \"%s\"", cmd);
 	}

@@ -37,5 +37,9 @@ json_object *new_req(const char *cmd);
 json_object *read_ids(int argc, char **argv);
 
 int cmd_wait(int argc, char **argv);
+/* The delivery commands (ctl_hooks.c): argv[0] is the command. Return the exit code. */
+int ctl_deliveries(int argc, char **argv);
+int ctl_redeliver(int argc, char **argv);
+int ctl_hooks(int argc, char **argv);
 
 #endif

@@ -223,6 +223,7 @@ static void (*const handlers[CTL__MAX])(struct client *c, json_object *req) = {
 	[CTL_WATCH] = cmd_watch, [CTL_UNWATCH] = cmd_unwatch, [CTL_LIST] = cmd_list, [CTL_SHOW] = cmd_show,
 	[CTL_STATUS] = cmd_status, [CTL_METRICS] = cmd_metrics, [CTL_WAIT] = cmd_wait, [CTL_BATCHES] = cmd_batches,
 	[CTL_DELIVERIES] = cmd_deliveries, [CTL_REDELIVER] = cmd_redeliver, [CTL_CANCEL] = cmd_cancel,
+	[CTL_HOOKS] = cmd_hooks,
 };
 
 static void handle_line(struct client *c, const char *line, size_t len)

@@ -71,6 +71,11 @@ void cmd_status(struct client *c, json_object *req);
 void cmd_metrics(struct client *c, json_object *req);
 void cmd_batches(struct client *c, json_object *req);
 void cmd_deliveries(struct client *c, json_object *req);
+/* "since" of a request: a duration ago ("2h") or an RFC 3339 time; 0 when absent. -EINVAL with err. */
+int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen);
+
+/* Deliveries and hooks (control_hooks.c): redeliver (one event or dead ones in bulk), hooks (list, enable, disable). */
 void cmd_redeliver(struct client *c, json_object *req);
+void cmd_hooks(struct client *c, json_object *req);
 
 #endif

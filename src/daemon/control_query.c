@@ -1,9 +1,12 @@
-/* The control socket's read-only commands: list, show, status, metrics, batches, deliveries; and redeliver. */
+/* The control socket's read-only commands: list, show, status, metrics, batches, deliveries. */
+#include <errno.h>
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "config.h"
 #include "control_int.h"
 #include "hooks.h"
 #include "store.h"
@@ -227,15 +230,40 @@ static int delivery_one(const struct store_delivery *d, void *arg)
 	return json_object_array_length(arg) >= 10000;
 }
 
+int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen)
+{
+	const char *v = get_str(req, "since");
+	uint64_t d;
+	*ret_ms = 0;
+	if (!v)
+		return 0;
+	if (config_parse_duration(v, &d) == 0) {
+		*ret_ms = util_wall_ms() - (int64_t)d;
+		return 0;
+	}
+	if (util_parse_rfc3339(v, ret_ms) == 0)
+		return 0;
+	snprintf(err, errlen, "since: expected a duration (\"2h\", \"3d\") or an RFC 3339 time "
+		 "(\"2026-12-01T08:00:00Z\"), got \"%.64s\"", v);
+	return -EINVAL;
+}
+
 void cmd_deliveries(struct client *c, json_object *req)
 {
 	const char *state = get_str(req, "state");
+	const char *hook = get_str(req, "hook");
+	int64_t since;
+	char err[256];
 	if (state && strcmp(state, "pending") && strcmp(state, "dead") && strcmp(state, "done")) {
 		send_error(c, "unknown delivery state \"%.32s\"; expected pending, dead or done", state);
 		return;
 	}
+	if (control_since(req, &since, err, sizeof(err)) < 0) {
+		send_error(c, "%s", err);
+		return;
+	}
 	json_object *arr = json_object_new_array();
-	if (store_each_delivery(c->ctl->ew->store, state, delivery_one, arr) < 0) {
+	if (store_each_delivery(c->ctl->ew->store, state, hook, since, delivery_one, arr) < 0) {
 		json_object_put(arr);
 		send_error(c, "state database: %s", store_error(c->ctl->ew->store));
 		return;
@@ -243,26 +271,4 @@ void cmd_deliveries(struct client *c, json_object *req)
 	json_object *o = ok_answer();
 	json_object_object_add(o, "deliveries", arr);
 	send_line(c, o);
-}
-
-void cmd_redeliver(struct client *c, json_object *req)
-{
-	const char *id = get_str(req, "event_id");
-	const char *hook = get_str(req, "hook");
-	char err[256];
-	if (!id) {
-		send_error(c, "\"event_id\" is required");
-		return;
-	}
-	char what[160];
-	snprintf(what, sizeof(what), "redeliver of %.40s%s%.64s", id, hook ? " to hook " : "", hook ? hook : "");
-	log_peer(c, what);
-	int n = hooks_redeliver(c->ctl->ew, id, hook, err, sizeof(err));
-	if (n < 0) {
-		send_error(c, "%s", err);
-		return;
-	}
-	json_object *o = ok_answer();
-	json_object_object_add(o, "queued", json_object_new_int(n));
-	hold_answer(c, o);
 }

@@ -9,6 +9,8 @@
 #include "ew.h"
 #include "hooks.h"
 #include "http.h"
+#include "job.h"
+#include "sched.h"
 #include "sign.h"
 #include "strmap.h"
 
@@ -64,7 +66,16 @@ struct hook_rt {
 	size_t n_secrets;
 	struct dheap ready;         /* free to start, oldest first */
 	unsigned running;           /* claimed or running */
-	bool disabled;              /* a webhook answered 410: off until reload */
+	unsigned queued;            /* its deliveries in memory: held, queued, delayed, claimed or running */
+	/* The breaker (hooks_ops.c): kept in the store across restarts. */
+	int64_t disabled_ms;        /* disabled since; 0: enabled */
+	char *why;                  /* why it is disabled */
+	int64_t failing_ms;         /* the first failure of an unbroken run of failed attempts; 0: none */
+	char *last_error;
+	int64_t last_error_ms;
+	/* The rate: a token bucket per hook, and a pause from a webhook's Retry-After. */
+	struct sched_bucket bucket;
+	int64_t paused_until_ms;    /* wall clock; 0: not paused */
 	struct strmap tails;        /* job id -> its newest delivery for this hook not yet done or dead */
 	struct strmap groups;       /* group name -> struct hook_group */
 };
@@ -104,6 +115,7 @@ struct hooks {
 	struct strmap index;        /* key -> delivery */
 	bool stopping;
 	uv_timer_t grace_timer;
+	uv_timer_t gate_timer;      /* a hook held by its rate or a pause may start again */
 	int open_timers;
 	char readbuf[65536];
 };
@@ -131,5 +143,43 @@ int hooks_webhook_start(struct hooks *hs, struct run *r);
 void hooks_webhook_cancel(struct hooks *hs, struct run *r);
 /* Loads a webhook hook's secrets into h. 0 or negative (logged). */
 int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c);
+/* True when the delivery is about a job (not batch.done, not an operational event). */
+static inline bool hooks_of_job(const struct delivery *d)
+{
+	return d->type != EV_BATCH_DONE && !job_event_is_hook(d->type);
+}
+struct payload *hooks_payload_new(const char *s);
+void hooks_payload_unref(struct payload *p);
+/* The runtime hook of that name (configured or not), or NULL. */
+struct hook_rt *hooks_find(struct hooks *hs, const char *name);
+/* Whether hook c takes an event of type in batch of a job named job_name (NULLs: none). */
+bool hooks_takes(const struct ew_hook *c, enum ew_event type, const char *batch, const char *job_name);
+/* Whether the delivery of event_id to hook is in memory (queued, held, delayed or running). */
+bool hooks_in_memory(struct hooks *hs, const char *event_id, const char *hook);
+/* Queues a stored event again for h (its payload p is shared), recorded pending with why, in order. */
+void hooks_requeue(struct hooks *hs, struct hook_rt *h, const char *event_id, enum ew_event type, const char *subject,
+		   const char *batch, struct payload *p, const char *why);
+/* The hook's deliveries waiting for their next attempt time become ready now (after an enable). */
+void hooks_release_delayed(struct hooks *hs, struct hook_rt *h);
+
+/* ---- hooks_ops.c: the breaker, the rate, and the operators' view ---- */
+/* An attempt of h that counted has ended: tracks the run of failures and may open the breaker. */
+void hooks_ops_note(struct hooks *hs, struct hook_rt *h, bool ok, const char *error);
+/* Disables h (the breaker, a 410, an operator): its deliveries wait; records hook.disabled. */
+void hooks_ops_disable(struct hooks *hs, struct hook_rt *h, const char *why);
+/* Enables h again: records hook.enabled; waiting deliveries go out in order. */
+void hooks_ops_enable(struct hooks *hs, struct hook_rt *h, const char *why);
+/* Whether h may start an attempt now (enabled, not paused, a token); takes the token. */
+bool hooks_ops_may_start(struct hooks *hs, struct hook_rt *h, int64_t now);
+/* A webhook's Retry-After: h starts nothing for ms. */
+void hooks_ops_pause(struct hooks *hs, struct hook_rt *h, uint64_t ms);
+/* Arms the gate timer for the earliest hook held only by its rate or a pause. */
+void hooks_ops_arm(struct hooks *hs);
+/* (Re)sets h's token bucket from its config. */
+void hooks_ops_configure(struct hooks *hs, struct hook_rt *h);
+/* Loads the breaker state of every configured hook from the store. 0 or negative. */
+int hooks_ops_restore(struct hooks *hs);
+/* Frees what the breaker holds. */
+void hooks_ops_free(struct hook_rt *h);
 
 #endif

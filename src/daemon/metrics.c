@@ -93,6 +93,10 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 		   (unsigned long long)m->deliveries_failed, (unsigned long long)m->deliveries_dead);
 	gauge(b, "embedwatch_deliveries_pending", "Deliveries queued, waiting to retry or running.", m->deliveries_pending);
 	gauge(b, "embedwatch_hooks_running", "Hook attempts running now.", m->hooks_running);
+	gauge(b, "embedwatch_hooks_disabled", "Hooks disabled now (breaker, 410 or an operator); their deliveries wait.",
+	      m->hooks_disabled);
+	counter(b, "embedwatch_hook_disables_total", "Times a hook was disabled (breaker, 410 or an operator).",
+		m->hook_disables);
 	counter(b, "embedwatch_commits_total", "State database commits.", m->commits);
 	counter(b, "embedwatch_commit_failures_total", "State database commits that failed.", m->commit_failures);
 	counter(b, "embedwatch_throttled_total", "429 and 503 answers from the API.", m->throttles);

@@ -38,6 +38,7 @@ struct metrics {
 	uint64_t deliveries_ok;
 	uint64_t deliveries_failed;
 	uint64_t deliveries_dead;
+	uint64_t hook_disables;          /* hooks disabled by the breaker, a 410 or an operator */
 	uint64_t commits;
 	uint64_t commit_failures;
 	uint64_t throttles;
@@ -54,6 +55,7 @@ struct metrics {
 	double request_rate;             /* poller: effective requests/s */
 	unsigned deliveries_pending;     /* hooks: queued, delayed or running */
 	unsigned hooks_running;          /* hooks */
+	unsigned hooks_disabled;         /* hooks: configured hooks disabled now */
 	bool store_failing;              /* outbox: the last commit failed */
 	uint64_t connections_opened;     /* poller, from the HTTP glue: TCP connections opened so far */
 	double request_budget;           /* poller: configured requests/s */
