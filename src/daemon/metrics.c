@@ -79,6 +79,19 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	family(b, "embedwatch_jobs", "gauge", "Watched jobs by status.");
 	for (int i = 0; i < JOB__MAX; i++)
 		buf_printf(b, "embedwatch_jobs{status=\"%s\"} %zu\n", job_status_name((enum job_status)i), job_counts[i]);
+	size_t all = 0, batch = 0;
+	for (int i = 0; i < JOB__MAX; i++) {
+		all += job_counts[i];
+		batch += m->batch_jobs[i];
+	}
+	family(b, "embedwatch_jobs_by_kind", "gauge", "Watched jobs by kind: embed-job (v1 embed jobs), batch-job (v2 batches).");
+	buf_printf(b, "embedwatch_jobs_by_kind{kind=\"embed-job\"} %zu\nembedwatch_jobs_by_kind{kind=\"batch-job\"} %zu\n",
+		   all - batch, batch);
+	family(b, "embedwatch_batch_job_records", "gauge",
+	       "Records of the watched batch jobs as they last reported them: all (num_records), successful, failed.");
+	buf_printf(b, "embedwatch_batch_job_records{outcome=\"all\"} %lld\nembedwatch_batch_job_records{outcome=\"successful\"} %lld\n"
+		   "embedwatch_batch_job_records{outcome=\"failed\"} %lld\n", (long long)m->batch_records[0],
+		   (long long)m->batch_records[1], (long long)m->batch_records[2]);
 	counter(b, "embedwatch_polls_total", "Poll requests sent.", m->polls);
 	family(b, "embedwatch_poll_answers_total", "counter", "Poll answers by class.");
 	for (int i = 0; i < METRICS_ANSWER_CLASSES; i++)

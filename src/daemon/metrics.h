@@ -62,6 +62,8 @@ struct metrics {
 	uint64_t last_poll_ok_ms;        /* poller: wall clock of the last 200 from the API, 0: none */
 	struct metrics_hist request_seconds;     /* poller: time of each API request */
 	struct metrics_hist detection_lag;       /* hooks: last answer showing the job running -> hook start */
+	size_t batch_jobs[JOB__MAX];     /* watch_v2: watched batch jobs (v2) by status; the rest are embed jobs */
+	int64_t batch_records[3];        /* watch_v2: their records: total, successful, failed */
 	int64_t start_ms;                /* wall clock at start */
 };
 

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "api_v2.h"
 #include "log.h"
 #include "poller_int.h"
 #include "util.h"
@@ -259,7 +260,9 @@ static void poll_answer(struct poller *p, struct job *j, const struct http_resul
 	enum api_class cls = api_classify(res->status);
 	switch (cls) {
 	case API_OK: {
-		struct api_job aj;
+		/* The kind decides the parser (EmbedJob, or {"batch": Batch}); the rest is kind-blind. */
+		struct api_obs ob;
+		struct api_job *aj = &ob.job;
 		const char *ct = http_header(req, "Content-Type");
 		if (!is_json(ct)) {
 			snprintf(why, sizeof(why), "200 with content type \"%.64s\", not JSON", ct);
@@ -267,22 +270,23 @@ static void poll_answer(struct poller *p, struct job *j, const struct http_resul
 			backoff(p, j);
 			break;
 		}
-		if (api_job_parse(res->body, res->body_len, &aj, why, sizeof(why)) < 0) {
+		if (api_kind_parse_answer((enum job_kind)j->kind, res->body, res->body_len, &ob, why, sizeof(why)) < 0) {
 			note_transient(p, j, why);
 			backoff(p, j);
 			break;
 		}
-		if (strcmp(aj.job_id, j->id) != 0) {
+		/* A Batch may leave its id out (every field may be absent): then the URL said which it is. */
+		if (aj->job_id && strcmp(aj->job_id, j->id) != 0) {
 			/* Never trusted. Once between good answers it is transient; three in a row end the job. */
 			if (job_error_record(&j->err, JOB_RUN_OTHER_JOB) != EV_NONE) {
 				snprintf(why, sizeof(why), "asked for job \"%s\", the API answered %d times in a row with job "
-					 "\"%.128s\" (is the id in the form the API uses?)", j->id, JOB_ERROR_LIMIT, aj.job_id);
-				api_job_clear(&aj);
+					 "\"%.128s\" (is the id in the form the API uses?)", j->id, JOB_ERROR_LIMIT, aj->job_id);
+				api_obs_clear(&ob);
 				watch_end(ew, j, EV_ERROR, why);
 				break;
 			}
-			snprintf(why, sizeof(why), "answer is for job \"%.64s\"", aj.job_id);
-			api_job_clear(&aj);
+			snprintf(why, sizeof(why), "answer is for job \"%.64s\"", aj->job_id);
+			api_obs_clear(&ob);
 			note_transient(p, j, why);
 			backoff(p, j);
 			break;
@@ -290,10 +294,10 @@ static void poll_answer(struct poller *p, struct job *j, const struct http_resul
 		const char *warn = http_header(req, "X-API-Warning");
 		if (warn)
 			poller_note_warning(p, j->id, warn);
-		for (size_t i = 0; i < aj.n_warnings; i++)
-			poller_note_warning(p, j->id, aj.warnings[i]);
-		watch_observed(ew, j, &aj, res->body, res->body_len, false);
-		api_job_clear(&aj);
+		for (size_t i = 0; i < aj->n_warnings; i++)
+			poller_note_warning(p, j->id, aj->warnings[i]);
+		watch_observed(ew, j, aj, ob.doc ? ob.doc : res->body, ob.doc ? ob.doc_len : res->body_len, false);
+		api_obs_clear(&ob);
 		break;
 	}
 	case API_NOT_FOUND:
@@ -396,13 +400,11 @@ static void submit(struct poller *p, struct job *j, enum slot_kind kind)
 	struct poll_slot *s = p->free_slots;
 	char url[1024];
 
-	if (api_job_url(ew->cfg.api_base, j->id, url, sizeof(url)) < 0 ||
-	    (kind == SLOT_CANCEL && strlen(url) + 8 >= sizeof(url))) {
+	/* v1: .../embed-jobs/ID[/cancel]; v2: .../batches/ID[:cancel]. */
+	if (api_kind_url((enum job_kind)j->kind, ew->cfg.api_base, j->id, kind == SLOT_CANCEL, url, sizeof(url)) < 0) {
 		watch_end(ew, j, EV_ERROR, "cannot build a URL for this id");
 		return;
 	}
-	if (kind == SLOT_CANCEL)
-		strcat(url, "/cancel");
 	p->free_slots = s->next_free;
 	s->job = j;
 	s->kind = kind;

@@ -19,6 +19,7 @@
 #include "poller_int.h"
 #include "util.h"
 #include "watch.h"
+#include "watch_v2.h"
 
 /* How long the list is left alone after it failed persistently. */
 #define SWEEP_FALLBACK_MS (5 * 60 * 1000)
@@ -54,21 +55,21 @@ void sweep_stop(struct poller *p)
 	}
 }
 
-/* Live jobs: watched and not ended. Without them there is nothing to sweep for. */
+/* Live embed jobs: watched and not ended. Without them there is nothing to sweep for (batch jobs have their own). */
 static size_t live_jobs(const struct ew *ew)
 {
 	size_t n = 0;
 	for (int s = 0; s < JOB__MAX; s++)
 		if (!job_status_ended((enum job_status)s))
 			n += ew->jobs.counts[s];
-	return n;
+	return n - watch_v2_live(ew->v2);
 }
 
 bool sweep_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
 {
 	struct ew *ew = p->ew;
 	*ret_wait = UINT64_MAX;
-	bool discovering = ew->cfg.discover;
+	bool discovering = ew->cfg.discover && (ew->cfg.discover_kinds & (1u << JOB_KIND_EMBED));
 	if (!ew->cfg.sweep || p->sweep_in_flight || (!live_jobs(ew) && !discovering))
 		return false;
 	if (p->sweep_off_until) {
@@ -117,7 +118,7 @@ static struct job *discover(struct poller *p, const struct jsplit_elem *e)
 {
 	struct ew *ew = p->ew;
 	char batch[160];
-	if (!ew->cfg.discover || !e->job_id || !api_id_valid(e->job_id))
+	if (!ew->cfg.discover || !(ew->cfg.discover_kinds & (1u << JOB_KIND_EMBED)) || !e->job_id || !api_id_valid(e->job_id))
 		return NULL;
 	const char *name = e->name ? e->name : "";
 	if (fnmatch(ew->cfg.discover_match, name, 0) != 0)
@@ -145,7 +146,8 @@ static int on_element(const struct jsplit_elem *e, void *arg)
 		j = discover(p, e);
 	if (!j && e->job_id)
 		return 0;
-	if (j && (watch_job_ended(j) || (j->flags & JF_REMOVED)))
+	/* A batch job is the v2 sweep's (poller_v2.c), whatever an id in this list says. */
+	if (j && (watch_job_ended(j) || (j->flags & JF_REMOVED) || j->kind != JOB_KIND_EMBED))
 		return 0;
 	/* Most entries say what the daemon knows already: that outcome needs no parse. */
 	if (j && e->status && watch_seen_unchanged(ew, j, job_status_parse(e->status))) {
@@ -160,7 +162,7 @@ static int on_element(const struct jsplit_elem *e, void *arg)
 	}
 	if (!j)
 		j = jobtable_get(&ew->jobs, aj.job_id);
-	if (j && !watch_job_ended(j) && strcmp(aj.job_id, j->id) == 0) {
+	if (j && !watch_job_ended(j) && j->kind == JOB_KIND_EMBED && strcmp(aj.job_id, j->id) == 0) {
 		enum job_status before = (enum job_status)j->status;
 		j->sweep_gen = p->sweep_gen;
 		for (size_t i = 0; i < aj.n_warnings; i++)
@@ -217,7 +219,7 @@ static void poll_the_unlisted(struct poller *p)
 	bool changed = false;
 	for (size_t i = 0; i < ew->jobs.heap_len; i++) {
 		struct job *j = ew->jobs.heap[i];
-		if (j->sweep_gen == p->sweep_gen || j->due <= now)
+		if (j->sweep_gen == p->sweep_gen || j->due <= now || j->kind != JOB_KIND_EMBED)
 			continue;
 		if (j->added_ms >= p->sweep_started_wall) {
 			/* Watched after this sweep began: the next sweep may list it. */
