@@ -111,8 +111,8 @@ void control_cmd_watch(struct client *c, json_object *req)
 			already++;
 	}
 	char what[160];
-	snprintf(what, sizeof(what), "watch of %zu %ss (%zu new)%s%.64s", added + already, job_kind_name((enum job_kind)kind),
-		 added, batch ? " in batch " : "", batch ? batch : "");
+	snprintf(what, sizeof(what), "watch of %zu ids (%zu new)%s%s%.64s", added + already, added,
+		 kind == JOB_KIND_BATCH ? " as batch jobs" : "", batch ? " in batch " : "", batch ? batch : "");
 	control_log_peer(c, what);
 	/* Accepted means durable: the answer waits for the commit. */
 	json_object *o = control_ok_answer();

@@ -93,6 +93,13 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 		   "embedwatch_batch_job_records{outcome=\"failed\"} %lld\n", (long long)m->batch_records[0],
 		   (long long)m->batch_records[1], (long long)m->batch_records[2]);
 	counter(b, "embedwatch_polls_total", "Poll requests sent.", m->polls);
+	counter(b, "embedwatch_dataset_fetches_total", "GET /v1/datasets/{id} sent for the output dataset of complete events.",
+		m->dataset_fetches);
+	family(b, "embedwatch_complete_event_datasets_total", "counter",
+	       "Complete events by whether their output dataset is in them (attached) or null (missing).");
+	buf_printf(b, "embedwatch_complete_event_datasets_total{result=\"attached\"} %llu\n"
+		   "embedwatch_complete_event_datasets_total{result=\"missing\"} %llu\n",
+		   (unsigned long long)m->datasets_attached, (unsigned long long)m->datasets_missing);
 	family(b, "embedwatch_poll_answers_total", "counter", "Poll answers by class.");
 	for (int i = 0; i < METRICS_ANSWER_CLASSES; i++)
 		buf_printf(b, "embedwatch_poll_answers_total{class=\"%s\"} %llu\n", answer_class[i],

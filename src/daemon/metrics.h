@@ -64,6 +64,9 @@ struct metrics {
 	struct metrics_hist detection_lag;       /* hooks: last answer showing the job running -> hook start */
 	size_t batch_jobs[JOB__MAX];     /* watch_v2: watched batch jobs (v2) by status; the rest are embed jobs */
 	int64_t batch_records[3];        /* watch_v2: their records: total, successful, failed */
+	uint64_t dataset_fetches;        /* poller: GET /v1/datasets/{id} sent for complete events */
+	uint64_t datasets_attached;      /* watch: complete events with their output dataset */
+	uint64_t datasets_missing;       /* watch: complete events with "output_dataset": null */
 	int64_t start_ms;                /* wall clock at start */
 };
 

@@ -92,6 +92,8 @@ int poller_new(struct ew *ew, struct poller **ret)
 		p->free_slots = s;
 	}
 	poller_configure(p);
+	if (datasets_init(p) < 0)
+		return -ENOMEM;
 	return sweep_init(p);
 }
 
@@ -460,20 +462,22 @@ static bool run_cancels(struct poller *p, uint64_t now)
 static void run(struct poller *p)
 {
 	struct ew *ew = p->ew;
-	uint64_t now = ew_now(ew), sweep_wait = UINT64_MAX;
+	uint64_t now = ew_now(ew), sweep_wait = UINT64_MAX, ds_wait = UINT64_MAX;
 
 	if (p->stopped)
 		return;
+	/* A complete event waits for its dataset at most dataset_timeout, paused or not. */
+	uint64_t ds_deadline = datasets_expire(p, now);
 	if (p->pause != PAUSE_NONE) {
 		if (now < p->paused_until) {
-			arm(p, p->paused_until - now);
+			arm(p, p->paused_until - now < ds_deadline ? p->paused_until - now : ds_deadline);
 			return;
 		}
 		if (p->pause == PAUSE_THROTTLED) {
 			log_msg(LOG_NOTICE, "rate-limit pause over; polling again at %.2f requests/s", sched_bucket_rate(&p->bucket));
 			p->pause = PAUSE_NONE;
 			poller_gauges(p);
-		} else if (p->in_flight > 0 || p->sweep_in_flight) {
+		} else if (p->in_flight > 0 || p->sweep_in_flight || datasets_busy(p)) {
 			/* Auth, TLS and base-URL pauses probe again with one request at a time. */
 			return;
 		}
@@ -481,6 +485,14 @@ static void run(struct poller *p)
 	/* Cancels first: an operator asked for them. */
 	if (!run_cancels(p, now))
 		return;
+	/* Then the datasets that complete events wait for: each holds an event back. */
+	if (!datasets_run(p, now, &ds_wait)) {
+		if (ds_wait != UINT64_MAX)
+			arm(p, ds_wait);
+		return;
+	}
+	if (ds_deadline < ds_wait)
+		ds_wait = ds_deadline;
 	/* Then the list sweep, which observes every job at once. */
 	if (ew->sweep_wanted) {
 		ew->sweep_wanted = false;
@@ -504,6 +516,8 @@ static void run(struct poller *p)
 			uint64_t wait = j ? j->due - now : UINT64_MAX;
 			if (sweep_wait < wait)
 				wait = sweep_wait;
+			if (ds_wait < wait)
+				wait = ds_wait;
 			if (wait != UINT64_MAX)
 				arm(p, wait);
 			return;
@@ -544,6 +558,7 @@ void poller_stop(struct poller *p)
 	p->stopped = true;
 	uv_timer_stop(&p->timer);
 	sweep_stop(p);
+	datasets_stop(p);
 	for (unsigned i = 0; i < p->n_slots; i++) {
 		struct poll_slot *s = &p->slots[i];
 		if (!s->job)
@@ -576,6 +591,7 @@ void poller_free(struct poller *p)
 		http_req_free(p->slots[i].req);
 	free(p->slots);
 	sweep_free(p);
+	datasets_free(p);
 	for (size_t i = 0; i < p->warnings.cap; i++)
 		free(p->warnings.slots[i].val);
 	strmap_free(&p->warnings);

@@ -51,6 +51,8 @@ struct poller {
 	bool sweep_changed;
 	struct jsplit split;
 	char start_rfc3339[40];         /* discovery: jobs created before the daemon started are history */
+	/* Turn 3: the output datasets of complete events (datasets.c) */
+	struct datasets *datasets;
 };
 
 /* Keeps the poller's gauges in ew->m current. */
@@ -75,5 +77,20 @@ bool sweep_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait);
 void sweep_start(struct poller *p);
 void sweep_stop(struct poller *p);
 void sweep_free(struct poller *p);
+
+/* The output datasets of held complete events (datasets.c): request slots, set up and freed with the poller. */
+int datasets_init(struct poller *p);
+void datasets_stop(struct poller *p);
+void datasets_free(struct poller *p);
+/* True while a fetch runs. */
+bool datasets_busy(const struct poller *p);
+/* Gives up on holds past their deadline (paused or not). Returns ms until the next deadline, or UINT64_MAX. */
+uint64_t datasets_expire(struct poller *p, uint64_t now);
+/*
+ * Sends the fetches that are due, a token each. Returns false when out of
+ * tokens or probing (the caller arms *ret_wait, if set, and stops there);
+ * *ret_wait is the ms until the next fetch is due otherwise.
+ */
+bool datasets_run(struct poller *p, uint64_t now, uint64_t *ret_wait);
 
 #endif

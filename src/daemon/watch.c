@@ -204,19 +204,107 @@ static void progress(struct ew *ew, struct job *j, const struct api_job *aj, con
 	snap->text = xstrndup(body, len);
 }
 
+/* What a held completion came back with: the dataset, or why there is none. */
+struct enrich {
+	json_object *dataset;       /* borrowed; NULL: none */
+	const char *error;
+	int64_t seen_before_ms;
+};
+
+/*
+ * A complete event waits for its output dataset: the observation is held, not
+ * applied, so the event is recorded with the dataset in one turn with its
+ * delivery rows (a crash before then repeats the observation, not the event).
+ * The job leaves the poll heap meanwhile; the poller fetches after the commit.
+ * Returns false when there is nothing to fetch (*ret says why).
+ */
+static bool hold(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len, bool via_list,
+		 int64_t seen_before, struct enrich *ret)
+{
+	if (!aj->output_dataset_id || !api_id_valid(aj->output_dataset_id)) {
+		ret->error = aj->output_dataset_id ? "output_dataset_id is not a valid id" : "the job names no output_dataset_id";
+		ret->seen_before_ms = seen_before;
+		return false;
+	}
+	struct watch_hold *h = watch_v2_hold(ew->v2, j->id, (enum job_kind)j->kind, aj->output_dataset_id, body, len,
+					     via_list, ew_now(ew) + ew->cfg.dataset_timeout_ms);
+	h->seen_before_ms = seen_before;
+	jobtable_unschedule(&ew->jobs, j);
+	ew->turn.kick = true;
+	log_job(LOG_DEBUG, j->id, "job %s: complete; fetching its output dataset %s before the event", j->id,
+		aj->output_dataset_id);
+	return true;
+}
+
+static void observe(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len, bool via_list,
+		    const struct enrich *en);
+
 void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len, bool via_list)
+{
+	observe(ew, j, aj, body, len, via_list, NULL);
+}
+
+void watch_dataset_result(struct ew *ew, const char *job_id, json_object *dataset, const char *error)
+{
+	struct watch_hold *h = watch_v2_held(ew->v2, job_id);
+	struct job *j = jobtable_get(&ew->jobs, job_id);
+	struct api_obs o;
+	char err[256];
+
+	if (!h)
+		return;
+	if (j && !watch_job_ended(j) && j->kind == h->kind &&
+	    api_kind_parse_doc((enum job_kind)h->kind, h->doc, h->doc_len, &o, err, sizeof(err)) == 0) {
+		struct enrich en = { .dataset = dataset, .error = error, .seen_before_ms = h->seen_before_ms };
+		if (!dataset)
+			log_job(LOG_WARNING, j->id, "job %s: its complete event goes out without the output dataset %s: %s",
+				j->id, h->dataset_id, error);
+		/* The observation as it was held: the same transition, now with the dataset. */
+		note_seen(j, h->via_list);
+		char *doc = h->doc;
+		size_t doc_len = h->doc_len;
+		bool via_list = h->via_list;
+		h->doc = NULL;
+		watch_v2_unhold(ew->v2, job_id);
+		observe(ew, j, &o.job, doc, doc_len, via_list, &en);
+		free(doc);
+		api_obs_clear(&o);
+		return;
+	}
+	uint8_t kind = h->kind;
+	watch_v2_unhold(ew->v2, job_id);
+	/* Not applied (its document no longer parses): the job is looked at again, not left unpolled. */
+	if (j && !watch_job_ended(j) && j->kind == kind) {
+		jobtable_schedule(&ew->jobs, j, ew_now(ew));
+		ew->turn.kick = true;
+	}
+}
+
+static void observe(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len, bool via_list,
+		    const struct enrich *en)
 {
 	enum job_status prev = (enum job_status)j->status;
 	bool changed;
 	enum ew_event ev;
+	struct enrich none = { 0 };
 
-	int64_t prev_seen = j->seen_ms;
+	int64_t prev_seen = en ? en->seen_before_ms : j->seen_ms;
 	note_seen(j, via_list);
+	if (!en && watch_v2_held(ew->v2, j->id)) {
+		/* Its completion waits for the dataset: later answers change nothing meanwhile. */
+		jobtable_unschedule(&ew->jobs, j);
+		return;
+	}
 	if (aj->status == JOB_UNKNOWN && !(j->flags & JF_UNKNOWN_LOGGED)) {
 		j->flags |= JF_UNKNOWN_LOGGED;
 		log_job(LOG_WARNING, j->id, "job %s: unknown status \"%.64s\"; still watching", j->id, aj->status_raw);
 	}
 	ev = job_event_of_kind(job_transition(prev, aj->status, &changed), (enum job_kind)j->kind);
+	if (!en && ew->cfg.datasets_fetch && job_event_base(ev) == EV_COMPLETE) {
+		if (hold(ew, j, aj, body, len, via_list, prev_seen, &none))
+			return;
+		en = &none;
+	}
 	if (!changed) {
 		progress(ew, j, aj, body, len);
 		unchanged(ew, j, via_list);
@@ -231,6 +319,16 @@ void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, cons
 	if (ev != EV_NONE) {
 		json_object *data = doc_data(snap->text);
 		job_fields(data, j, prev);
+		if (en) {
+			/* The files of the result, for the hook: the point of the event (part URLs are signed links). */
+			json_object_object_add(data, "output_dataset", en->dataset ? json_object_get(en->dataset) : NULL);
+			if (!en->dataset)
+				json_object_object_add(data, "output_dataset_error", json_object_new_string(en->error));
+			if (en->dataset)
+				ew->m.datasets_attached++;
+			else
+				ew->m.datasets_missing++;
+		}
 		struct turn_row *row = emit(ew, j->id, j->id, ev, j->batch ? j->batch->name : NULL, aj->name, data);
 		if (!job_status_ended(prev) && prev != JOB_NONE)
 			row->lag_from_ms = prev_seen;
@@ -426,6 +524,7 @@ int watch_remove(struct ew *ew, const char *id)
 	b = j->batch;
 	if (j->kind == JOB_KIND_BATCH)
 		watch_v2_remove(ew->v2, id, (enum job_status)j->status);
+	watch_v2_unhold(ew->v2, id);
 	/* The delete is written before the job rows of the turn: a watch again in the same turn wins. */
 	turn_row(&ew->turn, TR_DELETE)->subject = xstrdup(id);
 	jobtable_remove(&ew->jobs, j);

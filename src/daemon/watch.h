@@ -32,6 +32,13 @@ int watch_remove(struct ew *ew, const char *id);
  */
 void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len, bool via_list);
 /*
+ * The output dataset of a held complete observation (watch_v2.h) arrived
+ * (dataset, borrowed), or was given up on (NULL, error says why): the held
+ * observation becomes its transition and event, with data.output_dataset (or
+ * null and output_dataset_error). A hold whose job is gone is dropped.
+ */
+void watch_dataset_result(struct ew *ew, const char *job_id, json_object *dataset, const char *error);
+/*
  * The list showed j with the status it already has: the outcome of an
  * observation that changes nothing (seen time, interval, next per-id poll),
  * without parsing the entry. Returns false when the status differs (observe it).

@@ -15,6 +15,9 @@ struct rec {
 struct watch_v2 {
 	struct metrics *m;
 	struct strmap recs;         /* id -> struct rec (the key points into it) */
+	struct strmap held;         /* job id -> struct watch_hold (the key is its job_id) */
+	struct watch_hold **holds;  /* the same, oldest first: few (completions of the last dataset_timeout) */
+	size_t n_holds, cap_holds;
 };
 
 struct watch_v2 *watch_v2_new(struct metrics *m)
@@ -29,13 +32,76 @@ static void free_rec(const char *k, void *val, void *arg)
 	free(val);
 }
 
+static void hold_free(struct watch_hold *h)
+{
+	free(h->job_id);
+	free(h->dataset_id);
+	free(h->doc);
+	free(h);
+}
+
 void watch_v2_free(struct watch_v2 *v)
 {
 	if (!v)
 		return;
 	strmap_each(&v->recs, free_rec, NULL);
 	strmap_free(&v->recs);
+	for (size_t i = 0; i < v->n_holds; i++)
+		hold_free(v->holds[i]);
+	free(v->holds);
+	strmap_free(&v->held);
 	free(v);
+}
+
+struct watch_hold *watch_v2_hold(struct watch_v2 *v, const char *job_id, enum job_kind k, const char *dataset_id,
+				 const char *doc, size_t doc_len, bool via_list, uint64_t deadline)
+{
+	struct watch_hold *h = xcalloc(1, sizeof(*h));
+	h->job_id = xstrdup(job_id);
+	h->dataset_id = xstrdup(dataset_id);
+	h->doc = xstrndup(doc, doc_len);
+	h->doc_len = doc_len;
+	h->kind = (uint8_t)k;
+	h->via_list = via_list;
+	h->deadline = deadline;
+	strmap_put(&v->held, h->job_id, h);
+	if (v->n_holds == v->cap_holds) {
+		v->cap_holds = v->cap_holds ? v->cap_holds * 2 : 16;
+		v->holds = xrealloc(v->holds, v->cap_holds * sizeof(*v->holds));
+	}
+	v->holds[v->n_holds++] = h;
+	return h;
+}
+
+struct watch_hold *watch_v2_held(struct watch_v2 *v, const char *job_id)
+{
+	return v->n_holds ? strmap_get(&v->held, job_id) : NULL;
+}
+
+size_t watch_v2_hold_count(const struct watch_v2 *v)
+{
+	return v->n_holds;
+}
+
+struct watch_hold *watch_v2_hold_at(struct watch_v2 *v, size_t i)
+{
+	return i < v->n_holds ? v->holds[i] : NULL;
+}
+
+void watch_v2_unhold(struct watch_v2 *v, const char *job_id)
+{
+	struct watch_hold *h = watch_v2_held(v, job_id);
+	if (!h)
+		return;
+	strmap_del(&v->held, job_id);
+	for (size_t i = 0; i < v->n_holds; i++) {
+		if (v->holds[i] == h) {
+			memmove(v->holds + i, v->holds + i + 1, (v->n_holds - i - 1) * sizeof(*v->holds));
+			v->n_holds--;
+			break;
+		}
+	}
+	hold_free(h);
 }
 
 /* The gauges are sums over the registered jobs: a job's records enter with sign +1 and leave with -1. */

@@ -1,10 +1,10 @@
 /*
- * What watch keeps about v2 batch jobs beside the job table, whose records
- * stay small and kind-blind: each batch job's records (num_records,
- * successful, failed) and the last progress step announced, and the counts of
- * batch jobs by status (the rest of the table is embed jobs). Owned by watch;
- * everyone else reads it through these functions. Keeps the batch-job gauges
- * of struct metrics current.
+ * What watch keeps beside the job table, whose records stay small and
+ * kind-blind: each v2 batch job's records (num_records, successful, failed)
+ * and the last progress step announced, the counts of batch jobs by status
+ * (the rest of the table is embed jobs), and the completion observations held
+ * until their output dataset is fetched. Owned by watch; everyone else reads
+ * it through these functions. Keeps the batch-job gauges of struct metrics.
  */
 #ifndef EW_WATCH_V2_H
 #define EW_WATCH_V2_H
@@ -46,5 +46,39 @@ bool watch_v2_records(struct watch_v2 *v, struct watch_records *r, const struct 
 const size_t *watch_v2_counts(const struct watch_v2 *v);
 /* Batch jobs not ended. */
 size_t watch_v2_live(const struct watch_v2 *v);
+
+/*
+ * A completion observation of either kind, held (not yet a transition) until
+ * GET /v1/datasets/{dataset_id} answers or is given up on, so that the event
+ * is recorded with the dataset in it, in one turn with its delivery rows.
+ * Watch creates and ends a hold (watch_dataset_result); the fetch part is the
+ * poller's bookkeeping (datasets.c), which watch never reads.
+ */
+struct watch_hold {
+	char *job_id;
+	char *dataset_id;
+	char *doc;                  /* the observed document (EmbedJob, or Batch) */
+	size_t doc_len;
+	uint8_t kind;               /* enum job_kind */
+	bool via_list;
+	int64_t seen_before_ms;     /* the answer before it, which showed the job running (detection lag) */
+	uint64_t deadline;          /* loop ms: given up on then (dataset_timeout after the observation) */
+	struct {
+		unsigned tries;
+		uint64_t next_try;      /* loop ms */
+		bool in_flight;
+		char last_error[200];   /* never a URL from the answer */
+	} fetch;
+};
+/* Holds a copy of the observation; the job must not be held already. Returns the hold. */
+struct watch_hold *watch_v2_hold(struct watch_v2 *v, const char *job_id, enum job_kind k, const char *dataset_id,
+				 const char *doc, size_t doc_len, bool via_list, uint64_t deadline);
+/* The hold of job_id, or NULL. */
+struct watch_hold *watch_v2_held(struct watch_v2 *v, const char *job_id);
+/* How many holds there are, and the i-th (in the order they were made; indices shift when one ends). */
+size_t watch_v2_hold_count(const struct watch_v2 *v);
+struct watch_hold *watch_v2_hold_at(struct watch_v2 *v, size_t i);
+/* Ends job_id's hold (if any) and frees it. */
+void watch_v2_unhold(struct watch_v2 *v, const char *job_id);
 
 #endif
