@@ -124,6 +124,15 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	counter(b, "embedwatch_sweeps_total", "List sweeps (GET /v1/embed-jobs) sent.", m->sweeps);
 	counter(b, "embedwatch_sweep_failures_total", "List sweeps that failed.", m->sweep_failures);
 	counter(b, "embedwatch_sweep_fallbacks_total", "Times the daemon fell back to per-id polling.", m->sweep_fallbacks);
+	counter(b, "embedwatch_batch_sweeps_total", "v2 sweeps (GET /v2/batches, paged) begun.", m->batch_sweeps);
+	counter(b, "embedwatch_batch_sweep_pages_total", "Pages of v2 sweeps requested.", m->batch_sweep_pages);
+	counter(b, "embedwatch_batch_sweep_entries_total", "Batches read from v2 sweeps, watched or not.", m->batch_sweep_entries);
+	counter(b, "embedwatch_batch_sweep_cut_total",
+		"v2 sweeps that stopped early, at the previous sweep's newest updated_at.", m->batch_sweep_cut);
+	counter(b, "embedwatch_batch_sweep_failures_total", "v2 sweeps that failed.", m->batch_sweep_failures);
+	counter(b, "embedwatch_batch_sweep_fallbacks_total", "Times batch jobs fell back to per-id polling.",
+		m->batch_sweep_fallbacks);
+	gauge(b, "embedwatch_batch_sweep_last_pages", "Pages the last complete v2 sweep read.", m->batch_sweep_last_pages);
 	counter(b, "embedwatch_sweep_entries_total", "List entries read, watched or not.", m->sweep_entries);
 	gauge(b, "embedwatch_sweep_list_entries", "Entries in the last good list.", (double)m->sweep_listed);
 	gauge(b, "embedwatch_request_budget_per_second", "Configured request budget (rate), requests per second.",

@@ -92,7 +92,7 @@ int poller_new(struct ew *ew, struct poller **ret)
 		p->free_slots = s;
 	}
 	poller_configure(p);
-	if (datasets_init(p) < 0)
+	if (datasets_init(p) < 0 || (r = sweep_v2_init(p)) < 0)
 		return -ENOMEM;
 	return sweep_init(p);
 }
@@ -477,7 +477,7 @@ static void run(struct poller *p)
 			log_msg(LOG_NOTICE, "rate-limit pause over; polling again at %.2f requests/s", sched_bucket_rate(&p->bucket));
 			p->pause = PAUSE_NONE;
 			poller_gauges(p);
-		} else if (p->in_flight > 0 || p->sweep_in_flight || datasets_busy(p)) {
+		} else if (p->in_flight > 0 || p->sweep_in_flight || datasets_busy(p) || sweep_v2_busy(p)) {
 			/* Auth, TLS and base-URL pauses probe again with one request at a time. */
 			return;
 		}
@@ -510,6 +510,21 @@ static void run(struct poller *p)
 			return;
 		}
 	}
+	/* And the v2 sweep's pages (batch jobs), from the same bucket. */
+	uint64_t v2_wait;
+	if (sweep_v2_due_now(p, now, &v2_wait)) {
+		if (!sched_bucket_take(&p->bucket, now)) {
+			arm(p, sched_bucket_wait(&p->bucket, now));
+			return;
+		}
+		sweep_v2_start(p);
+		if (p->pause != PAUSE_NONE) {
+			p->paused_until = now + 60000;
+			return;
+		}
+	}
+	if (v2_wait < sweep_wait)
+		sweep_wait = v2_wait;
 	while (p->in_flight < p->n_slots && p->free_slots) {
 		struct job *j = jobtable_peek(&ew->jobs);
 		if (!j || j->due > now) {
@@ -558,6 +573,7 @@ void poller_stop(struct poller *p)
 	p->stopped = true;
 	uv_timer_stop(&p->timer);
 	sweep_stop(p);
+	sweep_v2_stop(p);
 	datasets_stop(p);
 	for (unsigned i = 0; i < p->n_slots; i++) {
 		struct poll_slot *s = &p->slots[i];
@@ -591,6 +607,7 @@ void poller_free(struct poller *p)
 		http_req_free(p->slots[i].req);
 	free(p->slots);
 	sweep_free(p);
+	sweep_v2_free(p);
 	datasets_free(p);
 	for (size_t i = 0; i < p->warnings.cap; i++)
 		free(p->warnings.slots[i].val);

@@ -495,9 +495,18 @@ int watch_add_kind(struct ew *ew, const char *id, const char *batch, enum job_ki
 		jobtable_join(&ew->jobs, j, b);
 	turn_touch(&ew->turn, j);
 	if (kind == JOB_KIND_BATCH) {
-		/* Its first look is its own poll: the v2 sweep reads only what changed since the last one. */
 		watch_v2_add(ew->v2, j->id, JOB_NONE);
-		jobtable_schedule(&ew->jobs, j, ew_now(ew));
+		/*
+		 * While the v2 sweep works it is asked to come sooner, and decides
+		 * what is cheaper for the jobs it has not seen: one read of every
+		 * page, or a poll each (it makes them due). This poll is the fallback.
+		 */
+		if (watch_v2_sweeping(ew->v2)) {
+			watch_v2_want_sweep(ew->v2);
+			jobtable_schedule(&ew->jobs, j, ew_now(ew) + ew->cfg.request_timeout_ms + ew->cfg.sweep_interval_ms);
+		} else {
+			jobtable_schedule(&ew->jobs, j, ew_now(ew));
+		}
 	} else if (ew->sweeping) {
 		/*
 		 * First look right after watch. While the list sweep works, the next
