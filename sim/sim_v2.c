@@ -230,7 +230,6 @@ struct entry {
 	const char *id;
 	struct sim_batch *b;        /* NULL: history entry hist */
 	uint64_t hist;
-	char hist_id[24];
 };
 
 static bool by_created;
@@ -286,6 +285,8 @@ static int list_batches(struct MHD_Connection *c, int64_t now, struct buf *out, 
 	by_created = ob && strcmp(ob, "created_at") == 0;
 	size_t n = V.n + (size_t)V.history;
 	struct entry *all = xcalloc(n ? n : 1, sizeof(*all));
+	/* History ids live apart from the entries: qsort moves the entries, a pointer into one would move with it. */
+	char (*hist_ids)[24] = xcalloc(V.history ? V.history : 1, sizeof(*hist_ids));
 	for (size_t i = 0; i < V.n; i++) {
 		struct bview v;
 		batch_view(V.list[i], now, &v);
@@ -296,8 +297,8 @@ static int list_batches(struct MHD_Connection *c, int64_t now, struct buf *out, 
 	for (uint64_t h = 0; h < V.history; h++) {
 		struct entry *e = &all[V.n + h];
 		e->hist = h;
-		snprintf(e->hist_id, sizeof(e->hist_id), "hb-%07llu", (unsigned long long)h);
-		e->id = e->hist_id;
+		snprintf(hist_ids[h], sizeof(hist_ids[h]), "hb-%07llu", (unsigned long long)h);
+		e->id = hist_ids[h];
 		e->key = by_created ? history_ms(h) - 3600000 : history_ms(h);
 	}
 	qsort(all, n, sizeof(*all), cmp_entry);
@@ -320,6 +321,7 @@ static int list_batches(struct MHD_Connection *c, int64_t now, struct buf *out, 
 		buf_printf(out, ",\"next_page_token\":\"k%lld.%s\"", (long long)all[end - 1].key, all[end - 1].id);
 	buf_append(out, "}", 1);
 	free(all);
+	free(hist_ids);
 	return 200;
 }
 
