@@ -164,11 +164,13 @@ static int on_element(const struct jsplit_elem *e, void *arg)
 		j = jobtable_get(&ew->jobs, aj.job_id);
 	if (j && !watch_job_ended(j) && j->kind == JOB_KIND_EMBED && strcmp(aj.job_id, j->id) == 0) {
 		enum job_status before = (enum job_status)j->status;
+		bool was_held = watch_v2_held(ew->v2, j->id) != NULL;
 		j->sweep_gen = p->sweep_gen;
 		for (size_t i = 0; i < aj.n_warnings; i++)
 			poller_note_warning(p, j->id, aj.warnings[i]);
 		watch_observed(ew, j, &aj, e->text, e->len, true);
-		if (j->status != before)
+		/* A completion held for its output dataset (watch_v2.h) is a change, though the status moves later. */
+		if (j->status != before || (!was_held && watch_v2_held(ew->v2, j->id)))
 			p->sweep_changed = true;
 	}
 	api_job_clear(&aj);

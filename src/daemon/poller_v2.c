@@ -280,9 +280,11 @@ static void entry(struct poller *p, json_object *e)
 		return;
 	}
 	enum job_status before = (enum job_status)j->status;
+	bool was_held = watch_v2_held(ew->v2, j->id) != NULL;
 	j->sweep_gen = s->gen;
 	watch_observed(ew, j, &ob.job, ob.doc, ob.doc_len, true);
-	if (j->status != before)
+	/* A completion held for its dataset is a change too, though the status moves only once it is back. */
+	if (j->status != before || (!was_held && watch_v2_held(ew->v2, j->id)))
 		s->changed = true;
 	api_obs_clear(&ob);
 	/* max_age is the per-id loop's to enforce: a job past it is due now, whatever the trickle says. */
