@@ -66,6 +66,12 @@ wait_until kh_has "batch_job.progress b-ok batch-job processing" || fail "no pro
 for want in "embed_job.cancelling e-can" "batch_job.cancelling b-can" "embed_job.cancelled e-x" "batch_job.cancelled b-x"; do
 	wait_until kh_has "$want" || fail "no $want"
 done
+# The wait progress line on a terminal counts the batch jobs' records (it gives up after its own timeout here).
+if command -v script >/dev/null; then
+	script -qfec "'$CTL' -s '$T/ctl.sock' wait --batch mixed --timeout 1500ms" /dev/null >"$T/tty.out" 2>&1 || true
+	tr '\r' '\n' <"$T/tty.out" | grep -aq 'records 55/500 (11%)' || fail "progress line: $(tr '\r' '\n' <"$T/tty.out" | grep -a waiting | tail -1)"
+	ok "the wait progress line: $(tr '\r' '\n' <"$T/tty.out" | grep -a waiting: | tail -1 | sed 's/.*waiting: //; s/\x1b\[K//g')"
+fi
 sim_advance 1s >/dev/null
 wait_until kh_has " batch.done " || fail "no batch.done: $(kh)"
 
