@@ -154,7 +154,12 @@ bool sweep_v2_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
 	struct ew *ew = p->ew;
 	struct sweep_v2 *s = p->v2;
 	*ret_wait = UINT64_MAX;
-	if (!ew->cfg.batch_sweep || s->in_flight)
+	if (!ew->cfg.batch_sweep) {
+		/* Turned off (a reload): new batch jobs are polled at once again. */
+		watch_v2_set_sweeping(ew->v2, false);
+		return false;
+	}
+	if (s->in_flight)
 		return false;
 	if (s->active)
 		return true;        /* the next page of this sweep */
