@@ -24,6 +24,16 @@ const char *ctlproto_str(json_object *req, const char *key)
 	return json_object_get_string(v);
 }
 
+int ctlproto_line(const char *buf, size_t len, size_t max, size_t *ret_len)
+{
+	/* Looking past max + 1 bytes would only find a line too long anyway. */
+	const char *nl = memchr(buf, '\n', len < max + 1 ? len : max + 1);
+	if (!nl)
+		return len > max ? -EMSGSIZE : 0;
+	*ret_len = (size_t)(nl - buf);
+	return 1;
+}
+
 /* True when some string value in o holds an escaped NUL ("\u0000"): C would cut it short. */
 static bool has_nul(json_object *o)
 {
