@@ -121,6 +121,12 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	gauge(b, "embedwatch_polls_in_flight", "Poll requests in flight.", m->polls_in_flight);
 	counter(b, "embedwatch_http_connections_opened_total", "Connections opened to the API and webhook receivers.",
 		m->connections_opened);
+	counter(b, "embedwatch_metrics_http_connections_total", "Connections taken on metrics_listen.",
+		m->metrics_http_connections);
+	counter(b, "embedwatch_metrics_http_evictions_total",
+		"Idle connections on metrics_listen closed to make room for a new one.", m->metrics_http_evictions);
+	counter(b, "embedwatch_metrics_http_timeouts_total",
+		"Connections on metrics_listen closed without a complete request within 5 s.", m->metrics_http_timeouts);
 	gauge(b, "embedwatch_state_db_failing", "1 while the state database cannot be written.", m->store_failing);
 }
 
