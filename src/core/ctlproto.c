@@ -11,11 +11,6 @@ static const char *const names[CTL__MAX] = {
 	[CTL_DELIVERIES] = "deliveries", [CTL_REDELIVER] = "redeliver", [CTL_CANCEL] = "cancel",
 };
 
-const char *ctlproto_cmd_name(enum ctl_cmd c)
-{
-	return (unsigned)c < CTL__MAX ? names[c] : "invalid";
-}
-
 const char *ctlproto_str(json_object *req, const char *key)
 {
 	json_object *v;

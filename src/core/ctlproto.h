@@ -27,6 +27,5 @@ int ctlproto_parse(const char *line, size_t len, enum ctl_cmd *ret_cmd, json_obj
 int ctlproto_line(const char *buf, size_t len, size_t max, size_t *ret_len);
 /* The string member key, or NULL when absent or not a string. */
 const char *ctlproto_str(json_object *req, const char *key);
-const char *ctlproto_cmd_name(enum ctl_cmd c);
 
 #endif
