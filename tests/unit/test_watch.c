@@ -116,11 +116,14 @@ static void test_transitions_and_batch_done(void **state)
 	assert_int_equal(json_object_get_int(json_object_object_get(v, "failed")), 1);
 	json_object_put(doc);
 	turn_rows_free(rows);
-	/* A late answer for an ended job changes nothing and fires nothing twice. */
+	/* A late answer for an ended job changes nothing, fires nothing twice, and schedules no poll. */
 	observe("b", "failed");
+	observe("a", "processing");
 	rows = commit();
 	assert_int_equal(count_kind(rows, TR_EVENT), 0);
 	turn_rows_free(rows);
+	assert_int_equal(jobtable_get(&ew.jobs, "a")->heap_idx, JOB_NOT_QUEUED);
+	assert_int_equal(jobtable_get(&ew.jobs, "b")->heap_idx, JOB_NOT_QUEUED);
 }
 
 static void test_daemon_ends_a_job(void **state)
