@@ -192,14 +192,10 @@ static int cmd_list(int argc, char **argv)
 
 static int simple(const char *cmd, json_object *req)
 {
-	ctl_connect();
-	json_object *ans = ctl_request(req, -1);
-	json_object_put(req);
-	ctl_check(ans);
-	if (ctl_json_out) {
-		json_object_object_del(ans, "ok");
-		ctl_print_json(ans);
-	} else if (strcmp(cmd, "metrics") == 0) {
+	json_object *ans = ctl_ask(req);
+	if (!ans)
+		return 0;
+	if (strcmp(cmd, "metrics") == 0) {
 		fputs(ctl_str(ans, "text"), stdout);
 	} else if (strcmp(cmd, "status") == 0) {
 		json_object *s, *by;
