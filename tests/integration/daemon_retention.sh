@@ -23,10 +23,10 @@ start_daemon
 ctl watch --batch old r1 r2 >/dev/null
 ctl watch r3 >/dev/null
 ctl wait --batch old --timeout 10s >/dev/null || true
-wait_for 10 grep -q ' batch.done ' "$T/hooks/events" || fail "batch.done"
+wait_until grep -q ' batch.done ' "$T/hooks/events" || fail "batch.done"
 db() { sqlite3 "$T/state/embedwatch.db" "$1"; }
 [ "$(db 'select count(*) from jobs')" = 3 ] || fail "jobs not stored"
-wait_for 10 sh -c "! '$CTL' -s '$T/ctl.sock' list --json | jq -e 'map(.id) | index(\"r1\")'" || fail "r1 never forgotten"
+wait_until sh -c "! '$CTL' -s '$T/ctl.sock' list --json | jq -e 'map(.id) | index(\"r1\")'" || fail "r1 never forgotten"
 ctl list --json | jq -e 'map(.id) == ["r3"]' >/dev/null || fail "list: $(ctl list --json | jq -c 'map(.id)')"
 ctl batches --json | jq -e '.batches | length == 0' >/dev/null || fail "batch not forgotten"
 [ "$(db 'select group_concat(id) from jobs')" = r3 ] || fail "jobs table: $(db 'select group_concat(id) from jobs')"

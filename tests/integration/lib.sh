@@ -48,17 +48,13 @@ wait_until() {
 	done
 }
 
-# wait_for SECONDS COMMAND...: the older spelling; SECONDS is ignored, the
-# suite-wide limit applies.
-wait_for() { shift; wait_until "$@"; }
-
 # start_sim [ARGS...]: starts the simulator; sets SIM_PORT, SIM_URL, SIM_PID.
 start_sim() {
 	rm -f "$T/sim.port"
 	"$SIM" --port 0 --port-file "$T/sim.port" --token "$TOKEN" "$@" >"$T/sim.log" 2>&1 &
 	SIM_PID=$!
 	PIDS+=("$SIM_PID")
-	wait_for 10 test -s "$T/sim.port" || fail "simulator did not start"
+	wait_until test -s "$T/sim.port" || fail "simulator did not start"
 	SIM_PORT=$(cat "$T/sim.port")
 	SIM_URL="http://127.0.0.1:$SIM_PORT"
 }
@@ -132,7 +128,7 @@ start_daemon() {
 	CO_API_KEY="${DAEMON_KEY:-$TOKEN}" ${EW_WRAPPER:-} "$DAEMON" -c "$T/ew.conf" >>"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	PIDS+=("$DAEMON_PID")
-	wait_for "${EW_START_WAIT:-20}" "$CTL" -s "$T/ctl.sock" status || fail "daemon did not start"
+	wait_until "$CTL" -s "$T/ctl.sock" status || fail "daemon did not start"
 }
 
 # stop_daemon: SIGTERM, then asserts a clean exit (status 0: no sanitizer report, loop closed).
