@@ -30,7 +30,7 @@ mkdir -p "$T/creds"; printf '%s\n' "$TOKEN" >"$T/creds/cohere-api-key"
 sim POST /_sim/jobs '{"id":"cred1","timeline":[{"status":"processing","at":0},{"status":"complete","at":0.2}]}' >/dev/null
 CREDENTIALS_DIRECTORY="$T/creds" DAEMON_KEY=wrong start_daemon
 ctl watch cred1 >/dev/null
-ctl wait cred1 --timeout 10s >/dev/null || fail "credential key not used"
+ctl wait cred1 --timeout "${EW_LIMIT}s" >/dev/null || fail "credential key not used"
 ok "key sources: none is an error, a world-readable file is refused, the credential is used"
 
 # A second instance on the same socket is refused.

@@ -63,9 +63,9 @@ exec 7>&-
 ok "stalled and vanished clients block nobody"
 
 # wait: exit codes.
-ctl wait ok1 --timeout 20s >"$T/w" || fail "wait ok1: $?"
+ctl wait ok1 --timeout "${EW_LIMIT}s" >"$T/w" || fail "wait ok1: $?"
 grep -q '^ok1 complete$' "$T/w" || fail "wait output: $(cat "$T/w")"
-rc=0; ctl wait ok1 bad1 --timeout 20s >/dev/null || rc=$?
+rc=0; ctl wait ok1 bad1 --timeout "${EW_LIMIT}s" >/dev/null || rc=$?
 [ $rc = 1 ] || fail "wait with a failed job: exit $rc, expected 1"
 rc=0; ctl wait slow1 --timeout 300ms >/dev/null 2>&1 || rc=$?
 [ $rc = 2 ] || fail "wait timeout: exit $rc, expected 2"

@@ -26,6 +26,7 @@ for spec in '"kind":"status","status":500' '"kind":"status","status":502' '"kind
 	sim POST /_sim/faults "{$spec,\"job\":\"$id\",\"count\":3}" >/dev/null
 	ctl watch "$id" >/dev/null
 	wait_until delivered "$id" || fail "fault {$spec}: job $id not delivered"
+	wait_until deliveries_idle || fail "fault {$spec}: deliveries still pending"
 	[ "$(grep -c " $id " "$T/hooks/events")" = 1 ] || fail "fault {$spec}: $(grep -c " $id " "$T/hooks/events") deliveries"
 	hits=$(sim GET "/_sim/stats" | jq ".jobs[\"$id\"].requests")
 	[ "$hits" -ge 4 ] || fail "fault {$spec}: only $hits requests: the fault was not retried"

@@ -16,11 +16,13 @@ cat >"$T/hang.sh" <<'SH'
 sleep 300 &
 echo $! >"$1/child"
 echo $$ >"$1/pid"
-sleep 300
+# Hangs until the daemon's timeout kills it (exec: the pid written above is the one that hangs).
+exec sleep 300
 SH
 cat >"$T/slow.sh" <<'SH'
 #!/bin/sh
-echo "start $(date +%s%N)" >>"$1/log"; sleep 0.4; echo "end $(date +%s%N)" >>"$1/log"
+# The sleep makes runs overlap, so the concurrency caps are reached; nothing waits on its length.
+echo "start $(date +%s%N) $EMBEDWATCH_EVENT_ID" >>"$1/log"; sleep 0.4; echo "end $(date +%s%N) $EMBEDWATCH_EVENT_ID" >>"$1/log"
 SH
 cat >"$T/argv.sh" <<'SH'
 #!/bin/sh
@@ -87,10 +89,9 @@ wait_until sh -c "\"$CTL\" -s \"$T/ctl.sock\" deliveries --state dead --json | j
 	|| fail "hanging hook not dead: $(ctl deliveries)"
 ctl deliveries --state dead --json | jq -e '.deliveries[] | select(.hook=="hang") | .attempts == 2 and (.last_error|test("timed out"))' >/dev/null \
 	|| fail "dead delivery details: $(ctl deliveries --state dead --json)"
-sleep 0.3
 for f in pid child; do
 	p=$(cat "$T/hang/$f")
-	! alive "$p" || fail "hang hook's $f ($p) still alive after the timeout"
+	wait_until eval '! alive "$p"' || fail "hang hook's $f ($p) still alive after the timeout"
 done
 grep -q 'hook hang gave up on evt_.* after 2 attempts: timed out' "$T/daemon.log" || fail "dead letter not logged"
 ok "timeout kills the hook's process group; dead after max_attempts, logged"
@@ -125,12 +126,14 @@ ok "deliveries table shows attempts and the last error"
 jq -cn '{jobs: [range(6) as $i | {id: ("cc" + ($i|tostring)), timeline: [{status:"processing",at:0},{status:"complete",at:0.1}]}]}' \
 	| sim POST /_sim/jobs "$(cat)" >/dev/null
 ctl watch cc0 cc1 cc2 cc3 cc4 cc5 >/dev/null
-wait_until sh -c "[ \$(grep -c '^end' '$T/slow/log') -ge 7 ]" || fail "slow hook runs missing"
+# ended DIR: how many distinct events the slow hook in DIR finished.
+ended() { awk '$1 == "end" {print $3}' "$1/log" | sort -u | wc -l; }
+wait_until eval '[ "$(ended "$T/slow")" -ge 7 ]' || fail "slow hook runs missing: $(ended "$T/slow") of 7"
 peak=$(sort -k2 -n "$T/slow/log" | awk '$1 == "start" {n++; if (n > m) m = n} $1 == "end" {n--} END {print m}')
 [ "$peak" -le 2 ] || fail "$peak slow hooks at once, cap is 2"
 [ "$peak" = 2 ] || fail "the cap was never reached (peak $peak): runs were serialised"
 ok "per-hook concurrency cap: peak $peak runs at once"
-wait_until sh -c "[ \$(grep -c '^end' '$T/slow2/log') -ge 7 ]" || fail "slow2 runs missing"
+wait_until eval '[ "$(ended "$T/slow2")" -ge 7 ]' || fail "slow2 runs missing: $(ended "$T/slow2") of 7"
 # The global cap (4) holds over all hooks: slow and slow2 together never exceed it.
 gpeak=$(cat "$T/slow/log" "$T/slow2/log" | sort -k2 -n | awk '$1 == "start" {n++; if (n > m) m = n} $1 == "end" {n--} END {print m}')
 [ "$gpeak" -le 4 ] || fail "$gpeak hook runs at once, max_concurrent is 4"

@@ -22,12 +22,12 @@ sed -i 's/^\[embedwatch\]/[embedwatch]\nretention = 1500ms/' "$T/ew.conf"
 start_daemon
 ctl watch --batch old r1 r2 >/dev/null
 ctl watch r3 >/dev/null
-ctl wait --batch old --timeout 10s >/dev/null || true
+ctl wait --batch old --timeout "${EW_LIMIT}s" >/dev/null || [ $? -eq 1 ] || fail "wait --batch old"
 wait_until grep -q ' batch.done ' "$T/hooks/events" || fail "batch.done"
 db() { sqlite3 "$T/state/embedwatch.db" "$1"; }
 [ "$(db 'select count(*) from jobs')" = 3 ] || fail "jobs not stored"
-wait_until sh -c "! '$CTL' -s '$T/ctl.sock' list --json | jq -e 'map(.id) | index(\"r1\")'" || fail "r1 never forgotten"
-ctl list --json | jq -e 'map(.id) == ["r3"]' >/dev/null || fail "list: $(ctl list --json | jq -c 'map(.id)')"
+# r1 and r2 end together but may be seen in different polls, and so forgotten by different sweeps.
+wait_until sh -c "'$CTL' -s '$T/ctl.sock' list --json | jq -e 'map(.id) == [\"r3\"]'" || fail "list: $(ctl list --json | jq -c 'map(.id)')"
 ctl batches --json | jq -e '.batches | length == 0' >/dev/null || fail "batch not forgotten"
 [ "$(db 'select group_concat(id) from jobs')" = r3 ] || fail "jobs table: $(db 'select group_concat(id) from jobs')"
 [ "$(db "select count(*) from events where subject = 'r1'")" = 0 ] || fail "r1's events kept"
@@ -36,6 +36,7 @@ ctl batches --json | jq -e '.batches | length == 0' >/dev/null || fail "batch no
 # r2's failed event still has a pending delivery (the stuck hook): it stays.
 [ "$(db "select count(*) from deliveries where state = 'pending' and hook = 'stuck'")" = 1 ] || fail "pending delivery lost"
 [ "$(db "select count(*) from events where subject = 'r2' and type = 'embed_job.failed'")" = 1 ] || fail "event of a pending delivery pruned"
-grep -q "forgot 2 jobs that ended more than 1 s ago" "$T/daemon.log" || fail "not logged"
+forgot=$(sed -n 's/.*forgot \([0-9]*\) jobs that ended more than 1 s ago.*/\1/p' "$T/daemon.log" | awk '{n += $1} END {print n + 0}')
+[ "$forgot" = 2 ] || fail "logged as forgotten: $forgot jobs"
 ok "retention: ended jobs, their events, done deliveries and the fired batch forgotten; a pending delivery keeps its event"
 stop_daemon

@@ -46,7 +46,8 @@ scenario() {
 		kill -HUP "$DAEMON_PID"
 	fi
 	wait_until delivered "$id" || fail "$name: not delivered (exec: $(grep -c " $id " "$T/hooks/events" || true), webhook: $(sink_of "$id" | jq -c 'map(.status)'))"
-	sleep 0.3
+	# The counts below are final once nothing is queued, delayed or running (a duplicate would be).
+	wait_until deliveries_idle || fail "$name: deliveries still pending"
 	ctl status >/dev/null || fail "$name: daemon not answering"
 	[ "$(grep -c " embed_job.complete $id " "$T/hooks/events")" = 1 ] || fail "$name: exec hook ran $(grep -c " $id " "$T/hooks/events") times"
 	local web; web=$(sink_of "$id")

@@ -48,7 +48,7 @@ ok "SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1; a bad config is rejec
 
 wait_until sh -c "grep '^STATUS=' '$T/notify.out' | grep -vq reloading" || fail "no STATUS"
 stop_daemon
-sleep 0.1
+wait_until grep -q '^STOPPING=1' "$T/notify.out" || fail "no STOPPING=1"
 msgs=$(awk 'BEGIN{RS="--\n"} {split($0, l, "\n"); print l[1]}' "$T/notify.out" | grep -v '^WATCHDOG=1$')
 order=$(echo "$msgs" | sed -n 's/^\(READY=1\|RELOADING=1\|STOPPING=1\)$/\1/p' | paste -sd' ')
 [ "$order" = "READY=1 RELOADING=1 READY=1 RELOADING=1 READY=1 STOPPING=1" ] || fail "message order: $order"
