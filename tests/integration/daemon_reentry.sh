@@ -6,20 +6,7 @@
 
 # pipeline NLINES REQUESTS: sends REQUESTS in one write on one connection;
 # prints the first NLINES answer lines (each must arrive within the suite-wide limit).
-pipeline() {
-	local n=$1 reqs=$2 i line
-	coproc NC { exec nc -U "$T/ctl.sock"; }
-	printf '%s' "$reqs" >&"${NC[1]}"
-	for ((i = 0; i < n; i++)); do
-		if ! IFS= read -r -t "$EW_LIMIT" line <&"${NC[0]}"; then
-			kill "$NC_PID" 2>/dev/null || true
-			fail "answer $((i + 1)) of $n did not arrive"
-		fi
-		printf '%s\n' "$line"
-	done
-	kill "$NC_PID" 2>/dev/null || true
-	wait "$NC_PID" 2>/dev/null || true
-}
+pipeline() { printf '%s' "$2" | ctl_lines "$1" || fail "fewer than $1 answers arrived"; }
 
 # jobs PREFIX N FIRST STEP: N jobs that complete at FIRST + i * STEP seconds.
 jobs() {

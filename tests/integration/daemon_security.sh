@@ -70,7 +70,7 @@ ok "watch - took 10,000 ids from one $(wc -c <"$T/ids.line")-byte line, none spl
 # 4. NUL inside an id: refused by the CLI and by the socket.
 rc=0; printf 'ok-id\nbad\0id\n' | ctl watch - >/dev/null 2>"$T/err" || rc=$?
 [ $rc = 64 ] && grep -q 'NUL' "$T/err" || fail "NUL on stdin: rc=$rc $(cat "$T/err")"
-a=$(printf '%s\n' '{"cmd":"watch","ids":["job-zz\u0000/../x"]}' | nc -U -q 2 "$T/ctl.sock" | head -n 1)
+a=$(printf '%s\n' '{"cmd":"watch","ids":["job-zz\u0000/../x"]}' | ctl_lines 1)
 echo "$a" | jq -e '.ok == false and (.error | test("u0000"))' >/dev/null || fail "NUL in JSON: $a"
 ctl list --json | jq -e 'map(.id) | index("job-zz") | not' >/dev/null || fail "a truncated id was watched"
 ok "ids with NUL refused (stdin and \\u0000 in JSON)"
@@ -186,7 +186,7 @@ exec 8>"$T/lock.fifo"
 # The busy timeout waits out a commit of the daemon's; "locked" says the lock is the test's.
 printf '%s\n' '.timeout 5000' 'BEGIN EXCLUSIVE;' "SELECT 'locked';" >&8
 wait_until grep -qx locked "$T/lock.out" || fail "the test could not lock the database: $(cat "$T/lock.out")"
-a=$(printf '%s\n' '{"cmd":"watch","ids":["locked-1"]}' | nc -U -q 5 "$T/ctl.sock" | head -n 1)
+a=$(printf '%s\n' '{"cmd":"watch","ids":["locked-1"]}' | ctl_lines 1)
 echo "$a" | jq -e '.ok == false and (.error | test("not writable")) and .added == 1' >/dev/null || fail "watch under a lock: $a"
 echo 'COMMIT;' >&8
 exec 8>&-

@@ -44,7 +44,7 @@ wait_until() {
 	local end=$(( $(date +%s%N) / 1000000 + EW_LIMIT * 1000 ))
 	until "$@" >/dev/null 2>&1; do
 		(( $(date +%s%N) / 1000000 < end )) || { echo "wait_until: gave up after ${EW_LIMIT}s: $*" >&2; return 1; }
-		sleep 0.05
+		sleep 0.05   # the polling interval
 	done
 }
 
@@ -155,6 +155,29 @@ alive() {
 }
 
 ctl() { "$CTL" -s "$T/ctl.sock" "$@"; }
+
+# ctl_lines N: sends its standard input as is on one control connection and prints the
+# first N answer lines, each waited for up to the suite-wide limit; fails if the daemon
+# closes the connection before N lines. (nc -q would end after a fixed time.)
+ctl_lines() {
+	local n=$1 i line rc=0 ncpid rfd wfd writer
+	coproc CTL_NC { exec nc -U "$T/ctl.sock"; }
+	# Copies at once: bash drops the coprocess's descriptors and pid when it ends, and
+	# children do not inherit them.
+	ncpid=$CTL_NC_PID
+	exec {rfd}<&"${CTL_NC[0]}" {wfd}>&"${CTL_NC[1]}"
+	# A writer of its own: a daemon that closes early gives it the SIGPIPE, not this shell.
+	cat >&"$wfd" 2>/dev/null &
+	writer=$!
+	for ((i = 0; i < n; i++)); do
+		IFS= read -r -t "$EW_LIMIT" line <&"$rfd" || { rc=1; break; }
+		printf '%s\n' "$line"
+	done
+	exec {rfd}<&- {wfd}>&-
+	kill "$ncpid" 2>/dev/null || true
+	wait "$ncpid" "$writer" 2>/dev/null || true
+	return $rc
+}
 
 # Lines the recording hook wrote: "EVENT_ID EVENT JOB STATUS BATCH ATTEMPT".
 hook_lines() { cat "$T/hooks/events" 2>/dev/null || true; }
