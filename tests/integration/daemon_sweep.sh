@@ -2,7 +2,9 @@
 # through the real daemon against the simulator with a history of ended jobs.
 . "$top_srcdir/tests/integration/lib.sh"
 
-start_sim --history 2000 --auto auto- --auto-min 1s --auto-max 2s --cancel-delay 500ms
+# A cancelled job stays cancelling until the test gives it a new timeline (cancelled at 0): the
+# daemon cannot miss the cancelling state on a loaded machine.
+start_sim --history 2000 --auto auto- --auto-min 1s --auto-max 2s --cancel-delay 1h
 stats() { sim GET "/_sim/stats?jobs=0" | jq -c '.requests'; }
 # Terminal events in the recording hook's lines (a grep pattern: add the job id prefix).
 TERMINAL=' embed_job\.\(complete\|failed\|cancelled\)'
@@ -89,13 +91,16 @@ ok "429 on the list: all requests paused for Retry-After (none inside it), then 
 stop_daemon
 
 # Truncated lists, three in a row: fall back to per-id polling, say so once, the jobs still end.
+# The jobs run until the fallback (ended jobs stop the sweep, and the three lists with them),
+# then end by their usual timelines.
 rm -rf "$T/state" "$T/hooks"
-sim POST /_sim/jobs "$(jobs_json 10 lt-)" >/dev/null
+sim POST /_sim/jobs "$(jobs_json 10 lt- | jq -c '.jobs |= map(.timeline = [{status: "processing", at: 0}])')" >/dev/null
 sim POST /_sim/faults '{"kind":"truncated","target":"list","count":3}' >/dev/null
 write_conf
 start_daemon
 ctl watch - < <(seq -f 'lt-%g' 0 9) >/dev/null
 wait_until grep -q 'falling back to per-id polling' "$T/daemon.log" || fail "truncated lists: no fallback"
+sim POST /_sim/jobs "$(jobs_json 10 lt-)" >/dev/null
 wait_until hook_has_ids 10 "$TERMINAL lt-" || fail "truncated lists: jobs did not end"
 [ "$(grep -c 'falling back to per-id polling' "$T/daemon.log")" = 1 ] || fail "fallback said more than once"
 ctl metrics >"$T/metrics.out" && grep -q '^embedwatch_sweep_fallbacks_total 1$' "$T/metrics.out" || fail "fallback not counted"
@@ -182,11 +187,15 @@ start_daemon
 ctl watch c-2 >/dev/null
 ctl cancel c-1 >"$T/cancel.out" || fail "cancel: $(cat "$T/cancel.out")"
 grep -q 'cancel requested for 1 jobs' "$T/cancel.out" || fail "cancel output: $(cat "$T/cancel.out")"
-wait_until sh -c "grep -q ' embed_job.cancelled c-1 ' '$T/hooks/events'" || fail "c-1 not cancelled"
-grep -q ' embed_job.cancelling c-1 ' "$T/hooks/events" || fail "c-1: no cancelling event"
+wait_until grep -q ' embed_job.cancelling c-1 ' "$T/hooks/events" || fail "c-1: no cancelling event"
+cancelled() { sim POST /_sim/jobs "{\"id\":\"$1\",\"timeline\":[{\"status\":\"cancelled\",\"at\":0}]}" >/dev/null; }
+cancelled c-1
+wait_until grep -q ' embed_job.cancelled c-1 ' "$T/hooks/events" || fail "c-1 not cancelled"
 ctl show c-1 --json | jq -e '.job.cancel == "accepted" and .job.status == "cancelled"' >/dev/null || fail "show c-1"
 [ "$(sim GET "/_sim/stats?jobs=0" | jq .requests.cancel)" -ge 1 ] || fail "no POST .../cancel reached the API"
-wait_until sh -c "grep -q ' embed_job.cancelled c-2 ' '$T/hooks/events'" || fail "c-2 not cancelled at max_age"
+wait_until grep -q ' embed_job.expired c-2 ' "$T/hooks/events" || fail "c-2 did not expire"
+cancelled c-2
+wait_until grep -q ' embed_job.cancelled c-2 ' "$T/hooks/events" || fail "c-2 not cancelled at max_age"
 evt=$(grep ' embed_job.expired c-2 ' "$T/hooks/events" | awk '{print $1}' | head -1)
 [ -n "$evt" ] || fail "c-2: no expired event"
 sqlite3 "$T/state/embedwatch.db" "select payload from events where id='$evt'" | jq -e '.data.cancel == "accepted"' >/dev/null \
@@ -209,7 +218,9 @@ wait_until grep -q 'API answered 429: pausing all polling' "$T/daemon.log" || fa
 [ "$(sim GET "/_sim/stats?jobs=0" | jq .requests.cancel)" -ge 1 ] || fail "no cancel request reached the API"
 stop_daemon
 start_daemon
-wait_until sh -c "grep -q ' embed_job.cancelled c-3 ' '$T/hooks/events'" || fail "the cancel recorded before the stop was not sent after the restart"
-ctl show c-3 --json | jq -e '.job.cancel == "accepted"' >/dev/null || fail "show c-3: $(ctl show c-3 --json | jq -c .job.cancel)"
+wait_until sh -c "'$CTL' -s '$T/ctl.sock' show c-3 --json | jq -e '.job.cancel == \"accepted\"'" \
+	|| fail "the cancel recorded before the stop was not sent after the restart: $(ctl show c-3 --json | jq -c .job.cancel)"
+cancelled c-3
+wait_until grep -q ' embed_job.cancelled c-3 ' "$T/hooks/events" || fail "c-3 did not end cancelled"
 ok "a cancel held back by a 429 before a stop is sent after the restart, and the job ends cancelled"
 stop_daemon
