@@ -56,7 +56,8 @@ int store_put_delivery(struct store *s, const char *event_id, const char *hook, 
 	return 0;
 }
 int store_put_batch(struct store *s, const char *name, int64_t created_ms, const char *done_event) { note("batch"); return 0; }
-int store_prune(struct store *s, int64_t before_ms) { note("prune"); return 0; }
+int store_prune(struct store *s, int64_t before_ms, int64_t deliveries_before_ms) { note("prune"); return 0; }
+int store_put_hook(struct store *s, const struct store_hook *h) { note("hook"); return 0; }
 
 void hooks_plan(struct hooks *hs, struct turn_row *ev)
 {
