@@ -49,6 +49,11 @@ struct http_req {
 	void *stream_arg;
 	size_t streamed;
 	bool stream_stopped;
+	size_t decoded;             /* body bytes after decoding, this transfer */
+	uint64_t wire_cap;          /* 0: none */
+	bool over_wire_cap;
+	char *extra_line;           /* one header line of this request only, or NULL */
+	struct curl_slist extra;    /* its node, ahead of the shared list: nothing is copied */
 	char error[CURL_ERROR_SIZE];
 	http_done_fn done;
 	void *arg;
@@ -87,6 +92,24 @@ static enum http_error classify(CURLcode c)
 	}
 }
 
+/*
+ * What arrived: header bytes plus the body as received (SIZE_DOWNLOAD counts
+ * the body before content decoding, measured: a 1 MiB gzip answer of 5 KiB
+ * gives 5 KiB), and the decoded bytes the write callback saw.
+ */
+static void wire_counts(struct http_req *r, struct http_result *res)
+{
+	curl_off_t body = 0, clen = -1;
+	long head = 0;
+
+	curl_easy_getinfo(r->easy, CURLINFO_HEADER_SIZE, &head);
+	curl_easy_getinfo(r->easy, CURLINFO_SIZE_DOWNLOAD_T, &body);
+	curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen);
+	res->wire_bytes = (uint64_t)(head > 0 ? head : 0) + (uint64_t)(body > 0 ? body : 0);
+	res->decoded_bytes = r->decoded;
+	res->content_length = clen;
+}
+
 static void check_done(struct http *h)
 {
 	CURLMsg *m;
@@ -106,11 +129,14 @@ static void check_done(struct http *h)
 		curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &conns);
 		curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &total);
 		h->connects += (uint64_t)conns;
-		res.error = r->too_big && !r->discard_excess ? HTTP_ERR_TOO_BIG : r->stream_stopped ? HTTP_ERR_OTHER : classify(cc);
+		res.error = r->too_big && !r->discard_excess ? HTTP_ERR_TOO_BIG
+			    : r->over_wire_cap ? HTTP_ERR_WIRE_CAP : r->stream_stopped ? HTTP_ERR_OTHER : classify(cc);
 		if (res.error == HTTP_OK)
 			res.error_text = "";
 		else if (res.error == HTTP_ERR_TOO_BIG)
 			res.error_text = "response too large, cut off";
+		else if (res.error == HTTP_ERR_WIRE_CAP)
+			res.error_text = "response larger on the wire than this request may take, stopped";
 		else if (r->stream_stopped)
 			res.error_text = "stopped by the reader of the body";
 		else
@@ -120,6 +146,7 @@ static void check_done(struct http *h)
 		res.body = r->body.data ? r->body.data : "";
 		res.body_len = r->body.len;
 		res.total_us = (uint64_t)total;
+		wire_counts(r, &res);
 		/* Outside curl's callbacks: safe to remove the handle here. */
 		curl_multi_remove_handle(h->multi, r->easy);
 		r->active = false;
@@ -283,6 +310,8 @@ static size_t on_write(char *data, size_t size, size_t n, void *userp)
 	size_t len = size * n;
 	long code = 0;
 
+	/* Decoded bytes: every cap below is on what the answer inflates to, not on what it cost. */
+	r->decoded += len;
 	if (r->stream && curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code == 200) {
 		if (r->streamed + len > r->max_body) {
 			r->too_big = true;
@@ -307,6 +336,17 @@ static size_t on_write(char *data, size_t size, size_t n, void *userp)
 	}
 	buf_append(&r->body, data, len);
 	return len;
+}
+
+/* The wire cap: the progress callback sees Content-Length once the headers are in, and bytes as they come. */
+static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct http_req *r = clientp;
+	if (r->wire_cap && ((uint64_t)dltotal > r->wire_cap || (uint64_t)dlnow > r->wire_cap)) {
+		r->over_wire_cap = true;
+		return 1;   /* aborts the transfer (CURLE_ABORTED_BY_CALLBACK) */
+	}
+	return 0;
 }
 
 struct http_req *http_req_new(struct http *h, size_t max_body, bool discard_excess)
@@ -347,6 +387,7 @@ void http_req_free(struct http_req *r)
 	http_cancel(r);
 	curl_easy_cleanup(r->easy);
 	buf_free(&r->body);
+	free(r->extra_line);
 	free(r);
 }
 
@@ -359,7 +400,6 @@ void http_req_set(struct http_req *r, const char *url, struct http_headers *head
 	curl_easy_setopt(r->easy, CURLOPT_URL, url);
 	http_headers_unref(r->headers);
 	r->headers = headers ? http_headers_ref(headers) : NULL;
-	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, headers ? headers->list : NULL);
 	if (body) {
 		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long)body_len);
@@ -384,6 +424,16 @@ int http_submit(struct http_req *r, long timeout_ms, http_done_fn done, void *ar
 	r->too_big = false;
 	r->streamed = 0;
 	r->stream_stopped = false;
+	r->decoded = 0;
+	r->over_wire_cap = false;
+	/* The extra line goes first and points on to the shared list, which curl only reads. */
+	struct curl_slist *list = r->headers ? r->headers->list : NULL;
+	if (r->extra_line) {
+		r->extra.data = r->extra_line;
+		r->extra.next = list;
+		list = &r->extra;
+	}
+	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, list);
 	r->error[0] = '\0';
 	r->done = done;
 	r->arg = arg;
@@ -405,6 +455,27 @@ void http_cancel(struct http_req *r)
 	r->http->active--;
 	http_headers_unref(r->headers);
 	r->headers = NULL;
+}
+
+void http_req_compressed(struct http_req *r, bool on)
+{
+	/* "": every encoding this libcurl decodes; NULL: none asked for, none decoded. */
+	curl_easy_setopt(r->easy, CURLOPT_ACCEPT_ENCODING, on ? "" : NULL);
+}
+
+void http_req_wire_cap(struct http_req *r, uint64_t max)
+{
+	r->wire_cap = max;
+	/* The progress callback costs a call per read: only requests with a cap pay it. */
+	curl_easy_setopt(r->easy, CURLOPT_XFERINFOFUNCTION, max ? on_progress : NULL);
+	curl_easy_setopt(r->easy, CURLOPT_XFERINFODATA, r);
+	curl_easy_setopt(r->easy, CURLOPT_NOPROGRESS, max ? 0L : 1L);
+}
+
+void http_req_header(struct http_req *r, const char *line)
+{
+	free(r->extra_line);
+	r->extra_line = line ? xstrdup(line) : NULL;
 }
 
 void http_req_stream(struct http_req *r, http_chunk_fn fn, void *arg)

@@ -102,6 +102,18 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	counter(b, "embedwatch_sweep_fallbacks_total", "Times the daemon fell back to per-id polling.", m->sweep_fallbacks);
 	counter(b, "embedwatch_sweep_entries_total", "List entries read, watched or not.", m->sweep_entries);
 	gauge(b, "embedwatch_sweep_list_entries", "Entries in the last good list.", (double)m->sweep_listed);
+	family(b, "embedwatch_sweep_list_bytes", "gauge", "Size of the last full list: on the wire, and decoded.");
+	buf_printf(b, "embedwatch_sweep_list_bytes{encoding=\"wire\"} %llu\nembedwatch_sweep_list_bytes{encoding=\"decoded\"} %llu\n",
+		   (unsigned long long)m->list_wire_bytes, (unsigned long long)m->list_decoded_bytes);
+	counter(b, "embedwatch_sweep_not_modified_total", "List answers 304 Not Modified (nothing changed, nothing sent).",
+		m->list_not_modified);
+	static const char *const endpoint[EP__MAX] = { "poll", "list", "cancel", "webhook" };
+	family(b, "embedwatch_received_bytes_total", "counter",
+	       "Bytes received by endpoint: wire (headers and body as sent, compressed) and decoded (the body after decoding).");
+	for (int i = 0; i < EP__MAX; i++)
+		buf_printf(b, "embedwatch_received_bytes_total{endpoint=\"%s\",encoding=\"wire\"} %llu\n"
+			   "embedwatch_received_bytes_total{endpoint=\"%s\",encoding=\"decoded\"} %llu\n", endpoint[i],
+			   (unsigned long long)m->rx_wire[i], endpoint[i], (unsigned long long)m->rx_decoded[i]);
 	gauge(b, "embedwatch_request_budget_per_second", "Configured request budget (rate), requests per second.",
 	      m->request_budget);
 	gauge(b, "embedwatch_request_rate_per_second", "Effective request rate allowed now (lowered after 429/503).",

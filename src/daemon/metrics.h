@@ -18,6 +18,9 @@
 enum pause_reason { PAUSE_NONE = 0, PAUSE_THROTTLED, PAUSE_AUTH, PAUSE_BAD_BASE, PAUSE_TLS, PAUSE__MAX };
 
 #define METRICS_ANSWER_CLASSES 7    /* enum api_class */
+
+/* Where received bytes came from: the three API endpoints and the webhook receivers. */
+enum metrics_endpoint { EP_POLL = 0, EP_LIST, EP_CANCEL, EP_WEBHOOK, EP__MAX };
 #define METRICS_BUCKETS 12
 
 /* A Prometheus histogram with fixed upper bounds (seconds). */
@@ -47,6 +50,11 @@ struct metrics {
 	uint64_t sweep_fallbacks;        /* times the daemon fell back to per-id polling */
 	uint64_t sweep_entries;          /* list entries read, watched or not */
 	uint64_t sweep_listed;           /* entries in the last good list */
+	uint64_t rx_wire[EP__MAX];       /* bytes received: headers + body as sent (compressed) */
+	uint64_t rx_decoded[EP__MAX];    /* body bytes after decoding */
+	uint64_t list_not_modified;      /* 304 answers to a conditional list request */
+	uint64_t list_wire_bytes;        /* poller: the last full list on the wire, and decoded */
+	uint64_t list_decoded_bytes;
 	/* gauges, kept current by their owners */
 	unsigned polls_in_flight;        /* poller */
 	enum pause_reason paused;        /* poller */
@@ -63,6 +71,12 @@ struct metrics {
 	int64_t start_ms;                /* wall clock at start */
 };
 
+/* Counts the bytes of one answer from ep. */
+static inline void metrics_count_rx(struct metrics *m, enum metrics_endpoint ep, uint64_t wire, uint64_t decoded)
+{
+	m->rx_wire[ep] += wire;
+	m->rx_decoded[ep] += decoded;
+}
 /* Adds one observation (seconds) to a request-latency or detection-lag histogram. */
 void metrics_observe_request(struct metrics *m, double seconds);
 void metrics_observe_lag(struct metrics *m, double seconds);

@@ -86,6 +86,8 @@ int poller_new(struct ew *ew, struct poller **ret)
 		struct poll_slot *s = &p->slots[i];
 		if (!(s->req = http_req_new(ew->http, API_BODY_MAX, false)))
 			return -ENOMEM;
+		/* Compressed answers; the 1 MiB cap is on the decoded document. */
+		http_req_compressed(s->req, true);
 		s->p = p;
 		s->next_free = p->free_slots;
 		p->free_slots = s;
@@ -249,7 +251,7 @@ static void poll_answer(struct poller *p, struct job *j, const struct http_resul
 
 	if (res->error != HTTP_OK) {
 		if (res->error == HTTP_ERR_TOO_BIG)
-			snprintf(why, sizeof(why), "response larger than %d bytes, cut off", API_BODY_MAX);
+			snprintf(why, sizeof(why), "response larger than %d bytes decoded, cut off", API_BODY_MAX);
 		else
 			snprintf(why, sizeof(why), "%s", res->error_text);
 		note_transient(p, j, why);
@@ -366,6 +368,7 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 
 	release_slot(p, s);
 	metrics_observe_request(&ew->m, (double)res->total_us / 1e6);
+	metrics_count_rx(&ew->m, kind == SLOT_CANCEL ? EP_CANCEL : EP_POLL, res->wire_bytes, res->decoded_bytes);
 	if (res->error == HTTP_OK && res->status == 200 && kind == SLOT_POLL)
 		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
 	if (res->error == HTTP_OK)

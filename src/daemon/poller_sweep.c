@@ -35,6 +35,8 @@ int sweep_init(struct poller *p)
 	p->sweep_req = http_req_new(ew->http, (size_t)ew->cfg.list_max_bytes, false);
 	if (!p->sweep_req)
 		return -ENOMEM;
+	/* Compressed: list_max_bytes caps the decoded list, whatever it cost on the wire. */
+	http_req_compressed(p->sweep_req, true);
 	ew->sweeping = ew->cfg.sweep;
 	return 0;
 }
@@ -270,6 +272,7 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 
 	p->sweep_in_flight = false;
 	metrics_observe_request(&ew->m, (double)res->total_us / 1e6);
+	metrics_count_rx(&ew->m, EP_LIST, res->wire_bytes, res->decoded_bytes);
 	bool unsupported = res->error == HTTP_OK && (res->status == 404 || res->status == 405 || res->status == 501);
 	if (unsupported) {
 		/* The list is not offered here (501 too: for this endpoint it says "not implemented", not a wrong base). */
@@ -279,7 +282,7 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		/* 429/503, auth, TLS: everything pauses; the sweep comes first when it is over. */
 		p->sweep_due = p->paused_until;
 	} else if (res->error == HTTP_ERR_TOO_BIG) {
-		snprintf(why, sizeof(why), "the list is larger than list_max_bytes (%llu bytes)",
+		snprintf(why, sizeof(why), "the list is larger than list_max_bytes (%llu bytes decoded)",
 			 (unsigned long long)ew->cfg.list_max_bytes);
 		fall_back(p, why);
 	} else if (res->error != HTTP_OK) {
@@ -295,6 +298,8 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		ew->sweeping = true;
 		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
 		ew->m.sweep_listed = p->split.elements;
+		ew->m.list_wire_bytes = res->wire_bytes;
+		ew->m.list_decoded_bytes = res->decoded_bytes;
 		poll_the_unlisted(p);
 		next_sweep(p, true);
 	}
