@@ -791,5 +791,6 @@ int main(int argc, char **argv)
 	free(S.sink);
 	free(S.log);
 	buf_free(&S.history_json);
+	sim_bombs_free();
 	return 0;
 }

@@ -156,8 +156,11 @@ int64_t sim_job_changed_at(const struct sim_job *j, int64_t now);
 int sim_answer_check(struct MHD_Connection *c, int status, const struct buf *b, struct sim_answer *a);
 /* Sends an API answer (gzip when accepted, validators, warning) and counts its bytes; takes b's data. */
 enum MHD_Result sim_answer_send(struct MHD_Connection *c, int status, struct buf *b, struct sim_answer *a);
-/* The gzip bomb: a small gzip answer that inflates to size bytes of valid JSON. */
+/* The gzip bomb: a small gzip answer that inflates to size bytes of valid JSON (made once, kept). */
 enum MHD_Result sim_answer_bomb(struct MHD_Connection *c, bool list, uint64_t size);
+/* Makes the bombs a fault will send now, so answering one costs no time. */
+void sim_bomb_prepare(bool list, uint64_t size);
+void sim_bombs_free(void);
 /* The admin interface: /_sim/... */
 enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const char *url, struct req *rq);
 void clear_sink(void);

@@ -140,6 +140,13 @@ static const char *add_fault(json_object *spec, int64_t now)
 		}
 		f->size = (uint64_t)n;
 	}
+	if (f->kind == F_BOMB) {
+		/* Made now (for the shapes its target can get), not while a client waits for its answer. */
+		if (f->targets & T_LIST)
+			sim_bomb_prepare(true, f->size);
+		if (f->targets & (T_API | T_SINK))
+			sim_bomb_prepare(false, f->size);
+	}
 	/* Append: faults apply in the order they were added. */
 	struct fault **pp = &S.faults;
 	while (*pp)

@@ -280,34 +280,102 @@ enum MHD_Result sim_answer_send(struct MHD_Connection *c, int status, struct buf
 	return ret;
 }
 
+/*
+ * Gzip bombs, made once per shape and size and kept: making one (64 MiB
+ * through deflate) takes long enough on a loaded machine to time a client
+ * out, and the answer must be the bomb, not a delay. Own lock: S.mu is
+ * not held while one is made.
+ */
+static pthread_mutex_t bomb_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct bomb { bool list; uint64_t size; struct buf z; } bombs[8];
+static size_t n_bombs;
+
+static const struct buf *bomb_get(bool list, uint64_t size)
+{
+	const struct buf *found = NULL;
+	pthread_mutex_lock(&bomb_mu);
+	for (size_t i = 0; i < n_bombs && !found; i++)
+		if (bombs[i].list == list && bombs[i].size == size)
+			found = &bombs[i].z;
+	if (!found && n_bombs < ARRAY_SIZE(bombs)) {
+		/* Valid JSON all the way: an opening, whitespace, a closing. Only the size is hostile. */
+		const char *open = list ? "{\"embed_jobs\":[" : "{\"job_id\":";
+		const char *close = list ? "]}" : "\"x\"}";
+		size_t lo = strlen(open), lc = strlen(close), spaces = (size_t)size - lo - lc;
+		char chunk[65536];
+		z_stream z = { 0 };
+		struct bomb *b = &bombs[n_bombs];
+		memset(chunk, ' ', sizeof(chunk));
+		/* Z_RLE: runs are all there is, and it is the fastest strategy for them. */
+		if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_RLE) == Z_OK) {
+			char out[65536];
+			int flush = Z_NO_FLUSH, r = Z_OK;
+			size_t left = spaces;
+			int stage = 0;      /* 0: opening, 1: spaces, 2: closing */
+			while (r != Z_STREAM_END) {
+				if (z.avail_in == 0 && flush == Z_NO_FLUSH) {
+					if (stage == 0) {
+						z.next_in = (Bytef *)(uintptr_t)open;
+						z.avail_in = (uInt)lo;
+						stage = 1;
+					} else if (stage == 1 && left) {
+						size_t n = left < sizeof(chunk) ? left : sizeof(chunk);
+						z.next_in = (Bytef *)chunk;
+						z.avail_in = (uInt)n;
+						left -= n;
+					} else {
+						z.next_in = (Bytef *)(uintptr_t)close;
+						z.avail_in = (uInt)lc;
+						flush = Z_FINISH;
+					}
+				}
+				z.next_out = (Bytef *)out;
+				z.avail_out = sizeof(out);
+				r = deflate(&z, flush);
+				if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR)
+					break;
+				buf_append(&b->z, out, sizeof(out) - z.avail_out);
+			}
+			deflateEnd(&z);
+			if (r == Z_STREAM_END) {
+				b->list = list;
+				b->size = size;
+				found = &b->z;
+				n_bombs++;
+			} else {
+				buf_free(&b->z);
+			}
+		}
+	}
+	pthread_mutex_unlock(&bomb_mu);
+	return found;
+}
+
+void sim_bomb_prepare(bool list, uint64_t size)
+{
+	bomb_get(list, size);
+}
+
 enum MHD_Result sim_answer_bomb(struct MHD_Connection *c, bool list, uint64_t size)
 {
-	/* Valid JSON all the way: an opening, whitespace, a closing. Only the size is hostile. */
-	const char *open = list ? "{\"embed_jobs\":[" : "{\"job_id\":";
-	const char *close = list ? "]}" : "\"x\"}";
-	size_t n = (size_t)size;
-	char *plain = xmalloc(n + 1);
-	size_t lo = strlen(open), lc = strlen(close);
-	memcpy(plain, open, lo);
-	memset(plain + lo, ' ', n - lo - lc);
-	memcpy(plain + n - lc, close, lc);
-	struct buf z = { 0 };
-	int r = gzip_buf(plain, n, 9, Z_RLE, &z);
-	free(plain);
-	if (r < 0) {
-		buf_free(&z);
+	const struct buf *z = bomb_get(list, size);
+	if (!z)
 		return MHD_NO;
-	}
-	count_bytes(list ? K_LIST : K_POLL, z.len, n);
-	struct MHD_Response *resp = MHD_create_response_from_buffer(z.len, z.data, MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		buf_free(&z);
+	count_bytes(list ? K_LIST : K_POLL, z->len, (size_t)size);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(z->len, z->data, MHD_RESPMEM_PERSISTENT);
+	if (!resp)
 		return MHD_NO;
-	}
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	/* Sent whether or not it was asked for: a hostile server does not ask. */
 	MHD_add_response_header(resp, "Content-Encoding", "gzip");
 	enum MHD_Result ret = MHD_queue_response(c, 200, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+void sim_bombs_free(void)
+{
+	for (size_t i = 0; i < n_bombs; i++)
+		buf_free(&bombs[i].z);
+	n_bombs = 0;
 }

@@ -485,6 +485,7 @@ static void run(struct poller *p)
 	/* Then the list sweep, which observes every job at once. */
 	if (ew->sweep_wanted) {
 		ew->sweep_wanted = false;
+		sweep_want_full(p);
 		if (p->sweep_due > now)
 			p->sweep_due = now;
 	}

@@ -49,6 +49,12 @@ struct poller {
 	unsigned sweep_fail_run;
 	uint64_t sweep_off_until;       /* per-id polling only until then (loop ms), 0: sweeping */
 	bool sweep_changed;
+	/* conditional list requests: the last full list's validators, and which sweep read it */
+	char *list_etag;                /* NULL: none */
+	char *list_last_modified;       /* only when strictly older than the answer's Date (a strong validator) */
+	uint32_t list_gen_ok;           /* its sweep_gen: a job it listed has j->sweep_gen == list_gen_ok; 0: none */
+	bool list_full_wanted;          /* new watches since: ask for the list in full */
+	bool list_conditional;          /* the sweep in flight sent a validator */
 	struct jsplit split;
 	char start_rfc3339[40];         /* discovery: jobs created before the daemon started are history */
 };
@@ -73,6 +79,8 @@ int sweep_init(struct poller *p);
 bool sweep_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait);
 /* Starts a sweep (a token was taken). */
 void sweep_start(struct poller *p);
+/* New watches: the next list is asked for in full, not "if changed" (a 304 would not show them). */
+void sweep_want_full(struct poller *p);
 void sweep_stop(struct poller *p);
 void sweep_free(struct poller *p);
 

@@ -46,6 +46,52 @@ void sweep_free(struct poller *p)
 	http_req_free(p->sweep_req);
 	p->sweep_req = NULL;
 	jsplit_free(&p->split);
+	free(p->list_etag);
+	free(p->list_last_modified);
+}
+
+void sweep_want_full(struct poller *p)
+{
+	p->list_full_wanted = true;
+}
+
+/* A validator is echoed in a request header: printable, no quote games beyond its own, bounded. */
+static char *validator_copy(const char *v)
+{
+	if (!v || !*v || strlen(v) > 200)
+		return NULL;
+	for (const char *c = v; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			return NULL;
+	return xstrdup(v);
+}
+
+/* An HTTP-date as seconds since the epoch (api_retry_after counts from now_s = 0), -1 when unreadable. */
+static int64_t http_date_s(const char *v)
+{
+	int64_t s;
+	if (!v || api_retry_after(v, 0, INT64_MAX, &s) < 0)
+		return -1;
+	return s;
+}
+
+/*
+ * Keeps the validators of a full list. Last-Modified has one-second
+ * resolution: a change later in the second the list was made would carry
+ * the same date, so it is kept only when the answer's Date is a later
+ * second (RFC 9110 8.8.2.2); an ETag is exact.
+ */
+static void keep_validators(struct poller *p, struct http_req *req)
+{
+	free(p->list_etag);
+	free(p->list_last_modified);
+	p->list_etag = validator_copy(http_header(req, "ETag"));
+	p->list_last_modified = NULL;
+	const char *lm = http_header(req, "Last-Modified");
+	int64_t lm_s = http_date_s(lm), date_s = http_date_s(http_header(req, "Date"));
+	if (lm_s >= 0 && date_s > lm_s)
+		p->list_last_modified = validator_copy(lm);
+	p->list_gen_ok = p->sweep_gen;
 }
 
 void sweep_stop(struct poller *p)
@@ -109,6 +155,7 @@ static void fall_back(struct poller *p, const char *why)
 	log_msg(LOG_WARNING, "list sweep: %s; falling back to per-id polling, trying the list again in %d min",
 		why, SWEEP_FALLBACK_MS / 60000);
 	p->sweep_off_until = ew_now(ew) + SWEEP_FALLBACK_MS;
+	p->list_gen_ok = 0;     /* the next list, in 5 minutes, is read in full */
 	ew->sweeping = false;
 	ew->m.sweep_fallbacks++;
 	all_per_id(p);
@@ -203,6 +250,19 @@ void sweep_start(struct poller *p)
 			       .proxy_userpwd = ew->proxy_userpwd };
 	http_req_set(p->sweep_req, url, p->headers, NULL, 0, &o);
 	http_req_stream(p->sweep_req, on_chunk, p);
+	/* "Only if changed" when a full list was read and no watch came since; If-None-Match wins (exact). */
+	struct buf cond = { 0 };
+	p->list_conditional = false;
+	if (p->list_gen_ok && !p->list_full_wanted && (p->list_etag || p->list_last_modified)) {
+		if (p->list_etag)
+			buf_printf(&cond, "If-None-Match: %s", p->list_etag);
+		else
+			buf_printf(&cond, "If-Modified-Since: %s", p->list_last_modified);
+		p->list_conditional = true;
+	}
+	p->list_full_wanted = false;
+	http_req_header(p->sweep_req, cond.data);
+	buf_free(&cond);
 	if (http_submit(p->sweep_req, (long)ew->cfg.request_timeout_ms, sweep_done, p) < 0) {
 		p->sweep_due = ew_now(ew) + p->sweep_interval;
 		return;
@@ -231,6 +291,30 @@ static void poll_the_unlisted(struct poller *p)
 	}
 	if (changed)
 		jobtable_reheap(&ew->jobs);
+}
+
+static void seen_again(const char *id, void *v, void *arg)
+{
+	struct poller *p = arg;
+	struct job *j = v;
+	if (j->sweep_gen != p->list_gen_ok || watch_job_ended(j) || (j->flags & JF_REMOVED))
+		return;
+	if (watch_seen_unchanged(p->ew, j, (enum job_status)j->status))
+		j->sweep_gen = p->sweep_gen;
+}
+
+/*
+ * 304 to a conditional list: the list is the one last read, so every watched
+ * job it showed is seen again with the status it had: the path of a list
+ * entry whose status did not change. Jobs it did not show are still not in it.
+ */
+static void not_modified(struct poller *p)
+{
+	struct ew *ew = p->ew;
+	ew->m.list_not_modified++;
+	/* Walk the map, not the heap: seeing a job reschedules it, which reorders the heap. */
+	strmap_each(&ew->jobs.jobs, seen_again, p);
+	p->list_gen_ok = p->sweep_gen;
 }
 
 static void next_sweep(struct poller *p, bool ok)
@@ -287,6 +371,13 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		fall_back(p, why);
 	} else if (res->error != HTTP_OK) {
 		sweep_failed(p, p->split.error ? p->split.error : res->error_text);
+	} else if (res->status == 304 && p->list_conditional) {
+		p->sweep_fail_run = 0;
+		ew->sweeping = true;
+		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
+		not_modified(p);
+		poll_the_unlisted(p);
+		next_sweep(p, true);
 	} else if (res->status != 200) {
 		snprintf(why, sizeof(why), "HTTP %ld", res->status);
 		sweep_failed(p, why);
@@ -300,6 +391,7 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		ew->m.sweep_listed = p->split.elements;
 		ew->m.list_wire_bytes = res->wire_bytes;
 		ew->m.list_decoded_bytes = res->decoded_bytes;
+		keep_validators(p, req);
 		poll_the_unlisted(p);
 		next_sweep(p, true);
 	}

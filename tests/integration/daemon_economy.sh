@@ -79,3 +79,44 @@ d=$(rx poll decoded)
 ok "per-id bomb (32 MiB inflated): cut at the 1 MiB cap ($d bytes decoded in all), retried, the job ended"
 stop_daemon
 kill "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true
+
+# 3. Conditional list requests. With --etag the daemon sends If-None-Match (or, with only
+#    Last-Modified, If-Modified-Since); a 304 is an observation of "nothing changed" for every
+#    listed watched job: they are not polled per id for it, and the events are those a full list
+#    gives. Without validators no 304 ever comes. The jobs run 4 s, then end within a second.
+quiet_jobs() {
+	jq -cn '{jobs: [range(10) as $i | {id: ("et-" + ($i|tostring)), timeline: [{status:"processing",at:0},
+	  {status: (if $i % 2 == 0 then "complete" else "failed" end), at: (4 + $i * 0.1)}]}]}'
+}
+etag_run() {   # etag_run NAME SIM-ARGS... ; sets N304 NM POLLS, events in $T/events.NAME
+	local name=$1; shift
+	fresh
+	start_sim --history 2000 "$@"
+	sim POST /_sim/jobs "$(quiet_jobs)" >/dev/null
+	write_conf
+	start_daemon
+	ctl watch - < <(seq -f 'et-%g' 0 9) >/dev/null
+	if [ "$name" != off ]; then
+		wait_until sh -c "[ \"\$(curl -s '$SIM_URL/_sim/stats?jobs=0' | jq '.status[\"304\"] // 0')\" -ge 2 ]" \
+			|| fail "$name: no 304 answers to the list"
+	fi
+	wait_until ended et- 10 || fail "$name: the jobs did not end"
+	N304=$(sim_stat '.status["304"] // 0') NM=$(metric embedwatch_sweep_not_modified_total) POLLS=$(sim_stat .requests.poll)
+	hook_lines | awk '$2 ~ /^embed_job\.(complete|failed)$/ {print $1, $2, $3}' | sort -u >"$T/events.$name"
+	stop_daemon
+	kill "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true
+}
+etag_run etag --etag
+[ "$NM" = "$N304" ] || fail "etag: the simulator answered $N304 times 304, the daemon counted $NM"
+[ "$POLLS" -lt 10 ] || fail "etag: $POLLS per-id polls for 10 listed jobs: a 304 was not an observation of them"
+[ "$(wc -l <"$T/events.etag")" = 10 ] || fail "etag: $(wc -l <"$T/events.etag") terminal events for 10 jobs"
+ok "ETag: $N304 answers 304 Not Modified, each an observation of the 10 listed jobs ($POLLS per-id polls); 10 terminal events"
+etag_run lm --etag=last-modified
+[ "$NM" = "$N304" ] && [ "$POLLS" -lt 10 ] || fail "last-modified: $N304 304s, $NM counted, $POLLS per-id polls"
+ok "Last-Modified only: If-Modified-Since, $N304 answers 304 ($POLLS per-id polls); 10 terminal events"
+etag_run off
+[ "$N304" = 0 ] && [ "$NM" = 0 ] || fail "validators off: $N304 304s"
+for n in etag lm; do
+	diff "$T/events.off" "$T/events.$n" >/dev/null || fail "$n: other events than without validators: $(diff "$T/events.off" "$T/events.$n" | head -3)"
+done
+ok "without validators: no 304; the same 10 events with the same ids in all three runs"
