@@ -312,6 +312,20 @@ static size_t on_write(char *data, size_t size, size_t n, void *userp)
 
 	/* Decoded bytes: every cap below is on what the answer inflates to, not on what it cost. */
 	r->decoded += len;
+	/*
+	 * The wire cap, from the first chunk on: Content-Length says at once what
+	 * the whole answer would cost, the bytes so far say it for one without.
+	 * (curl's progress callback comes only after a whole burst of reads.)
+	 */
+	if (r->wire_cap) {
+		curl_off_t clen = -1, got = 0;
+		curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen);
+		curl_easy_getinfo(r->easy, CURLINFO_SIZE_DOWNLOAD_T, &got);
+		if ((clen > 0 && (uint64_t)clen > r->wire_cap) || (got > 0 && (uint64_t)got > r->wire_cap)) {
+			r->over_wire_cap = true;
+			return 0;
+		}
+	}
 	if (r->stream && curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code == 200) {
 		if (r->streamed + len > r->max_body) {
 			r->too_big = true;
@@ -336,17 +350,6 @@ static size_t on_write(char *data, size_t size, size_t n, void *userp)
 	}
 	buf_append(&r->body, data, len);
 	return len;
-}
-
-/* The wire cap: the progress callback sees Content-Length once the headers are in, and bytes as they come. */
-static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
-{
-	struct http_req *r = clientp;
-	if (r->wire_cap && ((uint64_t)dltotal > r->wire_cap || (uint64_t)dlnow > r->wire_cap)) {
-		r->over_wire_cap = true;
-		return 1;   /* aborts the transfer (CURLE_ABORTED_BY_CALLBACK) */
-	}
-	return 0;
 }
 
 struct http_req *http_req_new(struct http *h, size_t max_body, bool discard_excess)
@@ -466,10 +469,6 @@ void http_req_compressed(struct http_req *r, bool on)
 void http_req_wire_cap(struct http_req *r, uint64_t max)
 {
 	r->wire_cap = max;
-	/* The progress callback costs a call per read: only requests with a cap pay it. */
-	curl_easy_setopt(r->easy, CURLOPT_XFERINFOFUNCTION, max ? on_progress : NULL);
-	curl_easy_setopt(r->easy, CURLOPT_XFERINFODATA, r);
-	curl_easy_setopt(r->easy, CURLOPT_NOPROGRESS, max ? 0L : 1L);
 }
 
 void http_req_header(struct http_req *r, const char *line)

@@ -85,8 +85,8 @@ void http_req_stream(struct http_req *r, http_chunk_fn fn, void *arg);
 void http_req_compressed(struct http_req *r, bool on);
 /*
  * Stops a transfer once its answer is larger on the wire than max bytes
- * (from Content-Length as soon as the headers are in, else as bytes arrive):
- * HTTP_ERR_WIRE_CAP. 0: no cap. Kept for the next submits.
+ * (from Content-Length at the first chunk of the body, else as bytes
+ * arrive): HTTP_ERR_WIRE_CAP. 0: no cap. Kept for the next submits.
  */
 void http_req_wire_cap(struct http_req *r, uint64_t max);
 /*

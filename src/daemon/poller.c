@@ -386,8 +386,15 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 			jobtable_schedule(&ew->jobs, j, ew_now(ew));
 	} else if (kind == SLOT_CANCEL) {
 		cancel_answer(p, j, res);
+	} else if (watch_job_ended(j)) {
+		/* The list saw it end while this poll was out: the answer is old news, and must not queue it again. */
 	} else {
 		poll_answer(p, j, res, req);
+		if (res->error == HTTP_OK && res->status == 200) {
+			/* Seen: the next look comes as soon as the budget spread over the jobs allows, not by backoff alone. */
+			poller_plan_poll_cost(p, res->wire_bytes);
+			poller_plan_freshen(p, j);
+		}
 	}
 	poller_gauges(p);
 	poller_kick(p);
@@ -482,12 +489,15 @@ static void run(struct poller *p)
 	/* Cancels first: an operator asked for them. */
 	if (!run_cancels(p, now))
 		return;
-	/* Then the list sweep, which observes every job at once. */
+	/* Then the list sweep, which observes every job at once, if the planner says it pays. */
+	poller_plan(p, now);
 	if (ew->sweep_wanted) {
 		ew->sweep_wanted = false;
 		sweep_want_full(p);
+		/* Brought forward, but never closer to the last list than the budgets allow. */
+		uint64_t earliest = p->sweep_last + p->plan.sweep_floor_ms;
 		if (p->sweep_due > now)
-			p->sweep_due = now;
+			p->sweep_due = earliest > now ? earliest : now;
 	}
 	if (sweep_due_now(p, now, &sweep_wait)) {
 		if (!sched_bucket_take(&p->bucket, now)) {

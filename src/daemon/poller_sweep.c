@@ -102,51 +102,32 @@ void sweep_stop(struct poller *p)
 	}
 }
 
-/* Live jobs: watched and not ended. Without them there is nothing to sweep for. */
-static size_t live_jobs(const struct ew *ew)
-{
-	size_t n = 0;
-	for (int s = 0; s < JOB__MAX; s++)
-		if (!job_status_ended((enum job_status)s))
-			n += ew->jobs.counts[s];
-	return n;
-}
-
 bool sweep_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
 {
 	struct ew *ew = p->ew;
 	*ret_wait = UINT64_MAX;
 	bool discovering = ew->cfg.discover;
-	if (!ew->cfg.sweep || p->sweep_in_flight || (!live_jobs(ew) && !discovering))
+	if (!ew->cfg.sweep || p->sweep_in_flight || (!poller_live_jobs(ew) && !discovering))
 		return false;
 	if (p->sweep_off_until) {
+		/* The wait counts even while per-id polling is the mode: the loop must wake to try the list again. */
 		if (now < p->sweep_off_until) {
 			*ret_wait = p->sweep_off_until - now;
 			return false;
 		}
-		log_msg(LOG_NOTICE, "trying the list sweep (GET /v1/embed-jobs) again");
 		p->sweep_off_until = 0;
 		p->sweep_fail_run = 0;
+		poller_plan(p, now);
+		if (p->plan.mode == PLAN_SWEEP)
+			log_msg(LOG_NOTICE, "trying the list sweep (GET /v1/embed-jobs) again");
 	}
+	if (p->plan.mode != PLAN_SWEEP)
+		return false;
 	if (now < p->sweep_due) {
 		*ret_wait = p->sweep_due - now;
 		return false;
 	}
 	return true;
-}
-
-/* Every live job due at once (spread over the minimum interval): per-id polling takes over. */
-static void all_per_id(struct poller *p)
-{
-	struct ew *ew = p->ew;
-	uint64_t now = ew_now(ew);
-	for (size_t i = 0; i < ew->jobs.heap_len; i++) {
-		struct job *j = ew->jobs.heap[i];
-		if (j->due > now + ew->cfg.interval_min_ms)
-			j->due = now + (uint64_t)(util_rand_unit() * (double)ew->cfg.interval_min_ms);
-	}
-	/* The keys changed: rebuild the heap (Floyd, bottom-up). */
-	jobtable_reheap(&ew->jobs);
 }
 
 static void fall_back(struct poller *p, const char *why)
@@ -158,7 +139,7 @@ static void fall_back(struct poller *p, const char *why)
 	p->list_gen_ok = 0;     /* the next list, in 5 minutes, is read in full */
 	ew->sweeping = false;
 	ew->m.sweep_fallbacks++;
-	all_per_id(p);
+	poller_all_per_id(p, ew->cfg.interval_min_ms);
 }
 
 /* Discovery: an unwatched job of the list that matches [discover] becomes watched. Returns it or NULL. */
@@ -263,6 +244,9 @@ void sweep_start(struct poller *p)
 	p->list_full_wanted = false;
 	http_req_header(p->sweep_req, cond.data);
 	buf_free(&cond);
+	/* Past the planner's cap the list costs more than per-id polls would: stop reading it. */
+	http_req_wire_cap(p->sweep_req, p->plan.list_cap);
+	p->sweep_last = ew_now(ew);
 	if (http_submit(p->sweep_req, (long)ew->cfg.request_timeout_ms, sweep_done, p) < 0) {
 		p->sweep_due = ew_now(ew) + p->sweep_interval;
 		return;
@@ -277,9 +261,13 @@ static void poll_the_unlisted(struct poller *p)
 	struct ew *ew = p->ew;
 	uint64_t now = ew_now(ew);
 	bool changed = false;
+	p->unlisted = 0;
 	for (size_t i = 0; i < ew->jobs.heap_len; i++) {
 		struct job *j = ew->jobs.heap[i];
-		if (j->sweep_gen == p->sweep_gen || j->due <= now)
+		if (j->sweep_gen == p->sweep_gen)
+			continue;
+		p->unlisted++;
+		if (j->due <= now)
 			continue;
 		if (j->added_ms >= p->sweep_started_wall) {
 			/* Watched after this sweep began: the next sweep may list it. */
@@ -328,8 +316,8 @@ static void next_sweep(struct poller *p, bool ok)
 	else
 		p->sweep_interval = sched_error_backoff(p->sweep_fail_run, ew->cfg.sweep_interval_ms,
 							ew->cfg.sweep_interval_max_ms);
-	/* Never more than half the budget: per-id polls and cancels keep their share. */
-	uint64_t floor_ms = ew->cfg.rate_per_s > 0 ? (uint64_t)(2000.0 / ew->cfg.rate_per_s) : 0;
+	/* Within the budgets: half the requests (per-id polls and cancels keep their share), and the bytes. */
+	uint64_t floor_ms = p->plan.sweep_floor_ms;
 	uint64_t d = p->sweep_interval > floor_ms ? p->sweep_interval : floor_ms;
 	p->sweep_due = ew_now(ew) + sched_jitter(d, ew->cfg.jitter, util_rand_unit());
 }
@@ -369,14 +357,25 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		snprintf(why, sizeof(why), "the list is larger than list_max_bytes (%llu bytes decoded)",
 			 (unsigned long long)ew->cfg.list_max_bytes);
 		fall_back(p, why);
+	} else if (res->error == HTTP_ERR_WIRE_CAP) {
+		/* Not a failure: the planner's probe of what the list costs. Per-id polls see these jobs sooner. */
+		poller_plan_list_cost(p, res, true);
+		log_msg(LOG_NOTICE, "list sweep: stopped after %.1f MB; the list is %s%.1f MB on the wire, more than "
+			"the %.1f MB at which per-id polls see the %zu watched jobs sooner", (double)res->wire_bytes / 1e6,
+			p->list_wire_is_min ? "at least " : "", (double)p->list_wire / 1e6, (double)p->plan.list_cap / 1e6,
+			poller_live_jobs(ew));
+		poller_plan(p, ew_now(ew));
+		next_sweep(p, true);
 	} else if (res->error != HTTP_OK) {
 		sweep_failed(p, p->split.error ? p->split.error : res->error_text);
 	} else if (res->status == 304 && p->list_conditional) {
 		p->sweep_fail_run = 0;
 		ew->sweeping = true;
 		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
+		p->list_known_at = ew_now(ew);
 		not_modified(p);
 		poll_the_unlisted(p);
+		poller_plan(p, ew_now(ew));
 		next_sweep(p, true);
 	} else if (res->status != 200) {
 		snprintf(why, sizeof(why), "HTTP %ld", res->status);
@@ -393,6 +392,8 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		ew->m.list_decoded_bytes = res->decoded_bytes;
 		keep_validators(p, req);
 		poll_the_unlisted(p);
+		poller_plan_list_cost(p, res, false);
+		poller_plan(p, ew_now(ew));
 		next_sweep(p, true);
 	}
 	jsplit_free(&p->split);

@@ -26,8 +26,9 @@ gzip_run() {   # gzip_run SIM-ARGS... ; sets W_LIST D_LIST W_POLL D_POLL
 	wait_until ended gz- 20 || fail "gzip: the 20 listed jobs did not end"
 	wait_until ended auto-gz1 1 || fail "gzip: the per-id job did not end"
 	W_LIST=$(rx list wire) D_LIST=$(rx list decoded) W_POLL=$(rx poll wire) D_POLL=$(rx poll decoded)
-	S_SENT=$(sim_stat '.bytes.list.sent + .bytes.poll.sent') S_ID=$(sim_stat '.bytes.list.identity + .bytes.poll.identity')
 	stop_daemon
+	# One read, after the daemon stopped: both figures of the same requests.
+	read -r S_SENT S_ID < <(sim_stat '"\(.bytes.list.sent + .bytes.poll.sent) \(.bytes.list.identity + .bytes.poll.identity)"')
 	kill "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true
 }
 gzip_run
