@@ -94,8 +94,9 @@ static enum http_error classify(CURLcode c)
 
 /*
  * What arrived: header bytes plus the body as received (SIZE_DOWNLOAD counts
- * the body before content decoding, measured: a 1 MiB gzip answer of 5 KiB
- * gives 5 KiB), and the decoded bytes the write callback saw.
+ * the body before content decoding: measured with libcurl 7.88, a 34.5 MB
+ * list sent as 6.9 MB of gzip counts 6.9 MB), and the decoded bytes the
+ * write callback saw.
  */
 static void wire_counts(struct http_req *r, struct http_result *res)
 {
