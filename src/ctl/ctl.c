@@ -207,6 +207,9 @@ static int simple(const char *cmd, json_object *req)
 		       (long long)ctl_num(s, "polls_in_flight"), (long long)ctl_num(s, "polls"), (long long)ctl_num(s, "sweeps"),
 		       json_object_get_boolean(json_object_object_get(s, "sweeping")) ? "" : " (per-id polling only)",
 		       (long long)ctl_num(s, "events"), (long long)ctl_num(s, "hooks_running"));
+		json_object *ob;
+		if (json_object_object_get_ex(s, "observation", &ob))
+			printf("observing: %s\n", ctl_str(ob, "summary"));
 		if (json_object_object_get_ex(s, "by_status", &by)) {
 			json_object_object_foreach(by, k, v)
 				printf("  %-11s %lld\n", k, (long long)json_object_get_int64(v));

@@ -92,7 +92,10 @@ free_port() {
 HOOK="$top_srcdir/tests/integration/record-hook.sh"
 
 # write_conf [EXTRA-INI]: a config for the daemon against the simulator, with a
-# recording exec hook for every event. Extra sections/keys are appended.
+# recording exec hook for every event. Extra sections/keys are appended. The
+# observation mode is pinned (planner = sweep; sweep = no is per-id) so a test
+# of something else does not change course when a loaded machine slows the
+# list down; daemon_planner.sh sets PLANNER=auto.
 write_conf() {
 	mkdir -p "$T/hooks"
 	cat >"$T/ew.conf" <<CONF
@@ -111,6 +114,7 @@ request_timeout = ${REQUEST_TIMEOUT:-2s}
 sweep = ${SWEEP:-yes}
 sweep_interval = ${SWEEP_INTERVAL:-100ms}
 sweep_interval_max = ${SWEEP_INTERVAL_MAX:-500ms}
+planner = ${PLANNER:-sweep}
 [hook record]
 type = exec
 command = $HOOK $T/hooks
