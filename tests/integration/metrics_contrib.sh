@@ -7,7 +7,9 @@
 RULES="$top_srcdir/contrib/prometheus/embedwatch.rules.yml"
 DASH="$top_srcdir/contrib/grafana/embedwatch.json"
 start_sim
-sim POST /_sim/jobs "$(jobs_json 12 m-)" >/dev/null
+# The jobs run until the daemon has seen each running (detection lag is measured from that
+# answer), then end by the usual timelines.
+sim POST /_sim/jobs "$(jobs_json 12 m- | jq -c '.jobs |= map(.timeline = [{status: "processing", at: 0}])')" >/dev/null
 MPORT=$(free_port)
 write_conf "
 [hook slowish]
@@ -18,6 +20,9 @@ on = embed_job.complete
 sed -i "s|^\[embedwatch\]|[embedwatch]\nmetrics_listen = 127.0.0.1:$MPORT|" "$T/ew.conf"
 start_daemon
 ctl watch - < <(seq -f 'm-%g' 0 11) >/dev/null
+running() { [ "$(ctl --json status | jq '.status.by_status.processing // 0')" = 12 ]; }
+wait_until running || fail "the jobs were not seen running: $(ctl --json status | jq -c .status.by_status)"
+sim POST /_sim/jobs "$(jobs_json 12 m-)" >/dev/null
 wait_until hook_has_ids 12 ' embed_job\.\(complete\|failed\|cancelled\) m-' || fail "jobs did not end: $(hook_ids ' embed_job\.\(complete\|failed\|cancelled\) m-') of 12"
 
 curl -sf "http://127.0.0.1:$MPORT/metrics" >"$T/metrics.txt" || fail "GET /metrics"
