@@ -38,12 +38,13 @@ wait_until deliveries_idle || fail "deliveries still pending"
 [ "$(grep -c ' batch.done ' "$T/hooks/events")" = 1 ] || fail "a late job re-fired batch.done"
 ok "a job added after batch.done does not fire it again"
 
-# A job added before the batch fires holds it back. q2 runs until q1's end has been checked:
-# no timeline to race.
-sim POST /_sim/jobs '{"jobs":[{"id":"q1","timeline":[{"status":"processing","at":0},{"status":"complete","at":0.3}]},
+# A job added before the batch fires holds it back. q1 ends once both are watched, q2 once
+# q1's end has been checked: no timeline to race.
+sim POST /_sim/jobs '{"jobs":[{"id":"q1","timeline":[{"status":"processing","at":0}]},
  {"id":"q2","timeline":[{"status":"processing","at":0}]}]}' >/dev/null
 ctl watch --batch small q1 >/dev/null
 ctl watch --batch small q2 >/dev/null
+sim POST /_sim/jobs '{"id":"q1","timeline":[{"status":"complete","at":0}]}' >/dev/null
 wait_until grep -q ' embed_job.complete q1 ' "$T/hooks/events" || fail "q1"
 wait_until deliveries_idle || fail "deliveries still pending"
 ! grep -q 'batch.done - done small' "$T/hooks/events" || fail "batch fired before its second job ended"

@@ -34,8 +34,11 @@ wait_until grep -q ' batch.done ' "$T/hooks/events" || fail "batch.done"
 wait_until sh -c "'$CTL' -s '$T/ctl.sock' list --json | jq -e 'map(.id) == [\"r3\"]'" || fail "list: $(ctl list --json | jq -c 'map(.id)')"
 ctl batches --json | jq -e '.batches | length == 0' >/dev/null || fail "batch not forgotten"
 [ "$(db 'select group_concat(id) from jobs')" = r3 ] || fail "jobs table: $(db 'select group_concat(id) from jobs')"
-[ "$(db "select count(*) from events where subject = 'r1'")" = 0 ] || fail "r1's events kept"
-[ "$(db "select count(*) from deliveries where state = 'done'")" = 0 ] || fail "done deliveries kept"
+# A finished delivery is kept its own delivery_retention from when it finished, which on a loaded
+# machine is later than the job's end: its rows, and the event they need, go a little later.
+db_zero() { [ "$(db "$1")" = 0 ]; }
+wait_until db_zero "select count(*) from events where subject = 'r1'" || fail "r1's events kept"
+wait_until db_zero "select count(*) from deliveries where state = 'done'" || fail "done deliveries kept"
 [ "$(db 'select count(*) from batches')" = 0 ] || fail "batches kept"
 # r2's failed event still has a pending delivery (the stuck hook): it stays.
 [ "$(db "select count(*) from deliveries where state = 'pending' and hook = 'stuck'")" = 1 ] || fail "pending delivery lost"
