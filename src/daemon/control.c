@@ -258,11 +258,11 @@ static void process(struct client *c)
 {
 	size_t start = 0;
 	while (!c->closing && !c->waiting && !c->held) {
-		char *nl = memchr(c->in.data + start, '\n', c->in.len - start);
-		if (!nl)
+		size_t len;
+		int r = ctlproto_line(c->in.data + start, c->in.len - start, CONTROL_LINE_MAX, &len);
+		if (r == 0)
 			break;
-		size_t len = (size_t)(nl - (c->in.data + start));
-		if (len > CONTROL_LINE_MAX) {
+		if (r < 0) {
 			control_send_error(c, "request longer than %d bytes; send fewer ids per request", CONTROL_LINE_MAX);
 			client_close(c);
 			return;

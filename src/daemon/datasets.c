@@ -39,6 +39,7 @@ int datasets_init(struct poller *p)
 		s->p = p;
 		if (!(s->req = http_req_new(p->ew->http, API_BODY_MAX, false)))
 			return -1;
+		http_req_compressed(s->req, true);
 	}
 	return 0;
 }

@@ -66,6 +66,8 @@ int sweep_v2_init(struct poller *p)
 	s->cutoff_ms = INT64_MIN;
 	s->full_pages = 1;
 	s->req = http_req_new(ew->http, (size_t)ew->cfg.list_max_bytes, false);
+	if (s->req)
+		http_req_compressed(s->req, true);    /* pages of JSON compress well; list_max_bytes caps the decoded page */
 	/* Not sweeping until the first sweep worked (watch's register does not exist yet, either). */
 	return s->req ? 0 : -ENOMEM;
 }
@@ -114,8 +116,8 @@ static void all_per_id(struct poller *p)
 {
 	struct ew *ew = p->ew;
 	uint64_t now = ew_now(ew);
-	for (size_t i = 0; i < ew->jobs.heap_len; i++) {
-		struct job *j = ew->jobs.heap[i];
+	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
+		struct job *j = jobtable_queued(&ew->jobs, i);
 		if (j->kind == JOB_KIND_BATCH && j->due > now + ew->cfg.interval_min_ms)
 			j->due = now + (uint64_t)(util_rand_unit() * (double)ew->cfg.interval_min_ms);
 	}
@@ -137,8 +139,8 @@ static bool cover_new(struct poller *p)
 		return true;
 	uint64_t now = ew_now(ew);
 	bool moved = false;
-	for (size_t i = 0; i < ew->jobs.heap_len; i++) {
-		struct job *j = ew->jobs.heap[i];
+	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
+		struct job *j = jobtable_queued(&ew->jobs, i);
 		if (j->kind == JOB_KIND_BATCH && j->status == JOB_NONE && j->due > now) {
 			j->due = now;
 			moved = true;
@@ -310,8 +312,8 @@ static void after_sweep(struct poller *p)
 	struct sweep_v2 *s = p->v2;
 	uint64_t now = ew_now(ew);
 	bool moved = false;
-	for (size_t i = 0; i < ew->jobs.heap_len; i++) {
-		struct job *j = ew->jobs.heap[i];
+	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
+		struct job *j = jobtable_queued(&ew->jobs, i);
 		if (j->kind != JOB_KIND_BATCH || j->sweep_gen == s->gen || j->due <= now)
 			continue;
 		if (j->added_ms >= s->started_wall) {

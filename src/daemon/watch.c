@@ -124,6 +124,9 @@ static void set_status(struct ew *ew, struct job *j, enum job_status st)
  */
 static void schedule_next(struct ew *ew, struct job *j, bool via_list)
 {
+	/* An ended job is never polled again: a late answer (a poll in flight when the sweep saw the end) stops here. */
+	if (watch_job_ended(j))
+		return;
 	if (j->heap_idx == JOB_NOT_QUEUED && (j->flags & JF_IN_FLIGHT))
 		return;
 	uint64_t d = via_list ? watch_trickle_ms(ew) : j->interval;
