@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_v2.h"
 #include "config.h"
 #include "control_int.h"
 #include "hooks.h"
@@ -138,6 +139,21 @@ void control_cmd_show(struct client *c, json_object *req)
 		return;
 	}
 	json_object_object_add(jo, "last_seen", snap ? json_tokener_parse(snap) : NULL);
+	/* A batch job not observed since a restart (an ended one, say): its records as its last document gave them. */
+	json_object *rec;
+	struct api_obs ob;
+	char perr[256];
+	if (j->kind == JOB_KIND_BATCH && snap && !json_object_object_get_ex(jo, "records", &rec) &&
+	    api_batch_parse(snap, strlen(snap), &ob, perr, sizeof(perr)) == 0) {
+		if (ob.job.has_records) {
+			rec = json_object_new_object();
+			json_object_object_add(rec, "num_records", json_object_new_int64(ob.job.num_records));
+			json_object_object_add(rec, "num_successful_records", json_object_new_int64(ob.job.num_successful));
+			json_object_object_add(rec, "num_failed_records", json_object_new_int64(ob.job.num_failed));
+			json_object_object_add(jo, "records", rec);
+		}
+		api_obs_clear(&ob);
+	}
 	free(snap);
 	json_object_object_add(jo, "events", events);
 	json_object *o = control_ok_answer();

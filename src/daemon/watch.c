@@ -639,21 +639,17 @@ void watch_reconfigure(struct ew *ew)
 }
 
 /* A batch job's records and announced progress step, from its last document. */
+/*
+ * A restored batch job is registered without its records: the next
+ * observation brings them (show reads an ended job's from its document). No
+ * read of the store here: restore stays one pass over the job rows. A
+ * progress step announced before the restart may be announced again then:
+ * its event id is the same, so the store keeps the first and nothing is
+ * delivered twice.
+ */
 static void restore_records(struct ew *ew, struct job *j)
 {
-	struct watch_records *r = watch_v2_add(ew->v2, j->id, (enum job_status)j->status);
-	char *snap = NULL, err[256];
-	struct api_obs o;
-	if (store_get_snapshot(ew->store, j->id, &snap) < 0 || !snap)
-		return;
-	if (api_batch_parse(snap, strlen(snap), &o, err, sizeof(err)) == 0) {
-		watch_v2_records(ew->v2, r, &o.job);
-		int pct = api_records_percent(&o.job);
-		unsigned every = ew->cfg.progress_every_pct;
-		r->step = every && pct > 0 ? pct / (int)every * (int)every : 0;
-		api_obs_clear(&o);
-	}
-	free(snap);
+	watch_v2_add(ew->v2, j->id, (enum job_status)j->status);
 }
 
 static int restore_job(const struct store_job *sj, void *arg)
