@@ -32,9 +32,8 @@ struct wreq {
 	char data[];
 };
 
-static void client_closed(uv_handle_t *h)
+static void client_free(struct client *c)
 {
-	struct client *c = h->data;
 	buf_free(&c->in);
 	json_object_put(c->held);
 	for (size_t i = 0; i < c->n_wait; i++)
@@ -42,6 +41,15 @@ static void client_closed(uv_handle_t *h)
 	free(c->wait_ids);
 	free(c->wait_batch);
 	free(c);
+}
+
+static void client_closed(uv_handle_t *h)
+{
+	struct client *c = h->data;
+	/* A read still in flight calls back with this client: it frees it then. */
+	c->closed = true;
+	if (!c->reads)
+		client_free(c);
 }
 
 static void client_close(struct client *c)
@@ -128,6 +136,7 @@ void hold_answer(struct client *c, json_object *o)
 {
 	json_object_put(c->held);
 	c->held = o;
+	c->held_gen = c->ctl->ew->turn.gen;
 	c->ctl->ew->turn.answers++;
 	pause_reading(c);
 }
@@ -182,17 +191,38 @@ static void resume_later(struct client *c)
 	UV_CHECK(uv_timer_start(&c->ctl->resume_timer, on_resume, 0, 0));
 }
 
-void control_dispatch(struct ew *ew, bool ended)
+void read_begin(struct client *c)
+{
+	c->reads++;
+	pause_reading(c);
+}
+
+bool read_end(struct client *c)
+{
+	c->reads--;
+	if (c->closed) {
+		if (!c->reads)
+			client_free(c);
+		return false;
+	}
+	if (c->closing)
+		return false;
+	if (!c->reads)
+		resume_later(c);
+	return true;
+}
+
+void control_dispatch(struct ew *ew, bool ended, uint64_t gen)
 {
 	struct control *ctl = ew->control;
 	if (!ctl)
 		return;
 	for (struct client *c = ctl->clients; c; c = c->next) {
-		if (c->held) {
+		if (c->held && c->held_gen <= gen) {
 			send_line(c, c->held);
 			c->held = NULL;
 			resume_later(c);
-		} else if (ended && c->waiting && wait_check(c)) {
+		} else if (!c->held && ended && c->waiting && wait_check(c)) {
 			wait_clear(c);
 			resume_later(c);
 		}
@@ -243,7 +273,7 @@ static void handle_line(struct client *c, const char *line, size_t len)
 static void process(struct client *c)
 {
 	size_t start = 0;
-	while (!c->closing && !c->waiting && !c->held) {
+	while (!c->closing && !c->waiting && !c->held && !c->reads) {
 		char *nl = memchr(c->in.data + start, '\n', c->in.len - start);
 		if (!nl)
 			break;
@@ -310,7 +340,7 @@ static void on_resume(uv_timer_t *t)
 			continue;
 		c->resume = false;
 		process(c);
-		if (!c->closing && !c->waiting && !c->held)
+		if (!c->closing && !c->waiting && !c->held && !c->reads)
 			start_reading(c);
 	}
 }
@@ -318,7 +348,7 @@ static void on_resume(uv_timer_t *t)
 /* A client that may be dropped to make room: it waits for nothing and owes nothing. */
 static bool client_idle(const struct client *c)
 {
-	return !c->closing && !c->waiting && !c->held && !c->resume && c->queued == 0;
+	return !c->closing && !c->waiting && !c->held && !c->reads && !c->resume && c->queued == 0;
 }
 
 /* The longest-idle client, or NULL when every client is busy. */

@@ -75,15 +75,24 @@ void cmd_list(struct client *c, json_object *req)
 	send_line(c, o);
 }
 
+/* A show in progress: the job as memory has it, then its snapshot and events from the state. */
+struct show_ctx {
+	struct client *c;
+	json_object *jo;
+	json_object *events;
+	char id[129];
+};
+
 static int show_event(const char *id, const char *type, int64_t ts, void *arg)
 {
+	struct show_ctx *x = arg;
 	json_object *e = json_object_new_object();
 	char t[40];
 	util_rfc3339(ts, t, sizeof(t));
 	json_object_object_add(e, "id", json_object_new_string(id));
 	json_object_object_add(e, "type", json_object_new_string(type));
 	json_object_object_add(e, "timestamp", json_object_new_string(t));
-	json_object_array_add(arg, e);
+	json_object_array_add(x->events, e);
 	return 0;
 }
 
@@ -119,20 +128,47 @@ void cmd_show(struct client *c, json_object *req)
 	static const char *const cancels[] = { "none", "requested", "accepted", "refused" };
 	if (j->cancel)
 		json_object_object_add(jo, "cancel", json_object_new_string(cancels[j->cancel & 3]));
-	char *snap = NULL;
-	json_object *events = json_object_new_array();
-	if (store_get_snapshot(ew->store, id, &snap) < 0 || store_job_events(ew->store, id, show_event, events) < 0) {
-		json_object_put(jo);
-		json_object_put(events);
-		send_error(c, "state database: %s", store_error(ew->store));
+	show_stored(c, id, jo);
+}
+
+static void show_events_done(int r, void *arg)
+{
+	struct show_ctx *x = arg;
+	if (read_end(x->c)) {
+		if (r < 0) {
+			send_error(x->c, "state database: %s", store_error(x->c->ctl->ew->store));
+		} else {
+			json_object_object_add(x->jo, "events", json_object_get(x->events));
+			json_object *o = ok_answer();
+			json_object_object_add(o, "job", json_object_get(x->jo));
+			send_line(x->c, o);
+		}
+	}
+	json_object_put(x->events);
+	json_object_put(x->jo);
+	free(x);
+}
+
+static void show_snapshot_done(int r, const char *snap, void *arg)
+{
+	struct show_ctx *x = arg;
+	if (r < 0) {
+		show_events_done(r, x);
 		return;
 	}
-	json_object_object_add(jo, "last_seen", snap ? json_tokener_parse(snap) : NULL);
-	free(snap);
-	json_object_object_add(jo, "events", events);
-	json_object *o = ok_answer();
-	json_object_object_add(o, "job", jo);
-	send_line(c, o);
+	json_object_object_add(x->jo, "last_seen", snap ? json_tokener_parse(snap) : NULL);
+	store_job_events(x->c->ctl->ew->store, x->id, show_event, show_events_done, x);
+}
+
+void show_stored(struct client *c, const char *id, json_object *jo)
+{
+	struct show_ctx *x = xcalloc(1, sizeof(*x));
+	x->c = c;
+	x->jo = jo;
+	x->events = json_object_new_array();
+	snprintf(x->id, sizeof(x->id), "%s", id);
+	read_begin(c);
+	store_get_snapshot(c->ctl->ew->store, x->id, show_snapshot_done, x);
 }
 
 void cmd_status(struct client *c, json_object *req)
@@ -209,8 +245,9 @@ void cmd_batches(struct client *c, json_object *req)
 	send_line(c, o);
 }
 
-static int delivery_one(const struct store_delivery *d, void *arg)
+int delivery_one(const struct store_delivery *d, void *arg)
 {
+	json_object *arr = array_read_arr(arg);
 	json_object *o = json_object_new_object();
 	char t[40];
 	json_object_object_add(o, "event_id", json_object_new_string(d->event_id));
@@ -226,8 +263,8 @@ static int delivery_one(const struct store_delivery *d, void *arg)
 		util_rfc3339(d->next_ms, t, sizeof(t));
 		json_object_object_add(o, "next_attempt", json_object_new_string(t));
 	}
-	json_object_array_add(arg, o);
-	return json_object_array_length(arg) >= 10000;
+	json_object_array_add(arr, o);
+	return json_object_array_length(arr) >= 10000;
 }
 
 int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen)
@@ -248,6 +285,44 @@ int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen)
 	return -EINVAL;
 }
 
+/* A read whose rows become one array of the answer: {"ok": true, key: [...]}. */
+struct array_read {
+	struct client *c;
+	const char *key;
+	json_object *arr;
+};
+
+struct array_read *array_read_new(struct client *c, const char *key)
+{
+	struct array_read *x = xcalloc(1, sizeof(*x));
+	x->c = c;
+	x->key = key;
+	x->arr = json_object_new_array();
+	read_begin(c);
+	return x;
+}
+
+json_object *array_read_arr(struct array_read *x)
+{
+	return x->arr;
+}
+
+void array_read_done(int r, void *arg)
+{
+	struct array_read *x = arg;
+	if (read_end(x->c)) {
+		if (r < 0) {
+			send_error(x->c, "state database: %s", store_error(x->c->ctl->ew->store));
+		} else {
+			json_object *o = ok_answer();
+			json_object_object_add(o, x->key, json_object_get(x->arr));
+			send_line(x->c, o);
+		}
+	}
+	json_object_put(x->arr);
+	free(x);
+}
+
 void cmd_deliveries(struct client *c, json_object *req)
 {
 	const char *state = get_str(req, "state");
@@ -262,13 +337,6 @@ void cmd_deliveries(struct client *c, json_object *req)
 		send_error(c, "%s", err);
 		return;
 	}
-	json_object *arr = json_object_new_array();
-	if (store_each_delivery(c->ctl->ew->store, state, hook, since, delivery_one, arr) < 0) {
-		json_object_put(arr);
-		send_error(c, "state database: %s", store_error(c->ctl->ew->store));
-		return;
-	}
-	json_object *o = ok_answer();
-	json_object_object_add(o, "deliveries", arr);
-	send_line(c, o);
+	struct array_read *x = array_read_new(c, "deliveries");
+	store_each_delivery(c->ctl->ew->store, state, hook, since, delivery_one, array_read_done, x);
 }

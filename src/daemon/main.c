@@ -260,6 +260,31 @@ done:
 	on_status_timer(&status_timer);
 }
 
+/* Start-up: the restore's outcome (the store may answer later than the call: store_wait() then). */
+struct restore_state {
+	int r;
+	bool done;
+	char err[1024];
+};
+
+static void on_hooks_restored(int r, const char *err, void *arg)
+{
+	struct restore_state *st = arg;
+	st->r = r;
+	st->done = true;
+	snprintf(st->err, sizeof(st->err), "%s", err);
+}
+
+static void on_jobs_restored(int r, const char *err, void *arg)
+{
+	struct restore_state *st = arg;
+	if (r < 0) {
+		on_hooks_restored(r, err, arg);
+		return;
+	}
+	hooks_restore(&the_ew, on_hooks_restored, st);
+}
+
 static void close_all(uv_handle_t *h, void *arg)
 {
 	if (!uv_is_closing(h))
@@ -373,7 +398,8 @@ int main(int argc, char **argv)
 
 	ew->loop = uv_default_loop();
 	ew->m.start_ms = util_wall_ms();
-	if ((r = store_open(ew->cfg.state_dir, &ew->store, err, sizeof(err))) < 0)
+	struct store_config sc = { .loop = ew->loop, .dir = ew->cfg.state_dir };
+	if ((r = store_open(&sc, &ew->store, err, sizeof(err))) < 0)
 		fatal("%s", err);
 	if (http_new(ew->loop, ew->cfg.max_connections, &ew->http) < 0)
 		fatal("cannot set up HTTP");
@@ -384,10 +410,16 @@ int main(int argc, char **argv)
 	if ((r = outbox_init(ew)) < 0 || (r = watch_init(ew)) < 0)
 		fatal("cannot set up the event loop: %s", uv_strerror(r));
 	uint64_t t0 = util_mono_ms();
-	if (watch_restore(ew, err, sizeof(err)) < 0 || hooks_restore(ew, err, sizeof(err)) < 0)
-		fatal("%s", err);
-	if (outbox_run(ew) < 0)
-		fatal("state database %s is not writable: %s", ew->cfg.state_dir, store_error(ew->store));
+	struct restore_state rs = { 0 };
+	watch_restore(ew, on_jobs_restored, &rs);
+	/* Start-up reads may wait: the loop does not run yet. */
+	store_wait(ew->store);
+	if (rs.r < 0 || !rs.done)
+		fatal("%s", rs.err);
+	outbox_run(ew);
+	store_wait(ew->store);
+	if (ew->m.store_failing)
+		fatal("state database %s is not writable: %s", store_describe(ew->store), store_error(ew->store));
 	if (control_init(ew, err, sizeof(err)) < 0 || metrics_http_init(ew, err, sizeof(err)) < 0)
 		fatal("%s", err);
 
@@ -414,10 +446,11 @@ int main(int argc, char **argv)
 	r = uv_loop_close(ew->loop);
 	if (r != 0)
 		log_msg(LOG_ERR, "event loop did not close cleanly: %s", uv_strerror(r));
+	/* First: what is still in flight calls back (cancelled) while the jobs it holds exist. */
+	store_close(ew->store);
 	turn_free(&ew->turn);
 	free(ew->cancel_q);
 	jobtable_free(&ew->jobs);
-	store_close(ew->store);
 	config_clear(&ew->cfg);
 	wipe_free(ew->api_key);
 	wipe_free(ew->proxy_userpwd);

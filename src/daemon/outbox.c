@@ -25,18 +25,20 @@ struct outbox {
 	unsigned fail_run;
 	uint64_t retry_at;
 	char why[320];              /* the last failure, for held answers */
-	int open_handles;
+	/* The record whose commit is in flight; the loop records on into ew->turn meanwhile. */
+	struct turn sealed;
+	bool in_flight;
+	int last;                   /* the result of the last commit that called back */
+	bool closing;
+	int open_handles;           /* and the commit in flight, which outlives a close */
 };
 
-/* Writes the turn record into one transaction. Returns 0 or a negative errno. */
-static int write_turn(struct ew *ew)
+/* Writes record t into one transaction. Returns 0 or a negative errno. */
+static int write_turn(struct ew *ew, struct turn *t)
 {
-	struct turn *t = &ew->turn;
 	struct turn_row *p;
 	int r;
 
-	if ((r = store_begin(ew->store)) < 0)
-		return r;
 	/* Deletes first: a job unwatched and watched again in one turn keeps its new row. */
 	for (p = t->head; p; p = p->next)
 		if (p->kind == TR_DELETE && (r = store_delete_job(ew->store, p->subject)) < 0)
@@ -74,15 +76,14 @@ static int write_turn(struct ew *ew)
 			r = store_put_batch(ew->store, p->subject, p->ts_ms, p->event_id[0] ? p->event_id : NULL);
 			break;
 		case TR_EVENT:
-			r = store_put_event(ew->store, p->event_id, job_event_name(p->type), p->subject, p->batch,
-					    p->ts_ms, p->text, &p->is_new);
-			if (r < 0 || !p->is_new)
-				break;
-			/* The event and its delivery rows are durable together, before any attempt. */
+			/*
+			 * The event and its delivery rows are durable together, before any
+			 * attempt: planned now, written only if the event is new (which the
+			 * store tells by the commit's end).
+			 */
 			hooks_plan(ew->hooks, p);
-			for (size_t h = 0; r == 0 && h < p->n_hooks; h++)
-				r = store_put_delivery(ew->store, p->event_id, p->hooks[h], "pending", 0, p->ts_ms, NULL,
-						       p->ts_ms);
+			r = store_put_event(ew->store, p->event_id, job_event_name(p->type), p->subject, p->batch,
+					    p->ts_ms, p->text, p->hooks, p->n_hooks, &p->is_new);
 			break;
 		}
 		if (r < 0)
@@ -94,7 +95,7 @@ static int write_turn(struct ew *ew)
 					    u->last_error, u->updated_ms)) < 0)
 			return r;
 	}
-	return store_commit(ew->store);
+	return 0;
 }
 
 static void on_retry(uv_timer_t *t)
@@ -123,7 +124,68 @@ static int failed(struct ew *ew, int r)
 
 bool outbox_has_writes(struct ew *ew)
 {
-	return turn_has_writes(&ew->turn);
+	return ew->outbox->in_flight || turn_has_writes(&ew->turn);
+}
+
+bool outbox_busy(struct ew *ew)
+{
+	return ew->outbox->in_flight;
+}
+
+/* Committed (or nothing to write): now, and only now, the effects of record t leave, in this order. */
+static void dispatch(struct ew *ew, struct turn *t)
+{
+	struct turn_row *rows = turn_committed(t);
+	bool ended = t->ended, kick = t->kick;
+	uint64_t gen = t->gen;
+	t->ended = t->kick = false;
+	/* A wait hears only of ends that are durable: those recorded since this commit began wait for theirs. */
+	if (ended && t != &ew->turn && turn_has_writes(&ew->turn)) {
+		ew->turn.ended = true;
+		ended = false;
+	}
+	t->answers = 0;
+	hooks_dispatch(ew, rows, gen);
+	control_dispatch(ew, ended, gen);
+	if (kick)
+		poller_kick(ew->poller);
+	turn_rows_free(rows);
+}
+
+static void outbox_free(struct outbox *o)
+{
+	turn_free(&o->sealed);
+	free(o);
+}
+
+static void on_committed(int r, void *arg)
+{
+	struct outbox *o = arg;
+	struct ew *ew = o->ew;
+
+	o->in_flight = false;
+	o->last = r;
+	if (o->closing) {
+		/* Stopped meanwhile: nothing is dispatched any more; what was not written is re-detected after the restart. */
+		if (--o->open_handles == 0)
+			outbox_free(o);
+		return;
+	}
+	if (r < 0) {
+		turn_unseal(&ew->turn, &o->sealed);
+		failed(ew, r);
+		ew->turn.answers = 0;
+		control_commit_failed(ew, o->why);
+		return;
+	}
+	ew->m.commits++;
+	if (ew->m.store_failing) {
+		log_msg(LOG_NOTICE, "state database writable again after %u failed commits; nothing was lost", o->fail_run);
+		ew->m.store_failing = false;
+		o->fail_run = 0;
+		uv_timer_stop(&o->retry);
+	}
+	dispatch(ew, &o->sealed);
 }
 
 int outbox_run(struct ew *ew)
@@ -132,43 +194,31 @@ int outbox_run(struct ew *ew)
 	struct turn *t = &ew->turn;
 	int r;
 
-	if (!turn_pending(t))
+	/* One commit at a time: what is recorded meanwhile waits for the next. */
+	if (o->in_flight || !turn_pending(t))
 		return 0;
-	if (turn_has_writes(t)) {
-		if (ew->m.store_failing && ew_now(ew) < o->retry_at) {
-			/* Answers cannot wait for the retry: they say what is wrong. */
-			if (t->answers) {
-				t->answers = 0;
-				control_commit_failed(ew, o->why);
-			}
-			return -EAGAIN;
-		}
-		if ((r = write_turn(ew)) < 0) {
-			failed(ew, r);
+	if (!turn_has_writes(t)) {
+		dispatch(ew, t);
+		return 0;
+	}
+	if (ew->m.store_failing && ew_now(ew) < o->retry_at) {
+		/* Answers cannot wait for the retry: they say what is wrong. */
+		if (t->answers) {
 			t->answers = 0;
 			control_commit_failed(ew, o->why);
-			return r;
 		}
-		ew->m.commits++;
-		if (ew->m.store_failing) {
-			log_msg(LOG_NOTICE, "state database writable again after %u failed commits; nothing was lost",
-				o->fail_run);
-			ew->m.store_failing = false;
-			o->fail_run = 0;
-			uv_timer_stop(&o->retry);
-		}
+		return -EAGAIN;
 	}
-	/* Committed: now, and only now, the effects leave, in this order. */
-	struct turn_row *rows = turn_committed(t);
-	bool ended = t->ended, kick = t->kick;
-	t->ended = t->kick = false;
-	t->answers = 0;
-	hooks_dispatch(ew, rows);
-	control_dispatch(ew, ended);
-	if (kick)
-		poller_kick(ew->poller);
-	turn_rows_free(rows);
-	return 0;
+	turn_seal(t, &o->sealed);
+	o->in_flight = true;
+	if ((r = store_begin(ew->store)) < 0 || (r = write_turn(ew, &o->sealed)) < 0) {
+		on_committed(r, o);
+		return r;
+	}
+	/* SQLite calls back before this returns; PostgreSQL when the commit's answer arrives. */
+	o->last = 0;
+	store_commit_async(ew->store, on_committed, o);
+	return o->in_flight ? 0 : o->last;
 }
 
 /* Timers' writes are committed before the loop blocks for I/O, I/O callbacks' writes after it. */
@@ -205,9 +255,9 @@ int outbox_init(struct ew *ew)
 static void on_closed(uv_handle_t *h)
 {
 	struct outbox *o = h->data;
-	/* Close callbacks run in no promised order: the last one frees. */
+	/* Close callbacks (and a commit in flight) end in no promised order: the last one frees. */
 	if (--o->open_handles == 0)
-		free(o);
+		outbox_free(o);
 }
 
 void outbox_close(struct ew *ew)
@@ -215,7 +265,8 @@ void outbox_close(struct ew *ew)
 	struct outbox *o = ew->outbox;
 	if (!o)
 		return;
-	o->open_handles = 3;
+	o->closing = true;
+	o->open_handles = 3 + o->in_flight;
 	uv_close((uv_handle_t *)&o->prepare, on_closed);
 	uv_close((uv_handle_t *)&o->check, on_closed);
 	uv_close((uv_handle_t *)&o->retry, on_closed);

@@ -57,6 +57,12 @@ struct turn {
 	bool ended;                 /* a job ended or left: waits may be satisfied */
 	bool kick;                  /* the poller has new due jobs */
 	unsigned answers;           /* control answers held for this commit */
+	/*
+	 * The number of this record: what is held for it (answers, claimed
+	 * attempts) carries it, and a commit tells only those with a number up
+	 * to its own. turn_seal() moves on to the next.
+	 */
+	uint64_t gen;
 };
 
 /* Marks j's row to be written (once per turn). */
@@ -73,9 +79,18 @@ bool turn_pending(const struct turn *t);
 /* Drops the planned hooks of every event (before the commit plans again after a failure). */
 void turn_unplan(struct turn *t);
 /*
- * After a successful commit: clears the job marks (freeing removed jobs no one
- * holds) and the delivery states, and hands the rows to the caller, who frees
- * them with turn_rows_free() after dispatching.
+ * Moves everything recorded into *sealed (empty, or left so by
+ * turn_committed) for a commit that stays in flight while the loop records on
+ * into t, whose number moves on. The sealed jobs are kept (JF_SEALED).
+ */
+void turn_seal(struct turn *t, struct turn *sealed);
+/* The commit of sealed failed: its writes and marks go back into t, before what was recorded since. */
+void turn_unseal(struct turn *t, struct turn *sealed);
+/*
+ * After a successful commit of t (sealed, or with nothing to write): clears
+ * the job marks (freeing removed jobs no one holds) and the delivery states,
+ * and hands the rows to the caller, who frees them with turn_rows_free()
+ * after dispatching.
  */
 struct turn_row *turn_committed(struct turn *t);
 void turn_rows_free(struct turn_row *r);
