@@ -9,13 +9,13 @@
 /* Sends req, checks the answer; prints it as JSON when asked. Returns the answer (the caller puts it) or NULL. */
 static json_object *ask(json_object *req)
 {
-	connect_daemon();
-	json_object *ans = request(req, -1);
+	ctl_connect();
+	json_object *ans = ctl_request(req, -1);
 	json_object_put(req);
-	check(ans);
-	if (json_out) {
+	ctl_check(ans);
+	if (ctl_json_out) {
 		json_object_object_del(ans, "ok");
-		print_json(ans);
+		ctl_print_json(ans);
 		json_object_put(ans);
 		return NULL;
 	}
@@ -24,7 +24,7 @@ static json_object *ask(json_object *req)
 
 static const char *or_dash(json_object *o, const char *key)
 {
-	const char *s = str(o, key);
+	const char *s = ctl_str(o, key);
 	return *s ? s : "-";
 }
 
@@ -33,17 +33,17 @@ int ctl_deliveries(int argc, char **argv)
 	static const struct option opts[] = { { "state", required_argument, NULL, 's' },
 					      { "hook", required_argument, NULL, 'H' },
 					      { "since", required_argument, NULL, 'S' }, { 0 } };
-	json_object *req = new_req("deliveries");
+	json_object *req = ctl_new_req("deliveries");
 	int o;
 	optind = 0;
 	while ((o = getopt_long(argc, argv, "s:H:S:", opts, NULL)) != -1) {
 		const char *key = o == 's' ? "state" : o == 'H' ? "hook" : o == 'S' ? "since" : NULL;
 		if (!key)
-			die_usage("deliveries: unknown option (expected --state, --hook, --since)");
+			ctl_die_usage("deliveries: unknown option (expected --state, --hook, --since)");
 		json_object_object_add(req, key, json_object_new_string(optarg));
 	}
 	if (optind != argc)
-		die_usage("deliveries: unexpected argument \"%s\"", argv[optind]);
+		ctl_die_usage("deliveries: unexpected argument \"%s\"", argv[optind]);
 	json_object *ans = ask(req), *ds;
 	if (!ans)
 		return 0;
@@ -52,8 +52,8 @@ int ctl_deliveries(int argc, char **argv)
 	       "LAST_ERROR");
 	for (size_t i = 0; i < json_object_array_length(ds); i++) {
 		json_object *d = json_object_array_get_idx(ds, i);
-		printf("%-36s %-20s %-12s %-8s %-8lld %-24s %s\n", str(d, "event_id"), str(d, "event"), str(d, "hook"),
-		       str(d, "state"), (long long)num(d, "attempts"), str(d, "updated"), or_dash(d, "last_error"));
+		printf("%-36s %-20s %-12s %-8s %-8lld %-24s %s\n", ctl_str(d, "event_id"), ctl_str(d, "event"), ctl_str(d, "hook"),
+		       ctl_str(d, "state"), (long long)ctl_num(d, "attempts"), ctl_str(d, "updated"), or_dash(d, "last_error"));
 	}
 	json_object_put(ans);
 	return 0;
@@ -65,7 +65,7 @@ int ctl_redeliver(int argc, char **argv)
 					      { "dead", no_argument, NULL, 'd' },
 					      { "since", required_argument, NULL, 'S' },
 					      { "event", required_argument, NULL, 'e' }, { 0 } };
-	json_object *req = new_req("redeliver");
+	json_object *req = ctl_new_req("redeliver");
 	bool dead = false, filtered = false;
 	int o;
 	optind = 0;
@@ -75,26 +75,26 @@ int ctl_redeliver(int argc, char **argv)
 		case 'd': dead = true; break;
 		case 'S': json_object_object_add(req, "since", json_object_new_string(optarg)); filtered = true; break;
 		case 'e': json_object_object_add(req, "event", json_object_new_string(optarg)); filtered = true; break;
-		default: die_usage("redeliver: unknown option (expected --hook, --dead, --since, --event)");
+		default: ctl_die_usage("redeliver: unknown option (expected --hook, --dead, --since, --event)");
 		}
 	}
 	if (dead) {
 		if (optind != argc)
-			die_usage("redeliver --dead takes filters, not an event id");
+			ctl_die_usage("redeliver --dead takes filters, not an event id");
 		json_object_object_add(req, "dead", json_object_new_boolean(1));
 	} else {
 		if (filtered)
-			die_usage("redeliver: --since and --event filter a replay of dead deliveries: add --dead");
+			ctl_die_usage("redeliver: --since and --event filter a replay of dead deliveries: add --dead");
 		if (optind != argc - 1)
-			die_usage("redeliver: give one event id, or --dead [--hook NAME] [--since DURATION|TIME] [--event TYPE]");
+			ctl_die_usage("redeliver: give one event id, or --dead [--hook NAME] [--since DURATION|TIME] [--event TYPE]");
 		json_object_object_add(req, "event_id", json_object_new_string(argv[optind]));
 	}
 	json_object *ans = ask(req);
 	if (!ans)
 		return 0;
-	printf("queued %lld deliveries", (long long)num(ans, "queued"));
-	if (num(ans, "skipped"))
-		printf("; skipped %lld (%s)", (long long)num(ans, "skipped"), str(ans, "note"));
+	printf("queued %lld deliveries", (long long)ctl_num(ans, "queued"));
+	if (ctl_num(ans, "skipped"))
+		printf("; skipped %lld (%s)", (long long)ctl_num(ans, "skipped"), ctl_str(ans, "note"));
 	printf("\n");
 	json_object_put(ans);
 	return 0;
@@ -106,37 +106,37 @@ static void print_hooks(json_object *ans)
 	json_object_object_get_ex(ans, "hooks", &hs);
 	for (size_t i = 0; i < json_object_array_length(hs); i++) {
 		json_object *h = json_object_array_get_idx(hs, i);
-		printf("%s (%s): %s", str(h, "name"), str(h, "type"), str(h, "state"));
-		if (strcmp(str(h, "state"), "disabled") == 0)
-			printf(" since %s: %s", str(h, "since"), str(h, "why"));
+		printf("%s (%s): %s", ctl_str(h, "name"), ctl_str(h, "type"), ctl_str(h, "state"));
+		if (strcmp(ctl_str(h, "state"), "disabled") == 0)
+			printf(" since %s: %s", ctl_str(h, "since"), ctl_str(h, "why"));
 		printf("\n  pending %lld, running %lld, dead %lld, delivered in the last hour %lld\n",
-		       (long long)num(h, "pending"), (long long)num(h, "running"), (long long)num(h, "dead"),
-		       (long long)num(h, "delivered_last_hour"));
+		       (long long)ctl_num(h, "pending"), (long long)ctl_num(h, "running"), (long long)ctl_num(h, "dead"),
+		       (long long)ctl_num(h, "delivered_last_hour"));
 		printf("  last success: %s\n", or_dash(h, "last_success"));
-		if (*str(h, "last_error"))
-			printf("  last error:   %s: %s\n", str(h, "last_error_at"), str(h, "last_error"));
-		if (*str(h, "failing_since"))
-			printf("  failing since %s\n", str(h, "failing_since"));
-		if (*str(h, "paused_until"))
-			printf("  paused until %s (Retry-After)\n", str(h, "paused_until"));
+		if (*ctl_str(h, "last_error"))
+			printf("  last error:   %s: %s\n", ctl_str(h, "last_error_at"), ctl_str(h, "last_error"));
+		if (*ctl_str(h, "failing_since"))
+			printf("  failing since %s\n", ctl_str(h, "failing_since"));
+		if (*ctl_str(h, "paused_until"))
+			printf("  paused until %s (Retry-After)\n", ctl_str(h, "paused_until"));
 	}
 }
 
 int ctl_hooks(int argc, char **argv)
 {
-	json_object *req = new_req("hooks");
+	json_object *req = ctl_new_req("hooks");
 	if (argc > 1) {
 		const char *action = argv[1];
 		if (strcmp(action, "enable") != 0 && strcmp(action, "disable") != 0)
-			die_usage("hooks: expected enable NAME or disable NAME, got \"%s\"", action);
+			ctl_die_usage("hooks: expected enable NAME or disable NAME, got \"%s\"", action);
 		if (argc != 3)
-			die_usage("hooks %s: give one hook name", action);
+			ctl_die_usage("hooks %s: give one hook name", action);
 		json_object_object_add(req, "action", json_object_new_string(action));
 		json_object_object_add(req, "name", json_object_new_string(argv[2]));
 		json_object *ans = ask(req);
 		if (!ans)
 			return 0;
-		printf("hook %s %s%s\n", str(ans, "name"), str(ans, "state"),
+		printf("hook %s %s%s\n", ctl_str(ans, "name"), ctl_str(ans, "state"),
 		       json_object_get_boolean(json_object_object_get(ans, "changed")) ? "" : " (it already was)");
 		json_object_put(ans);
 		return 0;

@@ -24,77 +24,77 @@ static bool get_bool(json_object *req, const char *key)
 static void redeliver_dead_done(int n, unsigned skipped, const char *err, void *arg)
 {
 	struct client *c = arg;
-	if (!read_end(c))
+	if (!control_read_end(c))
 		return;
 	if (n < 0) {
-		send_error(c, "%s", err);
+		control_send_error(c, "%s", err);
 		return;
 	}
-	json_object *o = ok_answer();
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "queued", json_object_new_int(n));
 	json_object_object_add(o, "skipped", json_object_new_int((int)skipped));
 	if (skipped)
 		json_object_object_add(o, "note", json_object_new_string(
 			"skipped: dead deliveries of hooks the config no longer has, or already queued again"));
-	hold_answer(c, o);
+	control_hold_answer(c, o);
 }
 
 static void redeliver_dead(struct client *c, json_object *req)
 {
-	struct hooks_replay f = { .hook = get_str(req, "hook"), .event = get_str(req, "event") };
+	struct hooks_replay f = { .hook = control_get_str(req, "hook"), .event = control_get_str(req, "event") };
 	char err[256], what[200];
 
 	if (control_since(req, &f.since_ms, err, sizeof(err)) < 0) {
-		send_error(c, "%s", err);
+		control_send_error(c, "%s", err);
 		return;
 	}
 	snprintf(what, sizeof(what), "replay of dead deliveries%s%.64s%s%.64s%s%.64s", f.hook ? " to hook " : "",
-		 f.hook ? f.hook : "", f.event ? " of " : "", f.event ? f.event : "", get_str(req, "since") ? " since " : "",
-		 get_str(req, "since") ? get_str(req, "since") : "");
-	log_peer(c, what);
-	read_begin(c);
+		 f.hook ? f.hook : "", f.event ? " of " : "", f.event ? f.event : "", control_get_str(req, "since") ? " since " : "",
+		 control_get_str(req, "since") ? control_get_str(req, "since") : "");
+	control_log_peer(c, what);
+	control_read_begin(c);
 	hooks_redeliver_dead(c->ctl->ew, &f, redeliver_dead_done, c);
 }
 
 static void redeliver_done(int n, const char *err, void *arg)
 {
 	struct client *c = arg;
-	if (!read_end(c))
+	if (!control_read_end(c))
 		return;
 	if (n < 0) {
-		send_error(c, "%s", err);
+		control_send_error(c, "%s", err);
 		return;
 	}
-	json_object *o = ok_answer();
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "queued", json_object_new_int(n));
-	hold_answer(c, o);
+	control_hold_answer(c, o);
 }
 
-void cmd_redeliver(struct client *c, json_object *req)
+void control_cmd_redeliver(struct client *c, json_object *req)
 {
-	const char *id = get_str(req, "event_id");
-	const char *hook = get_str(req, "hook");
+	const char *id = control_get_str(req, "event_id");
+	const char *hook = control_get_str(req, "hook");
 
 	if (get_bool(req, "dead")) {
 		if (id) {
-			send_error(c, "give either \"event_id\" or \"dead\": true, not both");
+			control_send_error(c, "give either \"event_id\" or \"dead\": true, not both");
 			return;
 		}
 		redeliver_dead(c, req);
 		return;
 	}
 	if (!id) {
-		send_error(c, "\"event_id\" (or \"dead\": true) is required");
+		control_send_error(c, "\"event_id\" (or \"dead\": true) is required");
 		return;
 	}
-	if (get_str(req, "since") || get_str(req, "event")) {
-		send_error(c, "\"since\" and \"event\" filter a replay of dead deliveries (\"dead\": true)");
+	if (control_get_str(req, "since") || control_get_str(req, "event")) {
+		control_send_error(c, "\"since\" and \"event\" filter a replay of dead deliveries (\"dead\": true)");
 		return;
 	}
 	char what[160];
 	snprintf(what, sizeof(what), "redeliver of %.40s%s%.64s", id, hook ? " to hook " : "", hook ? hook : "");
-	log_peer(c, what);
-	read_begin(c);
+	control_log_peer(c, what);
+	control_read_begin(c);
 	hooks_redeliver(c->ctl->ew, id, hook, redeliver_done, c);
 }
 
@@ -125,13 +125,13 @@ static void hooks_list_end(struct hooks_list *x)
 {
 	if (--x->pending)
 		return;
-	if (read_end(x->c)) {
+	if (control_read_end(x->c)) {
 		if (x->failed) {
-			send_error(x->c, "state database: %s", store_error(x->c->ctl->ew->store));
+			control_send_error(x->c, "state database: %s", store_error(x->c->ctl->ew->store));
 		} else {
-			json_object *o = ok_answer();
+			json_object *o = control_ok_answer();
 			json_object_object_add(o, "hooks", json_object_get(x->arr));
-			send_line(x->c, o);
+			control_send_line(x->c, o);
 		}
 	}
 	json_object_put(x->arr);
@@ -178,36 +178,36 @@ static int hook_one(const struct hooks_info *hi, void *arg)
 	return 0;
 }
 
-void cmd_hooks(struct client *c, json_object *req)
+void control_cmd_hooks(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
-	const char *action = get_str(req, "action");
-	const char *name = get_str(req, "name");
+	const char *action = control_get_str(req, "action");
+	const char *name = control_get_str(req, "name");
 	char err[256];
 
 	if (action) {
 		bool enable = strcmp(action, "enable") == 0;
 		if (!enable && strcmp(action, "disable") != 0) {
-			send_error(c, "hooks: unknown action \"%.32s\"; expected enable or disable", action);
+			control_send_error(c, "hooks: unknown action \"%.32s\"; expected enable or disable", action);
 			return;
 		}
 		if (!name) {
-			send_error(c, "hooks %s: \"name\" is required", action);
+			control_send_error(c, "hooks %s: \"name\" is required", action);
 			return;
 		}
 		char what[120];
 		snprintf(what, sizeof(what), "hooks %s %.64s", action, name);
-		log_peer(c, what);
+		control_log_peer(c, what);
 		int r = hooks_set_enabled(ew, name, enable, err, sizeof(err));
 		if (r < 0) {
-			send_error(c, "%s", err);
+			control_send_error(c, "%s", err);
 			return;
 		}
-		json_object *o = ok_answer();
+		json_object *o = control_ok_answer();
 		json_object_object_add(o, "name", json_object_new_string(name));
 		json_object_object_add(o, "state", json_object_new_string(enable ? "enabled" : "disabled"));
 		json_object_object_add(o, "changed", json_object_new_boolean(r > 0));
-		hold_answer(c, o);
+		control_hold_answer(c, o);
 		return;
 	}
 	struct hooks_list *x = xcalloc(1, sizeof(*x));
@@ -215,7 +215,7 @@ void cmd_hooks(struct client *c, json_object *req)
 	x->arr = json_object_new_array();
 	x->hour_ago = util_wall_ms() - 3600000;
 	hooks_each(ew, hook_one, x);
-	read_begin(c);
+	control_read_begin(c);
 	size_t n = json_object_array_length(x->arr);
 	x->pending = (unsigned)n + 1;
 	for (size_t i = 0; i < n; i++) {

@@ -29,7 +29,7 @@ static void list_one(const char *k, void *v, void *arg)
 		return;
 	if (l->limit >= 0 && (int64_t)json_object_array_length(l->arr) >= l->limit)
 		return;
-	json_object_array_add(l->arr, job_json(j));
+	json_object_array_add(l->arr, control_job_json(j));
 }
 
 static int cmp_jobs(const void *a, const void *b)
@@ -40,17 +40,17 @@ static int cmp_jobs(const void *a, const void *b)
 	return strcmp(json_object_get_string(ix), json_object_get_string(iy));
 }
 
-void cmd_list(struct client *c, json_object *req)
+void control_cmd_list(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
-	struct list_ctx l = { .status = -1, .batch = get_str(req, "batch"), .limit = -1 };
-	const char *st = get_str(req, "status");
+	struct list_ctx l = { .status = -1, .batch = control_get_str(req, "batch"), .limit = -1 };
+	const char *st = control_get_str(req, "status");
 	json_object *v;
 
 	if (st) {
 		l.status = job_status_from_name(st);
 		if (l.status < 0) {
-			send_error(c, "unknown status \"%.64s\"; expected new, processing, cancelling, complete, cancelled, "
+			control_send_error(c, "unknown status \"%.64s\"; expected new, processing, cancelling, complete, cancelled, "
 				   "failed, unknown, not_found, error or expired", st);
 			return;
 		}
@@ -70,9 +70,9 @@ void cmd_list(struct client *c, json_object *req)
 		strmap_each(&ew->jobs.jobs, list_one, &l);
 	}
 	json_object_array_sort(l.arr, cmp_jobs);
-	json_object *o = ok_answer();
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "jobs", l.arr);
-	send_line(c, o);
+	control_send_line(c, o);
 }
 
 /* A show in progress: the job as memory has it, then its snapshot and events from the state. */
@@ -96,22 +96,22 @@ static int show_event(const char *id, const char *type, int64_t ts, void *arg)
 	return 0;
 }
 
-void cmd_show(struct client *c, json_object *req)
+void control_cmd_show(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
-	const char *id = get_str(req, "id");
+	const char *id = control_get_str(req, "id");
 	struct job *j;
 
 	if (!id || !api_id_valid(id)) {
-		send_error(c, "\"id\" must be a valid job id");
+		control_send_error(c, "\"id\" must be a valid job id");
 		return;
 	}
 	j = jobtable_get(&ew->jobs, id);
 	if (!j) {
-		send_error(c, "job %s is not watched", id);
+		control_send_error(c, "job %s is not watched", id);
 		return;
 	}
-	json_object *jo = job_json(j);
+	json_object *jo = control_job_json(j);
 	json_object_object_add(jo, "poll_interval_ms", json_object_new_int64(j->interval));
 	if (j->heap_idx != JOB_NOT_QUEUED)
 		json_object_object_add(jo, "next_poll_in_ms", json_object_new_int64(
@@ -128,20 +128,20 @@ void cmd_show(struct client *c, json_object *req)
 	static const char *const cancels[] = { "none", "requested", "accepted", "refused" };
 	if (j->cancel)
 		json_object_object_add(jo, "cancel", json_object_new_string(cancels[j->cancel & 3]));
-	show_stored(c, id, jo);
+	control_show_stored(c, id, jo);
 }
 
 static void show_events_done(int r, void *arg)
 {
 	struct show_ctx *x = arg;
-	if (read_end(x->c)) {
+	if (control_read_end(x->c)) {
 		if (r < 0) {
-			send_error(x->c, "state database: %s", store_error(x->c->ctl->ew->store));
+			control_send_error(x->c, "state database: %s", store_error(x->c->ctl->ew->store));
 		} else {
 			json_object_object_add(x->jo, "events", json_object_get(x->events));
-			json_object *o = ok_answer();
+			json_object *o = control_ok_answer();
 			json_object_object_add(o, "job", json_object_get(x->jo));
-			send_line(x->c, o);
+			control_send_line(x->c, o);
 		}
 	}
 	json_object_put(x->events);
@@ -160,18 +160,18 @@ static void show_snapshot_done(int r, const char *snap, void *arg)
 	store_job_events(x->c->ctl->ew->store, x->id, show_event, show_events_done, x);
 }
 
-void show_stored(struct client *c, const char *id, json_object *jo)
+void control_show_stored(struct client *c, const char *id, json_object *jo)
 {
 	struct show_ctx *x = xcalloc(1, sizeof(*x));
 	x->c = c;
 	x->jo = jo;
 	x->events = json_object_new_array();
 	snprintf(x->id, sizeof(x->id), "%s", id);
-	read_begin(c);
+	control_read_begin(c);
 	store_get_snapshot(c->ctl->ew->store, x->id, show_snapshot_done, x);
 }
 
-void cmd_status(struct client *c, json_object *req)
+void control_cmd_status(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
 	const struct metrics *m = &ew->m;
@@ -202,19 +202,19 @@ void cmd_status(struct client *c, json_object *req)
 	json_object_object_add(s, "version", json_object_new_string(PACKAGE_VERSION));
 	metrics_status_line(m, ew->jobs.counts, line, sizeof(line));
 	json_object_object_add(s, "summary", json_object_new_string(line));
-	json_object *o = ok_answer();
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "status", s);
-	send_line(c, o);
+	control_send_line(c, o);
 }
 
-void cmd_metrics(struct client *c, json_object *req)
+void control_cmd_metrics(struct client *c, json_object *req)
 {
 	struct buf b = { 0 };
 	metrics_text(&c->ctl->ew->m, c->ctl->ew->jobs.counts, &b);
-	json_object *o = ok_answer();
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "text", json_object_new_string(b.data ? b.data : ""));
 	buf_free(&b);
-	send_line(c, o);
+	control_send_line(c, o);
 }
 
 struct batches_ctx {
@@ -236,18 +236,18 @@ static void batch_one(const char *k, void *v, void *arg)
 	json_object_array_add(arg, o);
 }
 
-void cmd_batches(struct client *c, json_object *req)
+void control_cmd_batches(struct client *c, json_object *req)
 {
 	json_object *arr = json_object_new_array();
 	strmap_each(&c->ctl->ew->jobs.batches, batch_one, arr);
-	json_object *o = ok_answer();
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "batches", arr);
-	send_line(c, o);
+	control_send_line(c, o);
 }
 
-int delivery_one(const struct store_delivery *d, void *arg)
+int control_delivery_one(const struct store_delivery *d, void *arg)
 {
-	json_object *arr = array_read_arr(arg);
+	json_object *arr = control_array_read_arr(arg);
 	json_object *o = json_object_new_object();
 	char t[40];
 	json_object_object_add(o, "event_id", json_object_new_string(d->event_id));
@@ -269,7 +269,7 @@ int delivery_one(const struct store_delivery *d, void *arg)
 
 int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen)
 {
-	const char *v = get_str(req, "since");
+	const char *v = control_get_str(req, "since");
 	uint64_t d;
 	*ret_ms = 0;
 	if (!v)
@@ -286,57 +286,57 @@ int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen)
 }
 
 /* A read whose rows become one array of the answer: {"ok": true, key: [...]}. */
-struct array_read {
+struct control_array_read {
 	struct client *c;
 	const char *key;
 	json_object *arr;
 };
 
-struct array_read *array_read_new(struct client *c, const char *key)
+struct control_array_read *control_array_read_new(struct client *c, const char *key)
 {
-	struct array_read *x = xcalloc(1, sizeof(*x));
+	struct control_array_read *x = xcalloc(1, sizeof(*x));
 	x->c = c;
 	x->key = key;
 	x->arr = json_object_new_array();
-	read_begin(c);
+	control_read_begin(c);
 	return x;
 }
 
-json_object *array_read_arr(struct array_read *x)
+json_object *control_array_read_arr(struct control_array_read *x)
 {
 	return x->arr;
 }
 
-void array_read_done(int r, void *arg)
+void control_array_read_done(int r, void *arg)
 {
-	struct array_read *x = arg;
-	if (read_end(x->c)) {
+	struct control_array_read *x = arg;
+	if (control_read_end(x->c)) {
 		if (r < 0) {
-			send_error(x->c, "state database: %s", store_error(x->c->ctl->ew->store));
+			control_send_error(x->c, "state database: %s", store_error(x->c->ctl->ew->store));
 		} else {
-			json_object *o = ok_answer();
+			json_object *o = control_ok_answer();
 			json_object_object_add(o, x->key, json_object_get(x->arr));
-			send_line(x->c, o);
+			control_send_line(x->c, o);
 		}
 	}
 	json_object_put(x->arr);
 	free(x);
 }
 
-void cmd_deliveries(struct client *c, json_object *req)
+void control_cmd_deliveries(struct client *c, json_object *req)
 {
-	const char *state = get_str(req, "state");
-	const char *hook = get_str(req, "hook");
+	const char *state = control_get_str(req, "state");
+	const char *hook = control_get_str(req, "hook");
 	int64_t since;
 	char err[256];
 	if (state && strcmp(state, "pending") && strcmp(state, "dead") && strcmp(state, "done")) {
-		send_error(c, "unknown delivery state \"%.32s\"; expected pending, dead or done", state);
+		control_send_error(c, "unknown delivery state \"%.32s\"; expected pending, dead or done", state);
 		return;
 	}
 	if (control_since(req, &since, err, sizeof(err)) < 0) {
-		send_error(c, "%s", err);
+		control_send_error(c, "%s", err);
 		return;
 	}
-	struct array_read *x = array_read_new(c, "deliveries");
-	store_each_delivery(c->ctl->ew->store, state, hook, since, delivery_one, array_read_done, x);
+	struct control_array_read *x = control_array_read_new(c, "deliveries");
+	store_each_delivery(c->ctl->ew->store, state, hook, since, control_delivery_one, control_array_read_done, x);
 }

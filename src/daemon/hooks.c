@@ -55,6 +55,12 @@ static void delivery_free(struct hooks *hs, struct delivery *d)
 	gauges(hs);
 }
 
+/* A hook's ready queue: oldest first. */
+static bool older(const void *a, const void *b)
+{
+	return ((const struct delivery *)a)->seq < ((const struct delivery *)b)->seq;
+}
+
 struct hook_rt *hooks_find(struct hooks *hs, const char *name)
 {
 	for (struct hook_rt *h = hs->list; h; h = h->next)
@@ -69,6 +75,7 @@ static struct hook_rt *hook_get(struct hooks *hs, const char *name)
 	if (!h) {
 		h = xcalloc(1, sizeof(*h));
 		h->name = xstrdup(name);
+		heap_init(&h->ready, older, offsetof(struct delivery, heap_idx));
 		/* Append, to keep config order for round-robin. */
 		struct hook_rt **pp = &hs->list;
 		while (*pp)
@@ -109,68 +116,10 @@ static struct delivery *queue_pop(struct delivery **head, struct delivery **tail
 
 /* ---- the heaps: each hook's ready queue (oldest first), the delayed set (earliest attempt first) ---- */
 
-static bool before(const struct dheap *h, const struct delivery *a, const struct delivery *b)
+static bool sooner(const void *a, const void *b)
 {
-	return h->by_time ? a->next_ms < b->next_ms || (a->next_ms == b->next_ms && a->seq < b->seq) : a->seq < b->seq;
-}
-
-static void heap_set(struct dheap *h, size_t i, struct delivery *d)
-{
-	h->v[i] = d;
-	d->heap_idx = (uint32_t)i;
-}
-
-static void heap_up(struct dheap *h, size_t i)
-{
-	struct delivery *d = h->v[i];
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (!before(h, d, h->v[p]))
-			break;
-		heap_set(h, i, h->v[p]);
-		i = p;
-	}
-	heap_set(h, i, d);
-}
-
-static void heap_down(struct dheap *h, size_t i)
-{
-	struct delivery *d = h->v[i];
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		const struct delivery *best = d;
-		if (l < h->n && before(h, h->v[l], best))
-			m = l, best = h->v[l];
-		if (r < h->n && before(h, h->v[r], best))
-			m = r;
-		if (m == i)
-			break;
-		heap_set(h, i, h->v[m]);
-		i = m;
-	}
-	heap_set(h, i, d);
-}
-
-static void heap_push(struct dheap *h, struct delivery *d)
-{
-	if (h->n == h->cap) {
-		h->cap = h->cap ? h->cap * 2 : 64;
-		h->v = xrealloc(h->v, h->cap * sizeof(*h->v));
-	}
-	h->v[h->n++] = d;
-	heap_up(h, h->n - 1);
-}
-
-static struct delivery *heap_pop(struct dheap *h)
-{
-	struct delivery *top = h->v[0];
-	struct delivery *last = h->v[--h->n];
-	if (h->n) {
-		heap_set(h, 0, last);
-		heap_down(h, 0);
-	}
-	top->heap_idx = DELIVERY_NOT_QUEUED;
-	return top;
+	const struct delivery *x = a, *y = b;
+	return x->next_ms < y->next_ms || (x->next_ms == y->next_ms && x->seq < y->seq);
 }
 
 static void on_delay_timer(uv_timer_t *t);
@@ -178,11 +127,12 @@ static void on_delay_timer(uv_timer_t *t);
 /* Arms the timer for the earliest delayed delivery: O(1), whatever the number delayed. */
 static void arm_delayed(struct hooks *hs)
 {
-	if (!hs->delayed.n || hs->stopping) {
+	const struct delivery *first = heap_peek(&hs->delayed);
+	if (!first || hs->stopping) {
 		uv_timer_stop(&hs->delay_timer);
 		return;
 	}
-	int64_t wait = hs->delayed.v[0]->next_ms - util_wall_ms();
+	int64_t wait = first->next_ms - util_wall_ms();
 	UV_CHECK(uv_timer_start(&hs->delay_timer, on_delay_timer, wait > 0 ? (uint64_t)wait : 0, 0));
 }
 
@@ -190,8 +140,9 @@ static void on_delay_timer(uv_timer_t *t)
 {
 	struct hooks *hs = container_of(t, struct hooks, delay_timer);
 	int64_t now = util_wall_ms();
-	while (hs->delayed.n && hs->delayed.v[0]->next_ms <= now) {
-		struct delivery *d = heap_pop(&hs->delayed);
+	struct delivery *d;
+	while ((d = heap_peek(&hs->delayed)) && d->next_ms <= now) {
+		heap_pop(&hs->delayed);
 		heap_push(&d->hook->ready, d);
 	}
 	arm_delayed(hs);
@@ -210,26 +161,17 @@ static void enqueue(struct hooks *hs, struct delivery *d)
 	}
 }
 
-static void heap_remove(struct dheap *h, size_t i)
-{
-	struct delivery *d = h->v[i], *last = h->v[--h->n];
-	d->heap_idx = DELIVERY_NOT_QUEUED;
-	if (i == h->n)
-		return;
-	heap_set(h, i, last);
-	heap_up(h, i);
-	heap_down(h, last->heap_idx);
-}
-
 void hooks_release_delayed(struct hooks *hs, struct hook_rt *h)
 {
-	for (size_t i = hs->delayed.n; i-- > 0;) {
-		if (i < hs->delayed.n && hs->delayed.v[i]->hook == h) {
-			struct delivery *d = hs->delayed.v[i];
-			heap_remove(&hs->delayed, i);
-			d->next_ms = util_wall_ms();
-			heap_push(&h->ready, d);
-		}
+	for (size_t i = heap_len(&hs->delayed); i-- > 0;) {
+		if (i >= heap_len(&hs->delayed))
+			continue;
+		struct delivery *d = heap_at(&hs->delayed, i);
+		if (d->hook != h)
+			continue;
+		heap_remove(&hs->delayed, d);
+		d->next_ms = util_wall_ms();
+		heap_push(&h->ready, d);
 	}
 	arm_delayed(hs);
 }
@@ -323,7 +265,7 @@ static struct delivery *delivery_new(struct hooks *hs, struct hook_rt *h, const 
 	d->subject = xstrdup(subject ? subject : "");
 	d->batch = batch ? xstrdup(batch) : NULL;
 	d->payload = p;
-	d->heap_idx = DELIVERY_NOT_QUEUED;
+	d->heap_idx = HEAP_NONE;
 	d->seq = ++hs->seq;
 	p->refs++;
 	size_t n = strlen(event_id) + strlen(h->name) + 2;
@@ -405,7 +347,7 @@ void hooks_pump(struct hooks *hs)
 	while (progress && hs->running < cap) {
 		progress = false;
 		for (struct hook_rt *h = hs->list; h && hs->running < cap; h = h->next) {
-			if (!h->cfg || h->running >= h->cfg->concurrency || !h->ready.n || !hooks_ops_may_start(hs, h, now))
+			if (!h->cfg || h->running >= h->cfg->concurrency || !heap_len(&h->ready) || !hooks_ops_may_start(hs, h, now))
 				continue;
 			struct delivery *d = heap_pop(&h->ready);
 			/* Claimed: the attempt number is written before the attempt starts. */
@@ -664,7 +606,7 @@ int hooks_init(struct ew *ew)
 	int r;
 
 	hs->ew = ew;
-	hs->delayed.by_time = true;
+	heap_init(&hs->delayed, sooner, offsetof(struct delivery, heap_idx));
 	ew->hooks = hs;
 	if ((r = uv_timer_init(ew->loop, &hs->delay_timer)) < 0 || (r = uv_timer_init(ew->loop, &hs->grace_timer)) < 0 ||
 	    (r = uv_timer_init(ew->loop, &hs->gate_timer)) < 0)
@@ -722,7 +664,6 @@ static void on_timer_closed(uv_handle_t *h)
 	struct hooks *hs = h->data;
 	if (--hs->open_timers == 0) {
 		strmap_free(&hs->index);
-		free(hs->delayed.v);
 		free(hs);
 	}
 }
@@ -752,13 +693,13 @@ void hooks_close(struct ew *ew)
 		delivery_free(hs, *p);
 	free(all);
 	hs->claimed_head = hs->claimed_tail = NULL;
-	hs->delayed.n = 0;
+	heap_free(&hs->delayed);
 	for (struct hook_rt *h = hs->list; h;) {
 		struct hook_rt *next = h->next;
 		strmap_each(&h->groups, group_drop, NULL);
 		strmap_free(&h->groups);
 		strmap_free(&h->tails);
-		free(h->ready.v);
+		heap_free(&h->ready);
 		hooks_ops_free(h);
 		free(h->name);
 		free(h);

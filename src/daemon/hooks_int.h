@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "ew.h"
+#include "heap.h"
 #include "hooks.h"
 #include "http.h"
 #include "job.h"
@@ -15,7 +16,6 @@
 #include "store.h"
 #include "strmap.h"
 
-#define DELIVERY_NOT_QUEUED UINT32_MAX
 
 struct payload {
 	unsigned refs;
@@ -24,14 +24,6 @@ struct payload {
 };
 
 struct hook_rt;
-struct delivery;
-
-/* A binary min-heap of deliveries: by seq (a hook's ready queue) or by next_ms (the delayed set). */
-struct dheap {
-	struct delivery **v;
-	size_t n, cap;
-	bool by_time;
-};
 
 struct delivery {
 	struct delivery *next;      /* in a ready queue or the claimed list */
@@ -47,7 +39,7 @@ struct delivery {
 	int64_t lag_from_ms;        /* for the detection lag at its first start; 0: not measured */
 	uint64_t seq;               /* arrival order: detection order, and a restart's load order */
 	uint64_t claim_gen;         /* the turn record its claim was written in (turn.gen) */
-	uint32_t heap_idx;          /* in a ready or the delayed heap, or DELIVERY_NOT_QUEUED */
+	uint32_t heap_idx;          /* in a ready or the delayed heap, or HEAP_NONE */
 	/* Order (per hook): a job's next delivery, or the next batch.done waiting on one group. */
 	struct delivery *succ;
 	unsigned blockers;          /* > 0: held, in no queue, until what it follows is done or dead */
@@ -66,7 +58,7 @@ struct hook_rt {
 	const struct ew_hook *cfg;  /* NULL while the config has no hook of that name */
 	struct sign_secret secrets[SIGN_MAX_SECRETS];
 	size_t n_secrets;
-	struct dheap ready;         /* free to start, oldest first */
+	struct heap ready;          /* free to start, oldest first (by seq) */
 	unsigned running;           /* claimed or running */
 	unsigned queued;            /* its deliveries in memory: held, queued, delayed, claimed or running */
 	/* The breaker (hooks_ops.c): kept in the store across restarts. */
@@ -107,7 +99,7 @@ struct run {
 struct hooks {
 	struct ew *ew;
 	struct hook_rt *list;
-	struct dheap delayed;       /* waiting for their next attempt time */
+	struct heap delayed;        /* waiting for their next attempt time (by next_ms) */
 	uint64_t seq;
 	uv_timer_t delay_timer;
 	struct delivery *claimed_head, *claimed_tail;   /* claimed, starting after the commit */

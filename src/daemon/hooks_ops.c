@@ -164,7 +164,7 @@ void hooks_ops_arm(struct hooks *hs)
 	if (hs->stopping)
 		return;
 	for (struct hook_rt *h = hs->list; h; h = h->next) {
-		if (!h->cfg || h->disabled_ms || !h->ready.n || h->running >= h->cfg->concurrency)
+		if (!h->cfg || h->disabled_ms || !heap_len(&h->ready) || h->running >= h->cfg->concurrency)
 			continue;
 		int64_t w = 0;
 		if (h->paused_until_ms > now)

@@ -48,6 +48,9 @@ struct metrics {
 	uint64_t sweep_fallbacks;        /* times the daemon fell back to per-id polling */
 	uint64_t sweep_entries;          /* list entries read, watched or not */
 	uint64_t sweep_listed;           /* entries in the last good list */
+	uint64_t metrics_http_connections;  /* metrics_http: connections taken on metrics_listen */
+	uint64_t metrics_http_evictions;    /* metrics_http: idle ones closed to make room for a new one */
+	uint64_t metrics_http_timeouts;     /* metrics_http: closed without a complete request in time */
 	/* gauges, kept current by their owners */
 	unsigned polls_in_flight;        /* poller */
 	enum pause_reason paused;        /* poller */

@@ -92,8 +92,8 @@ static void all_per_id(struct poller *p)
 {
 	struct ew *ew = p->ew;
 	uint64_t now = ew_now(ew);
-	for (size_t i = 0; i < ew->jobs.heap_len; i++) {
-		struct job *j = ew->jobs.heap[i];
+	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
+		struct job *j = jobtable_queued(&ew->jobs, i);
 		if (j->due > now + ew->cfg.interval_min_ms)
 			j->due = now + (uint64_t)(util_rand_unit() * (double)ew->cfg.interval_min_ms);
 	}
@@ -215,8 +215,8 @@ static void poll_the_unlisted(struct poller *p)
 	struct ew *ew = p->ew;
 	uint64_t now = ew_now(ew);
 	bool changed = false;
-	for (size_t i = 0; i < ew->jobs.heap_len; i++) {
-		struct job *j = ew->jobs.heap[i];
+	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
+		struct job *j = jobtable_queued(&ew->jobs, i);
 		if (j->sweep_gen == p->sweep_gen || j->due <= now)
 			continue;
 		if (j->added_ms >= p->sweep_started_wall) {

@@ -7,12 +7,12 @@ N=40
 G=$T/gated
 mkdir -p "$G"
 touch "$G/gate"
-start_sim
-# All end at once; every third job is cancelled (cancelling first).
+start_sim --clock manual
+# Every third job is cancelled (cancelling first); the test's clock decides when.
 jq -cn --argjson n $N '{jobs: [range($n) as $i | {id: ("r" + ($i|tostring)), timeline:
   ([{status:"processing",at:0}] +
-   (if $i % 3 == 2 then [{status:"cancelling", at: 0.2}, {status:"cancelled", at: 0.6}]
-    else [{status: (if $i % 3 == 0 then "complete" else "failed" end), at: 0.6}] end))}]}' \
+   (if $i % 3 == 2 then [{status:"cancelling", at: 1}, {status:"cancelled", at: 2}]
+    else [{status: (if $i % 3 == 0 then "complete" else "failed" end), at: 2}] end))}]}' \
 	| sim POST /_sim/jobs "$(cat)" | jq -e ".created == $N" >/dev/null || fail "create jobs"
 # A third fail their first attempt; two fail every attempt and end dead.
 seq 0 3 $((N - 1)) | sed 's/^/r/' >"$G/fail-once"
@@ -26,6 +26,12 @@ retry = 100ms 300ms
 max_attempts = 3"
 start_daemon
 seq 0 $((N - 1)) | sed 's/^/r/' | ctl watch --batch rt - >/dev/null
+count_status() { ctl --json list --status "$1" | jq length; }
+all_in() { [ "$(count_status "$1")" = "$2" ]; }
+wait_until all_in processing $N || fail "not every job seen processing"
+sim_advance 1s >/dev/null
+wait_until all_in cancelling $(( N / 3 )) || fail "the cancelling jobs not seen cancelling"
+sim_advance 1s >/dev/null
 
 wait_until sh -c "awk '\$4 == \"batch.done\" && \$7 == \"ok\"' '$G/attempts' | grep -q ." || fail "batch.done not delivered"
 wait_until deliveries_idle || fail "deliveries still pending"

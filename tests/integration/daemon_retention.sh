@@ -18,7 +18,8 @@ command = $T/fail.sh
 on = embed_job.failed
 retry = 1h
 "
-sed -i 's/^\[embedwatch\]/[embedwatch]\nretention = 1500ms/' "$T/ew.conf"
+sed -i 's/^\[embedwatch\]/[embedwatch]\nretention = 1500ms/; s/^\[hooks\]/[hooks]\ndelivery_retention = 1500ms/' "$T/ew.conf"
+grep -q '^\[hooks\]' "$T/ew.conf" || printf '[hooks]\ndelivery_retention = 1500ms\n' >>"$T/ew.conf"
 start_daemon
 ctl watch --batch old r1 r2 >/dev/null
 ctl watch r3 >/dev/null
