@@ -174,6 +174,25 @@ static int load_proxy_credentials(const struct ew_config *cfg, char **ret, char 
 	return r;
 }
 
+/* PostgreSQL's password: the credential state-password, else state_password_file; NULL when neither (libpq's own sources then). */
+static int load_state_password(const struct ew_config *cfg, char **ret, char *err, size_t errlen)
+{
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	char path[4096];
+
+	*ret = NULL;
+	if (!cfg->state_url)
+		return 0;
+	if (creds) {
+		snprintf(path, sizeof(path), "%s/state-password", creds);
+		if (access(path, F_OK) == 0)
+			return read_secret_line(path, "state database password", false, ret, err, errlen);
+	}
+	if (cfg->state_password_file)
+		return read_secret_line(cfg->state_password_file, "state_password_file", true, ret, err, errlen);
+	return 0;
+}
+
 static void write_metrics_file(struct ew *ew)
 {
 	if (!ew->cfg.metrics_file[0])
@@ -229,15 +248,21 @@ static void reload(struct ew *ew)
 		goto done;
 	}
 	if (strcmp(cfg.state_dir, ew->cfg.state_dir) || strcmp(cfg.control_socket, ew->cfg.control_socket) ||
+	    strcmp(cfg.state_url ? cfg.state_url : "", ew->cfg.state_url ? ew->cfg.state_url : "") ||
+	    cfg.lease_ttl_ms != ew->cfg.lease_ttl_ms || cfg.lease_renew_ms != ew->cfg.lease_renew_ms ||
 	    cfg.max_in_flight != ew->cfg.max_in_flight || cfg.max_connections != ew->cfg.max_connections ||
 	    strcmp(cfg.metrics_listen ? cfg.metrics_listen : "", ew->cfg.metrics_listen ? ew->cfg.metrics_listen : ""))
-		log_msg(LOG_WARNING, "reload: state_dir, control_socket, metrics_listen, max_in_flight and max_connections "
-			"take effect at the next restart");
+		log_msg(LOG_WARNING, "reload: state_dir, state_url, lease_ttl, lease_renew, control_socket, metrics_listen, "
+			"max_in_flight and max_connections take effect at the next restart");
 	/* Keep what cannot change while running. */
 	free(cfg.state_dir);
 	cfg.state_dir = xstrdup(ew->cfg.state_dir);
 	free(cfg.control_socket);
 	cfg.control_socket = xstrdup(ew->cfg.control_socket);
+	free(cfg.state_url);
+	cfg.state_url = ew->cfg.state_url ? xstrdup(ew->cfg.state_url) : NULL;
+	cfg.lease_ttl_ms = ew->cfg.lease_ttl_ms;
+	cfg.lease_renew_ms = ew->cfg.lease_renew_ms;
 	cfg.max_in_flight = ew->cfg.max_in_flight;
 	free(cfg.metrics_listen);
 	cfg.metrics_listen = ew->cfg.metrics_listen ? xstrdup(ew->cfg.metrics_listen) : NULL;
@@ -303,6 +328,8 @@ static void on_stop_timer(uv_timer_t *t)
 		if (++stop_commit_tries < STOP_COMMIT_TRIES)
 			return;
 		log_msg(LOG_ERR, "could not write the last changes; they are re-detected after the restart");
+	} else if (store_busy(ew->store) && ++stop_commit_tries < STOP_COMMIT_TRIES) {
+		return;     /* reads for clients: answered before the socket closes */
 	}
 	uv_timer_stop(t);
 	hooks_close(ew);
@@ -313,6 +340,7 @@ static void on_stop_timer(uv_timer_t *t)
 	metrics_http_close(ew);
 	outbox_close(ew);
 	watch_close(ew);
+	store_detach(ew->store);
 	uv_walk(ew->loop, close_all, NULL);
 }
 
@@ -397,8 +425,14 @@ int main(int argc, char **argv)
 
 	ew->loop = uv_default_loop();
 	ew->m.start_ms = util_wall_ms();
-	struct store_config sc = { .loop = ew->loop, .dir = ew->cfg.state_dir };
-	if ((r = store_open(&sc, &ew->store, err, sizeof(err))) < 0)
+	char *state_password = NULL;
+	if (load_state_password(&ew->cfg, &state_password, err, sizeof(err)) < 0)
+		fatal("%s", err);
+	struct store_config sc = { .loop = ew->loop, .dir = ew->cfg.state_dir, .url = ew->cfg.state_url,
+				   .password = state_password };
+	r = store_open(&sc, &ew->store, err, sizeof(err));
+	wipe_free(state_password);
+	if (r < 0)
 		fatal("%s", err);
 	if (http_new(ew->loop, ew->cfg.max_connections, &ew->http) < 0)
 		fatal("cannot set up HTTP");

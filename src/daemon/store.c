@@ -10,6 +10,8 @@
 int store_open(const struct store_config *c, struct store **ret, char *err, size_t errlen)
 {
 	*ret = NULL;
+	if (c->url && *c->url)
+		return store_pg_open(c, ret, err, errlen);
 	return store_sqlite_open(c, ret, err, errlen);
 }
 
@@ -27,7 +29,7 @@ void store_detach(struct store *s)
 
 const char *store_error(struct store *s) { return s->ops->error(s); }
 const char *store_describe(struct store *s) { return s->ops->describe(s); }
-bool store_shared(struct store *s) { return false; }
+bool store_shared(struct store *s) { return s->shared; }
 bool store_busy(struct store *s) { return s->ops->busy(s); }
 void store_wait(struct store *s) { s->ops->wait(s); }
 

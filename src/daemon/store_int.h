@@ -52,8 +52,10 @@ struct store_ops {
 /* What every backend's state begins with. */
 struct store {
 	const struct store_ops *ops;
+	bool shared;                /* several daemons may use it: leases and standbys apply */
 };
 
 int store_sqlite_open(const struct store_config *c, struct store **ret, char *err, size_t errlen);
+int store_pg_open(const struct store_config *c, struct store **ret, char *err, size_t errlen);
 
 #endif

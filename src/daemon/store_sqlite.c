@@ -49,7 +49,7 @@ static const char *const queries[Q__MAX] = {
 	[Q_EACH_DELIVERY_STATE] = DELIVERY_SELECT "WHERE d.state=?1 AND d.updated_ms >= ?2 AND (?3 IS NULL OR d.hook=?3) "
 				  "ORDER BY d.updated_ms DESC",
 	/* The order the events were detected in: their time, then their insertion order within one turn. */
-	[Q_EACH_PENDING] = DELIVERY_SELECT "WHERE d.state='pending' ORDER BY e.ts_ms, e.rowid",
+	[Q_EACH_PENDING] = DELIVERY_SELECT "WHERE d.state='pending' ORDER BY e.ts_ms, e.rowid, d.hook",
 	[Q_GET_EVENT] = "SELECT type, subject, batch, payload FROM events WHERE id=?1",
 	[Q_EACH_BATCH] = "SELECT name, done_event FROM batches",
 	[Q_GET_SNAPSHOT] = "SELECT snapshot FROM jobs WHERE id=?1",

@@ -10,12 +10,15 @@ DAEMON="$top_builddir/embedwatchd"
 CTL="$top_builddir/embedwatchctl"
 T=$(mktemp -d "${TMPDIR:-/tmp}/ew-test.XXXXXX")
 PIDS=()
+# Functions run at exit after the processes above are gone (pg.sh stops its server there).
+EW_CLEANUP_HOOKS=()
 TOKEN=test-key
 
 cleanup() {
 	local rc=$?
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	for h in "${EW_CLEANUP_HOOKS[@]}"; do "$h" || true; done
 	if [ $rc -ne 0 ]; then
 		echo "--- test failed (rc=$rc); logs in $T:" >&2
 		for f in "$T"/*.log; do [ -f "$f" ] && { echo "== $f" >&2; tail -n 40 "$f" >&2; }; done

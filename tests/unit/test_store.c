@@ -1,6 +1,8 @@
 /*
  * The state store through store.h, on a real SQLite file in a temporary
- * directory: the schema is created (and a version-1 database migrated); one
+ * directory, and (when EW_TEST_PG_URL names a PostgreSQL database, as
+ * tests/integration/store_pg.sh does, with its password in PGPASSWORD) the
+ * same cases but the SQLite-only ones on PostgreSQL, each on an empty schema: the schema is created (and a version-1 database migrated); one
  * turn's writes commit together or not at all; what was committed is read back
  * after a reopen (restore); pending deliveries come back oldest event first;
  * an event id is inserted once; a busy database fails the commit without
@@ -17,17 +19,29 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
+#include <uv.h>
 
 #include "store.h"
 #include "util.h"
 
 static char dir[64];
+static const char *pg_url;      /* the PostgreSQL round, or NULL */
 
 static int setup(void **state)
 {
 	snprintf(dir, sizeof(dir), "/tmp/ew-store-test.XXXXXX");
 	assert_non_null(mkdtemp(dir));
+	if (pg_url) {
+		/* Every case starts from nothing, as on a fresh SQLite file. */
+		PGconn *c = PQconnectdb(pg_url);
+		assert_int_equal(PQstatus(c), CONNECTION_OK);
+		PGresult *r = PQexec(c, "SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+		assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+		PQclear(r);
+		PQfinish(c);
+	}
 	return 0;
 }
 
@@ -43,9 +57,19 @@ static struct store *open_store(void)
 {
 	struct store *s;
 	char err[512];
-	struct store_config c = { .dir = dir };
-	assert_int_equal(store_open(&c, &s, err, sizeof(err)), 0);
+	struct store_config c = { .loop = uv_default_loop(), .dir = dir, .url = pg_url };
+	int r = store_open(&c, &s, err, sizeof(err));
+	if (r < 0)
+		fail_msg("store_open: %s", err);
 	return s;
+}
+
+/* Closes a store: its libuv handles first (the loop's next turn frees them), then the rest. */
+static void close_store(struct store *s)
+{
+	store_detach(s);
+	assert_int_equal(uv_run(uv_default_loop(), UV_RUN_NOWAIT), 0);
+	store_close(s);
 }
 
 /*
@@ -214,7 +238,7 @@ static void test_commit_and_restore(void **state)
 	assert_int_equal(store_begin(s), 0);
 	assert_int_equal(store_put_job(s, &j2), 0);
 	store_rollback(s);
-	store_close(s);
+	close_store(s);
 
 	s = open_store();
 	int n = 0;
@@ -224,7 +248,7 @@ static void test_commit_and_restore(void **state)
 	assert_int_equal(each_pending(s, note_delivery, &x), 0);
 	assert_int_equal(x.n, 1);
 	assert_string_equal(x.ids[0], "evt_a/h1");
-	store_close(s);
+	close_store(s);
 }
 
 /* An event's delivery rows are written with it, and only when it is new: a re-detected event plans nothing again. */
@@ -246,7 +270,7 @@ static void test_event_with_its_deliveries(void **state)
 	assert_int_equal(x.n, 2);
 	assert_string_equal(x.ids[0], "evt_p/h1");
 	assert_string_equal(x.ids[1], "evt_p/h2");
-	store_close(s);
+	close_store(s);
 }
 
 static void test_pending_oldest_first(void **state)
@@ -281,7 +305,7 @@ static void test_pending_oldest_first(void **state)
 	assert_int_equal(l.n, 4);
 	assert_string_equal(l.ids[0], "evt_a/h");
 	assert_string_equal(l.ids[3], "evt_c/h");
-	store_close(s);
+	close_store(s);
 }
 
 static void test_busy_commit_keeps_committed(void **state)
@@ -309,7 +333,7 @@ static void test_busy_commit_keeps_committed(void **state)
 	int n = 0;
 	assert_int_equal(each_job(s, count_jobs, &n), 0);
 	assert_int_equal(n, 2);
-	store_close(s);
+	close_store(s);
 }
 
 static void test_prune(void **state)
@@ -341,7 +365,7 @@ static void test_prune(void **state)
 	assert_int_equal(x.n, 1);             /* died at 900: not since 901 */
 	assert_int_equal(each_dead(s, NULL, 0, "embed_job.complete", note_delivery, &x), 0);
 	assert_int_equal(x.n, 1);             /* of another type */
-	store_close(s);
+	close_store(s);
 }
 
 struct hook_seen {
@@ -372,7 +396,7 @@ static void test_hook_state(void **state)
 	assert_int_equal(store_put_delivery(s, "evt_x", "web", "dead", 2, 0, "HTTP 410", 8), 0);
 	assert_int_equal(store_put_delivery(s, "evt_y", "web", "done", 1, 0, NULL, 9), 0);
 	assert_int_equal(store_commit(s), 0);
-	store_close(s);
+	close_store(s);
 	s = open_store();
 	struct hook_seen x = { 0 };
 	assert_int_equal(each_hook(s, note_hook, &x), 0);
@@ -389,7 +413,7 @@ static void test_hook_state(void **state)
 	assert_int_equal(st.done_since, 1);
 	st = hook_stats(s, "other", 0);
 	assert_int_equal(st.last_done_ms, 0);
-	store_close(s);
+	close_store(s);
 }
 
 static void test_migrates_version_1(void **state)
@@ -415,7 +439,7 @@ static void test_migrates_version_1(void **state)
 	assert_int_equal(store_put_job(s, &j), 0);
 	assert_int_equal(store_put_hook(s, &(struct store_hook){ .name = "h" }), 0);
 	assert_int_equal(store_commit(s), 0);
-	store_close(s);
+	close_store(s);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key='schema'", -1, &st, NULL), SQLITE_OK);
@@ -427,14 +451,23 @@ static void test_migrates_version_1(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
+	const struct CMUnitTest both[] = {
 		cmocka_unit_test_setup_teardown(test_commit_and_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_with_its_deliveries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_oldest_first, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_busy_commit_keeps_committed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hook_state, setup, teardown),
+	};
+	const struct CMUnitTest sqlite_only[] = {
+		cmocka_unit_test_setup_teardown(test_busy_commit_keeps_committed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrates_version_1, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests_name("sqlite", both, NULL, NULL);
+	failed += cmocka_run_group_tests_name("sqlite only", sqlite_only, NULL, NULL);
+	pg_url = getenv("EW_TEST_PG_URL");
+	if (pg_url && *pg_url) {
+		printf("the same cases on PostgreSQL\n");
+		failed += cmocka_run_group_tests_name("postgresql", both, NULL, NULL);
+	}
+	return failed;
 }
