@@ -119,3 +119,51 @@ void store_job_events(struct store *s, const char *job_id, int (*fn)(const char 
 {
 	s->ops->job_events(s, job_id, fn, done, arg);
 }
+
+/* SQLite has no lease: its daemon is the only one, always active. */
+
+void store_lease_setup(struct store *s, const char *holder, const char *host, int pid, uint64_t ttl_ms)
+{
+	if (s->ops->lease_setup)
+		s->ops->lease_setup(s, holder, host, pid, ttl_ms);
+}
+
+void store_lease_take(struct store *s, void (*done)(int, bool, const struct store_lease *, void *), void *arg)
+{
+	if (s->ops->lease_take)
+		s->ops->lease_take(s, done, arg);
+	else
+		done(0, true, NULL, arg);
+}
+
+void store_lease_renew(struct store *s, store_done_fn *done, void *arg)
+{
+	if (s->ops->lease_renew)
+		s->ops->lease_renew(s, done, arg);
+	else
+		done(0, arg);
+}
+
+void store_lease_get(struct store *s, void (*done)(int, const struct store_lease *, void *), void *arg)
+{
+	if (s->ops->lease_get)
+		s->ops->lease_get(s, done, arg);
+	else
+		done(-ENOTSUP, NULL, arg);
+}
+
+void store_lease_release(struct store *s)
+{
+	if (s->ops->lease_release)
+		s->ops->lease_release(s);
+}
+
+bool store_lease_held(struct store *s) { return s->ops->lease_held ? s->ops->lease_held(s) : true; }
+bool store_lease_fresh(struct store *s) { return s->ops->lease_fresh ? s->ops->lease_fresh(s) : true; }
+int64_t store_lease_epoch(struct store *s) { return s->ops->lease_epoch ? s->ops->lease_epoch(s) : 0; }
+
+void store_on_notify(struct store *s, void (*fn)(const char *, void *), void *arg)
+{
+	if (s->ops->on_notify)
+		s->ops->on_notify(s, fn, arg);
+}

@@ -158,4 +158,43 @@ void store_get_snapshot(struct store *s, const char *job_id, void (*done)(int r,
 void store_job_events(struct store *s, const char *job_id, int (*fn)(const char *id, const char *type, int64_t ts_ms, void *arg),
 		      store_done_fn *done, void *arg);
 
+/*
+ * The lease (a shared state only; with SQLite this daemon is the only one and
+ * always active). The active holds it, renews it, and every commit it makes
+ * checks it inside the transaction (-ESTALE: another daemon took it: fenced).
+ * Beside the lease the active's database session holds an advisory lock, so
+ * a standby takes over at once when that session ends (kill -9), and after
+ * lease_ttl when it does not renew (stopped, partitioned).
+ */
+struct store_lease {
+	int64_t epoch;              /* counts takeovers; 0: never held */
+	const char *holder;         /* the holder's id (host:pid:start), NULL when free */
+	const char *host;
+	int pid;
+	int64_t age_ms;             /* since its last renewal, by the server's clock; -1: free */
+	int64_t ttl_ms;
+};
+/* Who this daemon is, and its lease's ttl (before any other lease call). */
+void store_lease_setup(struct store *s, const char *holder, const char *host, int pid, uint64_t ttl_ms);
+/* Takes the lease if it is free, expired, or its holder's session is gone; done gets whether, and the lease as it is now. */
+void store_lease_take(struct store *s, void (*done)(int r, bool taken, const struct store_lease *l, void *arg), void *arg);
+/* Renews the lease this daemon holds; done(-ESTALE) when another has taken it (the lease is then dropped). */
+void store_lease_renew(struct store *s, store_done_fn *done, void *arg);
+/* Reads the lease as it is. */
+void store_lease_get(struct store *s, void (*done)(int r, const struct store_lease *l, void *arg), void *arg);
+/* Gives the lease up so that a standby takes over at once (a clean stop; waits: exit only). */
+void store_lease_release(struct store *s);
+/* True when this daemon holds the lease (always with SQLite). */
+bool store_lease_held(struct store *s);
+/*
+ * True when it holds it and confirmed it (took, renewed or committed) so
+ * recently that it cannot have expired for another daemon: effects may leave.
+ * Always with SQLite.
+ */
+bool store_lease_fresh(struct store *s);
+/* This daemon's epoch (0 when it holds no lease). */
+int64_t store_lease_epoch(struct store *s);
+/* fn(what) on a notification of the shared state: "lease" (given up) or "requests" (a standby wrote one). */
+void store_on_notify(struct store *s, void (*fn)(const char *what, void *arg), void *arg);
+
 #endif

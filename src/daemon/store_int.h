@@ -47,6 +47,17 @@ struct store_ops {
 	void (*get_snapshot)(struct store *s, const char *job_id, void (*done)(int, const char *, void *), void *arg);
 	void (*job_events)(struct store *s, const char *job_id, int (*fn)(const char *, const char *, int64_t, void *),
 			   store_done_fn *done, void *arg);
+
+	/* A shared state only (NULL for SQLite). */
+	void (*lease_setup)(struct store *s, const char *holder, const char *host, int pid, uint64_t ttl_ms);
+	void (*lease_take)(struct store *s, void (*done)(int, bool, const struct store_lease *, void *), void *arg);
+	void (*lease_renew)(struct store *s, store_done_fn *done, void *arg);
+	void (*lease_get)(struct store *s, void (*done)(int, const struct store_lease *, void *), void *arg);
+	void (*lease_release)(struct store *s);
+	bool (*lease_held)(struct store *s);
+	bool (*lease_fresh)(struct store *s);
+	int64_t (*lease_epoch)(struct store *s);
+	void (*on_notify)(struct store *s, void (*fn)(const char *, void *), void *arg);
 };
 
 /* What every backend's state begins with. */

@@ -33,6 +33,7 @@ enum {
 	Q_PRUNE_DELIVERIES, Q_PRUNE_EVENTS, Q_PRUNE_BATCHES, Q_PUT_HOOK,
 	Q_EACH_JOB, Q_GET_JOBS, Q_EACH_JOB_BATCH, Q_EACH_DELIVERY, Q_EACH_DELIVERY_STATE, Q_EACH_PENDING,
 	Q_GET_EVENT, Q_EACH_BATCH, Q_GET_SNAPSHOT, Q_JOB_EVENTS, Q_EACH_HOOK, Q_HOOK_STATS, Q_EACH_DEAD,
+	Q_FENCE, Q_LEASE_TAKE, Q_LEASE_RENEW, Q_LEASE_GET, Q_LEASE_RELEASE, Q_RELOCK,
 	Q__MAX
 };
 
@@ -88,6 +89,19 @@ static const char *const queries[Q__MAX] = {
 			 "(SELECT coalesce(max(updated_ms), 0) FROM deliveries WHERE hook=$1 AND state='done')",
 	[Q_EACH_DEAD] = DELIVERY_SELECT "WHERE d.state='dead' AND ($1::text IS NULL OR d.hook=$1) AND d.updated_ms >= $2 "
 			"AND ($3::text IS NULL OR e.type=$3) ORDER BY e.ts_ms, e.seq",
+	/* The last statement of every commit of the active: its epoch, or the whole transaction fails (EW001). */
+	[Q_FENCE] = "SELECT ew_fence($1::bigint, $2)",
+	[Q_LEASE_TAKE] = "SELECT taken, l_holder, l_host, l_pid, l_age_ms, l_ttl_ms FROM ew_lease_take($1, $2, $3::integer, $4::bigint)",
+	[Q_LEASE_RENEW] = "UPDATE lease SET renewed_at = clock_timestamp(), ttl_ms = $3::bigint "
+			  "WHERE id = 1 AND epoch = $1::bigint AND holder = $2",
+	[Q_LEASE_GET] = "SELECT epoch, holder, host, pid, CASE WHEN renewed_at IS NULL THEN -1 ELSE "
+			"(extract(epoch FROM clock_timestamp() - renewed_at) * 1000)::bigint END, ttl_ms FROM lease WHERE id = 1",
+	/* A clean stop: the lease is free at once, and the standbys hear so. */
+	[Q_LEASE_RELEASE] = "WITH u AS (UPDATE lease SET holder = NULL, renewed_at = NULL "
+			    "WHERE id = 1 AND epoch = $1::bigint AND holder = $2 RETURNING 1) "
+			    "SELECT pg_notify('embedwatch', 'lease') FROM u",
+	/* A new session of the active takes its advisory lock again. */
+	[Q_RELOCK] = "SELECT pg_try_advisory_lock(25975, $1::integer)",
 };
 
 /*
@@ -111,6 +125,49 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS batches(name TEXT PRIMARY KEY, created_ms BIGINT NOT NULL, done_event TEXT);"
 	"CREATE TABLE IF NOT EXISTS hooks(name TEXT PRIMARY KEY, disabled_ms BIGINT NOT NULL DEFAULT 0, why TEXT,"
 	" failing_ms BIGINT NOT NULL DEFAULT 0, last_error TEXT, last_error_ms BIGINT NOT NULL DEFAULT 0);"
+	/* The lease: one row. ttl_ms is the holder's own; expiry is by the server's clock, never a daemon's. */
+	"CREATE TABLE IF NOT EXISTS lease(id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL DEFAULT 0,"
+	" holder TEXT, host TEXT, pid INTEGER, renewed_at TIMESTAMPTZ, ttl_ms BIGINT NOT NULL DEFAULT 0);"
+	"INSERT INTO lease(id) VALUES(1) ON CONFLICT DO NOTHING;"
+	/*
+	 * Taking the lease, in one transaction holding its row: when it is free or
+	 * expired, or when its holder's session is gone (the holder keeps the
+	 * advisory lock (25975, epoch) for its session: if that lock can be had,
+	 * nobody holds it). The taker locks (25975, epoch + 1) for its own session.
+	 */
+	"CREATE OR REPLACE FUNCTION ew_lease_take(p_holder text, p_host text, p_pid integer, p_ttl_ms bigint,"
+	" OUT taken bigint, OUT l_holder text, OUT l_host text, OUT l_pid integer, OUT l_age_ms bigint, OUT l_ttl_ms bigint)"
+	" LANGUAGE plpgsql AS $$\n"
+	"DECLARE l lease%ROWTYPE; free boolean := true;\n"
+	"BEGIN\n"
+	"  taken := 0;\n"
+	"  SELECT * INTO l FROM lease WHERE id = 1 FOR UPDATE;\n"
+	"  IF l.holder IS NOT NULL AND l.renewed_at + l.ttl_ms * interval '1 millisecond' >= clock_timestamp() THEN\n"
+	"    free := false;\n"
+	"    IF pg_try_advisory_lock(25975, l.epoch::integer) THEN\n"
+	"      PERFORM pg_advisory_unlock(25975, l.epoch::integer);\n"
+	"      free := true;\n"
+	"    END IF;\n"
+	"  END IF;\n"
+	"  IF free AND pg_try_advisory_lock(25975, (l.epoch + 1)::integer) THEN\n"
+	"    UPDATE lease SET epoch = l.epoch + 1, holder = p_holder, host = p_host, pid = p_pid,\n"
+	"      renewed_at = clock_timestamp(), ttl_ms = p_ttl_ms WHERE id = 1;\n"
+	"    taken := l.epoch + 1;\n"
+	"    l_holder := p_holder; l_host := p_host; l_pid := p_pid; l_age_ms := 0; l_ttl_ms := p_ttl_ms;\n"
+	"    RETURN;\n"
+	"  END IF;\n"
+	"  l_holder := l.holder; l_host := l.host; l_pid := l.pid; l_ttl_ms := l.ttl_ms;\n"
+	"  l_age_ms := CASE WHEN l.renewed_at IS NULL THEN -1\n"
+	"    ELSE (extract(epoch FROM clock_timestamp() - l.renewed_at) * 1000)::bigint END;\n"
+	"END $$;"
+	/* The fence: the commit's last statement; it renews the lease, or fails the whole transaction. */
+	"CREATE OR REPLACE FUNCTION ew_fence(p_epoch bigint, p_holder text) RETURNS void LANGUAGE plpgsql AS $$\n"
+	"BEGIN\n"
+	"  UPDATE lease SET renewed_at = clock_timestamp() WHERE id = 1 AND epoch = p_epoch AND holder = p_holder;\n"
+	"  IF NOT FOUND THEN\n"
+	"    RAISE EXCEPTION 'fenced: another embedwatchd holds the lease now' USING ERRCODE = 'EW001';\n"
+	"  END IF;\n"
+	"END $$;"
 	"INSERT INTO meta VALUES('schema', '1') ON CONFLICT DO NOTHING;";
 
 /* A write of the transaction being built, its parameters copied into one block. */
@@ -128,6 +185,8 @@ typedef void pgq_result_fn(struct pgq *g, unsigned i, const PGresult *res);
 /* One group sent to the server: its statements, then a Sync. */
 struct pgq {
 	struct pgq *next;
+	uint64_t sent_mono;         /* when it was sent (monotonic ms): a lease confirmed by it was valid then */
+	bool confirms;              /* it renews the lease (a take, a renewal, a fenced commit) */
 	unsigned n;                 /* statements in it */
 	unsigned got;               /* statements whose answer has ended (a NULL from PQgetResult) */
 	int r;                      /* 0, or the first error */
@@ -137,7 +196,9 @@ struct pgq {
 	void *fn;                   /* the caller's row (or value) callback */
 	void *done;                 /* the caller's done callback */
 	void *arg;
+	struct pg *arg2;            /* the store, for ends that update the lease */
 	bool **ret_new;             /* a commit: per statement, NULL or where to say the event was new */
+	int64_t i64;                /* a renewal: rows updated */
 };
 
 /* The socket's watcher: a handle per connection, freed in its close callback. */
@@ -168,6 +229,15 @@ struct pg {
 	bool building;
 	char err[512];
 	char desc[300];
+	/* the lease: who this daemon is, and what it holds */
+	char holder[300];
+	char host[256];
+	int pid;
+	uint64_t ttl_ms;
+	int64_t epoch;              /* held when > 0 */
+	uint64_t confirmed_mono;    /* the send time of the last take, renewal or commit that confirmed it */
+	void (*notify)(const char *what, void *arg);
+	void *notify_arg;
 };
 
 static struct pg *pg_of(struct store *s)
@@ -235,6 +305,7 @@ static struct pgq *group_new(struct pg *s, unsigned n, pgq_result_fn *result, vo
 
 static void group_push(struct pg *s, struct pgq *g)
 {
+	g->sent_mono = util_mono_ms();
 	if (s->tail)
 		s->tail->next = g;
 	else
@@ -351,34 +422,7 @@ static void prepared(struct pgq *g)
 	free(g);
 }
 
-/* A new connection: non-blocking, pipelined, every statement prepared (in the pipeline, ahead of anything else). */
-static int session_start(struct pg *s)
-{
-	PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
-	if (PQsetnonblocking(s->conn, 1) != 0 || PQenterPipelineMode(s->conn) != 1) {
-		set_err(s, PQerrorMessage(s->conn));
-		return -EIO;
-	}
-	for (int i = 0; i < Q__MAX; i++) {
-		char name[16];
-		snprintf(name, sizeof(name), "q%d", i);
-		if (!PQsendPrepare(s->conn, name, queries[i], 0, NULL)) {
-			set_err(s, PQerrorMessage(s->conn));
-			return -EIO;
-		}
-	}
-	if (!PQpipelineSync(s->conn)) {
-		set_err(s, PQerrorMessage(s->conn));
-		return -EIO;
-	}
-	group_push(s, group_new(s, Q__MAX, NULL, prepared, NULL, NULL, s));
-	s->state = PG_READY;
-	s->was_ready = true;
-	snprintf(s->desc, sizeof(s->desc), "PostgreSQL database %s on %s (user %s)", PQdb(s->conn),
-		 PQhost(s->conn) && *PQhost(s->conn) ? PQhost(s->conn) : "localhost", PQuser(s->conn));
-	flush(s);
-	return 0;
-}
+static int session_start(struct pg *s);
 
 /* The connection parameters: robust defaults the URL may override, then the URL, then the password. */
 static PGconn *connect_params(struct pg *s, bool blocking)
@@ -449,6 +493,19 @@ static void connect_later(struct pg *s)
 
 /* ---- answers ---- */
 
+/* LISTEN embedwatch: a standby wrote a request, or an active gave the lease up. */
+static void notifications(struct pg *s)
+{
+	PGnotify *n;
+	while (s->conn && (n = PQnotifies(s->conn))) {
+		char what[32];
+		snprintf(what, sizeof(what), "%s", n->extra);
+		PQfreemem(n);
+		if (s->notify)
+			s->notify(what, s->notify_arg);
+	}
+}
+
 static void pump(struct pg *s)
 {
 	if (!PQconsumeInput(s->conn)) {
@@ -456,6 +513,7 @@ static void pump(struct pg *s)
 		lost(s);
 		return;
 	}
+	notifications(s);
 	while (s->head && !PQisBusy(s->conn)) {
 		struct pgq *g = s->head;
 		PGresult *res = PQgetResult(s->conn);
@@ -492,7 +550,9 @@ static void pump(struct pg *s)
 	if (PQstatus(s->conn) == CONNECTION_BAD) {
 		set_err(s, PQerrorMessage(s->conn));
 		lost(s);
+		return;
 	}
+	notifications(s);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -632,6 +692,52 @@ static char *text_array(char *const *v, size_t n)
 	return b.data;
 }
 
+/* A new connection: non-blocking, pipelined, every statement prepared (in the pipeline, ahead of anything else). */
+static int session_start(struct pg *s)
+{
+	char sql[96], ep[24];
+	unsigned n = Q__MAX + 2;
+	int r = 0;
+
+	PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
+	if (PQsetnonblocking(s->conn, 1) != 0 || PQenterPipelineMode(s->conn) != 1) {
+		set_err(s, PQerrorMessage(s->conn));
+		return -EIO;
+	}
+	for (int i = 0; r == 0 && i < Q__MAX; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "q%d", i);
+		if (!PQsendPrepare(s->conn, name, queries[i], 0, NULL))
+			r = -EIO;
+	}
+	/*
+	 * Notifications from the others; a session stuck in a transaction (its
+	 * daemon stopped mid-send) must not hold the lease's row for long.
+	 */
+	snprintf(sql, sizeof(sql), "SET idle_in_transaction_session_timeout = %llu",
+		 (unsigned long long)(s->ttl_ms ? s->ttl_ms / 2 : 5000));
+	if (r == 0 && (!PQsendQueryParams(s->conn, "LISTEN embedwatch", 0, NULL, NULL, NULL, NULL, 0) ||
+		       !PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0)))
+		r = -EIO;
+	/* The active's advisory lock again after a reconnect (if another took it meanwhile, the next commit is fenced). */
+	if (r == 0 && s->epoch > 0) {
+		const char *v[] = { fmt_i64(ep, s->epoch) };
+		r = send_prepared(s, Q_RELOCK, 1, v);
+		n++;
+	}
+	if (r < 0 || !PQpipelineSync(s->conn)) {
+		set_err(s, PQerrorMessage(s->conn));
+		return -EIO;
+	}
+	group_push(s, group_new(s, n, NULL, prepared, NULL, NULL, s));
+	s->state = PG_READY;
+	s->was_ready = true;
+	snprintf(s->desc, sizeof(s->desc), "PostgreSQL database %s on %s (user %s)", PQdb(s->conn),
+		 PQhost(s->conn) && *PQhost(s->conn) ? PQhost(s->conn) : "localhost", PQuser(s->conn));
+	flush(s);
+	return 0;
+}
+
 /* ---- writes ---- */
 
 static int pg_begin(struct store *st)
@@ -641,6 +747,11 @@ static int pg_begin(struct store *st)
 	if (s->state != PG_READY) {
 		set_err(s, s->state == PG_CONNECTING ? "connecting" : s->err[0] ? s->err : "not connected");
 		return -ENOTCONN;
+	}
+	if (s->epoch <= 0) {
+		/* Only the active writes the shared state (standbys' requests are rows the active applies). */
+		set_err(s, "this daemon does not hold the lease");
+		return -ESTALE;
 	}
 	s->building = true;
 	return 0;
@@ -657,8 +768,19 @@ static void commit_result(struct pgq *g, unsigned i, const PGresult *res)
 		*g->ret_new[i] = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") != 0;
 }
 
+static void lease_confirmed(struct pg *s, struct pgq *g)
+{
+	if (g->r == 0 && g->confirms && g->sent_mono > s->confirmed_mono)
+		s->confirmed_mono = g->sent_mono;
+	if (g->r == -ESTALE && s->epoch > 0) {
+		log_msg(LOG_WARNING, "state database: the lease (epoch %lld) is lost: %s", (long long)s->epoch, s->err);
+		s->epoch = 0;
+	}
+}
+
 static void commit_end(struct pgq *g)
 {
+	lease_confirmed(g->arg2, g);
 	((store_done_fn *)g->done)(g->r, g->arg);
 	free(g->ret_new);
 	free(g);
@@ -670,6 +792,7 @@ static void pg_commit_async(struct store *st, store_done_fn *done, void *arg)
 	struct pgq *g = group_new(s, (unsigned)s->n_w, commit_result, commit_end, NULL, (void *)done, arg);
 	int r = 0;
 
+	g->arg2 = s;
 	if (s->state != PG_READY || !s->building) {
 		set_err(s, "not connected (reconnecting)");
 		wclear(s);
@@ -677,7 +800,12 @@ static void pg_commit_async(struct store *st, store_done_fn *done, void *arg)
 		commit_end(g);
 		return;
 	}
-	g->ret_new = xcalloc(s->n_w ? s->n_w : 1, sizeof(*g->ret_new));
+	/* Last: the fence, once every write has arrived (the lease's row is locked only until the Sync). */
+	char ep[24];
+	wput(s, Q_FENCE, NULL, 2, fmt_i64(ep, s->epoch), s->holder);
+	g->n = (unsigned)s->n_w;
+	g->confirms = true;
+	g->ret_new = xcalloc(s->n_w, sizeof(*g->ret_new));
 	for (size_t i = 0; r == 0 && i < s->n_w; i++) {
 		g->ret_new[i] = s->w[i].ret_new;
 		r = send_prepared(s, s->w[i].q, s->w[i].n, s->w[i].v);
@@ -1002,6 +1130,148 @@ static void pg_job_events(struct store *st, const char *job_id, int (*fn)(const 
 	send_read(s, group_new(s, 1, events_result, read_end, (void *)fn, (void *)done, arg), Q_JOB_EVENTS, 1, v);
 }
 
+/* ---- the lease ---- */
+
+static void pg_lease_setup(struct store *st, const char *holder, const char *host, int pid, uint64_t ttl_ms)
+{
+	struct pg *s = pg_of(st);
+	snprintf(s->holder, sizeof(s->holder), "%s", holder);
+	snprintf(s->host, sizeof(s->host), "%s", host);
+	s->pid = pid;
+	s->ttl_ms = ttl_ms;
+}
+
+static bool pg_lease_held(struct store *st)
+{
+	return pg_of(st)->epoch > 0;
+}
+
+static bool pg_lease_fresh(struct store *st)
+{
+	struct pg *s = pg_of(st);
+	/* A margin for clocks that run at slightly different rates: a fifth of the ttl, at most 1 s. */
+	uint64_t margin = s->ttl_ms / 5 < 1000 ? s->ttl_ms / 5 : 1000;
+	return s->epoch > 0 && util_mono_ms() < s->confirmed_mono + s->ttl_ms - margin;
+}
+
+static int64_t pg_lease_epoch(struct store *st)
+{
+	return pg_of(st)->epoch;
+}
+
+static void pg_on_notify(struct store *st, void (*fn)(const char *, void *), void *arg)
+{
+	struct pg *s = pg_of(st);
+	s->notify = fn;
+	s->notify_arg = arg;
+}
+
+static struct store_lease lease_of(const PGresult *res, int first)
+{
+	return (struct store_lease){
+		.epoch = ival(res, 0, first), .holder = val(res, 0, first + 1), .host = val(res, 0, first + 2),
+		.pid = (int)ival(res, 0, first + 3), .age_ms = ival(res, 0, first + 4), .ttl_ms = ival(res, 0, first + 5),
+	};
+}
+
+static void take_end(struct pgq *g)
+{
+	struct one_row *o = container_of(g, struct one_row, g);
+	struct pg *s = g->arg2;
+	bool taken = false;
+	struct store_lease l = { 0 };
+	if (g->r == 0 && o->res) {
+		l = lease_of(o->res, 0);
+		taken = l.epoch > 0;
+		if (taken) {
+			s->epoch = l.epoch;
+			s->confirmed_mono = g->sent_mono;
+		} else {
+			l.epoch = 0;
+		}
+	}
+	((void (*)(int, bool, const struct store_lease *, void *))g->done)(g->r, taken, g->r == 0 && o->res ? &l : NULL, g->arg);
+	PQclear(o->res);
+	free(o);
+}
+
+static void pg_lease_take(struct store *st, void (*done)(int, bool, const struct store_lease *, void *), void *arg)
+{
+	struct pg *s = pg_of(st);
+	char pid[24], ttl[24];
+	struct one_row *o = one_new((void *)done, arg, take_end);
+	o->g.arg2 = s;
+	const char *v[] = { s->holder, s->host, fmt_i64(pid, s->pid), fmt_i64(ttl, (int64_t)s->ttl_ms) };
+	send_read(s, &o->g, Q_LEASE_TAKE, 4, v);
+}
+
+static void renew_result(struct pgq *g, unsigned i, const PGresult *res)
+{
+	g->i64 = strtoll(PQcmdTuples((PGresult *)res), NULL, 10);
+}
+
+static void renew_end(struct pgq *g)
+{
+	if (g->r == 0 && g->i64 != 1) {
+		g->r = -ESTALE;
+		set_err(g->arg2, "another embedwatchd holds the lease now");
+	}
+	lease_confirmed(g->arg2, g);
+	((store_done_fn *)g->done)(g->r, g->arg);
+	free(g);
+}
+
+static void pg_lease_renew(struct store *st, store_done_fn *done, void *arg)
+{
+	struct pg *s = pg_of(st);
+	char ep[24], ttl[24];
+	struct pgq *g = group_new(s, 1, renew_result, renew_end, NULL, (void *)done, arg);
+	g->arg2 = s;
+	g->confirms = true;
+	if (s->epoch <= 0) {
+		set_err(s, "this daemon does not hold the lease");
+		g->r = -ESTALE;
+		renew_end(g);
+		return;
+	}
+	const char *v[] = { fmt_i64(ep, s->epoch), s->holder, fmt_i64(ttl, (int64_t)s->ttl_ms) };
+	send_read(s, g, Q_LEASE_RENEW, 3, v);
+}
+
+static void get_end(struct pgq *g)
+{
+	struct one_row *o = container_of(g, struct one_row, g);
+	struct store_lease l = { 0 };
+	if (g->r == 0 && o->res)
+		l = lease_of(o->res, 0);
+	((void (*)(int, const struct store_lease *, void *))g->done)(g->r, g->r == 0 ? &l : NULL, g->arg);
+	PQclear(o->res);
+	free(o);
+}
+
+static void pg_lease_get(struct store *st, void (*done)(int, const struct store_lease *, void *), void *arg)
+{
+	struct pg *s = pg_of(st);
+	send_read(s, &one_new((void *)done, arg, get_end)->g, Q_LEASE_GET, 0, NULL);
+}
+
+static void release_end(struct pgq *g)
+{
+	free(g);
+}
+
+static void pg_lease_release(struct store *st)
+{
+	struct pg *s = pg_of(st);
+	char ep[24];
+	if (s->epoch <= 0 || s->state != PG_READY)
+		return;
+	const char *v[] = { fmt_i64(ep, s->epoch), s->holder };
+	if (send_read(s, group_new(s, 1, NULL, release_end, NULL, NULL, NULL), Q_LEASE_RELEASE, 2, v))
+		pg_wait(st);
+	s->epoch = 0;
+}
+
 /* ---- open and close ---- */
 
 static void timer_closed(uv_handle_t *h)
@@ -1092,6 +1362,9 @@ static const struct store_ops pg_ops = {
 	.each_pending = pg_each_pending, .each_hook = pg_each_hook, .hook_stats = pg_hook_stats,
 	.get_event = pg_get_event, .each_batch = pg_each_batch, .get_snapshot = pg_get_snapshot,
 	.job_events = pg_job_events,
+	.lease_setup = pg_lease_setup, .lease_take = pg_lease_take, .lease_renew = pg_lease_renew,
+	.lease_get = pg_lease_get, .lease_release = pg_lease_release, .lease_held = pg_lease_held,
+	.lease_fresh = pg_lease_fresh, .lease_epoch = pg_lease_epoch, .on_notify = pg_on_notify,
 };
 
 /* The URL is libpq's to read; here only what the daemon refuses: a password in it. */

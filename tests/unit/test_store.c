@@ -53,6 +53,12 @@ static int teardown(void **state)
 	return 0;
 }
 
+static void lease_got(int r, bool taken, const struct store_lease *l, void *arg)
+{
+	assert_int_equal(r, 0);
+	*(bool *)arg = taken;
+}
+
 static struct store *open_store(void)
 {
 	struct store *s;
@@ -61,6 +67,14 @@ static struct store *open_store(void)
 	int r = store_open(&c, &s, err, sizeof(err));
 	if (r < 0)
 		fail_msg("store_open: %s", err);
+	if (pg_url) {
+		/* Only the lease's holder writes a shared state. */
+		bool taken = false;
+		store_lease_setup(s, "test:1:1", "test", 1, 10000);
+		store_lease_take(s, lease_got, &taken);
+		store_wait(s);
+		assert_true(taken);
+	}
 	return s;
 }
 
@@ -68,7 +82,7 @@ static struct store *open_store(void)
 static void close_store(struct store *s)
 {
 	store_detach(s);
-	assert_int_equal(uv_run(uv_default_loop(), UV_RUN_NOWAIT), 0);
+	uv_run(uv_default_loop(), UV_RUN_NOWAIT);     /* other stores of the case may still be open */
 	store_close(s);
 }
 
@@ -449,6 +463,91 @@ static void test_migrates_version_1(void **state)
 	sqlite3_close(db);
 }
 
+/* ---- PostgreSQL only: the lease ---- */
+
+struct take {
+	int r;
+	bool taken;
+	char holder[64];
+};
+
+static void take_got(int r, bool taken, const struct store_lease *l, void *arg)
+{
+	struct take *t = arg;
+	t->r = r;
+	t->taken = taken;
+	snprintf(t->holder, sizeof(t->holder), "%s", l && l->holder ? l->holder : "");
+}
+
+static struct take take_lease(struct store *s)
+{
+	struct take t = { .r = 1 };
+	store_lease_take(s, take_got, &t);
+	store_wait(s);
+	assert_int_equal(t.r, 0);
+	return t;
+}
+
+static int commit_one_job(struct store *s, const char *id)
+{
+	struct store_job j = { .id = id, .status = 1 };
+	int r = store_begin(s);
+	if (r < 0)
+		return r;
+	assert_int_equal(store_put_job(s, &j), 0);
+	return store_commit(s);
+}
+
+static struct store *open_as(const char *holder, uint64_t ttl_ms)
+{
+	struct store *s;
+	char err[512];
+	struct store_config c = { .loop = uv_default_loop(), .url = pg_url };
+	if (store_open(&c, &s, err, sizeof(err)) < 0)
+		fail_msg("store_open: %s", err);
+	store_lease_setup(s, holder, "test", 1, ttl_ms);
+	return s;
+}
+
+/*
+ * One holder at a time: a second daemon cannot take a live lease; it takes it
+ * at once when the holder's session ends, and after the ttl when the holder
+ * stops renewing; the old holder's next commit is then fenced (nothing of it
+ * is written) and its lease dropped.
+ */
+static void test_lease(void **state)
+{
+	struct store *a = open_as("a:1:1", 1000), *b = open_as("b:2:2", 1000);
+	assert_true(take_lease(a).taken);
+	assert_true(store_lease_held(a) && store_lease_fresh(a));
+	struct take t = take_lease(b);
+	assert_false(t.taken);
+	assert_string_equal(t.holder, "a:1:1");
+	assert_false(store_lease_held(b));
+	assert_int_equal(commit_one_job(b, "from-b"), -ESTALE);     /* a standby does not write */
+	assert_int_equal(commit_one_job(a, "from-a"), 0);
+	/* a's session ends (kill -9): b takes over without waiting for the ttl. */
+	close_store(a);
+	assert_true(take_lease(b).taken);
+	int64_t epoch = store_lease_epoch(b);
+	/* b stops renewing (SIGSTOP, a partition): once its lease has expired, a new daemon takes it. */
+	struct store *c = open_as("c:3:3", 1000);
+	uint64_t until = util_mono_ms() + 30000;
+	while (!(t = take_lease(c)).taken && util_mono_ms() < until)
+		usleep(50 * 1000);
+	assert_true(t.taken);
+	assert_int_equal(store_lease_epoch(c), epoch + 1);
+	/* b, back: fenced. Its commit writes nothing, and it knows it no longer holds the lease. */
+	assert_int_equal(commit_one_job(b, "late-b"), -ESTALE);
+	assert_false(store_lease_held(b));
+	int n = 0;
+	assert_int_equal(each_job(c, count_jobs, &n), 0);
+	assert_int_equal(n, 1);         /* from-a only */
+	assert_int_equal(commit_one_job(c, "from-c"), 0);
+	close_store(b);
+	close_store(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest both[] = {
@@ -468,6 +567,10 @@ int main(void)
 	if (pg_url && *pg_url) {
 		printf("the same cases on PostgreSQL\n");
 		failed += cmocka_run_group_tests_name("postgresql", both, NULL, NULL);
+		const struct CMUnitTest pg_only[] = {
+			cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
+		};
+		failed += cmocka_run_group_tests_name("postgresql only", pg_only, NULL, NULL);
 	}
 	return failed;
 }
