@@ -16,6 +16,7 @@
 
 #include "ctlproto.h"
 #include "control_int.h"
+#include "ha.h"
 #include "log.h"
 #include "util.h"
 
@@ -77,11 +78,36 @@ static void on_written(uv_write_t *w, int status)
 	free(wr);
 }
 
+static void client_free(struct client *c);
+
+/* A standby's request has its answer: the row goes with its effects (this turn's commit); the answer goes to the log. */
+static void remote_answered(struct client *c, json_object *o)
+{
+	json_object *ok, *err;
+	bool good = json_object_object_get_ex(o, "ok", &ok) && json_object_get_boolean(ok);
+	json_object_object_get_ex(o, "error", &err);
+	log_msg(good ? LOG_INFO : LOG_WARNING, "control: request %lld written by a standby: %s%s", (long long)c->remote_id,
+		good ? "applied" : "refused: ", good ? "" : json_object_get_string(err));
+	turn_row(&c->ctl->ew->turn, TR_REQUEST)->request_id = c->remote_id;
+	json_object_put(o);
+	c->answered = true;
+	if (!c->in_apply && !c->reads) {
+		/* Answered by a read that called back after the apply: it held the control state until now. */
+		struct control *ctl = c->ctl;
+		client_free(c);
+		control_unref(ctl);
+	}
+}
+
 void control_send_line(struct client *c, json_object *o)
 {
 	const char *s;
 	size_t n;
 
+	if (c->remote_id) {
+		remote_answered(c, o);
+		return;
+	}
 	if (c->closing) {
 		json_object_put(o);
 		return;
@@ -115,6 +141,10 @@ void control_send_line(struct client *c, json_object *o)
 
 void control_log_peer(struct client *c, const char *what)
 {
+	if (c->remote_id) {
+		log_msg(LOG_NOTICE, "control: %s (request %lld, written by a standby)", what, (long long)c->remote_id);
+		return;
+	}
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 	uv_os_fd_t fd;
@@ -129,11 +159,17 @@ void control_log_peer(struct client *c, const char *what)
 /* Stops reading: one request at a time; the rest waits in the buffer or the socket. */
 void control_pause_reading(struct client *c)
 {
-	uv_read_stop((uv_stream_t *)&c->pipe);
+	if (!c->remote_id)
+		uv_read_stop((uv_stream_t *)&c->pipe);
 }
 
 void control_hold_answer(struct client *c, json_object *o)
 {
+	if (c->remote_id) {
+		/* Durable with its effects: the row's delete is in the same commit. */
+		remote_answered(c, o);
+		return;
+	}
 	json_object_put(c->held);
 	c->held = o;
 	c->held_gen = c->ctl->ew->turn.gen;
@@ -200,6 +236,8 @@ void control_read_begin(struct client *c)
 bool control_read_end(struct client *c)
 {
 	c->reads--;
+	if (c->remote_id)
+		return true;
 	if (c->closed) {
 		if (!c->reads)
 			client_free(c);
@@ -266,8 +304,42 @@ static void handle_line(struct client *c, const char *line, size_t len)
 		control_send_error(c, "%s", err);
 		return;
 	}
-	handlers[cmd](c, req);
+	/* Not active (standby, or taking over): from the shared state, or written there for the active. */
+	if (!ha_active(c->ctl->ew))
+		control_standby_request(c, cmd, req, line, len);
+	else
+		handlers[cmd](c, req);
 	json_object_put(req);
+}
+
+void control_apply_request(struct control *ctl, int64_t id, const char *line)
+{
+	static const bool changes[CTL__MAX] = {
+		[CTL_WATCH] = true, [CTL_UNWATCH] = true, [CTL_CANCEL] = true, [CTL_REDELIVER] = true, [CTL_HOOKS] = true,
+	};
+	struct client *c = xcalloc(1, sizeof(*c));
+	enum ctl_cmd cmd;
+	json_object *req;
+	char err[256];
+
+	c->ctl = ctl;
+	c->remote_id = id;
+	c->in_apply = true;
+	if (ctlproto_parse(line, strlen(line), &cmd, &req, err, sizeof(err)) < 0) {
+		control_send_error(c, "%s", err);
+	} else {
+		if (changes[cmd])
+			handlers[cmd](c, req);
+		else
+			control_send_error(c, "not a request that changes the state");
+		json_object_put(req);
+	}
+	c->in_apply = false;
+	/* Answered now, or by a read that calls back later (redeliver), which frees it then. */
+	if (c->answered && !c->reads)
+		client_free(c);
+	else
+		ctl->open_handles++;
 }
 
 static void process(struct client *c)
@@ -447,12 +519,20 @@ int control_init(struct ew *ew, char *err, size_t errlen)
 		snprintf(err, errlen, "control socket: %s", uv_strerror(r));
 		return r;
 	}
-	ctl->server.data = ctl->resume_timer.data = ctl->idle_timer.data = ctl;
-	ctl->open_handles = 3;
+	if ((r = uv_timer_init(ew->loop, &ctl->shared_timer)) < 0) {
+		snprintf(err, errlen, "control socket: %s", uv_strerror(r));
+		return r;
+	}
+	ctl->server.data = ctl->resume_timer.data = ctl->idle_timer.data = ctl->shared_timer.data = ctl;
+	ctl->open_handles = 4;
 	/* The sweep runs often enough to close an idle client within a quarter of the timeout of it. */
 	uint64_t every = ew->cfg.control_idle_timeout_ms / 4 ? ew->cfg.control_idle_timeout_ms / 4 : 1;
 	UV_CHECK(uv_timer_start(&ctl->idle_timer, on_idle_sweep, every, every));
 	uv_unref((uv_handle_t *)&ctl->idle_timer);
+	if (ew->m.shared) {
+		UV_CHECK(uv_timer_start(&ctl->shared_timer, control_on_shared_tick, 500, 500));
+		uv_unref((uv_handle_t *)&ctl->shared_timer);
+	}
 	if ((r = clear_stale(path, err, errlen)) < 0)
 		return r;
 	mode_t old = umask(0777 & ~ew->cfg.control_mode);
@@ -484,11 +564,18 @@ int control_init(struct ew *ew, char *err, size_t errlen)
 	return 0;
 }
 
+/* The control socket's state goes when its handles are closed and no standby's request still reads. */
+void control_unref(struct control *ctl)
+{
+	if (--ctl->open_handles == 0) {
+		free(ctl->applied);
+		free(ctl);
+	}
+}
+
 static void server_closed(uv_handle_t *h)
 {
-	struct control *ctl = h->data;
-	if (--ctl->open_handles == 0)
-		free(ctl);
+	control_unref(h->data);
 }
 
 void control_close(struct ew *ew)
@@ -503,4 +590,5 @@ void control_close(struct ew *ew)
 	uv_close((uv_handle_t *)&ctl->server, server_closed);
 	uv_close((uv_handle_t *)&ctl->resume_timer, server_closed);
 	uv_close((uv_handle_t *)&ctl->idle_timer, server_closed);
+	uv_close((uv_handle_t *)&ctl->shared_timer, server_closed);
 }

@@ -23,6 +23,8 @@ int control_init(struct ew *ew, char *err, size_t errlen);
 void control_dispatch(struct ew *ew, bool ended, uint64_t gen);
 /* A commit failed: every held answer becomes an error saying why (the changes stay recorded and are retried). */
 void control_commit_failed(struct ew *ew, const char *why);
+/* The active: reads the requests standbys wrote and applies the new ones (a notification, a takeover). */
+void control_fetch(struct ew *ew);
 /* Drops every client, removes the socket file, closes the handles. */
 void control_close(struct ew *ew);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "control_int.h"
+#include "ha.h"
 #include "hooks.h"
 #include "store.h"
 #include "util.h"
@@ -146,6 +147,9 @@ static void hook_stats_done(int r, const struct store_hook_stats *st, void *arg)
 		x->failed = 1;
 	} else {
 		/* The keys were placed (null) in their order; replacing a value keeps its place. */
+		/* A standby holds no deliveries: its pending count is the shared state's. */
+		if (!ha_active(x->c->ctl->ew))
+			json_object_object_add(it->o, "pending", json_object_new_int64(st->pending));
 		json_object_object_add(it->o, "dead", json_object_new_int64(st->dead));
 		json_object_object_add(it->o, "delivered_last_hour", json_object_new_int64(st->done_since));
 		json_object_object_add(it->o, "last_success", time_or_null(st->last_done_ms));

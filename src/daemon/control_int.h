@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "control.h"
+#include "ctlproto.h"
 #include "ew.h"
 #include "store.h"
 #include "util.h"
@@ -27,6 +28,9 @@ struct client {
 	/* reads of the state in flight for its request: reading waits; its memory outlives a close until they end */
 	unsigned reads;
 	bool closed;
+	/* > 0: not a connection but a standby's request being applied by the active (its answer is logged) */
+	int64_t remote_id;
+	bool in_apply, answered;
 	/* an open wait */
 	bool waiting;
 	char **wait_ids;
@@ -39,6 +43,11 @@ struct control {
 	uv_pipe_t server;
 	uv_timer_t resume_timer;
 	uv_timer_t idle_timer;
+	uv_timer_t shared_timer;    /* a shared state: a standby's waits, the active's slow poll for requests */
+	unsigned shared_ticks;
+	bool fetching, fetch_again; /* the active reads the requests standbys wrote */
+	int64_t *applied;           /* requests applied and maybe not yet deleted by a commit */
+	size_t n_applied, cap_applied;
 	struct client *clients;
 	unsigned n_clients;
 	size_t queued;              /* answer bytes queued over every client */
@@ -72,6 +81,19 @@ void control_cmd_wait(struct client *c, json_object *req);
 bool control_wait_check(struct client *c);
 /* Forgets c's finished wait. */
 void control_wait_clear(struct client *c);
+
+/* A request as a standby handles it (control_shared.c): from the shared state, or written there for the active. */
+void control_standby_request(struct client *c, enum ctl_cmd cmd, json_object *req, const char *line, size_t len);
+/* Every half second on a shared state: a standby checks its waits, the active looks for requests now and then. */
+void control_on_shared_tick(uv_timer_t *t);
+/* The active: reads the requests standbys wrote and applies the new ones. */
+void control_fetch_requests(struct control *ctl);
+/* Drops a hold on the control state (a read in flight that needs it): the last one frees it. */
+void control_unref(struct control *ctl);
+/* The role on a shared state into a status object: "role", "active" (host, pid), "lease_age_ms", "takeovers". */
+void control_role_fields(struct ew *ew, json_object *status);
+/* The active applies one request written by a standby (control.c): its answer is logged, its row deleted with its effects. */
+void control_apply_request(struct control *ctl, int64_t id, const char *line);
 
 /* The read-only commands (control_query.c). */
 void control_cmd_list(struct client *c, json_object *req);

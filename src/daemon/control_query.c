@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "config.h"
@@ -171,6 +172,35 @@ void control_show_stored(struct client *c, const char *id, json_object *jo)
 	store_get_snapshot(c->ctl->ew->store, x->id, show_snapshot_done, x);
 }
 
+void control_role_fields(struct ew *ew, json_object *s)
+{
+	const struct metrics *m = &ew->m;
+	json_object_object_add(s, "role", json_object_new_string(metrics_role_name(m->role)));
+	json_object_object_add(s, "shared_state", json_object_new_boolean(m->shared));
+	if (!m->shared)
+		return;
+	json_object *a = NULL;
+	if (m->role == ROLE_ACTIVE || m->active_host[0]) {
+		a = json_object_new_object();
+		if (m->role == ROLE_ACTIVE) {
+			char host[256] = "?";
+			gethostname(host, sizeof(host) - 1);
+			json_object_object_add(a, "host", json_object_new_string(host));
+			json_object_object_add(a, "pid", json_object_new_int(getpid()));
+		} else {
+			json_object_object_add(a, "host", json_object_new_string(m->active_host));
+			json_object_object_add(a, "pid", json_object_new_int(m->active_pid));
+		}
+	}
+	json_object_object_add(s, "active", a);
+	/* The age as last seen, and how long ago that was seen. */
+	int64_t age = m->lease_age_ms < 0 ? -1 : m->lease_age_ms + (int64_t)(util_mono_ms() - m->lease_seen_mono);
+	json_object_object_add(s, "lease_age_ms", age < 0 ? NULL : json_object_new_int64(age));
+	json_object_object_add(s, "lease_epoch", json_object_new_int64(m->lease_epoch));
+	json_object_object_add(s, "lease_ttl_ms", json_object_new_int64((int64_t)ew->cfg.lease_ttl_ms));
+	json_object_object_add(s, "takeovers", json_object_new_int64((int64_t)m->takeovers));
+}
+
 void control_cmd_status(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
@@ -200,6 +230,7 @@ void control_cmd_status(struct client *c, json_object *req)
 	json_object_object_add(s, "cancels", json_object_new_int64((int64_t)m->cancels));
 	json_object_object_add(s, "events", json_object_new_int64((int64_t)m->events));
 	json_object_object_add(s, "version", json_object_new_string(PACKAGE_VERSION));
+	control_role_fields(ew, s);
 	metrics_status_line(m, ew->jobs.counts, line, sizeof(line));
 	json_object_object_add(s, "summary", json_object_new_string(line));
 	json_object *o = control_ok_answer();

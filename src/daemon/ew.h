@@ -22,6 +22,7 @@ struct hooks;
 struct control;
 struct outbox;
 struct metrics_http;
+struct ha;
 
 struct ew {
 	uv_loop_t *loop;
@@ -39,12 +40,14 @@ struct ew {
 	struct control *control;
 	struct outbox *outbox;
 	struct metrics_http *metrics_http;
+	struct ha *ha;
 	uv_timer_t prune_timer;     /* watch: retention */
 	struct job **cancel_q;      /* watch records cancels here, the poller sends them */
 	size_t n_cancel, cap_cancel;
 	bool sweeping;              /* poller: the list sweep works (watch schedules new jobs after it) */
 	bool sweep_wanted;          /* watch: new jobs; the poller brings the next sweep forward */
 	bool stopping;
+	bool stepping_down;         /* the lease is lost: stopping to start again as a standby */
 };
 
 /* The loop clock, milliseconds. */

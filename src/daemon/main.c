@@ -18,6 +18,7 @@
 
 #include "control.h"
 #include "ew.h"
+#include "ha.h"
 #include "hooks.h"
 #include "http.h"
 #include "log.h"
@@ -277,36 +278,28 @@ static void reload(struct ew *ew)
 	poller_configure(ew->poller);
 	hooks_reconfigure(ew);
 	watch_reconfigure(ew);
-	poller_resume(ew->poller);
+	/* A standby does not poll: its poller starts when it takes over. */
+	if (ha_active(ew))
+		poller_resume(ew->poller);
 	log_msg(LOG_NOTICE, "reloaded: %zu hooks, rate %.3f/s", ew->cfg.n_hooks, ew->cfg.rate_per_s);
 done:
 	sd_notify(0, "READY=1");
 	on_status_timer(&status_timer);
 }
 
-/* Start-up: the restore's outcome (the store may answer later than the call: store_wait() then). */
-struct restore_state {
+/* Start-up: the role and, when active, the restore (the store may answer later than the call: store_wait() then). */
+struct start_state {
 	int r;
 	bool done;
 	char err[1024];
 };
 
-static void on_hooks_restored(int r, const char *err, void *arg)
+static void on_started(int r, const char *err, void *arg)
 {
-	struct restore_state *st = arg;
+	struct start_state *st = arg;
 	st->r = r;
 	st->done = true;
 	snprintf(st->err, sizeof(st->err), "%s", err);
-}
-
-static void on_jobs_restored(int r, const char *err, void *arg)
-{
-	struct restore_state *st = arg;
-	if (r < 0) {
-		on_hooks_restored(r, err, arg);
-		return;
-	}
-	hooks_restore(&the_ew, on_hooks_restored, st);
 }
 
 static void close_all(uv_handle_t *h, void *arg)
@@ -324,7 +317,9 @@ static void on_stop_timer(uv_timer_t *t)
 	if (!hooks_idle(ew))
 		return;
 	/* Every delivery result is durable before exit; a failing commit is retried at the next tick. */
-	if (outbox_run(ew) < 0 || outbox_has_writes(ew)) {
+	if (ew->stepping_down) {
+		/* Nothing more can be written: the new active re-detects what this one had not committed. */
+	} else if (outbox_run(ew) < 0 || outbox_has_writes(ew)) {
 		if (++stop_commit_tries < STOP_COMMIT_TRIES)
 			return;
 		log_msg(LOG_ERR, "could not write the last changes; they are re-detected after the restart");
@@ -332,6 +327,7 @@ static void on_stop_timer(uv_timer_t *t)
 		return;     /* reads for clients: answered before the socket closes */
 	}
 	uv_timer_stop(t);
+	ha_close(ew);
 	hooks_close(ew);
 	poller_free(ew->poller);
 	ew->poller = NULL;
@@ -349,13 +345,37 @@ static void stop(struct ew *ew, int sig)
 	if (ew->stopping)
 		return;
 	ew->stopping = true;
-	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
-	log_msg(LOG_NOTICE, "signal %d: stopping (hooks get %llu ms to finish)", sig,
-		(unsigned long long)ew->cfg.shutdown_grace_ms);
+	if (ew->stepping_down) {
+		/* Not a stop for systemd: the same process comes back as a standby (READY=1 again). */
+		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=stepping down to standby",
+			   (unsigned long long)util_mono_ms() * 1000);
+		log_msg(LOG_NOTICE, "stepping down: no new hook starts; running ones get %llu ms to finish",
+			(unsigned long long)ew->cfg.shutdown_grace_ms);
+	} else {
+		sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+		log_msg(LOG_NOTICE, "signal %d: stopping (hooks get %llu ms to finish)", sig,
+			(unsigned long long)ew->cfg.shutdown_grace_ms);
+	}
 	poller_stop(ew->poller);
 	hooks_stop(ew);
 	uv_timer_stop(&status_timer);
 	UV_CHECK(uv_timer_start(&stop_timer, on_stop_timer, 0, 50));
+}
+
+/* ha: the lease is lost. This process stops as on SIGTERM and starts again (exec) as a standby. */
+static void step_down(struct ew *ew, const char *why)
+{
+	ew->stepping_down = true;
+	stop(ew, 0);
+}
+
+/* Starts this program again, as it was started, with the key where it found it (a step-down). */
+static void restart_self(char **argv)
+{
+	/* Nothing of this process but stdin, stdout and stderr goes on. */
+	util_cloexec_from(3);
+	execv("/proc/self/exe", argv);
+	log_msg(LOG_ERR, "cannot start again as a standby: %s", strerror(errno));
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -442,13 +462,15 @@ int main(int argc, char **argv)
 		fatal("cannot set up hooks (see above)");
 	if ((r = outbox_init(ew)) < 0 || (r = watch_init(ew)) < 0)
 		fatal("cannot set up the event loop: %s", uv_strerror(r));
+	if ((r = ha_init(ew, step_down)) < 0)
+		fatal("cannot set up the event loop: %s", uv_strerror(r));
 	uint64_t t0 = util_mono_ms();
-	struct restore_state rs = { 0 };
-	watch_restore(ew, on_jobs_restored, &rs);
+	struct start_state ss = { 0 };
+	ha_start(ew, on_started, &ss);
 	/* Start-up reads may wait: the loop does not run yet. */
 	store_wait(ew->store);
-	if (rs.r < 0 || !rs.done)
-		fatal("%s", rs.err);
+	if (ss.r < 0 || !ss.done)
+		fatal("%s", ss.done ? ss.err : "the state database did not answer");
 	outbox_run(ew);
 	store_wait(ew->store);
 	if (ew->m.store_failing)
@@ -472,23 +494,37 @@ int main(int argc, char **argv)
 	char line[512];
 	metrics_status_line(&ew->m, ew->jobs.counts, line, sizeof(line));
 	sd_notifyf(0, "READY=1\nSTATUS=%s", line);
-	poller_kick(ew->poller);
+	if (ha_active(ew)) {
+		poller_kick(ew->poller);
+		/* What standbys were asked while no daemon was active. */
+		control_fetch(ew);
+	}
 
 	uv_run(ew->loop, UV_RUN_DEFAULT);
 
 	r = uv_loop_close(ew->loop);
 	if (r != 0)
 		log_msg(LOG_ERR, "event loop did not close cleanly: %s", uv_strerror(r));
+	/* A clean stop gives the lease up: a standby takes over at once, not after lease_ttl. */
+	if (!ew->stepping_down)
+		store_lease_release(ew->store);
 	/* First: what is still in flight calls back (cancelled) while the jobs it holds exist. */
 	store_close(ew->store);
 	turn_free(&ew->turn);
 	free(ew->cancel_q);
 	jobtable_free(&ew->jobs);
 	config_clear(&ew->cfg);
+	/* The key goes back where it was found (the new process reads it and removes it again). */
+	if (ew->stepping_down && key_from_env && ew->api_key)
+		setenv("CO_API_KEY", ew->api_key, 1);
 	wipe_free(ew->api_key);
 	wipe_free(ew->proxy_userpwd);
 	free(ew->config_path);
 	http_global_cleanup();
+	if (ew->stepping_down) {
+		log_msg(LOG_NOTICE, "starting again as a standby");
+		restart_self(argv);
+	}
 	log_msg(LOG_NOTICE, "stopped");
 	return r == 0 ? 0 : 1;
 }

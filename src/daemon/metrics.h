@@ -14,6 +14,9 @@
 #include "job.h"
 #include "util.h"
 
+/* What this daemon is on its state (ha sets it): with SQLite always active. */
+enum ew_role { ROLE_ACTIVE = 0, ROLE_STANDBY, ROLE_TAKING_OVER };
+
 /* Why polling is paused (the poller sets it). */
 enum pause_reason { PAUSE_NONE = 0, PAUSE_THROTTLED, PAUSE_AUTH, PAUSE_BAD_BASE, PAUSE_TLS, PAUSE__MAX };
 
@@ -66,6 +69,15 @@ struct metrics {
 	struct metrics_hist request_seconds;     /* poller: time of each API request */
 	struct metrics_hist detection_lag;       /* hooks: last answer showing the job running -> hook start */
 	int64_t start_ms;                /* wall clock at start */
+	/* ha: the role on a shared state, and what it knows of the lease */
+	bool shared;                     /* the state is shared (PostgreSQL): roles and the lease apply */
+	enum ew_role role;
+	uint64_t takeovers;              /* times this daemon became active */
+	int64_t lease_epoch;             /* the lease's epoch as last seen */
+	char active_host[256];           /* the active's host and pid, as last seen ("" when none) */
+	int active_pid;
+	int64_t lease_age_ms;            /* since the active last renewed it, as last seen (-1: nobody holds it) */
+	uint64_t lease_seen_mono;        /* when that was seen (monotonic ms) */
 };
 
 /* Adds one observation (seconds) to a request-latency or detection-lag histogram. */
@@ -75,6 +87,8 @@ void metrics_observe_lag(struct metrics *m, double seconds);
 void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], struct buf *out);
 /* The one-line summary into buf (always NUL-terminated). */
 void metrics_status_line(const struct metrics *m, const size_t job_counts[JOB__MAX], char *buf, size_t len);
+/* "active", "standby" or "taking over". */
+const char *metrics_role_name(enum ew_role r);
 /* A short name of a pause reason ("none", "rate-limited", "auth", "bad-base-url"). */
 const char *metrics_pause_name(enum pause_reason p);
 

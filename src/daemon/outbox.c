@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "control.h"
+#include "ha.h"
 #include "hooks.h"
 #include "log.h"
 #include "poller.h"
@@ -57,9 +58,9 @@ static int write_turn(struct ew *ew, struct turn *t)
 			return r;
 	}
 	for (p = t->head; p; p = p->next) {
+		r = 0;
 		switch (p->kind) {
 		case TR_DELETE:
-			r = 0;
 			break;
 		case TR_SNAPSHOT:
 			r = store_put_snapshot(ew->store, p->subject, p->text);
@@ -74,6 +75,9 @@ static int write_turn(struct ew *ew, struct turn *t)
 			break;
 		case TR_BATCH:
 			r = store_put_batch(ew->store, p->subject, p->ts_ms, p->event_id[0] ? p->event_id : NULL);
+			break;
+		case TR_REQUEST:
+			r = store_delete_request(ew->store, p->request_id);
 			break;
 		case TR_EVENT:
 			/*
@@ -171,6 +175,17 @@ static void on_committed(int r, void *arg)
 			outbox_free(o);
 		return;
 	}
+	if (r == -ESTALE) {
+		/* Fenced: another daemon is active. Nothing of this commit was written; nothing leaves. */
+		turn_unseal(&ew->turn, &o->sealed);
+		turn_unplan(&ew->turn);
+		snprintf(o->why, sizeof(o->why), "this daemon lost the lease (another embedwatchd is active): "
+			 "send the request again, to any daemon");
+		ew->turn.answers = 0;
+		control_commit_failed(ew, o->why);
+		ha_lost(ew, "a commit was fenced: another embedwatchd holds the lease");
+		return;
+	}
 	if (r < 0) {
 		turn_unseal(&ew->turn, &o->sealed);
 		failed(ew, r);
@@ -179,6 +194,18 @@ static void on_committed(int r, void *arg)
 		return;
 	}
 	ew->m.commits++;
+	if (!store_lease_fresh(ew->store)) {
+		/*
+		 * Written, but answered so late (this process was stopped?) that the lease
+		 * may have expired meanwhile and another daemon may be active: it takes
+		 * these writes from the shared state; here nothing leaves.
+		 */
+		turn_rows_free(turn_committed(&o->sealed));
+		o->sealed.ended = o->sealed.kick = false;
+		o->sealed.answers = 0;
+		ha_lost(ew, "a commit was answered after the lease could have expired");
+		return;
+	}
 	if (ew->m.store_failing) {
 		log_msg(LOG_NOTICE, "state database writable again after %u failed commits; nothing was lost", o->fail_run);
 		ew->m.store_failing = false;
@@ -197,6 +224,9 @@ int outbox_run(struct ew *ew)
 	/* One commit at a time: what is recorded meanwhile waits for the next. */
 	if (o->in_flight || !turn_pending(t))
 		return 0;
+	/* A standby (or an active stepping down) writes nothing, so nothing is told either. */
+	if (!store_lease_held(ew->store) || ew->stepping_down)
+		return -EAGAIN;
 	if (!turn_has_writes(t)) {
 		dispatch(ew, t);
 		return 0;

@@ -167,3 +167,40 @@ void store_on_notify(struct store *s, void (*fn)(const char *, void *), void *ar
 	if (s->ops->on_notify)
 		s->ops->on_notify(s, fn, arg);
 }
+
+void store_put_request(struct store *s, const char *line, void (*done)(int, int64_t, void *), void *arg)
+{
+	if (s->ops->put_request)
+		s->ops->put_request(s, line, done, arg);
+	else
+		done(-ENOTSUP, 0, arg);
+}
+
+void store_each_request(struct store *s, int (*fn)(int64_t, const char *, void *), store_done_fn *done, void *arg)
+{
+	if (s->ops->each_request)
+		s->ops->each_request(s, fn, done, arg);
+	else
+		done(0, arg);       /* nobody writes requests for a daemon of its own */
+}
+
+int store_delete_request(struct store *s, int64_t id)
+{
+	return s->ops->delete_request ? s->ops->delete_request(s, id) : 0;
+}
+
+void store_job_counts(struct store *s, int (*fn)(const char *, int, int64_t, void *), store_done_fn *done, void *arg)
+{
+	if (s->ops->job_counts)
+		s->ops->job_counts(s, fn, done, arg);
+	else
+		done(-ENOTSUP, arg);
+}
+
+void store_counts(struct store *s, void (*done)(int, const struct store_counts *, void *), void *arg)
+{
+	if (s->ops->counts)
+		s->ops->counts(s, done, arg);
+	else
+		done(-ENOTSUP, NULL, arg);
+}

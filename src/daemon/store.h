@@ -137,6 +137,7 @@ void store_each_hook(struct store *s, int (*fn)(const struct store_hook *h, void
 
 /* A hook's deliveries as operators count them. */
 struct store_hook_stats {
+	int64_t pending;            /* pending now */
 	int64_t dead;               /* dead, ever */
 	int64_t done_since;         /* done since the time asked for */
 	int64_t last_done_ms;       /* newest done update; 0: none */
@@ -196,5 +197,29 @@ bool store_lease_fresh(struct store *s);
 int64_t store_lease_epoch(struct store *s);
 /* fn(what) on a notification of the shared state: "lease" (given up) or "requests" (a standby wrote one). */
 void store_on_notify(struct store *s, void (*fn)(const char *what, void *arg), void *arg);
+
+/*
+ * Control through any daemon (a shared state only): a standby writes the
+ * requests that change state as rows; the active applies them, deleting each
+ * in the commit that holds its effects.
+ */
+/* Writes a request (its JSON line) and wakes the active; done(r, id) once it is committed. */
+void store_put_request(struct store *s, const char *line, void (*done)(int r, int64_t id, void *arg), void *arg);
+/* The requests written and not yet applied, oldest first. */
+void store_each_request(struct store *s, int (*fn)(int64_t id, const char *line, void *arg), store_done_fn *done, void *arg);
+/* Within the active's transaction: request id is applied. */
+int store_delete_request(struct store *s, int64_t id);
+
+/* A standby's view of the shared state. */
+struct store_counts {
+	int64_t deliveries_pending;
+	int64_t requests;           /* written by standbys, not applied yet */
+	int64_t batches;
+};
+/* Jobs by batch (NULL: none) and status: fn(batch, status, n) per pair. */
+void store_job_counts(struct store *s, int (*fn)(const char *batch, int status, int64_t n, void *arg), store_done_fn *done,
+		      void *arg);
+/* The counts above; done gets NULL on error. */
+void store_counts(struct store *s, void (*done)(int r, const struct store_counts *c, void *arg), void *arg);
 
 #endif

@@ -34,6 +34,7 @@ enum {
 	Q_EACH_JOB, Q_GET_JOBS, Q_EACH_JOB_BATCH, Q_EACH_DELIVERY, Q_EACH_DELIVERY_STATE, Q_EACH_PENDING,
 	Q_GET_EVENT, Q_EACH_BATCH, Q_GET_SNAPSHOT, Q_JOB_EVENTS, Q_EACH_HOOK, Q_HOOK_STATS, Q_EACH_DEAD,
 	Q_FENCE, Q_LEASE_TAKE, Q_LEASE_RENEW, Q_LEASE_GET, Q_LEASE_RELEASE, Q_RELOCK,
+	Q_PUT_REQUEST, Q_EACH_REQUEST, Q_DEL_REQUEST, Q_JOB_COUNTS, Q_COUNTS,
 	Q__MAX
 };
 
@@ -84,14 +85,16 @@ static const char *const queries[Q__MAX] = {
 	[Q_GET_SNAPSHOT] = "SELECT snapshot FROM jobs WHERE id=$1",
 	[Q_JOB_EVENTS] = "SELECT id, type, ts_ms FROM events WHERE subject=$1 ORDER BY ts_ms, seq",
 	[Q_EACH_HOOK] = "SELECT name, disabled_ms, why, failing_ms, last_error, last_error_ms FROM hooks",
-	[Q_HOOK_STATS] = "SELECT (SELECT count(*) FROM deliveries WHERE hook=$1 AND state='dead'), "
+	[Q_HOOK_STATS] = "SELECT (SELECT count(*) FROM deliveries WHERE hook=$1 AND state='pending'), "
+			 "(SELECT count(*) FROM deliveries WHERE hook=$1 AND state='dead'), "
 			 "(SELECT count(*) FROM deliveries WHERE hook=$1 AND state='done' AND updated_ms >= $2), "
 			 "(SELECT coalesce(max(updated_ms), 0) FROM deliveries WHERE hook=$1 AND state='done')",
 	[Q_EACH_DEAD] = DELIVERY_SELECT "WHERE d.state='dead' AND ($1::text IS NULL OR d.hook=$1) AND d.updated_ms >= $2 "
 			"AND ($3::text IS NULL OR e.type=$3) ORDER BY e.ts_ms, e.seq",
 	/* The last statement of every commit of the active: its epoch, or the whole transaction fails (EW001). */
 	[Q_FENCE] = "SELECT ew_fence($1::bigint, $2)",
-	[Q_LEASE_TAKE] = "SELECT taken, l_holder, l_host, l_pid, l_age_ms, l_ttl_ms FROM ew_lease_take($1, $2, $3::integer, $4::bigint)",
+	[Q_LEASE_TAKE] = "SELECT taken, l_epoch, l_holder, l_host, l_pid, l_age_ms, l_ttl_ms "
+			 "FROM ew_lease_take($1, $2, $3::integer, $4::bigint)",
 	[Q_LEASE_RENEW] = "UPDATE lease SET renewed_at = clock_timestamp(), ttl_ms = $3::bigint "
 			  "WHERE id = 1 AND epoch = $1::bigint AND holder = $2",
 	[Q_LEASE_GET] = "SELECT epoch, holder, host, pid, CASE WHEN renewed_at IS NULL THEN -1 ELSE "
@@ -102,6 +105,14 @@ static const char *const queries[Q__MAX] = {
 			    "SELECT pg_notify('embedwatch', 'lease') FROM u",
 	/* A new session of the active takes its advisory lock again. */
 	[Q_RELOCK] = "SELECT pg_try_advisory_lock(25975, $1::integer)",
+	/* A standby's request: committed, then the active hears of it (a notification is sent at the commit). */
+	[Q_PUT_REQUEST] = "WITH r AS (INSERT INTO requests(line, created_ms) VALUES($1, $2::bigint) RETURNING id) "
+			  "SELECT r.id, pg_notify('embedwatch', 'requests') FROM r",
+	[Q_EACH_REQUEST] = "SELECT id, line FROM requests ORDER BY id LIMIT 1000",
+	[Q_DEL_REQUEST] = "DELETE FROM requests WHERE id = $1::bigint",
+	[Q_JOB_COUNTS] = "SELECT batch, status, count(*) FROM jobs GROUP BY batch, status",
+	[Q_COUNTS] = "SELECT (SELECT count(*) FROM deliveries WHERE state='pending'), (SELECT count(*) FROM requests), "
+		     "(SELECT count(*) FROM batches)",
 };
 
 /*
@@ -129,14 +140,19 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS lease(id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL DEFAULT 0,"
 	" holder TEXT, host TEXT, pid INTEGER, renewed_at TIMESTAMPTZ, ttl_ms BIGINT NOT NULL DEFAULT 0);"
 	"INSERT INTO lease(id) VALUES(1) ON CONFLICT DO NOTHING;"
+	/* Control through any daemon: what standbys were asked to change, until the active has applied it. */
+	"CREATE TABLE IF NOT EXISTS requests(id BIGSERIAL PRIMARY KEY, line TEXT NOT NULL, created_ms BIGINT NOT NULL);"
 	/*
 	 * Taking the lease, in one transaction holding its row: when it is free or
 	 * expired, or when its holder's session is gone (the holder keeps the
 	 * advisory lock (25975, epoch) for its session: if that lock can be had,
 	 * nobody holds it). The taker locks (25975, epoch + 1) for its own session.
 	 */
-	"CREATE OR REPLACE FUNCTION ew_lease_take(p_holder text, p_host text, p_pid integer, p_ttl_ms bigint,"
-	" OUT taken bigint, OUT l_holder text, OUT l_host text, OUT l_pid integer, OUT l_age_ms bigint, OUT l_ttl_ms bigint)"
+	/* Dropped first: CREATE OR REPLACE cannot change what a function returns. */
+	"DROP FUNCTION IF EXISTS ew_lease_take(text, text, integer, bigint);"
+	"CREATE FUNCTION ew_lease_take(p_holder text, p_host text, p_pid integer, p_ttl_ms bigint,"
+	" OUT taken bigint, OUT l_epoch bigint, OUT l_holder text, OUT l_host text, OUT l_pid integer, OUT l_age_ms bigint,"
+	" OUT l_ttl_ms bigint)"
 	" LANGUAGE plpgsql AS $$\n"
 	"DECLARE l lease%ROWTYPE; free boolean := true;\n"
 	"BEGIN\n"
@@ -153,10 +169,10 @@ static const char schema[] =
 	"    UPDATE lease SET epoch = l.epoch + 1, holder = p_holder, host = p_host, pid = p_pid,\n"
 	"      renewed_at = clock_timestamp(), ttl_ms = p_ttl_ms WHERE id = 1;\n"
 	"    taken := l.epoch + 1;\n"
-	"    l_holder := p_holder; l_host := p_host; l_pid := p_pid; l_age_ms := 0; l_ttl_ms := p_ttl_ms;\n"
+	"    l_epoch := taken; l_holder := p_holder; l_host := p_host; l_pid := p_pid; l_age_ms := 0; l_ttl_ms := p_ttl_ms;\n"
 	"    RETURN;\n"
 	"  END IF;\n"
-	"  l_holder := l.holder; l_host := l.host; l_pid := l.pid; l_ttl_ms := l.ttl_ms;\n"
+	"  l_epoch := l.epoch; l_holder := l.holder; l_host := l.host; l_pid := l.pid; l_ttl_ms := l.ttl_ms;\n"
 	"  l_age_ms := CASE WHEN l.renewed_at IS NULL THEN -1\n"
 	"    ELSE (extract(epoch FROM clock_timestamp() - l.renewed_at) * 1000)::bigint END;\n"
 	"END $$;"
@@ -1042,9 +1058,10 @@ static void hook_stats_end(struct pgq *g)
 	struct one_row *o = container_of(g, struct one_row, g);
 	struct store_hook_stats st = { 0 };
 	if (g->r == 0 && o->res) {
-		st.dead = ival(o->res, 0, 0);
-		st.done_since = ival(o->res, 0, 1);
-		st.last_done_ms = ival(o->res, 0, 2);
+		st.pending = ival(o->res, 0, 0);
+		st.dead = ival(o->res, 0, 1);
+		st.done_since = ival(o->res, 0, 2);
+		st.last_done_ms = ival(o->res, 0, 3);
 	}
 	((void (*)(int, const struct store_hook_stats *, void *))g->done)(g->r, g->r == 0 ? &st : NULL, g->arg);
 	PQclear(o->res);
@@ -1181,13 +1198,11 @@ static void take_end(struct pgq *g)
 	bool taken = false;
 	struct store_lease l = { 0 };
 	if (g->r == 0 && o->res) {
-		l = lease_of(o->res, 0);
-		taken = l.epoch > 0;
+		taken = ival(o->res, 0, 0) > 0;
+		l = lease_of(o->res, 1);
 		if (taken) {
 			s->epoch = l.epoch;
 			s->confirmed_mono = g->sent_mono;
-		} else {
-			l.epoch = 0;
 		}
 	}
 	((void (*)(int, bool, const struct store_lease *, void *))g->done)(g->r, taken, g->r == 0 && o->res ? &l : NULL, g->arg);
@@ -1270,6 +1285,81 @@ static void pg_lease_release(struct store *st)
 	if (send_read(s, group_new(s, 1, NULL, release_end, NULL, NULL, NULL), Q_LEASE_RELEASE, 2, v))
 		pg_wait(st);
 	s->epoch = 0;
+}
+
+/* ---- control through any daemon ---- */
+
+static void put_request_end(struct pgq *g)
+{
+	struct one_row *o = container_of(g, struct one_row, g);
+	((void (*)(int, int64_t, void *))g->done)(g->r, g->r == 0 && o->res ? ival(o->res, 0, 0) : 0, g->arg);
+	PQclear(o->res);
+	free(o);
+}
+
+static void pg_put_request(struct store *st, const char *line, void (*done)(int, int64_t, void *), void *arg)
+{
+	struct pg *s = pg_of(st);
+	char now[24];
+	const char *v[] = { line, fmt_i64(now, util_wall_ms()) };
+	send_read(s, &one_new((void *)done, arg, put_request_end)->g, Q_PUT_REQUEST, 2, v);
+}
+
+static int request_row(struct pgq *g, const PGresult *res, int i)
+{
+	return ((int (*)(int64_t, const char *, void *))g->fn)(ival(res, i, 0), val(res, i, 1), g->arg);
+}
+
+static void requests_result(struct pgq *g, unsigned i, const PGresult *res)
+{
+	each_row(g, res, request_row);
+}
+
+static void pg_each_request(struct store *st, int (*fn)(int64_t, const char *, void *), store_done_fn *done, void *arg)
+{
+	struct pg *s = pg_of(st);
+	send_read(s, group_new(s, 1, requests_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_REQUEST, 0, NULL);
+}
+
+static int pg_delete_request(struct store *st, int64_t id)
+{
+	char i[24];
+	return wput(pg_of(st), Q_DEL_REQUEST, NULL, 1, fmt_i64(i, id));
+}
+
+static int count_row(struct pgq *g, const PGresult *res, int i)
+{
+	return ((int (*)(const char *, int, int64_t, void *))g->fn)(val(res, i, 0), (int)ival(res, i, 1), ival(res, i, 2),
+								     g->arg);
+}
+
+static void counts_result(struct pgq *g, unsigned i, const PGresult *res)
+{
+	each_row(g, res, count_row);
+}
+
+static void pg_job_counts(struct store *st, int (*fn)(const char *, int, int64_t, void *), store_done_fn *done, void *arg)
+{
+	struct pg *s = pg_of(st);
+	send_read(s, group_new(s, 1, counts_result, read_end, (void *)fn, (void *)done, arg), Q_JOB_COUNTS, 0, NULL);
+}
+
+static void counts_end(struct pgq *g)
+{
+	struct one_row *o = container_of(g, struct one_row, g);
+	struct store_counts c = { 0 };
+	if (g->r == 0 && o->res)
+		c = (struct store_counts){ .deliveries_pending = ival(o->res, 0, 0), .requests = ival(o->res, 0, 1),
+					   .batches = ival(o->res, 0, 2) };
+	((void (*)(int, const struct store_counts *, void *))g->done)(g->r, g->r == 0 ? &c : NULL, g->arg);
+	PQclear(o->res);
+	free(o);
+}
+
+static void pg_counts(struct store *st, void (*done)(int, const struct store_counts *, void *), void *arg)
+{
+	struct pg *s = pg_of(st);
+	send_read(s, &one_new((void *)done, arg, counts_end)->g, Q_COUNTS, 0, NULL);
 }
 
 /* ---- open and close ---- */
@@ -1365,6 +1455,8 @@ static const struct store_ops pg_ops = {
 	.lease_setup = pg_lease_setup, .lease_take = pg_lease_take, .lease_renew = pg_lease_renew,
 	.lease_get = pg_lease_get, .lease_release = pg_lease_release, .lease_held = pg_lease_held,
 	.lease_fresh = pg_lease_fresh, .lease_epoch = pg_lease_epoch, .on_notify = pg_on_notify,
+	.put_request = pg_put_request, .each_request = pg_each_request, .delete_request = pg_delete_request,
+	.job_counts = pg_job_counts, .counts = pg_counts,
 };
 
 /* The URL is libpq's to read; here only what the daemon refuses: a password in it. */

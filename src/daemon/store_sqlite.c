@@ -414,7 +414,9 @@ static void sq_hook_stats(struct store *s, const char *hook, int64_t since_ms,
 	struct store_hook_stats st = { 0 };
 	int r;
 	sqlite3_bind_int64(q->q[Q_HOOK_COUNT], 3, 0);
-	if ((r = one_value(q->q[Q_HOOK_COUNT], hook, "dead", &st.dead)) == 0) {
+	r = one_value(q->q[Q_HOOK_COUNT], hook, "pending", &st.pending);
+	sqlite3_bind_int64(q->q[Q_HOOK_COUNT], 3, 0);
+	if (r == 0 && (r = one_value(q->q[Q_HOOK_COUNT], hook, "dead", &st.dead)) == 0) {
 		sqlite3_bind_int64(q->q[Q_HOOK_COUNT], 3, since_ms);
 		if ((r = one_value(q->q[Q_HOOK_COUNT], hook, "done", &st.done_since)) == 0)
 			r = one_value(q->q[Q_HOOK_LAST], hook, "done", &st.last_done_ms);

@@ -14,7 +14,7 @@
 
 #include "jobtable.h"
 
-enum turn_row_kind { TR_DELETE, TR_SNAPSHOT, TR_EVENT, TR_BATCH, TR_PRUNE, TR_HOOK };
+enum turn_row_kind { TR_DELETE, TR_SNAPSHOT, TR_EVENT, TR_BATCH, TR_PRUNE, TR_HOOK, TR_REQUEST };
 
 /* One write besides the job rows, in the order recorded. */
 struct turn_row {
@@ -35,6 +35,7 @@ struct turn_row {
 	/* TR_HOOK: a hook's breaker state (subject: its name; text: why it is disabled, or NULL) */
 	int64_t disabled_ms, failing_ms, last_error_ms;
 	char *last_error;
+	int64_t request_id;         /* TR_REQUEST: a standby's request, applied with this record's other writes */
 };
 
 /* A delivery's new state, written with the next commit. */

@@ -381,6 +381,9 @@ void watch_prune(struct ew *ew)
 	int64_t now = util_wall_ms();
 	if (!ew->cfg.retention_ms && !ew->cfg.delivery_retention_ms)
 		return;
+	/* Only the active writes the state (a standby holds no jobs). */
+	if (!store_lease_held(ew->store))
+		return;
 	/* A retention of 0 keeps that kind forever. */
 	x.before = ew->cfg.retention_ms ? now - (int64_t)ew->cfg.retention_ms : INT64_MIN;
 	/* Collect first: the maps must not change while they are walked. */

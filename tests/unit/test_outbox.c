@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "control.h"
+#include "ha.h"
 #include "hooks.h"
 #include "outbox.h"
 #include "poller.h"
@@ -48,7 +49,7 @@ void store_commit_async(struct store *s, store_done_fn *done, void *arg)
 		held_arg = arg;
 		return;
 	}
-	done(fail_commit ? -ENOSPC : 0, arg);
+	done(fail_commit < 0 ? fail_commit : fail_commit ? -ENOSPC : 0, arg);
 }
 void store_rollback(struct store *s) { note("rollback"); }
 const char *store_error(struct store *s) { return "database or disk is full"; }
@@ -71,6 +72,7 @@ int store_put_delivery(struct store *s, const char *event_id, const char *hook, 
 int store_put_batch(struct store *s, const char *name, int64_t created_ms, const char *done_event) { note("batch"); return 0; }
 int store_prune(struct store *s, int64_t before_ms, int64_t deliveries_before_ms) { note("prune"); return 0; }
 int store_put_hook(struct store *s, const struct store_hook *h) { note("hook"); return 0; }
+int store_delete_request(struct store *s, int64_t id) { note("request"); return 0; }
 
 void hooks_plan(struct hooks *hs, struct turn_row *ev)
 {
@@ -89,6 +91,11 @@ void hooks_dispatch(struct ew *ew, const struct turn_row *rows, uint64_t gen)
 void control_dispatch(struct ew *ew, bool ended, uint64_t gen) { note("waiters"); last_ended = ended; }
 void control_commit_failed(struct ew *ew, const char *why) { note("answers-failed"); }
 void poller_kick(struct poller *p) { note("kick"); }
+/* The lease: held and confirmed unless a test says otherwise. */
+static bool lease_stale;
+bool store_lease_held(struct store *s) { return true; }
+bool store_lease_fresh(struct store *s) { return !lease_stale; }
+void ha_lost(struct ew *ew, const char *why) { note("lost"); }
 
 /* ---- fixtures ---- */
 struct fixture {
@@ -108,6 +115,7 @@ static int setup(void **state)
 	calls[0] = '\0';
 	fail_commit = 0;
 	hold_commit = false;
+	lease_stale = false;
 	*state = f;
 	return 0;
 }
@@ -285,6 +293,28 @@ static void test_async_failure_merges_back(void **state)
 	assert_string_equal(calls, "begin delete job plan event+deliveries commit hooks(1) waiters kick");
 }
 
+/* Fenced: another daemon took the lease. Nothing was written and nothing leaves; the daemon steps down. */
+static void test_fenced_commit_dispatches_nothing(void **state)
+{
+	struct fixture *f = *state;
+	record_turn(f);
+	fail_commit = -ESTALE;
+	assert_int_equal(outbox_run(&f->ew), -ESTALE);
+	assert_string_equal(calls, "begin job plan event+deliveries commit answers-failed lost");
+	assert_true(outbox_has_writes(&f->ew));
+}
+
+/* Written, but answered after the lease could have expired: another daemon may be active; nothing leaves here. */
+static void test_late_answer_dispatches_nothing(void **state)
+{
+	struct fixture *f = *state;
+	record_turn(f);
+	lease_stale = true;
+	assert_int_equal(outbox_run(&f->ew), 0);
+	assert_string_equal(calls, "begin job plan event+deliveries commit lost");
+	assert_false(f->job->flags & (JF_DIRTY | JF_SEALED));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -295,6 +325,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_removed_job_freed_after_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_commit_keeps_the_next_record_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_failure_merges_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fenced_commit_dispatches_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_answer_dispatches_nothing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
