@@ -272,6 +272,13 @@ static void set_err(struct pg *s, const char *msg)
 			*p = *(p + 1) ? ' ' : '\0';
 }
 
+/* A result's error: its primary message (no CONTEXT lines), else all of it. */
+static void set_err_of(struct pg *s, const PGresult *res)
+{
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	set_err(s, primary ? primary : PQresultErrorMessage(res));
+}
+
 static int map_sqlstate(const char *st)
 {
 	if (!st)
@@ -555,7 +562,7 @@ static void pump(struct pg *s)
 		default:
 			if (!g->r) {
 				g->r = map_sqlstate(PQresultErrorField(res, PG_DIAG_SQLSTATE));
-				set_err(s, PQresultErrorMessage(res));
+				set_err_of(s, res);
 			}
 			break;
 		}
@@ -1402,7 +1409,7 @@ static int exec_sync(struct pg *s, const char *sql)
 	int r = 0;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		r = map_sqlstate(PQresultErrorField(res, PG_DIAG_SQLSTATE));
-		set_err(s, PQresultErrorMessage(res));
+		set_err_of(s, res);
 	}
 	PQclear(res);
 	return r;

@@ -125,7 +125,8 @@ void turn_unseal(struct turn *t, struct turn *s)
 		s->cap_upd = s->n_upd + t->n_upd;
 		s->upd = xrealloc(s->upd, s->cap_upd * sizeof(*s->upd));
 	}
-	memcpy(s->upd + s->n_upd, t->upd, t->n_upd * sizeof(*t->upd));
+	if (t->n_upd)
+		memcpy(s->upd + s->n_upd, t->upd, t->n_upd * sizeof(*t->upd));
 	struct turn_delivery *upd = t->upd;
 	size_t cap = t->cap_upd;
 	t->upd = s->upd;

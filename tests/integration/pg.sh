@@ -66,8 +66,37 @@ psql_q() { psql -X -q -At -h "$PG_DIR" -U embedwatch -d postgres -c "$1"; }
 pg_cleanup() { pg_stop immediate; }
 EW_CLEANUP_HOOKS+=(pg_cleanup)
 
-# write_conf_pg [EXTRA-INI]: write_conf, with the shared state on the test's server.
-write_conf_pg() {
-	write_conf "${1:-}"
+# pg_conf: puts the shared state (the test's server) into $T/ew.conf; write_conf calls it when pg.sh is loaded.
+pg_conf() {
 	sed -i "s|^\[embedwatch\]|[embedwatch]\nstate_url = $PG_URL\nstate_password_file = $PG_PASSFILE\nlease_ttl = ${LEASE_TTL:-10s}\nlease_renew = ${LEASE_RENEW:-2s}|" "$T/ew.conf"
 }
+
+# ---- several daemons on the one state ----
+HA_HOOK="$top_srcdir/tests/integration/ha-hook.sh"
+HA_LOG="$T/ha-hooks"
+
+# node_conf NAME: $T/NAME.conf from $T/ew.conf: its own socket ($T/NAME.sock) and state_dir, and a
+# recording hook that writes "START_NS NAME EVENT_ID EVENT JOB STATUS BATCH ATTEMPT" into $HA_LOG.
+node_conf() {
+	sed -e "s|^control_socket = .*|control_socket = $T/$1.sock|" -e "s|^state_dir = .*|state_dir = $T/state-$1|" \
+	    -e "s|^command = $HOOK .*|command = $HA_HOOK $HA_LOG $1|" "$T/ew.conf" >"$T/$1.conf"
+}
+
+# start_node NAME: starts embedwatchd on $T/NAME.conf (log $T/NAME.log); sets NODE_PID_NAME; waits until it answers.
+start_node() {
+	CO_API_KEY="$TOKEN" ${EW_WRAPPER:-} "$DAEMON" -c "$T/$1.conf" >>"$T/$1.log" 2>&1 &
+	local pid=$!
+	PIDS+=("$pid")
+	eval "NODE_PID_$1=$pid"
+	wait_until "$CTL" -s "$T/$1.sock" status || fail "daemon $1 did not start"
+}
+node_pid() { eval "echo \$NODE_PID_$1"; }
+nctl() { local n=$1; shift; "$CTL" -s "$T/$n.sock" "$@"; }
+# node_role NAME: active, standby or "taking over" (as its status says).
+node_role() { nctl "$1" --json status | jq -r .status.role; }
+node_is() { [ "$(node_role "$1")" = "$2" ]; }
+# ha_ids [PATTERN]: distinct event ids the daemons' hooks ran, in lines matching PATTERN.
+ha_ids() { grep -- "${1:-.}" "$HA_LOG" 2>/dev/null | awk '{print $3}' | sort -u | wc -l; }
+ha_has_ids() { [ "$(ha_ids "${2:-.}")" -ge "$1" ]; }
+# ha_terminal: "EVENT_ID EVENT JOB" of every terminal job event the hooks ran (repeats included).
+ha_terminal() { awk '$4 ~ /^embed_job\.(complete|failed|cancelled)$/ {print $3, $4, $5}' "$HA_LOG"; }
