@@ -16,9 +16,9 @@
 #include <string.h>
 
 #include "ctlproto.h"
+#include "fuzz_cuts.h"
 #include "util.h"
 
-#define CUTS_MAX 7
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -78,25 +78,16 @@ static void feed(struct reader *rd, const char *p, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 2)
+	size_t ncuts, cuts[FUZZ_CUTS_MAX + 1];
+	if (size < 1)
 		return 0;
-	/* Byte 0: the line limit (0: the daemon's 1 MiB); byte 1: the number of cuts, two bytes each after it. */
+	/* Byte 0: the line limit (0: the daemon's 1 MiB); then the cuts. */
 	size_t max = data[0] ? (size_t)data[0] * 2 : 1024 * 1024;
-	size_t ncuts = data[1] % (CUTS_MAX + 1);
-	data += 2, size -= 2;
-	if (size < ncuts * 2)
+	data++, size--;
+	if (!fuzz_cuts(&data, &size, cuts, &ncuts))
 		return 0;
-	const char *in = (const char *)data + ncuts * 2;
-	size_t len = size - ncuts * 2, cuts[CUTS_MAX + 1];
-	for (size_t i = 0; i < ncuts; i++) {
-		cuts[i] = ((size_t)data[2 * i] << 8 | data[2 * i + 1]) % (len + 1);
-		for (size_t k = i; k > 0 && cuts[k - 1] > cuts[k]; k--) {
-			size_t t = cuts[k];
-			cuts[k] = cuts[k - 1];
-			cuts[k - 1] = t;
-		}
-	}
-	cuts[ncuts] = len;
+	const char *in = (const char *)data;
+	size_t len = size;
 
 	struct reader whole = { .max = max }, cut = { .max = max };
 	feed(&whole, in, len);

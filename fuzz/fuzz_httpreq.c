@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_cuts.h"
 #include "httpreq.h"
 
-#define CUTS_MAX 7
 #define REQ_MAX 8192        /* as in metrics_http.c: the buffer holds REQ_MAX - 1 bytes */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -36,25 +36,16 @@ static void check_parsed(const char *buf, size_t len, const struct httpreq *rq)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 2)
+	size_t ncuts, cuts[FUZZ_CUTS_MAX + 1];
+	if (size < 1)
 		return 0;
-	/* Byte 0: the buffer (0: the daemon's); byte 1: the number of cuts, two bytes each after it. */
+	/* Byte 0: the buffer (0: the daemon's); then the cuts. */
 	size_t max = data[0] ? (size_t)data[0] * 4 : REQ_MAX - 1;
-	size_t ncuts = data[1] % (CUTS_MAX + 1);
-	data += 2, size -= 2;
-	if (size < ncuts * 2)
+	data++, size--;
+	if (!fuzz_cuts(&data, &size, cuts, &ncuts))
 		return 0;
-	const char *in = (const char *)data + ncuts * 2;
-	size_t len = size - ncuts * 2, cuts[CUTS_MAX + 1];
-	for (size_t i = 0; i < ncuts; i++) {
-		cuts[i] = ((size_t)data[2 * i] << 8 | data[2 * i + 1]) % (len + 1);
-		for (size_t k = i; k > 0 && cuts[k - 1] > cuts[k]; k--) {
-			size_t t = cuts[k];
-			cuts[k] = cuts[k - 1];
-			cuts[k - 1] = t;
-		}
-	}
-	cuts[ncuts] = len;
+	const char *in = (const char *)data;
+	size_t len = size;
 
 	/* As the daemon reads: each segment arrives in reads no larger than the room left. */
 	char *buf = malloc(max + 1);

@@ -17,10 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_cuts.h"
 #include "jsplit.h"
 #include "util.h"
-
-#define CUTS_MAX 7
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -185,28 +184,17 @@ static void against_jsonc(const char *body, size_t len, const struct outcome *o,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 3)
+	size_t ncuts, cuts[FUZZ_CUTS_MAX + 1];
+	if (size < 2)
 		return 0;
-	/* Byte 0: the element cap; byte 1: the element the callback stops at (0: none); byte 2: cuts. */
+	/* Byte 0: the element cap; byte 1: the element the callback stops at (0: none); then the cuts. */
 	size_t elem_max = data[0] < 128 ? (size_t)1 << 20 : (size_t)(data[0] - 128) * 4;
 	size_t stop_at = data[1] < 200 ? 0 : (size_t)(data[1] - 199);
-	size_t ncuts = data[2] % (CUTS_MAX + 1);
-	data += 3, size -= 3;
-	if (size < ncuts * 2)
+	data += 2, size -= 2;
+	if (!fuzz_cuts(&data, &size, cuts, &ncuts))
 		return 0;
-	const uint8_t *cut_bytes = data;
-	const char *body = (const char *)data + ncuts * 2;
-	size_t len = size - ncuts * 2;
-	size_t cuts[CUTS_MAX];
-	for (size_t i = 0; i < ncuts; i++) {
-		cuts[i] = ((size_t)cut_bytes[2 * i] << 8 | cut_bytes[2 * i + 1]) % (len + 1);
-		/* Sorted, by insertion: a handful. */
-		for (size_t k = i; k > 0 && cuts[k - 1] > cuts[k]; k--) {
-			size_t t = cuts[k];
-			cuts[k] = cuts[k - 1];
-			cuts[k - 1] = t;
-		}
-	}
+	const char *body = (const char *)data;
+	size_t len = size;
 
 	struct seen whole = { .stop_at = stop_at }, cut = { .stop_at = stop_at }, bytes = { .stop_at = stop_at };
 	struct outcome ow = run(body, len, NULL, 0, elem_max, &whole);

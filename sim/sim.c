@@ -336,6 +336,10 @@ bool apply_fault(struct MHD_Connection *c, const struct fault *f, const char *id
 		*ret = send_json(c, 200, &b);
 		return true;
 	}
+	case F_BOMB:
+		/* The list is asked for with an empty id. */
+		*ret = sim_answer_bomb(c, id && !*id, f->size);
+		return true;
 	case F_TRUNCATED:
 		return false;   /* handled where the body is made */
 	}
@@ -479,6 +483,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 
 	struct buf b = { 0 };
 	char warning[256] = "";
+	struct sim_answer ans = { .kind = is_list ? K_LIST : is_cancel ? K_CANCEL : K_POLL, .warning = warning };
 	pthread_mutex_lock(&S.mu);
 	if (is_list) {
 		buf_printf(&b, "{\"embed_jobs\":[");
@@ -488,17 +493,11 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 			render_job(&b, S.job_list[i], now);
 		}
 		/* The key's history: jobs that ended long ago, as a real account's list has thousands. */
-		for (uint64_t i = 0; i < S.history; i++) {
-			static const char *const ends[] = { "complete", "complete", "complete", "failed", "cancelled" };
-			buf_printf(&b, "%s{\"job_id\":\"hist-%07llu\",\"name\":\"history-%llu\",\"status\":\"%s\","
-				   "\"created_at\":\"2025-01-01T00:00:00Z\",\"input_dataset_id\":\"ds-hist\",%s"
-				   "\"model\":\"embed-english-v3.0\",\"truncate\":\"END\",\"meta\":{\"api_version\":{\"version\":\"1\"},"
-				   "\"billed_units\":{\"input_tokens\":%llu}}}", S.n_jobs || i ? "," : "",
-				   (unsigned long long)i, (unsigned long long)(i / 100), ends[i % 5],
-				   i % 5 < 3 ? "\"output_dataset_id\":\"ds-hist-out\"," : "", (unsigned long long)(i * 37 % 100000));
-		}
+		if (S.history_json.len)
+			buf_append(&b, S.history_json.data + (S.n_jobs ? 0 : 1), S.history_json.len - (S.n_jobs ? 0 : 1));
 		buf_printf(&b, "]}");
 		status = 200;
+		ans.changed_ms = sim_list_changed_at(now);
 	} else if (!j) {
 		status = 404;
 	} else if (is_cancel) {
@@ -515,9 +514,12 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 	} else {
 		render_job(&b, j, now);
 		status = 200;
+		ans.changed_ms = sim_job_changed_at(j, now);
 		if (j->api_warning)
 			snprintf(warning, sizeof(warning), "%s", j->api_warning);
 	}
+	if (!(faulted && f.kind == F_TRUNCATED))
+		status = sim_answer_check(c, status, &b, &ans);
 	count_status(status);
 	log_request(now, status, id);
 	pthread_mutex_unlock(&S.mu);
@@ -532,16 +534,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 	}
 	if (faulted && f.kind == F_TRUNCATED)
 		return answer_truncated(c, &b);
-	if (warning[0]) {
-		struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_FREE);
-		b.data = NULL;
-		MHD_add_response_header(r, "Content-Type", "application/json");
-		MHD_add_response_header(r, "X-API-Warning", warning);
-		enum MHD_Result ret2 = MHD_queue_response(c, (unsigned)status, r);
-		MHD_destroy_response(r);
-		return ret2;
-	}
-	return send_json(c, status, &b);
+	return sim_answer_send(c, status, &b, &ans);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -629,7 +622,11 @@ static void usage(FILE *f)
 		"      --cancel-delay DUR cancelling -> cancelled after a cancel request (default 2s)\n"
 		"      --sink-status N    status the webhook sink answers (default 200)\n"
 		"      --no-log           do not keep the per-request log (/_sim/log)\n"
-		"      --history N        the list also holds N jobs that ended long ago (hist-0000000 ...)\n"
+		"      --history N        the list also holds N jobs that ended long ago (hist-<uuid>, deterministic)\n"
+		"      --no-gzip          never compress (default: gzip when Accept-Encoding allows it)\n"
+		"      --gzip-level N     zlib level 1 (fast) to 9 (small), default 6\n"
+		"      --etag[=WHICH]     validators on the list and per-id answers, 304 to a matching If-None-Match or\n"
+		"                         If-Modified-Since; WHICH: both (default), etag, last-modified\n"
 		"      --tls-cert FILE    serve HTTPS with this PEM certificate (chain) ...\n"
 		"      --tls-key FILE     ... and this PEM private key\n"
 		"      --clock MODE       real (default): timelines follow the wall clock; manual: the clock starts\n"
@@ -657,6 +654,9 @@ int main(int argc, char **argv)
 		{ "history", required_argument, NULL, 8 },
 		{ "tls-key", required_argument, NULL, 7 },
 		{ "clock", required_argument, NULL, 9 },
+		{ "no-gzip", no_argument, NULL, 20 },
+		{ "gzip-level", required_argument, NULL, 21 },
+		{ "etag", optional_argument, NULL, 22 },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -670,6 +670,8 @@ int main(int argc, char **argv)
 	S.cancel_delay_ms = 2000;
 	S.sink_status = 200;
 	S.log_requests = true;
+	S.gzip = true;
+	S.gzip_level = 6;
 	while ((o = getopt_long(argc, argv, "p:f:t:a:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'p': {
@@ -716,12 +718,37 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 20: S.gzip = false; break;
+		case 21: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 9) {
+				fprintf(stderr, "embedwatch-sim: --gzip-level: expected 1 to 9, got \"%s\"\n", optarg);
+				return 2;
+			}
+			S.gzip_level = (int)v;
+			break;
+		}
+		case 22:
+			S.etag = true;
+			if (!optarg || strcmp(optarg, "both") == 0) {
+				S.etag_mode = ETAG_BOTH;
+			} else if (strcmp(optarg, "etag") == 0) {
+				S.etag_mode = ETAG_ONLY;
+			} else if (strcmp(optarg, "last-modified") == 0) {
+				S.etag_mode = ETAG_LAST_MODIFIED;
+			} else {
+				fprintf(stderr, "embedwatch-sim: --etag: expected both, etag or last-modified, got \"%s\"\n", optarg);
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
 	S.wall0 = util_wall_ms();
 	S.mono0 = util_mono_ms();
+	sim_history_render(S.history, 1);
 
 	sigset_t set;
 	sigemptyset(&set);
@@ -802,5 +829,7 @@ int main(int argc, char **argv)
 	strmap_free(&S.client_names);
 	free(S.sink);
 	free(S.log);
+	buf_free(&S.history_json);
+	sim_bombs_free();
 	return 0;
 }

@@ -42,7 +42,7 @@ struct sim_job {
 	int64_t first_ms, last_ms;
 };
 
-enum fault_kind { F_STATUS = 1, F_DELAY, F_DROP, F_MALFORMED, F_TRUNCATED, F_OVERSIZED, F_CONTENT_TYPE };
+enum fault_kind { F_STATUS = 1, F_DELAY, F_DROP, F_MALFORMED, F_TRUNCATED, F_OVERSIZED, F_CONTENT_TYPE, F_BOMB };
 enum fault_target { T_API = 1, T_SINK = 2, T_LIST = 4 };
 
 struct fault {
@@ -56,6 +56,7 @@ struct fault {
 	bool has_until;
 	int64_t until_ms;       /* sim clock, when has_until */
 	uint64_t delay_ms;
+	uint64_t size;          /* bomb: decoded bytes */
 	uint64_t hits;
 	struct fault *next;
 };
@@ -81,6 +82,21 @@ struct req {
 	bool too_big;
 };
 
+/* What an API answer is, for the byte counters and validators (sim_encode.c). */
+enum sim_kind { K_POLL, K_LIST, K_CANCEL, K__MAX };
+/* --etag: which validators answers carry. */
+enum etag_mode { ETAG_BOTH = 0, ETAG_ONLY, ETAG_LAST_MODIFIED };
+
+struct sim_answer {
+	enum sim_kind kind;
+	int64_t changed_ms;     /* sim clock: when what the body shows last changed (Last-Modified) */
+	const char *warning;    /* X-API-Warning, or NULL */
+	/* set by sim_answer_check */
+	bool validators;
+	char etag[40];
+	char last_modified[40];
+};
+
 struct client_name {
 	char *name;
 	uint64_t count;
@@ -95,6 +111,12 @@ struct sim_state {
 	int sink_status;
 	bool log_requests;
 	uint64_t history;        /* ended jobs of long ago in the list */
+	struct buf history_json; /* their entries, rendered once, each with a leading comma */
+	bool gzip;               /* gzip answers when Accept-Encoding allows (default) */
+	int gzip_level;
+	bool etag;               /* --etag: validators and 304s */
+	enum etag_mode etag_mode;
+	uint64_t bytes_sent[K__MAX], bytes_identity[K__MAX];   /* API answer bodies: as sent, and before encoding */
 	struct strmap jobs;
 	struct sim_job **job_list;
 	size_t n_jobs, cap_jobs;
@@ -138,6 +160,20 @@ enum MHD_Result answer_truncated(struct MHD_Connection *c, struct buf *b);
 bool fault_take(unsigned target, const char *job, int64_t now, struct fault *ret);
 bool apply_fault(struct MHD_Connection *c, const struct fault *f, const char *id, enum MHD_Result *ret);
 void count_status(int status);
+/* sim_encode.c: the history, rendered once (deterministic from seed). */
+void sim_history_render(uint64_t n, uint64_t seed);
+/* When what the list, or job j, shows last changed (sim clock), at or before now. Caller holds S.mu. */
+int64_t sim_list_changed_at(int64_t now);
+int64_t sim_job_changed_at(const struct sim_job *j, int64_t now);
+/* Under S.mu, the body rendered: with --etag the validators, and 304 when the request's match; else status. */
+int sim_answer_check(struct MHD_Connection *c, int status, const struct buf *b, struct sim_answer *a);
+/* Sends an API answer (gzip when accepted, validators, warning) and counts its bytes; takes b's data. */
+enum MHD_Result sim_answer_send(struct MHD_Connection *c, int status, struct buf *b, struct sim_answer *a);
+/* The gzip bomb: a small gzip answer that inflates to size bytes of valid JSON (made once, kept). */
+enum MHD_Result sim_answer_bomb(struct MHD_Connection *c, bool list, uint64_t size);
+/* Makes the bombs a fault will send now, so answering one costs no time. */
+void sim_bomb_prepare(bool list, uint64_t size);
+void sim_bombs_free(void);
 /* The admin interface: /_sim/... */
 enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const char *url, struct req *rq);
 void clear_sink(void);

@@ -92,7 +92,7 @@ static const char *add_fault(json_object *spec, int64_t now)
 	static const struct { const char *n; enum fault_kind k; } kinds[] = {
 		{ "status", F_STATUS }, { "delay", F_DELAY }, { "drop", F_DROP },
 		{ "malformed", F_MALFORMED }, { "truncated", F_TRUNCATED },
-		{ "oversized", F_OVERSIZED }, { "content_type", F_CONTENT_TYPE },
+		{ "oversized", F_OVERSIZED }, { "content_type", F_CONTENT_TYPE }, { "bomb", F_BOMB },
 	};
 	json_object *v;
 	struct fault *f = xcalloc(1, sizeof(*f));
@@ -132,6 +132,24 @@ static const char *add_fault(json_object *spec, int64_t now)
 	}
 	if (json_object_object_get_ex(spec, "delay", &v))
 		f->delay_ms = (uint64_t)(json_object_get_double(v) * 1000);
+	/* A bomb inflates to size bytes (default 80 MiB: past the daemon's 64 MiB list cap too). */
+	f->size = 80ULL << 20;
+	if (json_object_object_get_ex(spec, "size", &v)) {
+		int64_t n = json_object_get_int64(v);
+		if (n < 1024 || n > (1LL << 30)) {
+			free(f->job);
+			free(f);
+			return "a bomb's \"size\" is the decoded bytes, from 1024 to 1073741824";
+		}
+		f->size = (uint64_t)n;
+	}
+	if (f->kind == F_BOMB) {
+		/* Made now (for the shapes its target can get), not while a client waits for its answer. */
+		if (f->targets & T_LIST)
+			sim_bomb_prepare(true, f->size);
+		if (f->targets & (T_API | T_SINK))
+			sim_bomb_prepare(false, f->size);
+	}
 	/* Append: faults apply in the order they were added. */
 	struct fault **pp = &S.faults;
 	while (*pp)
@@ -140,7 +158,7 @@ static const char *add_fault(json_object *spec, int64_t now)
 	return NULL;
 bad_kind:
 	free(f);
-	return "a fault needs \"kind\": status, delay, drop, malformed, truncated, oversized or content_type";
+	return "a fault needs \"kind\": status, delay, drop, malformed, truncated, oversized, content_type or bomb";
 }
 
 /* POST /_sim/clock: {"advance": "2s"} or {"advance_ms": 2000}. An error for the client, or NULL with *ret_ms set. */
@@ -211,6 +229,11 @@ static void render_stats(struct buf *b, bool with_jobs)
 		free(k);
 		first = false;
 	}
+	static const char *const kinds[K__MAX] = { "poll", "list", "cancel" };
+	buf_printf(b, "},\"bytes\":{");
+	for (int k = 0; k < K__MAX; k++)
+		buf_printf(b, "%s\"%s\":{\"sent\":%llu,\"identity\":%llu}", k ? "," : "", kinds[k],
+			   (unsigned long long)S.bytes_sent[k], (unsigned long long)S.bytes_identity[k]);
 	buf_printf(b, "},\"jobs_known\":%zu,\"faults_active\":", S.n_jobs);
 	size_t nf = 0;
 	for (struct fault *f = S.faults; f; f = f->next)
@@ -439,6 +462,8 @@ enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const
 		S.n_log = 0;
 		S.req_poll = S.req_list = S.req_cancel = S.req_sink = S.req_other = 0;
 		memset(S.status_count, 0, sizeof(S.status_count));
+		memset(S.bytes_sent, 0, sizeof(S.bytes_sent));
+		memset(S.bytes_identity, 0, sizeof(S.bytes_identity));
 		for (size_t i = 0; i < S.n_jobs; i++) {
 			S.job_list[i]->requests = 0;
 			S.job_list[i]->first_ms = S.job_list[i]->last_ms = 0;

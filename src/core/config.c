@@ -28,6 +28,7 @@ struct parse_ctx {
 	int failed;
 	char section[128];
 	struct ew_hook *hook;       /* current [hook NAME] section */
+	unsigned planner_line;      /* where [poll] planner was set, for validate()'s message */
 };
 
 void config_defaults(struct ew_config *c)
@@ -59,6 +60,8 @@ void config_defaults(struct ew_config *c)
 	c->sweep_interval_ms = 5000;
 	c->sweep_interval_max_ms = 60000;
 	c->list_max_bytes = 64ULL << 20;
+	c->max_bytes_per_min = 64ULL << 20;
+	c->planner = PLANNER_AUTO;
 	c->discover_match = xstrdup("*");
 	c->discover_batch = xstrdup("");
 	c->hooks_max_concurrent = 16;
@@ -317,6 +320,24 @@ static int poll_key(struct parse_ctx *x, const char *k, const char *v)
 			return fail(x, "list_max_bytes: expected a size like 64MiB or 1048576 (at least 1k), got \"%s\"", v);
 		return 1;
 	}
+	if (strcmp(k, "max_bytes_per_min") == 0) {
+		if (config_parse_size(v, &c->max_bytes_per_min) < 0 || c->max_bytes_per_min < 65536)
+			return fail(x, "max_bytes_per_min: expected a size like 64MiB or 512k (at least 64k), got \"%s\"", v);
+		return 1;
+	}
+	if (strcmp(k, "planner") == 0) {
+		static const struct { const char *n; enum planner_policy p; } policies[] = {
+			{ "auto", PLANNER_AUTO }, { "sweep", PLANNER_SWEEP }, { "per-id", PLANNER_PER_ID },
+		};
+		for (size_t i = 0; i < ARRAY_SIZE(policies); i++) {
+			if (strcmp(v, policies[i].n) == 0) {
+				c->planner = policies[i].p;
+				x->planner_line = x->line;
+				return 1;
+			}
+		}
+		return fail(x, "planner: expected auto, sweep or per-id, got \"%s\"", v);
+	}
 	return fail(x, "unknown key \"%s\" in [poll]", k);
 }
 
@@ -572,6 +593,11 @@ static int validate(struct parse_ctx *x)
 	if (c->interval_min_ms > c->interval_max_ms)
 		return fail(x, "[poll] interval_min (%llums) is longer than interval_max (%llums)",
 			    (unsigned long long)c->interval_min_ms, (unsigned long long)c->interval_max_ms);
+	if (c->discover && c->planner == PLANNER_PER_ID) {
+		x->line = x->planner_line;
+		return fail(x, "[poll] planner = per-id never reads the list, and [discover] finds jobs only there; "
+			    "use planner = auto (it sweeps while discovery is on) or turn discovery off");
+	}
 	for (size_t i = 0; i < c->n_hooks; i++) {
 		struct ew_hook *h = &c->hooks[i];
 		x->line = h->line;

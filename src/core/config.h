@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "job.h"
+#include "planner.h"
 
 enum hook_type { HOOK_EXEC = 1, HOOK_WEBHOOK };
 
@@ -71,7 +72,9 @@ struct ew_config {
 	bool sweep;                 /* list sweep: GET /v1/embed-jobs observes every job at once */
 	uint64_t sweep_interval_ms; /* between sweeps while something changes */
 	uint64_t sweep_interval_max_ms;
-	uint64_t list_max_bytes;    /* a list answer larger than this: per-id polling instead */
+	uint64_t list_max_bytes;    /* a list answer larger than this (decoded): per-id polling instead */
+	uint64_t max_bytes_per_min; /* the byte budget on the wire, API answers all told */
+	enum planner_policy planner;    /* auto: the planner chooses sweep or per-id; or always one */
 	bool cancel_on_expire;      /* past max_age: cancel the job, not just stop watching */
 	/* [discover] */
 	bool discover;

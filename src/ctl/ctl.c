@@ -192,14 +192,10 @@ static int cmd_list(int argc, char **argv)
 
 static int simple(const char *cmd, json_object *req)
 {
-	ctl_connect();
-	json_object *ans = ctl_request(req, -1);
-	json_object_put(req);
-	ctl_check(ans);
-	if (ctl_json_out) {
-		json_object_object_del(ans, "ok");
-		ctl_print_json(ans);
-	} else if (strcmp(cmd, "metrics") == 0) {
+	json_object *ans = ctl_ask(req);
+	if (!ans)
+		return 0;
+	if (strcmp(cmd, "metrics") == 0) {
 		fputs(ctl_str(ans, "text"), stdout);
 	} else if (strcmp(cmd, "status") == 0) {
 		json_object *s, *by;
@@ -211,6 +207,9 @@ static int simple(const char *cmd, json_object *req)
 		       (long long)ctl_num(s, "polls_in_flight"), (long long)ctl_num(s, "polls"), (long long)ctl_num(s, "sweeps"),
 		       json_object_get_boolean(json_object_object_get(s, "sweeping")) ? "" : " (per-id polling only)",
 		       (long long)ctl_num(s, "events"), (long long)ctl_num(s, "hooks_running"));
+		json_object *ob;
+		if (json_object_object_get_ex(s, "observation", &ob))
+			printf("observing: %s\n", ctl_str(ob, "summary"));
 		if (json_object_object_get_ex(s, "by_status", &by)) {
 			json_object_object_foreach(by, k, v)
 				printf("  %-11s %lld\n", k, (long long)json_object_get_int64(v));

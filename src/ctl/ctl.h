@@ -31,6 +31,11 @@ int64_t ctl_num(json_object *o, const char *key);
 /* Checks ok; prints the daemon's error and exits 3 if not. */
 void ctl_check(json_object *ans);
 void ctl_print_json(json_object *o);
+/*
+ * Connects, sends req (taken) and checks the answer (exits 3 when refused).
+ * With --json prints the answer and returns NULL; else returns it (the caller puts it).
+ */
+json_object *ctl_ask(json_object *req);
 /* A new request object {"cmd": cmd}; the caller puts it. */
 json_object *ctl_new_req(const char *cmd);
 /* Ids from argv, or from stdin with "-" (any whitespace or commas, lines of any length; NUL refused). */

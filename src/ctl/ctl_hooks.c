@@ -6,22 +6,6 @@
 
 #include "ctl.h"
 
-/* Sends req, checks the answer; prints it as JSON when asked. Returns the answer (the caller puts it) or NULL. */
-static json_object *ask(json_object *req)
-{
-	ctl_connect();
-	json_object *ans = ctl_request(req, -1);
-	json_object_put(req);
-	ctl_check(ans);
-	if (ctl_json_out) {
-		json_object_object_del(ans, "ok");
-		ctl_print_json(ans);
-		json_object_put(ans);
-		return NULL;
-	}
-	return ans;
-}
-
 static const char *or_dash(json_object *o, const char *key)
 {
 	const char *s = ctl_str(o, key);
@@ -44,7 +28,7 @@ int ctl_deliveries(int argc, char **argv)
 	}
 	if (optind != argc)
 		ctl_die_usage("deliveries: unexpected argument \"%s\"", argv[optind]);
-	json_object *ans = ask(req), *ds;
+	json_object *ans = ctl_ask(req), *ds;
 	if (!ans)
 		return 0;
 	json_object_object_get_ex(ans, "deliveries", &ds);
@@ -89,7 +73,7 @@ int ctl_redeliver(int argc, char **argv)
 			ctl_die_usage("redeliver: give one event id, or --dead [--hook NAME] [--since DURATION|TIME] [--event TYPE]");
 		json_object_object_add(req, "event_id", json_object_new_string(argv[optind]));
 	}
-	json_object *ans = ask(req);
+	json_object *ans = ctl_ask(req);
 	if (!ans)
 		return 0;
 	printf("queued %lld deliveries", (long long)ctl_num(ans, "queued"));
@@ -133,7 +117,7 @@ int ctl_hooks(int argc, char **argv)
 			ctl_die_usage("hooks %s: give one hook name", action);
 		json_object_object_add(req, "action", json_object_new_string(action));
 		json_object_object_add(req, "name", json_object_new_string(argv[2]));
-		json_object *ans = ask(req);
+		json_object *ans = ctl_ask(req);
 		if (!ans)
 			return 0;
 		printf("hook %s %s%s\n", ctl_str(ans, "name"), ctl_str(ans, "state"),
@@ -141,7 +125,7 @@ int ctl_hooks(int argc, char **argv)
 		json_object_put(ans);
 		return 0;
 	}
-	json_object *ans = ask(req);
+	json_object *ans = ctl_ask(req);
 	if (!ans)
 		return 0;
 	print_hooks(ans);

@@ -147,6 +147,20 @@ void ctl_print_json(json_object *o)
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
+json_object *ctl_ask(json_object *req)
+{
+	ctl_connect();
+	json_object *ans = ctl_request(req, -1);
+	json_object_put(req);
+	ctl_check(ans);
+	if (!ctl_json_out)
+		return ans;
+	json_object_object_del(ans, "ok");
+	ctl_print_json(ans);
+	json_object_put(ans);
+	return NULL;
+}
+
 json_object *ctl_new_req(const char *cmd)
 {
 	json_object *o = json_object_new_object();

@@ -228,6 +228,26 @@ void control_cmd_status(struct client *c, json_object *req)
 	json_object_object_add(s, "sweeps", json_object_new_int64((int64_t)m->sweeps));
 	json_object_object_add(s, "sweeping", json_object_new_boolean(ew->sweeping && ew->cfg.sweep));
 	json_object_object_add(s, "cancels", json_object_new_int64((int64_t)m->cancels));
+	/* How jobs are observed and why: the planner never leaves the sweep silently. */
+	json_object *ob = json_object_new_object();
+	json_object_object_add(ob, "mode", json_object_new_string(planner_mode_name(m->plan_mode)));
+	json_object_object_add(ob, "reason", json_object_new_string(planner_why_name(m->plan_why)));
+	json_object_object_add(ob, "why", json_object_new_string(planner_why_text(m->plan_why)));
+	json_object_object_add(ob, "estimated_detection_delay_s", json_object_new_double((double)m->plan_delay_ms / 1000));
+	json_object_object_add(ob, "sweep_delay_s", json_object_new_double((double)m->plan_delay_sweep_ms / 1000));
+	json_object_object_add(ob, "per_id_delay_s", json_object_new_double((double)m->plan_delay_per_id_ms / 1000));
+	json_object_object_add(ob, "per_id_every_s", json_object_new_double((double)m->plan_poll_every_ms / 1000));
+	json_object_object_add(ob, "sweep_every_s", json_object_new_double((double)m->plan_sweep_every_ms / 1000));
+	json_object_object_add(ob, "list_cap_bytes", json_object_new_int64((int64_t)m->plan_list_cap));
+	json_object_object_add(ob, "list_bytes", json_object_new_int64((int64_t)m->list_size_wire));
+	json_object_object_add(ob, "list_bytes_at_least", json_object_new_boolean(m->list_size_is_min));
+	json_object_object_add(ob, "list_wire_bytes", json_object_new_int64((int64_t)m->list_wire_bytes));
+	json_object_object_add(ob, "list_decoded_bytes", json_object_new_int64((int64_t)m->list_decoded_bytes));
+	json_object_object_add(ob, "list_entries", json_object_new_int64((int64_t)m->sweep_listed));
+	json_object_object_add(ob, "switches", json_object_new_int64((int64_t)m->plan_switches));
+	metrics_plan_line(m, line, sizeof(line));
+	json_object_object_add(ob, "summary", json_object_new_string(line));
+	json_object_object_add(s, "observation", ob);
 	json_object_object_add(s, "events", json_object_new_int64((int64_t)m->events));
 	json_object_object_add(s, "version", json_object_new_string(PACKAGE_VERSION));
 	control_role_fields(ew, s);

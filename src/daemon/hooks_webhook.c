@@ -22,6 +22,7 @@ static void webhook_done(struct http_req *req, const struct http_result *res, vo
 	bool ok = false, permanent = false, gone = false;
 
 	hooks_run_unlink(hs, r);
+	metrics_count_rx(&hs->ew->m, EP_WEBHOOK, res->wire_bytes, res->decoded_bytes);
 	if (res->error != HTTP_OK) {
 		snprintf(why, sizeof(why), "%s%s", res->error == HTTP_ERR_TLS ? "TLS: " : "", res->error_text);
 	} else if (res->status >= 200 && res->status < 300) {

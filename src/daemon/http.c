@@ -49,6 +49,11 @@ struct http_req {
 	void *stream_arg;
 	size_t streamed;
 	bool stream_stopped;
+	size_t decoded;             /* body bytes after decoding, this transfer */
+	uint64_t wire_cap;          /* 0: none */
+	bool over_wire_cap;
+	char *extra_line;           /* one header line of this request only, or NULL */
+	struct curl_slist extra;    /* its node, ahead of the shared list: nothing is copied */
 	char error[CURL_ERROR_SIZE];
 	http_done_fn done;
 	void *arg;
@@ -87,6 +92,25 @@ static enum http_error classify(CURLcode c)
 	}
 }
 
+/*
+ * What arrived: header bytes plus the body as received (SIZE_DOWNLOAD counts
+ * the body before content decoding: measured with libcurl 7.88, a 34.5 MB
+ * list sent as 6.9 MB of gzip counts 6.9 MB), and the decoded bytes the
+ * write callback saw.
+ */
+static void wire_counts(struct http_req *r, struct http_result *res)
+{
+	curl_off_t body = 0, clen = -1;
+	long head = 0;
+
+	curl_easy_getinfo(r->easy, CURLINFO_HEADER_SIZE, &head);
+	curl_easy_getinfo(r->easy, CURLINFO_SIZE_DOWNLOAD_T, &body);
+	curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen);
+	res->wire_bytes = (uint64_t)(head > 0 ? head : 0) + (uint64_t)(body > 0 ? body : 0);
+	res->decoded_bytes = r->decoded;
+	res->content_length = clen;
+}
+
 static void check_done(struct http *h)
 {
 	CURLMsg *m;
@@ -106,11 +130,14 @@ static void check_done(struct http *h)
 		curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &conns);
 		curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &total);
 		h->connects += (uint64_t)conns;
-		res.error = r->too_big && !r->discard_excess ? HTTP_ERR_TOO_BIG : r->stream_stopped ? HTTP_ERR_OTHER : classify(cc);
+		res.error = r->too_big && !r->discard_excess ? HTTP_ERR_TOO_BIG
+			    : r->over_wire_cap ? HTTP_ERR_WIRE_CAP : r->stream_stopped ? HTTP_ERR_OTHER : classify(cc);
 		if (res.error == HTTP_OK)
 			res.error_text = "";
 		else if (res.error == HTTP_ERR_TOO_BIG)
 			res.error_text = "response too large, cut off";
+		else if (res.error == HTTP_ERR_WIRE_CAP)
+			res.error_text = "response larger on the wire than this request may take, stopped";
 		else if (r->stream_stopped)
 			res.error_text = "stopped by the reader of the body";
 		else
@@ -120,6 +147,7 @@ static void check_done(struct http *h)
 		res.body = r->body.data ? r->body.data : "";
 		res.body_len = r->body.len;
 		res.total_us = (uint64_t)total;
+		wire_counts(r, &res);
 		/* Outside curl's callbacks: safe to remove the handle here. */
 		curl_multi_remove_handle(h->multi, r->easy);
 		r->active = false;
@@ -283,6 +311,22 @@ static size_t on_write(char *data, size_t size, size_t n, void *userp)
 	size_t len = size * n;
 	long code = 0;
 
+	/* Decoded bytes: every cap below is on what the answer inflates to, not on what it cost. */
+	r->decoded += len;
+	/*
+	 * The wire cap, from the first chunk on: Content-Length says at once what
+	 * the whole answer would cost, the bytes so far say it for one without.
+	 * (curl's progress callback comes only after a whole burst of reads.)
+	 */
+	if (r->wire_cap) {
+		curl_off_t clen = -1, got = 0;
+		curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen);
+		curl_easy_getinfo(r->easy, CURLINFO_SIZE_DOWNLOAD_T, &got);
+		if ((clen > 0 && (uint64_t)clen > r->wire_cap) || (got > 0 && (uint64_t)got > r->wire_cap)) {
+			r->over_wire_cap = true;
+			return 0;
+		}
+	}
 	if (r->stream && curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code == 200) {
 		if (r->streamed + len > r->max_body) {
 			r->too_big = true;
@@ -347,6 +391,7 @@ void http_req_free(struct http_req *r)
 	http_cancel(r);
 	curl_easy_cleanup(r->easy);
 	buf_free(&r->body);
+	free(r->extra_line);
 	free(r);
 }
 
@@ -359,7 +404,6 @@ void http_req_set(struct http_req *r, const char *url, struct http_headers *head
 	curl_easy_setopt(r->easy, CURLOPT_URL, url);
 	http_headers_unref(r->headers);
 	r->headers = headers ? http_headers_ref(headers) : NULL;
-	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, headers ? headers->list : NULL);
 	if (body) {
 		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long)body_len);
@@ -384,6 +428,16 @@ int http_submit(struct http_req *r, long timeout_ms, http_done_fn done, void *ar
 	r->too_big = false;
 	r->streamed = 0;
 	r->stream_stopped = false;
+	r->decoded = 0;
+	r->over_wire_cap = false;
+	/* The extra line goes first and points on to the shared list, which curl only reads. */
+	struct curl_slist *list = r->headers ? r->headers->list : NULL;
+	if (r->extra_line) {
+		r->extra.data = r->extra_line;
+		r->extra.next = list;
+		list = &r->extra;
+	}
+	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, list);
 	r->error[0] = '\0';
 	r->done = done;
 	r->arg = arg;
@@ -405,6 +459,23 @@ void http_cancel(struct http_req *r)
 	r->http->active--;
 	http_headers_unref(r->headers);
 	r->headers = NULL;
+}
+
+void http_req_compressed(struct http_req *r, bool on)
+{
+	/* "": every encoding this libcurl decodes; NULL: none asked for, none decoded. */
+	curl_easy_setopt(r->easy, CURLOPT_ACCEPT_ENCODING, on ? "" : NULL);
+}
+
+void http_req_wire_cap(struct http_req *r, uint64_t max)
+{
+	r->wire_cap = max;
+}
+
+void http_req_header(struct http_req *r, const char *line)
+{
+	free(r->extra_line);
+	r->extra_line = line ? xstrdup(line) : NULL;
 }
 
 void http_req_stream(struct http_req *r, http_chunk_fn fn, void *arg)

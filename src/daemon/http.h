@@ -24,7 +24,8 @@ enum http_error {
 	HTTP_ERR_TIMEOUT,
 	HTTP_ERR_CONNECT,       /* resolve, connect, connection reset */
 	HTTP_ERR_TLS,           /* certificate or handshake: a configuration problem */
-	HTTP_ERR_TOO_BIG,       /* the body passed max_body and was cut off */
+	HTTP_ERR_TOO_BIG,       /* the decoded body passed max_body and was cut off */
+	HTTP_ERR_WIRE_CAP,      /* the answer was larger on the wire than the request's wire cap: stopped */
 	HTTP_ERR_OTHER,
 };
 
@@ -36,6 +37,9 @@ struct http_result {
 	const char *body;           /* NUL-terminated, never NULL */
 	size_t body_len;
 	uint64_t total_us;          /* whole transfer */
+	uint64_t wire_bytes;        /* received: headers + body as sent (compressed), after TLS */
+	uint64_t decoded_bytes;     /* body bytes after decoding, kept, streamed or dropped */
+	int64_t content_length;     /* the answer's Content-Length (wire), -1: none or no answer */
 };
 
 typedef void (*http_done_fn)(struct http_req *req, const struct http_result *res, void *arg);
@@ -78,6 +82,23 @@ void http_req_set(struct http_req *r, const char *url, struct http_headers *head
  */
 typedef int (*http_chunk_fn)(const char *data, size_t len, void *arg);
 void http_req_stream(struct http_req *r, http_chunk_fn fn, void *arg);
+/*
+ * Asks for every content encoding libcurl was built with (gzip, deflate, br,
+ * zstd); answers are decoded before max_body, the stream callback and
+ * body_len see them, so caps apply to decoded bytes. Off for a new slot.
+ */
+void http_req_compressed(struct http_req *r, bool on);
+/*
+ * Stops a transfer once its answer is larger on the wire than max bytes
+ * (from Content-Length at the first chunk of the body, else as bytes
+ * arrive): HTTP_ERR_WIRE_CAP. 0: no cap. Kept for the next submits.
+ */
+void http_req_wire_cap(struct http_req *r, uint64_t max);
+/*
+ * One more header line (a conditional request's If-None-Match) sent before
+ * the shared list on the next submits; copied. NULL: none.
+ */
+void http_req_header(struct http_req *r, const char *line);
 /* Starts the transfer; done runs once from the loop, whatever the outcome. Returns 0 or -EIO. */
 int http_submit(struct http_req *r, long timeout_ms, http_done_fn done, void *arg);
 /* Stops a running transfer without calling its done callback. */

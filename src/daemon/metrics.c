@@ -103,6 +103,41 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	counter(b, "embedwatch_sweep_fallbacks_total", "Times the daemon fell back to per-id polling.", m->sweep_fallbacks);
 	counter(b, "embedwatch_sweep_entries_total", "List entries read, watched or not.", m->sweep_entries);
 	gauge(b, "embedwatch_sweep_list_entries", "Entries in the last good list.", (double)m->sweep_listed);
+	family(b, "embedwatch_sweep_list_bytes", "gauge", "Size of the last full list: on the wire, and decoded.");
+	buf_printf(b, "embedwatch_sweep_list_bytes{encoding=\"wire\"} %llu\nembedwatch_sweep_list_bytes{encoding=\"decoded\"} %llu\n",
+		   (unsigned long long)m->list_wire_bytes, (unsigned long long)m->list_decoded_bytes);
+	family(b, "embedwatch_planner_mode", "gauge", "1 for how watched jobs are observed now: the list sweep or per-id polls.");
+	for (int i = 0; i < PLAN__MAX; i++)
+		buf_printf(b, "embedwatch_planner_mode{mode=\"%s\"} %d\n", planner_mode_name((enum planner_mode)i),
+			   m->plan_mode == (enum planner_mode)i);
+	family(b, "embedwatch_planner_reason", "gauge", "1 for why the planner chose its mode.");
+	for (int i = 0; i < WHY__MAX; i++)
+		buf_printf(b, "embedwatch_planner_reason{reason=\"%s\"} %d\n", planner_why_name((enum planner_why)i),
+			   m->plan_why == (enum planner_why)i);
+	counter(b, "embedwatch_planner_switches_total", "Times the planner changed mode.", m->plan_switches);
+	gauge(b, "embedwatch_detection_delay_estimate_seconds",
+	      "The planner's estimate of the mean delay from a job's end to its observation, in the mode chosen.",
+	      (double)m->plan_delay_ms / 1000.0);
+	family(b, "embedwatch_planner_delay_estimate_seconds", "gauge",
+	       "The planner's estimate of the mean detection delay in each mode, the one not chosen too.");
+	buf_printf(b, "embedwatch_planner_delay_estimate_seconds{mode=\"sweep\"} %.3f\n"
+		   "embedwatch_planner_delay_estimate_seconds{mode=\"per-id\"} %.3f\n",
+		   (double)m->plan_delay_sweep_ms / 1000.0, (double)m->plan_delay_per_id_ms / 1000.0);
+	gauge(b, "embedwatch_planner_poll_interval_seconds", "Per-id polls of a job at least this often (0: by backoff only).",
+	      (double)m->plan_poll_every_ms / 1000.0);
+	gauge(b, "embedwatch_planner_sweep_interval_seconds", "Lists at most this often (0: no sweeping).",
+	      (double)m->plan_sweep_every_ms / 1000.0);
+	gauge(b, "embedwatch_planner_list_cap_bytes", "A list larger than this on the wire is stopped (0: no cap).",
+	      (double)m->plan_list_cap);
+	counter(b, "embedwatch_sweep_not_modified_total", "List answers 304 Not Modified (nothing changed, nothing sent).",
+		m->list_not_modified);
+	static const char *const endpoint[EP__MAX] = { "poll", "list", "cancel", "webhook" };
+	family(b, "embedwatch_received_bytes_total", "counter",
+	       "Bytes received by endpoint: wire (headers and body as sent, compressed) and decoded (the body after decoding).");
+	for (int i = 0; i < EP__MAX; i++)
+		buf_printf(b, "embedwatch_received_bytes_total{endpoint=\"%s\",encoding=\"wire\"} %llu\n"
+			   "embedwatch_received_bytes_total{endpoint=\"%s\",encoding=\"decoded\"} %llu\n", endpoint[i],
+			   (unsigned long long)m->rx_wire[i], endpoint[i], (unsigned long long)m->rx_decoded[i]);
 	gauge(b, "embedwatch_request_budget_per_second", "Configured request budget (rate), requests per second.",
 	      m->request_budget);
 	gauge(b, "embedwatch_request_rate_per_second", "Effective request rate allowed now (lowered after 429/503).",
@@ -138,6 +173,30 @@ const char *metrics_role_name(enum ew_role r)
 {
 	static const char *const names[] = { "active", "standby", "taking over" };
 	return (unsigned)r < ARRAY_SIZE(names) ? names[r] : "?";
+}
+
+void metrics_plan_line(const struct metrics *m, char *buf, size_t len)
+{
+	char list[64];
+	if (m->list_size_wire)
+		snprintf(list, sizeof(list), "%s%.1f MB", m->list_size_is_min ? ">= " : "", (double)m->list_size_wire / 1e6);
+	else
+		snprintf(list, sizeof(list), "size unknown");
+	switch (m->plan_mode) {
+	case PLAN_PER_ID:
+		snprintf(buf, len, "per-id polls (%s): each job at least every %.1f s; estimated detection delay %.1f s "
+			 "(by the list, %s: %.1f s)", planner_why_text(m->plan_why), (double)m->plan_poll_every_ms / 1000,
+			 (double)m->plan_delay_ms / 1000, list, (double)m->plan_delay_sweep_ms / 1000);
+		break;
+	case PLAN_SWEEP:
+		snprintf(buf, len, "the list sweep (%s): a list (%s) at most every %.1f s; estimated detection delay %.1f s "
+			 "(by per-id polls: %.1f s)", planner_why_text(m->plan_why), list, (double)m->plan_sweep_every_ms / 1000,
+			 (double)m->plan_delay_ms / 1000, (double)m->plan_delay_per_id_ms / 1000);
+		break;
+	default:
+		snprintf(buf, len, "nothing now (%s)", planner_why_text(m->plan_why));
+		break;
+	}
 }
 
 void metrics_status_line(const struct metrics *m, const size_t c[JOB__MAX], char *buf, size_t len)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "job.h"
+#include "planner.h"
 #include "util.h"
 
 /* What this daemon is on its state (ha sets it): with SQLite always active. */
@@ -21,6 +22,9 @@ enum ew_role { ROLE_ACTIVE = 0, ROLE_STANDBY, ROLE_TAKING_OVER };
 enum pause_reason { PAUSE_NONE = 0, PAUSE_THROTTLED, PAUSE_AUTH, PAUSE_BAD_BASE, PAUSE_TLS, PAUSE__MAX };
 
 #define METRICS_ANSWER_CLASSES 7    /* enum api_class */
+
+/* Where received bytes came from: the three API endpoints and the webhook receivers. */
+enum metrics_endpoint { EP_POLL = 0, EP_LIST, EP_CANCEL, EP_WEBHOOK, EP__MAX };
 #define METRICS_BUCKETS 12
 
 /* A Prometheus histogram with fixed upper bounds (seconds). */
@@ -54,6 +58,21 @@ struct metrics {
 	uint64_t metrics_http_connections;  /* metrics_http: connections taken on metrics_listen */
 	uint64_t metrics_http_evictions;    /* metrics_http: idle ones closed to make room for a new one */
 	uint64_t metrics_http_timeouts;     /* metrics_http: closed without a complete request in time */
+	uint64_t rx_wire[EP__MAX];       /* bytes received: headers + body as sent (compressed) */
+	uint64_t rx_decoded[EP__MAX];    /* body bytes after decoding */
+	uint64_t list_not_modified;      /* 304 answers to a conditional list request */
+	uint64_t list_wire_bytes;        /* poller: the last full list on the wire, and decoded */
+	uint64_t list_decoded_bytes;
+	uint64_t plan_switches;          /* the planner changed mode */
+	/* the planner's choice (poller_plan.c) */
+	enum planner_mode plan_mode;
+	enum planner_why plan_why;
+	uint64_t plan_delay_ms, plan_delay_sweep_ms, plan_delay_per_id_ms;   /* estimated mean detection delays */
+	uint64_t plan_poll_every_ms;     /* per-id polls of a job at least this often, 0: by backoff only */
+	uint64_t plan_sweep_every_ms;    /* lists at most this often */
+	uint64_t plan_list_cap;          /* a list larger on the wire is stopped, 0: no cap */
+	uint64_t list_size_wire;         /* what the planner takes the list to cost, 0: unknown */
+	bool list_size_is_min;           /* ... at least (it was cut off) */
 	/* gauges, kept current by their owners */
 	unsigned polls_in_flight;        /* poller */
 	enum pause_reason paused;        /* poller */
@@ -80,6 +99,12 @@ struct metrics {
 	uint64_t lease_seen_mono;        /* when that was seen (monotonic ms) */
 };
 
+/* Counts the bytes of one answer from ep. */
+static inline void metrics_count_rx(struct metrics *m, enum metrics_endpoint ep, uint64_t wire, uint64_t decoded)
+{
+	m->rx_wire[ep] += wire;
+	m->rx_decoded[ep] += decoded;
+}
 /* Adds one observation (seconds) to a request-latency or detection-lag histogram. */
 void metrics_observe_request(struct metrics *m, double seconds);
 void metrics_observe_lag(struct metrics *m, double seconds);
@@ -89,6 +114,8 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 void metrics_status_line(const struct metrics *m, const size_t job_counts[JOB__MAX], char *buf, size_t len);
 /* "active", "standby" or "taking over". */
 const char *metrics_role_name(enum ew_role r);
+/* The planner's choice in one sentence (status): mode, why, intervals, estimated delays. */
+void metrics_plan_line(const struct metrics *m, char *buf, size_t len);
 /* A short name of a pause reason ("none", "rate-limited", "auth", "bad-base-url"). */
 const char *metrics_pause_name(enum pause_reason p);
 

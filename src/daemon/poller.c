@@ -86,6 +86,8 @@ int poller_new(struct ew *ew, struct poller **ret)
 		struct poll_slot *s = &p->slots[i];
 		if (!(s->req = http_req_new(ew->http, API_BODY_MAX, false)))
 			return -ENOMEM;
+		/* Compressed answers; the 1 MiB cap is on the decoded document. */
+		http_req_compressed(s->req, true);
 		s->p = p;
 		s->next_free = p->free_slots;
 		p->free_slots = s;
@@ -249,7 +251,7 @@ static void poll_answer(struct poller *p, struct job *j, const struct http_resul
 
 	if (res->error != HTTP_OK) {
 		if (res->error == HTTP_ERR_TOO_BIG)
-			snprintf(why, sizeof(why), "response larger than %d bytes, cut off", API_BODY_MAX);
+			snprintf(why, sizeof(why), "response larger than %d bytes decoded, cut off", API_BODY_MAX);
 		else
 			snprintf(why, sizeof(why), "%s", res->error_text);
 		note_transient(p, j, why);
@@ -366,6 +368,7 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 
 	release_slot(p, s);
 	metrics_observe_request(&ew->m, (double)res->total_us / 1e6);
+	metrics_count_rx(&ew->m, kind == SLOT_CANCEL ? EP_CANCEL : EP_POLL, res->wire_bytes, res->decoded_bytes);
 	if (res->error == HTTP_OK && res->status == 200 && kind == SLOT_POLL)
 		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
 	if (res->error == HTTP_OK)
@@ -383,8 +386,15 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 			jobtable_schedule(&ew->jobs, j, ew_now(ew));
 	} else if (kind == SLOT_CANCEL) {
 		cancel_answer(p, j, res);
+	} else if (watch_job_ended(j)) {
+		/* The list saw it end while this poll was out: the answer is old news, and must not queue it again. */
 	} else {
 		poll_answer(p, j, res, req);
+		if (res->error == HTTP_OK && res->status == 200) {
+			/* Seen: the next look comes as soon as the budget spread over the jobs allows, not by backoff alone. */
+			poller_plan_poll_cost(p, res->wire_bytes);
+			poller_plan_freshen(p, j);
+		}
 	}
 	poller_gauges(p);
 	poller_kick(p);
@@ -479,11 +489,15 @@ static void run(struct poller *p)
 	/* Cancels first: an operator asked for them. */
 	if (!run_cancels(p, now))
 		return;
-	/* Then the list sweep, which observes every job at once. */
+	/* Then the list sweep, which observes every job at once, if the planner says it pays. */
+	poller_plan(p, now);
 	if (ew->sweep_wanted) {
 		ew->sweep_wanted = false;
+		sweep_want_full(p);
+		/* Brought forward, but never closer to the last list than the budgets allow. */
+		uint64_t earliest = p->sweep_last + p->plan.sweep_floor_ms;
 		if (p->sweep_due > now)
-			p->sweep_due = now;
+			p->sweep_due = earliest > now ? earliest : now;
 	}
 	if (sweep_due_now(p, now, &sweep_wait)) {
 		if (!sched_bucket_take(&p->bucket, now)) {

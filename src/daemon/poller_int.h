@@ -8,6 +8,7 @@
 #include "ew.h"
 #include "http.h"
 #include "jsplit.h"
+#include "planner.h"
 #include "poller.h"
 #include "sched.h"
 #include "strmap.h"
@@ -49,6 +50,22 @@ struct poller {
 	unsigned sweep_fail_run;
 	uint64_t sweep_off_until;       /* per-id polling only until then (loop ms), 0: sweeping */
 	bool sweep_changed;
+	/* conditional list requests: the last full list's validators, and which sweep read it */
+	char *list_etag;                /* NULL: none */
+	char *list_last_modified;       /* only when strictly older than the answer's Date (a strong validator) */
+	uint32_t list_gen_ok;           /* its sweep_gen: a job it listed has j->sweep_gen == list_gen_ok; 0: none */
+	bool list_full_wanted;          /* new watches since: ask for the list in full */
+	bool list_conditional;          /* the sweep in flight sent a validator */
+	uint64_t sweep_last;            /* loop ms the last sweep started: the budgets space lists from it */
+	/* the planner (poller_plan.c): its last choice, and the costs it was measured from */
+	struct planner_out plan;
+	enum planner_mode last_mode;    /* the last mode other than idle: a change from it is logged */
+	uint64_t list_wire;             /* the last list on the wire, 0: unknown */
+	bool list_wire_is_min;          /* cut off without a Content-Length: at least that */
+	uint64_t list_ms;               /* the last full list's answer time */
+	uint64_t list_known_at;         /* loop ms list_wire was measured */
+	double poll_wire_avg;           /* per-id answers on the wire, a moving average */
+	size_t unlisted;                /* live jobs the last list did not show */
 	struct jsplit split;
 	char start_rfc3339[40];         /* discovery: jobs created before the daemon started are history */
 };
@@ -67,12 +84,27 @@ bool poller_global_answer(struct poller *p, struct http_req *req, const struct h
 /* Logs an API warning once (bounded memory). */
 void poller_note_warning(struct poller *p, const char *job_id, const char *text);
 
+/* Watched jobs not ended. */
+size_t poller_live_jobs(const struct ew *ew);
+/* Every queued job due later than within is made due within it (spread): per-id polling takes over. */
+void poller_all_per_id(struct poller *p, uint64_t within);
+/* Plans from what was measured (each run); on a change of mode says so once and moves the jobs. */
+void poller_plan(struct poller *p, uint64_t now);
+/* After a per-id answer about j: its next poll within the plan's interval (the budget spread over the jobs). */
+void poller_plan_freshen(struct poller *p, struct job *j);
+/* A list answer's cost for the next plans: read in full, or cut at the planner's cap. */
+void poller_plan_list_cost(struct poller *p, const struct http_result *res, bool cut);
+/* A per-id answer's wire bytes, for the estimate of what a poll costs. */
+void poller_plan_poll_cost(struct poller *p, uint64_t wire);
+
 /* The sweep: set up, whether one should start now, start it, stop it. */
 int sweep_init(struct poller *p);
 /* True when a sweep should start at now (sets *ret_wait to the ms until it is due otherwise). */
 bool sweep_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait);
 /* Starts a sweep (a token was taken). */
 void sweep_start(struct poller *p);
+/* New watches: the next list is asked for in full, not "if changed" (a 304 would not show them). */
+void sweep_want_full(struct poller *p);
 void sweep_stop(struct poller *p);
 void sweep_free(struct poller *p);
 

@@ -35,6 +35,8 @@ int sweep_init(struct poller *p)
 	p->sweep_req = http_req_new(ew->http, (size_t)ew->cfg.list_max_bytes, false);
 	if (!p->sweep_req)
 		return -ENOMEM;
+	/* Compressed: list_max_bytes caps the decoded list, whatever it cost on the wire. */
+	http_req_compressed(p->sweep_req, true);
 	ew->sweeping = ew->cfg.sweep;
 	return 0;
 }
@@ -44,6 +46,52 @@ void sweep_free(struct poller *p)
 	http_req_free(p->sweep_req);
 	p->sweep_req = NULL;
 	jsplit_free(&p->split);
+	free(p->list_etag);
+	free(p->list_last_modified);
+}
+
+void sweep_want_full(struct poller *p)
+{
+	p->list_full_wanted = true;
+}
+
+/* A validator is echoed in a request header: printable, no quote games beyond its own, bounded. */
+static char *validator_copy(const char *v)
+{
+	if (!v || !*v || strlen(v) > 200)
+		return NULL;
+	for (const char *c = v; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			return NULL;
+	return xstrdup(v);
+}
+
+/* An HTTP-date as seconds since the epoch (api_retry_after counts from now_s = 0), -1 when unreadable. */
+static int64_t http_date_s(const char *v)
+{
+	int64_t s;
+	if (!v || api_retry_after(v, 0, INT64_MAX, &s) < 0)
+		return -1;
+	return s;
+}
+
+/*
+ * Keeps the validators of a full list. Last-Modified has one-second
+ * resolution: a change later in the second the list was made would carry
+ * the same date, so it is kept only when the answer's Date is a later
+ * second (RFC 9110 8.8.2.2); an ETag is exact.
+ */
+static void keep_validators(struct poller *p, struct http_req *req)
+{
+	free(p->list_etag);
+	free(p->list_last_modified);
+	p->list_etag = validator_copy(http_header(req, "ETag"));
+	p->list_last_modified = NULL;
+	const char *lm = http_header(req, "Last-Modified");
+	int64_t lm_s = http_date_s(lm), date_s = http_date_s(http_header(req, "Date"));
+	if (lm_s >= 0 && date_s > lm_s)
+		p->list_last_modified = validator_copy(lm);
+	p->list_gen_ok = p->sweep_gen;
 }
 
 void sweep_stop(struct poller *p)
@@ -54,51 +102,32 @@ void sweep_stop(struct poller *p)
 	}
 }
 
-/* Live jobs: watched and not ended. Without them there is nothing to sweep for. */
-static size_t live_jobs(const struct ew *ew)
-{
-	size_t n = 0;
-	for (int s = 0; s < JOB__MAX; s++)
-		if (!job_status_ended((enum job_status)s))
-			n += ew->jobs.counts[s];
-	return n;
-}
-
 bool sweep_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
 {
 	struct ew *ew = p->ew;
 	*ret_wait = UINT64_MAX;
 	bool discovering = ew->cfg.discover;
-	if (!ew->cfg.sweep || p->sweep_in_flight || (!live_jobs(ew) && !discovering))
+	if (!ew->cfg.sweep || p->sweep_in_flight || (!poller_live_jobs(ew) && !discovering))
 		return false;
 	if (p->sweep_off_until) {
+		/* The wait counts even while per-id polling is the mode: the loop must wake to try the list again. */
 		if (now < p->sweep_off_until) {
 			*ret_wait = p->sweep_off_until - now;
 			return false;
 		}
-		log_msg(LOG_NOTICE, "trying the list sweep (GET /v1/embed-jobs) again");
 		p->sweep_off_until = 0;
 		p->sweep_fail_run = 0;
+		poller_plan(p, now);
+		if (p->plan.mode == PLAN_SWEEP)
+			log_msg(LOG_NOTICE, "trying the list sweep (GET /v1/embed-jobs) again");
 	}
+	if (p->plan.mode != PLAN_SWEEP)
+		return false;
 	if (now < p->sweep_due) {
 		*ret_wait = p->sweep_due - now;
 		return false;
 	}
 	return true;
-}
-
-/* Every live job due at once (spread over the minimum interval): per-id polling takes over. */
-static void all_per_id(struct poller *p)
-{
-	struct ew *ew = p->ew;
-	uint64_t now = ew_now(ew);
-	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
-		struct job *j = jobtable_queued(&ew->jobs, i);
-		if (j->due > now + ew->cfg.interval_min_ms)
-			j->due = now + (uint64_t)(util_rand_unit() * (double)ew->cfg.interval_min_ms);
-	}
-	/* The keys changed: rebuild the heap (Floyd, bottom-up). */
-	jobtable_reheap(&ew->jobs);
 }
 
 static void fall_back(struct poller *p, const char *why)
@@ -107,9 +136,10 @@ static void fall_back(struct poller *p, const char *why)
 	log_msg(LOG_WARNING, "list sweep: %s; falling back to per-id polling, trying the list again in %d min",
 		why, SWEEP_FALLBACK_MS / 60000);
 	p->sweep_off_until = ew_now(ew) + SWEEP_FALLBACK_MS;
+	p->list_gen_ok = 0;     /* the next list, in 5 minutes, is read in full */
 	ew->sweeping = false;
 	ew->m.sweep_fallbacks++;
-	all_per_id(p);
+	poller_all_per_id(p, ew->cfg.interval_min_ms);
 }
 
 /* Discovery: an unwatched job of the list that matches [discover] becomes watched. Returns it or NULL. */
@@ -201,6 +231,22 @@ void sweep_start(struct poller *p)
 			       .proxy_userpwd = ew->proxy_userpwd };
 	http_req_set(p->sweep_req, url, p->headers, NULL, 0, &o);
 	http_req_stream(p->sweep_req, on_chunk, p);
+	/* "Only if changed" when a full list was read and no watch came since; If-None-Match wins (exact). */
+	struct buf cond = { 0 };
+	p->list_conditional = false;
+	if (p->list_gen_ok && !p->list_full_wanted && (p->list_etag || p->list_last_modified)) {
+		if (p->list_etag)
+			buf_printf(&cond, "If-None-Match: %s", p->list_etag);
+		else
+			buf_printf(&cond, "If-Modified-Since: %s", p->list_last_modified);
+		p->list_conditional = true;
+	}
+	p->list_full_wanted = false;
+	http_req_header(p->sweep_req, cond.data);
+	buf_free(&cond);
+	/* Past the planner's cap the list costs more than per-id polls would: stop reading it. */
+	http_req_wire_cap(p->sweep_req, p->plan.list_cap);
+	p->sweep_last = ew_now(ew);
 	if (http_submit(p->sweep_req, (long)ew->cfg.request_timeout_ms, sweep_done, p) < 0) {
 		p->sweep_due = ew_now(ew) + p->sweep_interval;
 		return;
@@ -215,9 +261,13 @@ static void poll_the_unlisted(struct poller *p)
 	struct ew *ew = p->ew;
 	uint64_t now = ew_now(ew);
 	bool changed = false;
+	p->unlisted = 0;
 	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
 		struct job *j = jobtable_queued(&ew->jobs, i);
-		if (j->sweep_gen == p->sweep_gen || j->due <= now)
+		if (j->sweep_gen == p->sweep_gen)
+			continue;
+		p->unlisted++;
+		if (j->due <= now)
 			continue;
 		if (j->added_ms >= p->sweep_started_wall) {
 			/* Watched after this sweep began: the next sweep may list it. */
@@ -231,6 +281,30 @@ static void poll_the_unlisted(struct poller *p)
 		jobtable_reheap(&ew->jobs);
 }
 
+static void seen_again(const char *id, void *v, void *arg)
+{
+	struct poller *p = arg;
+	struct job *j = v;
+	if (j->sweep_gen != p->list_gen_ok || watch_job_ended(j) || (j->flags & JF_REMOVED))
+		return;
+	if (watch_seen_unchanged(p->ew, j, (enum job_status)j->status))
+		j->sweep_gen = p->sweep_gen;
+}
+
+/*
+ * 304 to a conditional list: the list is the one last read, so every watched
+ * job it showed is seen again with the status it had: the path of a list
+ * entry whose status did not change. Jobs it did not show are still not in it.
+ */
+static void not_modified(struct poller *p)
+{
+	struct ew *ew = p->ew;
+	ew->m.list_not_modified++;
+	/* Walk the map, not the heap: seeing a job reschedules it, which reorders the heap. */
+	strmap_each(&ew->jobs.jobs, seen_again, p);
+	p->list_gen_ok = p->sweep_gen;
+}
+
 static void next_sweep(struct poller *p, bool ok)
 {
 	struct ew *ew = p->ew;
@@ -242,8 +316,8 @@ static void next_sweep(struct poller *p, bool ok)
 	else
 		p->sweep_interval = sched_error_backoff(p->sweep_fail_run, ew->cfg.sweep_interval_ms,
 							ew->cfg.sweep_interval_max_ms);
-	/* Never more than half the budget: per-id polls and cancels keep their share. */
-	uint64_t floor_ms = ew->cfg.rate_per_s > 0 ? (uint64_t)(2000.0 / ew->cfg.rate_per_s) : 0;
+	/* Within the budgets: half the requests (per-id polls and cancels keep their share), and the bytes. */
+	uint64_t floor_ms = p->plan.sweep_floor_ms;
 	uint64_t d = p->sweep_interval > floor_ms ? p->sweep_interval : floor_ms;
 	p->sweep_due = ew_now(ew) + sched_jitter(d, ew->cfg.jitter, util_rand_unit());
 }
@@ -270,6 +344,7 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 
 	p->sweep_in_flight = false;
 	metrics_observe_request(&ew->m, (double)res->total_us / 1e6);
+	metrics_count_rx(&ew->m, EP_LIST, res->wire_bytes, res->decoded_bytes);
 	bool unsupported = res->error == HTTP_OK && (res->status == 404 || res->status == 405 || res->status == 501);
 	if (unsupported) {
 		/* The list is not offered here (501 too: for this endpoint it says "not implemented", not a wrong base). */
@@ -279,11 +354,29 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		/* 429/503, auth, TLS: everything pauses; the sweep comes first when it is over. */
 		p->sweep_due = p->paused_until;
 	} else if (res->error == HTTP_ERR_TOO_BIG) {
-		snprintf(why, sizeof(why), "the list is larger than list_max_bytes (%llu bytes)",
+		snprintf(why, sizeof(why), "the list is larger than list_max_bytes (%llu bytes decoded)",
 			 (unsigned long long)ew->cfg.list_max_bytes);
 		fall_back(p, why);
+	} else if (res->error == HTTP_ERR_WIRE_CAP) {
+		/* Not a failure: the planner's probe of what the list costs. Per-id polls see these jobs sooner. */
+		poller_plan_list_cost(p, res, true);
+		log_msg(LOG_NOTICE, "list sweep: stopped after %.1f MB; the list is %s%.1f MB on the wire, more than "
+			"the %.1f MB at which per-id polls see the %zu watched jobs sooner", (double)res->wire_bytes / 1e6,
+			p->list_wire_is_min ? "at least " : "", (double)p->list_wire / 1e6, (double)p->plan.list_cap / 1e6,
+			poller_live_jobs(ew));
+		poller_plan(p, ew_now(ew));
+		next_sweep(p, true);
 	} else if (res->error != HTTP_OK) {
 		sweep_failed(p, p->split.error ? p->split.error : res->error_text);
+	} else if (res->status == 304 && p->list_conditional) {
+		p->sweep_fail_run = 0;
+		ew->sweeping = true;
+		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
+		p->list_known_at = ew_now(ew);
+		not_modified(p);
+		poll_the_unlisted(p);
+		poller_plan(p, ew_now(ew));
+		next_sweep(p, true);
 	} else if (res->status != 200) {
 		snprintf(why, sizeof(why), "HTTP %ld", res->status);
 		sweep_failed(p, why);
@@ -295,7 +388,12 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		ew->sweeping = true;
 		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
 		ew->m.sweep_listed = p->split.elements;
+		ew->m.list_wire_bytes = res->wire_bytes;
+		ew->m.list_decoded_bytes = res->decoded_bytes;
+		keep_validators(p, req);
 		poll_the_unlisted(p);
+		poller_plan_list_cost(p, res, false);
+		poller_plan(p, ew_now(ew));
 		next_sweep(p, true);
 	}
 	jsplit_free(&p->split);

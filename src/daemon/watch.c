@@ -112,6 +112,9 @@ static void set_status(struct ew *ew, struct job *j, enum job_status st)
  */
 static void schedule_next(struct ew *ew, struct job *j, bool via_list)
 {
+	/* An ended job is never polled again: a late answer (a poll in flight when the sweep saw the end) stops here. */
+	if (watch_job_ended(j))
+		return;
 	if (j->heap_idx == JOB_NOT_QUEUED && (j->flags & JF_IN_FLIGHT))
 		return;
 	uint64_t d = via_list ? watch_trickle_ms(ew) : j->interval;
@@ -382,7 +385,7 @@ void watch_prune(struct ew *ew)
 	if (!ew->cfg.retention_ms && !ew->cfg.delivery_retention_ms)
 		return;
 	/* Only the active writes the state (a standby holds no jobs). */
-	if (!store_lease_held(ew->store))
+	if (ew->m.role == ROLE_STANDBY)
 		return;
 	/* A retention of 0 keeps that kind forever. */
 	x.before = ew->cfg.retention_ms ? now - (int64_t)ew->cfg.retention_ms : INT64_MIN;

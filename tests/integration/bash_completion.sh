@@ -47,7 +47,7 @@ write_conf
 start_daemon
 ctl watch --batch nightly-a alpha-1 alpha-2 >/dev/null
 ctl watch --batch nightly-b beta-1 >/dev/null
-wait_for 10 sh -c "'$CTL' -s '$T/ctl.sock' deliveries --json | grep -q event_id" || fail "no delivery yet"
+wait_until sh -c "'$CTL' -s '$T/ctl.sock' deliveries --json | grep -q event_id" || fail "no delivery yet"
 expect "embedwatchctl $S show al" "alpha-1 alpha-2 "
 expect "embedwatchctl $S cancel b" "beta-1 "
 expect "embedwatchctl --socket=$T/ctl.sock unwatch " "alpha-1 alpha-2 beta-1 "

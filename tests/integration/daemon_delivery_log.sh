@@ -5,10 +5,12 @@
 start_sim
 jq -cn '{jobs: [range(3) | {id: ("dl-" + tostring), timeline: [{status:"processing",at:0},{status:"complete",at:0.1}]}]}' \
 	| sim POST /_sim/jobs "$(cat)" >/dev/null
+# Kept an hour while the listing is checked (however long a loaded machine takes); then a
+# reload shortens delivery_retention and the rows go.
 write_conf "[embedwatch]
 retention = 0s
 [hooks]
-delivery_retention = 3s"
+delivery_retention = 1h"
 # (the [embedwatch] and [hooks] keys above repeat sections write_conf opened: inih merges them)
 start_daemon
 ctl watch dl-0 dl-1 dl-2 >/dev/null
@@ -29,6 +31,9 @@ ctl deliveries --state done | grep -q '^evt_.* embed_job.complete .* record .* d
 ok "deliveries --state done with --hook and --since (duration, RFC 3339, refused garbage)"
 
 # Past delivery_retention the rows go; jobs stay (retention = 0s keeps them forever).
+sed -i 's/^delivery_retention = 1h$/delivery_retention = 1s/' "$T/ew.conf"
+kill -HUP "$DAEMON_PID"
+wait_until grep -q 'reloaded:' "$T/daemon.log" || fail "reload with delivery_retention = 1s not applied"
 wait_until none_done || fail "finished deliveries not pruned after delivery_retention"
 [ "$(ctl --json list | jq 'length')" = 3 ] || fail "jobs were pruned with retention = 0s"
 stop_daemon

@@ -6,7 +6,8 @@
 
 RULES="$top_srcdir/contrib/prometheus/embedwatch.rules.yml"
 DASH="$top_srcdir/contrib/grafana/embedwatch.json"
-start_sim
+# The manual clock: every job is seen running before any ends, so the detection lag is measured.
+start_sim --clock manual
 sim POST /_sim/jobs "$(jobs_json 12 m-)" >/dev/null
 MPORT=$(free_port)
 write_conf "
@@ -18,7 +19,10 @@ on = embed_job.complete
 sed -i "s|^\[embedwatch\]|[embedwatch]\nmetrics_listen = 127.0.0.1:$MPORT|" "$T/ew.conf"
 start_daemon
 ctl watch - < <(seq -f 'm-%g' 0 11) >/dev/null
-wait_for 30 sh -c "[ \$(grep -c ' embed_job\.\(complete\|failed\|cancelled\) ' '$T/hooks/events') -ge 12 ]" || fail "jobs did not end"
+running12() { [ "$(ctl --json list --status processing | jq length)" = 12 ]; }
+wait_until running12 || fail "the jobs were not all seen running"
+sim_advance 3s >/dev/null
+wait_until hook_has_ids 12 ' embed_job\.\(complete\|failed\|cancelled\) m-' || fail "jobs did not end: $(hook_ids ' embed_job\.\(complete\|failed\|cancelled\) m-') of 12"
 
 curl -sf "http://127.0.0.1:$MPORT/metrics" >"$T/metrics.txt" || fail "GET /metrics"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/other")" = 404 ] || fail "other paths are not 404"

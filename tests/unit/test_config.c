@@ -97,6 +97,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_age_ms, 7 * 86400000ULL);
 	assert_int_equal(c.retention_ms, 7 * 86400000ULL);
 	assert_int_equal(c.delivery_retention_ms, 7 * 86400000ULL);
+	assert_int_equal(c.max_bytes_per_min, 64ULL << 20);
+	assert_int_equal(c.planner, PLANNER_AUTO);
 	assert_int_equal(c.n_hooks, 0);
 	config_clear(&c);
 }
@@ -144,6 +146,8 @@ static void test_full_file(void **state)
 		"burst = 5\n"
 		"max_in_flight = 4\n"
 		"request_timeout = 2s\n"
+		"max_bytes_per_min = 5MiB\n"
+		"planner = sweep\n"
 		"\n"
 		"[hook notify]\n"
 		"type = exec\n"
@@ -166,6 +170,8 @@ static void test_full_file(void **state)
 	assert_int_equal(c.retention_ms, 0);
 	assert_int_equal(c.interval_min_ms, 500);
 	assert_int_equal(c.burst, 5);
+	assert_int_equal(c.max_bytes_per_min, 5ULL << 20);
+	assert_int_equal(c.planner, PLANNER_SWEEP);
 	assert_int_equal(c.n_hooks, 2);
 	assert_string_equal(c.hooks[0].name, "notify");
 	assert_int_equal(c.hooks[0].type, HOOK_EXEC);
@@ -194,6 +200,10 @@ static void test_errors(void **state)
 		{ "[poll]\nburst = -1\n", "test.conf:2:", "whole number" },
 		{ "[poll]\nburst = 0\n", "test.conf:2:", "whole number" },
 		{ "[poll]\njitter = 0.9\n", "test.conf:2:", "from 0 to 0.5" },
+		{ "[poll]\nmax_bytes_per_min = lots\n", "test.conf:2:", "max_bytes_per_min: expected a size" },
+		{ "[poll]\nmax_bytes_per_min = 1k\n", "test.conf:2:", "at least 64k" },
+		{ "[poll]\n\nplanner = smart\n", "test.conf:3:", "planner: expected auto, sweep or per-id" },
+		{ "[poll]\nplanner = per-id\n[discover]\nenabled = yes\n", "test.conf:2:", "planner = per-id never reads the list" },
 		{ "[poll]\ninterval_min = 2m\ninterval_max = 1m\n", "test.conf:", "longer than interval_max" },
 		{ "[embedwatch]\napi_base = http://api.cohere.com\n", "test.conf:2:", "loopback" },
 		{ "[embedwatch]\nstate_dir = relative/dir\n", "test.conf:2:", "absolute path" },

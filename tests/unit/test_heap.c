@@ -43,15 +43,38 @@ static void check_heap(const struct heap *h)
 	}
 }
 
+/* Pops everything: each comes out in key order, leaves with HEAP_NONE, and leaves a valid heap. Returns how many. */
+static size_t drain(struct heap *h)
+{
+	uint64_t last = 0;
+	size_t n = 0;
+	struct item *e;
+	while ((e = heap_peek(h)) != NULL) {
+		assert_ptr_equal(heap_pop(h), e);
+		assert_true(e->key >= last);
+		assert_int_equal(e->pos, HEAP_NONE);
+		assert_false(heap_contains(h, e));
+		last = e->key;
+		n++;
+		check_heap(h);
+	}
+	assert_int_equal(heap_len(h), 0);
+	return n;
+}
+
 static void init(struct heap *h)
 {
 	heap_init(h, item_less, offsetof(struct item, pos));
 }
 
-static void new_items(struct item *it, size_t n, uint64_t range)
+/* n items with keys below range, all pushed into a new heap h. */
+static void fill(struct heap *h, struct item *it, size_t n, uint64_t range)
 {
-	for (size_t i = 0; i < n; i++)
+	init(h);
+	for (size_t i = 0; i < n; i++) {
 		it[i] = (struct item){ .key = rnd() % range, .tag = (int)i, .pos = HEAP_NONE };
+		heap_push(h, &it[i]);
+	}
 }
 
 static void test_order(void **state)
@@ -62,24 +85,14 @@ static void test_order(void **state)
 	init(&h);
 	assert_null(heap_peek(&h));
 	assert_null(heap_pop(&h));
-	new_items(it, N, 100);      /* many equal keys */
-	for (size_t i = 0; i < N; i++) {
-		heap_push(&h, &it[i]);
+	heap_free(&h);
+	fill(&h, it, N, 100);       /* many equal keys */
+	for (size_t i = 0; i < N; i++)
 		assert_true(heap_contains(&h, &it[i]));
-		check_heap(&h);
-	}
+	check_heap(&h);
 	assert_int_equal(heap_len(&h), N);
-	uint64_t last = 0;
-	for (size_t i = 0; i < N; i++) {
-		struct item *e = heap_peek(&h);
-		assert_ptr_equal(heap_pop(&h), e);
-		assert_true(e->key >= last);
-		assert_int_equal(e->pos, HEAP_NONE);
-		assert_false(heap_contains(&h, e));
-		last = e->key;
-		check_heap(&h);
-	}
-	assert_int_equal(heap_len(&h), 0);
+	assert_int_equal(drain(&h), N);
+	assert_null(heap_pop(&h));
 	heap_free(&h);
 }
 
@@ -88,10 +101,7 @@ static void test_remove_middle(void **state)
 	enum { N = 300 };
 	static struct item it[N];
 	struct heap h;
-	init(&h);
-	new_items(it, N, 1000);
-	for (size_t i = 0; i < N; i++)
-		heap_push(&h, &it[i]);
+	fill(&h, it, N, 1000);
 	/* Every third element, wherever it sits. */
 	size_t left = N;
 	for (size_t i = 0; i < N; i += 3) {
@@ -103,13 +113,10 @@ static void test_remove_middle(void **state)
 		heap_remove(&h, &it[i]);    /* not in it any more: nothing happens */
 		assert_int_equal(heap_len(&h), left);
 	}
-	uint64_t last = 0;
-	struct item *e;
-	while ((e = heap_pop(&h)) != NULL) {
-		assert_true(e->tag % 3 != 0);
-		assert_true(e->key >= last);
-		last = e->key;
-	}
+	/* The rest, and only the rest, comes out in order. */
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(heap_contains(&h, &it[i]), i % 3 != 0);
+	assert_int_equal(drain(&h), left);
 	heap_free(&h);
 }
 
@@ -118,10 +125,7 @@ static void test_update_and_rebuild(void **state)
 	enum { N = 400 };
 	static struct item it[N];
 	struct heap h;
-	init(&h);
-	new_items(it, N, 1 << 20);
-	for (size_t i = 0; i < N; i++)
-		heap_push(&h, &it[i]);
+	fill(&h, it, N, 1 << 20);
 	/* Re-key one at a time, earlier and later. */
 	for (size_t k = 0; k < 2 * N; k++) {
 		struct item *e = &it[rnd() % N];
@@ -139,15 +143,7 @@ static void test_update_and_rebuild(void **state)
 			it[i].key = rnd() % 50;
 	heap_rebuild(&h);
 	check_heap(&h);
-	uint64_t last = 0;
-	struct item *e;
-	size_t n = 0;
-	while ((e = heap_pop(&h)) != NULL) {
-		assert_true(e->key >= last);
-		last = e->key;
-		n++;
-	}
-	assert_int_equal(n, N);
+	assert_int_equal(drain(&h), N);
 	heap_free(&h);
 }
 
@@ -156,10 +152,7 @@ static void test_growth(void **state)
 	enum { N = 20000 };
 	struct item *it = calloc(N, sizeof(*it));
 	struct heap h;
-	init(&h);
-	new_items(it, N, UINT64_MAX);
-	for (size_t i = 0; i < N; i++)
-		heap_push(&h, &it[i]);
+	fill(&h, it, N, UINT64_MAX);
 	assert_int_equal(heap_len(&h), N);
 	assert_true(h.cap >= N);
 	check_heap(&h);

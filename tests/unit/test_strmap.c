@@ -88,8 +88,13 @@ static void test_crafted_collisions(void **state)
 	for (size_t i = 0; i < K; i++)
 		strmap_put(&m, keys[i], keys[i]);
 	assert_int_equal(m.len, K);
+	/*
+	 * 300 keys in 512 slots: with a random hash the longest displacement is
+	 * some 10 to 35 and beyond 64 practically never; the unkeyed hash would
+	 * put all 300 in one run.
+	 */
 	size_t worst = max_displacement(&m);
-	if (worst >= 32)
+	if (worst >= 64)
 		fail_msg("crafted keys pile up: a probe run of %zu", worst);
 	for (size_t i = 0; i < K; i++)
 		assert_ptr_equal(strmap_get(&m, keys[i]), keys[i]);
