@@ -70,8 +70,7 @@ void sim_history_render(uint64_t n, uint64_t seed)
 
 /* ---- validators ---- */
 
-/* When what j's document shows last changed (sim clock), at or before now. */
-static int64_t job_changed_at(const struct sim_job *j, int64_t now)
+int64_t sim_job_changed_at(const struct sim_job *j, int64_t now)
 {
 	int64_t t = j->created_ms;
 	for (int i = 0; i < j->n_steps; i++) {
@@ -93,16 +92,11 @@ int64_t sim_list_changed_at(int64_t now)
 {
 	int64_t t = S.history ? HISTORY_END_MS : 0;
 	for (size_t i = 0; i < S.n_jobs; i++) {
-		int64_t c = job_changed_at(S.job_list[i], now);
+		int64_t c = sim_job_changed_at(S.job_list[i], now);
 		if (c > t)
 			t = c;
 	}
 	return t;
-}
-
-int64_t sim_job_changed_at(const struct sim_job *j, int64_t now)
-{
-	return job_changed_at(j, now);
 }
 
 /* FNV-1a, 64 bits: the ETag is a function of the identity body, so it changes exactly when the body does. */
@@ -203,10 +197,10 @@ static bool accepts_gzip(struct MHD_Connection *c)
 }
 
 /* data[0..len) as one gzip member into out. Returns 0 or -1. */
-static int gzip_buf(const char *data, size_t len, int level, int strategy, struct buf *out)
+static int gzip_buf(const char *data, size_t len, int level, struct buf *out)
 {
 	z_stream z = { 0 };
-	if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, strategy) != Z_OK)
+	if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 		return -1;
 	size_t cap = deflateBound(&z, (uLong)len);
 	buf_reset(out);
@@ -240,7 +234,7 @@ enum MHD_Result sim_answer_send(struct MHD_Connection *c, int status, struct buf
 
 	if (status == 304) {
 		buf_free(b);
-	} else if (S.gzip && accepts_gzip(c) && b->len > 0 && gzip_buf(b->data, b->len, S.gzip_level, Z_DEFAULT_STRATEGY, &z) == 0) {
+	} else if (S.gzip && accepts_gzip(c) && b->len > 0 && gzip_buf(b->data, b->len, S.gzip_level, &z) == 0) {
 		count_bytes(a->kind, z.len, b->len);
 		buf_free(b);
 		*b = z;
