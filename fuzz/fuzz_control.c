@@ -1,6 +1,7 @@
 /* libFuzzer target: control-socket request parsing and the fields handlers read. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include "api.h"
 #include "ctlproto.h"
 
@@ -12,7 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256];
 	if (ctlproto_parse((const char *)data, size, &cmd, &req, err, sizeof(err)) < 0)
 		return 0;
-	(void)ctlproto_cmd_name(cmd);
+	if ((unsigned)cmd >= CTL__MAX)
+		abort();
 	(void)ctlproto_str(req, "batch");
 	(void)ctlproto_str(req, "status");
 	if (json_object_object_get_ex(req, "ids", &ids) && json_object_is_type(ids, json_type_array))

@@ -26,7 +26,29 @@ struct sim_state S = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 int64_t sim_now(void)
 {
+	if (S.manual_clock)
+		return atomic_load(&S.manual_ms);
 	return S.wall0 + (int64_t)(util_mono_ms() - S.mono0);
+}
+
+int64_t sim_wall_ms(int64_t t)
+{
+	/* Manual time starts at 0; a client still needs dates near today (created_at, Retry-After). */
+	return S.manual_clock ? S.wall0 + t : t;
+}
+
+int sim_clock_advance(uint64_t ms, int64_t *ret_now)
+{
+	int64_t now = atomic_load(&S.manual_ms);
+
+	if (!S.manual_clock)
+		return -EPERM;
+	if (ms > (uint64_t)(INT64_MAX - now))
+		return -ERANGE;
+	now += (int64_t)ms;
+	atomic_store(&S.manual_ms, now);
+	*ret_now = now;
+	return 0;
 }
 
 char *json_str(const char *s)
@@ -111,7 +133,7 @@ enum job_status job_status_at(const struct sim_job *j, int64_t now)
 	for (int i = 0; i < j->n_steps; i++)
 		if (el >= (int64_t)j->steps[i].at_ms)
 			st = j->steps[i].status;
-	if (j->cancel_ms && !job_status_ended(st)) {
+	if (j->cancel_requested && !job_status_ended(st)) {
 		st = now - j->cancel_ms >= (int64_t)S.cancel_delay_ms ? JOB_CANCELLED : JOB_CANCELLING;
 	}
 	return st;
@@ -123,7 +145,7 @@ void render_job(struct buf *b, const struct sim_job *j, int64_t now)
 	char created[40];
 	enum job_status st = job_status_at(j, now);
 
-	util_rfc3339(j->created_ms, created, sizeof(created));
+	util_rfc3339(sim_wall_ms(j->created_ms), created, sizeof(created));
 	buf_printf(b, "{\"job_id\":\"%s\",\"name\":%s,\"status\":\"%s\",\"created_at\":\"%s\","
 		   "\"input_dataset_id\":%s,", j->answer_as ? j->answer_as : j->id, j->name_json, job_status_name(st),
 		   created, j->input_json);
@@ -224,7 +246,7 @@ bool fault_take(unsigned target, const char *job, int64_t now, struct fault *ret
 	struct fault **pp = &S.faults;
 	while (*pp) {
 		struct fault *f = *pp;
-		if ((f->until_ms && now >= f->until_ms) || f->remaining == 0) {
+		if ((f->has_until && now >= f->until_ms) || f->remaining == 0) {
 			*pp = f->next;
 			free(f->job);
 			free(f);
@@ -282,7 +304,7 @@ bool apply_fault(struct MHD_Connection *c, const struct fault *f, const char *id
 		return true;
 	case F_STATUS:
 		if (f->retry_after_date > 0)
-			http_date(sim_now() / 1000 + f->retry_after_date, ra, sizeof(ra));
+			http_date(sim_wall_ms(sim_now()) / 1000 + f->retry_after_date, ra, sizeof(ra));
 		else
 			snprintf(ra, sizeof(ra), "%s", f->retry_after);
 		{
@@ -427,7 +449,8 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 	struct sim_job *j = id[0] ? lookup_job(id, now) : NULL;
 	if (j) {
 		j->requests++;
-		if (!j->first_ms)
+		/* Not "first_ms == 0": manual time 0 is a real time. */
+		if (j->requests == 1)
 			j->first_ms = now;
 		j->last_ms = now;
 	}
@@ -481,8 +504,10 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 		if (job_status_ended(job_status_at(j, now))) {
 			status = 400;
 		} else {
-			if (!j->cancel_ms)
+			if (!j->cancel_requested) {
+				j->cancel_requested = true;
 				j->cancel_ms = now;
+			}
 			buf_printf(&b, "{}");
 			status = 200;
 		}
@@ -604,10 +629,13 @@ static void usage(FILE *f)
 		"                         If-Modified-Since; WHICH: both (default), etag, last-modified\n"
 		"      --tls-cert FILE    serve HTTPS with this PEM certificate (chain) ...\n"
 		"      --tls-key FILE     ... and this PEM private key\n"
+		"      --clock MODE       real (default): timelines follow the wall clock; manual: the clock starts\n"
+		"                         at 0 and moves only by POST /_sim/clock {\"advance\":\"2s\"} (or \"advance_ms\")\n"
 		"  -h, --help             this text\n\n"
 		"API:   GET /v1/embed-jobs/{id}, GET /v1/embed-jobs, POST /v1/embed-jobs/{id}/cancel\n"
 		"Admin: POST /_sim/jobs, GET /_sim/jobs/{id}, POST|DELETE /_sim/faults, GET /_sim/stats,\n"
-		"       GET /_sim/log, POST /_sim/sink/..., GET|DELETE /_sim/sink, POST /_sim/reset\n");
+		"       GET /_sim/log, POST /_sim/sink/..., GET|DELETE /_sim/sink, POST /_sim/reset,\n"
+		"       GET|POST /_sim/clock\n");
 }
 
 int main(int argc, char **argv)
@@ -625,6 +653,7 @@ int main(int argc, char **argv)
 		{ "tls-cert", required_argument, NULL, 6 },
 		{ "history", required_argument, NULL, 8 },
 		{ "tls-key", required_argument, NULL, 7 },
+		{ "clock", required_argument, NULL, 9 },
 		{ "no-gzip", no_argument, NULL, 20 },
 		{ "gzip-level", required_argument, NULL, 21 },
 		{ "etag", optional_argument, NULL, 22 },
@@ -679,6 +708,16 @@ int main(int argc, char **argv)
 		case 6: tls_cert = optarg; break;
 		case 8: S.history = strtoull(optarg, NULL, 10); break;
 		case 7: tls_key = optarg; break;
+		case 9:
+			if (strcmp(optarg, "real") == 0) {
+				S.manual_clock = false;
+			} else if (strcmp(optarg, "manual") == 0) {
+				S.manual_clock = true;
+			} else {
+				fprintf(stderr, "embedwatch-sim: --clock: expected real or manual, got \"%s\"\n", optarg);
+				return 2;
+			}
+			break;
 		case 20: S.gzip = false; break;
 		case 21: {
 			char *end;

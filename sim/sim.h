@@ -5,6 +5,7 @@
 #include <json-c/json.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -28,7 +29,8 @@ struct sim_job {
 	char *input_json;
 	char *truncate_json;
 	int64_t created_ms;     /* sim clock */
-	int64_t cancel_ms;      /* 0, or when a cancel was requested */
+	bool cancel_requested;
+	int64_t cancel_ms;      /* sim clock, when cancel_requested */
 	struct sim_step steps[SIM_MAX_STEPS];
 	int n_steps;
 	bool automatic;
@@ -51,7 +53,8 @@ struct fault {
 	int retry_after_date;   /* > 0: HTTP-date this many seconds ahead, rendered when answering */
 	char *job;              /* NULL: every request */
 	int64_t remaining;      /* < 0: unlimited */
-	int64_t until_ms;       /* 0: no time limit */
+	bool has_until;
+	int64_t until_ms;       /* sim clock, when has_until */
 	uint64_t delay_ms;
 	uint64_t size;          /* bomb: decoded bytes */
 	uint64_t hits;
@@ -129,10 +132,20 @@ struct sim_state {
 	struct strmap client_names;   /* name -> (uintptr_t) count, keys owned */
 	int64_t wall0;
 	uint64_t mono0;
+	/* --clock manual: sim time is manual_ms, moved only by POST /_sim/clock.
+	 * Atomic because the API handlers read the clock before taking S.mu. */
+	bool manual_clock;
+	_Atomic int64_t manual_ms;
 };
 extern struct sim_state S;
 
+/* The sim clock in ms: the wall clock (real mode), or ms since start moved only by an advance (manual mode). */
 int64_t sim_now(void);
+/* The wall-clock ms a client is shown for sim time t: t itself (real), the wall clock at start plus t (manual). */
+int64_t sim_wall_ms(int64_t t);
+/* Moves the manual clock forward by ms; -EPERM in real mode, -ERANGE on overflow; *ret_now is the new time.
+ * Caller holds S.mu, so an advance is ordered with the timeline reads and writes made under it. */
+int sim_clock_advance(uint64_t ms, int64_t *ret_now);
 char *json_str(const char *s);
 void job_index(struct sim_job *j);
 void sim_job_free(struct sim_job *j);

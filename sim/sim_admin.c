@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "sim.h"
 
 /* ---- admin interface (/_sim/...) ---- */
@@ -125,8 +126,10 @@ static const char *add_fault(json_object *spec, int64_t now)
 	if (json_object_object_get_ex(spec, "job", &v))
 		f->job = xstrdup(json_object_get_string(v));
 	f->remaining = json_object_object_get_ex(spec, "count", &v) ? json_object_get_int64(v) : -1;
-	if (json_object_object_get_ex(spec, "for", &v))
+	if (json_object_object_get_ex(spec, "for", &v)) {
+		f->has_until = true;
 		f->until_ms = now + (int64_t)(json_object_get_double(v) * 1000);
+	}
 	if (json_object_object_get_ex(spec, "delay", &v))
 		f->delay_ms = (uint64_t)(json_object_get_double(v) * 1000);
 	/* A bomb inflates to size bytes (default 80 MiB: past the daemon's 64 MiB list cap too). */
@@ -156,6 +159,48 @@ static const char *add_fault(json_object *spec, int64_t now)
 bad_kind:
 	free(f);
 	return "a fault needs \"kind\": status, delay, drop, malformed, truncated, oversized, content_type or bomb";
+}
+
+/* POST /_sim/clock: {"advance": "2s"} or {"advance_ms": 2000}. An error for the client, or NULL with *ret_ms set. */
+static const char *parse_advance(json_object *doc, uint64_t *ret_ms)
+{
+	static __thread char err[256];
+	static const char *const shape = "the clock takes {\"advance\": \"2s\"} or {\"advance_ms\": 2000}";
+	bool have = false;
+
+	if (!json_object_is_type(doc, json_type_object))
+		return shape;
+	json_object_object_foreach(doc, key, val) {
+		const char *shown = json_object_to_json_string_ext(val, JSON_C_TO_STRING_PLAIN);
+		if (strcmp(key, "advance") == 0) {
+			if (!json_object_is_type(val, json_type_string) ||
+			    config_parse_duration(json_object_get_string(val), ret_ms) < 0) {
+				snprintf(err, sizeof(err), "\"advance\" must be a duration like 500ms, 2s or 1m, got %.100s", shown);
+				return err;
+			}
+		} else if (strcmp(key, "advance_ms") == 0) {
+			if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) < 0) {
+				snprintf(err, sizeof(err), "\"advance_ms\" must be a whole number of milliseconds >= 0, got %.100s",
+					 shown);
+				return err;
+			}
+			*ret_ms = (uint64_t)json_object_get_int64(val);
+		} else {
+			snprintf(err, sizeof(err), "unknown field \"%.100s\": %s", key, shape);
+			return err;
+		}
+		if (have)
+			return "give one of \"advance\" and \"advance_ms\", not both";
+		have = true;
+	}
+	return have ? NULL : shape;
+}
+
+static void render_clock(struct buf *b)
+{
+	int64_t now = sim_now();
+	buf_printf(b, "{\"mode\":\"%s\",\"now_ms\":%lld,\"wall_ms\":%lld}", S.manual_clock ? "manual" : "real",
+		   (long long)now, (long long)sim_wall_ms(now));
 }
 
 static void render_stats(struct buf *b, bool with_jobs)
@@ -312,7 +357,7 @@ static enum MHD_Result handle_sink(struct MHD_Connection *c, const char *url, st
 	char ra[64] = "";
 	if (faulted && f.kind == F_STATUS) {
 		if (f.retry_after_date > 0)
-			http_date(now / 1000 + f.retry_after_date, ra, sizeof(ra));
+			http_date(sim_wall_ms(now) / 1000 + f.retry_after_date, ra, sizeof(ra));
 		else
 			snprintf(ra, sizeof(ra), "%s", f.retry_after);
 	}
@@ -385,6 +430,22 @@ enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const
 	} else if (strcmp(p, "/faults") == 0 && strcmp(method, "DELETE") == 0) {
 		clear_faults();
 		buf_printf(&b, "{\"ok\":true}");
+	} else if (strcmp(p, "/clock") == 0 && strcmp(method, "GET") == 0) {
+		render_clock(&b);
+	} else if (strcmp(p, "/clock") == 0 && strcmp(method, "POST") == 0) {
+		uint64_t ms = 0;
+		int64_t t;
+		if (!S.manual_clock) {
+			err = "the clock is real: only a simulator started with --clock manual can be advanced";
+			status = 409;
+		} else if ((err = parse_advance(doc, &ms))) {
+			status = 400;
+		} else if (sim_clock_advance(ms, &t) < 0) {
+			err = "advance: the clock would overflow";
+			status = 400;
+		} else {
+			render_clock(&b);
+		}
 	} else if (strcmp(p, "/stats") == 0 && strcmp(method, "GET") == 0) {
 		const char *jobs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "jobs");
 		render_stats(&b, !jobs || strcmp(jobs, "0") != 0);

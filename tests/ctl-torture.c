@@ -6,8 +6,9 @@
  *       twice in one write, interleaved between two clients, with random junk
  *       lines between; every line must get exactly one JSON answer with a
  *       boolean "ok", and the daemon must answer "status" at the end.
- *   ctl-torture idle SOCKET N SECONDS
- *       opens N connections that send nothing, holds them SECONDS, then prints
+ *   ctl-torture idle SOCKET N RELEASE-FILE
+ *       opens N connections that send nothing, holds them until RELEASE-FILE
+ *       exists (the test says when it has checked what it needed), then prints
  *       "open=A closed=B": how many the daemon had closed by then.
  *
  * Exits 0 when every expectation held, 1 otherwise (with a message).
@@ -196,12 +197,16 @@ static int torture(unsigned seed)
 	return failures ? 1 : 0;
 }
 
-static int idle(int n, int seconds)
+static int idle(int n, const char *release)
 {
 	int *fds = calloc((size_t)n, sizeof(int));
 	for (int i = 0; i < n; i++)
 		fds[i] = dial();
-	sleep((unsigned)seconds);
+	/* Held until the test is done with them, however long a loaded machine takes to get there. */
+	while (access(release, F_OK) != 0) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
 	int closed = 0;
 	for (int i = 0; i < n; i++) {
 		struct pollfd p = { .fd = fds[i], .events = POLLIN };
@@ -229,8 +234,8 @@ int main(int argc, char **argv)
 	}
 	if (argc == 5 && strcmp(argv[1], "idle") == 0) {
 		sock_path = argv[2];
-		return idle(atoi(argv[3]), atoi(argv[4]));
+		return idle(atoi(argv[3]), argv[4]);
 	}
-	fprintf(stderr, "usage: ctl-torture torture SOCKET [SEED] | idle SOCKET N SECONDS\n");
+	fprintf(stderr, "usage: ctl-torture torture SOCKET [SEED] | idle SOCKET N RELEASE-FILE\n");
 	return 2;
 }

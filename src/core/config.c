@@ -46,6 +46,7 @@ void config_defaults(struct ew_config *c)
 	c->log_level = LOG_INFO;
 	c->max_age_ms = 7ULL * 24 * 3600 * 1000;
 	c->retention_ms = 7ULL * 24 * 3600 * 1000;
+	c->delivery_retention_ms = 7ULL * 24 * 3600 * 1000;
 	c->interval_min_ms = 5000;
 	c->interval_max_ms = 60000;
 	c->backoff = 1.5;
@@ -351,6 +352,8 @@ static int hooks_key(struct parse_ctx *x, const char *k, const char *v)
 		return set_uint(x, k, v, &c->hooks_max_concurrent, 1, 1024);
 	if (strcmp(k, "shutdown_grace") == 0)
 		return set_duration(x, k, v, &c->shutdown_grace_ms, 0);
+	if (strcmp(k, "delivery_retention") == 0)
+		return set_duration(x, k, v, &c->delivery_retention_ms, 0);
 	if (strcmp(k, "output_max") == 0) {
 		unsigned n;
 		if (!set_uint(x, k, v, &n, 0, 1 << 20))
@@ -387,14 +390,14 @@ static int hook_key(struct parse_ctx *x, struct ew_hook *h, const char *k, const
 		for (char *t = strtok_r(copy, " \t,", &save); t; t = strtok_r(NULL, " \t,", &save)) {
 			enum ew_event e;
 			if (strcmp(t, "*") == 0 || strcmp(t, "all") == 0) {
-				h->on_mask |= ~(uint32_t)1 & ((1u << EV__MAX) - 1);
+				h->on_mask |= JOB_EVENTS_MASK;
 				continue;
 			}
 			e = job_event_parse(t);
 			if (e == EV_NONE) {
 				fail(x, "on: unknown event \"%s\"; expected embed_job.complete, embed_job.failed, "
 				     "embed_job.cancelled, embed_job.cancelling, embed_job.expired, "
-				     "embed_job.not_found, embed_job.error, batch.done or *", t);
+				     "embed_job.not_found, embed_job.error, batch.done, hook.disabled, hook.enabled or *", t);
 				free(copy);
 				return 0;
 			}
@@ -411,6 +414,17 @@ static int hook_key(struct parse_ctx *x, struct ew_hook *h, const char *k, const
 		return set_uint(x, k, v, &h->max_attempts, 1, 1000);
 	if (strcmp(k, "concurrency") == 0)
 		return set_uint(x, k, v, &h->concurrency, 1, 1024);
+	if (strcmp(k, "disable_after") == 0)
+		return set_duration(x, k, v, &h->disable_after_ms, 0);
+	if (strcmp(k, "rate") == 0) {
+		if (!*v || strcmp(v, "0") == 0) {
+			h->rate_per_s = 0;
+			return 1;
+		}
+		if (config_parse_rate(v, &h->rate_per_s) < 0)
+			return fail(x, "rate: expected deliveries per time like \"10/s\", \"600/min\" or 0 for no limit, got \"%s\"", v);
+		return 1;
+	}
 	if (strcmp(k, "retry") == 0) {
 		char *copy = xstrdup(v), *save = NULL;
 		h->n_retry = 0;
@@ -503,6 +517,7 @@ static void open_section(struct parse_ctx *x, const char *line)
 		h->line = x->line;
 		h->max_attempts = 10;
 		h->concurrency = 4;
+		h->disable_after_ms = 3ULL * 24 * 3600 * 1000;
 		x->hook = h;
 	} else if (strcmp(name, "embedwatch") && strcmp(name, "poll") && strcmp(name, "hooks") && strcmp(name, "discover")) {
 		fail(x, "unknown section [%s]; expected [embedwatch], [poll], [hooks], [discover] or [hook NAME]", name);

@@ -31,6 +31,8 @@ struct ew_hook {
 	char *batch_glob;           /* only events of batches matching this glob (NULL: all) */
 	char *job_name_glob;        /* only events of jobs whose name matches (NULL: all) */
 	char *no_proxy;             /* webhook: hosts that bypass the proxy, NULL: as [embedwatch] */
+	uint64_t disable_after_ms;  /* every attempt failing this long disables the hook; 0: never */
+	double rate_per_s;          /* attempts started per second at most; 0: no limit */
 };
 
 struct ew_config {
@@ -78,6 +80,7 @@ struct ew_config {
 	unsigned hooks_max_concurrent;
 	uint64_t shutdown_grace_ms;
 	size_t hook_output_max;
+	uint64_t delivery_retention_ms; /* finished deliveries are kept this long; 0: forever */
 	/* [hook NAME] */
 	struct ew_hook *hooks;
 	size_t n_hooks;

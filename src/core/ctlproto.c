@@ -9,12 +9,8 @@ static const char *const names[CTL__MAX] = {
 	[CTL_WATCH] = "watch", [CTL_UNWATCH] = "unwatch", [CTL_LIST] = "list", [CTL_SHOW] = "show",
 	[CTL_STATUS] = "status", [CTL_METRICS] = "metrics", [CTL_WAIT] = "wait", [CTL_BATCHES] = "batches",
 	[CTL_DELIVERIES] = "deliveries", [CTL_REDELIVER] = "redeliver", [CTL_CANCEL] = "cancel",
+	[CTL_HOOKS] = "hooks",
 };
-
-const char *ctlproto_cmd_name(enum ctl_cmd c)
-{
-	return (unsigned)c < CTL__MAX ? names[c] : "invalid";
-}
 
 const char *ctlproto_str(json_object *req, const char *key)
 {
@@ -22,6 +18,16 @@ const char *ctlproto_str(json_object *req, const char *key)
 	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_string))
 		return NULL;
 	return json_object_get_string(v);
+}
+
+int ctlproto_line(const char *buf, size_t len, size_t max, size_t *ret_len)
+{
+	/* Looking past max + 1 bytes would only find a line too long anyway. */
+	const char *nl = memchr(buf, '\n', len < max + 1 ? len : max + 1);
+	if (!nl)
+		return len > max ? -EMSGSIZE : 0;
+	*ret_len = (size_t)(nl - buf);
+	return 1;
 }
 
 /* True when some string value in o holds an escaped NUL ("\u0000"): C would cut it short. */

@@ -7,7 +7,7 @@
 
 enum ctl_cmd {
 	CTL_WATCH, CTL_UNWATCH, CTL_LIST, CTL_SHOW, CTL_STATUS, CTL_METRICS, CTL_WAIT,
-	CTL_BATCHES, CTL_DELIVERIES, CTL_REDELIVER, CTL_CANCEL, CTL__MAX
+	CTL_BATCHES, CTL_DELIVERIES, CTL_REDELIVER, CTL_CANCEL, CTL_HOOKS, CTL__MAX
 };
 
 #define CTLPROTO_DEPTH_MAX 16
@@ -19,8 +19,13 @@ enum ctl_cmd {
  */
 int ctlproto_parse(const char *line, size_t len, enum ctl_cmd *ret_cmd, json_object **ret_req,
 		   char *err, size_t errlen);
+/*
+ * Frames the next request in buf[0..len) (what a client has sent so far).
+ * Returns 1 with the line's length (without its '\n') in *ret_len, 0 when no
+ * '\n' has arrived yet, or -EMSGSIZE when the line is longer than max bytes.
+ */
+int ctlproto_line(const char *buf, size_t len, size_t max, size_t *ret_len);
 /* The string member key, or NULL when absent or not a string. */
 const char *ctlproto_str(json_object *req, const char *key);
-const char *ctlproto_cmd_name(enum ctl_cmd c);
 
 #endif

@@ -27,7 +27,14 @@ static const char *const event_names[EV__MAX] = {
 	[EV_NOT_FOUND] = "embed_job.not_found",
 	[EV_ERROR] = "embed_job.error",
 	[EV_BATCH_DONE] = "batch.done",
+	[EV_HOOK_DISABLED] = "hook.disabled",
+	[EV_HOOK_ENABLED] = "hook.enabled",
 };
+
+bool job_event_is_hook(enum ew_event e)
+{
+	return e == EV_HOOK_DISABLED || e == EV_HOOK_ENABLED;
+}
 
 const char *job_status_name(enum job_status s)
 {

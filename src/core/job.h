@@ -29,6 +29,8 @@ enum ew_event {
 	EV_NOT_FOUND,
 	EV_ERROR,
 	EV_BATCH_DONE,
+	EV_HOOK_DISABLED,   /* operational: a hook's breaker opened (or an operator disabled it) */
+	EV_HOOK_ENABLED,    /* operational: it is enabled again */
 	EV__MAX
 };
 
@@ -61,6 +63,11 @@ enum job_status job_status_parse(const char *s);
 int job_status_from_name(const char *s);
 /* True for complete, cancelled, failed and the ended-by-daemon statuses. */
 bool job_status_ended(enum job_status s);
+
+/* Events of jobs and batches: what "on = *" means. Operational (hook.*) events are named explicitly. */
+#define JOB_EVENTS_MASK (((1u << (EV_BATCH_DONE + 1)) - 1) & ~1u)
+/* True for the operational events, whose subject is a hook's name. */
+bool job_event_is_hook(enum ew_event e);
 
 const char *job_event_name(enum ew_event e);
 /* Parses "embed_job.complete" etc.; returns EV_NONE when unknown. */

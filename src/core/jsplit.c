@@ -105,6 +105,16 @@ int jsplit_feed(struct jsplit *s, const char *data, size_t len)
 							if (!s->string_escaped && s->key_len == field_lens[f] &&
 							    memcmp(s->key, field_names[f], s->key_len) == 0)
 								s->field = f;
+						/*
+						 * A repeated member overrides the earlier one, as in a parse
+						 * (the last wins): what was picked is forgotten, and picked
+						 * again only if this value can be. An escaped key may be any
+						 * of the four: then all of them are forgotten.
+						 */
+						if (s->field >= 0)
+							s->have[s->field] = false;
+						else if (s->string_escaped)
+							memset(s->have, 0, sizeof(s->have));
 					}
 				} else if (s->field >= 0 && s->depth == 3) {
 					if (!s->string_escaped && s->key_len < JSPLIT_FIELD_MAX) {

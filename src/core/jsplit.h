@@ -21,7 +21,7 @@
 struct jsplit_elem {
 	const char *text;           /* the element's JSON, NUL-terminated */
 	size_t len;
-	const char *job_id;         /* NULL when absent, not a string, or escaped */
+	const char *job_id;         /* the last such member; NULL when absent, not a string, or escaped */
 	const char *name;
 	const char *status;
 	const char *created_at;

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/crypto.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,8 +22,10 @@ int sign_secret_parse(const char *text, struct sign_secret *ret)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		char c = text[i];
+		/* '=' is padding: the last character, or the one before a last '='. */
+		bool pad = c == '=' && (i == n - 1 || (i == n - 2 && text[n - 1] == '='));
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
-		      (c == '=' && i >= n - 2)))
+		      pad))
 			return -EINVAL;
 	}
 	int len = EVP_DecodeBlock(tmp, (const unsigned char *)text, (int)n);

@@ -1,5 +1,6 @@
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -79,6 +80,69 @@ void util_rfc3339(int64_t wall_ms, char *buf, size_t len)
 	gmtime_r(&t, &tm);
 	strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf, len, "%s.%03dZ", tmp, (int)(wall_ms % 1000));
+}
+
+int util_parse_rfc3339(const char *s, int64_t *ret_ms)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		p = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
+	if (!p)
+		return -EINVAL;
+	int64_t ms = 0;
+	if (*p == '.') {
+		int digits = 0;
+		for (p++; isdigit((unsigned char)*p); p++, digits++)
+			if (digits < 3)
+				ms = ms * 10 + (*p - '0');
+		if (!digits)
+			return -EINVAL;
+		for (; digits < 3; digits++)
+			ms *= 10;
+	}
+	int64_t off_s = 0;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
+		   p[3] == ':' && isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5])) {
+		off_s = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 + ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
+		if (*p == '-')
+			off_s = -off_s;
+		p += 6;
+	} else {
+		return -EINVAL;
+	}
+	if (*p)
+		return -EINVAL;
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -EINVAL;
+	*ret_ms = ((int64_t)t - off_s) * 1000 + ms;
+	return 0;
+}
+
+void util_format_duration(uint64_t ms, char *buf, size_t len)
+{
+	static const struct { uint64_t ms; const char *unit; } units[] = {
+		{ 86400000, "d" }, { 3600000, "h" }, { 60000, "m" }, { 1000, "s" },
+	};
+	size_t n = 0;
+	buf[0] = '\0';
+	if (ms < 1000) {
+		snprintf(buf, len, "%llums", (unsigned long long)ms);
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(units) && n < len; i++) {
+		if (ms >= units[i].ms) {
+			int w = snprintf(buf + n, len - n, "%llu%s", (unsigned long long)(ms / units[i].ms), units[i].unit);
+			if (w < 0)
+				break;
+			n += (size_t)w;
+			ms %= units[i].ms;
+		}
+	}
 }
 
 static uint64_t rng_state[2];

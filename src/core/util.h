@@ -23,6 +23,10 @@ int64_t util_wall_ms(void);
 uint64_t util_mono_ms(void);
 /* RFC 3339 UTC timestamp with milliseconds ("2026-01-02T03:04:05.678Z") into buf (>= 32). */
 void util_rfc3339(int64_t wall_ms, char *buf, size_t len);
+/* Parses an RFC 3339 time ("2026-01-02T03:04:05Z", fractions and +hh:mm offsets allowed) into ms. 0 or -EINVAL. */
+int util_parse_rfc3339(const char *s, int64_t *ret_ms);
+/* A duration for people: "3d", "2h30m", "45s", "250ms" into buf. */
+void util_format_duration(uint64_t ms, char *buf, size_t len);
 
 /* A fast non-cryptographic generator (xoshiro-style), seeded from getrandom. */
 uint64_t util_rand(void);

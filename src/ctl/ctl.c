@@ -36,9 +36,13 @@ static void usage(FILE *f)
 		"                                     block until the jobs or batch have ended; on a\n"
 		"                                     terminal, one line shows the progress\n"
 		"  batches [--watch N]                batches with counts per status\n"
-		"  deliveries [--state pending|dead|done]\n"
+		"  deliveries [--state pending|dead|done] [--hook NAME] [--since DURATION|TIME]\n"
 		"                                     hook deliveries with attempts and last error\n"
-		"  redeliver EVENT_ID [--hook NAME]   queue a delivery again\n"
+		"  redeliver EVENT_ID [--hook NAME]   queue a delivery again (same event id)\n"
+		"  redeliver --dead [--hook NAME] [--since DURATION|TIME] [--event TYPE]\n"
+		"                                     queue every matching dead delivery again\n"
+		"  hooks [enable|disable NAME]        each hook's state, pending, dead, last success and\n"
+		"                                     error; enable or disable one\n"
 		"  cancel ID... | -                   cancel embed jobs (POST .../cancel) and watch them to the end\n\n"
 		"Options:\n"
 		"  -s, --socket PATH   control socket (default $EMBEDWATCH_SOCKET or /run/embedwatch/control.sock)\n"
@@ -59,29 +63,29 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 		if (o == 'b' && !unwatch)
 			batch = optarg;
 		else
-			die_usage("%s: unknown option", argv[0]);
+			ctl_die_usage("%s: unknown option", argv[0]);
 	}
 	if (optind >= argc)
-		die_usage("%s: give job ids, or - to read them from stdin", argv[0]);
-	json_object *ids = read_ids(argc - optind, argv + optind);
+		ctl_die_usage("%s: give job ids, or - to read them from stdin", argv[0]);
+	json_object *ids = ctl_read_ids(argc - optind, argv + optind);
 	size_t n = json_object_array_length(ids);
 	int64_t added = 0, already = 0, removed = 0;
 	json_object *rejected = json_object_new_array(), *unknown = json_object_new_array();
-	connect_daemon();
+	ctl_connect();
 	for (size_t off = 0; off < n || (n == 0 && off == 0); off += CHUNK) {
-		json_object *req = new_req(unwatch ? "unwatch" : "watch");
+		json_object *req = ctl_new_req(unwatch ? "unwatch" : "watch");
 		json_object *chunk = json_object_new_array();
 		for (size_t i = off; i < n && i < off + CHUNK; i++)
 			json_object_array_add(chunk, json_object_get(json_object_array_get_idx(ids, i)));
 		json_object_object_add(req, "ids", chunk);
 		if (batch)
 			json_object_object_add(req, "batch", json_object_new_string(batch));
-		json_object *ans = request(req, -1);
+		json_object *ans = ctl_request(req, -1);
 		json_object_put(req);
-		check(ans);
-		added += num(ans, "added");
-		already += num(ans, "already");
-		removed += num(ans, "removed");
+		ctl_check(ans);
+		added += ctl_num(ans, "added");
+		already += ctl_num(ans, "already");
+		removed += ctl_num(ans, "removed");
 		json_object *a;
 		if (json_object_object_get_ex(ans, "rejected", &a))
 			for (size_t i = 0; i < json_object_array_length(a); i++)
@@ -95,7 +99,7 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 	}
 	json_object_put(ids);
 	size_t bad = json_object_array_length(rejected) + json_object_array_length(unknown);
-	if (json_out) {
+	if (ctl_json_out) {
 		json_object *o2 = json_object_new_object();
 		if (unwatch) {
 			json_object_object_add(o2, "removed", json_object_new_int64(removed));
@@ -105,7 +109,7 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 			json_object_object_add(o2, "already", json_object_new_int64(already));
 			json_object_object_add(o2, "rejected", json_object_get(rejected));
 		}
-		print_json(o2);
+		ctl_print_json(o2);
 		json_object_put(o2);
 	} else if (unwatch) {
 		printf("unwatched %lld jobs\n", (long long)removed);
@@ -118,7 +122,7 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 		printf("\n");
 		for (size_t i = 0; i < json_object_array_length(rejected); i++) {
 			json_object *r = json_object_array_get_idx(rejected, i);
-			fprintf(stderr, "embedwatchctl: refused \"%s\": %s\n", str(r, "id"), str(r, "error"));
+			fprintf(stderr, "embedwatchctl: refused \"%s\": %s\n", ctl_str(r, "id"), ctl_str(r, "error"));
 		}
 	}
 	json_object_put(rejected);
@@ -130,22 +134,22 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 static int cmd_cancel(int argc, char **argv)
 {
 	if (argc < 2)
-		die_usage("cancel: give job ids, or - to read them from stdin");
-	json_object *req = new_req("cancel");
-	json_object_object_add(req, "ids", read_ids(argc - 1, argv + 1));
-	connect_daemon();
-	json_object *ans = request(req, -1), *rej;
+		ctl_die_usage("cancel: give job ids, or - to read them from stdin");
+	json_object *req = ctl_new_req("cancel");
+	json_object_object_add(req, "ids", ctl_read_ids(argc - 1, argv + 1));
+	ctl_connect();
+	json_object *ans = ctl_request(req, -1), *rej;
 	json_object_put(req);
-	check(ans);
+	ctl_check(ans);
 	json_object_object_get_ex(ans, "rejected", &rej);
 	size_t bad = rej ? json_object_array_length(rej) : 0;
-	if (json_out) {
-		print_json(ans);
+	if (ctl_json_out) {
+		ctl_print_json(ans);
 	} else {
-		printf("cancel requested for %lld jobs; they are watched until they end\n", (long long)num(ans, "queued"));
+		printf("cancel requested for %lld jobs; they are watched until they end\n", (long long)ctl_num(ans, "queued"));
 		for (size_t i = 0; i < bad; i++) {
 			json_object *r = json_object_array_get_idx(rej, i);
-			fprintf(stderr, "embedwatchctl: refused \"%s\": %s\n", str(r, "id"), str(r, "error"));
+			fprintf(stderr, "embedwatchctl: refused \"%s\": %s\n", ctl_str(r, "id"), ctl_str(r, "error"));
 		}
 	}
 	json_object_put(ans);
@@ -156,7 +160,7 @@ static int cmd_list(int argc, char **argv)
 {
 	static const struct option opts[] = { { "status", required_argument, NULL, 's' },
 					      { "batch", required_argument, NULL, 'b' }, { 0 } };
-	json_object *req = new_req("list");
+	json_object *req = ctl_new_req("list");
 	int o;
 	optind = 0;
 	while ((o = getopt_long(argc, argv, "s:b:", opts, NULL)) != -1) {
@@ -165,21 +169,21 @@ static int cmd_list(int argc, char **argv)
 		else if (o == 'b')
 			json_object_object_add(req, "batch", json_object_new_string(optarg));
 		else
-			die_usage("list: unknown option");
+			ctl_die_usage("list: unknown option");
 	}
-	connect_daemon();
-	json_object *ans = request(req, -1), *jobs;
+	ctl_connect();
+	json_object *ans = ctl_request(req, -1), *jobs;
 	json_object_put(req);
-	check(ans);
+	ctl_check(ans);
 	json_object_object_get_ex(ans, "jobs", &jobs);
-	if (json_out) {
-		print_json(jobs);
+	if (ctl_json_out) {
+		ctl_print_json(jobs);
 	} else {
 		printf("%-40s %-11s %-20s %s\n", "ID", "STATUS", "BATCH", "UPDATED");
 		for (size_t i = 0; i < json_object_array_length(jobs); i++) {
 			json_object *j = json_object_array_get_idx(jobs, i);
-			printf("%-40s %-11s %-20s %s\n", str(j, "id"), str(j, "status"), str(j, "batch")[0] ? str(j, "batch") : "-",
-			       str(j, "updated"));
+			printf("%-40s %-11s %-20s %s\n", ctl_str(j, "id"), ctl_str(j, "status"), ctl_str(j, "batch")[0] ? ctl_str(j, "batch") : "-",
+			       ctl_str(j, "updated"));
 		}
 	}
 	json_object_put(ans);
@@ -188,28 +192,24 @@ static int cmd_list(int argc, char **argv)
 
 static int simple(const char *cmd, json_object *req)
 {
-	connect_daemon();
-	json_object *ans = request(req, -1);
-	json_object_put(req);
-	check(ans);
-	if (json_out) {
-		json_object_object_del(ans, "ok");
-		print_json(ans);
-	} else if (strcmp(cmd, "metrics") == 0) {
-		fputs(str(ans, "text"), stdout);
+	json_object *ans = ctl_ask(req);
+	if (!ans)
+		return 0;
+	if (strcmp(cmd, "metrics") == 0) {
+		fputs(ctl_str(ans, "text"), stdout);
 	} else if (strcmp(cmd, "status") == 0) {
 		json_object *s, *by;
 		json_object_object_get_ex(ans, "status", &s);
-		printf("embedwatchd %s, up %llds\n%s\n", str(s, "version"), (long long)num(s, "uptime_s"), str(s, "summary"));
+		printf("embedwatchd %s, up %llds\n%s\n", ctl_str(s, "version"), (long long)ctl_num(s, "uptime_s"), ctl_str(s, "summary"));
 		printf("paused: %s; request rate %.3f/s; polls in flight %lld; polls sent %lld; list sweeps %lld%s; "
 		       "events %lld; hooks running %lld\n",
-		       str(s, "paused"), json_object_get_double(json_object_object_get(s, "request_rate_per_s")),
-		       (long long)num(s, "polls_in_flight"), (long long)num(s, "polls"), (long long)num(s, "sweeps"),
+		       ctl_str(s, "paused"), json_object_get_double(json_object_object_get(s, "request_rate_per_s")),
+		       (long long)ctl_num(s, "polls_in_flight"), (long long)ctl_num(s, "polls"), (long long)ctl_num(s, "sweeps"),
 		       json_object_get_boolean(json_object_object_get(s, "sweeping")) ? "" : " (per-id polling only)",
-		       (long long)num(s, "events"), (long long)num(s, "hooks_running"));
+		       (long long)ctl_num(s, "events"), (long long)ctl_num(s, "hooks_running"));
 		json_object *ob;
 		if (json_object_object_get_ex(s, "observation", &ob))
-			printf("observing: %s\n", str(ob, "summary"));
+			printf("observing: %s\n", ctl_str(ob, "summary"));
 		if (json_object_object_get_ex(s, "by_status", &by)) {
 			json_object_object_foreach(by, k, v)
 				printf("  %-11s %lld\n", k, (long long)json_object_get_int64(v));
@@ -217,15 +217,15 @@ static int simple(const char *cmd, json_object *req)
 	} else if (strcmp(cmd, "show") == 0) {
 		json_object *j, *ev, *last;
 		json_object_object_get_ex(ans, "job", &j);
-		printf("id:       %s\nstatus:   %s\nbatch:    %s\nadded:    %s\nupdated:  %s\n", str(j, "id"), str(j, "status"),
-		       str(j, "batch")[0] ? str(j, "batch") : "-", str(j, "added"), str(j, "updated"));
+		printf("id:       %s\nstatus:   %s\nbatch:    %s\nadded:    %s\nupdated:  %s\n", ctl_str(j, "id"), ctl_str(j, "status"),
+		       ctl_str(j, "batch")[0] ? ctl_str(j, "batch") : "-", ctl_str(j, "added"), ctl_str(j, "updated"));
 		if (json_object_object_get_ex(j, "next_poll_in_ms", NULL))
-			printf("next poll in %lld ms (interval %lld ms)\n", (long long)num(j, "next_poll_in_ms"),
-			       (long long)num(j, "poll_interval_ms"));
+			printf("next poll in %lld ms (interval %lld ms)\n", (long long)ctl_num(j, "next_poll_in_ms"),
+			       (long long)ctl_num(j, "poll_interval_ms"));
 		if (json_object_object_get_ex(j, "events", &ev))
 			for (size_t i = 0; i < json_object_array_length(ev); i++) {
 				json_object *e = json_object_array_get_idx(ev, i);
-				printf("event:    %s %s %s\n", str(e, "timestamp"), str(e, "type"), str(e, "id"));
+				printf("event:    %s %s %s\n", ctl_str(e, "timestamp"), ctl_str(e, "type"), ctl_str(e, "id"));
 			}
 		if (json_object_object_get_ex(j, "last_seen", &last) && last)
 			printf("last seen: %s\n", json_object_to_json_string_ext(last, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -235,7 +235,7 @@ static int simple(const char *cmd, json_object *req)
 		printf("%-30s %7s %7s %-5s %s\n", "BATCH", "JOBS", "ENDED", "DONE", "COUNTS");
 		for (size_t i = 0; i < json_object_array_length(bs); i++) {
 			json_object *b = json_object_array_get_idx(bs, i), *c;
-			printf("%-30s %7lld %7lld %-5s", str(b, "name"), (long long)num(b, "total"), (long long)num(b, "ended"),
+			printf("%-30s %7lld %7lld %-5s", ctl_str(b, "name"), (long long)ctl_num(b, "total"), (long long)ctl_num(b, "ended"),
 			       json_object_get_boolean(json_object_object_get(b, "done")) ? "yes" : "no");
 			if (json_object_object_get_ex(b, "counts", &c)) {
 				json_object_object_foreach(c, k, v)
@@ -243,17 +243,6 @@ static int simple(const char *cmd, json_object *req)
 			}
 			printf("\n");
 		}
-	} else if (strcmp(cmd, "deliveries") == 0) {
-		json_object *ds;
-		json_object_object_get_ex(ans, "deliveries", &ds);
-		printf("%-36s %-20s %-12s %-8s %-8s %s\n", "EVENT_ID", "EVENT", "HOOK", "STATE", "ATTEMPTS", "LAST_ERROR");
-		for (size_t i = 0; i < json_object_array_length(ds); i++) {
-			json_object *d = json_object_array_get_idx(ds, i);
-			printf("%-36s %-20s %-12s %-8s %-8lld %s\n", str(d, "event_id"), str(d, "event"), str(d, "hook"),
-			       str(d, "state"), (long long)num(d, "attempts"), str(d, "last_error")[0] ? str(d, "last_error") : "-");
-		}
-	} else if (strcmp(cmd, "redeliver") == 0) {
-		printf("queued %lld deliveries\n", (long long)num(ans, "queued"));
 	}
 	json_object_put(ans);
 	return 0;
@@ -269,13 +258,13 @@ int main(int argc, char **argv)
 	};
 	int o;
 
-	sock_path = getenv("EMBEDWATCH_SOCKET");
-	if (!sock_path || !*sock_path)
-		sock_path = "/run/embedwatch/control.sock";
+	ctl_sock_path = getenv("EMBEDWATCH_SOCKET");
+	if (!ctl_sock_path || !*ctl_sock_path)
+		ctl_sock_path = "/run/embedwatch/control.sock";
 	while ((o = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
 		switch (o) {
-		case 's': sock_path = optarg; break;
-		case 'j': json_out = true; break;
+		case 's': ctl_sock_path = optarg; break;
+		case 'j': ctl_json_out = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -290,7 +279,7 @@ int main(int argc, char **argv)
 	/* --json may also follow the command. */
 	for (int i = 1; i < sub_argc; i++) {
 		if (strcmp(sub_argv[i], "--json") == 0 || strcmp(sub_argv[i], "-j") == 0) {
-			json_out = true;
+			ctl_json_out = true;
 			memmove(&sub_argv[i], &sub_argv[i + 1], (size_t)(sub_argc - i) * sizeof(char *));
 			sub_argc--;
 			i--;
@@ -304,9 +293,9 @@ int main(int argc, char **argv)
 			char *end;
 			watch_secs = strtol(v, &end, 10);
 			if (!*v || *end || watch_secs < 1 || watch_secs > 86400)
-				die_usage("%s: --watch expects seconds from 1 to 86400, got \"%s\"", cmd, v);
+				ctl_die_usage("%s: --watch expects seconds from 1 to 86400, got \"%s\"", cmd, v);
 			if (strcmp(cmd, "list") != 0 && strcmp(cmd, "batches") != 0)
-				die_usage("--watch is for list and batches");
+				ctl_die_usage("--watch is for list and batches");
 			int drop = sub_argv[i][7] == '=' ? 1 : 2;
 			memmove(&sub_argv[i], &sub_argv[i + drop], (size_t)(sub_argc - i - drop + 1) * sizeof(char *));
 			sub_argc -= drop;
@@ -325,11 +314,11 @@ int main(int argc, char **argv)
 			if (strcmp(cmd, "list") == 0)
 				cmd_list(sub_argc, sub_argv);
 			else
-				simple(cmd, new_req(cmd));
+				simple(cmd, ctl_new_req(cmd));
 			fflush(stdout);
-			close(fd);
-			fd = -1;
-			rbuf.len = 0;
+			close(ctl_fd);
+			ctl_fd = -1;
+			ctl_rbuf.len = 0;
 			sleep((unsigned)watch_secs);
 		}
 	}
@@ -343,49 +332,32 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "list") == 0)
 		rc = cmd_list(sub_argc, sub_argv);
 	else if (strcmp(cmd, "wait") == 0)
-		rc = cmd_wait(sub_argc, sub_argv);
+		rc = ctl_wait(sub_argc, sub_argv);
 	else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "metrics") == 0 || strcmp(cmd, "batches") == 0) {
 		if (sub_argc != 1)
-			die_usage("%s takes no arguments", cmd);
-		rc = simple(cmd, new_req(cmd));
+			ctl_die_usage("%s takes no arguments", cmd);
+		rc = simple(cmd, ctl_new_req(cmd));
 	} else if (strcmp(cmd, "show") == 0) {
 		if (sub_argc != 2)
-			die_usage("show: give one job id");
+			ctl_die_usage("show: give one job id");
 		if (!api_id_valid(sub_argv[1])) {
 			fprintf(stderr, "embedwatchctl: invalid job id \"%s\"\n", sub_argv[1]);
 			return EXIT_USAGE;
 		}
-		json_object *req = new_req("show");
+		json_object *req = ctl_new_req("show");
 		json_object_object_add(req, "id", json_object_new_string(sub_argv[1]));
 		rc = simple(cmd, req);
 	} else if (strcmp(cmd, "deliveries") == 0) {
-		static const struct option dopts[] = { { "state", required_argument, NULL, 's' }, { 0 } };
-		json_object *req = new_req("deliveries");
-		optind = 0;
-		while ((o = getopt_long(sub_argc, sub_argv, "s:", dopts, NULL)) != -1) {
-			if (o != 's')
-				die_usage("deliveries: unknown option");
-			json_object_object_add(req, "state", json_object_new_string(optarg));
-		}
-		rc = simple(cmd, req);
+		rc = ctl_deliveries(sub_argc, sub_argv);
 	} else if (strcmp(cmd, "redeliver") == 0) {
-		static const struct option ropts[] = { { "hook", required_argument, NULL, 'H' }, { 0 } };
-		json_object *req = new_req("redeliver");
-		optind = 0;
-		while ((o = getopt_long(sub_argc, sub_argv, "H:", ropts, NULL)) != -1) {
-			if (o != 'H')
-				die_usage("redeliver: unknown option");
-			json_object_object_add(req, "hook", json_object_new_string(optarg));
-		}
-		if (optind != sub_argc - 1)
-			die_usage("redeliver: give one event id");
-		json_object_object_add(req, "event_id", json_object_new_string(sub_argv[optind]));
-		rc = simple(cmd, req);
+		rc = ctl_redeliver(sub_argc, sub_argv);
+	} else if (strcmp(cmd, "hooks") == 0) {
+		rc = ctl_hooks(sub_argc, sub_argv);
 	} else {
-		die_usage("unknown command \"%s\"", cmd);
+		ctl_die_usage("unknown command \"%s\"", cmd);
 	}
-	if (fd >= 0)
-		close(fd);
-	buf_free(&rbuf);
+	if (ctl_fd >= 0)
+		close(ctl_fd);
+	buf_free(&ctl_rbuf);
 	return rc;
 }

@@ -13,12 +13,12 @@
 
 #include "ctl.h"
 
-const char *sock_path;
-bool json_out;
-int fd = -1;
-struct buf rbuf;
+const char *ctl_sock_path;
+bool ctl_json_out;
+int ctl_fd = -1;
+struct buf ctl_rbuf;
 
-void die_usage(const char *fmt, ...)
+void ctl_die_usage(const char *fmt, ...)
 {
 	va_list ap;
 	fprintf(stderr, "embedwatchctl: ");
@@ -29,23 +29,23 @@ void die_usage(const char *fmt, ...)
 	exit(EXIT_USAGE);
 }
 
-void connect_daemon(void)
+void ctl_connect(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(sock_path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "embedwatchctl: socket path too long: %s\n", sock_path);
+	if (strlen(ctl_sock_path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "embedwatchctl: socket path too long: %s\n", ctl_sock_path);
 		exit(EXIT_USAGE);
 	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fprintf(stderr, "embedwatchctl: cannot reach embedwatchd at %s: %s\n", sock_path, strerror(errno));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ctl_sock_path);
+	ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ctl_fd < 0 || connect(ctl_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "embedwatchctl: cannot reach embedwatchd at %s: %s\n", ctl_sock_path, strerror(errno));
 		exit(EXIT_UNREACHABLE);
 	}
 }
 
 /* Sends one request and reads one answer line; timeout_ms < 0 waits for ever. 0 on timeout. */
-json_object *request(json_object *req, int timeout_ms)
+json_object *ctl_request(json_object *req, int timeout_ms)
 {
 	/* req NULL: only read the answer to a request already sent. */
 	const char *s = req ? json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN) : "";
@@ -56,7 +56,7 @@ json_object *request(json_object *req, int timeout_ms)
 		buf_append(&out, "\n", 1);
 	}
 	while (off < out.len) {
-		ssize_t w = write(fd, out.data + off, out.len - off);
+		ssize_t w = write(ctl_fd, out.data + off, out.len - off);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -69,13 +69,13 @@ json_object *request(json_object *req, int timeout_ms)
 	struct timespec start;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		char *nl = rbuf.data ? memchr(rbuf.data, '\n', rbuf.len) : NULL;
+		char *nl = ctl_rbuf.data ? memchr(ctl_rbuf.data, '\n', ctl_rbuf.len) : NULL;
 		if (nl) {
 			*nl = '\0';
-			json_object *ans = json_tokener_parse(rbuf.data);
-			size_t used = (size_t)(nl - rbuf.data) + 1;
-			memmove(rbuf.data, rbuf.data + used, rbuf.len - used);
-			rbuf.len -= used;
+			json_object *ans = json_tokener_parse(ctl_rbuf.data);
+			size_t used = (size_t)(nl - ctl_rbuf.data) + 1;
+			memmove(ctl_rbuf.data, ctl_rbuf.data + used, ctl_rbuf.len - used);
+			ctl_rbuf.len -= used;
 			if (!ans) {
 				fprintf(stderr, "embedwatchctl: embedwatchd sent an answer that is not JSON\n");
 				exit(EXIT_UNREACHABLE);
@@ -91,25 +91,25 @@ json_object *request(json_object *req, int timeout_ms)
 				return NULL;
 			wait = (int)(timeout_ms - el);
 		}
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = { .fd = ctl_fd, .events = POLLIN };
 		int pr = poll(&p, 1, wait);
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr == 0)
 			return NULL;
 		char tmp[65536];
-		ssize_t r = read(fd, tmp, sizeof(tmp));
+		ssize_t r = read(ctl_fd, tmp, sizeof(tmp));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
 			fprintf(stderr, "embedwatchctl: embedwatchd closed the connection\n");
 			exit(EXIT_UNREACHABLE);
 		}
-		buf_append(&rbuf, tmp, (size_t)r);
+		buf_append(&ctl_rbuf, tmp, (size_t)r);
 	}
 }
 
-const char *str(json_object *o, const char *key)
+const char *ctl_str(json_object *o, const char *key)
 {
 	json_object *v;
 	if (!json_object_object_get_ex(o, key, &v) || !v)
@@ -117,29 +117,43 @@ const char *str(json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
-int64_t num(json_object *o, const char *key)
+int64_t ctl_num(json_object *o, const char *key)
 {
 	json_object *v;
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
 }
 
 /* Checks ok; prints the error and exits 3 if not. */
-void check(json_object *ans)
+void ctl_check(json_object *ans)
 {
 	json_object *ok;
 	if (json_object_object_get_ex(ans, "ok", &ok) && json_object_get_boolean(ok))
 		return;
-	fprintf(stderr, "embedwatchctl: %s\n", str(ans, "error"));
+	fprintf(stderr, "embedwatchctl: %s\n", ctl_str(ans, "error"));
 	json_object_put(ans);
 	exit(EXIT_REFUSED);
 }
 
-void print_json(json_object *o)
+void ctl_print_json(json_object *o)
 {
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
-json_object *new_req(const char *cmd)
+json_object *ctl_ask(json_object *req)
+{
+	ctl_connect();
+	json_object *ans = ctl_request(req, -1);
+	json_object_put(req);
+	ctl_check(ans);
+	if (!ctl_json_out)
+		return ans;
+	json_object_object_del(ans, "ok");
+	ctl_print_json(ans);
+	json_object_put(ans);
+	return NULL;
+}
+
+json_object *ctl_new_req(const char *cmd)
 {
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "cmd", json_object_new_string(cmd));
@@ -147,7 +161,7 @@ json_object *new_req(const char *cmd)
 }
 
 /* Ids from argv, or from stdin with "-": separated by any whitespace or commas, lines of any length. */
-json_object *read_ids(int argc, char **argv)
+json_object *ctl_read_ids(int argc, char **argv)
 {
 	json_object *ids = json_object_new_array();
 	if (argc == 1 && strcmp(argv[0], "-") == 0) {

@@ -15,20 +15,20 @@
 /* One request on a connection of its own (progress queries beside a wait); NULL when it fails. */
 static json_object *query_once(json_object *req)
 {
-	int saved = fd;
-	struct buf saved_buf = rbuf;
+	int saved = ctl_fd;
+	struct buf saved_buf = ctl_rbuf;
 	json_object *ans = NULL;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	memset(&rbuf, 0, sizeof(rbuf));
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-		ans = request(req, 2000);
-	if (fd >= 0)
-		close(fd);
-	buf_free(&rbuf);
-	fd = saved;
-	rbuf = saved_buf;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ctl_sock_path);
+	ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&ctl_rbuf, 0, sizeof(ctl_rbuf));
+	if (ctl_fd >= 0 && connect(ctl_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		ans = ctl_request(req, 2000);
+	if (ctl_fd >= 0)
+		close(ctl_fd);
+	buf_free(&ctl_rbuf);
+	ctl_fd = saved;
+	ctl_rbuf = saved_buf;
 	return ans;
 }
 
@@ -67,18 +67,18 @@ static void progress_draw(struct progress *pg)
 	if (pg->batch && json_object_object_get_ex(ans, "batches", &arr)) {
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
 			json_object *b = json_object_array_get_idx(arr, i), *cnt;
-			if (strcmp(str(b, "name"), pg->batch) != 0)
+			if (strcmp(ctl_str(b, "name"), pg->batch) != 0)
 				continue;
-			total = (long)num(b, "total");
-			ended = (long)num(b, "ended");
+			total = (long)ctl_num(b, "total");
+			ended = (long)ctl_num(b, "ended");
 			json_object_object_get_ex(b, "counts", &cnt);
 			for (int k = 0; k < 3; k++)
-				counts[k] = (long)num(cnt, outcomes[k]);
+				counts[k] = (long)ctl_num(cnt, outcomes[k]);
 		}
 	} else if (json_object_object_get_ex(ans, "jobs", &arr)) {
 		total = (long)json_object_array_length(arr);
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
-			const char *st = str(json_object_array_get_idx(arr, i), "status");
+			const char *st = ctl_str(json_object_array_get_idx(arr, i), "status");
 			int k = !strcmp(st, "complete") ? 0 : !strcmp(st, "failed") ? 1 : !strcmp(st, "cancelled") ? 2 : 3;
 			bool done = k < 3 || !strcmp(st, "not_found") || !strcmp(st, "error") || !strcmp(st, "expired");
 			if (done) {
@@ -105,7 +105,7 @@ static void progress_draw(struct progress *pg)
 	fflush(stderr);
 }
 
-int cmd_wait(int argc, char **argv)
+int ctl_wait(int argc, char **argv)
 {
 	static const struct option opts[] = { { "batch", required_argument, NULL, 'b' },
 					      { "timeout", required_argument, NULL, 't' },
@@ -120,39 +120,39 @@ int cmd_wait(int argc, char **argv)
 		} else if (o == 't') {
 			uint64_t ms;
 			if (config_parse_duration(optarg, &ms) < 0 || ms > INT32_MAX)
-				die_usage("wait: --timeout expects a duration like 30s, 10m or 2h, got \"%s\"", optarg);
+				ctl_die_usage("wait: --timeout expects a duration like 30s, 10m or 2h, got \"%s\"", optarg);
 			timeout = (int)ms;
 		} else if (o == 'q') {
 			quiet = true;
 		} else {
-			die_usage("wait: unknown option");
+			ctl_die_usage("wait: unknown option");
 		}
 	}
-	json_object *req = new_req("wait");
+	json_object *req = ctl_new_req("wait");
 	struct progress pg = { .batch = batch, .started = mono_s(), .first_ended = -1 };
 	if (batch) {
 		if (optind < argc)
-			die_usage("wait: give job ids or --batch, not both");
+			ctl_die_usage("wait: give job ids or --batch, not both");
 		json_object_object_add(req, "batch", json_object_new_string(batch));
-		pg.req = new_req("batches");
+		pg.req = ctl_new_req("batches");
 	} else {
 		if (optind >= argc)
-			die_usage("wait: give job ids (or - for stdin) or --batch NAME");
-		json_object *ids = read_ids(argc - optind, argv + optind);
+			ctl_die_usage("wait: give job ids (or - for stdin) or --batch NAME");
+		json_object *ids = ctl_read_ids(argc - optind, argv + optind);
 		json_object_object_add(req, "ids", ids);
-		pg.req = new_req("list");
+		pg.req = ctl_new_req("list");
 		json_object_object_add(pg.req, "ids", json_object_get(ids));
 	}
 	/* The progress line: only for a person at a terminal, never into a pipe or a file. */
-	bool show = !quiet && !json_out && isatty(STDERR_FILENO);
-	connect_daemon();
+	bool show = !quiet && !ctl_json_out && isatty(STDERR_FILENO);
+	ctl_connect();
 	json_object *ans = NULL;
 	long deadline_ms = timeout;
 	for (bool first = true;; first = false) {
 		int slice = show ? 1000 : timeout;
 		if (show && deadline_ms >= 0 && deadline_ms < slice)
 			slice = (int)deadline_ms;
-		ans = first ? request(req, slice) : request(NULL, slice);
+		ans = first ? ctl_request(req, slice) : ctl_request(NULL, slice);
 		if (ans || !show)
 			break;
 		if (deadline_ms >= 0 && (deadline_ms -= slice) <= 0)
@@ -167,19 +167,19 @@ int cmd_wait(int argc, char **argv)
 		fprintf(stderr, "embedwatchctl: wait timed out\n");
 		return EXIT_TIMEOUT;
 	}
-	check(ans);
+	ctl_check(ans);
 	json_object *jobs;
 	json_object_object_get_ex(ans, "jobs", &jobs);
 	int rc = 0;
 	for (size_t i = 0; i < json_object_array_length(jobs); i++) {
 		json_object *j = json_object_array_get_idx(jobs, i);
-		if (strcmp(str(j, "status"), "complete") != 0)
+		if (strcmp(ctl_str(j, "status"), "complete") != 0)
 			rc = EXIT_PARTIAL;
-		if (!json_out)
-			printf("%s %s\n", str(j, "id"), str(j, "status"));
+		if (!ctl_json_out)
+			printf("%s %s\n", ctl_str(j, "id"), ctl_str(j, "status"));
 	}
-	if (json_out)
-		print_json(jobs);
+	if (ctl_json_out)
+		ctl_print_json(jobs);
 	json_object_put(ans);
 	return rc;
 }

@@ -69,7 +69,7 @@ static void on_written(uv_write_t *w, int status)
 	free(wr);
 }
 
-void send_line(struct client *c, json_object *o)
+void control_send_line(struct client *c, json_object *o)
 {
 	const char *s;
 	size_t n;
@@ -105,7 +105,7 @@ void send_line(struct client *c, json_object *o)
 	c->last_active = uv_now(c->ctl->ew->loop);
 }
 
-void log_peer(struct client *c, const char *what)
+void control_log_peer(struct client *c, const char *what)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
@@ -119,20 +119,20 @@ void log_peer(struct client *c, const char *what)
 }
 
 /* Stops reading: one request at a time; the rest waits in the buffer or the socket. */
-void pause_reading(struct client *c)
+void control_pause_reading(struct client *c)
 {
 	uv_read_stop((uv_stream_t *)&c->pipe);
 }
 
-void hold_answer(struct client *c, json_object *o)
+void control_hold_answer(struct client *c, json_object *o)
 {
 	json_object_put(c->held);
 	c->held = o;
 	c->ctl->ew->turn.answers++;
-	pause_reading(c);
+	control_pause_reading(c);
 }
 
-void send_error(struct client *c, const char *fmt, ...)
+void control_send_error(struct client *c, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -142,22 +142,22 @@ void send_error(struct client *c, const char *fmt, ...)
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "ok", json_object_new_boolean(0));
 	json_object_object_add(o, "error", json_object_new_string(msg));
-	send_line(c, o);
+	control_send_line(c, o);
 }
 
-json_object *ok_answer(void)
+json_object *control_ok_answer(void)
 {
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "ok", json_object_new_boolean(1));
 	return o;
 }
 
-const char *get_str(json_object *req, const char *key)
+const char *control_get_str(json_object *req, const char *key)
 {
 	return ctlproto_str(req, key);
 }
 
-json_object *job_json(const struct job *j)
+json_object *control_job_json(const struct job *j)
 {
 	json_object *o = json_object_new_object();
 	char t[40];
@@ -189,11 +189,11 @@ void control_dispatch(struct ew *ew, bool ended)
 		return;
 	for (struct client *c = ctl->clients; c; c = c->next) {
 		if (c->held) {
-			send_line(c, c->held);
+			control_send_line(c, c->held);
 			c->held = NULL;
 			resume_later(c);
-		} else if (ended && c->waiting && wait_check(c)) {
-			wait_clear(c);
+		} else if (ended && c->waiting && control_wait_check(c)) {
+			control_wait_clear(c);
 			resume_later(c);
 		}
 	}
@@ -213,16 +213,17 @@ void control_commit_failed(struct ew *ew, const char *why)
 		snprintf(msg, sizeof(msg), "%s: the change is held in memory and written when the database recovers; "
 			 "a restart before then loses it", why);
 		json_object_object_add(c->held, "error", json_object_new_string(msg));
-		send_line(c, c->held);
+		control_send_line(c, c->held);
 		c->held = NULL;
 		resume_later(c);
 	}
 }
 
 static void (*const handlers[CTL__MAX])(struct client *c, json_object *req) = {
-	[CTL_WATCH] = cmd_watch, [CTL_UNWATCH] = cmd_unwatch, [CTL_LIST] = cmd_list, [CTL_SHOW] = cmd_show,
-	[CTL_STATUS] = cmd_status, [CTL_METRICS] = cmd_metrics, [CTL_WAIT] = cmd_wait, [CTL_BATCHES] = cmd_batches,
-	[CTL_DELIVERIES] = cmd_deliveries, [CTL_REDELIVER] = cmd_redeliver, [CTL_CANCEL] = cmd_cancel,
+	[CTL_WATCH] = control_cmd_watch, [CTL_UNWATCH] = control_cmd_unwatch, [CTL_LIST] = control_cmd_list, [CTL_SHOW] = control_cmd_show,
+	[CTL_STATUS] = control_cmd_status, [CTL_METRICS] = control_cmd_metrics, [CTL_WAIT] = control_cmd_wait, [CTL_BATCHES] = control_cmd_batches,
+	[CTL_DELIVERIES] = control_cmd_deliveries, [CTL_REDELIVER] = control_cmd_redeliver, [CTL_CANCEL] = control_cmd_cancel,
+	[CTL_HOOKS] = control_cmd_hooks,
 };
 
 static void handle_line(struct client *c, const char *line, size_t len)
@@ -232,7 +233,7 @@ static void handle_line(struct client *c, const char *line, size_t len)
 	char err[256];
 
 	if (ctlproto_parse(line, len, &cmd, &req, err, sizeof(err)) < 0) {
-		send_error(c, "%s", err);
+		control_send_error(c, "%s", err);
 		return;
 	}
 	handlers[cmd](c, req);
@@ -243,12 +244,12 @@ static void process(struct client *c)
 {
 	size_t start = 0;
 	while (!c->closing && !c->waiting && !c->held) {
-		char *nl = memchr(c->in.data + start, '\n', c->in.len - start);
-		if (!nl)
+		size_t len;
+		int r = ctlproto_line(c->in.data + start, c->in.len - start, CONTROL_LINE_MAX, &len);
+		if (r == 0)
 			break;
-		size_t len = (size_t)(nl - (c->in.data + start));
-		if (len > CONTROL_LINE_MAX) {
-			send_error(c, "request longer than %d bytes; send fewer ids per request", CONTROL_LINE_MAX);
+		if (r < 0) {
+			control_send_error(c, "request longer than %d bytes; send fewer ids per request", CONTROL_LINE_MAX);
 			client_close(c);
 			return;
 		}
@@ -262,7 +263,7 @@ static void process(struct client *c)
 	c->in.len -= start;
 	c->in.data[c->in.len] = '\0';
 	if (c->in.len > CONTROL_LINE_MAX) {
-		send_error(c, "request longer than %d bytes; send fewer ids per request", CONTROL_LINE_MAX);
+		control_send_error(c, "request longer than %d bytes; send fewer ids per request", CONTROL_LINE_MAX);
 		client_close(c);
 	}
 }
@@ -372,7 +373,7 @@ static void on_connection(uv_stream_t *server, int status)
 	ctl->n_clients++;
 	c->last_active = uv_now(ctl->ew->loop);
 	if (ctl->n_clients > CONTROL_MAX_CLIENTS) {
-		send_error(c, "too many control connections (%d, all busy); try again later", CONTROL_MAX_CLIENTS);
+		control_send_error(c, "too many control connections (%d, all busy); try again later", CONTROL_MAX_CLIENTS);
 		client_close(c);
 		return;
 	}

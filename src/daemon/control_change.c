@@ -19,7 +19,7 @@ static json_object *get_ids(struct client *c, json_object *req)
 {
 	json_object *ids;
 	if (!json_object_object_get_ex(req, "ids", &ids) || !json_object_is_type(ids, json_type_array)) {
-		send_error(c, "\"ids\" must be an array of job ids");
+		control_send_error(c, "\"ids\" must be an array of job ids");
 		return NULL;
 	}
 	return ids;
@@ -56,22 +56,22 @@ static bool batch_name_valid(const char *b)
 	return true;
 }
 
-void cmd_watch(struct client *c, json_object *req)
+void control_cmd_watch(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
 	json_object *ids = get_ids(c, req);
-	const char *batch = get_str(req, "batch");
+	const char *batch = control_get_str(req, "batch");
 	json_object *v;
 	size_t added = 0, already = 0;
 
 	if (!ids)
 		return;
 	if (json_object_object_get_ex(req, "batch", &v) && v && !batch) {
-		send_error(c, "\"batch\" must be a string");
+		control_send_error(c, "\"batch\" must be a string");
 		return;
 	}
 	if (batch && !batch_name_valid(batch)) {
-		send_error(c, "batch name must be 1 to 128 printable characters");
+		control_send_error(c, "batch name must be 1 to 128 printable characters");
 		return;
 	}
 	json_object *rejected = json_object_new_array();
@@ -87,16 +87,16 @@ void cmd_watch(struct client *c, json_object *req)
 	char what[128];
 	snprintf(what, sizeof(what), "watch of %zu ids (%zu new)%s%.64s", added + already, added,
 		 batch ? " in batch " : "", batch ? batch : "");
-	log_peer(c, what);
+	control_log_peer(c, what);
 	/* Accepted means durable: the answer waits for the commit. */
-	json_object *o = ok_answer();
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "added", json_object_new_int64((int64_t)added));
 	json_object_object_add(o, "already", json_object_new_int64((int64_t)already));
 	json_object_object_add(o, "rejected", rejected);
-	hold_answer(c, o);
+	control_hold_answer(c, o);
 }
 
-void cmd_cancel(struct client *c, json_object *req)
+void control_cmd_cancel(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
 	json_object *ids = get_ids(c, req);
@@ -121,14 +121,14 @@ void cmd_cancel(struct client *c, json_object *req)
 	}
 	char what[64];
 	snprintf(what, sizeof(what), "cancel of %zu jobs", queued);
-	log_peer(c, what);
-	json_object *o = ok_answer();
+	control_log_peer(c, what);
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "queued", json_object_new_int64((int64_t)queued));
 	json_object_object_add(o, "rejected", rejected);
-	hold_answer(c, o);
+	control_hold_answer(c, o);
 }
 
-void cmd_unwatch(struct client *c, json_object *req)
+void control_cmd_unwatch(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
 	json_object *ids = get_ids(c, req);
@@ -147,15 +147,15 @@ void cmd_unwatch(struct client *c, json_object *req)
 	}
 	char what[64];
 	snprintf(what, sizeof(what), "unwatch of %zu ids", removed);
-	log_peer(c, what);
-	json_object *o = ok_answer();
+	control_log_peer(c, what);
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "removed", json_object_new_int64((int64_t)removed));
 	json_object_object_add(o, "unknown", unknown);
-	hold_answer(c, o);
+	control_hold_answer(c, o);
 }
 
 /* Answers a wait when everything it waits for has ended. Returns true if answered. */
-bool wait_check(struct client *c)
+bool control_wait_check(struct client *c)
 {
 	struct ew *ew = c->ctl->ew;
 	json_object *jobs;
@@ -166,7 +166,7 @@ bool wait_check(struct client *c)
 			return false;
 		jobs = json_object_new_array();
 		for (uint32_t i = 0; b && i < b->n_jobs; i++)
-			json_object_array_add(jobs, job_json(b->members[i]));
+			json_object_array_add(jobs, control_job_json(b->members[i]));
 	} else {
 		while (c->wait_pos < c->n_wait) {
 			struct job *j = jobtable_get(&ew->jobs, c->wait_ids[c->wait_pos]);
@@ -178,7 +178,7 @@ bool wait_check(struct client *c)
 		for (size_t i = 0; i < c->n_wait; i++) {
 			struct job *j = jobtable_get(&ew->jobs, c->wait_ids[i]);
 			if (j) {
-				json_object_array_add(jobs, job_json(j));
+				json_object_array_add(jobs, control_job_json(j));
 			} else {
 				json_object *o = json_object_new_object();
 				json_object_object_add(o, "id", json_object_new_string(c->wait_ids[i]));
@@ -187,23 +187,23 @@ bool wait_check(struct client *c)
 			}
 		}
 	}
-	json_object *o = ok_answer();
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "jobs", jobs);
 	c->waiting = false;
-	send_line(c, o);
+	control_send_line(c, o);
 	return true;
 }
 
 
-void cmd_wait(struct client *c, json_object *req)
+void control_cmd_wait(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
-	const char *batch = get_str(req, "batch");
+	const char *batch = control_get_str(req, "batch");
 	json_object *ids;
 
 	if (batch) {
 		if (!jobtable_get_batch(&ew->jobs, batch)) {
-			send_error(c, "no batch named \"%.128s\"", batch);
+			control_send_error(c, "no batch named \"%.128s\"", batch);
 			return;
 		}
 		c->wait_batch = xstrdup(batch);
@@ -212,13 +212,13 @@ void cmd_wait(struct client *c, json_object *req)
 			return;
 		size_t n = json_object_array_length(ids);
 		if (n == 0) {
-			send_error(c, "wait needs job ids or a batch");
+			control_send_error(c, "wait needs job ids or a batch");
 			return;
 		}
 		for (size_t i = 0; i < n; i++) {
 			const char *id = json_object_get_string(json_object_array_get_idx(ids, i));
 			if (!id || !jobtable_get(&ew->jobs, id)) {
-				send_error(c, "job %.140s is not watched; watch it first", id ? id : "(not a string)");
+				control_send_error(c, "job %.140s is not watched; watch it first", id ? id : "(not a string)");
 				return;
 			}
 		}
@@ -231,10 +231,10 @@ void cmd_wait(struct client *c, json_object *req)
 	/* Checked after the next commit, like every wait: an end not yet durable is not reported. */
 	c->waiting = true;
 	ew->turn.ended = true;
-	pause_reading(c);
+	control_pause_reading(c);
 }
 
-void wait_clear(struct client *c)
+void control_wait_clear(struct client *c)
 {
 	for (size_t i = 0; i < c->n_wait; i++)
 		free(c->wait_ids[i]);

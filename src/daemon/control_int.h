@@ -41,36 +41,41 @@ struct control {
 };
 
 /* Sends one answer line (takes o); drops a client that does not read its answers. */
-void send_line(struct client *c, json_object *o);
+void control_send_line(struct client *c, json_object *o);
 /* Holds answer o (taken) until the outbox has committed this turn's changes. */
-void hold_answer(struct client *c, json_object *o);
+void control_hold_answer(struct client *c, json_object *o);
 /* Logs who asked for a change (SO_PEERCRED): what names the request, e.g. "watch of 3 ids". */
-void log_peer(struct client *c, const char *what);
-void send_error(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-json_object *ok_answer(void);
-json_object *job_json(const struct job *j);
-const char *get_str(json_object *req, const char *key);
+void control_log_peer(struct client *c, const char *what);
+void control_send_error(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+json_object *control_ok_answer(void);
+json_object *control_job_json(const struct job *j);
+const char *control_get_str(json_object *req, const char *key);
 
 /* Stops reading a client until resume: one request at a time. */
-void pause_reading(struct client *c);
+void control_pause_reading(struct client *c);
 
 /* The commands that change state or wait (control_change.c). */
-void cmd_watch(struct client *c, json_object *req);
-void cmd_unwatch(struct client *c, json_object *req);
-void cmd_cancel(struct client *c, json_object *req);
-void cmd_wait(struct client *c, json_object *req);
+void control_cmd_watch(struct client *c, json_object *req);
+void control_cmd_unwatch(struct client *c, json_object *req);
+void control_cmd_cancel(struct client *c, json_object *req);
+void control_cmd_wait(struct client *c, json_object *req);
 /* Answers c's wait when everything it waits for has ended. Returns true if answered. */
-bool wait_check(struct client *c);
+bool control_wait_check(struct client *c);
 /* Forgets c's finished wait. */
-void wait_clear(struct client *c);
+void control_wait_clear(struct client *c);
 
 /* The read-only commands (control_query.c). */
-void cmd_list(struct client *c, json_object *req);
-void cmd_show(struct client *c, json_object *req);
-void cmd_status(struct client *c, json_object *req);
-void cmd_metrics(struct client *c, json_object *req);
-void cmd_batches(struct client *c, json_object *req);
-void cmd_deliveries(struct client *c, json_object *req);
-void cmd_redeliver(struct client *c, json_object *req);
+void control_cmd_list(struct client *c, json_object *req);
+void control_cmd_show(struct client *c, json_object *req);
+void control_cmd_status(struct client *c, json_object *req);
+void control_cmd_metrics(struct client *c, json_object *req);
+void control_cmd_batches(struct client *c, json_object *req);
+void control_cmd_deliveries(struct client *c, json_object *req);
+/* "since" of a request: a duration ago ("2h") or an RFC 3339 time; 0 when absent. -EINVAL with err. */
+int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen);
+
+/* Deliveries and hooks (control_hooks.c): redeliver (one event or dead ones in bulk), hooks (list, enable, disable). */
+void control_cmd_redeliver(struct client *c, json_object *req);
+void control_cmd_hooks(struct client *c, json_object *req);
 
 #endif

@@ -1,9 +1,12 @@
-/* The control socket's read-only commands: list, show, status, metrics, batches, deliveries; and redeliver. */
+/* The control socket's read-only commands: list, show, status, metrics, batches, deliveries. */
+#include <errno.h>
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "config.h"
 #include "control_int.h"
 #include "hooks.h"
 #include "store.h"
@@ -26,7 +29,7 @@ static void list_one(const char *k, void *v, void *arg)
 		return;
 	if (l->limit >= 0 && (int64_t)json_object_array_length(l->arr) >= l->limit)
 		return;
-	json_object_array_add(l->arr, job_json(j));
+	json_object_array_add(l->arr, control_job_json(j));
 }
 
 static int cmp_jobs(const void *a, const void *b)
@@ -37,17 +40,17 @@ static int cmp_jobs(const void *a, const void *b)
 	return strcmp(json_object_get_string(ix), json_object_get_string(iy));
 }
 
-void cmd_list(struct client *c, json_object *req)
+void control_cmd_list(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
-	struct list_ctx l = { .status = -1, .batch = get_str(req, "batch"), .limit = -1 };
-	const char *st = get_str(req, "status");
+	struct list_ctx l = { .status = -1, .batch = control_get_str(req, "batch"), .limit = -1 };
+	const char *st = control_get_str(req, "status");
 	json_object *v;
 
 	if (st) {
 		l.status = job_status_from_name(st);
 		if (l.status < 0) {
-			send_error(c, "unknown status \"%.64s\"; expected new, processing, cancelling, complete, cancelled, "
+			control_send_error(c, "unknown status \"%.64s\"; expected new, processing, cancelling, complete, cancelled, "
 				   "failed, unknown, not_found, error or expired", st);
 			return;
 		}
@@ -67,9 +70,9 @@ void cmd_list(struct client *c, json_object *req)
 		strmap_each(&ew->jobs.jobs, list_one, &l);
 	}
 	json_object_array_sort(l.arr, cmp_jobs);
-	json_object *o = ok_answer();
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "jobs", l.arr);
-	send_line(c, o);
+	control_send_line(c, o);
 }
 
 static int show_event(const char *id, const char *type, int64_t ts, void *arg)
@@ -84,22 +87,22 @@ static int show_event(const char *id, const char *type, int64_t ts, void *arg)
 	return 0;
 }
 
-void cmd_show(struct client *c, json_object *req)
+void control_cmd_show(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
-	const char *id = get_str(req, "id");
+	const char *id = control_get_str(req, "id");
 	struct job *j;
 
 	if (!id || !api_id_valid(id)) {
-		send_error(c, "\"id\" must be a valid job id");
+		control_send_error(c, "\"id\" must be a valid job id");
 		return;
 	}
 	j = jobtable_get(&ew->jobs, id);
 	if (!j) {
-		send_error(c, "job %s is not watched", id);
+		control_send_error(c, "job %s is not watched", id);
 		return;
 	}
-	json_object *jo = job_json(j);
+	json_object *jo = control_job_json(j);
 	json_object_object_add(jo, "poll_interval_ms", json_object_new_int64(j->interval));
 	if (j->heap_idx != JOB_NOT_QUEUED)
 		json_object_object_add(jo, "next_poll_in_ms", json_object_new_int64(
@@ -121,18 +124,18 @@ void cmd_show(struct client *c, json_object *req)
 	if (store_get_snapshot(ew->store, id, &snap) < 0 || store_job_events(ew->store, id, show_event, events) < 0) {
 		json_object_put(jo);
 		json_object_put(events);
-		send_error(c, "state database: %s", store_error(ew->store));
+		control_send_error(c, "state database: %s", store_error(ew->store));
 		return;
 	}
 	json_object_object_add(jo, "last_seen", snap ? json_tokener_parse(snap) : NULL);
 	free(snap);
 	json_object_object_add(jo, "events", events);
-	json_object *o = ok_answer();
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "job", jo);
-	send_line(c, o);
+	control_send_line(c, o);
 }
 
-void cmd_status(struct client *c, json_object *req)
+void control_cmd_status(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
 	const struct metrics *m = &ew->m;
@@ -183,19 +186,19 @@ void cmd_status(struct client *c, json_object *req)
 	json_object_object_add(s, "version", json_object_new_string(PACKAGE_VERSION));
 	metrics_status_line(m, ew->jobs.counts, line, sizeof(line));
 	json_object_object_add(s, "summary", json_object_new_string(line));
-	json_object *o = ok_answer();
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "status", s);
-	send_line(c, o);
+	control_send_line(c, o);
 }
 
-void cmd_metrics(struct client *c, json_object *req)
+void control_cmd_metrics(struct client *c, json_object *req)
 {
 	struct buf b = { 0 };
 	metrics_text(&c->ctl->ew->m, c->ctl->ew->jobs.counts, &b);
-	json_object *o = ok_answer();
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "text", json_object_new_string(b.data ? b.data : ""));
 	buf_free(&b);
-	send_line(c, o);
+	control_send_line(c, o);
 }
 
 struct batches_ctx {
@@ -217,13 +220,13 @@ static void batch_one(const char *k, void *v, void *arg)
 	json_object_array_add(arg, o);
 }
 
-void cmd_batches(struct client *c, json_object *req)
+void control_cmd_batches(struct client *c, json_object *req)
 {
 	json_object *arr = json_object_new_array();
 	strmap_each(&c->ctl->ew->jobs.batches, batch_one, arr);
-	json_object *o = ok_answer();
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "batches", arr);
-	send_line(c, o);
+	control_send_line(c, o);
 }
 
 static int delivery_one(const struct store_delivery *d, void *arg)
@@ -247,42 +250,45 @@ static int delivery_one(const struct store_delivery *d, void *arg)
 	return json_object_array_length(arg) >= 10000;
 }
 
-void cmd_deliveries(struct client *c, json_object *req)
+int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen)
 {
-	const char *state = get_str(req, "state");
+	const char *v = control_get_str(req, "since");
+	uint64_t d;
+	*ret_ms = 0;
+	if (!v)
+		return 0;
+	if (config_parse_duration(v, &d) == 0) {
+		*ret_ms = util_wall_ms() - (int64_t)d;
+		return 0;
+	}
+	if (util_parse_rfc3339(v, ret_ms) == 0)
+		return 0;
+	snprintf(err, errlen, "since: expected a duration (\"2h\", \"3d\") or an RFC 3339 time "
+		 "(\"2026-12-01T08:00:00Z\"), got \"%.64s\"", v);
+	return -EINVAL;
+}
+
+void control_cmd_deliveries(struct client *c, json_object *req)
+{
+	const char *state = control_get_str(req, "state");
+	const char *hook = control_get_str(req, "hook");
+	int64_t since;
+	char err[256];
 	if (state && strcmp(state, "pending") && strcmp(state, "dead") && strcmp(state, "done")) {
-		send_error(c, "unknown delivery state \"%.32s\"; expected pending, dead or done", state);
+		control_send_error(c, "unknown delivery state \"%.32s\"; expected pending, dead or done", state);
+		return;
+	}
+	if (control_since(req, &since, err, sizeof(err)) < 0) {
+		control_send_error(c, "%s", err);
 		return;
 	}
 	json_object *arr = json_object_new_array();
-	if (store_each_delivery(c->ctl->ew->store, state, delivery_one, arr) < 0) {
+	if (store_each_delivery(c->ctl->ew->store, state, hook, since, delivery_one, arr) < 0) {
 		json_object_put(arr);
-		send_error(c, "state database: %s", store_error(c->ctl->ew->store));
+		control_send_error(c, "state database: %s", store_error(c->ctl->ew->store));
 		return;
 	}
-	json_object *o = ok_answer();
+	json_object *o = control_ok_answer();
 	json_object_object_add(o, "deliveries", arr);
-	send_line(c, o);
-}
-
-void cmd_redeliver(struct client *c, json_object *req)
-{
-	const char *id = get_str(req, "event_id");
-	const char *hook = get_str(req, "hook");
-	char err[256];
-	if (!id) {
-		send_error(c, "\"event_id\" is required");
-		return;
-	}
-	char what[160];
-	snprintf(what, sizeof(what), "redeliver of %.40s%s%.64s", id, hook ? " to hook " : "", hook ? hook : "");
-	log_peer(c, what);
-	int n = hooks_redeliver(c->ctl->ew, id, hook, err, sizeof(err));
-	if (n < 0) {
-		send_error(c, "%s", err);
-		return;
-	}
-	json_object *o = ok_answer();
-	json_object_object_add(o, "queued", json_object_new_int(n));
-	hold_answer(c, o);
+	control_send_line(c, o);
 }

@@ -18,7 +18,7 @@
 #include "store.h"
 #include "util.h"
 
-static struct payload *payload_new(const char *s)
+struct payload *hooks_payload_new(const char *s)
 {
 	size_t n = strlen(s);
 	struct payload *p = xmalloc(sizeof(*p) + n + 1);
@@ -28,7 +28,7 @@ static struct payload *payload_new(const char *s)
 	return p;
 }
 
-static void payload_unref(struct payload *p)
+void hooks_payload_unref(struct payload *p)
 {
 	if (p && --p->refs == 0)
 		free(p);
@@ -42,8 +42,11 @@ static void gauges(struct hooks *hs)
 
 static void delivery_free(struct hooks *hs, struct delivery *d)
 {
+	if (d->type != EV_BATCH_DONE && strmap_get(&d->hook->tails, d->subject) == d)
+		strmap_del(&d->hook->tails, d->subject);
 	strmap_del(&hs->index, d->key);
-	payload_unref(d->payload);
+	d->hook->queued--;
+	hooks_payload_unref(d->payload);
 	free(d->subject);
 	free(d->batch);
 	free(d->key);
@@ -52,7 +55,13 @@ static void delivery_free(struct hooks *hs, struct delivery *d)
 	gauges(hs);
 }
 
-static struct hook_rt *hook_find(struct hooks *hs, const char *name)
+/* A hook's ready queue: oldest first. */
+static bool older(const void *a, const void *b)
+{
+	return ((const struct delivery *)a)->seq < ((const struct delivery *)b)->seq;
+}
+
+struct hook_rt *hooks_find(struct hooks *hs, const char *name)
 {
 	for (struct hook_rt *h = hs->list; h; h = h->next)
 		if (strcmp(h->name, name) == 0)
@@ -62,10 +71,11 @@ static struct hook_rt *hook_find(struct hooks *hs, const char *name)
 
 static struct hook_rt *hook_get(struct hooks *hs, const char *name)
 {
-	struct hook_rt *h = hook_find(hs, name);
+	struct hook_rt *h = hooks_find(hs, name);
 	if (!h) {
 		h = xcalloc(1, sizeof(*h));
 		h->name = xstrdup(name);
+		heap_init(&h->ready, older, offsetof(struct delivery, heap_idx));
 		/* Append, to keep config order for round-robin. */
 		struct hook_rt **pp = &hs->list;
 		while (*pp)
@@ -80,7 +90,7 @@ static void record(struct hooks *hs, struct delivery *d, const char *state, cons
 	turn_delivery(&hs->ew->turn, d->event_id, d->hook->name, state, d->attempts, d->next_ms, error);
 }
 
-/* ---- the ready queues and the claimed list ---- */
+/* ---- the claimed list ---- */
 
 static void queue_push(struct delivery **head, struct delivery **tail, struct delivery *d)
 {
@@ -104,55 +114,12 @@ static struct delivery *queue_pop(struct delivery **head, struct delivery **tail
 	return d;
 }
 
-/* ---- the delayed heap: earliest next attempt first ---- */
+/* ---- the heaps: each hook's ready queue (oldest first), the delayed set (earliest attempt first) ---- */
 
-static void heap_set(struct hooks *hs, size_t i, struct delivery *d)
+static bool sooner(const void *a, const void *b)
 {
-	hs->delayed[i] = d;
-	d->heap_idx = (uint32_t)i;
-}
-
-static void heap_up(struct hooks *hs, size_t i)
-{
-	struct delivery *d = hs->delayed[i];
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (hs->delayed[p]->next_ms <= d->next_ms)
-			break;
-		heap_set(hs, i, hs->delayed[p]);
-		i = p;
-	}
-	heap_set(hs, i, d);
-}
-
-static void heap_down(struct hooks *hs, size_t i)
-{
-	struct delivery *d = hs->delayed[i];
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		int64_t best = d->next_ms;
-		if (l < hs->n_delayed && hs->delayed[l]->next_ms < best)
-			m = l, best = hs->delayed[l]->next_ms;
-		if (r < hs->n_delayed && hs->delayed[r]->next_ms < best)
-			m = r;
-		if (m == i)
-			break;
-		heap_set(hs, i, hs->delayed[m]);
-		i = m;
-	}
-	heap_set(hs, i, d);
-}
-
-static struct delivery *heap_pop(struct hooks *hs)
-{
-	struct delivery *top = hs->delayed[0];
-	struct delivery *last = hs->delayed[--hs->n_delayed];
-	if (hs->n_delayed) {
-		heap_set(hs, 0, last);
-		heap_down(hs, 0);
-	}
-	top->heap_idx = DELIVERY_NOT_DELAYED;
-	return top;
+	const struct delivery *x = a, *y = b;
+	return x->next_ms < y->next_ms || (x->next_ms == y->next_ms && x->seq < y->seq);
 }
 
 static void on_delay_timer(uv_timer_t *t);
@@ -160,11 +127,12 @@ static void on_delay_timer(uv_timer_t *t);
 /* Arms the timer for the earliest delayed delivery: O(1), whatever the number delayed. */
 static void arm_delayed(struct hooks *hs)
 {
-	if (!hs->n_delayed || hs->stopping) {
+	const struct delivery *first = heap_peek(&hs->delayed);
+	if (!first || hs->stopping) {
 		uv_timer_stop(&hs->delay_timer);
 		return;
 	}
-	int64_t wait = hs->delayed[0]->next_ms - util_wall_ms();
+	int64_t wait = first->next_ms - util_wall_ms();
 	UV_CHECK(uv_timer_start(&hs->delay_timer, on_delay_timer, wait > 0 ? (uint64_t)wait : 0, 0));
 }
 
@@ -172,27 +140,118 @@ static void on_delay_timer(uv_timer_t *t)
 {
 	struct hooks *hs = container_of(t, struct hooks, delay_timer);
 	int64_t now = util_wall_ms();
-	while (hs->n_delayed && hs->delayed[0]->next_ms <= now) {
-		struct delivery *d = heap_pop(hs);
-		queue_push(&d->hook->ready_head, &d->hook->ready_tail, d);
+	struct delivery *d;
+	while ((d = heap_peek(&hs->delayed)) && d->next_ms <= now) {
+		heap_pop(&hs->delayed);
+		heap_push(&d->hook->ready, d);
 	}
 	arm_delayed(hs);
 	hooks_pump(hs);
 }
 
+/* Ready now, or delayed until its next attempt time. */
 static void enqueue(struct hooks *hs, struct delivery *d)
 {
 	if (d->next_ms > util_wall_ms()) {
-		if (hs->n_delayed == hs->cap_delayed) {
-			hs->cap_delayed = hs->cap_delayed ? hs->cap_delayed * 2 : 64;
-			hs->delayed = xrealloc(hs->delayed, hs->cap_delayed * sizeof(*hs->delayed));
-		}
-		hs->delayed[hs->n_delayed++] = d;
-		heap_up(hs, hs->n_delayed - 1);
+		heap_push(&hs->delayed, d);
 		if (d->heap_idx == 0)
 			arm_delayed(hs);
 	} else {
-		queue_push(&d->hook->ready_head, &d->hook->ready_tail, d);
+		heap_push(&d->hook->ready, d);
+	}
+}
+
+void hooks_release_delayed(struct hooks *hs, struct hook_rt *h)
+{
+	for (size_t i = heap_len(&hs->delayed); i-- > 0;) {
+		if (i >= heap_len(&hs->delayed))
+			continue;
+		struct delivery *d = heap_at(&hs->delayed, i);
+		if (d->hook != h)
+			continue;
+		heap_remove(&hs->delayed, d);
+		d->next_ms = util_wall_ms();
+		heap_push(&h->ready, d);
+	}
+	arm_delayed(hs);
+}
+
+/*
+ * ---- order, per hook ----
+ * A job's deliveries start one after another, in the order their events were
+ * detected (cancelling before cancelled): each waits behind the job's previous
+ * one until that is done or dead. A batch.done waits until every member
+ * delivery of its group for the same hook is done or dead. Held deliveries are
+ * in no queue; the rest are free to run at the hook's concurrency, in FIFO
+ * order of arrival (and a restart loads them oldest event first).
+ */
+
+static void order_add(struct hooks *hs, struct delivery *d)
+{
+	struct hook_rt *h = d->hook;
+	struct hook_group *g = d->batch ? strmap_get(&h->groups, d->batch) : NULL;
+
+	if (d->type == EV_BATCH_DONE) {
+		if (g && g->members) {
+			d->blockers++;
+			d->succ = g->waiting;
+			g->waiting = d;
+			return;
+		}
+		enqueue(hs, d);
+		return;
+	}
+	if (d->batch) {
+		if (!g) {
+			g = xcalloc(1, sizeof(*g));
+			g->name = xstrdup(d->batch);
+			strmap_put(&h->groups, g->name, g);
+		}
+		g->members++;
+	}
+	struct delivery *prev = strmap_put(&h->tails, d->subject, d);
+	if (prev) {
+		prev->succ = d;
+		d->blockers++;
+		return;
+	}
+	enqueue(hs, d);
+}
+
+static void unblock(struct hooks *hs, struct delivery *d)
+{
+	if (--d->blockers == 0)
+		enqueue(hs, d);
+}
+
+static void group_free(struct hook_group *g)
+{
+	free(g->name);
+	free(g);
+}
+
+/* d is done or dead: what waited behind it may go. */
+static void order_release(struct hooks *hs, struct delivery *d)
+{
+	struct hook_rt *h = d->hook;
+
+	if (d->type == EV_BATCH_DONE)
+		return;
+	struct delivery *next = d->succ;
+	d->succ = NULL;
+	if (next)
+		unblock(hs, next);
+	struct hook_group *g = d->batch ? strmap_get(&h->groups, d->batch) : NULL;
+	if (g && g->members && --g->members == 0) {
+		struct delivery *w = g->waiting;
+		strmap_del(&h->groups, g->name);
+		group_free(g);
+		while (w) {
+			struct delivery *n = w->succ;
+			w->succ = NULL;
+			unblock(hs, w);
+			w = n;
+		}
 	}
 }
 
@@ -206,12 +265,14 @@ static struct delivery *delivery_new(struct hooks *hs, struct hook_rt *h, const 
 	d->subject = xstrdup(subject ? subject : "");
 	d->batch = batch ? xstrdup(batch) : NULL;
 	d->payload = p;
-	d->heap_idx = DELIVERY_NOT_DELAYED;
+	d->heap_idx = HEAP_NONE;
+	d->seq = ++hs->seq;
 	p->refs++;
 	size_t n = strlen(event_id) + strlen(h->name) + 2;
 	d->key = xmalloc(n);
 	snprintf(d->key, n, "%s %s", event_id, h->name);
 	strmap_put(&hs->index, d->key, d);
+	h->queued++;
 	hs->pending++;
 	gauges(hs);
 	return d;
@@ -225,10 +286,12 @@ static struct delivery *delivery_new(struct hooks *hs, struct hook_rt *h, const 
  * name matches the job_name glob (batch.done, which has no job, passes it; a
  * job event whose name is unknown matches only "*").
  */
-static bool hook_takes(const struct ew_hook *c, enum ew_event type, const char *batch, const char *job_name)
+bool hooks_takes(const struct ew_hook *c, enum ew_event type, const char *batch, const char *job_name)
 {
 	if (!(c->on_mask & (1u << type)))
 		return false;
+	if (job_event_is_hook(type))
+		return true;        /* operational events are about no batch and no job */
 	if (c->batch_glob && fnmatch(c->batch_glob, batch ? batch : "", 0) != 0)
 		return false;
 	if (c->job_name_glob && type != EV_BATCH_DONE && fnmatch(c->job_name_glob, job_name ? job_name : "", 0) != 0)
@@ -240,7 +303,10 @@ void hooks_plan(struct hooks *hs, struct turn_row *ev)
 {
 	const struct ew_config *cfg = &hs->ew->cfg;
 	for (size_t i = 0; i < cfg->n_hooks; i++) {
-		if (!hook_takes(&cfg->hooks[i], ev->type, ev->batch, ev->job_name))
+		if (!hooks_takes(&cfg->hooks[i], ev->type, ev->batch, ev->job_name))
+			continue;
+		/* A hook never hears of its own breaker: it could not take the news. */
+		if (job_event_is_hook(ev->type) && strcmp(ev->subject, cfg->hooks[i].name) == 0)
 			continue;
 		ev->hooks = xrealloc(ev->hooks, (ev->n_hooks + 1) * sizeof(*ev->hooks));
 		ev->hooks[ev->n_hooks++] = xstrdup(cfg->hooks[i].name);
@@ -273,6 +339,7 @@ void hooks_pump(struct hooks *hs)
 {
 	bool progress = true;
 	unsigned cap = hs->ew->cfg.hooks_max_concurrent;
+	int64_t now = util_wall_ms();
 
 	if (hs->stopping)
 		return;
@@ -280,9 +347,9 @@ void hooks_pump(struct hooks *hs)
 	while (progress && hs->running < cap) {
 		progress = false;
 		for (struct hook_rt *h = hs->list; h && hs->running < cap; h = h->next) {
-			if (!h->cfg || h->disabled || h->running >= h->cfg->concurrency || !h->ready_head)
+			if (!h->cfg || h->running >= h->cfg->concurrency || !heap_len(&h->ready) || !hooks_ops_may_start(hs, h, now))
 				continue;
-			struct delivery *d = queue_pop(&h->ready_head, &h->ready_tail);
+			struct delivery *d = heap_pop(&h->ready);
 			/* Claimed: the attempt number is written before the attempt starts. */
 			d->attempts++;
 			d->next_ms = util_wall_ms();
@@ -293,6 +360,7 @@ void hooks_pump(struct hooks *hs)
 			progress = true;
 		}
 	}
+	hooks_ops_arm(hs);
 	gauges(hs);
 }
 
@@ -315,23 +383,39 @@ void hooks_dispatch(struct ew *ew, const struct turn_row *rows)
 	for (const struct turn_row *r = rows; r; r = r->next) {
 		if (r->kind != TR_EVENT || !r->is_new || !r->n_hooks)
 			continue;
-		struct payload *p = payload_new(r->text);
+		struct payload *p = hooks_payload_new(r->text);
 		for (size_t i = 0; i < r->n_hooks; i++) {
 			d = delivery_new(hs, hook_get(hs, r->hooks[i]), r->event_id, r->type, r->subject, r->batch, p);
 			d->next_ms = r->ts_ms;
 			d->lag_from_ms = r->lag_from_ms;
-			enqueue(hs, d);
+			order_add(hs, d);
 		}
-		payload_unref(p);
+		hooks_payload_unref(p);
 	}
 	hooks_pump(hs);
+}
+
+bool hooks_in_memory(struct hooks *hs, const char *event_id, const char *hook)
+{
+	char key[37 + 1 + 256];
+	snprintf(key, sizeof(key), "%s %s", event_id, hook);
+	return strmap_get(&hs->index, key) != NULL;
+}
+
+void hooks_requeue(struct hooks *hs, struct hook_rt *h, const char *event_id, enum ew_event type, const char *subject,
+		   const char *batch, struct payload *p, const char *why)
+{
+	struct delivery *d = delivery_new(hs, h, event_id, type, subject, batch, p);
+	d->next_ms = util_wall_ms();
+	record(hs, d, "pending", why);
+	order_add(hs, d);
 }
 
 static int restore_one(const struct store_delivery *sd, void *arg)
 {
 	struct hooks *hs = arg;
 	enum ew_event type = job_event_parse(sd->type ? sd->type : "");
-	struct hook_rt *h = hook_find(hs, sd->hook);
+	struct hook_rt *h = hooks_find(hs, sd->hook);
 
 	if (!h || !h->cfg) {
 		log_ctx(LOG_WARNING, &((struct log_ctx){ .event_id = sd->event_id, .hook = sd->hook }),
@@ -339,18 +423,23 @@ static int restore_one(const struct store_delivery *sd, void *arg)
 			"database until the hook comes back", sd->event_id, sd->hook);
 		return 0;
 	}
-	struct payload *p = payload_new(sd->payload ? sd->payload : "{}");
+	struct payload *p = hooks_payload_new(sd->payload ? sd->payload : "{}");
 	struct delivery *d = delivery_new(hs, h, sd->event_id, type, sd->subject, sd->batch, p);
-	payload_unref(p);
+	hooks_payload_unref(p);
 	d->attempts = sd->attempts;
 	d->next_ms = sd->next_ms;
-	enqueue(hs, d);
+	order_add(hs, d);
 	return 0;
 }
 
 int hooks_restore(struct ew *ew, char *err, size_t errlen)
 {
-	int r = store_each_delivery(ew->store, "pending", restore_one, ew->hooks);
+	int r = hooks_ops_restore(ew->hooks);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot read the hooks' state: %s", store_error(ew->store));
+		return r;
+	}
+	r = store_each_pending(ew->store, restore_one, ew->hooks);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read the pending deliveries: %s", store_error(ew->store));
 		return r;
@@ -382,7 +471,7 @@ void hooks_unclaim(struct hooks *hs, struct delivery *d, bool requeue)
 		d->attempts--;
 	record(hs, d, "pending", NULL);
 	if (requeue)
-		queue_push(&d->hook->ready_head, &d->hook->ready_tail, d);
+		heap_push(&d->hook->ready, d);
 	else
 		delivery_free(hs, d);
 }
@@ -392,24 +481,36 @@ void hooks_finish(struct hooks *hs, struct delivery *d, bool ok, bool permanent,
 {
 	struct hook_rt *h = d->hook;
 	struct log_ctx ctx = { .event_id = d->event_id, .event = job_event_name(d->type), .hook = h->name,
-			       .job_id = d->type == EV_BATCH_DONE ? NULL : d->subject };
+			       .job_id = hooks_of_job(d) ? d->subject : NULL };
 
 	release_slot(hs, d);
+	hooks_ops_note(hs, h, ok, error);
 	if (ok) {
 		hs->ew->m.deliveries_ok++;
 		log_ctx(LOG_INFO, &ctx, "hook %s delivered %s (%s %s) in %llu ms, attempt %u", h->name, d->event_id,
 			job_event_name(d->type), d->subject, (unsigned long long)ms, d->attempts);
 		record(hs, d, "done", NULL);
+		order_release(hs, d);
 		delivery_free(hs, d);
 		return;
 	}
 	hs->ew->m.deliveries_failed++;
+	if (h->disabled_ms) {
+		/* Nothing dies while its hook is disabled: it waits, and goes first when the hook is enabled. */
+		log_ctx(LOG_WARNING, &ctx, "hook %s failed on %s (attempt %u): %s; waiting while the hook is disabled",
+			h->name, d->event_id, d->attempts, error);
+		d->next_ms = util_wall_ms();
+		record(hs, d, "pending", error);
+		heap_push(&h->ready, d);
+		return;
+	}
 	unsigned max = h->cfg ? h->cfg->max_attempts : 1;
 	if (permanent || d->attempts >= max) {
 		hs->ew->m.deliveries_dead++;
 		log_ctx(LOG_ERR, &ctx, "hook %s gave up on %s (%s %s) after %u attempts: %s", h->name, d->event_id,
 			job_event_name(d->type), d->subject, d->attempts, error);
 		record(hs, d, "dead", error);
+		order_release(hs, d);
 		delivery_free(hs, d);
 		return;
 	}
@@ -446,15 +547,16 @@ void hooks_run_free(struct run *r)
 void hooks_reconfigure(struct ew *ew)
 {
 	struct hooks *hs = ew->hooks;
-	for (struct hook_rt *h = hs->list; h; h = h->next) {
+	for (struct hook_rt *h = hs->list; h; h = h->next)
 		h->cfg = NULL;
-		h->disabled = false;
-	}
 	for (size_t i = 0; i < ew->cfg.n_hooks; i++) {
 		struct hook_rt *h = hook_get(hs, ew->cfg.hooks[i].name);
 		h->cfg = &ew->cfg.hooks[i];
+		hooks_ops_configure(hs, h);
+		/* A reload enables what was disabled; secrets that cannot be read disable it again, saying why. */
+		hooks_ops_enable(hs, h, "enabled by a reload");
 		if (hooks_load_secrets(h, h->cfg) < 0)
-			h->disabled = true;
+			hooks_ops_disable(hs, h, "its webhook secrets cannot be read (see the log)");
 	}
 	hooks_pump(hs);
 }
@@ -465,104 +567,20 @@ int hooks_init(struct ew *ew)
 	int r;
 
 	hs->ew = ew;
+	heap_init(&hs->delayed, sooner, offsetof(struct delivery, heap_idx));
 	ew->hooks = hs;
-	if ((r = uv_timer_init(ew->loop, &hs->delay_timer)) < 0 || (r = uv_timer_init(ew->loop, &hs->grace_timer)) < 0)
+	if ((r = uv_timer_init(ew->loop, &hs->delay_timer)) < 0 || (r = uv_timer_init(ew->loop, &hs->grace_timer)) < 0 ||
+	    (r = uv_timer_init(ew->loop, &hs->gate_timer)) < 0)
 		return r;
-	hs->open_timers = 2;
+	hs->open_timers = 3;
 	for (size_t i = 0; i < ew->cfg.n_hooks; i++) {
 		struct hook_rt *h = hook_get(hs, ew->cfg.hooks[i].name);
 		h->cfg = &ew->cfg.hooks[i];
+		hooks_ops_configure(hs, h);
 		if (hooks_load_secrets(h, h->cfg) < 0)
 			return -EINVAL;
 	}
 	return 0;
-}
-
-struct redeliver_ctx {
-	char type[64];
-	char subject[300];
-	char batch[300];
-	bool have_batch;
-	char *payload;
-};
-
-static void redeliver_got(const char *t, const char *s, const char *b, const char *p, void *arg)
-{
-	struct redeliver_ctx *c = arg;
-	snprintf(c->type, sizeof(c->type), "%s", t ? t : "");
-	snprintf(c->subject, sizeof(c->subject), "%s", s ? s : "");
-	if (b) {
-		snprintf(c->batch, sizeof(c->batch), "%s", b);
-		c->have_batch = true;
-	}
-	c->payload = xstrdup(p ? p : "{}");
-}
-
-static bool in_memory(struct hooks *hs, const char *event_id, const char *hook)
-{
-	char key[37 + 1 + 256];
-	snprintf(key, sizeof(key), "%s %s", event_id, hook);
-	return strmap_get(&hs->index, key) != NULL;
-}
-
-int hooks_redeliver(struct ew *ew, const char *event_id, const char *hook, char *err, size_t errlen)
-{
-	struct hooks *hs = ew->hooks;
-	struct redeliver_ctx c = { .have_batch = false };
-	int r = store_get_event(ew->store, event_id, redeliver_got, &c);
-
-	if (r == -ENOENT) {
-		snprintf(err, errlen, "no event with id %.64s", event_id);
-		return r;
-	}
-	if (r < 0) {
-		snprintf(err, errlen, "state database: %s", store_error(ew->store));
-		return r;
-	}
-	enum ew_event t = job_event_parse(c.type);
-	/* The job's name, for job_name routing, is in the event's data. */
-	char name[256] = "";
-	json_object *doc = json_tokener_parse(c.payload), *data, *nm;
-	if (json_object_object_get_ex(doc, "data", &data) && json_object_object_get_ex(data, "name", &nm) &&
-	    json_object_is_type(nm, json_type_string))
-		snprintf(name, sizeof(name), "%s", json_object_get_string(nm));
-	json_object_put(doc);
-	const struct ew_hook *take[64];
-	size_t n = 0;
-	for (size_t i = 0; i < ew->cfg.n_hooks && n < ARRAY_SIZE(take); i++) {
-		const struct ew_hook *h = &ew->cfg.hooks[i];
-		if (hook ? strcmp(hook, h->name) == 0 : hook_takes(h, t, c.have_batch ? c.batch : NULL, name[0] ? name : NULL))
-			take[n++] = h;
-	}
-	if (!n) {
-		free(c.payload);
-		if (hook)
-			snprintf(err, errlen, "no hook named %.64s", hook);
-		else
-			snprintf(err, errlen, "no hook takes events of type %s", c.type);
-		return -ENOENT;
-	}
-	/* A delivery still queued or running is not queued twice. */
-	for (size_t i = 0; i < n; i++) {
-		if (in_memory(hs, event_id, take[i]->name)) {
-			free(c.payload);
-			snprintf(err, errlen, "already pending: %s for hook %s is queued or running", event_id,
-				 take[i]->name);
-			return -EBUSY;
-		}
-	}
-	struct payload *p = payload_new(c.payload);
-	free(c.payload);
-	for (size_t i = 0; i < n; i++) {
-		struct delivery *d = delivery_new(hs, hook_get(hs, take[i]->name), event_id, t, c.subject,
-						  c.have_batch ? c.batch : NULL, p);
-		d->next_ms = util_wall_ms();
-		record(hs, d, "pending", "redeliver requested");
-		enqueue(hs, d);
-	}
-	payload_unref(p);
-	hooks_pump(hs);
-	return (int)n;
 }
 
 static void on_grace(uv_timer_t *t)
@@ -589,6 +607,7 @@ void hooks_stop(struct ew *ew)
 
 	hs->stopping = true;
 	uv_timer_stop(&hs->delay_timer);
+	uv_timer_stop(&hs->gate_timer);
 	/* Claimed but not started: they run after the restart. */
 	while ((d = queue_pop(&hs->claimed_head, &hs->claimed_tail)))
 		hooks_unclaim(hs, d, false);
@@ -606,32 +625,51 @@ static void on_timer_closed(uv_handle_t *h)
 	struct hooks *hs = h->data;
 	if (--hs->open_timers == 0) {
 		strmap_free(&hs->index);
-		free(hs->delayed);
 		free(hs);
 	}
+}
+
+static void collect(const char *key, void *val, void *arg)
+{
+	(void)key;
+	struct delivery ***pp = arg;
+	*(*pp)++ = val;
+}
+
+static void group_drop(const char *key, void *val, void *arg)
+{
+	(void)key, (void)arg;
+	group_free(val);
 }
 
 void hooks_close(struct ew *ew)
 {
 	struct hooks *hs = ew->hooks;
-	struct delivery *d;
 	if (!hs)
 		return;
-	while ((d = queue_pop(&hs->claimed_head, &hs->claimed_tail)))
-		delivery_free(hs, d);
+	/* Every delivery in memory, wherever it is: queued, delayed, claimed or held. */
+	struct delivery **all = xmalloc((hs->index.len + 1) * sizeof(*all)), **end = all;
+	strmap_each(&hs->index, collect, &end);
+	for (struct delivery **p = all; p < end; p++)
+		delivery_free(hs, *p);
+	free(all);
+	hs->claimed_head = hs->claimed_tail = NULL;
+	heap_free(&hs->delayed);
 	for (struct hook_rt *h = hs->list; h;) {
 		struct hook_rt *next = h->next;
-		while ((d = queue_pop(&h->ready_head, &h->ready_tail)))
-			delivery_free(hs, d);
+		strmap_each(&h->groups, group_drop, NULL);
+		strmap_free(&h->groups);
+		strmap_free(&h->tails);
+		heap_free(&h->ready);
+		hooks_ops_free(h);
 		free(h->name);
 		free(h);
 		h = next;
 	}
 	hs->list = NULL;
-	while (hs->n_delayed)
-		delivery_free(hs, heap_pop(hs));
-	hs->delay_timer.data = hs->grace_timer.data = hs;
+	hs->delay_timer.data = hs->grace_timer.data = hs->gate_timer.data = hs;
 	uv_close((uv_handle_t *)&hs->delay_timer, on_timer_closed);
 	uv_close((uv_handle_t *)&hs->grace_timer, on_timer_closed);
+	uv_close((uv_handle_t *)&hs->gate_timer, on_timer_closed);
 	ew->hooks = NULL;
 }

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ew.h"
 
@@ -36,9 +37,43 @@ int hooks_restore(struct ew *ew, char *err, size_t errlen);
  * pending" when that delivery is still queued or running).
  */
 int hooks_redeliver(struct ew *ew, const char *event_id, const char *hook, char *err, size_t errlen);
+
+/* Which dead deliveries a replay takes: NULL/0 fields match everything. */
+struct hooks_replay {
+	const char *hook;
+	int64_t since_ms;           /* died at or after */
+	const char *event;          /* event type name */
+};
+/*
+ * Queues every matching dead delivery again, oldest event first, with its
+ * original event id. Returns how many were queued (*ret_skipped: matches whose
+ * hook the config no longer has, or that are queued already), or negative with err.
+ */
+int hooks_redeliver_dead(struct ew *ew, const struct hooks_replay *f, unsigned *ret_skipped, char *err, size_t errlen);
+
+/* One configured hook as operators see it (strings borrowed for the call). */
+struct hooks_info {
+	const char *name, *type;
+	int64_t disabled_ms;        /* 0: enabled */
+	const char *why;
+	int64_t failing_ms;         /* 0: the last attempt did not fail */
+	const char *last_error;
+	int64_t last_error_ms;
+	unsigned queued, running;
+	int64_t paused_until_ms;
+	double rate_per_s;
+	unsigned concurrency;
+};
+/* Calls fn for every configured hook, in config order; stops at a non-zero return. */
+int hooks_each(struct ew *ew, int (*fn)(const struct hooks_info *hi, void *arg), void *arg);
+/*
+ * Enables or disables a hook by name (recording hook.enabled/hook.disabled).
+ * Returns 1 when it changed, 0 when it already was so, -ENOENT with err.
+ */
+int hooks_set_enabled(struct ew *ew, const char *name, bool enable, char *err, size_t errlen);
 /* Loads every webhook secret of cfg without keeping them: a reload checks before it swaps. */
 int hooks_check_secrets(const struct ew_config *cfg, char *err, size_t errlen);
-/* The config was replaced: follow the hooks by name, reload secrets, re-enable 410'd webhooks. */
+/* The config was replaced: follow the hooks by name, reload secrets, enable disabled hooks again. */
 void hooks_reconfigure(struct ew *ew);
 /* Stops starting attempts; running ones get shutdown_grace, then are killed. */
 void hooks_stop(struct ew *ew);

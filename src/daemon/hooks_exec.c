@@ -16,7 +16,7 @@ static void log_output(struct run *r)
 {
 	struct delivery *d = r->d;
 	struct log_ctx ctx = { .event_id = d->event_id, .hook = d->hook->name,
-			       .job_id = d->type == EV_BATCH_DONE ? NULL : d->subject };
+			       .job_id = hooks_of_job(d) ? d->subject : NULL };
 	char *s = r->output.data;
 	int lines = 0;
 	if (!s)
@@ -146,6 +146,10 @@ const char *hooks_event_status(const struct delivery *d)
 {
 	if (d->type == EV_BATCH_DONE)
 		return "done";
+	if (d->type == EV_HOOK_DISABLED)
+		return "disabled";
+	if (d->type == EV_HOOK_ENABLED)
+		return "enabled";
 	enum job_status st = job_event_end_status(d->type);
 	return st != JOB_NONE ? job_status_name(st) : d->type == EV_CANCELLING ? "cancelling" : "";
 }
@@ -163,7 +167,7 @@ int hooks_exec_start(struct hooks *hs, struct run *r)
 	snprintf(env_buf[0], sizeof(env_buf[0]), "PATH=/usr/local/bin:/usr/bin:/bin");
 	snprintf(env_buf[1], sizeof(env_buf[1]), "EMBEDWATCH_EVENT_ID=%s", d->event_id);
 	snprintf(env_buf[2], sizeof(env_buf[2]), "EMBEDWATCH_EVENT=%s", job_event_name(d->type));
-	snprintf(env_buf[3], sizeof(env_buf[3]), "EMBEDWATCH_JOB_ID=%s", d->type == EV_BATCH_DONE ? "" : d->subject);
+	snprintf(env_buf[3], sizeof(env_buf[3]), "EMBEDWATCH_JOB_ID=%s", hooks_of_job(d) ? d->subject : "");
 	snprintf(env_buf[4], sizeof(env_buf[4]), "EMBEDWATCH_STATUS=%s", hooks_event_status(d));
 	snprintf(env_buf[5], sizeof(env_buf[5]), "EMBEDWATCH_BATCH=%s", d->batch ? d->batch : "");
 	snprintf(env_buf[6], sizeof(env_buf[6]), "EMBEDWATCH_ATTEMPT=%u", d->attempts);

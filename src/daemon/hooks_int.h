@@ -7,12 +7,14 @@
 #include <uv.h>
 
 #include "ew.h"
+#include "heap.h"
 #include "hooks.h"
 #include "http.h"
+#include "job.h"
+#include "sched.h"
 #include "sign.h"
 #include "strmap.h"
 
-#define DELIVERY_NOT_DELAYED UINT32_MAX
 
 struct payload {
 	unsigned refs;
@@ -34,7 +36,18 @@ struct delivery {
 	unsigned attempts;          /* attempts started, each claimed in a commit first */
 	int64_t next_ms;            /* wall clock of the next attempt */
 	int64_t lag_from_ms;        /* for the detection lag at its first start; 0: not measured */
-	uint32_t heap_idx;          /* in hooks->delayed, or DELIVERY_NOT_DELAYED */
+	uint64_t seq;               /* arrival order: detection order, and a restart's load order */
+	uint32_t heap_idx;          /* in a ready or the delayed heap, or HEAP_NONE */
+	/* Order (per hook): a job's next delivery, or the next batch.done waiting on one group. */
+	struct delivery *succ;
+	unsigned blockers;          /* > 0: held, in no queue, until what it follows is done or dead */
+};
+
+/* A group's member deliveries not yet done or dead for one hook, and the batch.done held behind them. */
+struct hook_group {
+	char *name;
+	unsigned members;
+	struct delivery *waiting;   /* batch.done deliveries, chained by succ */
 };
 
 struct hook_rt {
@@ -43,9 +56,20 @@ struct hook_rt {
 	const struct ew_hook *cfg;  /* NULL while the config has no hook of that name */
 	struct sign_secret secrets[SIGN_MAX_SECRETS];
 	size_t n_secrets;
-	struct delivery *ready_head, *ready_tail;
+	struct heap ready;          /* free to start, oldest first (by seq) */
 	unsigned running;           /* claimed or running */
-	bool disabled;              /* a webhook answered 410: off until reload */
+	unsigned queued;            /* its deliveries in memory: held, queued, delayed, claimed or running */
+	/* The breaker (hooks_ops.c): kept in the store across restarts. */
+	int64_t disabled_ms;        /* disabled since; 0: enabled */
+	char *why;                  /* why it is disabled */
+	int64_t failing_ms;         /* the first failure of an unbroken run of failed attempts; 0: none */
+	char *last_error;
+	int64_t last_error_ms;
+	/* The rate: a token bucket per hook, and a pause from a webhook's Retry-After. */
+	struct sched_bucket bucket;
+	int64_t paused_until_ms;    /* wall clock; 0: not paused */
+	struct strmap tails;        /* job id -> its newest delivery for this hook not yet done or dead */
+	struct strmap groups;       /* group name -> struct hook_group */
 };
 
 struct run {
@@ -73,8 +97,8 @@ struct run {
 struct hooks {
 	struct ew *ew;
 	struct hook_rt *list;
-	struct delivery **delayed;  /* min-heap by next_ms */
-	size_t n_delayed, cap_delayed;
+	struct heap delayed;        /* waiting for their next attempt time (by next_ms) */
+	uint64_t seq;
 	uv_timer_t delay_timer;
 	struct delivery *claimed_head, *claimed_tail;   /* claimed, starting after the commit */
 	struct run *runs;
@@ -83,6 +107,7 @@ struct hooks {
 	struct strmap index;        /* key -> delivery */
 	bool stopping;
 	uv_timer_t grace_timer;
+	uv_timer_t gate_timer;      /* a hook held by its rate or a pause may start again */
 	int open_timers;
 	char readbuf[65536];
 };
@@ -110,5 +135,43 @@ int hooks_webhook_start(struct hooks *hs, struct run *r);
 void hooks_webhook_cancel(struct hooks *hs, struct run *r);
 /* Loads a webhook hook's secrets into h. 0 or negative (logged). */
 int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c);
+/* True when the delivery is about a job (not batch.done, not an operational event). */
+static inline bool hooks_of_job(const struct delivery *d)
+{
+	return d->type != EV_BATCH_DONE && !job_event_is_hook(d->type);
+}
+struct payload *hooks_payload_new(const char *s);
+void hooks_payload_unref(struct payload *p);
+/* The runtime hook of that name (configured or not), or NULL. */
+struct hook_rt *hooks_find(struct hooks *hs, const char *name);
+/* Whether hook c takes an event of type in batch of a job named job_name (NULLs: none). */
+bool hooks_takes(const struct ew_hook *c, enum ew_event type, const char *batch, const char *job_name);
+/* Whether the delivery of event_id to hook is in memory (queued, held, delayed or running). */
+bool hooks_in_memory(struct hooks *hs, const char *event_id, const char *hook);
+/* Queues a stored event again for h (its payload p is shared), recorded pending with why, in order. */
+void hooks_requeue(struct hooks *hs, struct hook_rt *h, const char *event_id, enum ew_event type, const char *subject,
+		   const char *batch, struct payload *p, const char *why);
+/* The hook's deliveries waiting for their next attempt time become ready now (after an enable). */
+void hooks_release_delayed(struct hooks *hs, struct hook_rt *h);
+
+/* ---- hooks_ops.c: the breaker, the rate, and the operators' view ---- */
+/* An attempt of h that counted has ended: tracks the run of failures and may open the breaker. */
+void hooks_ops_note(struct hooks *hs, struct hook_rt *h, bool ok, const char *error);
+/* Disables h (the breaker, a 410, an operator): its deliveries wait; records hook.disabled. */
+void hooks_ops_disable(struct hooks *hs, struct hook_rt *h, const char *why);
+/* Enables h again: records hook.enabled; waiting deliveries go out in order. */
+void hooks_ops_enable(struct hooks *hs, struct hook_rt *h, const char *why);
+/* Whether h may start an attempt now (enabled, not paused, a token); takes the token. */
+bool hooks_ops_may_start(struct hooks *hs, struct hook_rt *h, int64_t now);
+/* A webhook's Retry-After: h starts nothing for ms. */
+void hooks_ops_pause(struct hooks *hs, struct hook_rt *h, uint64_t ms);
+/* Arms the gate timer for the earliest hook held only by its rate or a pause. */
+void hooks_ops_arm(struct hooks *hs);
+/* (Re)sets h's token bucket from its config. */
+void hooks_ops_configure(struct hooks *hs, struct hook_rt *h);
+/* Loads the breaker state of every configured hook from the store. 0 or negative. */
+int hooks_ops_restore(struct hooks *hs);
+/* Frees what the breaker holds. */
+void hooks_ops_free(struct hook_rt *h);
 
 #endif

@@ -19,7 +19,7 @@ static void webhook_done(struct http_req *req, const struct http_result *res, vo
 	char why[320];
 	uint64_t ms = uv_now(hs->ew->loop) - r->started;
 	uint64_t min_delay = 0;
-	bool ok = false, permanent = false;
+	bool ok = false, permanent = false, gone = false;
 
 	hooks_run_unlink(hs, r);
 	metrics_count_rx(&hs->ew->m, EP_WEBHOOK, res->wire_bytes, res->decoded_bytes);
@@ -31,23 +31,28 @@ static void webhook_done(struct http_req *req, const struct http_result *res, vo
 	} else {
 		snprintf(why, sizeof(why), "HTTP %ld", res->status);
 		if (res->status == 410) {
-			d->hook->disabled = true;
-			log_ctx(LOG_ERR, &((struct log_ctx){ .hook = d->hook->name }),
-				"webhook %s answered 410 Gone: hook disabled until the next reload; its deliveries wait",
-				d->hook->name);
+			gone = true;
 		} else if (res->status == 429 || res->status >= 500) {
 			const char *ra = http_header(req, "Retry-After");
 			int64_t s;
-			if (ra && api_retry_after(ra, util_wall_ms() / 1000, 86400, &s) == 0)
+			if (ra && api_retry_after(ra, util_wall_ms() / 1000, 86400, &s) == 0 && s > 0) {
 				min_delay = (uint64_t)s * 1000;
+				hooks_ops_pause(hs, d->hook, min_delay);   /* this hook only: the others go on */
+			}
 		} else {
 			permanent = true;       /* other 4xx and any 3xx: redirects are not followed */
 		}
 	}
-	if (d->hook->disabled && !ok)
-		hooks_unclaim(hs, d, true);     /* not an attempt: the endpoint is off until reload */
-	else
+	if (gone) {
+		/* The receiver says the endpoint is gone: not an attempt of this delivery; the hook is disabled. */
+		hooks_ops_note(hs, d->hook, false, why);
+		hooks_ops_disable(hs, d->hook, "the endpoint answered 410 Gone");
+		hooks_unclaim(hs, d, true);
+	} else if (d->hook->disabled_ms && !ok) {
+		hooks_unclaim(hs, d, true);     /* the hook was disabled while this ran: it waits */
+	} else {
 		hooks_finish(hs, d, ok, permanent, min_delay, why, ms);
+	}
 	hooks_run_free(r);
 	hooks_pump(hs);
 }

@@ -523,3 +523,14 @@ void http_headers_unref(struct http_headers *h)
 	curl_slist_free_all(h->list);
 	free(h);
 }
+
+int http_global_init(void)
+{
+	/* libcurl's global state (TLS, resolver) is set up once, before any handle: not thread-safe, so at start-up. */
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
+}
+
+void http_global_cleanup(void)
+{
+	curl_global_cleanup();
+}

@@ -52,6 +52,11 @@ struct http_opts {
 	const char *proxy_userpwd;  /* "user:password" for the proxy, or NULL */
 };
 
+/* Initialises libcurl for the process, once, at start-up before any other http_* call. Returns 0 or -EIO. */
+int http_global_init(void);
+/* Releases libcurl's global state, after the last http_close. */
+void http_global_cleanup(void);
+
 /* Sets up the multi handle on loop. Returns 0 or a negative errno. */
 int http_new(uv_loop_t *loop, unsigned max_connections, struct http **ret);
 /* Removes every transfer (no callbacks), cleans up curl; freed once its timer has closed. */

@@ -1,8 +1,10 @@
 #include "jobtable.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "heap.h"
 #include "util.h"
 
 struct job *jobtable_new_job(const char *id)
@@ -84,78 +86,57 @@ void jobtable_join(struct jobtable *t, struct job *j, struct batch *b)
 	}
 }
 
-static void heap_swap(struct jobtable *t, size_t a, size_t b)
+static bool due_before(const void *a, const void *b)
 {
-	struct job *x = t->heap[a];
-	t->heap[a] = t->heap[b];
-	t->heap[b] = x;
-	t->heap[a]->heap_idx = (uint32_t)a;
-	t->heap[b]->heap_idx = (uint32_t)b;
+	return ((const struct job *)a)->due < ((const struct job *)b)->due;
 }
 
-static void sift_up(struct jobtable *t, size_t i)
-{
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (t->heap[p]->due <= t->heap[i]->due)
-			break;
-		heap_swap(t, i, p);
-		i = p;
-	}
-}
+_Static_assert(JOB_NOT_QUEUED == HEAP_NONE, "a job's heap index is the heap's");
 
-static void sift_down(struct jobtable *t, size_t i)
+/* The due heap, made on first use: a zeroed jobtable is a valid empty one. */
+static struct heap *due_heap(struct jobtable *t)
 {
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < t->heap_len && t->heap[l]->due < t->heap[m]->due)
-			m = l;
-		if (r < t->heap_len && t->heap[r]->due < t->heap[m]->due)
-			m = r;
-		if (m == i)
-			break;
-		heap_swap(t, i, m);
-		i = m;
+	if (!t->due) {
+		t->due = xmalloc(sizeof(*t->due));
+		heap_init(t->due, due_before, offsetof(struct job, heap_idx));
 	}
+	return t->due;
 }
 
 void jobtable_unschedule(struct jobtable *t, struct job *j)
 {
-	size_t i = j->heap_idx;
-	if (i == JOB_NOT_QUEUED)
-		return;
-	t->heap_len--;
-	if (i != t->heap_len) {
-		t->heap[i] = t->heap[t->heap_len];
-		t->heap[i]->heap_idx = (uint32_t)i;
-		sift_down(t, i);
-		sift_up(t, i);
-	}
-	j->heap_idx = JOB_NOT_QUEUED;
+	if (j->heap_idx != JOB_NOT_QUEUED)
+		heap_remove(due_heap(t), j);
 }
 
 void jobtable_schedule(struct jobtable *t, struct job *j, uint64_t due)
 {
-	jobtable_unschedule(t, j);
-	if (t->heap_len == t->heap_cap) {
-		t->heap_cap = t->heap_cap ? t->heap_cap * 2 : 1024;
-		t->heap = xrealloc(t->heap, t->heap_cap * sizeof(*t->heap));
-	}
+	struct heap *h = due_heap(t);
 	j->due = due;
-	j->heap_idx = (uint32_t)t->heap_len;
-	t->heap[t->heap_len++] = j;
-	sift_up(t, j->heap_idx);
+	if (j->heap_idx != JOB_NOT_QUEUED)
+		heap_update(h, j);
+	else
+		heap_push(h, j);
 }
 
 void jobtable_reheap(struct jobtable *t)
 {
-	for (size_t i = t->heap_len / 2; i-- > 0;)
-		sift_down(t, i);
+	heap_rebuild(due_heap(t));
 }
 
 struct job *jobtable_peek(struct jobtable *t)
 {
-	return t->heap_len ? t->heap[0] : NULL;
+	return t->due ? heap_peek(t->due) : NULL;
+}
+
+size_t jobtable_n_queued(const struct jobtable *t)
+{
+	return t->due ? heap_len(t->due) : 0;
+}
+
+struct job *jobtable_queued(const struct jobtable *t, size_t i)
+{
+	return heap_at(t->due, i);
 }
 
 void jobtable_detach(struct jobtable *t, struct job *j)
@@ -208,6 +189,8 @@ void jobtable_free(struct jobtable *t)
 	strmap_each(&t->batches, free_batch, NULL);
 	strmap_free(&t->jobs);
 	strmap_free(&t->batches);
-	free(t->heap);
+	if (t->due)
+		heap_free(t->due);
+	free(t->due);
 	memset(t, 0, sizeof(*t));
 }

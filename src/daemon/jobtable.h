@@ -12,7 +12,9 @@
 #include "job.h"
 #include "strmap.h"
 
-#define JOB_NOT_QUEUED UINT32_MAX
+#define JOB_NOT_QUEUED UINT32_MAX   /* HEAP_NONE */
+
+struct heap;
 
 enum {
 	JF_DIRTY = 1 << 0,          /* its row must be written at the next commit */
@@ -44,7 +46,7 @@ struct job {
 	int64_t updated_ms;         /* wall clock of the last status change */
 	int64_t seen_ms;            /* wall clock of the last answer about it (0: none yet) */
 	struct batch *batch;
-	uint32_t heap_idx;
+	uint32_t heap_idx;          /* in the due heap, or JOB_NOT_QUEUED (kept by the heap) */
 	uint32_t batch_idx;         /* index in batch->members */
 	uint32_t interval;          /* current poll interval, ms */
 	uint32_t sweep_gen;         /* the last list sweep that listed it */
@@ -58,11 +60,11 @@ struct job {
 	char id[];
 };
 
+/* A zeroed jobtable is an empty one. */
 struct jobtable {
 	struct strmap jobs;
 	struct strmap batches;
-	struct job **heap;
-	size_t heap_len, heap_cap;
+	struct heap *due;           /* queued jobs by due time (core/heap); made on first use */
 	size_t counts[JOB__MAX];
 };
 
@@ -88,9 +90,15 @@ void jobtable_join(struct jobtable *t, struct job *j, struct batch *b);
 struct batch *jobtable_get_batch(struct jobtable *t, const char *name);
 
 /* The heap: due jobs, earliest first. */
+/* Queues j to be due at due (re-queues it when it is queued already). */
 void jobtable_schedule(struct jobtable *t, struct job *j, uint64_t due);
+/* Takes j out of the queue; nothing when it is not queued. */
 void jobtable_unschedule(struct jobtable *t, struct job *j);
+/* The earliest due job, still queued, or NULL. */
 struct job *jobtable_peek(struct jobtable *t);
+/* Queued jobs, and the i-th of them in no order: for a pass over all (then jobtable_reheap if dues changed). */
+size_t jobtable_n_queued(const struct jobtable *t);
+struct job *jobtable_queued(const struct jobtable *t, size_t i);
 /* Restores the heap order after due times were changed in place (O(n)). */
 void jobtable_reheap(struct jobtable *t);
 

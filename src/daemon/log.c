@@ -36,11 +36,6 @@ void log_set_level(int level)
 	log_level = level;
 }
 
-int log_get_level(void)
-{
-	return log_level;
-}
-
 static const char *prio_name(int prio)
 {
 	static const char *const names[] = { "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug" };

@@ -15,7 +15,6 @@ struct log_ctx {
 /* Detects the journal (JOURNAL_STREAM) and sets the level (a syslog priority). */
 void log_init(int level);
 void log_set_level(int level);
-int log_get_level(void);
 
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_ctx(int prio, const struct log_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -2,7 +2,6 @@
  * embedwatchd: argv, start-up order, signals, the sd_notify lifecycle.
  * Everything else lives in its module.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -360,7 +359,7 @@ int main(int argc, char **argv)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		log_msg(LOG_WARNING, "cannot make the process non-dumpable: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+	if (http_global_init() < 0)
 		fatal("cannot initialise libcurl");
 	if ((r = load_key(&ew->cfg, NULL, &ew->api_key, err, sizeof(err))) == -ENOKEY) {
 		/* A configuration to finish, not a crash: EX_CONFIG, which the unit does not restart on. */
@@ -422,7 +421,7 @@ int main(int argc, char **argv)
 	wipe_free(ew->api_key);
 	wipe_free(ew->proxy_userpwd);
 	free(ew->config_path);
-	curl_global_cleanup();
+	http_global_cleanup();
 	log_msg(LOG_NOTICE, "stopped");
 	return r == 0 ? 0 : 1;
 }

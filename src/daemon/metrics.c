@@ -3,10 +3,7 @@
 
 #include <stdio.h>
 
-/* Names of enum api_class values, in order (job.h). */
-static const char *const answer_class[METRICS_ANSWER_CLASSES] = {
-	"ok", "rejected", "auth", "not_found", "throttled", "transient", "bad_base",
-};
+#include "api.h"
 
 static const double request_bounds[METRICS_BUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
 static const double lag_bounds[METRICS_BUCKETS] = { 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800 };
@@ -82,7 +79,7 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	counter(b, "embedwatch_polls_total", "Poll requests sent.", m->polls);
 	family(b, "embedwatch_poll_answers_total", "counter", "Poll answers by class.");
 	for (int i = 0; i < METRICS_ANSWER_CLASSES; i++)
-		buf_printf(b, "embedwatch_poll_answers_total{class=\"%s\"} %llu\n", answer_class[i],
+		buf_printf(b, "embedwatch_poll_answers_total{class=\"%s\"} %llu\n", api_class_name((enum api_class)i),
 			   (unsigned long long)m->poll_answers[i]);
 	counter(b, "embedwatch_poll_errors_total", "Polls without an HTTP answer.", m->poll_errors);
 	counter(b, "embedwatch_transitions_total", "Job status changes observed.", m->transitions);
@@ -93,6 +90,10 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 		   (unsigned long long)m->deliveries_failed, (unsigned long long)m->deliveries_dead);
 	gauge(b, "embedwatch_deliveries_pending", "Deliveries queued, waiting to retry or running.", m->deliveries_pending);
 	gauge(b, "embedwatch_hooks_running", "Hook attempts running now.", m->hooks_running);
+	gauge(b, "embedwatch_hooks_disabled", "Hooks disabled now (breaker, 410 or an operator); their deliveries wait.",
+	      m->hooks_disabled);
+	counter(b, "embedwatch_hook_disables_total", "Times a hook was disabled (breaker, 410 or an operator).",
+		m->hook_disables);
 	counter(b, "embedwatch_commits_total", "State database commits.", m->commits);
 	counter(b, "embedwatch_commit_failures_total", "State database commits that failed.", m->commit_failures);
 	counter(b, "embedwatch_throttled_total", "429 and 503 answers from the API.", m->throttles);
@@ -156,6 +157,12 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	gauge(b, "embedwatch_polls_in_flight", "Poll requests in flight.", m->polls_in_flight);
 	counter(b, "embedwatch_http_connections_opened_total", "Connections opened to the API and webhook receivers.",
 		m->connections_opened);
+	counter(b, "embedwatch_metrics_http_connections_total", "Connections taken on metrics_listen.",
+		m->metrics_http_connections);
+	counter(b, "embedwatch_metrics_http_evictions_total",
+		"Idle connections on metrics_listen closed to make room for a new one.", m->metrics_http_evictions);
+	counter(b, "embedwatch_metrics_http_timeouts_total",
+		"Connections on metrics_listen closed without a complete request within 5 s.", m->metrics_http_timeouts);
 	gauge(b, "embedwatch_state_db_failing", "1 while the state database cannot be written.", m->store_failing);
 }
 

@@ -42,6 +42,7 @@ struct metrics {
 	uint64_t deliveries_ok;
 	uint64_t deliveries_failed;
 	uint64_t deliveries_dead;
+	uint64_t hook_disables;          /* hooks disabled by the breaker, a 410 or an operator */
 	uint64_t commits;
 	uint64_t commit_failures;
 	uint64_t throttles;
@@ -51,6 +52,9 @@ struct metrics {
 	uint64_t sweep_fallbacks;        /* times the daemon fell back to per-id polling */
 	uint64_t sweep_entries;          /* list entries read, watched or not */
 	uint64_t sweep_listed;           /* entries in the last good list */
+	uint64_t metrics_http_connections;  /* metrics_http: connections taken on metrics_listen */
+	uint64_t metrics_http_evictions;    /* metrics_http: idle ones closed to make room for a new one */
+	uint64_t metrics_http_timeouts;     /* metrics_http: closed without a complete request in time */
 	uint64_t rx_wire[EP__MAX];       /* bytes received: headers + body as sent (compressed) */
 	uint64_t rx_decoded[EP__MAX];    /* body bytes after decoding */
 	uint64_t list_not_modified;      /* 304 answers to a conditional list request */
@@ -73,6 +77,7 @@ struct metrics {
 	double request_rate;             /* poller: effective requests/s */
 	unsigned deliveries_pending;     /* hooks: queued, delayed or running */
 	unsigned hooks_running;          /* hooks */
+	unsigned hooks_disabled;         /* hooks: configured hooks disabled now */
 	bool store_failing;              /* outbox: the last commit failed */
 	uint64_t connections_opened;     /* poller, from the HTTP glue: TCP connections opened so far */
 	double request_budget;           /* poller: configured requests/s */

@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "httpreq.h"
 #include "log.h"
 #include "util.h"
 
 #define REQ_MAX 8192
 #define CONN_MAX 32
 #define REQ_TIMEOUT_MS 5000
+#define EVICT_LOG_MS 60000
 
 struct mconn {
 	struct mconn *next;
@@ -22,7 +24,9 @@ struct mconn {
 	char req[REQ_MAX];
 	size_t len;
 	struct buf out;
+	uint64_t active_seq;        /* mh->seq at its last sign of life: the lowest is the longest idle */
 	int open;
+	bool responding;            /* an answer is being written: not idle, closes by itself */
 	bool closing;
 };
 
@@ -31,6 +35,8 @@ struct metrics_http {
 	uv_tcp_t server;
 	struct mconn *conns;
 	unsigned n;
+	uint64_t seq;               /* counts accepts and reads, to order connections by idleness */
+	uint64_t evict_logged_ms;   /* loop time of the last eviction warning, 0: never */
 };
 
 static void conn_freed(uv_handle_t *h)
@@ -67,30 +73,32 @@ static void respond(struct mconn *c, int status, const char *reason, const char 
 	buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
 		   status, reason, ctype, n);
 	buf_append(&c->out, body, n);
-	uv_read_stop((uv_stream_t *)&c->tcp);
+	c->responding = true;
+	/* The answer is the last thing on this connection: whatever else the client sends is not read. */
+	if (uv_read_stop((uv_stream_t *)&c->tcp) < 0) {
+		conn_close(c);
+		return;
+	}
 	uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
 	c->wr.data = c;
 	if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, on_written) < 0)
 		conn_close(c);
 }
 
-static void handle(struct mconn *c)
+static void handle(struct mconn *c, const struct httpreq *rq)
 {
 	struct ew *ew = c->mh->ew;
-	bool get = strncmp(c->req, "GET ", 4) == 0, head = strncmp(c->req, "HEAD ", 5) == 0;
-	const char *path = c->req + (get ? 4 : head ? 5 : 0);
-	size_t plen = strcspn(path, " ?\r\n");
-	if (!get && !head) {
+	if (rq->method == HTTPREQ_OTHER) {
 		respond(c, 405, "Method Not Allowed", "text/plain", "GET /metrics\n", 13);
 		return;
 	}
-	if (plen != 8 || strncmp(path, "/metrics", 8) != 0) {
+	if (rq->path_len != 8 || memcmp(rq->path, "/metrics", 8) != 0) {
 		respond(c, 404, "Not Found", "text/plain", "GET /metrics\n", 13);
 		return;
 	}
 	struct buf b = { 0 };
 	metrics_text(&ew->m, ew->jobs.counts, &b);
-	respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b.data, head ? 0 : b.len);
+	respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b.data, rq->method == HTTPREQ_HEAD ? 0 : b.len);
 	buf_free(&b);
 }
 
@@ -104,21 +112,64 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct mconn *c = s->data;
+	struct httpreq rq;
 	if (n < 0) {
 		conn_close(c);
 		return;
 	}
 	c->len += (size_t)n;
-	c->req[c->len] = '\0';
-	if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n"))
-		handle(c);
-	else if (c->len >= REQ_MAX - 1)
+	c->active_seq = ++c->mh->seq;
+	switch (httpreq_parse(c->req, c->len, REQ_MAX - 1, &rq)) {
+	case 1:
+		handle(c, &rq);
+		break;
+	case 0:
+		break;
+	case -EMSGSIZE:
 		respond(c, 431, "Request Header Fields Too Large", "text/plain", "", 0);
+		break;
+	default:
+		respond(c, 400, "Bad Request", "text/plain", "GET /metrics HTTP/1.1\n", 22);
+		break;
+	}
 }
 
 static void on_timeout(uv_timer_t *t)
 {
-	conn_close(t->data);
+	struct mconn *c = t->data;
+	if (!c->responding)
+		c->mh->ew->m.metrics_http_timeouts++;
+	conn_close(c);
+}
+
+/* The connection that has been silent longest and is not being answered, or NULL. */
+static struct mconn *longest_idle(struct metrics_http *mh)
+{
+	struct mconn *best = NULL;
+	for (struct mconn *c = mh->conns; c; c = c->next)
+		if (!c->responding && (!best || c->active_seq < best->active_seq))
+			best = c;
+	return best;
+}
+
+/* Makes room for one more connection: idle ones must not lock scrapes out. False when all are busy. */
+static bool make_room(struct metrics_http *mh)
+{
+	if (mh->n < CONN_MAX)
+		return true;
+	struct mconn *victim = longest_idle(mh);
+	if (!victim)
+		return false;
+	mh->ew->m.metrics_http_evictions++;
+	uint64_t now = uv_now(mh->ew->loop);
+	if (!mh->evict_logged_ms || now - mh->evict_logged_ms >= EVICT_LOG_MS) {
+		/* Once a minute at most: a client opening connections in a loop must not flood the log. */
+		log_msg(LOG_WARNING, "metrics: %d connections open; closing the longest idle ones to make room "
+			"(%llu so far)", CONN_MAX, (unsigned long long)mh->ew->m.metrics_http_evictions);
+		mh->evict_logged_ms = now ? now : 1;
+	}
+	conn_close(victim);
+	return true;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -126,6 +177,7 @@ static void on_connection(uv_stream_t *server, int status)
 	struct metrics_http *mh = server->data;
 	if (status < 0)
 		return;
+	bool room = make_room(mh);
 	struct mconn *c = xcalloc(1, sizeof(*c));
 	c->mh = mh;
 	c->tcp.data = c->timer.data = c;
@@ -135,11 +187,14 @@ static void on_connection(uv_stream_t *server, int status)
 	c->next = mh->conns;
 	mh->conns = c;
 	mh->n++;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || mh->n > CONN_MAX ||
+	c->active_seq = ++mh->seq;
+	/* Accepted even without room: a pending connection left in the backlog stops libuv accepting. */
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || !room ||
 	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
 		conn_close(c);
 		return;
 	}
+	mh->ew->m.metrics_http_connections++;
 	UV_CHECK(uv_timer_start(&c->timer, on_timeout, REQ_TIMEOUT_MS, 0));
 }
 

@@ -1,7 +1,9 @@
 /*
  * GET /metrics over HTTP for Prometheus to scrape, on the daemon's loop
  * (metrics_listen = [ADDRESS:]PORT, loopback when no address is given).
- * One request per connection; a client gets 5 s to send its request.
+ * One request per connection; a client gets 5 s to send its request. At 32
+ * connections the longest idle one is closed for a new one, so idle clients
+ * cannot lock scrapes out.
  */
 #ifndef EW_METRICS_HTTP_H
 #define EW_METRICS_HTTP_H

@@ -63,7 +63,12 @@ static int write_turn(struct ew *ew)
 			r = store_put_snapshot(ew->store, p->subject, p->text);
 			break;
 		case TR_PRUNE:
-			r = store_prune(ew->store, p->ts_ms);
+			r = store_prune(ew->store, p->ts_ms, p->deliveries_before_ms);
+			break;
+		case TR_HOOK:
+			r = store_put_hook(ew->store, &(struct store_hook){ .name = p->subject, .disabled_ms = p->disabled_ms,
+				.why = p->text, .failing_ms = p->failing_ms, .last_error = p->last_error,
+				.last_error_ms = p->last_error_ms });
 			break;
 		case TR_BATCH:
 			r = store_put_batch(ew->store, p->subject, p->ts_ms, p->event_id[0] ? p->event_id : NULL);

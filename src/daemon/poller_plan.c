@@ -31,8 +31,8 @@ void poller_all_per_id(struct poller *p, uint64_t within)
 	uint64_t now = ew_now(ew);
 	bool moved = false;
 	/* Spread over `within`, not all at once: the bucket would serve them in a burst anyway. */
-	for (size_t i = 0; i < ew->jobs.heap_len; i++) {
-		struct job *j = ew->jobs.heap[i];
+	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
+		struct job *j = jobtable_queued(&ew->jobs, i);
 		if (j->due > now + within) {
 			j->due = now + (uint64_t)(util_rand_unit() * (double)within);
 			moved = true;

@@ -262,8 +262,8 @@ static void poll_the_unlisted(struct poller *p)
 	uint64_t now = ew_now(ew);
 	bool changed = false;
 	p->unlisted = 0;
-	for (size_t i = 0; i < ew->jobs.heap_len; i++) {
-		struct job *j = ew->jobs.heap[i];
+	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
+		struct job *j = jobtable_queued(&ew->jobs, i);
 		if (j->sweep_gen == p->sweep_gen)
 			continue;
 		p->unlisted++;

@@ -11,8 +11,9 @@
 
 enum {
 	Q_PUT_JOB, Q_PUT_SNAPSHOT, Q_DEL_JOB, Q_PUT_EVENT, Q_PUT_DELIVERY, Q_PUT_BATCH,
-	Q_EACH_JOB, Q_EACH_DELIVERY, Q_EACH_DELIVERY_STATE, Q_EVENT_DELIVERIES, Q_GET_EVENT,
-	Q_EACH_BATCH, Q_GET_SNAPSHOT, Q_JOB_EVENTS, Q_PRUNE_DELIVERIES, Q_PRUNE_EVENTS, Q_PRUNE_BATCHES, Q__MAX
+	Q_EACH_JOB, Q_EACH_DELIVERY, Q_EACH_DELIVERY_STATE, Q_EACH_PENDING, Q_GET_EVENT,
+	Q_EACH_BATCH, Q_GET_SNAPSHOT, Q_JOB_EVENTS, Q_PRUNE_DELIVERIES, Q_PRUNE_EVENTS, Q_PRUNE_BATCHES,
+	Q_PUT_HOOK, Q_EACH_HOOK, Q_HOOK_COUNT, Q_HOOK_LAST, Q_EACH_DEAD, Q__MAX
 };
 
 /* A delivery row with its event, in the column order delivery_row() reads. */
@@ -33,19 +34,30 @@ static const char *const queries[Q__MAX] = {
 	[Q_PUT_BATCH] = "INSERT INTO batches(name, created_ms, done_event) VALUES(?1,?2,?3) "
 			"ON CONFLICT(name) DO UPDATE SET done_event=coalesce(?3, done_event)",
 	[Q_EACH_JOB] = "SELECT id, batch, status, added_ms, updated_ms, err_kind, err_count, discovered, cancel FROM jobs",
-	[Q_EACH_DELIVERY] = DELIVERY_SELECT "ORDER BY d.updated_ms DESC",
-	[Q_EACH_DELIVERY_STATE] = DELIVERY_SELECT "WHERE d.state=?1 ORDER BY d.updated_ms DESC",
-	[Q_EVENT_DELIVERIES] = DELIVERY_SELECT "WHERE d.event_id=?1",
+	[Q_EACH_DELIVERY] = DELIVERY_SELECT "WHERE d.updated_ms >= ?2 AND (?3 IS NULL OR d.hook=?3) "
+			    "ORDER BY d.updated_ms DESC",
+	[Q_EACH_DELIVERY_STATE] = DELIVERY_SELECT "WHERE d.state=?1 AND d.updated_ms >= ?2 AND (?3 IS NULL OR d.hook=?3) "
+				  "ORDER BY d.updated_ms DESC",
+	/* The order the events were detected in: their time, then their insertion order within one turn. */
+	[Q_EACH_PENDING] = DELIVERY_SELECT "WHERE d.state='pending' ORDER BY e.ts_ms, e.rowid",
 	[Q_GET_EVENT] = "SELECT type, subject, batch, payload FROM events WHERE id=?1",
 	[Q_EACH_BATCH] = "SELECT name, done_event FROM batches",
 	[Q_GET_SNAPSHOT] = "SELECT snapshot FROM jobs WHERE id=?1",
 	[Q_JOB_EVENTS] = "SELECT id, type, ts_ms FROM events WHERE subject=?1 ORDER BY ts_ms",
 	[Q_PRUNE_DELIVERIES] = "DELETE FROM deliveries WHERE state != 'pending' AND updated_ms < ?1",
-	[Q_PRUNE_EVENTS] = "DELETE FROM events WHERE ts_ms < ?1 AND id NOT IN "
-			   "(SELECT event_id FROM deliveries WHERE state = 'pending') "
+	/* An event stays while a delivery row (pending, or kept for the log and replay) or its job needs it. */
+	[Q_PRUNE_EVENTS] = "DELETE FROM events WHERE ts_ms < ?1 AND id NOT IN (SELECT event_id FROM deliveries) "
 			   "AND subject NOT IN (SELECT id FROM jobs)",
 	[Q_PRUNE_BATCHES] = "DELETE FROM batches WHERE done_event IS NOT NULL AND name NOT IN "
 			    "(SELECT batch FROM jobs WHERE batch IS NOT NULL)",
+	[Q_PUT_HOOK] = "INSERT INTO hooks(name, disabled_ms, why, failing_ms, last_error, last_error_ms) "
+		       "VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(name) DO UPDATE SET disabled_ms=?2, why=?3, "
+		       "failing_ms=?4, last_error=?5, last_error_ms=?6",
+	[Q_EACH_HOOK] = "SELECT name, disabled_ms, why, failing_ms, last_error, last_error_ms FROM hooks",
+	[Q_HOOK_COUNT] = "SELECT count(*) FROM deliveries WHERE hook=?1 AND state=?2 AND updated_ms >= ?3",
+	[Q_HOOK_LAST] = "SELECT max(updated_ms) FROM deliveries WHERE hook=?1 AND state=?2",
+	[Q_EACH_DEAD] = DELIVERY_SELECT "WHERE d.state='dead' AND (?1 IS NULL OR d.hook=?1) AND d.updated_ms >= ?2 "
+			"AND (?3 IS NULL OR e.type=?3) ORDER BY e.ts_ms, e.rowid",
 };
 
 static const char schema[] =
@@ -65,7 +77,12 @@ static const char schema[] =
 	" attempts INTEGER NOT NULL, next_ms INTEGER NOT NULL, last_error TEXT, updated_ms INTEGER NOT NULL,"
 	" PRIMARY KEY(event_id, hook));"
 	"CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(state);"
-	"CREATE TABLE IF NOT EXISTS batches(name TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, done_event TEXT);";
+	"CREATE TABLE IF NOT EXISTS batches(name TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, done_event TEXT);"
+	/* Version 2: the hooks' breaker state, and an index for per-hook counts. */
+	"CREATE TABLE IF NOT EXISTS hooks(name TEXT PRIMARY KEY, disabled_ms INTEGER NOT NULL DEFAULT 0, why TEXT,"
+	" failing_ms INTEGER NOT NULL DEFAULT 0, last_error TEXT, last_error_ms INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX IF NOT EXISTS deliveries_hook ON deliveries(hook, state, updated_ms);"
+	"UPDATE meta SET value='2' WHERE key='schema' AND value < '2';";
 
 struct store {
 	sqlite3 *db;
@@ -258,10 +275,10 @@ int store_put_batch(struct store *s, const char *name, int64_t created_ms, const
 	return step(st);
 }
 
-int store_prune(struct store *s, int64_t before_ms)
+int store_prune(struct store *s, int64_t before_ms, int64_t deliveries_before_ms)
 {
 	int r;
-	sqlite3_bind_int64(s->q[Q_PRUNE_DELIVERIES], 1, before_ms);
+	sqlite3_bind_int64(s->q[Q_PRUNE_DELIVERIES], 1, deliveries_before_ms);
 	if ((r = step(s->q[Q_PRUNE_DELIVERIES])) < 0)
 		return r;
 	sqlite3_bind_int64(s->q[Q_PRUNE_EVENTS], 1, before_ms);
@@ -318,19 +335,81 @@ static int delivery_row(sqlite3_stmt *st, void *fn, void *arg)
 	return ((int (*)(const struct store_delivery *, void *))fn)(&d, arg);
 }
 
-int store_each_delivery(struct store *s, const char *state, int (*fn)(const struct store_delivery *d, void *arg), void *arg)
+int store_each_delivery(struct store *s, const char *state, const char *hook, int64_t since_ms,
+			int (*fn)(const struct store_delivery *d, void *arg), void *arg)
 {
 	sqlite3_stmt *st = s->q[state ? Q_EACH_DELIVERY_STATE : Q_EACH_DELIVERY];
 	if (state)
 		bind_text(st, 1, state);
+	sqlite3_bind_int64(st, 2, since_ms);
+	bind_text(st, 3, hook);
 	return each(st, delivery_row, (void *)fn, arg);
 }
 
-int store_event_deliveries(struct store *s, const char *event_id, int (*fn)(const struct store_delivery *d, void *arg), void *arg)
+int store_each_dead(struct store *s, const char *hook, int64_t since_ms, const char *type,
+		    int (*fn)(const struct store_delivery *d, void *arg), void *arg)
 {
-	sqlite3_stmt *st = s->q[Q_EVENT_DELIVERIES];
-	bind_text(st, 1, event_id);
+	sqlite3_stmt *st = s->q[Q_EACH_DEAD];
+	bind_text(st, 1, hook);
+	sqlite3_bind_int64(st, 2, since_ms);
+	bind_text(st, 3, type);
 	return each(st, delivery_row, (void *)fn, arg);
+}
+
+int store_put_hook(struct store *s, const struct store_hook *h)
+{
+	sqlite3_stmt *st = s->q[Q_PUT_HOOK];
+	bind_text(st, 1, h->name);
+	sqlite3_bind_int64(st, 2, h->disabled_ms);
+	bind_text(st, 3, h->why);
+	sqlite3_bind_int64(st, 4, h->failing_ms);
+	bind_text(st, 5, h->last_error);
+	sqlite3_bind_int64(st, 6, h->last_error_ms);
+	return step(st);
+}
+
+static int hook_row(sqlite3_stmt *st, void *fn, void *arg)
+{
+	struct store_hook h = {
+		.name = col_text(st, 0), .disabled_ms = sqlite3_column_int64(st, 1), .why = col_text(st, 2),
+		.failing_ms = sqlite3_column_int64(st, 3), .last_error = col_text(st, 4),
+		.last_error_ms = sqlite3_column_int64(st, 5),
+	};
+	return ((int (*)(const struct store_hook *, void *))fn)(&h, arg);
+}
+
+int store_each_hook(struct store *s, int (*fn)(const struct store_hook *h, void *arg), void *arg)
+{
+	return each(s->q[Q_EACH_HOOK], hook_row, (void *)fn, arg);
+}
+
+/* Runs a one-value query bound with (hook, state[, since]); the value in *ret (0 when NULL). */
+static int one_value(sqlite3_stmt *st, const char *hook, const char *state, int64_t *ret)
+{
+	bind_text(st, 1, hook);
+	bind_text(st, 2, state);
+	int rc = sqlite3_step(st);
+	*ret = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	int r = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_rc(rc);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
+}
+
+int store_hook_count(struct store *s, const char *hook, const char *state, int64_t since_ms, int64_t *ret)
+{
+	sqlite3_bind_int64(s->q[Q_HOOK_COUNT], 3, since_ms);
+	return one_value(s->q[Q_HOOK_COUNT], hook, state, ret);
+}
+
+int store_hook_last(struct store *s, const char *hook, const char *state, int64_t *ret)
+{
+	return one_value(s->q[Q_HOOK_LAST], hook, state, ret);
+}
+
+int store_each_pending(struct store *s, int (*fn)(const struct store_delivery *d, void *arg), void *arg)
+{
+	return each(s->q[Q_EACH_PENDING], delivery_row, (void *)fn, arg);
 }
 
 int store_get_event(struct store *s, const char *event_id,

@@ -46,10 +46,11 @@ int store_put_delivery(struct store *s, const char *event_id, const char *hook, 
 int store_put_batch(struct store *s, const char *name, int64_t created_ms, const char *done_event);
 
 /*
- * Forgets what ended before before_ms: events no pending delivery needs,
- * finished (done or dead) deliveries, and fired batches without jobs.
+ * Forgets finished (done or dead) deliveries that ended before
+ * deliveries_before_ms, then events older than before_ms that no delivery row
+ * and no job needs, and fired batches without jobs.
  */
-int store_prune(struct store *s, int64_t before_ms);
+int store_prune(struct store *s, int64_t before_ms, int64_t deliveries_before_ms);
 
 /* Calls fn for every job; strings are borrowed for the call. */
 int store_each_job(struct store *s, int (*fn)(const struct store_job *j, void *arg), void *arg);
@@ -67,10 +68,31 @@ struct store_delivery {
 	const char *batch;
 	const char *payload;
 };
-/* Deliveries in `state` (NULL: all), newest first when listing, with their event. */
-int store_each_delivery(struct store *s, const char *state, int (*fn)(const struct store_delivery *d, void *arg), void *arg);
-/* Deliveries of one event (for redeliver). */
-int store_event_deliveries(struct store *s, const char *event_id, int (*fn)(const struct store_delivery *d, void *arg), void *arg);
+/* Deliveries in `state` (NULL: all) of `hook` (NULL: all) updated since since_ms, newest first, with their event. */
+int store_each_delivery(struct store *s, const char *state, const char *hook, int64_t since_ms,
+			int (*fn)(const struct store_delivery *d, void *arg), void *arg);
+/* Dead deliveries of hook (NULL: any) that died since since_ms, of event type (NULL: any), oldest event first. */
+int store_each_dead(struct store *s, const char *hook, int64_t since_ms, const char *type,
+		    int (*fn)(const struct store_delivery *d, void *arg), void *arg);
+
+/* A hook's breaker state, kept across restarts. */
+struct store_hook {
+	const char *name;
+	int64_t disabled_ms;        /* 0: enabled */
+	const char *why;            /* why it is disabled, or NULL */
+	int64_t failing_ms;         /* first failure of the current run of failures; 0: none */
+	const char *last_error;
+	int64_t last_error_ms;
+};
+int store_put_hook(struct store *s, const struct store_hook *h);
+/* Calls fn for every hook row; strings are borrowed for the call. */
+int store_each_hook(struct store *s, int (*fn)(const struct store_hook *h, void *arg), void *arg);
+/* How many deliveries of hook are in state and were updated since since_ms. */
+int store_hook_count(struct store *s, const char *hook, const char *state, int64_t since_ms, int64_t *ret);
+/* The newest update time of hook's deliveries in state (0: none). */
+int store_hook_last(struct store *s, const char *hook, const char *state, int64_t *ret);
+/* Pending deliveries with their event, oldest event first (the order the events were detected in). */
+int store_each_pending(struct store *s, int (*fn)(const struct store_delivery *d, void *arg), void *arg);
 /* An event's type, subject, batch and payload; -ENOENT when absent. fn gets borrowed strings. */
 int store_get_event(struct store *s, const char *event_id,
 		    void (*fn)(const char *type, const char *subject, const char *batch, const char *payload, void *arg), void *arg);

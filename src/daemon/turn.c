@@ -111,6 +111,7 @@ void turn_rows_free(struct turn_row *r)
 		free(r->batch);
 		free(r->job_name);
 		free(r->text);
+		free(r->last_error);
 		free(r);
 		r = next;
 	}

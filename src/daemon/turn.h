@@ -14,7 +14,7 @@
 
 #include "jobtable.h"
 
-enum turn_row_kind { TR_DELETE, TR_SNAPSHOT, TR_EVENT, TR_BATCH, TR_PRUNE };
+enum turn_row_kind { TR_DELETE, TR_SNAPSHOT, TR_EVENT, TR_BATCH, TR_PRUNE, TR_HOOK };
 
 /* One write besides the job rows, in the order recorded. */
 struct turn_row {
@@ -31,6 +31,10 @@ struct turn_row {
 	int64_t lag_from_ms;        /* TR_EVENT: last answer showing the job running, for the detection lag; 0: unknown */
 	char **hooks;               /* TR_EVENT: the hooks that take it, planned in the commit */
 	size_t n_hooks;
+	int64_t deliveries_before_ms;   /* TR_PRUNE: finished deliveries older than this go */
+	/* TR_HOOK: a hook's breaker state (subject: its name; text: why it is disabled, or NULL) */
+	int64_t disabled_ms, failing_ms, last_error_ms;
+	char *last_error;
 };
 
 /* A delivery's new state, written with the next commit. */

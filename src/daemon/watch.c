@@ -46,10 +46,20 @@ static struct turn_row *emit(struct ew *ew, const char *subject, const char *id_
 	p->batch = batch ? xstrdup(batch) : NULL;
 	p->job_name = job_name ? xstrdup(job_name) : NULL;
 	ew->m.events++;
-	log_ctx(LOG_INFO, &((struct log_ctx){ .job_id = type == EV_BATCH_DONE ? NULL : subject,
+	bool of_job = type != EV_BATCH_DONE && !job_event_is_hook(type);
+	log_ctx(LOG_INFO, &((struct log_ctx){ .job_id = of_job ? subject : NULL, .hook = of_job ? NULL : job_event_is_hook(type) ? subject : NULL,
 					      .event_id = p->event_id, .event = job_event_name(type) }),
-		"event %s %s for %s %s", job_event_name(type), p->event_id, type == EV_BATCH_DONE ? "batch" : "job", subject);
+		"event %s %s for %s %s", job_event_name(type), p->event_id,
+		of_job ? "job" : type == EV_BATCH_DONE ? "batch" : "hook", subject);
 	return p;
+}
+
+void watch_hook_event(struct ew *ew, enum ew_event type, const char *hook, int64_t since_ms, json_object *data)
+{
+	char subject[300];
+	/* One id per disable/enable cycle: the cycle starts when the hook was disabled. */
+	snprintf(subject, sizeof(subject), "hook:%s:%lld", hook, (long long)since_ms);
+	emit(ew, hook, subject, type, NULL, NULL, data);
 }
 
 static void check_batch_done(struct ew *ew, struct batch *b)
@@ -102,6 +112,9 @@ static void set_status(struct ew *ew, struct job *j, enum job_status st)
  */
 static void schedule_next(struct ew *ew, struct job *j, bool via_list)
 {
+	/* An ended job is never polled again: a late answer (a poll in flight when the sweep saw the end) stops here. */
+	if (watch_job_ended(j))
+		return;
 	if (j->heap_idx == JOB_NOT_QUEUED && (j->flags & JF_IN_FLIGHT))
 		return;
 	uint64_t d = via_list ? watch_trickle_ms(ew) : j->interval;
@@ -368,9 +381,11 @@ static void prune_pick_batch(const char *k, void *v, void *arg)
 void watch_prune(struct ew *ew)
 {
 	struct prune_ctx x = { 0 };
-	if (!ew->cfg.retention_ms)
+	int64_t now = util_wall_ms();
+	if (!ew->cfg.retention_ms && !ew->cfg.delivery_retention_ms)
 		return;
-	x.before = util_wall_ms() - (int64_t)ew->cfg.retention_ms;
+	/* A retention of 0 keeps that kind forever. */
+	x.before = ew->cfg.retention_ms ? now - (int64_t)ew->cfg.retention_ms : INT64_MIN;
 	/* Collect first: the maps must not change while they are walked. */
 	strmap_each(&ew->jobs.jobs, prune_pick, &x);
 	for (size_t i = 0; i < x.n_jobs; i++)
@@ -381,7 +396,9 @@ void watch_prune(struct ew *ew)
 		jobtable_drop_batch(&ew->jobs, x.batches[i]);
 	free(x.jobs);
 	free(x.batches);
-	turn_row(&ew->turn, TR_PRUNE)->ts_ms = x.before;
+	struct turn_row *pr = turn_row(&ew->turn, TR_PRUNE);
+	pr->ts_ms = x.before;
+	pr->deliveries_before_ms = ew->cfg.delivery_retention_ms ? now - (int64_t)ew->cfg.delivery_retention_ms : INT64_MIN;
 	if (x.n_jobs)
 		log_msg(LOG_INFO, "forgot %zu jobs that ended more than %llu s ago (retention)", x.n_jobs,
 			(unsigned long long)(ew->cfg.retention_ms / 1000));
@@ -404,13 +421,16 @@ int watch_init(struct ew *ew)
 
 void watch_reconfigure(struct ew *ew)
 {
-	/* Look for what to forget every minute, or at half the retention when it is shorter. */
-	uint64_t every = ew->cfg.retention_ms / 2;
+	/* Look for what to forget every minute, or at half the shorter retention when that is shorter. */
+	uint64_t shortest = ew->cfg.retention_ms;
+	if (ew->cfg.delivery_retention_ms && (!shortest || ew->cfg.delivery_retention_ms < shortest))
+		shortest = ew->cfg.delivery_retention_ms;
+	uint64_t every = shortest / 2;
 	if (every > 60000)
 		every = 60000;
 	if (every < 100)
 		every = 100;
-	if (ew->cfg.retention_ms)
+	if (shortest)
 		UV_CHECK(uv_timer_start(&ew->prune_timer, on_prune_timer, every, every));
 	else
 		uv_timer_stop(&ew->prune_timer);

@@ -8,6 +8,7 @@
 #ifndef EW_WATCH_H
 #define EW_WATCH_H
 
+#include <json-c/json.h>
 #include <stddef.h>
 
 #include "api.h"
@@ -51,6 +52,12 @@ static inline uint64_t watch_trickle_ms(const struct ew *ew)
 void watch_end(struct ew *ew, struct job *j, enum ew_event ev, const char *reason);
 /* Forgets ended jobs older than retention, with their events and finished deliveries. */
 void watch_prune(struct ew *ew);
+/*
+ * Records an operational event (hook.disabled, hook.enabled) about hook, whose
+ * disable cycle began at since_ms; takes data. Planned and delivered like any
+ * event, after the commit.
+ */
+void watch_hook_event(struct ew *ew, enum ew_event type, const char *hook, int64_t since_ms, json_object *data);
 /* The config changed: the retention timer follows. */
 void watch_reconfigure(struct ew *ew);
 /* Closes the retention timer. */

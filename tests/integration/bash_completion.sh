@@ -29,7 +29,7 @@ expect() {   # expect LINE WANTED
 
 # Without a daemon: commands, options and fixed values; nothing from the socket.
 S="-s $T/ctl.sock"
-expect "embedwatchctl " "--help --json --socket -h -j -s batches cancel deliveries list metrics redeliver show status unwatch wait watch "
+expect "embedwatchctl " "--help --json --socket -h -j -s batches cancel deliveries hooks list metrics redeliver show status unwatch wait watch "
 expect "embedwatchctl wa" "wait watch "
 expect "embedwatchctl $S list --status c" "cancelled cancelling complete "
 expect "embedwatchctl $S deliveries --state " "dead done pending "
@@ -47,13 +47,16 @@ write_conf
 start_daemon
 ctl watch --batch nightly-a alpha-1 alpha-2 >/dev/null
 ctl watch --batch nightly-b beta-1 >/dev/null
-wait_for 10 sh -c "'$CTL' -s '$T/ctl.sock' deliveries --json | grep -q event_id" || fail "no delivery yet"
+wait_until sh -c "'$CTL' -s '$T/ctl.sock' deliveries --json | grep -q event_id" || fail "no delivery yet"
 expect "embedwatchctl $S show al" "alpha-1 alpha-2 "
 expect "embedwatchctl $S cancel b" "beta-1 "
 expect "embedwatchctl --socket=$T/ctl.sock unwatch " "alpha-1 alpha-2 beta-1 "
 expect "embedwatchctl $S wait --batch nightly" "nightly-a nightly-b "
 expect "embedwatchctl $S list --batch nightly-" "nightly-a nightly-b "
 expect "embedwatchctl $S redeliver evt_x --hook " "record "
+expect "embedwatchctl $S hooks " "disable enable "
+expect "embedwatchctl $S hooks enable " "record "
+expect "embedwatchctl $S redeliver --dead --event hook." "hook.disabled hook.enabled "
 evt=$(ctl deliveries --json | jq -r '.deliveries[0].event_id')
 expect "embedwatchctl $S redeliver ${evt:0:10}" "$evt "
 ok "job ids, batch names, event ids and hook names completed from the running daemon"

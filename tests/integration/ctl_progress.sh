@@ -35,10 +35,18 @@ script -qfec "'$CTL' -s '$T/ctl.sock' wait --quiet --batch R" /dev/null >"$T/qui
 grep -aq 'r-0 complete' "$T/quiet.out" || fail "--quiet lost the answer: $(cat "$T/quiet.out")"
 ok "no progress line on a pipe or with --quiet"
 
-timeout 2.5 "$CTL" -s "$T/ctl.sock" list --watch 1 >"$T/watch.out" 2>&1 || true
-[ "$(grep -c '^every 1s: embedwatchctl list' "$T/watch.out")" -ge 2 ] || fail "list --watch: $(head -5 "$T/watch.out")"
-timeout 2.5 "$CTL" -s "$T/ctl.sock" batches --watch=1 >"$T/bwatch.out" 2>&1 || true
-[ "$(grep -c '^every 1s: embedwatchctl batches' "$T/bwatch.out")" -ge 2 ] || fail "batches --watch"
+# refreshes OUT HEADER ARGS...: runs embedwatchctl ARGS until it has printed HEADER twice into OUT.
+refreshes() {
+	local out=$1 header=$2 pid; shift 2
+	"$CTL" -s "$T/ctl.sock" "$@" >"$out" 2>&1 &
+	pid=$!
+	PIDS+=("$pid")
+	wait_until sh -c "[ \$(grep -c '^$header' '$out') -ge 2 ]" || { kill "$pid"; fail "$*: $(head -5 "$out")"; }
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+}
+refreshes "$T/watch.out" 'every 1s: embedwatchctl list' list --watch 1
+refreshes "$T/bwatch.out" 'every 1s: embedwatchctl batches' batches --watch=1
 rc=0; ctl list --watch 0 >/dev/null 2>&1 || rc=$?
 [ $rc = 64 ] || fail "--watch 0 accepted"
 ok "list --watch and batches --watch refresh; a bad interval is a usage error"

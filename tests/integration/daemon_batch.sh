@@ -10,10 +10,10 @@ jq -cn '{jobs: [range(200) as $i | select($i % 4 != 3) | {id: ("b" + ($i|tostrin
 RATE=500/s write_conf
 start_daemon
 seq 0 199 | sed 's/^/b/' | ctl watch --batch mixed - >/dev/null
-rc=0; ctl wait --batch mixed --timeout 60s >"$T/wait" || rc=$?
+rc=0; ctl wait --batch mixed --timeout "${EW_LIMIT}s" >"$T/wait" || rc=$?
 [ $rc = 1 ] || fail "wait --batch with failures: exit $rc"
 [ "$(wc -l <"$T/wait")" = 200 ] || fail "wait listed $(wc -l <"$T/wait") jobs"
-wait_for 10 grep -q ' batch.done ' "$T/hooks/events" || fail "no batch.done"
+wait_until grep -q ' batch.done ' "$T/hooks/events" || fail "no batch.done"
 [ "$(grep -c ' batch.done ' "$T/hooks/events")" = 1 ] || fail "batch.done more than once"
 ev=$(grep ' batch.done ' "$T/hooks/events" | awk '{print $1}')
 p="$T/hooks/payloads/$ev.record.1"
@@ -32,26 +32,31 @@ ok "embedwatchctl batches"
 # A job added after the batch fired: listed, but no second batch.done.
 sim POST /_sim/jobs '{"id":"late1","timeline":[{"status":"processing","at":0},{"status":"complete","at":0.2}]}' >/dev/null
 ctl watch --batch mixed late1 >/dev/null
-wait_for 10 grep -q ' embed_job.complete late1 ' "$T/hooks/events" || fail "late job not delivered"
-sleep 0.5
+wait_until grep -q ' embed_job.complete late1 ' "$T/hooks/events" || fail "late job not delivered"
+# A second batch.done would be planned in the commit of late1's event: once nothing is pending, it would have run.
+wait_until deliveries_idle || fail "deliveries still pending"
 [ "$(grep -c ' batch.done ' "$T/hooks/events")" = 1 ] || fail "a late job re-fired batch.done"
 ok "a job added after batch.done does not fire it again"
 
-# A job added before the batch fires holds it back.
+# A job added before the batch fires holds it back. q2 runs until q1's end has been checked:
+# no timeline to race.
 sim POST /_sim/jobs '{"jobs":[{"id":"q1","timeline":[{"status":"processing","at":0},{"status":"complete","at":0.3}]},
- {"id":"q2","timeline":[{"status":"processing","at":0},{"status":"complete","at":2}]}]}' >/dev/null
+ {"id":"q2","timeline":[{"status":"processing","at":0}]}]}' >/dev/null
 ctl watch --batch small q1 >/dev/null
 ctl watch --batch small q2 >/dev/null
-wait_for 10 grep -q ' embed_job.complete q1 ' "$T/hooks/events" || fail "q1"
+wait_until grep -q ' embed_job.complete q1 ' "$T/hooks/events" || fail "q1"
+wait_until deliveries_idle || fail "deliveries still pending"
 ! grep -q 'batch.done - done small' "$T/hooks/events" || fail "batch fired before its second job ended"
-ctl wait --batch small --timeout 20s >/dev/null || fail "wait small"
-wait_for 10 grep -q 'batch.done - done small' "$T/hooks/events" || fail "small never fired"
+sim POST /_sim/jobs '{"id":"q2","timeline":[{"status":"complete","at":0}]}' >/dev/null
+ctl wait --batch small --timeout "${EW_LIMIT}s" >/dev/null || fail "wait small"
+wait_until grep -q 'batch.done - done small' "$T/hooks/events" || fail "small never fired"
 ok "a job added before batch.done holds the batch until it ends"
 
-# Restart: batch state survives; nothing fires again.
+# Restart: batch state survives; nothing fires again. Batches and pending deliveries are
+# restored before the socket answers: once nothing is pending, a second firing would have run.
 stop_daemon
 start_daemon
-sleep 1
+wait_until deliveries_idle || fail "deliveries still pending after the restart"
 [ "$(grep -c ' batch.done ' "$T/hooks/events")" = 2 ] || fail "batch.done fired again after restart"
 ctl batches --json | jq -e '[.batches[] | select(.done)] | length == 2' >/dev/null || fail "batch state lost"
 ok "batch state survives a restart"

@@ -30,7 +30,7 @@ mkdir -p "$T/creds"; printf '%s\n' "$TOKEN" >"$T/creds/cohere-api-key"
 sim POST /_sim/jobs '{"id":"cred1","timeline":[{"status":"processing","at":0},{"status":"complete","at":0.2}]}' >/dev/null
 CREDENTIALS_DIRECTORY="$T/creds" DAEMON_KEY=wrong start_daemon
 ctl watch cred1 >/dev/null
-ctl wait cred1 --timeout 10s >/dev/null || fail "credential key not used"
+ctl wait cred1 --timeout "${EW_LIMIT}s" >/dev/null || fail "credential key not used"
 ok "key sources: none is an error, a world-readable file is refused, the credential is used"
 
 # A second instance on the same socket is refused.
@@ -42,12 +42,12 @@ ok "a second instance is refused"
 cp "$T/ew.conf" "$T/ew.conf.good"
 printf '[poll]\nburst = many\n' >>"$T/ew.conf"
 kill -HUP "$DAEMON_PID"
-wait_for 5 grep -q "reload rejected, keeping the running configuration" "$T/daemon.log" || fail "bad reload not rejected"
+wait_until grep -q "reload rejected, keeping the running configuration" "$T/daemon.log" || fail "bad reload not rejected"
 ctl status >/dev/null || fail "daemon gone after a bad reload"
 cp "$T/ew.conf.good" "$T/ew.conf"
 sed -i 's/^rate = .*/rate = 7\/s/' "$T/ew.conf"
 kill -HUP "$DAEMON_PID"
-wait_for 5 grep -q "reloaded: 1 hooks, rate 7.000/s" "$T/daemon.log" || fail "good reload not applied"
+wait_until grep -q "reloaded: 1 hooks, rate 7.000/s" "$T/daemon.log" || fail "good reload not applied"
 ok "reload: a bad file is rejected and the old config runs on; a good one applies"
 stop_daemon
 

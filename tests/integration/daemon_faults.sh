@@ -25,7 +25,8 @@ for spec in '"kind":"status","status":500' '"kind":"status","status":502' '"kind
 	job "$id" 0.5
 	sim POST /_sim/faults "{$spec,\"job\":\"$id\",\"count\":3}" >/dev/null
 	ctl watch "$id" >/dev/null
-	wait_for 20 delivered "$id" || fail "fault {$spec}: job $id not delivered"
+	wait_until delivered "$id" || fail "fault {$spec}: job $id not delivered"
+	wait_until deliveries_idle || fail "fault {$spec}: deliveries still pending"
 	[ "$(grep -c " $id " "$T/hooks/events")" = 1 ] || fail "fault {$spec}: $(grep -c " $id " "$T/hooks/events") deliveries"
 	hits=$(sim GET "/_sim/stats" | jq ".jobs[\"$id\"].requests")
 	[ "$hits" -ge 4 ] || fail "fault {$spec}: only $hits requests: the fault was not retried"
@@ -38,7 +39,7 @@ grep -q "larger than 1048576" "$T/daemon.log" || grep -q "job t9: poll failed: r
 sim POST /_sim/jobs '{"jobs":[{"id":"r400"},{"id":"r422"}]}' >/dev/null
 sim POST /_sim/faults '{"faults":[{"kind":"status","status":400,"job":"r400"},{"kind":"status","status":422,"job":"r422"}]}' >/dev/null
 ctl watch gone404 r400 r422 >/dev/null
-wait_for 20 sh -c "grep -q 'embed_job.not_found gone404 ' '$T/hooks/events' && grep -q 'embed_job.error r400 ' '$T/hooks/events' && grep -q 'embed_job.error r422 ' '$T/hooks/events'" \
+wait_until sh -c "grep -q 'embed_job.not_found gone404 ' '$T/hooks/events' && grep -q 'embed_job.error r400 ' '$T/hooks/events' && grep -q 'embed_job.error r422 ' '$T/hooks/events'" \
 	|| fail "404/400/422 did not end the jobs: $(hook_lines)"
 [ "$(sim GET /_sim/stats | jq '.jobs["r400"].requests')" = 3 ] || fail "400: not exactly 3 requests"
 ok "404 x3 -> not_found, 400 x3 / 422 x3 -> error"
@@ -51,7 +52,7 @@ check_pause() {   # check_pause FAULT-JSON SECONDS NAME
 	sim POST /_sim/reset >/dev/null
 	sim POST /_sim/faults "$spec" >/dev/null
 	ctl watch "$id" >/dev/null
-	wait_for 30 delivered "$id" || fail "$name: job not delivered"
+	wait_until delivered "$id" || fail "$name: job not delivered"
 	local log t_fault after
 	log=$(sim GET /_sim/log)
 	t_fault=$(echo "$log" | jq '[.entries[] | select(.[1] == 429 or .[1] == 503)][0][0]')
@@ -76,18 +77,18 @@ job p-bare 0.5
 sim POST /_sim/reset >/dev/null
 sim POST /_sim/faults '{"kind":"status","status":429,"count":2}' >/dev/null
 ctl watch p-bare >/dev/null
-wait_for 30 delivered p-bare || fail "429 without Retry-After: job not delivered"
+wait_until delivered p-bare || fail "429 without Retry-After: job not delivered"
 ok "429 without Retry-After: backed off and recovered"
 
 # 501: pause everything, log an error, keep the jobs.
 job b501 0.2
 sim POST /_sim/faults '{"kind":"status","status":501}' >/dev/null
 ctl watch b501 >/dev/null
-wait_for 10 sh -c "'$CTL' -s '$T/ctl.sock' status --json | jq -e '.status.paused == \"bad-base-url\"'" || fail "501 did not pause"
+wait_until sh -c "'$CTL' -s '$T/ctl.sock' status --json | jq -e '.status.paused == \"bad-base-url\"'" || fail "501 did not pause"
 grep -q "501 Not Implemented" "$T/daemon.log" || fail "501 not logged"
 sim DELETE /_sim/faults >/dev/null
 kill -HUP "$DAEMON_PID"
-wait_for 20 delivered b501 || fail "501: not resumed after reload"
+wait_until delivered b501 || fail "501: not resumed after reload"
 ok "501: paused with an error, resumed on reload"
 
 ctl status >/dev/null || fail "daemon not answering after the faults"
@@ -95,7 +96,7 @@ ctl status >/dev/null || fail "daemon not answering after the faults"
 # API warnings (meta.warnings and X-API-Warning) are logged once each, not on every poll.
 sim POST /_sim/jobs '{"id":"warn1","warnings":["model embed-v2 is deprecated","second warning"],"api_warning":"endpoint sunset 2027-01-01"}' >/dev/null
 ctl watch warn1 >/dev/null
-wait_for 10 sh -c "[ \$(curl -s '$SIM_URL/_sim/stats' | jq '.jobs.warn1.requests') -ge 4 ]" || fail "warn1 not polled"
+wait_until sh -c "[ \$(curl -s '$SIM_URL/_sim/stats' | jq '.jobs.warn1.requests') -ge 4 ]" || fail "warn1 not polled"
 for w in "model embed-v2 is deprecated" "second warning" "endpoint sunset 2027-01-01"; do
 	[ "$(grep -c "API warning (logged once): $w" "$T/daemon.log")" = 1 ] || fail "warning \"$w\" logged $(grep -c "$w" "$T/daemon.log") times"
 done
@@ -110,13 +111,13 @@ sed -i "s|^\[embedwatch\]|[embedwatch]\napi_key_file = $T/key|" "$T/ew.conf"
 job auth1 0.2
 start_daemon
 ctl watch auth1 >/dev/null
-wait_for 10 sh -c "'$CTL' -s '$T/ctl.sock' status --json | jq -e '.status.paused == \"auth\"'" || fail "403 did not pause"
+wait_until sh -c "'$CTL' -s '$T/ctl.sock' status --json | jq -e '.status.paused == \"auth\"'" || fail "403 did not pause"
 grep -q "API key is not accepted" "$T/daemon.log" || fail "auth pause not logged"
 [ "$(grep -c 'API key is not accepted' "$T/daemon.log")" = 1 ] || fail "auth error logged more than once"
 ctl status | grep -q "PAUSED: API key refused" || fail "status does not say the key was refused"
 printf '%s\n' "$TOKEN" >"$T/key"
 kill -HUP "$DAEMON_PID"
-wait_for 20 delivered auth1 || fail "not resumed after reload with the right key"
+wait_until delivered auth1 || fail "not resumed after reload with the right key"
 ! grep -q "$TOKEN" "$T/daemon.log" || fail "key in the log"
 ok "403: paused, said once, resumed on reload with the new key"
 stop_daemon

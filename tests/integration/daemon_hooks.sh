@@ -16,11 +16,13 @@ cat >"$T/hang.sh" <<'SH'
 sleep 300 &
 echo $! >"$1/child"
 echo $$ >"$1/pid"
-sleep 300
+# Hangs until the daemon's timeout kills it (exec: the pid written above is the one that hangs).
+exec sleep 300
 SH
 cat >"$T/slow.sh" <<'SH'
 #!/bin/sh
-echo "start $(date +%s%N)" >>"$1/log"; sleep 0.4; echo "end $(date +%s%N)" >>"$1/log"
+# The sleep makes runs overlap, so the concurrency caps are reached; nothing waits on its length.
+echo "start $(date +%s%N) $EMBEDWATCH_EVENT_ID" >>"$1/log"; sleep 0.4; echo "end $(date +%s%N) $EMBEDWATCH_EVENT_ID" >>"$1/log"
 SH
 cat >"$T/argv.sh" <<'SH'
 #!/bin/sh
@@ -73,7 +75,7 @@ sim POST /_sim/jobs '{"jobs":[
 ctl watch h-ok h-fail h-evil h-forever >/dev/null
 
 # Retries: fails twice, then delivered on attempt 3, with the backoff between.
-wait_for 15 sh -c "ctl() { \"$CTL\" -s \"$T/ctl.sock\" \"\$@\"; }; ctl deliveries --json | jq -e '.deliveries[] | select(.hook==\"flaky\" and .state==\"done\" and .attempts==3)'" \
+wait_until sh -c "ctl() { \"$CTL\" -s \"$T/ctl.sock\" \"\$@\"; }; ctl deliveries --json | jq -e '.deliveries[] | select(.hook==\"flaky\" and .state==\"done\" and .attempts==3)'" \
 	|| fail "flaky hook not delivered on attempt 3: $(ctl deliveries)"
 gaps=$(awk '{print $4}' "$T/flaky/times" | awk 'NR>1 {printf "%d ", ($1-p)/1000000} {p=$1}')
 set -- $gaps
@@ -83,20 +85,19 @@ grep -q 'hook flaky: flaky stderr line' "$T/daemon.log" || fail "hook output not
 ok "exec retry: failed, failed, delivered; gaps $gaps ms; output and exit status logged"
 
 # Timeout: TERM to the whole process group (its background child too), then dead after max_attempts.
-wait_for 20 sh -c "\"$CTL\" -s \"$T/ctl.sock\" deliveries --state dead --json | jq -e '.deliveries[] | select(.hook==\"hang\")'" \
+wait_until sh -c "\"$CTL\" -s \"$T/ctl.sock\" deliveries --state dead --json | jq -e '.deliveries[] | select(.hook==\"hang\")'" \
 	|| fail "hanging hook not dead: $(ctl deliveries)"
 ctl deliveries --state dead --json | jq -e '.deliveries[] | select(.hook=="hang") | .attempts == 2 and (.last_error|test("timed out"))' >/dev/null \
 	|| fail "dead delivery details: $(ctl deliveries --state dead --json)"
-sleep 0.3
 for f in pid child; do
 	p=$(cat "$T/hang/$f")
-	! alive "$p" || fail "hang hook's $f ($p) still alive after the timeout"
+	wait_until eval '! alive "$p"' || fail "hang hook's $f ($p) still alive after the timeout"
 done
 grep -q 'hook hang gave up on evt_.* after 2 attempts: timed out' "$T/daemon.log" || fail "dead letter not logged"
 ok "timeout kills the hook's process group; dead after max_attempts, logged"
 
 # No shell: metacharacters in argv and in the payload arrive byte-exact and run nothing.
-wait_for 10 test -s "$T/argv/out.stdin" || fail "argv hook did not run"
+wait_until test -s "$T/argv/out.stdin" || fail "argv hook did not run"
 printf '[%s]\n' '$(touch '"$T"'/pwned)' "; rm -rf $T" '`id`' 'a b' | cmp -s - "$T/argv/out.argv" || fail "argv changed: $(cat "$T/argv/out.argv")"
 want=$(sim GET /_sim/jobs/h-evil | jq -r .name)
 got=$(jq -r .data.name "$T/argv/out.stdin")
@@ -106,7 +107,7 @@ got=$(jq -r .data.name "$T/argv/out.stdin")
 ok "no shell: argv and payload with shell metacharacters arrive byte-exact, nothing runs"
 
 # max_age: a job watched longer ends with embed_job.expired.
-wait_for 10 grep -q ' embed_job.expired h-forever ' "$T/hooks/events" || fail "no expired event"
+wait_until grep -q ' embed_job.expired h-forever ' "$T/hooks/events" || fail "no expired event"
 ctl show h-forever --json | jq -e '.job.status == "expired"' >/dev/null || fail "status not expired"
 ok "max_age: embed_job.expired"
 
@@ -114,7 +115,7 @@ ok "max_age: embed_job.expired"
 ev=$(awk '$2 == "embed_job.complete" && $3 == "h-ok" {print $1}' "$T/hooks/events" | sed -n 1p)
 [ -n "$ev" ] || fail "no complete event to redeliver"
 ctl redeliver "$ev" --hook record | grep -q 'queued 1' || fail "redeliver"
-wait_for 10 sh -c "[ \$(grep -c '^$ev ' '$T/hooks/events') = 2 ]" || fail "redelivery did not arrive"
+wait_until sh -c "[ \$(grep -c '^$ev ' '$T/hooks/events') = 2 ]" || fail "redelivery did not arrive"
 rc=0; ctl redeliver evt_nonexistent 2>/dev/null || rc=$?
 [ $rc = 3 ] || fail "redeliver of an unknown event: exit $rc"
 ok "redeliver: same event id delivered again; unknown ids refused"
@@ -125,12 +126,14 @@ ok "deliveries table shows attempts and the last error"
 jq -cn '{jobs: [range(6) as $i | {id: ("cc" + ($i|tostring)), timeline: [{status:"processing",at:0},{status:"complete",at:0.1}]}]}' \
 	| sim POST /_sim/jobs "$(cat)" >/dev/null
 ctl watch cc0 cc1 cc2 cc3 cc4 cc5 >/dev/null
-wait_for 20 sh -c "[ \$(grep -c '^end' '$T/slow/log') -ge 7 ]" || fail "slow hook runs missing"
+# ended DIR: how many distinct events the slow hook in DIR finished.
+ended() { awk '$1 == "end" {print $3}' "$1/log" | sort -u | wc -l; }
+wait_until eval '[ "$(ended "$T/slow")" -ge 7 ]' || fail "slow hook runs missing: $(ended "$T/slow") of 7"
 peak=$(sort -k2 -n "$T/slow/log" | awk '$1 == "start" {n++; if (n > m) m = n} $1 == "end" {n--} END {print m}')
 [ "$peak" -le 2 ] || fail "$peak slow hooks at once, cap is 2"
 [ "$peak" = 2 ] || fail "the cap was never reached (peak $peak): runs were serialised"
 ok "per-hook concurrency cap: peak $peak runs at once"
-wait_for 20 sh -c "[ \$(grep -c '^end' '$T/slow2/log') -ge 7 ]" || fail "slow2 runs missing"
+wait_until eval '[ "$(ended "$T/slow2")" -ge 7 ]' || fail "slow2 runs missing: $(ended "$T/slow2") of 7"
 # The global cap (4) holds over all hooks: slow and slow2 together never exceed it.
 gpeak=$(cat "$T/slow/log" "$T/slow2/log" | sort -k2 -n | awk '$1 == "start" {n++; if (n > m) m = n} $1 == "end" {n--} END {print m}')
 [ "$gpeak" -le 4 ] || fail "$gpeak hook runs at once, max_concurrent is 4"

@@ -5,21 +5,8 @@
 . "$top_srcdir/tests/integration/lib.sh"
 
 # pipeline NLINES REQUESTS: sends REQUESTS in one write on one connection;
-# prints the first NLINES answer lines (each must arrive within 30 s).
-pipeline() {
-	local n=$1 reqs=$2 i line
-	coproc NC { exec nc -U "$T/ctl.sock"; }
-	printf '%s' "$reqs" >&"${NC[1]}"
-	for ((i = 0; i < n; i++)); do
-		if ! IFS= read -r -t 30 line <&"${NC[0]}"; then
-			kill "$NC_PID" 2>/dev/null || true
-			fail "answer $((i + 1)) of $n did not arrive"
-		fi
-		printf '%s\n' "$line"
-	done
-	kill "$NC_PID" 2>/dev/null || true
-	wait "$NC_PID" 2>/dev/null || true
-}
+# prints the first NLINES answer lines (each must arrive within the suite-wide limit).
+pipeline() { printf '%s' "$2" | ctl_lines "$1" || fail "fewer than $1 answers arrived"; }
 
 # jobs PREFIX N FIRST STEP: N jobs that complete at FIRST + i * STEP seconds.
 jobs() {
@@ -67,18 +54,26 @@ ctl status --json | jq -e ".status.jobs == 0" >/dev/null || fail "jobs left afte
 ok "wait --batch + unwatch of its jobs, with a second client unwatching one of them: every answer arrives"
 stop_daemon
 
-# 3. Retention forgets ended jobs while a client waits on them and on one still running.
-sim POST /_sim/jobs '{"jobs":[{"id":"r-early","timeline":[{"status":"processing","at":0},{"status":"complete","at":0.2}]},
- {"id":"r-late","timeline":[{"status":"processing","at":0},{"status":"complete","at":4}]}]}' >/dev/null
+# 3. Retention forgets ended jobs while a client waits on them and on one still running. Both
+#    run until the client waits: its first request, a watch of r-mark, is logged after its
+#    commit, and the wait behind it is read on the next loop turn, before any later poll's
+#    answer. Then r-early ends and is forgotten, then r-late ends: no timeline to race.
+sim POST /_sim/jobs '{"jobs":[{"id":"r-early","timeline":[{"status":"processing","at":0}]},
+ {"id":"r-late","timeline":[{"status":"processing","at":0}]},{"id":"r-mark","timeline":[{"status":"processing","at":0}]}]}' >/dev/null
 rm -rf "$T/state"
 write_conf
 sed -i 's/^\[embedwatch\]/[embedwatch]\nretention = 500ms/' "$T/ew.conf"
 start_daemon
 ctl watch r-early r-late >/dev/null
-pipeline 3 '{"cmd":"wait","ids":["r-early","r-late"]}'$'\n''{"cmd":"unwatch","ids":["r-late"]}'$'\n''{"cmd":"status"}'$'\n' >"$T/answers4"
-jq -se 'length == 3 and all(.[]; .ok)' "$T/answers4" >/dev/null || fail "retention answers: $(cat "$T/answers4")"
-jq -se '.[0].jobs | map({(.id): .status}) | add | .["r-early"] == "unwatched" and .["r-late"] == "complete"' \
-	"$T/answers4" >/dev/null || fail "wait across retention: $(head -n 1 "$T/answers4")"
-grep -q "forgot 1 jobs" "$T/daemon.log" || fail "retention did not run while the client waited"
+pipeline 4 '{"cmd":"watch","ids":["r-mark"]}'$'\n''{"cmd":"wait","ids":["r-early","r-late"]}'$'\n''{"cmd":"unwatch","ids":["r-late"]}'$'\n''{"cmd":"status"}'$'\n' >"$T/answers4" &
+p4=$!
+wait_until grep -q "control: watch of 1 ids (1 new) by pid" "$T/daemon.log" || fail "the client's watch of r-mark was not logged"
+sim POST /_sim/jobs '{"id":"r-early","timeline":[{"status":"complete","at":0}]}' >/dev/null
+wait_until grep -q "forgot 1 jobs" "$T/daemon.log" || fail "retention did not forget r-early while the client waited"
+sim POST /_sim/jobs '{"id":"r-late","timeline":[{"status":"complete","at":0}]}' >/dev/null
+wait "$p4" || fail "retention pipeline"
+jq -se 'length == 4 and all(.[]; .ok)' "$T/answers4" >/dev/null || fail "retention answers: $(cat "$T/answers4")"
+jq -se '.[1].jobs | map({(.id): .status}) | add | .["r-early"] == "unwatched" and .["r-late"] == "complete"' \
+	"$T/answers4" >/dev/null || fail "wait across retention: $(sed -n 2p "$T/answers4")"
 ok "retention forgets a job while a client waits on it: the wait is answered, the next requests follow"
 stop_daemon

@@ -10,6 +10,9 @@ S1=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 S2=whsec_c2VjcmV0LW9mLWEtcm90YXRlZC1lbmRwb2ludA==
 
 start_sim
+# A receiver that takes the request and never answers (until the test ends it): a slow receiver
+# for as long as the test needs one.
+HOLD_PORT=$(free_port)
 printf '%s %s\n' "$S1" "$S2" >"$T/secret"; chmod 600 "$T/secret"
 write_conf "
 [hook pipeline]
@@ -20,6 +23,13 @@ on = embed_job.complete embed_job.failed
 timeout = 700ms
 retry = 300ms 600ms 900ms
 max_attempts = 4
+[hook hold]
+type = webhook
+url = http://127.0.0.1:$HOLD_PORT/held
+on = embed_job.complete
+batch = held
+timeout = 10m
+max_attempts = 1
 "
 start_daemon
 job() { sim POST /_sim/jobs "{\"id\":\"$1\",\"timeline\":[{\"status\":\"processing\",\"at\":0},{\"status\":\"${2:-complete}\",\"at\":0.2}]}" >/dev/null; }
@@ -27,7 +37,7 @@ sink() { sim GET /_sim/sink | jq -c --arg j "$1" '[.deliveries[] | select((.body
 
 job w1
 ctl watch w1 >/dev/null
-wait_for 10 sh -c "curl -s '$SIM_URL/_sim/sink' | jq -e '.deliveries|length >= 1'" || fail "no webhook delivery"
+wait_until sh -c "curl -s '$SIM_URL/_sim/sink' | jq -e '.deliveries|length >= 1'" || fail "no webhook delivery"
 d=$(sink w1 | jq -c '.[0]')
 id=$(echo "$d" | jq -r '.headers["webhook-id"]'); ts=$(echo "$d" | jq -r '.headers["webhook-timestamp"]')
 sig=$(echo "$d" | jq -r '.headers["webhook-signature"]')
@@ -48,7 +58,7 @@ ok "signed delivery: the verifier accepts both rotated secrets; rejects altered 
 job w2
 sim POST /_sim/faults '{"kind":"status","status":500,"target":"sink","count":2}' >/dev/null
 ctl watch w2 >/dev/null
-wait_for 15 sh -c "[ \$(curl -s '$SIM_URL/_sim/sink' | jq '[.deliveries[] | select((.body|fromjson|.data.job_id) == \"w2\")] | length') = 3 ]" || fail "500: not 3 attempts: $(sink w2 | jq -c 'map(.status)')"
+wait_until sh -c "[ \$(curl -s '$SIM_URL/_sim/sink' | jq '[.deliveries[] | select((.body|fromjson|.data.job_id) == \"w2\")] | length') = 3 ]" || fail "500: not 3 attempts: $(sink w2 | jq -c 'map(.status)')"
 sink w2 | jq -e 'map(.status) == [500,500,200] and (map(.headers["webhook-id"]) | unique | length) == 1' >/dev/null || fail "500 retries: $(sink w2 | jq -c 'map(.status)')"
 gaps=$(sink w2 | jq -r '[.[].t_ms] | [.[1]-.[0], .[2]-.[1]] | @tsv')
 set -- $gaps
@@ -59,7 +69,7 @@ ok "500: retried on the schedule ($gaps ms), same webhook-id, delivered"
 job w3
 sim POST /_sim/faults '{"kind":"status","status":429,"retry_after":"2","target":"sink","count":1}' >/dev/null
 ctl watch w3 >/dev/null
-wait_for 15 sh -c "[ \$(curl -s '$SIM_URL/_sim/sink' | jq '[.deliveries[] | select((.body|fromjson|.data.job_id) == \"w3\")] | length') = 2 ]" || fail "429 not retried"
+wait_until sh -c "[ \$(curl -s '$SIM_URL/_sim/sink' | jq '[.deliveries[] | select((.body|fromjson|.data.job_id) == \"w3\")] | length') = 2 ]" || fail "429 not retried"
 g=$(sink w3 | jq '.[1].t_ms - .[0].t_ms')
 [ "$g" -ge 1900 ] || fail "429: retried after $g ms despite Retry-After: 2"
 ok "429: Retry-After honoured ($g ms)"
@@ -68,7 +78,7 @@ ok "429: Retry-After honoured ($g ms)"
 job w4
 sim POST /_sim/faults '{"kind":"delay","delay":1.5,"target":"sink","count":1}' >/dev/null
 ctl watch w4 >/dev/null
-wait_for 15 grep -q "hook pipeline delivered evt_.* (embed_job.complete w4)" "$T/daemon.log" || fail "timeout not retried"
+wait_until grep -q "hook pipeline delivered evt_.* (embed_job.complete w4)" "$T/daemon.log" || fail "timeout not retried"
 grep -q "hook pipeline failed on evt_.*Operation timed out\|hook pipeline failed on evt_.*[Tt]imeout" "$T/daemon.log" || fail "timeout not logged"
 ok "timeout: retried and delivered"
 
@@ -76,7 +86,7 @@ ok "timeout: retried and delivered"
 job w5 failed
 sim POST /_sim/faults '{"kind":"status","status":400,"target":"sink","count":1}' >/dev/null
 ctl watch w5 >/dev/null
-wait_for 10 sh -c "\"$CTL\" -s \"$T/ctl.sock\" deliveries --state dead --json | jq -e '.deliveries[] | select(.hook == \"pipeline\" and .attempts == 1 and .last_error == \"HTTP 400\")'" \
+wait_until sh -c "\"$CTL\" -s \"$T/ctl.sock\" deliveries --state dead --json | jq -e '.deliveries[] | select(.hook == \"pipeline\" and .attempts == 1 and .last_error == \"HTTP 400\")'" \
 	|| fail "400 not dead after one attempt"
 ok "400: dead after the first attempt, logged with the status"
 
@@ -85,36 +95,44 @@ job w6
 job w7
 sim POST /_sim/faults '{"kind":"status","status":410,"target":"sink","count":1}' >/dev/null
 ctl watch w6 >/dev/null
-wait_for 10 grep -q "answered 410 Gone" "$T/daemon.log" || fail "410 not logged"
+wait_until grep -q "answered 410 Gone" "$T/daemon.log" || fail "410 not logged"
 ctl watch w7 >/dev/null
-sleep 1.5
+# w7's event went to the exec hook: dispatched, and the disabled webhook held it back.
+wait_until grep -q ' embed_job.complete w7 ' "$T/hooks/events" || fail "w7 not delivered to the exec hook"
 [ "$(sink w7 | jq length)" = 0 ] || fail "disabled hook still delivering"
 ctl deliveries --state pending --json | jq -e '[.deliveries[] | select(.hook == "pipeline")] | length == 2' >/dev/null || fail "deliveries of a disabled hook not pending"
 kill -HUP "$DAEMON_PID"
-wait_for 10 sh -c "[ \$(curl -s '$SIM_URL/_sim/sink' | jq '[.deliveries[] | select(.status == 200 and ((.body|fromjson|.data.job_id) | IN(\"w6\",\"w7\")))] | length') = 2 ]" \
+wait_until sh -c "[ \$(curl -s '$SIM_URL/_sim/sink' | jq '[.deliveries[] | select(.status == 200 and ((.body|fromjson|.data.job_id) | IN(\"w6\",\"w7\")))] | length') = 2 ]" \
 	|| fail "not delivered after reload"
 ok "410: hook disabled until reload, nothing lost"
 
-# A slow receiver does not delay polling: deliveries share the curl multi, never block it.
+# A slow receiver does not delay polling: deliveries share the curl multi, never block it. While
+# the receiver holds slowrx's webhook, another job is polled twice more.
+nc -l 127.0.0.1 "$HOLD_PORT" </dev/null >"$T/held.req" 2>&1 &
+hold_pid=$!
+PIDS+=("$hold_pid")
 sim POST /_sim/jobs '{"jobs":[{"id":"slowrx","timeline":[{"status":"processing","at":0},{"status":"complete","at":0.1}]},
- {"id":"steady","timeline":[{"status":"processing","at":0},{"status":"complete","at":60}]}]}' >/dev/null
-sim POST /_sim/faults '{"kind":"delay","delay":3,"target":"sink","count":1}' >/dev/null
-ctl watch steady slowrx >/dev/null
-wait_for 5 sh -c "curl -s '$SIM_URL/_sim/sink' | jq -e '[.deliveries[] | select((.body|fromjson|.data.job_id) == \"slowrx\")] | length == 1'" || true
-p0=$(sim GET /_sim/stats | jq '.jobs.steady.requests')
-sleep 1.5
-p1=$(sim GET /_sim/stats | jq '.jobs.steady.requests')
-[ $((p1 - p0)) -ge 2 ] || fail "polls stalled behind a slow receiver ($p0 -> $p1)"
-ok "a slow receiver does not delay polls ($((p1 - p0)) polls of another job meanwhile)"
+ {"id":"steady","timeline":[{"status":"processing","at":0}]}]}' >/dev/null
+ctl watch steady >/dev/null
+ctl watch --batch held slowrx >/dev/null
+wait_until grep -q '^POST /held ' "$T/held.req" || fail "the webhook never reached the receiver"
+steady() { sim GET /_sim/stats | jq '.jobs.steady.requests'; }
+p0=$(steady)
+wait_until sh -c "[ \$(curl -s '$SIM_URL/_sim/stats' | jq '.jobs.steady.requests') -ge $((p0 + 2)) ]" \
+	|| fail "polls stalled behind a slow receiver ($p0 -> $(steady))"
+alive "$hold_pid" || fail "the receiver let go: the check proves nothing"
+kill "$hold_pid"
+ctl unwatch steady >/dev/null
+ok "a receiver that does not answer does not delay polls (another job polled $p0 -> $(steady) meanwhile)"
 
 # A reload whose secret file went bad is rejected whole: the old secrets keep signing.
 chmod 644 "$T/secret"
 kill -HUP "$DAEMON_PID"
-wait_for 5 grep -q "reload rejected, keeping the running configuration: webhook pipeline" "$T/daemon.log" || fail "bad secret on reload not rejected"
+wait_until grep -q "reload rejected, keeping the running configuration: webhook pipeline" "$T/daemon.log" || fail "bad secret on reload not rejected"
 chmod 600 "$T/secret"
 job w8
 ctl watch w8 >/dev/null
-wait_for 10 sh -c "curl -s '$SIM_URL/_sim/sink' | jq -e '[.deliveries[] | select(.status == 200 and (.body|fromjson|.data.job_id) == \"w8\")] | length == 1'" || fail "w8 not delivered"
+wait_until sh -c "curl -s '$SIM_URL/_sim/sink' | jq -e '[.deliveries[] | select(.status == 200 and (.body|fromjson|.data.job_id) == \"w8\")] | length == 1'" || fail "w8 not delivered"
 d=$(sink w8 | jq -c '.[0]'); echo "$d" | jq -j .body >"$T/body8"
 "$VERIFY" "$S1" "$(echo "$d" | jq -r '.headers["webhook-id"]')" "$(echo "$d" | jq -r '.headers["webhook-timestamp"]')" \
 	"$(echo "$d" | jq -r '.headers["webhook-signature"]')" "$T/body8" || fail "not signed after a rejected reload"
@@ -123,10 +141,10 @@ ok "a reload with an unreadable secret is rejected whole; the hook keeps signing
 # Rotation done: the file now holds only the new secret; after a reload deliveries are signed with it alone.
 printf '%s\n' "$S2" >"$T/secret"
 kill -HUP "$DAEMON_PID"
-wait_for 5 sh -c "[ \$(grep -c 'reloaded:' '$T/daemon.log') -ge 2 ]" || fail "rotation reload"
+wait_until sh -c "[ \$(grep -c 'reloaded:' '$T/daemon.log') -ge 2 ]" || fail "rotation reload"
 job w9
 ctl watch w9 >/dev/null
-wait_for 10 sh -c "curl -s '$SIM_URL/_sim/sink' | jq -e '[.deliveries[] | select(.status == 200 and (.body|fromjson|.data.job_id) == \"w9\")] | length == 1'" || fail "w9 not delivered"
+wait_until sh -c "curl -s '$SIM_URL/_sim/sink' | jq -e '[.deliveries[] | select(.status == 200 and (.body|fromjson|.data.job_id) == \"w9\")] | length == 1'" || fail "w9 not delivered"
 d=$(sink w9 | jq -c '.[0]'); echo "$d" | jq -j .body >"$T/body9"
 set -- "$(echo "$d" | jq -r '.headers["webhook-id"]')" "$(echo "$d" | jq -r '.headers["webhook-timestamp"]')" "$(echo "$d" | jq -r '.headers["webhook-signature"]')"
 [ "$(echo "$3" | wc -w)" = 1 ] || fail "still two signatures after the rotation: $3"

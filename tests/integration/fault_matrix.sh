@@ -41,19 +41,20 @@ scenario() {
 	ctl watch "$id" >/dev/null
 	if [ "$check" = reload ]; then
 		# 501 or 401/403: polling pauses until a reload.
-		wait_for 10 sh -c "'$CTL' -s '$T/ctl.sock' status --json | jq -e '.status.paused != \"none\"'" || fail "$name: no pause"
+		wait_until sh -c "'$CTL' -s '$T/ctl.sock' status --json | jq -e '.status.paused != \"none\"'" || fail "$name: no pause"
 		sim DELETE /_sim/faults >/dev/null
 		kill -HUP "$DAEMON_PID"
 	fi
-	wait_for 30 delivered "$id" || fail "$name: not delivered (exec: $(grep -c " $id " "$T/hooks/events" || true), webhook: $(sink_of "$id" | jq -c 'map(.status)'))"
-	sleep 0.3
+	wait_until delivered "$id" || fail "$name: not delivered (exec: $(grep -c " $id " "$T/hooks/events" || true), webhook: $(sink_of "$id" | jq -c 'map(.status)'))"
+	# The counts below are final once nothing is queued, delayed or running (a duplicate would be).
+	wait_until deliveries_idle || fail "$name: deliveries still pending"
 	ctl status >/dev/null || fail "$name: daemon not answering"
 	[ "$(grep -c " embed_job.complete $id " "$T/hooks/events")" = 1 ] || fail "$name: exec hook ran $(grep -c " $id " "$T/hooks/events") times"
 	local web; web=$(sink_of "$id")
 	if [ "$check" = timeout ]; then
 		# The receiver answered after the hook's timeout: the daemon retried, and a
 		# receiver that slow sees the delivery twice, with one webhook-id.
-		wait_for 10 sh -c "'$CTL' -s '$T/ctl.sock' deliveries --state done --json | jq -e '.deliveries[] | select(.hook == \"web\" and .subject == \"$id\" and .attempts >= 2)'" \
+		wait_until sh -c "'$CTL' -s '$T/ctl.sock' deliveries --state done --json | jq -e '.deliveries[] | select(.hook == \"web\" and .subject == \"$id\" and .attempts >= 2)'" \
 			|| fail "$name: no retry after the timeout: $(ctl deliveries --json | jq -c '.deliveries[] | select(.subject == "'"$id"'")')"
 		grep -q "hook web failed on .*embed_job.complete\|hook web failed on evt_.*[Tt]imeout\|timed out" "$T/daemon.log" || fail "$name: timeout not logged"
 		web=$(sink_of "$id")

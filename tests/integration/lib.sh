@@ -44,13 +44,9 @@ wait_until() {
 	local end=$(( $(date +%s%N) / 1000000 + EW_LIMIT * 1000 ))
 	until "$@" >/dev/null 2>&1; do
 		(( $(date +%s%N) / 1000000 < end )) || { echo "wait_until: gave up after ${EW_LIMIT}s: $*" >&2; return 1; }
-		sleep 0.05
+		sleep 0.05   # the polling interval
 	done
 }
-
-# wait_for SECONDS COMMAND...: the older spelling; SECONDS is ignored, the
-# suite-wide limit applies.
-wait_for() { shift; wait_until "$@"; }
 
 # start_sim [ARGS...]: starts the simulator; sets SIM_PORT, SIM_URL, SIM_PID.
 start_sim() {
@@ -58,7 +54,7 @@ start_sim() {
 	"$SIM" --port 0 --port-file "$T/sim.port" --token "$TOKEN" "$@" >"$T/sim.log" 2>&1 &
 	SIM_PID=$!
 	PIDS+=("$SIM_PID")
-	wait_for 10 test -s "$T/sim.port" || fail "simulator did not start"
+	wait_until test -s "$T/sim.port" || fail "simulator did not start"
 	SIM_PORT=$(cat "$T/sim.port")
 	SIM_URL="http://127.0.0.1:$SIM_PORT"
 }
@@ -136,7 +132,7 @@ start_daemon() {
 	CO_API_KEY="${DAEMON_KEY:-$TOKEN}" ${EW_WRAPPER:-} "$DAEMON" -c "$T/ew.conf" >>"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	PIDS+=("$DAEMON_PID")
-	wait_for "${EW_START_WAIT:-20}" "$CTL" -s "$T/ctl.sock" status || fail "daemon did not start"
+	wait_until "$CTL" -s "$T/ctl.sock" status || fail "daemon did not start"
 }
 
 # stop_daemon: SIGTERM, then asserts a clean exit (status 0: no sanitizer report, loop closed).
@@ -163,6 +159,29 @@ alive() {
 }
 
 ctl() { "$CTL" -s "$T/ctl.sock" "$@"; }
+
+# ctl_lines N: sends its standard input as is on one control connection and prints the
+# first N answer lines, each waited for up to the suite-wide limit; fails if the daemon
+# closes the connection before N lines. (nc -q would end after a fixed time.)
+ctl_lines() {
+	local n=$1 i line rc=0 ncpid rfd wfd writer
+	coproc CTL_NC { exec nc -U "$T/ctl.sock"; }
+	# Copies at once: bash drops the coprocess's descriptors and pid when it ends, and
+	# children do not inherit them.
+	ncpid=$CTL_NC_PID
+	exec {rfd}<&"${CTL_NC[0]}" {wfd}>&"${CTL_NC[1]}"
+	# A writer of its own: a daemon that closes early gives it the SIGPIPE, not this shell.
+	cat >&"$wfd" 2>/dev/null &
+	writer=$!
+	for ((i = 0; i < n; i++)); do
+		IFS= read -r -t "$EW_LIMIT" line <&"$rfd" || { rc=1; break; }
+		printf '%s\n' "$line"
+	done
+	exec {rfd}<&- {wfd}>&-
+	kill "$ncpid" 2>/dev/null || true
+	wait "$ncpid" "$writer" 2>/dev/null || true
+	return $rc
+}
 
 # Lines the recording hook wrote: "EVENT_ID EVENT JOB STATUS BATCH ATTEMPT".
 hook_lines() { cat "$T/hooks/events" 2>/dev/null || true; }

@@ -18,7 +18,7 @@ on = embed_job.complete
 sed -i "s|^\[embedwatch\]|[embedwatch]\nmetrics_listen = 127.0.0.1:$MPORT|" "$T/ew.conf"
 start_daemon
 ctl watch - < <(seq -f 'm-%g' 0 11) >/dev/null
-wait_for 30 sh -c "[ \$(grep -c ' embed_job\.\(complete\|failed\|cancelled\) ' '$T/hooks/events') -ge 12 ]" || fail "jobs did not end"
+wait_until hook_has_ids 12 ' embed_job\.\(complete\|failed\|cancelled\) m-' || fail "jobs did not end: $(hook_ids ' embed_job\.\(complete\|failed\|cancelled\) m-') of 12"
 
 curl -sf "http://127.0.0.1:$MPORT/metrics" >"$T/metrics.txt" || fail "GET /metrics"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/other")" = 404 ] || fail "other paths are not 404"

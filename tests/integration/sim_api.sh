@@ -1,7 +1,12 @@
 # The simulator serves jobs through their timelines, faithful to the contract.
+# The manual clock moves only when the test advances it, so each state is read
+# at a known time, on any machine, however loaded.
 . "$top_srcdir/tests/integration/lib.sh"
 
-start_sim --auto auto- --auto-min 1s --auto-max 1s --cancel-delay 500ms
+start_sim --clock manual --auto auto- --auto-min 1s --auto-max 1s --cancel-delay 500ms
+status_of() { api "/v1/embed-jobs/$1" | cut -d' ' -f2- | jq -r .status; }
+# advance_to MS DURATION: advances the clock by DURATION and checks it now reads MS.
+advance_to() { local t; t=$(sim_advance "$2"); [ "$t" = "$1" ] || fail "clock at $t ms after +$2, expected $1"; }
 
 sim POST /_sim/jobs '{"jobs":[
  {"id":"job-a","name":"nightly","timeline":[{"status":"processing","at":0},{"status":"complete","at":1}]},
@@ -25,10 +30,14 @@ echo "${r#* }" | check_doc || fail "job-a document: $r"
 echo "${r#* }" | jq -e '.status=="processing" and .name=="nightly" and (has("output_dataset_id")|not)' >/dev/null || fail "job-a initial: $r"
 ok "a job document has every contract field with its type"
 
-r=$(api /v1/embed-jobs/job-c)
-sleep 0.6
+# Each step starts exactly at its "at": not before, at the millisecond it is due.
+[ "$(status_of job-c)" = processing ] || fail "job-c at 0 ms"
+advance_to 499 499ms
+[ "$(status_of job-c)" = processing ] || fail "job-c cancelling before its 0.5 s step"
+t=$(sim POST /_sim/clock '{"advance_ms":1}' | jq -r .now_ms); [ "$t" = 500 ] || fail "advance_ms: clock at $t"
 r=$(api /v1/embed-jobs/job-c); echo "${r#* }" | jq -e '.status=="cancelling"' >/dev/null || fail "job-c cancelling: $r"
-sleep 0.6
+[ "$(status_of job-a)" = processing ] || fail "job-a ended before its 1 s step"
+advance_to 1100 600ms
 for j in a b c; do
 	r=$(api /v1/embed-jobs/job-$j)
 	echo "${r#* }" | check_doc || fail "job-$j document: $r"
@@ -41,9 +50,11 @@ ok "timelines: processing -> complete, failed, cancelling -> cancelled"
 
 # Cancel: cancelling now, cancelled after the cancel delay; an ended job cannot be cancelled.
 r=$(api /v1/embed-jobs/job-d/cancel -X POST); [ "${r%% *}" = 200 ] || fail "cancel: $r"
-[ "$(api /v1/embed-jobs/job-d | cut -d' ' -f2- | jq -r .status)" = cancelling ] || fail "job-d cancelling"
-sleep 0.6
-[ "$(api /v1/embed-jobs/job-d | cut -d' ' -f2- | jq -r .status)" = cancelled ] || fail "job-d cancelled"
+[ "$(status_of job-d)" = cancelling ] || fail "job-d cancelling"
+advance_to 1599 499ms
+[ "$(status_of job-d)" = cancelling ] || fail "job-d cancelled before the 500 ms cancel delay"
+advance_to 1600 1ms
+[ "$(status_of job-d)" = cancelled ] || fail "job-d cancelled"
 r=$(api /v1/embed-jobs/job-a/cancel -X POST); [ "${r%% *}" = 400 ] || fail "cancel ended job: $r"
 ok "cancel"
 
@@ -69,14 +80,16 @@ ok "404 for unknown ids"
 # Auto mode: any id with the prefix, a timeline derived from the id alone.
 r=$(api /v1/embed-jobs/auto-000017); echo "${r#* }" | check_doc || fail "auto doc: $r"
 echo "${r#* }" | jq -e '.status=="processing"' >/dev/null || fail "auto initial: $r"
-sleep 1.1
-s1=$(api /v1/embed-jobs/auto-000017 | cut -d' ' -f2- | jq -r .status)
+advance_to 2600 1s
+s1=$(status_of auto-000017)
 case "$s1" in complete|failed|cancelled) ;; *) fail "auto job did not end: $s1" ;; esac
 ok "auto mode ($s1)"
 
 # Counters per job and per status.
 st=$(sim GET /_sim/stats)
-echo "$st" | jq -e '.jobs["job-a"].requests >= 4 and .jobs["job-a"].first_ms > 0 and .jobs["job-a"].last_ms >= .jobs["job-a"].first_ms' >/dev/null || fail "per-job counters: $st"
+# Times in the stats are sim times: job-a was first asked at 0 and ends at 1 s.
+echo "$st" | jq -e '.jobs["job-a"].requests >= 4 and .jobs["job-a"].first_ms == 0 and .jobs["job-a"].last_ms == 1600
+  and .jobs["job-a"].ends_ms == 1000 and .jobs["auto-000017"].first_ms == 1600' >/dev/null || fail "per-job counters: $st"
 echo "$st" | jq -e '.status["401"]>=2 and .status["403"]==1 and .status["404"]>=1 and .requests.poll>=10 and .requests.list==1 and .requests.cancel==2' >/dev/null || fail "status counters: $st"
 ok "counters"
 

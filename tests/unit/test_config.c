@@ -96,9 +96,34 @@ static void test_defaults(void **state)
 	assert_int_equal(c.request_timeout_ms, 30000);
 	assert_int_equal(c.max_age_ms, 7 * 86400000ULL);
 	assert_int_equal(c.retention_ms, 7 * 86400000ULL);
+	assert_int_equal(c.delivery_retention_ms, 7 * 86400000ULL);
 	assert_int_equal(c.max_bytes_per_min, 64ULL << 20);
 	assert_int_equal(c.planner, PLANNER_AUTO);
 	assert_int_equal(c.n_hooks, 0);
+	config_clear(&c);
+}
+
+/* The delivery operations' keys: breaker, rate, and which events "*" and explicit names take. */
+static void test_hook_operations(void **state)
+{
+	struct ew_config c;
+	char err[512];
+	assert_int_equal(load("[hooks]\ndelivery_retention = 2h\n"
+			      "[hook a]\ntype = exec\ncommand = /bin/true\non = *\n"
+			      "[hook ops]\ntype = exec\ncommand = /bin/true\non = hook.disabled, hook.enabled\n"
+			      "rate = 300/min\ndisable_after = 0s\n", &c, err), 0);
+	assert_int_equal(c.delivery_retention_ms, 2 * 3600000ULL);
+	assert_int_equal(c.n_hooks, 2);
+	/* Defaults: no rate limit, the breaker after 3 days. */
+	assert_float_equal(c.hooks[0].rate_per_s, 0, 1e-12);
+	assert_int_equal(c.hooks[0].disable_after_ms, 3 * 86400000ULL);
+	assert_true(c.hooks[0].on_mask & (1u << EV_BATCH_DONE));
+	assert_true(c.hooks[0].on_mask & (1u << EV_CANCELLING));
+	assert_false(c.hooks[0].on_mask & (1u << EV_HOOK_DISABLED));
+	assert_false(c.hooks[0].on_mask & (1u << EV_HOOK_ENABLED));
+	assert_int_equal(c.hooks[1].on_mask, (1u << EV_HOOK_DISABLED) | (1u << EV_HOOK_ENABLED));
+	assert_float_equal(c.hooks[1].rate_per_s, 5.0, 1e-9);
+	assert_int_equal(c.hooks[1].disable_after_ms, 0);
 	config_clear(&c);
 }
 
@@ -203,6 +228,9 @@ static void test_errors(void **state)
 		{ "[hook x]\nproxy = http://a:b@p:1\n", "test.conf:2:", "credentials" },
 		{ "[embedwatch]\ncontrol_group = wheel;rm\n", "test.conf:2:", "expected a group name" },
 		{ "[embedwatch]\ncontrol_idle_timeout = 1ms\n", "test.conf:2:", "too short" },
+		{ "[hook x]\nrate = lots\n", "test.conf:2:", "expected deliveries per time" },
+		{ "[hook x]\ndisable_after = soon\n", "test.conf:2:", "disable_after: expected a duration" },
+		{ "[hooks]\ndelivery_retention = 1w\n", "test.conf:2:", "delivery_retention: expected a duration" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct ew_config c;
@@ -248,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_rates),
 		cmocka_unit_test(test_split_argv),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_hook_operations),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_missing_file),

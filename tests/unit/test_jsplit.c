@@ -177,6 +177,39 @@ static void test_cap_and_stop(void **state)
 	jsplit_free(&s);
 }
 
+/*
+ * A member given twice: the splitter's fields are what a parse reads (the
+ * last one), or none when the last cannot be picked out; found by fuzz_jsplit.
+ */
+static void test_repeated_members(void **state)
+{
+	static const struct { const char *elem; const char *id, *status; } cases[] = {
+		{ "{\"job_id\":\"a\",\"status\":\"processing\",\"status\":\"complete\"}", "a", "complete" },
+		{ "{\"job_id\":\"a\",\"job_id\":\"b\\u0041\",\"status\":\"failed\"}", "", "failed" },
+		{ "{\"job_id\":\"a\",\"job_id\":5,\"status\":\"failed\"}", "", "failed" },
+		{ "{\"job_id\":\"a\",\"status\":\"processing\",\"st\\u0061tus\":\"complete\"}", "", "" },
+		{ "{\"st\\u0061tus\":\"complete\",\"status\":\"processing\",\"job_id\":\"a\"}", "a", "processing" },
+		{ "{\"name\":\"with spaces\",\"status\":\"failed\",\"name\":\"x\\\"y\",\"job_id\":\"c\"}", "c", "failed" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char d[512];
+		snprintf(d, sizeof(d), "{\"embed_jobs\":[%s]}", cases[i].elem);
+		struct jsplit s;
+		struct got g = { 0 };
+		jsplit_init(&s, 1 << 20, collect, &g);
+		assert_int_equal(jsplit_feed(&s, d, strlen(d)), 0);
+		assert_int_equal(jsplit_finish(&s), 0);
+		assert_int_equal(g.n, 1);
+		if (strcmp(g.f[0][0], cases[i].id) != 0 || strcmp(g.f[0][2], cases[i].status) != 0)
+			fail_msg("%s: job_id \"%s\" status \"%s\", expected \"%s\" \"%s\"", cases[i].elem, g.f[0][0],
+				 g.f[0][2], cases[i].id, cases[i].status);
+		/* In the last case the last name is escaped: no name is picked, the caller parses. */
+		if (i == sizeof(cases) / sizeof(cases[0]) - 1)
+			assert_string_equal(g.f[0][1], "");
+		jsplit_free(&s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +217,7 @@ int main(void)
 		cmocka_unit_test(test_truncated_everywhere),
 		cmocka_unit_test(test_bad_documents),
 		cmocka_unit_test(test_cap_and_stop),
+		cmocka_unit_test(test_repeated_members),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

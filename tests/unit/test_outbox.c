@@ -56,7 +56,8 @@ int store_put_delivery(struct store *s, const char *event_id, const char *hook, 
 	return 0;
 }
 int store_put_batch(struct store *s, const char *name, int64_t created_ms, const char *done_event) { note("batch"); return 0; }
-int store_prune(struct store *s, int64_t before_ms) { note("prune"); return 0; }
+int store_prune(struct store *s, int64_t before_ms, int64_t deliveries_before_ms) { note("prune"); return 0; }
+int store_put_hook(struct store *s, const struct store_hook *h) { note("hook"); return 0; }
 
 void hooks_plan(struct hooks *hs, struct turn_row *ev)
 {
@@ -140,6 +141,14 @@ static void test_success_dispatches_in_order(void **state)
 	assert_string_equal(calls, "");
 }
 
+/* The suite-wide wait limit (tests/integration/lib.sh): EW_TEST_TIMEOUT s (120) x EW_TEST_SLOWDOWN (1). */
+static uint64_t suite_limit_ms(void)
+{
+	const char *t = getenv("EW_TEST_TIMEOUT"), *s = getenv("EW_TEST_SLOWDOWN");
+	uint64_t secs = t && atoi(t) > 0 ? (uint64_t)atoi(t) : 120, slow = s && atoi(s) > 0 ? (uint64_t)atoi(s) : 1;
+	return secs * slow * 1000;
+}
+
 static void test_failure_dispatches_nothing_then_retries(void **state)
 {
 	struct fixture *f = *state;
@@ -157,11 +166,20 @@ static void test_failure_dispatches_nothing_then_retries(void **state)
 	assert_int_equal(outbox_run(&f->ew), -EAGAIN);
 	assert_string_equal(calls, "");
 
-	/* After the backoff (1 s for the first failure) the same record is written, and dispatched once. */
+	/* Until the backoff (1 s for the first failure) has passed, each run is refused and tries
+	 * nothing; then the same record is written, and dispatched once. The test polls the loop's
+	 * clock for that moment instead of sleeping a fixed time past it. */
 	fail_commit = 0;
-	usleep(1100 * 1000);
-	uv_update_time(&f->loop);
-	assert_int_equal(outbox_run(&f->ew), 0);
+	uint64_t failed_at = uv_now(&f->loop);
+	int r;
+	while ((r = outbox_run(&f->ew)) == -EAGAIN) {
+		assert_string_equal(calls, "");
+		assert_true(uv_now(&f->loop) - failed_at < suite_limit_ms());
+		usleep(10 * 1000);
+		uv_update_time(&f->loop);
+	}
+	assert_int_equal(r, 0);
+	assert_true(uv_now(&f->loop) - failed_at >= 1000);
 	assert_string_equal(calls, "begin job event plan delivery commit hooks(1) waiters kick");
 	assert_false(f->ew.m.store_failing);
 	assert_int_equal(f->ew.m.commit_failures, 1);
