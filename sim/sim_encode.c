@@ -78,7 +78,7 @@ int64_t sim_job_changed_at(const struct sim_job *j, int64_t now)
 		if (at <= now && at > t)
 			t = at;
 	}
-	if (j->cancel_ms && j->cancel_ms <= now) {
+	if (j->cancel_requested && j->cancel_ms <= now) {
 		int64_t done = j->cancel_ms + (int64_t)S.cancel_delay_ms;
 		if (j->cancel_ms > t)
 			t = j->cancel_ms;
@@ -90,7 +90,8 @@ int64_t sim_job_changed_at(const struct sim_job *j, int64_t now)
 
 int64_t sim_list_changed_at(int64_t now)
 {
-	int64_t t = S.history ? HISTORY_END_MS : 0;
+	/* The history's date, on the sim clock (with --clock manual, sim time 0 is the wall clock at start). */
+	int64_t t = S.history ? (S.manual_clock ? HISTORY_END_MS - S.wall0 : HISTORY_END_MS) : 0;
 	for (size_t i = 0; i < S.n_jobs; i++) {
 		int64_t c = sim_job_changed_at(S.job_list[i], now);
 		if (c > t)
@@ -146,7 +147,8 @@ int sim_answer_check(struct MHD_Connection *c, int status, const struct buf *b, 
 		return status;
 	a->validators = true;
 	snprintf(a->etag, sizeof(a->etag), "W/\"%016llx\"", (unsigned long long)body_hash(b->data ? b->data : "", b->len));
-	http_date(a->changed_ms / 1000, a->last_modified, sizeof(a->last_modified));
+	/* Dates a client sees are wall-clock (sim_wall_ms), whichever clock the simulator runs. */
+	http_date(sim_wall_ms(a->changed_ms) / 1000, a->last_modified, sizeof(a->last_modified));
 	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
 	const char *ims = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Modified-Since");
 	/* If-None-Match decides when present (RFC 9110 13.2.2); If-Modified-Since only without it. */
@@ -154,7 +156,7 @@ int sim_answer_check(struct MHD_Connection *c, int status, const struct buf *b, 
 		return S.etag_mode != ETAG_LAST_MODIFIED && etag_listed(inm, a->etag) ? 304 : status;
 	if (ims && S.etag_mode != ETAG_ONLY) {
 		int64_t since = parse_http_date(ims);
-		if (since >= 0 && since >= a->changed_ms / 1000)
+		if (since >= 0 && since >= sim_wall_ms(a->changed_ms) / 1000)
 			return 304;
 	}
 	return status;
@@ -263,8 +265,8 @@ enum MHD_Result sim_answer_send(struct MHD_Connection *c, int status, struct buf
 			MHD_add_response_header(r, "ETag", a->etag);
 		if (S.etag_mode != ETAG_ONLY)
 			MHD_add_response_header(r, "Last-Modified", a->last_modified);
-		/* The Date the validators are read against is the sim clock's, like Last-Modified. */
-		http_date(sim_now() / 1000, date, sizeof(date));
+		/* The Date the validators are read against comes from the same clock as Last-Modified. */
+		http_date(sim_wall_ms(sim_now()) / 1000, date, sizeof(date));
 		MHD_add_response_header(r, "Date", date);
 	}
 	if (a->warning && *a->warning)
