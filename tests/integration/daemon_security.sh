@@ -22,7 +22,7 @@ mkdir -p "$T/out"
 INTERVAL_MIN=20ms INTERVAL_MAX=50ms write_conf "
 [hook fds]
 type = exec
-command = /bin/sleep 2.71828
+command = /bin/sleep 9.87654
 on = embed_job.complete
 [hook leftover]
 type = exec
@@ -42,10 +42,12 @@ start_daemon
 #    (No shell in the fd check: a shell keeps fds of its own.)
 ctl watch fd-1 >/dev/null
 # The daemon spawns the hook itself: its child, not any process of that name on the machine.
-hook_pid() { pgrep -P "$DAEMON_PID" -f -x '/bin/sleep 2.71828'; }
+# It runs long enough (~10 s) that a loaded machine still finds it between pgrep and ls.
+hook_pid() { pgrep -P "$DAEMON_PID" -f -x '/bin/sleep 9.87654'; }
 wait_until hook_pid || fail "fds hook did not run"
-fds=$(ls /proc/"$(hook_pid)"/fd | sort -n | tr '\n' ' ')
-[ "$fds" = "0 1 2 " ] || fail "hook inherited fds: $fds ($(ls -l /proc/"$(hook_pid)"/fd))"
+hp=$(hook_pid)
+fds=$(ls /proc/"$hp"/fd | sort -n | tr '\n' ' ')
+[ "$fds" = "0 1 2 " ] || fail "hook inherited fds: $fds ($(ls -l /proc/"$hp"/fd))"
 sockets=$(ls -l /proc/"$DAEMON_PID"/fd | grep -c socket)
 [ "$sockets" -ge 2 ] || fail "the daemon had no sockets open: the check proves nothing"
 wait_until sh -c "grep -q 'hook leftover delivered' '$T/daemon.log'" || fail "leftover hook did not run"

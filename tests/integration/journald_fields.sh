@@ -22,7 +22,7 @@ echo \$recv >"$T/recv.pid"
 end=\$(( \$(date +%s) + $EW_LIMIT ))
 until [ -S /run/systemd/journal/socket ]; do
 	[ \$(date +%s) -lt \$end ] || { echo "no journal socket after ${EW_LIMIT}s" >&2; exit 1; }
-	sleep 0.05
+	sleep 0.05  # the polling loop's step: the condition is the socket above
 done
 : >"$T/stderr"
 export JOURNAL_STREAM=\$(stat -c '%d:%i' "$T/stderr")
