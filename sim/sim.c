@@ -272,7 +272,7 @@ void count_status(int status)
 		S.status_count[status]++;
 }
 
-static void log_request(int64_t now, int status, const char *id)
+void log_request(int64_t now, int status, const char *id)
 {
 	if (!S.log_requests)
 		return;
@@ -360,7 +360,7 @@ enum MHD_Result answer_truncated(struct MHD_Connection *c, struct buf *b)
 	return ret;
 }
 
-static int check_auth(struct MHD_Connection *c)
+int check_auth(struct MHD_Connection *c)
 {
 	const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 	if (!a || strncmp(a, "Bearer ", 7) != 0)
@@ -371,7 +371,7 @@ static int check_auth(struct MHD_Connection *c)
 }
 
 
-static void note_client(struct MHD_Connection *c)
+void note_client(struct MHD_Connection *c)
 {
 	const char *n = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Client-Name");
 	if (!n)
@@ -560,6 +560,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return handle_api(c, method, url);
 	if (strncmp(url, "/_sim/", 6) == 0)
 		return handle_admin(c, method, url, rq);
+	/* v2 Batches and Datasets live in sim_v2.c. */
+	if (strncmp(url, "/v2/batches", 11) == 0 && (url[11] == '\0' || url[11] == '/'))
+		return sim_v2_batches(c, method, url);
+	if (strncmp(url, "/v1/datasets/", 13) == 0)
+		return sim_v2_dataset(c, method, url);
 	pthread_mutex_lock(&S.mu);
 	S.req_other++;
 	count_status(404);
@@ -631,9 +636,14 @@ static void usage(FILE *f)
 		"      --tls-key FILE     ... and this PEM private key\n"
 		"      --clock MODE       real (default): timelines follow the wall clock; manual: the clock starts\n"
 		"                         at 0 and moves only by POST /_sim/clock {\"advance\":\"2s\"} (or \"advance_ms\")\n"
+		"      --v2-history N     the v2 list also holds N batches that ended long ago (hb-0000000 ...)\n"
+		"      --v2-order DIR     desc (default): GET /v2/batches lists the newest first; asc: the oldest\n"
+		"      --dataset-parts N  parts of each dataset GET /v1/datasets/{id} serves (default 2)\n"
 		"  -h, --help             this text\n\n"
-		"API:   GET /v1/embed-jobs/{id}, GET /v1/embed-jobs, POST /v1/embed-jobs/{id}/cancel\n"
-		"Admin: POST /_sim/jobs, GET /_sim/jobs/{id}, POST|DELETE /_sim/faults, GET /_sim/stats,\n"
+		"API:   GET /v1/embed-jobs/{id}, GET /v1/embed-jobs, POST /v1/embed-jobs/{id}/cancel,\n"
+		"       GET /v2/batches/{id}, GET /v2/batches, POST /v2/batches/{id}:cancel, GET /v1/datasets/{id}\n"
+		"Admin: POST /_sim/jobs, GET /_sim/jobs/{id}, POST /_sim/batches, GET /_sim/batches/{id},\n"
+		"       POST|DELETE /_sim/faults, GET /_sim/stats,\n"
 		"       GET /_sim/log, POST /_sim/sink/..., GET|DELETE /_sim/sink, POST /_sim/reset,\n"
 		"       GET|POST /_sim/clock\n");
 }
@@ -657,6 +667,9 @@ int main(int argc, char **argv)
 		{ "no-gzip", no_argument, NULL, 20 },
 		{ "gzip-level", required_argument, NULL, 21 },
 		{ "etag", optional_argument, NULL, 22 },
+		{ "v2-history", required_argument, NULL, SIM_OPT_V2_HISTORY },
+		{ "v2-order", required_argument, NULL, SIM_OPT_V2_ORDER },
+		{ "dataset-parts", required_argument, NULL, SIM_OPT_DATASET_PARTS },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -742,6 +755,12 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case SIM_OPT_V2_HISTORY:
+		case SIM_OPT_V2_ORDER:
+		case SIM_OPT_DATASET_PARTS:
+			if (sim_v2_option(o, optarg) < 0)
+				return 2;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -820,6 +839,7 @@ int main(int argc, char **argv)
 		sim_job_free(S.job_list[i]);
 	free(S.job_list);
 	strmap_free(&S.jobs);
+	sim_v2_free();
 	for (size_t i = 0; i < S.client_names.cap; i++)
 		if (S.client_names.slots[i].key) {
 			struct client_name *cn = S.client_names.slots[i].val;

@@ -43,7 +43,8 @@ struct sim_job {
 };
 
 enum fault_kind { F_STATUS = 1, F_DELAY, F_DROP, F_MALFORMED, F_TRUNCATED, F_OVERSIZED, F_CONTENT_TYPE, F_BOMB };
-enum fault_target { T_API = 1, T_SINK = 2, T_LIST = 4 };
+/* T_V2: v2 per-id GET and :cancel; T_V2_LIST: GET /v2/batches; T_DATASETS: GET /v1/datasets/{id} (sim_v2.c). */
+enum fault_target { T_API = 1, T_SINK = 2, T_LIST = 4, T_V2 = 8, T_V2_LIST = 16, T_DATASETS = 32 };
 
 struct fault {
 	enum fault_kind kind;
@@ -178,5 +179,23 @@ void sim_bombs_free(void);
 enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const char *url, struct req *rq);
 void clear_sink(void);
 void clear_faults(void);
+/* The API's shared answers: auth (0, 401 or 403), the X-Client-Name count, the request log. Caller holds S.mu for the last two. */
+int check_auth(struct MHD_Connection *c);
+void note_client(struct MHD_Connection *c);
+void log_request(int64_t now, int status, const char *id);
+
+/* sim_v2.c: v2 Batches (GET /v2/batches[/{id}], POST /v2/batches/{id}:cancel) and GET /v1/datasets/{id}. */
+enum { SIM_OPT_V2_HISTORY = 40, SIM_OPT_V2_ORDER, SIM_OPT_DATASET_PARTS };
+enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, const char *url);
+enum MHD_Result sim_v2_dataset(struct MHD_Connection *c, const char *method, const char *url);
+/* /_sim/batches (POST: add, GET /_sim/batches/ID); true when p was one of them. Caller holds S.mu. */
+bool sim_v2_admin(const char *p, const char *method, json_object *doc, int64_t now, struct buf *b, const char **err,
+		  int *status);
+/* Appends ",\"v2\":{...}" (counters, and each batch with with_jobs) to the stats object. Caller holds S.mu. */
+void sim_v2_stats(struct buf *b, bool with_jobs);
+void sim_v2_reset(void);
+/* --v2-history N, --v2-order asc|desc, --dataset-parts N. 0, or -EINVAL with a message on stderr. */
+int sim_v2_option(int opt, const char *arg);
+void sim_v2_free(void);
 
 #endif

@@ -104,12 +104,19 @@ static const char *add_fault(json_object *spec, int64_t now)
 			f->kind = kinds[i].k;
 	if (!f->kind)
 		goto bad_kind;
-	/* "api" (the default): per-id polls and the list; "poll" or "list": only those; "sink"; "any". */
+	/* "api" (the default): v1 per-id polls and the list; "poll" or "list": only those; "sink"; "v2" (v2 per-id
+	 * and :cancel), "v2_list", "batches" (both), "datasets"; "any": all of them. */
 	f->targets = T_API | T_LIST;
 	if (json_object_object_get_ex(spec, "target", &v)) {
+		static const struct { const char *n; unsigned t; } targets[] = {
+			{ "sink", T_SINK }, { "any", T_API | T_LIST | T_SINK | T_V2 | T_V2_LIST | T_DATASETS },
+			{ "list", T_LIST }, { "poll", T_API }, { "v2", T_V2 }, { "v2_list", T_V2_LIST },
+			{ "batches", T_V2 | T_V2_LIST }, { "datasets", T_DATASETS },
+		};
 		const char *t = json_object_get_string(v);
-		f->targets = strcmp(t, "sink") == 0 ? T_SINK : strcmp(t, "any") == 0 ? T_API | T_LIST | T_SINK
-			     : strcmp(t, "list") == 0 ? T_LIST : strcmp(t, "poll") == 0 ? T_API : T_API | T_LIST;
+		for (size_t i = 0; i < ARRAY_SIZE(targets); i++)
+			if (strcmp(t, targets[i].n) == 0)
+				f->targets = targets[i].t;
 	}
 	if (f->kind == F_STATUS) {
 		if (!json_object_object_get_ex(spec, "status", &v) || json_object_get_int(v) < 100 ||
@@ -239,6 +246,7 @@ static void render_stats(struct buf *b, bool with_jobs)
 	for (struct fault *f = S.faults; f; f = f->next)
 		nf += f->remaining != 0;
 	buf_printf(b, "%zu", nf);
+	sim_v2_stats(b, with_jobs);
 	if (with_jobs) {
 		int64_t now = sim_now();
 		buf_printf(b, ",\"jobs\":{");
@@ -446,6 +454,8 @@ enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const
 		} else {
 			render_clock(&b);
 		}
+	} else if (sim_v2_admin(p, method, doc, now, &b, &err, &status)) {
+		/* /_sim/batches: v2 batches (sim_v2.c) */
 	} else if (strcmp(p, "/stats") == 0 && strcmp(method, "GET") == 0) {
 		const char *jobs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "jobs");
 		render_stats(&b, !jobs || strcmp(jobs, "0") != 0);
@@ -468,6 +478,7 @@ enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const
 			S.job_list[i]->requests = 0;
 			S.job_list[i]->first_ms = S.job_list[i]->last_ms = 0;
 		}
+		sim_v2_reset();
 		buf_printf(&b, "{\"ok\":true}");
 	} else {
 		err = "no such admin endpoint";

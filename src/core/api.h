@@ -25,6 +25,9 @@ struct api_job {
 	char *truncate;
 	char **warnings;    /* meta.warnings */
 	size_t n_warnings;
+	/* Records done so far, as a v2 Batch reports them (api_v2.h); a v1 EmbedJob has none. */
+	bool has_records;
+	int64_t num_records, num_successful, num_failed;
 };
 
 /* True when id matches [A-Za-z0-9_-]{1,128}. */

@@ -64,6 +64,12 @@ void config_defaults(struct ew_config *c)
 	c->planner = PLANNER_AUTO;
 	c->discover_match = xstrdup("*");
 	c->discover_batch = xstrdup("");
+	c->discover_kinds = (1u << JOB_KIND_EMBED) | (1u << JOB_KIND_BATCH);
+	c->batch_sweep = true;
+	c->batch_page_size = 1000;
+	c->datasets_fetch = true;
+	c->dataset_timeout_ms = 60000;
+	c->dataset_tries = 3;
 	c->hooks_max_concurrent = 16;
 	c->shutdown_grace_ms = 10000;
 	c->hook_output_max = 16384;
@@ -300,6 +306,10 @@ static int poll_key(struct parse_ctx *x, const char *k, const char *v)
 		return set_duration(x, k, v, &c->sweep_interval_ms, 10);
 	if (strcmp(k, "sweep_interval_max") == 0)
 		return set_duration(x, k, v, &c->sweep_interval_max_ms, 10);
+	if (strcmp(k, "batch_sweep") == 0)
+		return set_bool(x, k, v, &c->batch_sweep);
+	if (strcmp(k, "batch_page_size") == 0)
+		return set_uint(x, k, v, &c->batch_page_size, 1, 1000);
 	if (strcmp(k, "list_max_bytes") == 0) {
 		if (config_parse_size(v, &c->list_max_bytes) < 0 || c->list_max_bytes < 1024)
 			return fail(x, "list_max_bytes: expected a size like 64MiB or 1048576 (at least 1k), got \"%s\"", v);
@@ -341,7 +351,52 @@ static int discover_key(struct parse_ctx *x, const char *k, const char *v)
 			return fail(x, "batch: at most 128 characters");
 		return set_string(&c->discover_batch, v);
 	}
-	return fail(x, "unknown key \"%s\" in [discover]; expected enabled, match or batch", k);
+	if (strcmp(k, "kinds") == 0) {
+		char *copy = xstrdup(v), *save = NULL;
+		c->discover_kinds = 0;
+		for (char *t = strtok_r(copy, " \t,", &save); t; t = strtok_r(NULL, " \t,", &save)) {
+			int kind = job_kind_parse(t);
+			if (kind < 0) {
+				fail(x, "kinds: expected embed-job and/or batch-job, got \"%s\"", t);
+				free(copy);
+				return 0;
+			}
+			c->discover_kinds |= 1u << kind;
+		}
+		free(copy);
+		if (!c->discover_kinds)
+			return fail(x, "kinds: expected embed-job and/or batch-job");
+		return 1;
+	}
+	return fail(x, "unknown key \"%s\" in [discover]; expected enabled, match, batch or kinds", k);
+}
+
+static int datasets_key(struct parse_ctx *x, const char *k, const char *v)
+{
+	struct ew_config *c = x->cfg;
+	if (strcmp(k, "fetch") == 0)
+		return set_bool(x, k, v, &c->datasets_fetch);
+	if (strcmp(k, "timeout") == 0)
+		return set_duration(x, k, v, &c->dataset_timeout_ms, 100);
+	if (strcmp(k, "tries") == 0)
+		return set_uint(x, k, v, &c->dataset_tries, 1, 10);
+	return fail(x, "unknown key \"%s\" in [datasets]; expected fetch, timeout or tries", k);
+}
+
+/* "10%" (or "10"): a step of 1 to 100 percent; "0" or "no": none. */
+static int set_percent_step(struct parse_ctx *x, const char *k, const char *v, unsigned *dst)
+{
+	char *end;
+	if (strcmp(v, "no") == 0 || strcmp(v, "0") == 0 || strcmp(v, "0%") == 0) {
+		*dst = 0;
+		return 1;
+	}
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	if (!isdigit((unsigned char)*v) || errno || (*end && strcmp(end, "%") != 0) || n < 1 || n > 100)
+		return fail(x, "%s: expected a step of records like 10%% (1%% to 100%%), or 0 for none, got \"%s\"", k, v);
+	*dst = (unsigned)n;
+	return 1;
 }
 
 static int hooks_key(struct parse_ctx *x, const char *k, const char *v)
@@ -354,6 +409,8 @@ static int hooks_key(struct parse_ctx *x, const char *k, const char *v)
 		return set_duration(x, k, v, &c->shutdown_grace_ms, 0);
 	if (strcmp(k, "delivery_retention") == 0)
 		return set_duration(x, k, v, &c->delivery_retention_ms, 0);
+	if (strcmp(k, "progress_every") == 0)
+		return set_percent_step(x, k, v, &c->progress_every_pct);
 	if (strcmp(k, "output_max") == 0) {
 		unsigned n;
 		if (!set_uint(x, k, v, &n, 0, 1 << 20))
@@ -397,7 +454,8 @@ static int hook_key(struct parse_ctx *x, struct ew_hook *h, const char *k, const
 			if (e == EV_NONE) {
 				fail(x, "on: unknown event \"%s\"; expected embed_job.complete, embed_job.failed, "
 				     "embed_job.cancelled, embed_job.cancelling, embed_job.expired, "
-				     "embed_job.not_found, embed_job.error, batch.done, hook.disabled, hook.enabled or *", t);
+				     "embed_job.not_found, embed_job.error, the same batch_job.* events, batch_job.progress, "
+				     "batch.done, hook.disabled, hook.enabled or *", t);
 				free(copy);
 				return 0;
 			}
@@ -519,8 +577,9 @@ static void open_section(struct parse_ctx *x, const char *line)
 		h->concurrency = 4;
 		h->disable_after_ms = 3ULL * 24 * 3600 * 1000;
 		x->hook = h;
-	} else if (strcmp(name, "embedwatch") && strcmp(name, "poll") && strcmp(name, "hooks") && strcmp(name, "discover")) {
-		fail(x, "unknown section [%s]; expected [embedwatch], [poll], [hooks], [discover] or [hook NAME]", name);
+	} else if (strcmp(name, "embedwatch") && strcmp(name, "poll") && strcmp(name, "hooks") && strcmp(name, "discover") &&
+		   strcmp(name, "datasets")) {
+		fail(x, "unknown section [%s]; expected [embedwatch], [poll], [hooks], [discover], [datasets] or [hook NAME]", name);
 	}
 }
 
@@ -540,6 +599,8 @@ static int on_entry(void *user, const char *section, const char *key, const char
 		return hooks_key(x, key, value);
 	if (strcmp(section, "discover") == 0)
 		return discover_key(x, key, value);
+	if (strcmp(section, "datasets") == 0)
+		return datasets_key(x, key, value);
 	if (x->hook)
 		return hook_key(x, x->hook, key, value);
 	return 0;

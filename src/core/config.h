@@ -72,15 +72,23 @@ struct ew_config {
 	uint64_t max_bytes_per_min; /* the byte budget on the wire, API answers all told */
 	enum planner_policy planner;    /* auto: the planner chooses sweep or per-id; or always one */
 	bool cancel_on_expire;      /* past max_age: cancel the job, not just stop watching */
+	bool batch_sweep;           /* v2 sweep: GET /v2/batches (paged) observes the watched batch jobs */
+	unsigned batch_page_size;   /* page_size of that list, 1..1000 */
 	/* [discover] */
 	bool discover;
 	char *discover_match;       /* glob on the job's name */
 	char *discover_batch;       /* "": none; "{name-prefix}", "{name}", or a literal batch name */
+	unsigned discover_kinds;    /* bit (1 << enum job_kind): the kinds discovery watches */
+	/* [datasets] */
+	bool datasets_fetch;        /* complete events carry the output dataset (GET /v1/datasets/{id}) */
+	uint64_t dataset_timeout_ms;    /* the event waits at most this long for it */
+	unsigned dataset_tries;
 	/* [hooks] */
 	unsigned hooks_max_concurrent;
 	uint64_t shutdown_grace_ms;
 	size_t hook_output_max;
 	uint64_t delivery_retention_ms; /* finished deliveries are kept this long; 0: forever */
+	unsigned progress_every_pct;    /* batch_job.progress every this many percent of records; 0: none */
 	/* [hook NAME] */
 	struct ew_hook *hooks;
 	size_t n_hooks;

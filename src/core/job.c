@@ -29,7 +29,57 @@ static const char *const event_names[EV__MAX] = {
 	[EV_BATCH_DONE] = "batch.done",
 	[EV_HOOK_DISABLED] = "hook.disabled",
 	[EV_HOOK_ENABLED] = "hook.enabled",
+	[EV_BJ_COMPLETE] = "batch_job.complete",
+	[EV_BJ_FAILED] = "batch_job.failed",
+	[EV_BJ_CANCELLED] = "batch_job.cancelled",
+	[EV_BJ_CANCELLING] = "batch_job.cancelling",
+	[EV_BJ_EXPIRED] = "batch_job.expired",
+	[EV_BJ_NOT_FOUND] = "batch_job.not_found",
+	[EV_BJ_ERROR] = "batch_job.error",
+	[EV_BJ_PROGRESS] = "batch_job.progress",
 };
+
+static const char *const kind_names[JOB_KIND__MAX] = {
+	[JOB_KIND_EMBED] = "embed-job",
+	[JOB_KIND_BATCH] = "batch-job",
+};
+
+const char *job_kind_name(enum job_kind k)
+{
+	return (unsigned)k < JOB_KIND__MAX ? kind_names[k] : "invalid";
+}
+
+int job_kind_parse(const char *s)
+{
+	for (int i = 0; i < JOB_KIND__MAX; i++)
+		if (strcmp(s, kind_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* EV_COMPLETE .. EV_ERROR and EV_BJ_COMPLETE .. EV_BJ_ERROR are in the same order. */
+enum ew_event job_event_of_kind(enum ew_event e, enum job_kind k)
+{
+	if (k == JOB_KIND_BATCH && e >= EV_COMPLETE && e <= EV_ERROR)
+		return (enum ew_event)(EV_BJ_COMPLETE + (e - EV_COMPLETE));
+	return e;
+}
+
+enum ew_event job_event_base(enum ew_event e)
+{
+	if (e >= EV_BJ_COMPLETE && e <= EV_BJ_ERROR)
+		return (enum ew_event)(EV_COMPLETE + (e - EV_BJ_COMPLETE));
+	return e;
+}
+
+int job_event_kind(enum ew_event e)
+{
+	if (e >= EV_COMPLETE && e <= EV_ERROR)
+		return JOB_KIND_EMBED;
+	if (e >= EV_BJ_COMPLETE && e <= EV_BJ_PROGRESS)
+		return JOB_KIND_BATCH;
+	return -1;
+}
 
 bool job_event_is_hook(enum ew_event e)
 {
@@ -113,7 +163,7 @@ enum ew_event job_transition(enum job_status old, enum job_status seen, bool *re
 
 enum job_status job_event_end_status(enum ew_event e)
 {
-	switch (e) {
+	switch (job_event_base(e)) {
 	case EV_COMPLETE:
 		return JOB_COMPLETE;
 	case EV_FAILED:

@@ -31,8 +31,25 @@ enum ew_event {
 	EV_BATCH_DONE,
 	EV_HOOK_DISABLED,   /* operational: a hook's breaker opened (or an operator disabled it) */
 	EV_HOOK_ENABLED,    /* operational: it is enabled again */
+	/* The same job events of a v2 batch (job_event_of_kind), and its opt-in progress event. */
+	EV_BJ_COMPLETE,
+	EV_BJ_FAILED,
+	EV_BJ_CANCELLED,
+	EV_BJ_CANCELLING,
+	EV_BJ_EXPIRED,
+	EV_BJ_NOT_FOUND,
+	EV_BJ_ERROR,
+	EV_BJ_PROGRESS,     /* a batch's records passed another progress_every step */
 	EV__MAX
 };
+
+/*
+ * The kinds of watched job: v1 embed jobs (/v1/embed-jobs) and v2 batches
+ * (/v2/batches). Below the API layer a job's kind is only carried along: it
+ * decides the URL, the parser, the status mapping (api_v2.h) and the event
+ * prefix (job_event_of_kind), nothing else.
+ */
+enum job_kind { JOB_KIND_EMBED = 0, JOB_KIND_BATCH, JOB_KIND__MAX };
 
 /* What an HTTP answer means for a job and for the poller (DESIGN table). */
 enum api_class {
@@ -65,13 +82,24 @@ int job_status_from_name(const char *s);
 bool job_status_ended(enum job_status s);
 
 /* Events of jobs and batches: what "on = *" means. Operational (hook.*) events are named explicitly. */
-#define JOB_EVENTS_MASK (((1u << (EV_BATCH_DONE + 1)) - 1) & ~1u)
+#define JOB_EVENTS_MASK ((((1u << EV__MAX) - 1) & ~1u) & ~((1u << EV_HOOK_DISABLED) | (1u << EV_HOOK_ENABLED)))
 /* True for the operational events, whose subject is a hook's name. */
 bool job_event_is_hook(enum ew_event e);
 
 const char *job_event_name(enum ew_event e);
 /* Parses "embed_job.complete" etc.; returns EV_NONE when unknown. */
 enum ew_event job_event_parse(const char *s);
+
+/* "embed-job", "batch-job". */
+const char *job_kind_name(enum job_kind k);
+/* Parses a kind name; -1 when it is none. */
+int job_kind_parse(const char *s);
+/* The event of kind k for a kind-blind job event (EV_COMPLETE -> EV_BJ_COMPLETE for a batch); others unchanged. */
+enum ew_event job_event_of_kind(enum ew_event e, enum job_kind k);
+/* The kind-blind job event of e (EV_BJ_COMPLETE -> EV_COMPLETE); others unchanged. */
+enum ew_event job_event_base(enum ew_event e);
+/* The kind of job an event is about, or -1 for batch.done and the operational events. */
+int job_event_kind(enum ew_event e);
 
 /*
  * The transition rule: the event that observing status `seen` on a job last
@@ -80,7 +108,7 @@ enum ew_event job_event_parse(const char *s);
  */
 enum ew_event job_transition(enum job_status old, enum job_status seen, bool *ret_changed);
 
-/* The status a job ends in for an event that ends it; JOB_NONE if it does not end it. */
+/* The status a job ends in for an event that ends it (of either kind); JOB_NONE if it does not end it. */
 enum job_status job_event_end_status(enum ew_event e);
 
 /* A successful observation clears the error run. */

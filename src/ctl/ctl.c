@@ -25,9 +25,10 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: embedwatchctl [-s SOCKET] [--json] COMMAND [ARGS]\n\n"
 		"Commands:\n"
-		"  watch [--batch NAME] ID... | -     watch jobs (ids from stdin with -)\n"
+		"  watch [--kind embed-job|batch-job] [--batch NAME] ID... | -\n"
+		"                                     watch embed jobs (v1) or batches (v2) (ids from stdin with -)\n"
 		"  unwatch ID... | -                  stop watching jobs\n"
-		"  list [--status S] [--batch B] [--watch N]\n"
+		"  list [--status S] [--kind K] [--batch B] [--watch N]\n"
 		"                                     list watched jobs (--watch: refresh every N s)\n"
 		"  show ID                            one job: status, last answer, events\n"
 		"  status                             the daemon's state\n"
@@ -43,7 +44,8 @@ static void usage(FILE *f)
 		"                                     queue every matching dead delivery again\n"
 		"  hooks [enable|disable NAME]        each hook's state, pending, dead, last success and\n"
 		"                                     error; enable or disable one\n"
-		"  cancel ID... | -                   cancel embed jobs (POST .../cancel) and watch them to the end\n\n"
+		"  cancel [--kind K] ID... | -        cancel jobs (POST .../cancel, or a batch's :cancel) and watch\n"
+		"                                     them to the end (--kind: of ids not watched yet)\n\n"
 		"Options:\n"
 		"  -s, --socket PATH   control socket (default $EMBEDWATCH_SOCKET or /run/embedwatch/control.sock)\n"
 		"  -j, --json          machine-readable output\n"
@@ -53,15 +55,26 @@ static void usage(FILE *f)
 		"4 daemon unreachable, 64 usage error.\n");
 }
 
+/* --kind's value, checked here so a typo is a usage error, not a refusal. */
+static const char *kind_arg(const char *cmd, const char *v)
+{
+	if (job_kind_parse(v) < 0)
+		ctl_die_usage("%s: --kind expects embed-job or batch-job, got \"%s\"", cmd, v);
+	return v;
+}
+
 static int cmd_watch(int argc, char **argv, bool unwatch)
 {
-	static const struct option opts[] = { { "batch", required_argument, NULL, 'b' }, { 0 } };
-	const char *batch = NULL;
+	static const struct option opts[] = { { "batch", required_argument, NULL, 'b' },
+					      { "kind", required_argument, NULL, 'k' }, { 0 } };
+	const char *batch = NULL, *kind = NULL;
 	int o;
 	optind = 0;
-	while ((o = getopt_long(argc, argv, "b:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "b:k:", opts, NULL)) != -1) {
 		if (o == 'b' && !unwatch)
 			batch = optarg;
+		else if (o == 'k' && !unwatch)
+			kind = kind_arg(argv[0], optarg);
 		else
 			ctl_die_usage("%s: unknown option", argv[0]);
 	}
@@ -80,6 +93,8 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 		json_object_object_add(req, "ids", chunk);
 		if (batch)
 			json_object_object_add(req, "batch", json_object_new_string(batch));
+		if (kind)
+			json_object_object_add(req, "kind", json_object_new_string(kind));
 		json_object *ans = ctl_request(req, -1);
 		json_object_put(req);
 		ctl_check(ans);
@@ -116,7 +131,8 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 		for (size_t i = 0; i < json_object_array_length(unknown); i++)
 			fprintf(stderr, "embedwatchctl: not watched: %s\n", json_object_get_string(json_object_array_get_idx(unknown, i)));
 	} else {
-		printf("watching %lld new jobs%s%s", (long long)added, batch ? " in batch " : "", batch ? batch : "");
+		printf("watching %lld new %s%s%s", (long long)added, kind && !strcmp(kind, "batch-job") ? "batch jobs" : "jobs",
+		       batch ? " in batch " : "", batch ? batch : "");
 		if (already)
 			printf(" (%lld already watched)", (long long)already);
 		printf("\n");
@@ -133,10 +149,22 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 /* cancel ID... | -: POST .../cancel through the daemon (same budget), and watch the jobs to cancelled. */
 static int cmd_cancel(int argc, char **argv)
 {
-	if (argc < 2)
+	static const struct option opts[] = { { "kind", required_argument, NULL, 'k' }, { 0 } };
+	const char *kind = NULL;
+	int o;
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "k:", opts, NULL)) != -1) {
+		if (o == 'k')
+			kind = kind_arg("cancel", optarg);
+		else
+			ctl_die_usage("cancel: unknown option");
+	}
+	if (optind >= argc)
 		ctl_die_usage("cancel: give job ids, or - to read them from stdin");
 	json_object *req = ctl_new_req("cancel");
-	json_object_object_add(req, "ids", ctl_read_ids(argc - 1, argv + 1));
+	json_object_object_add(req, "ids", ctl_read_ids(argc - optind, argv + optind));
+	if (kind)
+		json_object_object_add(req, "kind", json_object_new_string(kind));
 	ctl_connect();
 	json_object *ans = ctl_request(req, -1), *rej;
 	json_object_put(req);
@@ -159,13 +187,16 @@ static int cmd_cancel(int argc, char **argv)
 static int cmd_list(int argc, char **argv)
 {
 	static const struct option opts[] = { { "status", required_argument, NULL, 's' },
-					      { "batch", required_argument, NULL, 'b' }, { 0 } };
+					      { "batch", required_argument, NULL, 'b' },
+					      { "kind", required_argument, NULL, 'k' }, { 0 } };
 	json_object *req = ctl_new_req("list");
 	int o;
 	optind = 0;
-	while ((o = getopt_long(argc, argv, "s:b:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:b:k:", opts, NULL)) != -1) {
 		if (o == 's')
 			json_object_object_add(req, "status", json_object_new_string(optarg));
+		else if (o == 'k')
+			json_object_object_add(req, "kind", json_object_new_string(kind_arg("list", optarg)));
 		else if (o == 'b')
 			json_object_object_add(req, "batch", json_object_new_string(optarg));
 		else
@@ -179,11 +210,11 @@ static int cmd_list(int argc, char **argv)
 	if (ctl_json_out) {
 		ctl_print_json(jobs);
 	} else {
-		printf("%-40s %-11s %-20s %s\n", "ID", "STATUS", "BATCH", "UPDATED");
+		printf("%-40s %-11s %-9s %-20s %s\n", "ID", "STATUS", "KIND", "BATCH", "UPDATED");
 		for (size_t i = 0; i < json_object_array_length(jobs); i++) {
 			json_object *j = json_object_array_get_idx(jobs, i);
-			printf("%-40s %-11s %-20s %s\n", ctl_str(j, "id"), ctl_str(j, "status"), ctl_str(j, "batch")[0] ? ctl_str(j, "batch") : "-",
-			       ctl_str(j, "updated"));
+			printf("%-40s %-11s %-9s %-20s %s\n", ctl_str(j, "id"), ctl_str(j, "status"), ctl_str(j, "kind"),
+			       ctl_str(j, "batch")[0] ? ctl_str(j, "batch") : "-", ctl_str(j, "updated"));
 		}
 	}
 	json_object_put(ans);
@@ -214,11 +245,24 @@ static int simple(const char *cmd, json_object *req)
 			json_object_object_foreach(by, k, v)
 				printf("  %-11s %lld\n", k, (long long)json_object_get_int64(v));
 		}
+		if (json_object_object_get_ex(s, "by_kind", &by)) {
+			printf("kinds:");
+			json_object_object_foreach(by, k, v)
+				printf(" %s %lld", k, (long long)json_object_get_int64(v));
+			printf("\n");
+		}
 	} else if (strcmp(cmd, "show") == 0) {
 		json_object *j, *ev, *last;
 		json_object_object_get_ex(ans, "job", &j);
-		printf("id:       %s\nstatus:   %s\nbatch:    %s\nadded:    %s\nupdated:  %s\n", ctl_str(j, "id"), ctl_str(j, "status"),
-		       ctl_str(j, "batch")[0] ? ctl_str(j, "batch") : "-", ctl_str(j, "added"), ctl_str(j, "updated"));
+		printf("id:       %s\nkind:     %s\nstatus:   %s\nbatch:    %s\nadded:    %s\nupdated:  %s\n", ctl_str(j, "id"),
+		       ctl_str(j, "kind"), ctl_str(j, "status"), ctl_str(j, "batch")[0] ? ctl_str(j, "batch") : "-",
+		       ctl_str(j, "added"), ctl_str(j, "updated"));
+		json_object *rec;
+		if (json_object_object_get_ex(j, "records", &rec)) {
+			long long all = (long long)ctl_num(rec, "num_records"), okr = (long long)ctl_num(rec, "num_successful_records");
+			long long bad = (long long)ctl_num(rec, "num_failed_records");
+			printf("records:  %lld/%lld done (%lld successful, %lld failed)\n", okr + bad, all, okr, bad);
+		}
 		if (json_object_object_get_ex(j, "next_poll_in_ms", NULL))
 			printf("next poll in %lld ms (interval %lld ms)\n", (long long)ctl_num(j, "next_poll_in_ms"),
 			       (long long)ctl_num(j, "poll_interval_ms"));

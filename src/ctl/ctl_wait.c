@@ -59,8 +59,9 @@ static long mono_s(void)
 /* Redraws the one progress line on stderr: ended/total, per outcome, elapsed, a rough time left. */
 static void progress_draw(struct progress *pg)
 {
-	json_object *ans = query_once(pg->req), *arr;
+	json_object *ans = query_once(pg->req), *arr, *rec;
 	long total = 0, ended = 0, counts[4] = { 0 };
+	long long rec_all = 0, rec_done = 0;   /* records of the batch jobs among them (v2) */
 	static const char *const outcomes[] = { "complete", "failed", "cancelled", "other" };
 	if (!ans)
 		return;
@@ -74,11 +75,20 @@ static void progress_draw(struct progress *pg)
 			json_object_object_get_ex(b, "counts", &cnt);
 			for (int k = 0; k < 3; k++)
 				counts[k] = (long)ctl_num(cnt, outcomes[k]);
+			if (json_object_object_get_ex(b, "records", &rec)) {
+				rec_all = ctl_num(rec, "num_records");
+				rec_done = ctl_num(rec, "num_successful_records") + ctl_num(rec, "num_failed_records");
+			}
 		}
 	} else if (json_object_object_get_ex(ans, "jobs", &arr)) {
 		total = (long)json_object_array_length(arr);
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
-			const char *st = ctl_str(json_object_array_get_idx(arr, i), "status");
+			json_object *jo = json_object_array_get_idx(arr, i);
+			const char *st = ctl_str(jo, "status");
+			if (json_object_object_get_ex(jo, "records", &rec)) {
+				rec_all += ctl_num(rec, "num_records");
+				rec_done += ctl_num(rec, "num_successful_records") + ctl_num(rec, "num_failed_records");
+			}
 			int k = !strcmp(st, "complete") ? 0 : !strcmp(st, "failed") ? 1 : !strcmp(st, "cancelled") ? 2 : 3;
 			bool done = k < 3 || !strcmp(st, "not_found") || !strcmp(st, "error") || !strcmp(st, "expired");
 			if (done) {
@@ -100,8 +110,12 @@ static void progress_draw(struct progress *pg)
 		fmt_duration((long)((double)(total - ended) * (double)el / (double)gained), d, sizeof(d));
 		snprintf(left, sizeof(left), ", ~%s left", d);
 	}
-	fprintf(stderr, "\r\033[Kwaiting: %ld/%ld ended (complete %ld, failed %ld, cancelled %ld, other %ld), %s elapsed%s",
-		ended, total, counts[0], counts[1], counts[2], counts[3], elapsed, left);
+	char records[80] = "";
+	if (rec_all > 0)
+		snprintf(records, sizeof(records), ", records %lld/%lld (%lld%%)", rec_done, rec_all,
+			 rec_done >= rec_all ? 100 : rec_done * 100 / rec_all);
+	fprintf(stderr, "\r\033[Kwaiting: %ld/%ld ended (complete %ld, failed %ld, cancelled %ld, other %ld)%s, %s elapsed%s",
+		ended, total, counts[0], counts[1], counts[2], counts[3], records, elapsed, left);
 	fflush(stderr);
 }
 

@@ -18,6 +18,7 @@
 #include "control_int.h"
 #include "log.h"
 #include "util.h"
+#include "watch_v2.h"
 
 #define CONTROL_LINE_MAX (1024 * 1024)
 /* Answers queued for one client, and for all of them together, before a client is dropped. */
@@ -170,7 +171,20 @@ json_object *control_job_json(const struct job *j)
 	json_object_object_add(o, "updated", json_object_new_string(t));
 	if (j->flags & JF_DISCOVERED)
 		json_object_object_add(o, "discovered", json_object_new_boolean(1));
+	json_object_object_add(o, "kind", json_object_new_string(job_kind_name((enum job_kind)j->kind)));
 	return o;
+}
+
+void control_job_records(struct ew *ew, const struct job *j, json_object *o)
+{
+	const struct watch_records *r = j->kind == JOB_KIND_BATCH ? watch_v2_get(ew->v2, j->id) : NULL;
+	if (!r || !r->known)
+		return;
+	json_object *rec = json_object_new_object();
+	json_object_object_add(rec, "num_records", json_object_new_int64(r->total));
+	json_object_object_add(rec, "num_successful_records", json_object_new_int64(r->successful));
+	json_object_object_add(rec, "num_failed_records", json_object_new_int64(r->failed));
+	json_object_object_add(o, "records", rec);
 }
 
 static void on_resume(uv_timer_t *t);

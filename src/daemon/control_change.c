@@ -45,6 +45,29 @@ static const char *valid_id(json_object *e, json_object *rejected)
 	return NULL;
 }
 
+int control_get_kind(struct client *c, json_object *req)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(req, "kind", &v) || !v)
+		return JOB_KIND_EMBED;
+	int k = json_object_is_type(v, json_type_string) ? job_kind_parse(json_object_get_string(v)) : -1;
+	if (k < 0)
+		control_send_error(c, "\"kind\" must be embed-job or batch-job");
+	return k;
+}
+
+/* Refuses id when it is watched as another kind than k. Returns true when it was refused. */
+static bool other_kind(struct ew *ew, const char *id, int k, json_object *rejected)
+{
+	struct job *j = jobtable_get(&ew->jobs, id);
+	if (!j || j->kind == k)
+		return false;
+	char why[80];
+	snprintf(why, sizeof(why), "already watched as %s", job_kind_name((enum job_kind)j->kind));
+	reject(rejected, json_object_new_string(id), why);
+	return true;
+}
+
 static bool batch_name_valid(const char *b)
 {
 	size_t n = strlen(b);
@@ -66,6 +89,9 @@ void control_cmd_watch(struct client *c, json_object *req)
 
 	if (!ids)
 		return;
+	int kind = control_get_kind(c, req);
+	if (kind < 0)
+		return;
 	if (json_object_object_get_ex(req, "batch", &v) && v && !batch) {
 		control_send_error(c, "\"batch\" must be a string");
 		return;
@@ -77,16 +103,16 @@ void control_cmd_watch(struct client *c, json_object *req)
 	json_object *rejected = json_object_new_array();
 	for (size_t i = 0; i < json_object_array_length(ids); i++) {
 		const char *id = valid_id(json_object_array_get_idx(ids, i), rejected);
-		if (!id)
+		if (!id || other_kind(ew, id, kind, rejected))
 			continue;
-		if (watch_add(ew, id, batch) > 0)
+		if (watch_add_kind(ew, id, batch, (enum job_kind)kind) > 0)
 			added++;
 		else
 			already++;
 	}
-	char what[128];
-	snprintf(what, sizeof(what), "watch of %zu ids (%zu new)%s%.64s", added + already, added,
-		 batch ? " in batch " : "", batch ? batch : "");
+	char what[160];
+	snprintf(what, sizeof(what), "watch of %zu ids (%zu new)%s%s%.64s", added + already, added,
+		 kind == JOB_KIND_BATCH ? " as batch jobs" : "", batch ? " in batch " : "", batch ? batch : "");
 	control_log_peer(c, what);
 	/* Accepted means durable: the answer waits for the commit. */
 	json_object *o = control_ok_answer();
@@ -104,13 +130,20 @@ void control_cmd_cancel(struct client *c, json_object *req)
 
 	if (!ids)
 		return;
+	/* The kind of ids not watched yet; a watched job's own kind decides its cancel. */
+	json_object *kv = NULL;
+	bool kind_given = json_object_object_get_ex(req, "kind", &kv) && kv;
+	int kind = control_get_kind(c, req);
+	if (kind < 0)
+		return;
 	json_object *rejected = json_object_new_array();
 	for (size_t i = 0; i < json_object_array_length(ids); i++) {
 		const char *id = valid_id(json_object_array_get_idx(ids, i), rejected);
-		if (!id)
+		if (!id || (kind_given && other_kind(ew, id, kind, rejected)))
 			continue;
 		/* Cancelled jobs are watched to the end: watch it first if need be. */
-		watch_add(ew, id, NULL);
+		if (!jobtable_get(&ew->jobs, id))
+			watch_add_kind(ew, id, NULL, (enum job_kind)kind);
 		struct job *j = jobtable_get(&ew->jobs, id);
 		if (watch_job_ended(j)) {
 			reject(rejected, json_object_new_string(id), "the job has already ended");

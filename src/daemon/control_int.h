@@ -49,6 +49,10 @@ void control_log_peer(struct client *c, const char *what);
 void control_send_error(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 json_object *control_ok_answer(void);
 json_object *control_job_json(const struct job *j);
+/* Adds "records" (num_records, num_successful_records, num_failed_records) to o when j is a batch job that said them. */
+void control_job_records(struct ew *ew, const struct job *j, json_object *o);
+/* "kind" of a request: JOB_KIND_EMBED when absent; -1 with an error sent when it is no kind. */
+int control_get_kind(struct client *c, json_object *req);
 const char *control_get_str(json_object *req, const char *key);
 
 /* Stops reading a client until resume: one request at a time. */

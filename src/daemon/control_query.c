@@ -6,15 +6,19 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_v2.h"
 #include "config.h"
 #include "control_int.h"
 #include "hooks.h"
 #include "store.h"
 #include "util.h"
+#include "watch_v2.h"
 
 struct list_ctx {
+	struct ew *ew;
 	json_object *arr;
 	int status;
+	int kind;                   /* -1: both */
 	const char *batch;
 	int64_t limit;
 };
@@ -27,9 +31,13 @@ static void list_one(const char *k, void *v, void *arg)
 		return;
 	if (l->batch && (!j->batch || strcmp(j->batch->name, l->batch) != 0))
 		return;
+	if (l->kind >= 0 && j->kind != l->kind)
+		return;
 	if (l->limit >= 0 && (int64_t)json_object_array_length(l->arr) >= l->limit)
 		return;
-	json_object_array_add(l->arr, control_job_json(j));
+	json_object *o = control_job_json(j);
+	control_job_records(l->ew, j, o);
+	json_object_array_add(l->arr, o);
 }
 
 static int cmp_jobs(const void *a, const void *b)
@@ -43,10 +51,12 @@ static int cmp_jobs(const void *a, const void *b)
 void control_cmd_list(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
-	struct list_ctx l = { .status = -1, .batch = control_get_str(req, "batch"), .limit = -1 };
+	struct list_ctx l = { .ew = ew, .status = -1, .kind = -1, .batch = control_get_str(req, "batch"), .limit = -1 };
 	const char *st = control_get_str(req, "status");
 	json_object *v;
 
+	if (json_object_object_get_ex(req, "kind", &v) && v && (l.kind = control_get_kind(c, req)) < 0)
+		return;
 	if (st) {
 		l.status = job_status_from_name(st);
 		if (l.status < 0) {
@@ -103,6 +113,7 @@ void control_cmd_show(struct client *c, json_object *req)
 		return;
 	}
 	json_object *jo = control_job_json(j);
+	control_job_records(ew, j, jo);
 	json_object_object_add(jo, "poll_interval_ms", json_object_new_int64(j->interval));
 	if (j->heap_idx != JOB_NOT_QUEUED)
 		json_object_object_add(jo, "next_poll_in_ms", json_object_new_int64(
@@ -128,6 +139,21 @@ void control_cmd_show(struct client *c, json_object *req)
 		return;
 	}
 	json_object_object_add(jo, "last_seen", snap ? json_tokener_parse(snap) : NULL);
+	/* A batch job not observed since a restart (an ended one, say): its records as its last document gave them. */
+	json_object *rec;
+	struct api_obs ob;
+	char perr[256];
+	if (j->kind == JOB_KIND_BATCH && snap && !json_object_object_get_ex(jo, "records", &rec) &&
+	    api_batch_parse(snap, strlen(snap), &ob, perr, sizeof(perr)) == 0) {
+		if (ob.job.has_records) {
+			rec = json_object_new_object();
+			json_object_object_add(rec, "num_records", json_object_new_int64(ob.job.num_records));
+			json_object_object_add(rec, "num_successful_records", json_object_new_int64(ob.job.num_successful));
+			json_object_object_add(rec, "num_failed_records", json_object_new_int64(ob.job.num_failed));
+			json_object_object_add(jo, "records", rec);
+		}
+		api_obs_clear(&ob);
+	}
 	free(snap);
 	json_object_object_add(jo, "events", events);
 	json_object *o = control_ok_answer();
@@ -148,6 +174,14 @@ void control_cmd_status(struct client *c, json_object *req)
 			json_object_object_add(by, job_status_name((enum job_status)i), json_object_new_int64((int64_t)ew->jobs.counts[i]));
 	json_object_object_add(s, "jobs", json_object_new_int64((int64_t)ew->jobs.jobs.len));
 	json_object_object_add(s, "by_status", by);
+	/* The table is kind-blind; the batch-job register counts its kind, the rest are embed jobs. */
+	size_t batch_jobs = 0;
+	for (int i = 0; i < JOB__MAX; i++)
+		batch_jobs += watch_v2_counts(ew->v2)[i];
+	json_object *kinds = json_object_new_object();
+	json_object_object_add(kinds, job_kind_name(JOB_KIND_EMBED), json_object_new_int64((int64_t)(ew->jobs.jobs.len - batch_jobs)));
+	json_object_object_add(kinds, job_kind_name(JOB_KIND_BATCH), json_object_new_int64((int64_t)batch_jobs));
+	json_object_object_add(s, "by_kind", kinds);
 	json_object_object_add(s, "batches", json_object_new_int64((int64_t)ew->jobs.batches.len));
 	json_object_object_add(s, "polls_in_flight", json_object_new_int((int)m->polls_in_flight));
 	json_object_object_add(s, "deliveries_pending", json_object_new_int((int)m->deliveries_pending));
@@ -161,6 +195,9 @@ void control_cmd_status(struct client *c, json_object *req)
 	json_object_object_add(s, "polls", json_object_new_int64((int64_t)m->polls));
 	json_object_object_add(s, "sweeps", json_object_new_int64((int64_t)m->sweeps));
 	json_object_object_add(s, "sweeping", json_object_new_boolean(ew->sweeping && ew->cfg.sweep));
+	json_object_object_add(s, "batch_sweeps", json_object_new_int64((int64_t)m->batch_sweeps));
+	json_object_object_add(s, "batch_sweep_pages", json_object_new_int64((int64_t)m->batch_sweep_pages));
+	json_object_object_add(s, "batch_sweeping", json_object_new_boolean(watch_v2_sweeping(ew->v2) && ew->cfg.batch_sweep));
 	json_object_object_add(s, "cancels", json_object_new_int64((int64_t)m->cancels));
 	/* How jobs are observed and why: the planner never leaves the sweep silently. */
 	json_object *ob = json_object_new_object();
@@ -202,11 +239,13 @@ void control_cmd_metrics(struct client *c, json_object *req)
 }
 
 struct batches_ctx {
+	struct ew *ew;
 	json_object *arr;
 };
 
 static void batch_one(const char *k, void *v, void *arg)
 {
+	struct batches_ctx *x = arg;
 	struct batch *b = v;
 	json_object *o = json_object_new_object(), *counts = json_object_new_object();
 	json_object_object_add(o, "name", json_object_new_string(b->name));
@@ -217,13 +256,39 @@ static void batch_one(const char *k, void *v, void *arg)
 		if (b->counts[i])
 			json_object_object_add(counts, job_status_name((enum job_status)i), json_object_new_int64(b->counts[i]));
 	json_object_object_add(o, "counts", counts);
-	json_object_array_add(arg, o);
+	/* A group may mix kinds; the records of its batch jobs, for the wait progress line. */
+	int64_t kinds[JOB_KIND__MAX] = { 0 }, rec[3] = { 0 };
+	bool any_records = false;
+	for (uint32_t i = 0; i < b->n_jobs; i++) {
+		const struct job *j = b->members[i];
+		kinds[j->kind < JOB_KIND__MAX ? j->kind : 0]++;
+		const struct watch_records *r = j->kind == JOB_KIND_BATCH ? watch_v2_get(x->ew->v2, j->id) : NULL;
+		if (r && r->known) {
+			any_records = true;
+			rec[0] += r->total;
+			rec[1] += r->successful;
+			rec[2] += r->failed;
+		}
+	}
+	json_object *ko = json_object_new_object();
+	for (int i = 0; i < JOB_KIND__MAX; i++)
+		json_object_object_add(ko, job_kind_name((enum job_kind)i), json_object_new_int64(kinds[i]));
+	json_object_object_add(o, "kinds", ko);
+	if (any_records) {
+		json_object *ro = json_object_new_object();
+		json_object_object_add(ro, "num_records", json_object_new_int64(rec[0]));
+		json_object_object_add(ro, "num_successful_records", json_object_new_int64(rec[1]));
+		json_object_object_add(ro, "num_failed_records", json_object_new_int64(rec[2]));
+		json_object_object_add(o, "records", ro);
+	}
+	json_object_array_add(x->arr, o);
 }
 
 void control_cmd_batches(struct client *c, json_object *req)
 {
 	json_object *arr = json_object_new_array();
-	strmap_each(&c->ctl->ew->jobs.batches, batch_one, arr);
+	struct batches_ctx x = { .ew = c->ctl->ew, .arr = arr };
+	strmap_each(&c->ctl->ew->jobs.batches, batch_one, &x);
 	json_object *o = control_ok_answer();
 	json_object_object_add(o, "batches", arr);
 	control_send_line(c, o);

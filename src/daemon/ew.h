@@ -22,6 +22,7 @@ struct hooks;
 struct control;
 struct outbox;
 struct metrics_http;
+struct watch_v2;
 
 struct ew {
 	uv_loop_t *loop;
@@ -40,6 +41,7 @@ struct ew {
 	struct outbox *outbox;
 	struct metrics_http *metrics_http;
 	uv_timer_t prune_timer;     /* watch: retention */
+	struct watch_v2 *v2;        /* watch: batch jobs' records and counts (watch_v2.h) */
 	struct job **cancel_q;      /* watch records cancels here, the poller sends them */
 	size_t n_cancel, cap_cancel;
 	bool sweeping;              /* poller: the list sweep works (watch schedules new jobs after it) */

@@ -151,7 +151,11 @@ const char *hooks_event_status(const struct delivery *d)
 	if (d->type == EV_HOOK_ENABLED)
 		return "enabled";
 	enum job_status st = job_event_end_status(d->type);
-	return st != JOB_NONE ? job_status_name(st) : d->type == EV_CANCELLING ? "cancelling" : "";
+	if (st != JOB_NONE)
+		return job_status_name(st);
+	/* Of either kind: the status the project's vocabulary gives the event. */
+	enum ew_event base = job_event_base(d->type);
+	return base == EV_CANCELLING ? "cancelling" : base == EV_BJ_PROGRESS ? "processing" : "";
 }
 
 int hooks_exec_start(struct hooks *hs, struct run *r)
@@ -159,8 +163,8 @@ int hooks_exec_start(struct hooks *hs, struct run *r)
 	struct delivery *d = r->d;
 	const struct ew_hook *c = d->hook->cfg;
 	uv_loop_t *loop = hs->ew->loop;
-	char env_buf[8][320];
-	char *env[9];
+	char env_buf[9][320];
+	char *env[10];
 	uv_stdio_container_t stdio[3];
 	uv_process_options_t o;
 
@@ -172,9 +176,12 @@ int hooks_exec_start(struct hooks *hs, struct run *r)
 	snprintf(env_buf[5], sizeof(env_buf[5]), "EMBEDWATCH_BATCH=%s", d->batch ? d->batch : "");
 	snprintf(env_buf[6], sizeof(env_buf[6]), "EMBEDWATCH_ATTEMPT=%u", d->attempts);
 	snprintf(env_buf[7], sizeof(env_buf[7]), "EMBEDWATCH_HOOK=%s", d->hook->name);
-	for (int i = 0; i < 8; i++)
+	/* embed-job or batch-job; empty for batch.done and the operational events. */
+	int kind = job_event_kind(d->type);
+	snprintf(env_buf[8], sizeof(env_buf[8]), "EMBEDWATCH_KIND=%s", kind >= 0 ? job_kind_name((enum job_kind)kind) : "");
+	for (int i = 0; i < 9; i++)
 		env[i] = env_buf[i];
-	env[8] = NULL;
+	env[9] = NULL;
 
 	r->proc.data = r->in.data = r->out.data = r->err.data = r->timer.data = r->wr.data = r;
 	r->timeout_ms = c->timeout_ms;

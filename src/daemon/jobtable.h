@@ -55,6 +55,7 @@ struct job {
 	uint8_t cancel;             /* enum job_cancel */
 	uint8_t cancel_expire;      /* the cancel was the daemon's, at max_age */
 	uint8_t cancel_tries;       /* cancels sent without an answer, in a row */
+	uint8_t kind;               /* enum job_kind: decides only URLs, parser and event names (in padding) */
 	struct job_errstate err;
 	uint16_t fail_run;          /* failed polls in a row, any kind */
 	char id[];

@@ -76,7 +76,27 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	family(b, "embedwatch_jobs", "gauge", "Watched jobs by status.");
 	for (int i = 0; i < JOB__MAX; i++)
 		buf_printf(b, "embedwatch_jobs{status=\"%s\"} %zu\n", job_status_name((enum job_status)i), job_counts[i]);
+	size_t all = 0, batch = 0;
+	for (int i = 0; i < JOB__MAX; i++) {
+		all += job_counts[i];
+		batch += m->batch_jobs[i];
+	}
+	family(b, "embedwatch_jobs_by_kind", "gauge", "Watched jobs by kind: embed-job (v1 embed jobs), batch-job (v2 batches).");
+	buf_printf(b, "embedwatch_jobs_by_kind{kind=\"embed-job\"} %zu\nembedwatch_jobs_by_kind{kind=\"batch-job\"} %zu\n",
+		   all - batch, batch);
+	family(b, "embedwatch_batch_job_records", "gauge",
+	       "Records of the watched batch jobs as they last reported them: all (num_records), successful, failed.");
+	buf_printf(b, "embedwatch_batch_job_records{outcome=\"all\"} %lld\nembedwatch_batch_job_records{outcome=\"successful\"} %lld\n"
+		   "embedwatch_batch_job_records{outcome=\"failed\"} %lld\n", (long long)m->batch_records[0],
+		   (long long)m->batch_records[1], (long long)m->batch_records[2]);
 	counter(b, "embedwatch_polls_total", "Poll requests sent.", m->polls);
+	counter(b, "embedwatch_dataset_fetches_total", "GET /v1/datasets/{id} sent for the output dataset of complete events.",
+		m->dataset_fetches);
+	family(b, "embedwatch_complete_event_datasets_total", "counter",
+	       "Complete events by whether their output dataset is in them (attached) or null (missing).");
+	buf_printf(b, "embedwatch_complete_event_datasets_total{result=\"attached\"} %llu\n"
+		   "embedwatch_complete_event_datasets_total{result=\"missing\"} %llu\n",
+		   (unsigned long long)m->datasets_attached, (unsigned long long)m->datasets_missing);
 	family(b, "embedwatch_poll_answers_total", "counter", "Poll answers by class.");
 	for (int i = 0; i < METRICS_ANSWER_CLASSES; i++)
 		buf_printf(b, "embedwatch_poll_answers_total{class=\"%s\"} %llu\n", api_class_name((enum api_class)i),
@@ -101,6 +121,15 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	counter(b, "embedwatch_sweeps_total", "List sweeps (GET /v1/embed-jobs) sent.", m->sweeps);
 	counter(b, "embedwatch_sweep_failures_total", "List sweeps that failed.", m->sweep_failures);
 	counter(b, "embedwatch_sweep_fallbacks_total", "Times the daemon fell back to per-id polling.", m->sweep_fallbacks);
+	counter(b, "embedwatch_batch_sweeps_total", "v2 sweeps (GET /v2/batches, paged) begun.", m->batch_sweeps);
+	counter(b, "embedwatch_batch_sweep_pages_total", "Pages of v2 sweeps requested.", m->batch_sweep_pages);
+	counter(b, "embedwatch_batch_sweep_entries_total", "Batches read from v2 sweeps, watched or not.", m->batch_sweep_entries);
+	counter(b, "embedwatch_batch_sweep_cut_total",
+		"v2 sweeps that stopped early, at the previous sweep's newest updated_at.", m->batch_sweep_cut);
+	counter(b, "embedwatch_batch_sweep_failures_total", "v2 sweeps that failed.", m->batch_sweep_failures);
+	counter(b, "embedwatch_batch_sweep_fallbacks_total", "Times batch jobs fell back to per-id polling.",
+		m->batch_sweep_fallbacks);
+	gauge(b, "embedwatch_batch_sweep_last_pages", "Pages the last complete v2 sweep read.", m->batch_sweep_last_pages);
 	counter(b, "embedwatch_sweep_entries_total", "List entries read, watched or not.", m->sweep_entries);
 	gauge(b, "embedwatch_sweep_list_entries", "Entries in the last good list.", (double)m->sweep_listed);
 	family(b, "embedwatch_sweep_list_bytes", "gauge", "Size of the last full list: on the wire, and decoded.");

@@ -84,6 +84,18 @@ struct metrics {
 	uint64_t last_poll_ok_ms;        /* poller: wall clock of the last 200 from the API, 0: none */
 	struct metrics_hist request_seconds;     /* poller: time of each API request */
 	struct metrics_hist detection_lag;       /* hooks: last answer showing the job running -> hook start */
+	size_t batch_jobs[JOB__MAX];     /* watch_v2: watched batch jobs (v2) by status; the rest are embed jobs */
+	int64_t batch_records[3];        /* watch_v2: their records: total, successful, failed */
+	uint64_t batch_sweeps;           /* poller: v2 sweeps begun */
+	uint64_t batch_sweep_pages;      /* poller: their pages (GET /v2/batches) */
+	uint64_t batch_sweep_entries;    /* poller: Batches read from them, watched or not */
+	uint64_t batch_sweep_cut;        /* poller: sweeps that stopped at the previous sweep's newest updated_at */
+	uint64_t batch_sweep_failures;
+	uint64_t batch_sweep_fallbacks;  /* times batch jobs fell back to per-id polling */
+	unsigned batch_sweep_last_pages; /* pages of the last complete v2 sweep */
+	uint64_t dataset_fetches;        /* poller: GET /v1/datasets/{id} sent for complete events */
+	uint64_t datasets_attached;      /* watch: complete events with their output dataset */
+	uint64_t datasets_missing;       /* watch: complete events with "output_dataset": null */
 	int64_t start_ms;                /* wall clock at start */
 };
 

@@ -50,6 +50,7 @@ static int write_turn(struct ew *ew)
 			.added_ms = j->added_ms, .updated_ms = j->updated_ms,
 			.err_kind = j->err.kind, .err_count = j->err.count,
 			.discovered = (j->flags & JF_DISCOVERED) != 0, .cancel = j->cancel | (j->cancel_expire ? 8 : 0),
+			.kind = j->kind,
 		};
 		if ((r = store_put_job(ew->store, &sj)) < 0)
 			return r;

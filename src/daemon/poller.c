@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "api_v2.h"
 #include "log.h"
 #include "poller_int.h"
 #include "util.h"
@@ -93,6 +94,8 @@ int poller_new(struct ew *ew, struct poller **ret)
 		p->free_slots = s;
 	}
 	poller_configure(p);
+	if (datasets_init(p) < 0 || (r = sweep_v2_init(p)) < 0)
+		return -ENOMEM;
 	return sweep_init(p);
 }
 
@@ -261,7 +264,9 @@ static void poll_answer(struct poller *p, struct job *j, const struct http_resul
 	enum api_class cls = api_classify(res->status);
 	switch (cls) {
 	case API_OK: {
-		struct api_job aj;
+		/* The kind decides the parser (EmbedJob, or {"batch": Batch}); the rest is kind-blind. */
+		struct api_obs ob;
+		struct api_job *aj = &ob.job;
 		const char *ct = http_header(req, "Content-Type");
 		if (!is_json(ct)) {
 			snprintf(why, sizeof(why), "200 with content type \"%.64s\", not JSON", ct);
@@ -269,22 +274,23 @@ static void poll_answer(struct poller *p, struct job *j, const struct http_resul
 			backoff(p, j);
 			break;
 		}
-		if (api_job_parse(res->body, res->body_len, &aj, why, sizeof(why)) < 0) {
+		if (api_kind_parse_answer((enum job_kind)j->kind, res->body, res->body_len, &ob, why, sizeof(why)) < 0) {
 			note_transient(p, j, why);
 			backoff(p, j);
 			break;
 		}
-		if (strcmp(aj.job_id, j->id) != 0) {
+		/* A Batch may leave its id out (every field may be absent): then the URL said which it is. */
+		if (aj->job_id && strcmp(aj->job_id, j->id) != 0) {
 			/* Never trusted. Once between good answers it is transient; three in a row end the job. */
 			if (job_error_record(&j->err, JOB_RUN_OTHER_JOB) != EV_NONE) {
 				snprintf(why, sizeof(why), "asked for job \"%s\", the API answered %d times in a row with job "
-					 "\"%.128s\" (is the id in the form the API uses?)", j->id, JOB_ERROR_LIMIT, aj.job_id);
-				api_job_clear(&aj);
+					 "\"%.128s\" (is the id in the form the API uses?)", j->id, JOB_ERROR_LIMIT, aj->job_id);
+				api_obs_clear(&ob);
 				watch_end(ew, j, EV_ERROR, why);
 				break;
 			}
-			snprintf(why, sizeof(why), "answer is for job \"%.64s\"", aj.job_id);
-			api_job_clear(&aj);
+			snprintf(why, sizeof(why), "answer is for job \"%.64s\"", aj->job_id);
+			api_obs_clear(&ob);
 			note_transient(p, j, why);
 			backoff(p, j);
 			break;
@@ -292,10 +298,10 @@ static void poll_answer(struct poller *p, struct job *j, const struct http_resul
 		const char *warn = http_header(req, "X-API-Warning");
 		if (warn)
 			poller_note_warning(p, j->id, warn);
-		for (size_t i = 0; i < aj.n_warnings; i++)
-			poller_note_warning(p, j->id, aj.warnings[i]);
-		watch_observed(ew, j, &aj, res->body, res->body_len, false);
-		api_job_clear(&aj);
+		for (size_t i = 0; i < aj->n_warnings; i++)
+			poller_note_warning(p, j->id, aj->warnings[i]);
+		watch_observed(ew, j, aj, ob.doc ? ob.doc : res->body, ob.doc ? ob.doc_len : res->body_len, false);
+		api_obs_clear(&ob);
 		break;
 	}
 	case API_NOT_FOUND:
@@ -406,13 +412,11 @@ static void submit(struct poller *p, struct job *j, enum slot_kind kind)
 	struct poll_slot *s = p->free_slots;
 	char url[1024];
 
-	if (api_job_url(ew->cfg.api_base, j->id, url, sizeof(url)) < 0 ||
-	    (kind == SLOT_CANCEL && strlen(url) + 8 >= sizeof(url))) {
+	/* v1: .../embed-jobs/ID[/cancel]; v2: .../batches/ID[:cancel]. */
+	if (api_kind_url((enum job_kind)j->kind, ew->cfg.api_base, j->id, kind == SLOT_CANCEL, url, sizeof(url)) < 0) {
 		watch_end(ew, j, EV_ERROR, "cannot build a URL for this id");
 		return;
 	}
-	if (kind == SLOT_CANCEL)
-		strcat(url, "/cancel");
 	p->free_slots = s->next_free;
 	s->job = j;
 	s->kind = kind;
@@ -468,20 +472,22 @@ static bool run_cancels(struct poller *p, uint64_t now)
 static void run(struct poller *p)
 {
 	struct ew *ew = p->ew;
-	uint64_t now = ew_now(ew), sweep_wait = UINT64_MAX;
+	uint64_t now = ew_now(ew), sweep_wait = UINT64_MAX, ds_wait = UINT64_MAX;
 
 	if (p->stopped)
 		return;
+	/* A complete event waits for its dataset at most dataset_timeout, paused or not. */
+	uint64_t ds_deadline = datasets_expire(p, now);
 	if (p->pause != PAUSE_NONE) {
 		if (now < p->paused_until) {
-			arm(p, p->paused_until - now);
+			arm(p, p->paused_until - now < ds_deadline ? p->paused_until - now : ds_deadline);
 			return;
 		}
 		if (p->pause == PAUSE_THROTTLED) {
 			log_msg(LOG_NOTICE, "rate-limit pause over; polling again at %.2f requests/s", sched_bucket_rate(&p->bucket));
 			p->pause = PAUSE_NONE;
 			poller_gauges(p);
-		} else if (p->in_flight > 0 || p->sweep_in_flight) {
+		} else if (p->in_flight > 0 || p->sweep_in_flight || datasets_busy(p) || sweep_v2_busy(p)) {
 			/* Auth, TLS and base-URL pauses probe again with one request at a time. */
 			return;
 		}
@@ -489,6 +495,14 @@ static void run(struct poller *p)
 	/* Cancels first: an operator asked for them. */
 	if (!run_cancels(p, now))
 		return;
+	/* Then the datasets that complete events wait for: each holds an event back. */
+	if (!datasets_run(p, now, &ds_wait)) {
+		if (ds_wait != UINT64_MAX)
+			arm(p, ds_wait);
+		return;
+	}
+	if (ds_deadline < ds_wait)
+		ds_wait = ds_deadline;
 	/* Then the list sweep, which observes every job at once, if the planner says it pays. */
 	poller_plan(p, now);
 	if (ew->sweep_wanted) {
@@ -510,12 +524,29 @@ static void run(struct poller *p)
 			return;
 		}
 	}
+	/* And the v2 sweep's pages (batch jobs), from the same bucket. */
+	uint64_t v2_wait;
+	if (sweep_v2_due_now(p, now, &v2_wait)) {
+		if (!sched_bucket_take(&p->bucket, now)) {
+			arm(p, sched_bucket_wait(&p->bucket, now));
+			return;
+		}
+		sweep_v2_start(p);
+		if (p->pause != PAUSE_NONE) {
+			p->paused_until = now + 60000;
+			return;
+		}
+	}
+	if (v2_wait < sweep_wait)
+		sweep_wait = v2_wait;
 	while (p->in_flight < p->n_slots && p->free_slots) {
 		struct job *j = jobtable_peek(&ew->jobs);
 		if (!j || j->due > now) {
 			uint64_t wait = j ? j->due - now : UINT64_MAX;
 			if (sweep_wait < wait)
 				wait = sweep_wait;
+			if (ds_wait < wait)
+				wait = ds_wait;
 			if (wait != UINT64_MAX)
 				arm(p, wait);
 			return;
@@ -556,6 +587,8 @@ void poller_stop(struct poller *p)
 	p->stopped = true;
 	uv_timer_stop(&p->timer);
 	sweep_stop(p);
+	sweep_v2_stop(p);
+	datasets_stop(p);
 	for (unsigned i = 0; i < p->n_slots; i++) {
 		struct poll_slot *s = &p->slots[i];
 		if (!s->job)
@@ -588,6 +621,8 @@ void poller_free(struct poller *p)
 		http_req_free(p->slots[i].req);
 	free(p->slots);
 	sweep_free(p);
+	sweep_v2_free(p);
+	datasets_free(p);
 	for (size_t i = 0; i < p->warnings.cap; i++)
 		free(p->warnings.slots[i].val);
 	strmap_free(&p->warnings);

@@ -68,6 +68,9 @@ struct poller {
 	size_t unlisted;                /* live jobs the last list did not show */
 	struct jsplit split;
 	char start_rfc3339[40];         /* discovery: jobs created before the daemon started are history */
+	/* Turn 3: the output datasets of complete events (datasets.c), the v2 sweep (poller_v2.c) */
+	struct datasets *datasets;
+	struct sweep_v2 *v2;
 };
 
 /* Keeps the poller's gauges in ew->m current. */
@@ -107,5 +110,30 @@ void sweep_start(struct poller *p);
 void sweep_want_full(struct poller *p);
 void sweep_stop(struct poller *p);
 void sweep_free(struct poller *p);
+
+/* The v2 sweep (poller_v2.c): set up, whether a page should go now, send it, stop, free, running. */
+int sweep_v2_init(struct poller *p);
+/* True when a page should be sent at now (sets *ret_wait to the ms until the next sweep otherwise). */
+bool sweep_v2_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait);
+/* Sends the next page of the sweep, starting one if none runs (a token was taken). */
+void sweep_v2_start(struct poller *p);
+void sweep_v2_stop(struct poller *p);
+void sweep_v2_free(struct poller *p);
+bool sweep_v2_busy(const struct poller *p);
+
+/* The output datasets of held complete events (datasets.c): request slots, set up and freed with the poller. */
+int datasets_init(struct poller *p);
+void datasets_stop(struct poller *p);
+void datasets_free(struct poller *p);
+/* True while a fetch runs. */
+bool datasets_busy(const struct poller *p);
+/* Gives up on holds past their deadline (paused or not). Returns ms until the next deadline, or UINT64_MAX. */
+uint64_t datasets_expire(struct poller *p, uint64_t now);
+/*
+ * Sends the fetches that are due, a token each. Returns false when out of
+ * tokens or probing (the caller arms *ret_wait, if set, and stops there);
+ * *ret_wait is the ms until the next fetch is due otherwise.
+ */
+bool datasets_run(struct poller *p, uint64_t now, uint64_t *ret_wait);
 
 #endif

@@ -12,6 +12,7 @@
 #include "poller_int.h"
 #include "util.h"
 #include "watch.h"
+#include "watch_v2.h"
 
 /* A list size is trusted this long without reading the list again: it may have shrunk. */
 #define LIST_SIZE_TTL_MS (30 * 60 * 1000)
@@ -22,7 +23,8 @@ size_t poller_live_jobs(const struct ew *ew)
 	for (int s = 0; s < JOB__MAX; s++)
 		if (!job_status_ended((enum job_status)s))
 			n += ew->jobs.counts[s];
-	return n;
+	/* Embed jobs only: batch jobs are observed by the v2 sweep (poller_v2.c), not this plan. */
+	return n - watch_v2_live(ew->v2);
 }
 
 void poller_all_per_id(struct poller *p, uint64_t within)
@@ -33,7 +35,8 @@ void poller_all_per_id(struct poller *p, uint64_t within)
 	/* Spread over `within`, not all at once: the bucket would serve them in a burst anyway. */
 	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
 		struct job *j = jobtable_queued(&ew->jobs, i);
-		if (j->due > now + within) {
+		/* Batch jobs follow the v2 sweep, which has its own fallback. */
+		if (j->kind == JOB_KIND_EMBED && j->due > now + within) {
 			j->due = now + (uint64_t)(util_rand_unit() * (double)within);
 			moved = true;
 		}
@@ -121,7 +124,7 @@ void poller_plan_freshen(struct poller *p, struct job *j)
 {
 	struct ew *ew = p->ew;
 	uint64_t every = p->plan.poll_every_ms;
-	if (!every || j->heap_idx == JOB_NOT_QUEUED || watch_job_ended(j))
+	if (!every || j->heap_idx == JOB_NOT_QUEUED || watch_job_ended(j) || j->kind != JOB_KIND_EMBED)
 		return;
 	/* In sweep mode only the jobs the list did not show are polled per id; the others wait at a trickle. */
 	if (p->plan.mode == PLAN_SWEEP && j->sweep_gen == p->sweep_gen && p->sweep_gen)

@@ -19,6 +19,7 @@
 #include "poller_int.h"
 #include "util.h"
 #include "watch.h"
+#include "watch_v2.h"
 
 /* How long the list is left alone after it failed persistently. */
 #define SWEEP_FALLBACK_MS (5 * 60 * 1000)
@@ -106,7 +107,7 @@ bool sweep_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
 {
 	struct ew *ew = p->ew;
 	*ret_wait = UINT64_MAX;
-	bool discovering = ew->cfg.discover;
+	bool discovering = ew->cfg.discover && (ew->cfg.discover_kinds & (1u << JOB_KIND_EMBED));
 	if (!ew->cfg.sweep || p->sweep_in_flight || (!poller_live_jobs(ew) && !discovering))
 		return false;
 	if (p->sweep_off_until) {
@@ -147,7 +148,7 @@ static struct job *discover(struct poller *p, const struct jsplit_elem *e)
 {
 	struct ew *ew = p->ew;
 	char batch[160];
-	if (!ew->cfg.discover || !e->job_id || !api_id_valid(e->job_id))
+	if (!ew->cfg.discover || !(ew->cfg.discover_kinds & (1u << JOB_KIND_EMBED)) || !e->job_id || !api_id_valid(e->job_id))
 		return NULL;
 	const char *name = e->name ? e->name : "";
 	if (fnmatch(ew->cfg.discover_match, name, 0) != 0)
@@ -175,7 +176,8 @@ static int on_element(const struct jsplit_elem *e, void *arg)
 		j = discover(p, e);
 	if (!j && e->job_id)
 		return 0;
-	if (j && (watch_job_ended(j) || (j->flags & JF_REMOVED)))
+	/* A batch job is the v2 sweep's (poller_v2.c), whatever an id in this list says. */
+	if (j && (watch_job_ended(j) || (j->flags & JF_REMOVED) || j->kind != JOB_KIND_EMBED))
 		return 0;
 	/* Most entries say what the daemon knows already: that outcome needs no parse. */
 	if (j && e->status && watch_seen_unchanged(ew, j, job_status_parse(e->status))) {
@@ -190,13 +192,15 @@ static int on_element(const struct jsplit_elem *e, void *arg)
 	}
 	if (!j)
 		j = jobtable_get(&ew->jobs, aj.job_id);
-	if (j && !watch_job_ended(j) && strcmp(aj.job_id, j->id) == 0) {
+	if (j && !watch_job_ended(j) && j->kind == JOB_KIND_EMBED && strcmp(aj.job_id, j->id) == 0) {
 		enum job_status before = (enum job_status)j->status;
+		bool was_held = watch_v2_held(ew->v2, j->id) != NULL;
 		j->sweep_gen = p->sweep_gen;
 		for (size_t i = 0; i < aj.n_warnings; i++)
 			poller_note_warning(p, j->id, aj.warnings[i]);
 		watch_observed(ew, j, &aj, e->text, e->len, true);
-		if (j->status != before)
+		/* A completion held for its output dataset (watch_v2.h) is a change, though the status moves later. */
+		if (j->status != before || (!was_held && watch_v2_held(ew->v2, j->id)))
 			p->sweep_changed = true;
 	}
 	api_job_clear(&aj);
@@ -264,7 +268,8 @@ static void poll_the_unlisted(struct poller *p)
 	p->unlisted = 0;
 	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
 		struct job *j = jobtable_queued(&ew->jobs, i);
-		if (j->sweep_gen == p->sweep_gen)
+		/* Batch jobs are the v2 sweep's (poller_v2.c). */
+		if (j->sweep_gen == p->sweep_gen || j->kind != JOB_KIND_EMBED)
 			continue;
 		p->unlisted++;
 		if (j->due <= now)

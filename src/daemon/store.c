@@ -22,9 +22,9 @@ enum {
 	"e.type, e.subject, e.batch, e.payload FROM deliveries d JOIN events e ON e.id=d.event_id "
 
 static const char *const queries[Q__MAX] = {
-	[Q_PUT_JOB] = "INSERT INTO jobs(id, batch, status, added_ms, updated_ms, err_kind, err_count, discovered, cancel) "
-		      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT(id) DO UPDATE SET batch=?2, status=?3, "
-		      "updated_ms=?5, err_kind=?6, err_count=?7, discovered=?8, cancel=?9",
+	[Q_PUT_JOB] = "INSERT INTO jobs(id, batch, status, added_ms, updated_ms, err_kind, err_count, discovered, cancel, kind) "
+		      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10) ON CONFLICT(id) DO UPDATE SET batch=?2, status=?3, "
+		      "updated_ms=?5, err_kind=?6, err_count=?7, discovered=?8, cancel=?9, kind=?10",
 	[Q_PUT_SNAPSHOT] = "UPDATE jobs SET snapshot=?2 WHERE id=?1",
 	[Q_DEL_JOB] = "DELETE FROM jobs WHERE id=?1",
 	[Q_PUT_EVENT] = "INSERT OR IGNORE INTO events(id, type, subject, batch, ts_ms, payload) VALUES(?1,?2,?3,?4,?5,?6)",
@@ -33,7 +33,7 @@ static const char *const queries[Q__MAX] = {
 			   "attempts=?4, next_ms=?5, last_error=?6, updated_ms=?7",
 	[Q_PUT_BATCH] = "INSERT INTO batches(name, created_ms, done_event) VALUES(?1,?2,?3) "
 			"ON CONFLICT(name) DO UPDATE SET done_event=coalesce(?3, done_event)",
-	[Q_EACH_JOB] = "SELECT id, batch, status, added_ms, updated_ms, err_kind, err_count, discovered, cancel FROM jobs",
+	[Q_EACH_JOB] = "SELECT id, batch, status, added_ms, updated_ms, err_kind, err_count, discovered, cancel, kind FROM jobs",
 	[Q_EACH_DELIVERY] = DELIVERY_SELECT "WHERE d.updated_ms >= ?2 AND (?3 IS NULL OR d.hook=?3) "
 			    "ORDER BY d.updated_ms DESC",
 	[Q_EACH_DELIVERY_STATE] = DELIVERY_SELECT "WHERE d.state=?1 AND d.updated_ms >= ?2 AND (?3 IS NULL OR d.hook=?3) "
@@ -143,6 +143,8 @@ int store_open(const char *dir, struct store **ret, char *err, size_t errlen)
 	/* Databases of the first version: add the columns (an error just means they are there). */
 	sqlite3_exec(s->db, "ALTER TABLE jobs ADD COLUMN discovered INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL);
 	sqlite3_exec(s->db, "ALTER TABLE jobs ADD COLUMN cancel INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL);
+	/* Turn 3: the job's kind (0 embed-job, 1 batch-job); rows from before are embed jobs. */
+	sqlite3_exec(s->db, "ALTER TABLE jobs ADD COLUMN kind INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL);
 	for (int i = 0; i < Q__MAX; i++) {
 		rc = sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL);
 		if (rc != SQLITE_OK)
@@ -219,6 +221,7 @@ int store_put_job(struct store *s, const struct store_job *j)
 	sqlite3_bind_int(st, 7, j->err_count);
 	sqlite3_bind_int(st, 8, j->discovered);
 	sqlite3_bind_int(st, 9, j->cancel);
+	sqlite3_bind_int(st, 10, j->kind);
 	return step(st);
 }
 
@@ -314,6 +317,7 @@ static int job_row(sqlite3_stmt *st, void *fn, void *arg)
 		.added_ms = sqlite3_column_int64(st, 3), .updated_ms = sqlite3_column_int64(st, 4),
 		.err_kind = sqlite3_column_int(st, 5), .err_count = sqlite3_column_int(st, 6),
 		.discovered = sqlite3_column_int(st, 7), .cancel = sqlite3_column_int(st, 8),
+		.kind = sqlite3_column_int(st, 9),
 	};
 	return ((int (*)(const struct store_job *, void *))fn)(&j, arg);
 }

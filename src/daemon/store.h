@@ -33,6 +33,7 @@ struct store_job {
 	int err_count;
 	int discovered;
 	int cancel;             /* enum job_cancel, and 8 when the cancel was the daemon's at max_age */
+	int kind;               /* enum job_kind */
 };
 
 int store_put_job(struct store *s, const struct store_job *j);

@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_v2.h"
 #include "log.h"
 #include "sched.h"
 #include "store.h"
 #include "util.h"
 #include "watch.h"
+#include "watch_v2.h"
 
 static void batch_row(struct ew *ew, struct batch *b, const char *done_event)
 {
@@ -76,13 +78,21 @@ static void check_batch_done(struct ew *ew, struct batch *b)
 		if (job_status_ended((enum job_status)s))
 			json_object_object_add(counts, job_status_name((enum job_status)s), json_object_new_int64(b->counts[s]));
 	json_object_object_add(data, "counts", counts);
+	int64_t kinds[JOB_KIND__MAX] = { 0 };
 	for (uint32_t i = 0; i < b->n_jobs; i++) {
 		struct job *j = b->members[i];
 		json_object *o = json_object_new_object();
 		json_object_object_add(o, "job_id", json_object_new_string(j->id));
 		json_object_object_add(o, "status", json_object_new_string(job_status_name((enum job_status)j->status)));
+		/* A group may mix both kinds; the counts above are kind-blind. */
+		json_object_object_add(o, "kind", json_object_new_string(job_kind_name((enum job_kind)j->kind)));
 		json_object_array_add(jobs, o);
+		kinds[j->kind < JOB_KIND__MAX ? j->kind : 0]++;
 	}
+	json_object *by_kind = json_object_new_object();
+	for (int k = 0; k < JOB_KIND__MAX; k++)
+		json_object_object_add(by_kind, job_kind_name((enum job_kind)k), json_object_new_int64(kinds[k]));
+	json_object_object_add(data, "kinds", by_kind);
 	json_object_object_add(data, "jobs", jobs);
 	char subject[300];
 	snprintf(subject, sizeof(subject), "batch:%s", b->name);
@@ -100,6 +110,8 @@ static void job_ended(struct ew *ew, struct job *j)
 
 static void set_status(struct ew *ew, struct job *j, enum job_status st)
 {
+	if (j->kind == JOB_KIND_BATCH)
+		watch_v2_status(ew->v2, (enum job_status)j->status, st);
 	jobtable_set_status(&ew->jobs, j, st);
 	j->updated_ms = util_wall_ms();
 	ew->m.transitions++;
@@ -140,20 +152,164 @@ static void unchanged(struct ew *ew, struct job *j, bool via_list)
 	schedule_next(ew, j, via_list);
 }
 
+/* The fields every event about j carries besides its document: kind, previous_status, batch. */
+static void job_fields(json_object *data, const struct job *j, enum job_status prev)
+{
+	json_object_object_add(data, "kind", json_object_new_string(job_kind_name((enum job_kind)j->kind)));
+	json_object_object_add(data, "previous_status", json_object_new_string(job_status_name(prev)));
+	json_object_object_add(data, "batch", j->batch ? json_object_new_string(j->batch->name) : NULL);
+}
+
+/* The document of an observation as an event's data: the object as the API returned it. */
+static json_object *doc_data(const char *doc)
+{
+	json_object *data = json_tokener_parse(doc);
+	if (!json_object_is_type(data, json_type_object)) {
+		json_object_put(data);
+		data = json_object_new_object();
+	}
+	return data;
+}
+
+/*
+ * A batch job's records: kept in the register, and with progress_every a
+ * batch_job.progress event each time they pass another step (once per step:
+ * its id is the job's and the step's). An ended job's event says the rest.
+ */
+static void progress(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len)
+{
+	struct watch_records *r = j->kind == JOB_KIND_BATCH ? watch_v2_get(ew->v2, j->id) : NULL;
+	unsigned every = ew->cfg.progress_every_pct;
+	if (!r || !watch_v2_records(ew->v2, r, aj) || !every)
+		return;
+	int pct = api_records_percent(aj);
+	int step = pct < 0 ? 0 : pct / (int)every * (int)every;
+	if (step <= r->step)
+		return;
+	r->step = step;
+	if (job_status_ended(aj->status) || watch_job_ended(j))
+		return;
+	char subject[API_ID_MAX + 32];
+	snprintf(subject, sizeof(subject), "%s/progress/%d", j->id, step);
+	json_object *data = doc_data(body);
+	job_fields(data, j, (enum job_status)j->status);
+	json_object *p = json_object_new_object();
+	json_object_object_add(p, "percent", json_object_new_int(pct));
+	json_object_object_add(p, "step", json_object_new_int(step));
+	json_object_object_add(p, "num_records", json_object_new_int64(aj->num_records));
+	json_object_object_add(p, "num_successful_records", json_object_new_int64(aj->num_successful));
+	json_object_object_add(p, "num_failed_records", json_object_new_int64(aj->num_failed));
+	json_object_object_add(data, "progress", p);
+	emit(ew, j->id, subject, EV_BJ_PROGRESS, j->batch ? j->batch->name : NULL, aj->name, data);
+	/* The document too: a restart knows which step was announced. */
+	struct turn_row *snap = turn_row(&ew->turn, TR_SNAPSHOT);
+	snap->subject = xstrdup(j->id);
+	snap->text = xstrndup(body, len);
+}
+
+/* What a held completion came back with: the dataset, or why there is none. */
+struct enrich {
+	json_object *dataset;       /* borrowed; NULL: none */
+	const char *error;
+	int64_t seen_before_ms;
+};
+
+/*
+ * A complete event waits for its output dataset: the observation is held, not
+ * applied, so the event is recorded with the dataset in one turn with its
+ * delivery rows (a crash before then repeats the observation, not the event).
+ * The job leaves the poll heap meanwhile; the poller fetches after the commit.
+ * Returns false when there is nothing to fetch (*ret says why).
+ */
+static bool hold(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len, bool via_list,
+		 int64_t seen_before, struct enrich *ret)
+{
+	if (!aj->output_dataset_id || !api_id_valid(aj->output_dataset_id)) {
+		ret->error = aj->output_dataset_id ? "output_dataset_id is not a valid id" : "the job names no output_dataset_id";
+		ret->seen_before_ms = seen_before;
+		return false;
+	}
+	struct watch_hold *h = watch_v2_hold(ew->v2, j->id, (enum job_kind)j->kind, aj->output_dataset_id, body, len,
+					     via_list, ew_now(ew) + ew->cfg.dataset_timeout_ms);
+	h->seen_before_ms = seen_before;
+	jobtable_unschedule(&ew->jobs, j);
+	ew->turn.kick = true;
+	log_job(LOG_DEBUG, j->id, "job %s: complete; fetching its output dataset %s before the event", j->id,
+		aj->output_dataset_id);
+	return true;
+}
+
+static void observe(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len, bool via_list,
+		    const struct enrich *en);
+
 void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len, bool via_list)
+{
+	observe(ew, j, aj, body, len, via_list, NULL);
+}
+
+void watch_dataset_result(struct ew *ew, const char *job_id, json_object *dataset, const char *error)
+{
+	struct watch_hold *h = watch_v2_held(ew->v2, job_id);
+	struct job *j = jobtable_get(&ew->jobs, job_id);
+	struct api_obs o;
+	char err[256];
+
+	if (!h)
+		return;
+	if (j && !watch_job_ended(j) && j->kind == h->kind &&
+	    api_kind_parse_doc((enum job_kind)h->kind, h->doc, h->doc_len, &o, err, sizeof(err)) == 0) {
+		struct enrich en = { .dataset = dataset, .error = error, .seen_before_ms = h->seen_before_ms };
+		if (!dataset)
+			log_job(LOG_WARNING, j->id, "job %s: its complete event goes out without the output dataset %s: %s",
+				j->id, h->dataset_id, error);
+		/* The observation as it was held: the same transition, now with the dataset. */
+		note_seen(j, h->via_list);
+		char *doc = h->doc;
+		size_t doc_len = h->doc_len;
+		bool via_list = h->via_list;
+		h->doc = NULL;
+		watch_v2_unhold(ew->v2, job_id);
+		observe(ew, j, &o.job, doc, doc_len, via_list, &en);
+		free(doc);
+		api_obs_clear(&o);
+		return;
+	}
+	uint8_t kind = h->kind;
+	watch_v2_unhold(ew->v2, job_id);
+	/* Not applied (its document no longer parses): the job is looked at again, not left unpolled. */
+	if (j && !watch_job_ended(j) && j->kind == kind) {
+		jobtable_schedule(&ew->jobs, j, ew_now(ew));
+		ew->turn.kick = true;
+	}
+}
+
+static void observe(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len, bool via_list,
+		    const struct enrich *en)
 {
 	enum job_status prev = (enum job_status)j->status;
 	bool changed;
 	enum ew_event ev;
+	struct enrich none = { 0 };
 
-	int64_t prev_seen = j->seen_ms;
+	int64_t prev_seen = en ? en->seen_before_ms : j->seen_ms;
 	note_seen(j, via_list);
+	if (!en && watch_v2_held(ew->v2, j->id)) {
+		/* Its completion waits for the dataset: later answers change nothing meanwhile. */
+		jobtable_unschedule(&ew->jobs, j);
+		return;
+	}
 	if (aj->status == JOB_UNKNOWN && !(j->flags & JF_UNKNOWN_LOGGED)) {
 		j->flags |= JF_UNKNOWN_LOGGED;
 		log_job(LOG_WARNING, j->id, "job %s: unknown status \"%.64s\"; still watching", j->id, aj->status_raw);
 	}
-	ev = job_transition(prev, aj->status, &changed);
+	ev = job_event_of_kind(job_transition(prev, aj->status, &changed), (enum job_kind)j->kind);
+	if (!en && ew->cfg.datasets_fetch && job_event_base(ev) == EV_COMPLETE) {
+		if (hold(ew, j, aj, body, len, via_list, prev_seen, &none))
+			return;
+		en = &none;
+	}
 	if (!changed) {
+		progress(ew, j, aj, body, len);
 		unchanged(ew, j, via_list);
 		return;
 	}
@@ -162,14 +318,20 @@ void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, cons
 	struct turn_row *snap = turn_row(&ew->turn, TR_SNAPSHOT);
 	snap->subject = xstrdup(j->id);
 	snap->text = xstrndup(body, len);
+	progress(ew, j, aj, body, len);
 	if (ev != EV_NONE) {
-		json_object *data = json_tokener_parse(snap->text);
-		if (!json_object_is_type(data, json_type_object)) {
-			json_object_put(data);
-			data = json_object_new_object();
+		json_object *data = doc_data(snap->text);
+		job_fields(data, j, prev);
+		if (en) {
+			/* The files of the result, for the hook: the point of the event (part URLs are signed links). */
+			json_object_object_add(data, "output_dataset", en->dataset ? json_object_get(en->dataset) : NULL);
+			if (!en->dataset)
+				json_object_object_add(data, "output_dataset_error", json_object_new_string(en->error));
+			if (en->dataset)
+				ew->m.datasets_attached++;
+			else
+				ew->m.datasets_missing++;
 		}
-		json_object_object_add(data, "previous_status", json_object_new_string(job_status_name(prev)));
-		json_object_object_add(data, "batch", j->batch ? json_object_new_string(j->batch->name) : NULL);
 		struct turn_row *row = emit(ew, j->id, j->id, ev, j->batch ? j->batch->name : NULL, aj->name, data);
 		if (!job_status_ended(prev) && prev != JOB_NONE)
 			row->lag_from_ms = prev_seen;
@@ -184,6 +346,12 @@ void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, cons
 
 static void end_with(struct ew *ew, struct job *j, enum ew_event ev, const char *reason, const char *cancel);
 
+/* The member naming a job in events the daemon writes itself: as its kind's documents name it. */
+static const char *id_key(const struct job *j)
+{
+	return j->kind == JOB_KIND_BATCH ? "id" : "job_id";
+}
+
 void watch_end(struct ew *ew, struct job *j, enum ew_event ev, const char *reason)
 {
 	end_with(ew, j, ev, reason, NULL);
@@ -197,16 +365,16 @@ static void end_with(struct ew *ew, struct job *j, enum ew_event ev, const char 
 
 	if (watch_job_ended(j) || st == JOB_NONE)
 		return;
+	ev = job_event_of_kind(ev, (enum job_kind)j->kind);
 	set_status(ew, j, st);
 	log_job(LOG_NOTICE, j->id, "job %s: %s -> %s: %s", j->id, job_status_name(prev), job_status_name(st), reason);
 	json_object *data = json_object_new_object();
-	json_object_object_add(data, "job_id", json_object_new_string(j->id));
+	json_object_object_add(data, id_key(j), json_object_new_string(j->id));
 	json_object_object_add(data, "status", json_object_new_string(job_status_name(st)));
-	json_object_object_add(data, "previous_status", json_object_new_string(job_status_name(prev)));
 	json_object_object_add(data, "reason", json_object_new_string(reason));
 	if (cancel)
 		json_object_object_add(data, "cancel", json_object_new_string(cancel));
-	json_object_object_add(data, "batch", j->batch ? json_object_new_string(j->batch->name) : NULL);
+	job_fields(data, j, prev);
 	emit(ew, j->id, j->id, ev, j->batch ? j->batch->name : NULL, NULL, data);
 	job_ended(ew, j);
 }
@@ -222,7 +390,13 @@ bool watch_seen_unchanged(struct ew *ew, struct job *j, enum job_status seen)
 
 struct job *watch_discovered(struct ew *ew, const char *id, const char *batch)
 {
-	watch_add(ew, id, batch);
+	return watch_discovered_kind(ew, id, batch, JOB_KIND_EMBED);
+}
+
+struct job *watch_discovered_kind(struct ew *ew, const char *id, const char *batch, enum job_kind kind)
+{
+	if (watch_add_kind(ew, id, batch, kind) < 0)
+		return NULL;
 	struct job *j = jobtable_get(&ew->jobs, id);
 	if (j && !(j->flags & JF_DISCOVERED)) {
 		j->flags |= JF_DISCOVERED;
@@ -263,12 +437,13 @@ void watch_cancel_result(struct ew *ew, struct job *j, bool accepted, const char
 		if (accepted) {
 			/* Expired and cancelled: the event says so now; the job is watched on to cancelled. */
 			json_object *data = json_object_new_object();
-			json_object_object_add(data, "job_id", json_object_new_string(j->id));
+			json_object_object_add(data, id_key(j), json_object_new_string(j->id));
 			json_object_object_add(data, "status", json_object_new_string(job_status_name((enum job_status)j->status)));
 			json_object_object_add(data, "reason", json_object_new_string("watched longer than max_age"));
 			json_object_object_add(data, "cancel", json_object_new_string("accepted"));
-			json_object_object_add(data, "batch", j->batch ? json_object_new_string(j->batch->name) : NULL);
-			emit(ew, j->id, j->id, EV_EXPIRED, j->batch ? j->batch->name : NULL, NULL, data);
+			job_fields(data, j, (enum job_status)j->status);
+			emit(ew, j->id, j->id, job_event_of_kind(EV_EXPIRED, (enum job_kind)j->kind), j->batch ? j->batch->name : NULL,
+			     NULL, data);
 		} else {
 			char c[300];
 			snprintf(c, sizeof(c), "refused: %s", why ? why : "");
@@ -283,8 +458,17 @@ void watch_cancel_result(struct ew *ew, struct job *j, bool accepted, const char
 
 int watch_add(struct ew *ew, const char *id, const char *batch)
 {
+	return watch_add_kind(ew, id, batch, JOB_KIND_EMBED);
+}
+
+int watch_add_kind(struct ew *ew, const char *id, const char *batch, enum job_kind kind)
+{
 	struct job *j = jobtable_get(&ew->jobs, id);
 	struct batch *b = NULL;
+
+	/* One id, one kind: the same id as the other kind is refused, not merged. */
+	if (j && j->kind != kind)
+		return -EEXIST;
 
 	if (batch) {
 		b = jobtable_get_batch(&ew->jobs, batch);
@@ -308,17 +492,31 @@ int watch_add(struct ew *ew, const char *id, const char *batch)
 	j = jobtable_new_job(id);
 	j->added_ms = j->updated_ms = util_wall_ms();
 	j->interval = (uint32_t)ew->cfg.interval_min_ms;
+	j->kind = (uint8_t)kind;
 	jobtable_add(&ew->jobs, j);
 	if (b)
 		jobtable_join(&ew->jobs, j, b);
 	turn_touch(&ew->turn, j);
-	/*
-	 * First look right after watch. While the list sweep works, the next
-	 * sweep is brought forward instead, and only an id it does not list is
-	 * polled on its own (the sweep makes it due); the per-id poll here is the
-	 * fallback should that sweep fail. The poller hears of it after the commit.
-	 */
-	if (ew->sweeping) {
+	if (kind == JOB_KIND_BATCH) {
+		watch_v2_add(ew->v2, j->id, JOB_NONE);
+		/*
+		 * While the v2 sweep works it is asked to come sooner, and decides
+		 * what is cheaper for the jobs it has not seen: one read of every
+		 * page, or a poll each (it makes them due). This poll is the fallback.
+		 */
+		if (watch_v2_sweeping(ew->v2)) {
+			watch_v2_want_sweep(ew->v2);
+			jobtable_schedule(&ew->jobs, j, ew_now(ew) + ew->cfg.request_timeout_ms + ew->cfg.sweep_interval_ms);
+		} else {
+			jobtable_schedule(&ew->jobs, j, ew_now(ew));
+		}
+	} else if (ew->sweeping) {
+		/*
+		 * First look right after watch. While the list sweep works, the next
+		 * sweep is brought forward instead, and only an id it does not list is
+		 * polled on its own (the sweep makes it due); the per-id poll here is the
+		 * fallback should that sweep fail. The poller hears of it after the commit.
+		 */
 		ew->sweep_wanted = true;
 		jobtable_schedule(&ew->jobs, j, ew_now(ew) + ew->cfg.request_timeout_ms + ew->cfg.sweep_interval_ms);
 	} else {
@@ -336,6 +534,9 @@ int watch_remove(struct ew *ew, const char *id)
 	if (!j)
 		return -ENOENT;
 	b = j->batch;
+	if (j->kind == JOB_KIND_BATCH)
+		watch_v2_remove(ew->v2, id, (enum job_status)j->status);
+	watch_v2_unhold(ew->v2, id);
 	/* The delete is written before the job rows of the turn: a watch again in the same turn wins. */
 	turn_row(&ew->turn, TR_DELETE)->subject = xstrdup(id);
 	jobtable_remove(&ew->jobs, j);
@@ -411,6 +612,7 @@ static void on_prune_timer(uv_timer_t *t)
 
 int watch_init(struct ew *ew)
 {
+	ew->v2 = watch_v2_new(&ew->m);
 	int r = uv_timer_init(ew->loop, &ew->prune_timer);
 	if (r < 0)
 		return r;
@@ -436,15 +638,32 @@ void watch_reconfigure(struct ew *ew)
 		uv_timer_stop(&ew->prune_timer);
 }
 
+/* A batch job's records and announced progress step, from its last document. */
+/*
+ * A restored batch job is registered without its records: the next
+ * observation brings them (show reads an ended job's from its document). No
+ * read of the store here: restore stays one pass over the job rows. A
+ * progress step announced before the restart may be announced again then:
+ * its event id is the same, so the store keeps the first and nothing is
+ * delivered twice.
+ */
+static void restore_records(struct ew *ew, struct job *j)
+{
+	watch_v2_add(ew->v2, j->id, (enum job_status)j->status);
+}
+
 static int restore_job(const struct store_job *sj, void *arg)
 {
 	struct ew *ew = arg;
-	if (!api_id_valid(sj->id) || sj->status < 0 || sj->status >= JOB__MAX) {
-		log_msg(LOG_WARNING, "state database: skipping a job row with a bad id or status");
+	if (!api_id_valid(sj->id) || sj->status < 0 || sj->status >= JOB__MAX || sj->kind < 0 || sj->kind >= JOB_KIND__MAX) {
+		log_msg(LOG_WARNING, "state database: skipping a job row with a bad id, status or kind");
 		return 0;
 	}
 	struct job *j = jobtable_new_job(sj->id);
 	j->status = (uint8_t)sj->status;
+	j->kind = (uint8_t)sj->kind;
+	if (j->kind == JOB_KIND_BATCH)
+		restore_records(ew, j);
 	j->added_ms = sj->added_ms;
 	j->updated_ms = sj->updated_ms;
 	j->err.kind = (uint8_t)sj->err_kind;
@@ -494,5 +713,7 @@ int watch_restore(struct ew *ew, char *err, size_t errlen)
 
 void watch_close(struct ew *ew)
 {
+	watch_v2_free(ew->v2);
+	ew->v2 = NULL;
 	uv_close((uv_handle_t *)&ew->prune_timer, NULL);
 }

@@ -18,24 +18,36 @@
 int watch_init(struct ew *ew);
 /* Restores jobs and batches from the store and schedules the live ones (start-up only). */
 int watch_restore(struct ew *ew, char *err, size_t errlen);
-/* Watches id (valid), optionally in batch. Returns 1 new, 0 already watched. */
+/* Watches id (valid) as an embed job, optionally in batch. Returns 1 new, 0 already watched, -EEXIST (another kind). */
 int watch_add(struct ew *ew, const char *id, const char *batch);
+/* The same for a job of kind k. */
+int watch_add_kind(struct ew *ew, const char *id, const char *batch, enum job_kind k);
 /* Stops watching id. Returns 0 or -ENOENT. The job may be freed: drop pointers to it. */
 int watch_remove(struct ew *ew, const char *id);
 /*
- * A valid EmbedJob for j (body: the raw document): transition, event, next
- * per-id poll time. via_list: it came from the list sweep, which goes on
- * observing the job, so its per-id poll slows to a trickle.
+ * A valid document of j's kind (body: the raw EmbedJob or Batch; aj its
+ * kind-blind view): transition, event, records, next per-id poll time.
+ * via_list: it came from a list sweep, which goes on observing the job, so
+ * its per-id poll slows to a trickle.
  */
 void watch_observed(struct ew *ew, struct job *j, const struct api_job *aj, const char *body, size_t len, bool via_list);
+/*
+ * The output dataset of a held complete observation (watch_v2.h) arrived
+ * (dataset, borrowed), or was given up on (NULL, error says why): the held
+ * observation becomes its transition and event, with data.output_dataset (or
+ * null and output_dataset_error). A hold whose job is gone is dropped.
+ */
+void watch_dataset_result(struct ew *ew, const char *job_id, json_object *dataset, const char *error);
 /*
  * The list showed j with the status it already has: the outcome of an
  * observation that changes nothing (seen time, interval, next per-id poll),
  * without parsing the entry. Returns false when the status differs (observe it).
  */
 bool watch_seen_unchanged(struct ew *ew, struct job *j, enum job_status seen);
-/* Watches a job found by discovery (marked so), in batch (or none). Returns it. */
+/* Watches an embed job found by discovery (marked so), in batch (or none). Returns it. */
 struct job *watch_discovered(struct ew *ew, const char *id, const char *batch);
+/* The same for a job of kind k; NULL when id is watched as the other kind. */
+struct job *watch_discovered_kind(struct ew *ew, const char *id, const char *batch, enum job_kind k);
 /*
  * Records a cancel to send (expire: the daemon's, at max_age) and queues it
  * for the poller; one already requested (restored, or to retry) is queued again.

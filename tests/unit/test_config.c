@@ -100,7 +100,48 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_bytes_per_min, 64ULL << 20);
 	assert_int_equal(c.planner, PLANNER_AUTO);
 	assert_int_equal(c.n_hooks, 0);
+	/* Turn 3: the v2 sweep, datasets in complete events, discovery of both kinds, no progress events. */
+	assert_true(c.batch_sweep);
+	assert_int_equal(c.batch_page_size, 1000);
+	assert_true(c.datasets_fetch);
+	assert_int_equal(c.dataset_timeout_ms, 60000);
+	assert_int_equal(c.dataset_tries, 3);
+	assert_int_equal(c.progress_every_pct, 0);
+	assert_int_equal(c.discover_kinds, (1u << JOB_KIND_EMBED) | (1u << JOB_KIND_BATCH));
 	config_clear(&c);
+}
+
+/* The keys of v2 batches and datasets, and the batch_job events in "on". */
+static void test_v2_keys(void **state)
+{
+	struct ew_config c;
+	char err[512];
+	assert_int_equal(load("[poll]\nbatch_sweep = no\nbatch_page_size = 50\n"
+			      "[datasets]\nfetch = no\ntimeout = 5s\ntries = 1\n"
+			      "[hooks]\nprogress_every = 10%\n"
+			      "[discover]\nkinds = batch-job\n"
+			      "[hook b]\ntype = exec\ncommand = /bin/true\non = batch_job.complete batch_job.progress\n"
+			      "[hook e]\ntype = exec\ncommand = /bin/true\non = embed_job.complete,batch_job.cancelled\n", &c, err), 0);
+	assert_false(c.batch_sweep);
+	assert_int_equal(c.batch_page_size, 50);
+	assert_false(c.datasets_fetch);
+	assert_int_equal(c.dataset_timeout_ms, 5000);
+	assert_int_equal(c.dataset_tries, 1);
+	assert_int_equal(c.progress_every_pct, 10);
+	assert_int_equal(c.discover_kinds, 1u << JOB_KIND_BATCH);
+	assert_int_equal(c.hooks[0].on_mask, (1u << EV_BJ_COMPLETE) | (1u << EV_BJ_PROGRESS));
+	assert_int_equal(c.hooks[1].on_mask, (1u << EV_COMPLETE) | (1u << EV_BJ_CANCELLED));
+	config_clear(&c);
+	static const struct { const char *v; unsigned pct; } steps[] = {
+		{ "25", 25 }, { "1%", 1 }, { "100%", 100 }, { "0", 0 }, { "no", 0 }, { "0%", 0 },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+		char text[64];
+		snprintf(text, sizeof(text), "[hooks]\nprogress_every = %s\n", steps[i].v);
+		assert_int_equal(load(text, &c, err), 0);
+		assert_int_equal(c.progress_every_pct, steps[i].pct);
+		config_clear(&c);
+	}
 }
 
 /* The delivery operations' keys: breaker, rate, and which events "*" and explicit names take. */
@@ -231,6 +272,18 @@ static void test_errors(void **state)
 		{ "[hook x]\nrate = lots\n", "test.conf:2:", "expected deliveries per time" },
 		{ "[hook x]\ndisable_after = soon\n", "test.conf:2:", "disable_after: expected a duration" },
 		{ "[hooks]\ndelivery_retention = 1w\n", "test.conf:2:", "delivery_retention: expected a duration" },
+		{ "[poll]\nbatch_page_size = 1001\n", "test.conf:2:", "whole number from 1 to 1000" },
+		{ "[poll]\nbatch_sweep = maybe\n", "test.conf:2:", "expected yes or no" },
+		{ "[datasets]\nfetch = perhaps\n", "test.conf:2:", "fetch: expected yes or no" },
+		{ "[datasets]\n\ntimeout = 1ms\n", "test.conf:3:", "timeout: 1ms is too short" },
+		{ "[datasets]\ntries = 0\n", "test.conf:2:", "whole number from 1 to 10" },
+		{ "[datasets]\nretries = 3\n", "test.conf:2:", "unknown key \"retries\" in [datasets]" },
+		{ "[hooks]\nprogress_every = 150%\n", "test.conf:2:", "progress_every: expected a step" },
+		{ "[hooks]\nprogress_every = 10%%\n", "test.conf:2:", "progress_every: expected a step" },
+		{ "[hooks]\nprogress_every = ten\n", "test.conf:2:", "progress_every: expected a step" },
+		{ "[discover]\nkinds = embed-job batch\n", "test.conf:2:", "kinds: expected embed-job and/or batch-job, got \"batch\"" },
+		{ "[discover]\nkinds = ,\n", "test.conf:2:", "kinds: expected embed-job and/or batch-job" },
+		{ "[hook x]\ntype = exec\ncommand = /bin/true\non = batch_job.done\n", "test.conf:4:", "the same batch_job.* events" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct ew_config c;
@@ -276,6 +329,7 @@ int main(void)
 		cmocka_unit_test(test_rates),
 		cmocka_unit_test(test_split_argv),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_v2_keys),
 		cmocka_unit_test(test_hook_operations),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_errors),
