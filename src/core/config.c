@@ -73,6 +73,8 @@ void config_defaults(struct ew_config *c)
 	c->hooks_max_concurrent = 16;
 	c->shutdown_grace_ms = 10000;
 	c->hook_output_max = 16384;
+	c->lease_ttl_ms = 10000;
+	c->lease_renew_ms = 2000;
 }
 
 static void hook_free(struct ew_hook *h)
@@ -105,6 +107,8 @@ void config_clear(struct ew_config *c)
 	free(c->proxy);
 	free(c->no_proxy);
 	free(c->proxy_credentials_file);
+	free(c->state_url);
+	free(c->state_password_file);
 	free(c->discover_match);
 	free(c->discover_batch);
 	for (size_t i = 0; i < c->n_hooks; i++)
@@ -272,6 +276,17 @@ static int main_key(struct parse_ctx *x, const char *k, const char *v)
 		return set_duration(x, k, v, &c->retention_ms, 0);
 	if (strcmp(k, "cancel_on_expire") == 0)
 		return set_bool(x, k, v, &c->cancel_on_expire);
+	if (strcmp(k, "state_url") == 0) {
+		if (*v && config_check_state_url(v, err, sizeof(err)) < 0)
+			return fail(x, "state_url: %s", err);
+		return set_opt_string(&c->state_url, v);
+	}
+	if (strcmp(k, "state_password_file") == 0)
+		return set_opt_string(&c->state_password_file, v);
+	if (strcmp(k, "lease_ttl") == 0)
+		return set_duration(x, k, v, &c->lease_ttl_ms, 1000);
+	if (strcmp(k, "lease_renew") == 0)
+		return set_duration(x, k, v, &c->lease_renew_ms, 100);
 	return fail(x, "unknown key \"%s\" in [embedwatch]", k);
 }
 
@@ -625,6 +640,13 @@ static char *reader(char *str, int num, void *stream)
 static int validate(struct parse_ctx *x)
 {
 	struct ew_config *c = x->cfg;
+
+	if (c->lease_renew_ms * 2 > c->lease_ttl_ms)
+		return fail(x, "[embedwatch] lease_renew (%llums) must be at most half of lease_ttl (%llums): a renewal "
+			    "may fail once without the lease expiring", (unsigned long long)c->lease_renew_ms,
+			    (unsigned long long)c->lease_ttl_ms);
+	if (c->state_password_file && !c->state_url)
+		return fail(x, "[embedwatch] state_password_file is set but state_url is not (the password is for PostgreSQL)");
 
 	if (c->sweep_interval_ms > c->sweep_interval_max_ms)
 		return fail(x, "[poll] sweep_interval (%llums) is longer than sweep_interval_max (%llums)",

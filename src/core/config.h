@@ -55,6 +55,10 @@ struct ew_config {
 	char *proxy;                /* proxy URL for the API and webhooks; NULL: https_proxy etc. from the environment */
 	char *no_proxy;             /* hosts that bypass the proxy, or NULL */
 	char *proxy_credentials_file;   /* "user:password" for the proxy, or NULL */
+	char *state_url;            /* a PostgreSQL URI (postgresql://...) shared by several daemons; NULL: SQLite in state_dir */
+	char *state_password_file;  /* its password, or NULL (the credential state-password, or libpq's own sources) */
+	uint64_t lease_ttl_ms;      /* the active's lease expires this long after its last renewal */
+	uint64_t lease_renew_ms;    /* the active renews it this often */
 	/* [poll] */
 	uint64_t interval_min_ms;
 	uint64_t interval_max_ms;
@@ -126,6 +130,12 @@ int config_parse_size(const char *s, uint64_t *ret_bytes);
  * anything else literally. Writes into buf; returns buf, or NULL for none.
  */
 const char *config_discover_batch(const char *rule, const char *name, char *buf, size_t len);
+/*
+ * Checks a state_url: a PostgreSQL connection URI (postgresql:// or
+ * postgres://) with no password in it (it goes in a credential or a file).
+ * -EINVAL with a reason in err.
+ */
+int config_check_state_url(const char *url, char *err, size_t errlen);
 /* "10/s", "50/min", "3000/h" into requests per second. */
 int config_parse_rate(const char *s, double *ret_per_s);
 /*

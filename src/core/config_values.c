@@ -244,3 +244,36 @@ int config_parse_listen(const char *s, struct sockaddr_storage *ret)
 	a->sin_port = htons((uint16_t)p);
 	return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -EINVAL;
 }
+
+int config_check_state_url(const char *url, char *err, size_t errlen)
+{
+	const char *p;
+	if (strncmp(url, "postgresql://", 13) == 0)
+		p = url + 13;
+	else if (strncmp(url, "postgres://", 11) == 0)
+		p = url + 11;
+	else {
+		snprintf(err, errlen, "expected a PostgreSQL URI like postgresql://embedwatch@db.example/embedwatch, got \"%s\"",
+			 url);
+		return -EINVAL;
+	}
+	/* user:password@ in the authority, or password= among the parameters: secrets stay out of the config. */
+	size_t auth = strcspn(p, "/?");
+	const char *at = memchr(p, '@', auth);
+	bool pw = at && memchr(p, ':', (size_t)(at - p));
+	const char *q = strchr(p, '?');
+	for (const char *o = q; o && !pw; o = strchr(o + 1, '&'))
+		pw = strncmp(o + 1, "password=", 9) == 0;
+	if (pw) {
+		snprintf(err, errlen, "the password does not belong in the URL (nor in the config file): use the "
+			 "credential state-password or state_password_file");
+		return -EINVAL;
+	}
+	for (const char *c = url; *c; c++) {
+		if ((unsigned char)*c <= 0x20 || *c == 0x7f) {
+			snprintf(err, errlen, "spaces and control characters must be percent-encoded");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}

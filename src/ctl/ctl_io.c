@@ -80,6 +80,14 @@ json_object *ctl_request(json_object *req, int timeout_ms)
 				fprintf(stderr, "embedwatchctl: embedwatchd sent an answer that is not JSON\n");
 				exit(EXIT_UNREACHABLE);
 			}
+			/* A standby's answer to a change: written for the active, which applies it (said once, on stderr). */
+			static bool told;
+			json_object *fw;
+			if (!told && json_object_object_get_ex(ans, "forwarded", &fw) && json_object_get_boolean(fw)) {
+				fprintf(stderr, "embedwatchctl: this daemon is a standby: the request is written to the shared "
+					"state and the active daemon applies it\n");
+				told = true;
+			}
 			return ans;
 		}
 		int wait = -1;

@@ -16,6 +16,7 @@
 
 #include "ctlproto.h"
 #include "control_int.h"
+#include "ha.h"
 #include "log.h"
 #include "util.h"
 #include "watch_v2.h"
@@ -33,9 +34,8 @@ struct wreq {
 	char data[];
 };
 
-static void client_closed(uv_handle_t *h)
+static void client_free(struct client *c)
 {
-	struct client *c = h->data;
 	buf_free(&c->in);
 	json_object_put(c->held);
 	for (size_t i = 0; i < c->n_wait; i++)
@@ -43,6 +43,15 @@ static void client_closed(uv_handle_t *h)
 	free(c->wait_ids);
 	free(c->wait_batch);
 	free(c);
+}
+
+static void client_closed(uv_handle_t *h)
+{
+	struct client *c = h->data;
+	/* A read still in flight calls back with this client: it frees it then. */
+	c->closed = true;
+	if (!c->reads)
+		client_free(c);
 }
 
 static void client_close(struct client *c)
@@ -70,11 +79,36 @@ static void on_written(uv_write_t *w, int status)
 	free(wr);
 }
 
+static void client_free(struct client *c);
+
+/* A standby's request has its answer: the row goes with its effects (this turn's commit); the answer goes to the log. */
+static void remote_answered(struct client *c, json_object *o)
+{
+	json_object *ok, *err;
+	bool good = json_object_object_get_ex(o, "ok", &ok) && json_object_get_boolean(ok);
+	json_object_object_get_ex(o, "error", &err);
+	log_msg(good ? LOG_INFO : LOG_WARNING, "control: request %lld written by a standby: %s%s", (long long)c->remote_id,
+		good ? "applied" : "refused: ", good ? "" : json_object_get_string(err));
+	turn_row(&c->ctl->ew->turn, TR_REQUEST)->request_id = c->remote_id;
+	json_object_put(o);
+	c->answered = true;
+	if (!c->in_apply && !c->reads) {
+		/* Answered by a read that called back after the apply: it held the control state until now. */
+		struct control *ctl = c->ctl;
+		client_free(c);
+		control_unref(ctl);
+	}
+}
+
 void control_send_line(struct client *c, json_object *o)
 {
 	const char *s;
 	size_t n;
 
+	if (c->remote_id) {
+		remote_answered(c, o);
+		return;
+	}
 	if (c->closing) {
 		json_object_put(o);
 		return;
@@ -108,6 +142,10 @@ void control_send_line(struct client *c, json_object *o)
 
 void control_log_peer(struct client *c, const char *what)
 {
+	if (c->remote_id) {
+		log_msg(LOG_NOTICE, "control: %s (request %lld, written by a standby)", what, (long long)c->remote_id);
+		return;
+	}
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 	uv_os_fd_t fd;
@@ -122,13 +160,20 @@ void control_log_peer(struct client *c, const char *what)
 /* Stops reading: one request at a time; the rest waits in the buffer or the socket. */
 void control_pause_reading(struct client *c)
 {
-	uv_read_stop((uv_stream_t *)&c->pipe);
+	if (!c->remote_id)
+		uv_read_stop((uv_stream_t *)&c->pipe);
 }
 
 void control_hold_answer(struct client *c, json_object *o)
 {
+	if (c->remote_id) {
+		/* Durable with its effects: the row's delete is in the same commit. */
+		remote_answered(c, o);
+		return;
+	}
 	json_object_put(c->held);
 	c->held = o;
+	c->held_gen = c->ctl->ew->turn.gen;
 	c->ctl->ew->turn.answers++;
 	control_pause_reading(c);
 }
@@ -196,17 +241,40 @@ static void resume_later(struct client *c)
 	UV_CHECK(uv_timer_start(&c->ctl->resume_timer, on_resume, 0, 0));
 }
 
-void control_dispatch(struct ew *ew, bool ended)
+void control_read_begin(struct client *c)
+{
+	c->reads++;
+	control_pause_reading(c);
+}
+
+bool control_read_end(struct client *c)
+{
+	c->reads--;
+	if (c->remote_id)
+		return true;
+	if (c->closed) {
+		if (!c->reads)
+			client_free(c);
+		return false;
+	}
+	if (c->closing)
+		return false;
+	if (!c->reads)
+		resume_later(c);
+	return true;
+}
+
+void control_dispatch(struct ew *ew, bool ended, uint64_t gen)
 {
 	struct control *ctl = ew->control;
 	if (!ctl)
 		return;
 	for (struct client *c = ctl->clients; c; c = c->next) {
-		if (c->held) {
+		if (c->held && c->held_gen <= gen) {
 			control_send_line(c, c->held);
 			c->held = NULL;
 			resume_later(c);
-		} else if (ended && c->waiting && control_wait_check(c)) {
+		} else if (!c->held && ended && c->waiting && control_wait_check(c)) {
 			control_wait_clear(c);
 			resume_later(c);
 		}
@@ -250,14 +318,48 @@ static void handle_line(struct client *c, const char *line, size_t len)
 		control_send_error(c, "%s", err);
 		return;
 	}
-	handlers[cmd](c, req);
+	/* Not active (standby, or taking over): from the shared state, or written there for the active. */
+	if (!ha_active(c->ctl->ew))
+		control_standby_request(c, cmd, req, line, len);
+	else
+		handlers[cmd](c, req);
 	json_object_put(req);
+}
+
+void control_apply_request(struct control *ctl, int64_t id, const char *line)
+{
+	static const bool changes[CTL__MAX] = {
+		[CTL_WATCH] = true, [CTL_UNWATCH] = true, [CTL_CANCEL] = true, [CTL_REDELIVER] = true, [CTL_HOOKS] = true,
+	};
+	struct client *c = xcalloc(1, sizeof(*c));
+	enum ctl_cmd cmd;
+	json_object *req;
+	char err[256];
+
+	c->ctl = ctl;
+	c->remote_id = id;
+	c->in_apply = true;
+	if (ctlproto_parse(line, strlen(line), &cmd, &req, err, sizeof(err)) < 0) {
+		control_send_error(c, "%s", err);
+	} else {
+		if (changes[cmd])
+			handlers[cmd](c, req);
+		else
+			control_send_error(c, "not a request that changes the state");
+		json_object_put(req);
+	}
+	c->in_apply = false;
+	/* Answered now, or by a read that calls back later (redeliver), which frees it then. */
+	if (c->answered && !c->reads)
+		client_free(c);
+	else
+		ctl->open_handles++;
 }
 
 static void process(struct client *c)
 {
 	size_t start = 0;
-	while (!c->closing && !c->waiting && !c->held) {
+	while (!c->closing && !c->waiting && !c->held && !c->reads) {
 		size_t len;
 		int r = ctlproto_line(c->in.data + start, c->in.len - start, CONTROL_LINE_MAX, &len);
 		if (r == 0)
@@ -324,7 +426,7 @@ static void on_resume(uv_timer_t *t)
 			continue;
 		c->resume = false;
 		process(c);
-		if (!c->closing && !c->waiting && !c->held)
+		if (!c->closing && !c->waiting && !c->held && !c->reads)
 			start_reading(c);
 	}
 }
@@ -332,7 +434,7 @@ static void on_resume(uv_timer_t *t)
 /* A client that may be dropped to make room: it waits for nothing and owes nothing. */
 static bool client_idle(const struct client *c)
 {
-	return !c->closing && !c->waiting && !c->held && !c->resume && c->queued == 0;
+	return !c->closing && !c->waiting && !c->held && !c->reads && !c->resume && c->queued == 0;
 }
 
 /* The longest-idle client, or NULL when every client is busy. */
@@ -431,12 +533,20 @@ int control_init(struct ew *ew, char *err, size_t errlen)
 		snprintf(err, errlen, "control socket: %s", uv_strerror(r));
 		return r;
 	}
-	ctl->server.data = ctl->resume_timer.data = ctl->idle_timer.data = ctl;
-	ctl->open_handles = 3;
+	if ((r = uv_timer_init(ew->loop, &ctl->shared_timer)) < 0) {
+		snprintf(err, errlen, "control socket: %s", uv_strerror(r));
+		return r;
+	}
+	ctl->server.data = ctl->resume_timer.data = ctl->idle_timer.data = ctl->shared_timer.data = ctl;
+	ctl->open_handles = 4;
 	/* The sweep runs often enough to close an idle client within a quarter of the timeout of it. */
 	uint64_t every = ew->cfg.control_idle_timeout_ms / 4 ? ew->cfg.control_idle_timeout_ms / 4 : 1;
 	UV_CHECK(uv_timer_start(&ctl->idle_timer, on_idle_sweep, every, every));
 	uv_unref((uv_handle_t *)&ctl->idle_timer);
+	if (ew->m.shared) {
+		UV_CHECK(uv_timer_start(&ctl->shared_timer, control_on_shared_tick, 500, 500));
+		uv_unref((uv_handle_t *)&ctl->shared_timer);
+	}
 	if ((r = clear_stale(path, err, errlen)) < 0)
 		return r;
 	mode_t old = umask(0777 & ~ew->cfg.control_mode);
@@ -468,11 +578,18 @@ int control_init(struct ew *ew, char *err, size_t errlen)
 	return 0;
 }
 
+/* The control socket's state goes when its handles are closed and no standby's request still reads. */
+void control_unref(struct control *ctl)
+{
+	if (--ctl->open_handles == 0) {
+		free(ctl->applied);
+		free(ctl);
+	}
+}
+
 static void server_closed(uv_handle_t *h)
 {
-	struct control *ctl = h->data;
-	if (--ctl->open_handles == 0)
-		free(ctl);
+	control_unref(h->data);
 }
 
 void control_close(struct ew *ew)
@@ -487,4 +604,5 @@ void control_close(struct ew *ew)
 	uv_close((uv_handle_t *)&ctl->server, server_closed);
 	uv_close((uv_handle_t *)&ctl->resume_timer, server_closed);
 	uv_close((uv_handle_t *)&ctl->idle_timer, server_closed);
+	uv_close((uv_handle_t *)&ctl->shared_timer, server_closed);
 }

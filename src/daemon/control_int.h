@@ -7,7 +7,9 @@
 #include <uv.h>
 
 #include "control.h"
+#include "ctlproto.h"
 #include "ew.h"
+#include "store.h"
 #include "util.h"
 
 struct client {
@@ -20,8 +22,15 @@ struct client {
 	bool closing;
 	/* an answer held until the changes it reports are committed */
 	json_object *held;
+	uint64_t held_gen;          /* the turn record it waits for */
 	/* its next buffered request is read at the next loop turn */
 	bool resume;
+	/* reads of the state in flight for its request: reading waits; its memory outlives a close until they end */
+	unsigned reads;
+	bool closed;
+	/* > 0: not a connection but a standby's request being applied by the active (its answer is logged) */
+	int64_t remote_id;
+	bool in_apply, answered;
 	/* an open wait */
 	bool waiting;
 	char **wait_ids;
@@ -34,6 +43,11 @@ struct control {
 	uv_pipe_t server;
 	uv_timer_t resume_timer;
 	uv_timer_t idle_timer;
+	uv_timer_t shared_timer;    /* a shared state: a standby's waits, the active's slow poll for requests */
+	unsigned shared_ticks;
+	bool fetching, fetch_again; /* the active reads the requests standbys wrote */
+	int64_t *applied;           /* requests applied and maybe not yet deleted by a commit */
+	size_t n_applied, cap_applied;
 	struct client *clients;
 	unsigned n_clients;
 	size_t queued;              /* answer bytes queued over every client */
@@ -57,6 +71,10 @@ const char *control_get_str(json_object *req, const char *key);
 
 /* Stops reading a client until resume: one request at a time. */
 void control_pause_reading(struct client *c);
+/* A read of the state starts for c's request (c's next request waits for it). */
+void control_read_begin(struct client *c);
+/* That read has called back: true when c may be answered, false when it went away meanwhile (then it is freed). */
+bool control_read_end(struct client *c);
 
 /* The commands that change state or wait (control_change.c). */
 void control_cmd_watch(struct client *c, json_object *req);
@@ -68,6 +86,19 @@ bool control_wait_check(struct client *c);
 /* Forgets c's finished wait. */
 void control_wait_clear(struct client *c);
 
+/* A request as a standby handles it (control_shared.c): from the shared state, or written there for the active. */
+void control_standby_request(struct client *c, enum ctl_cmd cmd, json_object *req, const char *line, size_t len);
+/* Every half second on a shared state: a standby checks its waits, the active looks for requests now and then. */
+void control_on_shared_tick(uv_timer_t *t);
+/* The active: reads the requests standbys wrote and applies the new ones. */
+void control_fetch_requests(struct control *ctl);
+/* Drops a hold on the control state (a read in flight that needs it): the last one frees it. */
+void control_unref(struct control *ctl);
+/* The role on a shared state into a status object: "role", "active" (host, pid), "lease_age_ms", "takeovers". */
+void control_role_fields(struct ew *ew, json_object *status);
+/* The active applies one request written by a standby (control.c): its answer is logged, its row deleted with its effects. */
+void control_apply_request(struct control *ctl, int64_t id, const char *line);
+
 /* The read-only commands (control_query.c). */
 void control_cmd_list(struct client *c, json_object *req);
 void control_cmd_show(struct client *c, json_object *req);
@@ -75,6 +106,15 @@ void control_cmd_status(struct client *c, json_object *req);
 void control_cmd_metrics(struct client *c, json_object *req);
 void control_cmd_batches(struct client *c, json_object *req);
 void control_cmd_deliveries(struct client *c, json_object *req);
+/* After the job's fields from memory (jo, taken): its snapshot and events from the state, then the answer. */
+void control_show_stored(struct client *c, const char *id, json_object *jo);
+/* A read whose rows fill one array of the answer {"ok": true, KEY: [...]}: starts the read for c (key: a literal). */
+struct control_array_read *control_array_read_new(struct client *c, const char *key);
+json_object *control_array_read_arr(struct control_array_read *x);
+/* The read's done: answers c (or says what failed) and frees x. */
+void control_array_read_done(int r, void *arg);
+/* A delivery row into the array of arg (a control_array_read); stops at 10,000. */
+int control_delivery_one(const struct store_delivery *d, void *arg);
 /* "since" of a request: a duration ago ("2h") or an RFC 3339 time; 0 when absent. -EINVAL with err. */
 int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen);
 

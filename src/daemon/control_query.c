@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "api_v2.h"
@@ -85,15 +86,24 @@ void control_cmd_list(struct client *c, json_object *req)
 	control_send_line(c, o);
 }
 
+/* A show in progress: the job as memory has it, then its snapshot and events from the state. */
+struct show_ctx {
+	struct client *c;
+	json_object *jo;
+	json_object *events;
+	char id[129];
+};
+
 static int show_event(const char *id, const char *type, int64_t ts, void *arg)
 {
+	struct show_ctx *x = arg;
 	json_object *e = json_object_new_object();
 	char t[40];
 	util_rfc3339(ts, t, sizeof(t));
 	json_object_object_add(e, "id", json_object_new_string(id));
 	json_object_object_add(e, "type", json_object_new_string(type));
 	json_object_object_add(e, "timestamp", json_object_new_string(t));
-	json_object_array_add(arg, e);
+	json_object_array_add(x->events, e);
 	return 0;
 }
 
@@ -130,35 +140,93 @@ void control_cmd_show(struct client *c, json_object *req)
 	static const char *const cancels[] = { "none", "requested", "accepted", "refused" };
 	if (j->cancel)
 		json_object_object_add(jo, "cancel", json_object_new_string(cancels[j->cancel & 3]));
-	char *snap = NULL;
-	json_object *events = json_object_new_array();
-	if (store_get_snapshot(ew->store, id, &snap) < 0 || store_job_events(ew->store, id, show_event, events) < 0) {
-		json_object_put(jo);
-		json_object_put(events);
-		control_send_error(c, "state database: %s", store_error(ew->store));
+	control_show_stored(c, id, jo);
+}
+
+static void show_events_done(int r, void *arg)
+{
+	struct show_ctx *x = arg;
+	if (control_read_end(x->c)) {
+		if (r < 0) {
+			control_send_error(x->c, "state database: %s", store_error(x->c->ctl->ew->store));
+		} else {
+			json_object_object_add(x->jo, "events", json_object_get(x->events));
+			json_object *o = control_ok_answer();
+			json_object_object_add(o, "job", json_object_get(x->jo));
+			control_send_line(x->c, o);
+		}
+	}
+	json_object_put(x->events);
+	json_object_put(x->jo);
+	free(x);
+}
+
+static void show_snapshot_done(int r, const char *snap, void *arg)
+{
+	struct show_ctx *x = arg;
+	if (r < 0) {
+		show_events_done(r, x);
 		return;
 	}
-	json_object_object_add(jo, "last_seen", snap ? json_tokener_parse(snap) : NULL);
+	json_object_object_add(x->jo, "last_seen", snap ? json_tokener_parse(snap) : NULL);
 	/* A batch job not observed since a restart (an ended one, say): its records as its last document gave them. */
-	json_object *rec;
+	json_object *rec, *kind;
 	struct api_obs ob;
 	char perr[256];
-	if (j->kind == JOB_KIND_BATCH && snap && !json_object_object_get_ex(jo, "records", &rec) &&
+	if (snap && json_object_object_get_ex(x->jo, "kind", &kind) &&
+	    strcmp(json_object_get_string(kind), job_kind_name(JOB_KIND_BATCH)) == 0 &&
+	    !json_object_object_get_ex(x->jo, "records", &rec) &&
 	    api_batch_parse(snap, strlen(snap), &ob, perr, sizeof(perr)) == 0) {
 		if (ob.job.has_records) {
 			rec = json_object_new_object();
 			json_object_object_add(rec, "num_records", json_object_new_int64(ob.job.num_records));
 			json_object_object_add(rec, "num_successful_records", json_object_new_int64(ob.job.num_successful));
 			json_object_object_add(rec, "num_failed_records", json_object_new_int64(ob.job.num_failed));
-			json_object_object_add(jo, "records", rec);
+			json_object_object_add(x->jo, "records", rec);
 		}
 		api_obs_clear(&ob);
 	}
-	free(snap);
-	json_object_object_add(jo, "events", events);
-	json_object *o = control_ok_answer();
-	json_object_object_add(o, "job", jo);
-	control_send_line(c, o);
+	store_job_events(x->c->ctl->ew->store, x->id, show_event, show_events_done, x);
+}
+
+void control_show_stored(struct client *c, const char *id, json_object *jo)
+{
+	struct show_ctx *x = xcalloc(1, sizeof(*x));
+	x->c = c;
+	x->jo = jo;
+	x->events = json_object_new_array();
+	snprintf(x->id, sizeof(x->id), "%s", id);
+	control_read_begin(c);
+	store_get_snapshot(c->ctl->ew->store, x->id, show_snapshot_done, x);
+}
+
+void control_role_fields(struct ew *ew, json_object *s)
+{
+	const struct metrics *m = &ew->m;
+	json_object_object_add(s, "role", json_object_new_string(metrics_role_name(m->role)));
+	json_object_object_add(s, "shared_state", json_object_new_boolean(m->shared));
+	if (!m->shared)
+		return;
+	json_object *a = NULL;
+	if (m->role == ROLE_ACTIVE || m->active_host[0]) {
+		a = json_object_new_object();
+		if (m->role == ROLE_ACTIVE) {
+			char host[256] = "?";
+			gethostname(host, sizeof(host) - 1);
+			json_object_object_add(a, "host", json_object_new_string(host));
+			json_object_object_add(a, "pid", json_object_new_int(getpid()));
+		} else {
+			json_object_object_add(a, "host", json_object_new_string(m->active_host));
+			json_object_object_add(a, "pid", json_object_new_int(m->active_pid));
+		}
+	}
+	json_object_object_add(s, "active", a);
+	/* The age as last seen, and how long ago that was seen. */
+	int64_t age = m->lease_age_ms < 0 ? -1 : m->lease_age_ms + (int64_t)(util_mono_ms() - m->lease_seen_mono);
+	json_object_object_add(s, "lease_age_ms", age < 0 ? NULL : json_object_new_int64(age));
+	json_object_object_add(s, "lease_epoch", json_object_new_int64(m->lease_epoch));
+	json_object_object_add(s, "lease_ttl_ms", json_object_new_int64((int64_t)ew->cfg.lease_ttl_ms));
+	json_object_object_add(s, "takeovers", json_object_new_int64((int64_t)m->takeovers));
 }
 
 void control_cmd_status(struct client *c, json_object *req)
@@ -221,6 +289,7 @@ void control_cmd_status(struct client *c, json_object *req)
 	json_object_object_add(s, "observation", ob);
 	json_object_object_add(s, "events", json_object_new_int64((int64_t)m->events));
 	json_object_object_add(s, "version", json_object_new_string(PACKAGE_VERSION));
+	control_role_fields(ew, s);
 	metrics_status_line(m, ew->jobs.counts, line, sizeof(line));
 	json_object_object_add(s, "summary", json_object_new_string(line));
 	json_object *o = control_ok_answer();
@@ -294,8 +363,9 @@ void control_cmd_batches(struct client *c, json_object *req)
 	control_send_line(c, o);
 }
 
-static int delivery_one(const struct store_delivery *d, void *arg)
+int control_delivery_one(const struct store_delivery *d, void *arg)
 {
+	json_object *arr = control_array_read_arr(arg);
 	json_object *o = json_object_new_object();
 	char t[40];
 	json_object_object_add(o, "event_id", json_object_new_string(d->event_id));
@@ -311,8 +381,8 @@ static int delivery_one(const struct store_delivery *d, void *arg)
 		util_rfc3339(d->next_ms, t, sizeof(t));
 		json_object_object_add(o, "next_attempt", json_object_new_string(t));
 	}
-	json_object_array_add(arg, o);
-	return json_object_array_length(arg) >= 10000;
+	json_object_array_add(arr, o);
+	return json_object_array_length(arr) >= 10000;
 }
 
 int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen)
@@ -333,6 +403,44 @@ int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen)
 	return -EINVAL;
 }
 
+/* A read whose rows become one array of the answer: {"ok": true, key: [...]}. */
+struct control_array_read {
+	struct client *c;
+	const char *key;
+	json_object *arr;
+};
+
+struct control_array_read *control_array_read_new(struct client *c, const char *key)
+{
+	struct control_array_read *x = xcalloc(1, sizeof(*x));
+	x->c = c;
+	x->key = key;
+	x->arr = json_object_new_array();
+	control_read_begin(c);
+	return x;
+}
+
+json_object *control_array_read_arr(struct control_array_read *x)
+{
+	return x->arr;
+}
+
+void control_array_read_done(int r, void *arg)
+{
+	struct control_array_read *x = arg;
+	if (control_read_end(x->c)) {
+		if (r < 0) {
+			control_send_error(x->c, "state database: %s", store_error(x->c->ctl->ew->store));
+		} else {
+			json_object *o = control_ok_answer();
+			json_object_object_add(o, x->key, json_object_get(x->arr));
+			control_send_line(x->c, o);
+		}
+	}
+	json_object_put(x->arr);
+	free(x);
+}
+
 void control_cmd_deliveries(struct client *c, json_object *req)
 {
 	const char *state = control_get_str(req, "state");
@@ -347,13 +455,6 @@ void control_cmd_deliveries(struct client *c, json_object *req)
 		control_send_error(c, "%s", err);
 		return;
 	}
-	json_object *arr = json_object_new_array();
-	if (store_each_delivery(c->ctl->ew->store, state, hook, since, delivery_one, arr) < 0) {
-		json_object_put(arr);
-		control_send_error(c, "state database: %s", store_error(c->ctl->ew->store));
-		return;
-	}
-	json_object *o = control_ok_answer();
-	json_object_object_add(o, "deliveries", arr);
-	control_send_line(c, o);
+	struct control_array_read *x = control_array_read_new(c, "deliveries");
+	store_each_delivery(c->ctl->ew->store, state, hook, since, control_delivery_one, control_array_read_done, x);
 }

@@ -23,6 +23,7 @@ struct control;
 struct outbox;
 struct metrics_http;
 struct watch_v2;
+struct ha;
 
 struct ew {
 	uv_loop_t *loop;
@@ -40,6 +41,7 @@ struct ew {
 	struct control *control;
 	struct outbox *outbox;
 	struct metrics_http *metrics_http;
+	struct ha *ha;
 	uv_timer_t prune_timer;     /* watch: retention */
 	struct watch_v2 *v2;        /* watch: batch jobs' records and counts (watch_v2.h) */
 	struct job **cancel_q;      /* watch records cancels here, the poller sends them */
@@ -47,6 +49,7 @@ struct ew {
 	bool sweeping;              /* poller: the list sweep works (watch schedules new jobs after it) */
 	bool sweep_wanted;          /* watch: new jobs; the poller brings the next sweep forward */
 	bool stopping;
+	bool stepping_down;         /* the lease is lost: stopping to start again as a standby */
 };
 
 /* The loop clock, milliseconds. */

@@ -354,6 +354,7 @@ void hooks_pump(struct hooks *hs)
 			d->attempts++;
 			d->next_ms = util_wall_ms();
 			record(hs, d, "pending", NULL);
+			d->claim_gen = hs->ew->turn.gen;
 			h->running++;
 			hs->running++;
 			queue_push(&hs->claimed_head, &hs->claimed_tail, d);
@@ -364,16 +365,23 @@ void hooks_pump(struct hooks *hs)
 	gauges(hs);
 }
 
-void hooks_dispatch(struct ew *ew, const struct turn_row *rows)
+void hooks_dispatch(struct ew *ew, const struct turn_row *rows, uint64_t gen)
 {
 	struct hooks *hs = ew->hooks;
 	struct delivery *d;
 
-	/* Every claim on the list now was recorded before the commit that just succeeded. */
-	struct delivery *claimed = hs->claimed_head;
-	hs->claimed_head = hs->claimed_tail = NULL;
-	while ((d = claimed)) {
-		claimed = d->next;
+	/*
+	 * The claims recorded in or before the commit that just succeeded (the
+	 * list is in claim order), taken off first: claims made while these start
+	 * wait for their own commit.
+	 */
+	struct delivery *ready = NULL, **tail = &ready;
+	while (hs->claimed_head && hs->claimed_head->claim_gen <= gen) {
+		*tail = queue_pop(&hs->claimed_head, &hs->claimed_tail);
+		tail = &(*tail)->next;
+	}
+	while ((d = ready)) {
+		ready = d->next;
 		d->next = NULL;
 		if (hs->stopping || !d->hook->cfg)
 			hooks_unclaim(hs, d, !hs->stopping);
@@ -432,20 +440,51 @@ static int restore_one(const struct store_delivery *sd, void *arg)
 	return 0;
 }
 
-int hooks_restore(struct ew *ew, char *err, size_t errlen)
+struct restore_ctx {
+	struct ew *ew;
+	void (*done)(int r, const char *err, void *arg);
+	void *arg;
+};
+
+static void restored_pending(int r, void *arg)
 {
-	int r = hooks_ops_restore(ew->hooks);
+	struct restore_ctx *x = arg;
+	char err[1024] = "";
+	if (r < 0)
+		snprintf(err, sizeof(err), "cannot read the pending deliveries: %s",
+			 r == -ECANCELED ? "stopping" : store_error(x->ew->store));
+	else
+		hooks_pump(x->ew->hooks);
+	x->done(r, err, x->arg);
+	free(x);
+}
+
+static int restore_row(const struct store_delivery *sd, void *arg)
+{
+	return restore_one(sd, ((struct restore_ctx *)arg)->ew->hooks);
+}
+
+static void restored_hooks(int r, void *arg)
+{
+	struct restore_ctx *x = arg;
 	if (r < 0) {
-		snprintf(err, errlen, "cannot read the hooks' state: %s", store_error(ew->store));
-		return r;
+		char err[1024];
+		snprintf(err, sizeof(err), "cannot read the hooks' state: %s",
+			 r == -ECANCELED ? "stopping" : store_error(x->ew->store));
+		x->done(r, err, x->arg);
+		free(x);
+		return;
 	}
-	r = store_each_pending(ew->store, restore_one, ew->hooks);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot read the pending deliveries: %s", store_error(ew->store));
-		return r;
-	}
-	hooks_pump(ew->hooks);
-	return 0;
+	store_each_pending(x->ew->store, restore_row, restored_pending, x);
+}
+
+void hooks_restore(struct ew *ew, void (*done)(int r, const char *err, void *arg), void *arg)
+{
+	struct restore_ctx *x = xcalloc(1, sizeof(*x));
+	x->ew = ew;
+	x->done = done;
+	x->arg = arg;
+	hooks_ops_restore(ew->hooks, restored_hooks, x);
 }
 
 /* Retry delay after `attempts` failed attempts, jittered by 10 %. */

@@ -25,18 +25,25 @@ int hooks_init(struct ew *ew);
  */
 void hooks_plan(struct hooks *hs, struct turn_row *ev);
 /*
- * After a commit: starts the attempts claimed before it, then queues a
- * delivery for each planned hook of each new event in rows (borrowed).
+ * After the commit of turn record gen: starts the attempts claimed in it or
+ * before, then queues a delivery for each planned hook of each new event in
+ * rows (borrowed).
  */
-void hooks_dispatch(struct ew *ew, const struct turn_row *rows);
-/* Loads the pending deliveries from the store (start-up). Returns 0 or negative with err. */
-int hooks_restore(struct ew *ew, char *err, size_t errlen);
+void hooks_dispatch(struct ew *ew, const struct turn_row *rows, uint64_t gen);
 /*
- * Queues an event again for hook (NULL: every hook that takes it). Returns the
- * number queued, or negative with err (unknown event or hook, or "already
- * pending" when that delivery is still queued or running).
+ * Loads the hooks' state and the pending deliveries from the store (at
+ * start-up, or when a standby takes over): done gets 0, or negative with a
+ * message; it may be called before this returns.
  */
-int hooks_redeliver(struct ew *ew, const char *event_id, const char *hook, char *err, size_t errlen);
+void hooks_restore(struct ew *ew, void (*done)(int r, const char *err, void *arg), void *arg);
+/*
+ * Queues an event (read from the state) again for hook (NULL: every hook
+ * that takes it). done gets the number queued, or negative with err (unknown
+ * event or hook, or "already pending" when that delivery is still queued or
+ * running); it may be called before this returns.
+ */
+void hooks_redeliver(struct ew *ew, const char *event_id, const char *hook, void (*done)(int n, const char *err, void *arg),
+		     void *arg);
 
 /* Which dead deliveries a replay takes: NULL/0 fields match everything. */
 struct hooks_replay {
@@ -46,10 +53,12 @@ struct hooks_replay {
 };
 /*
  * Queues every matching dead delivery again, oldest event first, with its
- * original event id. Returns how many were queued (*ret_skipped: matches whose
- * hook the config no longer has, or that are queued already), or negative with err.
+ * original event id. done gets how many were queued (skipped: matches whose
+ * hook the config no longer has, or that are queued already), or negative
+ * with err; it may be called before this returns.
  */
-int hooks_redeliver_dead(struct ew *ew, const struct hooks_replay *f, unsigned *ret_skipped, char *err, size_t errlen);
+void hooks_redeliver_dead(struct ew *ew, const struct hooks_replay *f,
+			  void (*done)(int n, unsigned skipped, const char *err, void *arg), void *arg);
 
 /* One configured hook as operators see it (strings borrowed for the call). */
 struct hooks_info {

@@ -13,6 +13,7 @@
 #include "job.h"
 #include "sched.h"
 #include "sign.h"
+#include "store.h"
 #include "strmap.h"
 
 
@@ -37,6 +38,7 @@ struct delivery {
 	int64_t next_ms;            /* wall clock of the next attempt */
 	int64_t lag_from_ms;        /* for the detection lag at its first start; 0: not measured */
 	uint64_t seq;               /* arrival order: detection order, and a restart's load order */
+	uint64_t claim_gen;         /* the turn record its claim was written in (turn.gen) */
 	uint32_t heap_idx;          /* in a ready or the delayed heap, or HEAP_NONE */
 	/* Order (per hook): a job's next delivery, or the next batch.done waiting on one group. */
 	struct delivery *succ;
@@ -169,8 +171,8 @@ void hooks_ops_pause(struct hooks *hs, struct hook_rt *h, uint64_t ms);
 void hooks_ops_arm(struct hooks *hs);
 /* (Re)sets h's token bucket from its config. */
 void hooks_ops_configure(struct hooks *hs, struct hook_rt *h);
-/* Loads the breaker state of every configured hook from the store. 0 or negative. */
-int hooks_ops_restore(struct hooks *hs);
+/* Loads the breaker state of every configured hook from the store; done(0 or negative), maybe before this returns. */
+void hooks_ops_restore(struct hooks *hs, store_done_fn *done, void *arg);
 /* Frees what the breaker holds. */
 void hooks_ops_free(struct hook_rt *h);
 

@@ -197,11 +197,33 @@ static int restore_hook(const struct store_hook *sh, void *arg)
 	return 0;
 }
 
-int hooks_ops_restore(struct hooks *hs)
+struct ops_restore {
+	struct hooks *hs;
+	store_done_fn *done;
+	void *arg;
+};
+
+static int restore_hook_row(const struct store_hook *sh, void *arg)
 {
-	int r = store_each_hook(hs->ew->store, restore_hook, hs);
-	hs->ew->m.hooks_disabled = count_disabled(hs);
-	return r;
+	return restore_hook(sh, ((struct ops_restore *)arg)->hs);
+}
+
+static void restored(int r, void *arg)
+{
+	struct ops_restore *x = arg;
+	if (r == 0)
+		x->hs->ew->m.hooks_disabled = count_disabled(x->hs);
+	x->done(r, x->arg);
+	free(x);
+}
+
+void hooks_ops_restore(struct hooks *hs, store_done_fn *done, void *arg)
+{
+	struct ops_restore *x = xcalloc(1, sizeof(*x));
+	x->hs = hs;
+	x->done = done;
+	x->arg = arg;
+	store_each_hook(hs->ew->store, restore_hook_row, restored, x);
 }
 
 void hooks_ops_free(struct hook_rt *h)

@@ -156,7 +156,7 @@ void jobtable_remove(struct jobtable *t, struct job *j)
 
 void jobtable_release(struct job *j)
 {
-	if ((j->flags & JF_REMOVED) && !(j->flags & (JF_DIRTY | JF_IN_FLIGHT | JF_CANCEL_QUEUED)))
+	if ((j->flags & JF_REMOVED) && !(j->flags & (JF_DIRTY | JF_SEALED | JF_IN_FLIGHT | JF_CANCEL_QUEUED)))
 		free(j);
 }
 

@@ -24,6 +24,7 @@ enum {
 	JF_VIA_LIST = 1 << 4,       /* the last observation came from the list sweep, not a per-id poll */
 	JF_DISCOVERED = 1 << 5,     /* watched by discovery, not by a watch request */
 	JF_CANCEL_QUEUED = 1 << 6,  /* in the poller's cancel queue */
+	JF_SEALED = 1 << 7,         /* its row is in a commit still in flight (turn_seal) */
 };
 
 /* Where a cancel stands (job->cancel). */
@@ -78,7 +79,7 @@ void jobtable_add(struct jobtable *t, struct job *j);
 void jobtable_detach(struct jobtable *t, struct job *j);
 /* Detaches j and marks it removed; it is freed now, or by jobtable_release once no one holds it. */
 void jobtable_remove(struct jobtable *t, struct job *j);
-/* Frees a removed job when it is neither dirty, in flight nor queued for a cancel; call after clearing one. */
+/* Frees a removed job when it is neither dirty, sealed, in flight nor queued for a cancel; call after clearing one. */
 void jobtable_release(struct job *j);
 /* Takes batch b (which has no jobs) out of the table and frees it. */
 void jobtable_drop_batch(struct jobtable *t, struct batch *b);

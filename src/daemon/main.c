@@ -18,6 +18,7 @@
 
 #include "control.h"
 #include "ew.h"
+#include "ha.h"
 #include "hooks.h"
 #include "http.h"
 #include "log.h"
@@ -174,6 +175,25 @@ static int load_proxy_credentials(const struct ew_config *cfg, char **ret, char 
 	return r;
 }
 
+/* PostgreSQL's password: the credential state-password, else state_password_file; NULL when neither (libpq's own sources then). */
+static int load_state_password(const struct ew_config *cfg, char **ret, char *err, size_t errlen)
+{
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	char path[4096];
+
+	*ret = NULL;
+	if (!cfg->state_url)
+		return 0;
+	if (creds) {
+		snprintf(path, sizeof(path), "%s/state-password", creds);
+		if (access(path, F_OK) == 0)
+			return read_secret_line(path, "state database password", false, ret, err, errlen);
+	}
+	if (cfg->state_password_file)
+		return read_secret_line(cfg->state_password_file, "state_password_file", true, ret, err, errlen);
+	return 0;
+}
+
 static void write_metrics_file(struct ew *ew)
 {
 	if (!ew->cfg.metrics_file[0])
@@ -229,15 +249,21 @@ static void reload(struct ew *ew)
 		goto done;
 	}
 	if (strcmp(cfg.state_dir, ew->cfg.state_dir) || strcmp(cfg.control_socket, ew->cfg.control_socket) ||
+	    strcmp(cfg.state_url ? cfg.state_url : "", ew->cfg.state_url ? ew->cfg.state_url : "") ||
+	    cfg.lease_ttl_ms != ew->cfg.lease_ttl_ms || cfg.lease_renew_ms != ew->cfg.lease_renew_ms ||
 	    cfg.max_in_flight != ew->cfg.max_in_flight || cfg.max_connections != ew->cfg.max_connections ||
 	    strcmp(cfg.metrics_listen ? cfg.metrics_listen : "", ew->cfg.metrics_listen ? ew->cfg.metrics_listen : ""))
-		log_msg(LOG_WARNING, "reload: state_dir, control_socket, metrics_listen, max_in_flight and max_connections "
-			"take effect at the next restart");
+		log_msg(LOG_WARNING, "reload: state_dir, state_url, lease_ttl, lease_renew, control_socket, metrics_listen, "
+			"max_in_flight and max_connections take effect at the next restart");
 	/* Keep what cannot change while running. */
 	free(cfg.state_dir);
 	cfg.state_dir = xstrdup(ew->cfg.state_dir);
 	free(cfg.control_socket);
 	cfg.control_socket = xstrdup(ew->cfg.control_socket);
+	free(cfg.state_url);
+	cfg.state_url = ew->cfg.state_url ? xstrdup(ew->cfg.state_url) : NULL;
+	cfg.lease_ttl_ms = ew->cfg.lease_ttl_ms;
+	cfg.lease_renew_ms = ew->cfg.lease_renew_ms;
 	cfg.max_in_flight = ew->cfg.max_in_flight;
 	free(cfg.metrics_listen);
 	cfg.metrics_listen = ew->cfg.metrics_listen ? xstrdup(ew->cfg.metrics_listen) : NULL;
@@ -252,11 +278,28 @@ static void reload(struct ew *ew)
 	poller_configure(ew->poller);
 	hooks_reconfigure(ew);
 	watch_reconfigure(ew);
-	poller_resume(ew->poller);
+	/* A standby does not poll: its poller starts when it takes over. */
+	if (ha_active(ew))
+		poller_resume(ew->poller);
 	log_msg(LOG_NOTICE, "reloaded: %zu hooks, rate %.3f/s", ew->cfg.n_hooks, ew->cfg.rate_per_s);
 done:
 	sd_notify(0, "READY=1");
 	on_status_timer(&status_timer);
+}
+
+/* Start-up: the role and, when active, the restore (the store may answer later than the call: store_wait() then). */
+struct start_state {
+	int r;
+	bool done;
+	char err[1024];
+};
+
+static void on_started(int r, const char *err, void *arg)
+{
+	struct start_state *st = arg;
+	st->r = r;
+	st->done = true;
+	snprintf(st->err, sizeof(st->err), "%s", err);
 }
 
 static void close_all(uv_handle_t *h, void *arg)
@@ -274,12 +317,17 @@ static void on_stop_timer(uv_timer_t *t)
 	if (!hooks_idle(ew))
 		return;
 	/* Every delivery result is durable before exit; a failing commit is retried at the next tick. */
-	if (outbox_run(ew) < 0 || outbox_has_writes(ew)) {
+	if (ew->stepping_down) {
+		/* Nothing more can be written: the new active re-detects what this one had not committed. */
+	} else if (outbox_run(ew) < 0 || outbox_has_writes(ew)) {
 		if (++stop_commit_tries < STOP_COMMIT_TRIES)
 			return;
 		log_msg(LOG_ERR, "could not write the last changes; they are re-detected after the restart");
+	} else if (store_busy(ew->store) && ++stop_commit_tries < STOP_COMMIT_TRIES) {
+		return;     /* reads for clients: answered before the socket closes */
 	}
 	uv_timer_stop(t);
+	ha_close(ew);
 	hooks_close(ew);
 	poller_free(ew->poller);
 	ew->poller = NULL;
@@ -288,6 +336,7 @@ static void on_stop_timer(uv_timer_t *t)
 	metrics_http_close(ew);
 	outbox_close(ew);
 	watch_close(ew);
+	store_detach(ew->store);
 	uv_walk(ew->loop, close_all, NULL);
 }
 
@@ -296,13 +345,37 @@ static void stop(struct ew *ew, int sig)
 	if (ew->stopping)
 		return;
 	ew->stopping = true;
-	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
-	log_msg(LOG_NOTICE, "signal %d: stopping (hooks get %llu ms to finish)", sig,
-		(unsigned long long)ew->cfg.shutdown_grace_ms);
+	if (ew->stepping_down) {
+		/* Not a stop for systemd: the same process comes back as a standby (READY=1 again). */
+		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=stepping down to standby",
+			   (unsigned long long)util_mono_ms() * 1000);
+		log_msg(LOG_NOTICE, "stepping down: no new hook starts; running ones get %llu ms to finish",
+			(unsigned long long)ew->cfg.shutdown_grace_ms);
+	} else {
+		sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+		log_msg(LOG_NOTICE, "signal %d: stopping (hooks get %llu ms to finish)", sig,
+			(unsigned long long)ew->cfg.shutdown_grace_ms);
+	}
 	poller_stop(ew->poller);
 	hooks_stop(ew);
 	uv_timer_stop(&status_timer);
 	UV_CHECK(uv_timer_start(&stop_timer, on_stop_timer, 0, 50));
+}
+
+/* ha: the lease is lost. This process stops as on SIGTERM and starts again (exec) as a standby. */
+static void step_down(struct ew *ew, const char *why)
+{
+	ew->stepping_down = true;
+	stop(ew, 0);
+}
+
+/* Starts this program again, as it was started, with the key where it found it (a step-down). */
+static void restart_self(char **argv)
+{
+	/* Nothing of this process but stdin, stdout and stderr goes on. */
+	util_cloexec_from(3);
+	execv("/proc/self/exe", argv);
+	log_msg(LOG_ERR, "cannot start again as a standby: %s", strerror(errno));
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -372,7 +445,14 @@ int main(int argc, char **argv)
 
 	ew->loop = uv_default_loop();
 	ew->m.start_ms = util_wall_ms();
-	if ((r = store_open(ew->cfg.state_dir, &ew->store, err, sizeof(err))) < 0)
+	char *state_password = NULL;
+	if (load_state_password(&ew->cfg, &state_password, err, sizeof(err)) < 0)
+		fatal("%s", err);
+	struct store_config sc = { .loop = ew->loop, .dir = ew->cfg.state_dir, .url = ew->cfg.state_url,
+				   .password = state_password };
+	r = store_open(&sc, &ew->store, err, sizeof(err));
+	wipe_free(state_password);
+	if (r < 0)
 		fatal("%s", err);
 	if (http_new(ew->loop, ew->cfg.max_connections, &ew->http) < 0)
 		fatal("cannot set up HTTP");
@@ -382,11 +462,19 @@ int main(int argc, char **argv)
 		fatal("cannot set up hooks (see above)");
 	if ((r = outbox_init(ew)) < 0 || (r = watch_init(ew)) < 0)
 		fatal("cannot set up the event loop: %s", uv_strerror(r));
+	if ((r = ha_init(ew, step_down)) < 0)
+		fatal("cannot set up the event loop: %s", uv_strerror(r));
 	uint64_t t0 = util_mono_ms();
-	if (watch_restore(ew, err, sizeof(err)) < 0 || hooks_restore(ew, err, sizeof(err)) < 0)
-		fatal("%s", err);
-	if (outbox_run(ew) < 0)
-		fatal("state database %s is not writable: %s", ew->cfg.state_dir, store_error(ew->store));
+	struct start_state ss = { 0 };
+	ha_start(ew, on_started, &ss);
+	/* Start-up reads may wait: the loop does not run yet. */
+	store_wait(ew->store);
+	if (ss.r < 0 || !ss.done)
+		fatal("%s", ss.done ? ss.err : "the state database did not answer");
+	outbox_run(ew);
+	store_wait(ew->store);
+	if (ew->m.store_failing)
+		fatal("state database %s is not writable: %s", store_describe(ew->store), store_error(ew->store));
 	if (control_init(ew, err, sizeof(err)) < 0 || metrics_http_init(ew, err, sizeof(err)) < 0)
 		fatal("%s", err);
 
@@ -406,22 +494,37 @@ int main(int argc, char **argv)
 	char line[512];
 	metrics_status_line(&ew->m, ew->jobs.counts, line, sizeof(line));
 	sd_notifyf(0, "READY=1\nSTATUS=%s", line);
-	poller_kick(ew->poller);
+	if (ha_active(ew)) {
+		poller_kick(ew->poller);
+		/* What standbys were asked while no daemon was active. */
+		control_fetch(ew);
+	}
 
 	uv_run(ew->loop, UV_RUN_DEFAULT);
 
 	r = uv_loop_close(ew->loop);
 	if (r != 0)
 		log_msg(LOG_ERR, "event loop did not close cleanly: %s", uv_strerror(r));
+	/* A clean stop gives the lease up: a standby takes over at once, not after lease_ttl. */
+	if (!ew->stepping_down)
+		store_lease_release(ew->store);
+	/* First: what is still in flight calls back (cancelled) while the jobs it holds exist. */
+	store_close(ew->store);
 	turn_free(&ew->turn);
 	free(ew->cancel_q);
 	jobtable_free(&ew->jobs);
-	store_close(ew->store);
 	config_clear(&ew->cfg);
+	/* The key goes back where it was found (the new process reads it and removes it again). */
+	if (ew->stepping_down && key_from_env && ew->api_key)
+		setenv("CO_API_KEY", ew->api_key, 1);
 	wipe_free(ew->api_key);
 	wipe_free(ew->proxy_userpwd);
 	free(ew->config_path);
 	http_global_cleanup();
+	if (ew->stepping_down) {
+		log_msg(LOG_NOTICE, "starting again as a standby");
+		restart_self(argv);
+	}
 	log_msg(LOG_NOTICE, "stopped");
 	return r == 0 ? 0 : 1;
 }

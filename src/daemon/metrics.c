@@ -193,6 +193,15 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	counter(b, "embedwatch_metrics_http_timeouts_total",
 		"Connections on metrics_listen closed without a complete request within 5 s.", m->metrics_http_timeouts);
 	gauge(b, "embedwatch_state_db_failing", "1 while the state database cannot be written.", m->store_failing);
+	gauge(b, "embedwatch_leader", "1 while this daemon is the active one (observes the API, runs hooks); 0: standby.",
+	      m->role == ROLE_ACTIVE);
+	counter(b, "embedwatch_takeovers_total", "Times this daemon became the active one (at start included).", m->takeovers);
+}
+
+const char *metrics_role_name(enum ew_role r)
+{
+	static const char *const names[] = { "active", "standby", "taking over" };
+	return (unsigned)r < ARRAY_SIZE(names) ? names[r] : "?";
 }
 
 void metrics_plan_line(const struct metrics *m, char *buf, size_t len)
@@ -228,7 +237,23 @@ void metrics_status_line(const struct metrics *m, const size_t c[JOB__MAX], char
 		else
 			live += c[i];
 	}
-	int n = snprintf(buf, len, "watching %zu jobs (%zu processing, %zu cancelling, %zu new), %zu ended "
+	int n = 0;
+	if (m->shared && m->role != ROLE_ACTIVE) {
+		/* A standby holds no jobs; its counts are the active's, from the shared state (control status). */
+		if (m->active_host[0])
+			snprintf(buf, len, "%s; the active is %s pid %d (lease renewed %lld ms ago)%s",
+				 metrics_role_name(m->role), m->active_host, m->active_pid, (long long)m->lease_age_ms,
+				 m->store_failing ? "; STATE DATABASE NOT WRITABLE" : "");
+		else
+			snprintf(buf, len, "%s; no daemon holds the lease", metrics_role_name(m->role));
+		return;
+	}
+	if (m->shared) {
+		n = snprintf(buf, len, "active (lease epoch %lld); ", (long long)m->lease_epoch);
+		if (n < 0 || (size_t)n >= len)
+			return;
+	}
+	n += snprintf(buf + n, len - (size_t)n, "watching %zu jobs (%zu processing, %zu cancelling, %zu new), %zu ended "
 			 "(%zu complete, %zu failed, %zu cancelled); %u deliveries pending",
 			 live, c[JOB_PROCESSING], c[JOB_CANCELLING], c[JOB_NONE], ended, c[JOB_COMPLETE], c[JOB_FAILED],
 			 c[JOB_CANCELLED], m->deliveries_pending);

@@ -15,6 +15,9 @@
 #include "planner.h"
 #include "util.h"
 
+/* What this daemon is on its state (ha sets it): with SQLite always active. */
+enum ew_role { ROLE_ACTIVE = 0, ROLE_STANDBY, ROLE_TAKING_OVER };
+
 /* Why polling is paused (the poller sets it). */
 enum pause_reason { PAUSE_NONE = 0, PAUSE_THROTTLED, PAUSE_AUTH, PAUSE_BAD_BASE, PAUSE_TLS, PAUSE__MAX };
 
@@ -97,6 +100,15 @@ struct metrics {
 	uint64_t datasets_attached;      /* watch: complete events with their output dataset */
 	uint64_t datasets_missing;       /* watch: complete events with "output_dataset": null */
 	int64_t start_ms;                /* wall clock at start */
+	/* ha: the role on a shared state, and what it knows of the lease */
+	bool shared;                     /* the state is shared (PostgreSQL): roles and the lease apply */
+	enum ew_role role;
+	uint64_t takeovers;              /* times this daemon became active */
+	int64_t lease_epoch;             /* the lease's epoch as last seen */
+	char active_host[256];           /* the active's host and pid, as last seen ("" when none) */
+	int active_pid;
+	int64_t lease_age_ms;            /* since the active last renewed it, as last seen (-1: nobody holds it) */
+	uint64_t lease_seen_mono;        /* when that was seen (monotonic ms) */
 };
 
 /* Counts the bytes of one answer from ep. */
@@ -112,6 +124,8 @@ void metrics_observe_lag(struct metrics *m, double seconds);
 void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], struct buf *out);
 /* The one-line summary into buf (always NUL-terminated). */
 void metrics_status_line(const struct metrics *m, const size_t job_counts[JOB__MAX], char *buf, size_t len);
+/* "active", "standby" or "taking over". */
+const char *metrics_role_name(enum ew_role r);
 /* The planner's choice in one sentence (status): mode, why, intervals, estimated delays. */
 void metrics_plan_line(const struct metrics *m, char *buf, size_t len);
 /* A short name of a pause reason ("none", "rate-limited", "auth", "bad-base-url"). */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "control.h"
+#include "ha.h"
 #include "hooks.h"
 #include "log.h"
 #include "poller.h"
@@ -25,18 +26,20 @@ struct outbox {
 	unsigned fail_run;
 	uint64_t retry_at;
 	char why[320];              /* the last failure, for held answers */
-	int open_handles;
+	/* The record whose commit is in flight; the loop records on into ew->turn meanwhile. */
+	struct turn sealed;
+	bool in_flight;
+	int last;                   /* the result of the last commit that called back */
+	bool closing;
+	int open_handles;           /* and the commit in flight, which outlives a close */
 };
 
-/* Writes the turn record into one transaction. Returns 0 or a negative errno. */
-static int write_turn(struct ew *ew)
+/* Writes record t into one transaction. Returns 0 or a negative errno. */
+static int write_turn(struct ew *ew, struct turn *t)
 {
-	struct turn *t = &ew->turn;
 	struct turn_row *p;
 	int r;
 
-	if ((r = store_begin(ew->store)) < 0)
-		return r;
 	/* Deletes first: a job unwatched and watched again in one turn keeps its new row. */
 	for (p = t->head; p; p = p->next)
 		if (p->kind == TR_DELETE && (r = store_delete_job(ew->store, p->subject)) < 0)
@@ -56,9 +59,9 @@ static int write_turn(struct ew *ew)
 			return r;
 	}
 	for (p = t->head; p; p = p->next) {
+		r = 0;
 		switch (p->kind) {
 		case TR_DELETE:
-			r = 0;
 			break;
 		case TR_SNAPSHOT:
 			r = store_put_snapshot(ew->store, p->subject, p->text);
@@ -74,16 +77,18 @@ static int write_turn(struct ew *ew)
 		case TR_BATCH:
 			r = store_put_batch(ew->store, p->subject, p->ts_ms, p->event_id[0] ? p->event_id : NULL);
 			break;
+		case TR_REQUEST:
+			r = store_delete_request(ew->store, p->request_id);
+			break;
 		case TR_EVENT:
-			r = store_put_event(ew->store, p->event_id, job_event_name(p->type), p->subject, p->batch,
-					    p->ts_ms, p->text, &p->is_new);
-			if (r < 0 || !p->is_new)
-				break;
-			/* The event and its delivery rows are durable together, before any attempt. */
+			/*
+			 * The event and its delivery rows are durable together, before any
+			 * attempt: planned now, written only if the event is new (which the
+			 * store tells by the commit's end).
+			 */
 			hooks_plan(ew->hooks, p);
-			for (size_t h = 0; r == 0 && h < p->n_hooks; h++)
-				r = store_put_delivery(ew->store, p->event_id, p->hooks[h], "pending", 0, p->ts_ms, NULL,
-						       p->ts_ms);
+			r = store_put_event(ew->store, p->event_id, job_event_name(p->type), p->subject, p->batch,
+					    p->ts_ms, p->text, p->hooks, p->n_hooks, &p->is_new);
 			break;
 		}
 		if (r < 0)
@@ -95,7 +100,7 @@ static int write_turn(struct ew *ew)
 					    u->last_error, u->updated_ms)) < 0)
 			return r;
 	}
-	return store_commit(ew->store);
+	return 0;
 }
 
 static void on_retry(uv_timer_t *t)
@@ -124,7 +129,91 @@ static int failed(struct ew *ew, int r)
 
 bool outbox_has_writes(struct ew *ew)
 {
-	return turn_has_writes(&ew->turn);
+	return ew->outbox->in_flight || turn_has_writes(&ew->turn);
+}
+
+bool outbox_busy(struct ew *ew)
+{
+	return ew->outbox->in_flight;
+}
+
+/* Committed (or nothing to write): now, and only now, the effects of record t leave, in this order. */
+static void dispatch(struct ew *ew, struct turn *t)
+{
+	struct turn_row *rows = turn_committed(t);
+	bool ended = t->ended, kick = t->kick;
+	uint64_t gen = t->gen;
+	t->ended = t->kick = false;
+	/* A wait hears only of ends that are durable: those recorded since this commit began wait for theirs. */
+	if (ended && t != &ew->turn && turn_has_writes(&ew->turn)) {
+		ew->turn.ended = true;
+		ended = false;
+	}
+	t->answers = 0;
+	hooks_dispatch(ew, rows, gen);
+	control_dispatch(ew, ended, gen);
+	if (kick)
+		poller_kick(ew->poller);
+	turn_rows_free(rows);
+}
+
+static void outbox_free(struct outbox *o)
+{
+	turn_free(&o->sealed);
+	free(o);
+}
+
+static void on_committed(int r, void *arg)
+{
+	struct outbox *o = arg;
+	struct ew *ew = o->ew;
+
+	o->in_flight = false;
+	o->last = r;
+	if (o->closing) {
+		/* Stopped meanwhile: nothing is dispatched any more; what was not written is re-detected after the restart. */
+		if (--o->open_handles == 0)
+			outbox_free(o);
+		return;
+	}
+	if (r == -ESTALE) {
+		/* Fenced: another daemon is active. Nothing of this commit was written; nothing leaves. */
+		turn_unseal(&ew->turn, &o->sealed);
+		turn_unplan(&ew->turn);
+		snprintf(o->why, sizeof(o->why), "this daemon lost the lease (another embedwatchd is active): "
+			 "send the request again, to any daemon");
+		ew->turn.answers = 0;
+		control_commit_failed(ew, o->why);
+		ha_lost(ew, "a commit was fenced: another embedwatchd holds the lease");
+		return;
+	}
+	if (r < 0) {
+		turn_unseal(&ew->turn, &o->sealed);
+		failed(ew, r);
+		ew->turn.answers = 0;
+		control_commit_failed(ew, o->why);
+		return;
+	}
+	ew->m.commits++;
+	if (!store_lease_fresh(ew->store)) {
+		/*
+		 * Written, but answered so late (this process was stopped?) that the lease
+		 * may have expired meanwhile and another daemon may be active: it takes
+		 * these writes from the shared state; here nothing leaves.
+		 */
+		turn_rows_free(turn_committed(&o->sealed));
+		o->sealed.ended = o->sealed.kick = false;
+		o->sealed.answers = 0;
+		ha_lost(ew, "a commit was answered after the lease could have expired");
+		return;
+	}
+	if (ew->m.store_failing) {
+		log_msg(LOG_NOTICE, "state database writable again after %u failed commits; nothing was lost", o->fail_run);
+		ew->m.store_failing = false;
+		o->fail_run = 0;
+		uv_timer_stop(&o->retry);
+	}
+	dispatch(ew, &o->sealed);
 }
 
 int outbox_run(struct ew *ew)
@@ -133,43 +222,34 @@ int outbox_run(struct ew *ew)
 	struct turn *t = &ew->turn;
 	int r;
 
-	if (!turn_pending(t))
+	/* One commit at a time: what is recorded meanwhile waits for the next. */
+	if (o->in_flight || !turn_pending(t))
 		return 0;
-	if (turn_has_writes(t)) {
-		if (ew->m.store_failing && ew_now(ew) < o->retry_at) {
-			/* Answers cannot wait for the retry: they say what is wrong. */
-			if (t->answers) {
-				t->answers = 0;
-				control_commit_failed(ew, o->why);
-			}
-			return -EAGAIN;
-		}
-		if ((r = write_turn(ew)) < 0) {
-			failed(ew, r);
+	/* A standby (or an active stepping down) writes nothing, so nothing is told either. */
+	if (!store_lease_held(ew->store) || ew->stepping_down)
+		return -EAGAIN;
+	if (!turn_has_writes(t)) {
+		dispatch(ew, t);
+		return 0;
+	}
+	if (ew->m.store_failing && ew_now(ew) < o->retry_at) {
+		/* Answers cannot wait for the retry: they say what is wrong. */
+		if (t->answers) {
 			t->answers = 0;
 			control_commit_failed(ew, o->why);
-			return r;
 		}
-		ew->m.commits++;
-		if (ew->m.store_failing) {
-			log_msg(LOG_NOTICE, "state database writable again after %u failed commits; nothing was lost",
-				o->fail_run);
-			ew->m.store_failing = false;
-			o->fail_run = 0;
-			uv_timer_stop(&o->retry);
-		}
+		return -EAGAIN;
 	}
-	/* Committed: now, and only now, the effects leave, in this order. */
-	struct turn_row *rows = turn_committed(t);
-	bool ended = t->ended, kick = t->kick;
-	t->ended = t->kick = false;
-	t->answers = 0;
-	hooks_dispatch(ew, rows);
-	control_dispatch(ew, ended);
-	if (kick)
-		poller_kick(ew->poller);
-	turn_rows_free(rows);
-	return 0;
+	turn_seal(t, &o->sealed);
+	o->in_flight = true;
+	if ((r = store_begin(ew->store)) < 0 || (r = write_turn(ew, &o->sealed)) < 0) {
+		on_committed(r, o);
+		return r;
+	}
+	/* SQLite calls back before this returns; PostgreSQL when the commit's answer arrives. */
+	o->last = 0;
+	store_commit_async(ew->store, on_committed, o);
+	return o->in_flight ? 0 : o->last;
 }
 
 /* Timers' writes are committed before the loop blocks for I/O, I/O callbacks' writes after it. */
@@ -206,9 +286,9 @@ int outbox_init(struct ew *ew)
 static void on_closed(uv_handle_t *h)
 {
 	struct outbox *o = h->data;
-	/* Close callbacks run in no promised order: the last one frees. */
+	/* Close callbacks (and a commit in flight) end in no promised order: the last one frees. */
 	if (--o->open_handles == 0)
-		free(o);
+		outbox_free(o);
 }
 
 void outbox_close(struct ew *ew)
@@ -216,7 +296,8 @@ void outbox_close(struct ew *ew)
 	struct outbox *o = ew->outbox;
 	if (!o)
 		return;
-	o->open_handles = 3;
+	o->closing = true;
+	o->open_handles = 3 + o->in_flight;
 	uv_close((uv_handle_t *)&o->prepare, on_closed);
 	uv_close((uv_handle_t *)&o->check, on_closed);
 	uv_close((uv_handle_t *)&o->retry, on_closed);

@@ -1,470 +1,206 @@
-#include "store.h"
+/*
+ * The store's one interface over its two backends: the choice at open time,
+ * then every call forwarded to the backend's table of operations.
+ */
+#include "store_int.h"
 
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 
-#include "util.h"
-
-enum {
-	Q_PUT_JOB, Q_PUT_SNAPSHOT, Q_DEL_JOB, Q_PUT_EVENT, Q_PUT_DELIVERY, Q_PUT_BATCH,
-	Q_EACH_JOB, Q_EACH_DELIVERY, Q_EACH_DELIVERY_STATE, Q_EACH_PENDING, Q_GET_EVENT,
-	Q_EACH_BATCH, Q_GET_SNAPSHOT, Q_JOB_EVENTS, Q_PRUNE_DELIVERIES, Q_PRUNE_EVENTS, Q_PRUNE_BATCHES,
-	Q_PUT_HOOK, Q_EACH_HOOK, Q_HOOK_COUNT, Q_HOOK_LAST, Q_EACH_DEAD, Q__MAX
-};
-
-/* A delivery row with its event, in the column order delivery_row() reads. */
-#define DELIVERY_SELECT \
-	"SELECT d.event_id, d.hook, d.state, d.attempts, d.next_ms, d.last_error, d.updated_ms, " \
-	"e.type, e.subject, e.batch, e.payload FROM deliveries d JOIN events e ON e.id=d.event_id "
-
-static const char *const queries[Q__MAX] = {
-	[Q_PUT_JOB] = "INSERT INTO jobs(id, batch, status, added_ms, updated_ms, err_kind, err_count, discovered, cancel, kind) "
-		      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10) ON CONFLICT(id) DO UPDATE SET batch=?2, status=?3, "
-		      "updated_ms=?5, err_kind=?6, err_count=?7, discovered=?8, cancel=?9, kind=?10",
-	[Q_PUT_SNAPSHOT] = "UPDATE jobs SET snapshot=?2 WHERE id=?1",
-	[Q_DEL_JOB] = "DELETE FROM jobs WHERE id=?1",
-	[Q_PUT_EVENT] = "INSERT OR IGNORE INTO events(id, type, subject, batch, ts_ms, payload) VALUES(?1,?2,?3,?4,?5,?6)",
-	[Q_PUT_DELIVERY] = "INSERT INTO deliveries(event_id, hook, state, attempts, next_ms, last_error, updated_ms) "
-			   "VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(event_id, hook) DO UPDATE SET state=?3, "
-			   "attempts=?4, next_ms=?5, last_error=?6, updated_ms=?7",
-	[Q_PUT_BATCH] = "INSERT INTO batches(name, created_ms, done_event) VALUES(?1,?2,?3) "
-			"ON CONFLICT(name) DO UPDATE SET done_event=coalesce(?3, done_event)",
-	[Q_EACH_JOB] = "SELECT id, batch, status, added_ms, updated_ms, err_kind, err_count, discovered, cancel, kind FROM jobs",
-	[Q_EACH_DELIVERY] = DELIVERY_SELECT "WHERE d.updated_ms >= ?2 AND (?3 IS NULL OR d.hook=?3) "
-			    "ORDER BY d.updated_ms DESC",
-	[Q_EACH_DELIVERY_STATE] = DELIVERY_SELECT "WHERE d.state=?1 AND d.updated_ms >= ?2 AND (?3 IS NULL OR d.hook=?3) "
-				  "ORDER BY d.updated_ms DESC",
-	/* The order the events were detected in: their time, then their insertion order within one turn. */
-	[Q_EACH_PENDING] = DELIVERY_SELECT "WHERE d.state='pending' ORDER BY e.ts_ms, e.rowid",
-	[Q_GET_EVENT] = "SELECT type, subject, batch, payload FROM events WHERE id=?1",
-	[Q_EACH_BATCH] = "SELECT name, done_event FROM batches",
-	[Q_GET_SNAPSHOT] = "SELECT snapshot FROM jobs WHERE id=?1",
-	[Q_JOB_EVENTS] = "SELECT id, type, ts_ms FROM events WHERE subject=?1 ORDER BY ts_ms",
-	[Q_PRUNE_DELIVERIES] = "DELETE FROM deliveries WHERE state != 'pending' AND updated_ms < ?1",
-	/* An event stays while a delivery row (pending, or kept for the log and replay) or its job needs it. */
-	[Q_PRUNE_EVENTS] = "DELETE FROM events WHERE ts_ms < ?1 AND id NOT IN (SELECT event_id FROM deliveries) "
-			   "AND subject NOT IN (SELECT id FROM jobs)",
-	[Q_PRUNE_BATCHES] = "DELETE FROM batches WHERE done_event IS NOT NULL AND name NOT IN "
-			    "(SELECT batch FROM jobs WHERE batch IS NOT NULL)",
-	[Q_PUT_HOOK] = "INSERT INTO hooks(name, disabled_ms, why, failing_ms, last_error, last_error_ms) "
-		       "VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(name) DO UPDATE SET disabled_ms=?2, why=?3, "
-		       "failing_ms=?4, last_error=?5, last_error_ms=?6",
-	[Q_EACH_HOOK] = "SELECT name, disabled_ms, why, failing_ms, last_error, last_error_ms FROM hooks",
-	[Q_HOOK_COUNT] = "SELECT count(*) FROM deliveries WHERE hook=?1 AND state=?2 AND updated_ms >= ?3",
-	[Q_HOOK_LAST] = "SELECT max(updated_ms) FROM deliveries WHERE hook=?1 AND state=?2",
-	[Q_EACH_DEAD] = DELIVERY_SELECT "WHERE d.state='dead' AND (?1 IS NULL OR d.hook=?1) AND d.updated_ms >= ?2 "
-			"AND (?3 IS NULL OR e.type=?3) ORDER BY e.ts_ms, e.rowid",
-};
-
-static const char schema[] =
-	"PRAGMA journal_mode=WAL;"
-	"PRAGMA synchronous=NORMAL;"
-	"PRAGMA foreign_keys=OFF;"
-	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
-	"INSERT OR IGNORE INTO meta VALUES('schema', '1');"
-	"CREATE TABLE IF NOT EXISTS jobs(id TEXT PRIMARY KEY, batch TEXT, status INTEGER NOT NULL,"
-	" added_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, err_kind INTEGER NOT NULL DEFAULT 0,"
-	" err_count INTEGER NOT NULL DEFAULT 0, snapshot TEXT, discovered INTEGER NOT NULL DEFAULT 0,"
-	" cancel INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS events(id TEXT PRIMARY KEY, type TEXT NOT NULL, subject TEXT NOT NULL,"
-	" batch TEXT, ts_ms INTEGER NOT NULL, payload TEXT NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS events_subject ON events(subject);"
-	"CREATE TABLE IF NOT EXISTS deliveries(event_id TEXT NOT NULL, hook TEXT NOT NULL, state TEXT NOT NULL,"
-	" attempts INTEGER NOT NULL, next_ms INTEGER NOT NULL, last_error TEXT, updated_ms INTEGER NOT NULL,"
-	" PRIMARY KEY(event_id, hook));"
-	"CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(state);"
-	"CREATE TABLE IF NOT EXISTS batches(name TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, done_event TEXT);"
-	/* Version 2: the hooks' breaker state, and an index for per-hook counts. */
-	"CREATE TABLE IF NOT EXISTS hooks(name TEXT PRIMARY KEY, disabled_ms INTEGER NOT NULL DEFAULT 0, why TEXT,"
-	" failing_ms INTEGER NOT NULL DEFAULT 0, last_error TEXT, last_error_ms INTEGER NOT NULL DEFAULT 0);"
-	"CREATE INDEX IF NOT EXISTS deliveries_hook ON deliveries(hook, state, updated_ms);"
-	"UPDATE meta SET value='2' WHERE key='schema' AND value < '2';";
-
-struct store {
-	sqlite3 *db;
-	sqlite3_stmt *q[Q__MAX];
-	sqlite3_stmt *begin, *commit, *rollback;
-};
-
-const char *store_error(struct store *s)
+int store_open(const struct store_config *c, struct store **ret, char *err, size_t errlen)
 {
-	return sqlite3_errmsg(s->db);
-}
-
-static int map_rc(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-	case SQLITE_CANTOPEN:
-		return -EACCES;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	default:
-		return -EIO;
-	}
-}
-
-int store_open(const char *dir, struct store **ret, char *err, size_t errlen)
-{
-	char path[4096];
-	struct store *s;
-	char *emsg = NULL;
-	int rc;
-
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		int e = errno;
-		snprintf(err, errlen, "state directory %s: cannot create: %s", dir, strerror(e));
-		return -e;
-	}
-	snprintf(path, sizeof(path), "%s/embedwatch.db", dir);
-	s = xcalloc(1, sizeof(*s));
-	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK)
-		goto fail;
-	/* Short: the wait runs on the loop thread; a busy database is a failed commit, retried with backoff. */
-	sqlite3_busy_timeout(s->db, 200);
-	rc = sqlite3_exec(s->db, schema, NULL, NULL, &emsg);
-	if (rc != SQLITE_OK)
-		goto fail;
-	/* Databases of the first version: add the columns (an error just means they are there). */
-	sqlite3_exec(s->db, "ALTER TABLE jobs ADD COLUMN discovered INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL);
-	sqlite3_exec(s->db, "ALTER TABLE jobs ADD COLUMN cancel INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL);
-	/* Turn 3: the job's kind (0 embed-job, 1 batch-job); rows from before are embed jobs. */
-	sqlite3_exec(s->db, "ALTER TABLE jobs ADD COLUMN kind INTEGER NOT NULL DEFAULT 0", NULL, NULL, NULL);
-	for (int i = 0; i < Q__MAX; i++) {
-		rc = sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL);
-		if (rc != SQLITE_OK)
-			goto fail;
-	}
-	if ((rc = sqlite3_prepare_v2(s->db, "BEGIN IMMEDIATE", -1, &s->begin, NULL)) != SQLITE_OK ||
-	    (rc = sqlite3_prepare_v2(s->db, "COMMIT", -1, &s->commit, NULL)) != SQLITE_OK ||
-	    (rc = sqlite3_prepare_v2(s->db, "ROLLBACK", -1, &s->rollback, NULL)) != SQLITE_OK)
-		goto fail;
-	*ret = s;
-	return 0;
-fail:
-	snprintf(err, errlen, "state database %s: %s", path, emsg ? emsg : (s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc)));
-	sqlite3_free(emsg);
-	int r = map_rc(rc);
-	store_close(s);
-	return r ? r : -EIO;
+	*ret = NULL;
+	if (c->url && *c->url)
+		return store_pg_open(c, ret, err, errlen);
+	return store_sqlite_open(c, ret, err, errlen);
 }
 
 void store_close(struct store *s)
 {
-	if (!s)
-		return;
-	for (int i = 0; i < Q__MAX; i++)
-		sqlite3_finalize(s->q[i]);
-	sqlite3_finalize(s->begin);
-	sqlite3_finalize(s->commit);
-	sqlite3_finalize(s->rollback);
-	sqlite3_close(s->db);
-	free(s);
+	if (s)
+		s->ops->close(s);
 }
 
-static int step(sqlite3_stmt *st)
+void store_detach(struct store *s)
 {
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_rc(rc);
+	if (s && s->ops->detach)
+		s->ops->detach(s);
 }
 
-int store_begin(struct store *s)
-{
-	return step(s->begin);
-}
+const char *store_error(struct store *s) { return s->ops->error(s); }
+const char *store_describe(struct store *s) { return s->ops->describe(s); }
+bool store_shared(struct store *s) { return s->shared; }
+bool store_busy(struct store *s) { return s->ops->busy(s); }
+void store_wait(struct store *s) { s->ops->wait(s); }
 
-int store_commit(struct store *s)
-{
-	return step(s->commit);
-}
+int store_begin(struct store *s) { return s->ops->begin(s); }
+void store_commit_async(struct store *s, store_done_fn *done, void *arg) { s->ops->commit_async(s, done, arg); }
+void store_rollback(struct store *s) { s->ops->rollback(s); }
+int store_put_job(struct store *s, const struct store_job *j) { return s->ops->put_job(s, j); }
+int store_put_snapshot(struct store *s, const char *job_id, const char *json) { return s->ops->put_snapshot(s, job_id, json); }
+int store_delete_job(struct store *s, const char *job_id) { return s->ops->delete_job(s, job_id); }
 
-void store_rollback(struct store *s)
+int store_put_event(struct store *s, const char *id, const char *type, const char *subject, const char *batch,
+		    int64_t ts_ms, const char *payload, char *const *hooks, size_t n_hooks, bool *ret_new)
 {
-	if (!sqlite3_get_autocommit(s->db))
-		step(s->rollback);
-}
-
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-int store_put_job(struct store *s, const struct store_job *j)
-{
-	sqlite3_stmt *st = s->q[Q_PUT_JOB];
-	bind_text(st, 1, j->id);
-	bind_text(st, 2, j->batch);
-	sqlite3_bind_int(st, 3, j->status);
-	sqlite3_bind_int64(st, 4, j->added_ms);
-	sqlite3_bind_int64(st, 5, j->updated_ms);
-	sqlite3_bind_int(st, 6, j->err_kind);
-	sqlite3_bind_int(st, 7, j->err_count);
-	sqlite3_bind_int(st, 8, j->discovered);
-	sqlite3_bind_int(st, 9, j->cancel);
-	sqlite3_bind_int(st, 10, j->kind);
-	return step(st);
-}
-
-int store_put_snapshot(struct store *s, const char *job_id, const char *json)
-{
-	sqlite3_stmt *st = s->q[Q_PUT_SNAPSHOT];
-	bind_text(st, 1, job_id);
-	bind_text(st, 2, json);
-	return step(st);
-}
-
-int store_delete_job(struct store *s, const char *job_id)
-{
-	sqlite3_stmt *st = s->q[Q_DEL_JOB];
-	bind_text(st, 1, job_id);
-	return step(st);
-}
-
-int store_put_event(struct store *s, const char *id, const char *type, const char *subject,
-		    const char *batch, int64_t ts_ms, const char *payload, bool *ret_new)
-{
-	sqlite3_stmt *st = s->q[Q_PUT_EVENT];
-	bind_text(st, 1, id);
-	bind_text(st, 2, type);
-	bind_text(st, 3, subject);
-	bind_text(st, 4, batch);
-	sqlite3_bind_int64(st, 5, ts_ms);
-	bind_text(st, 6, payload);
-	int r = step(st);
-	*ret_new = r == 0 && sqlite3_changes(s->db) > 0;
-	return r;
+	return s->ops->put_event(s, id, type, subject, batch, ts_ms, payload, hooks, n_hooks, ret_new);
 }
 
 int store_put_delivery(struct store *s, const char *event_id, const char *hook, const char *state,
 		       unsigned attempts, int64_t next_ms, const char *last_error, int64_t updated_ms)
 {
-	sqlite3_stmt *st = s->q[Q_PUT_DELIVERY];
-	bind_text(st, 1, event_id);
-	bind_text(st, 2, hook);
-	bind_text(st, 3, state);
-	sqlite3_bind_int(st, 4, (int)attempts);
-	sqlite3_bind_int64(st, 5, next_ms);
-	bind_text(st, 6, last_error);
-	sqlite3_bind_int64(st, 7, updated_ms);
-	return step(st);
+	return s->ops->put_delivery(s, event_id, hook, state, attempts, next_ms, last_error, updated_ms);
 }
 
 int store_put_batch(struct store *s, const char *name, int64_t created_ms, const char *done_event)
 {
-	sqlite3_stmt *st = s->q[Q_PUT_BATCH];
-	bind_text(st, 1, name);
-	sqlite3_bind_int64(st, 2, created_ms);
-	bind_text(st, 3, done_event);
-	return step(st);
+	return s->ops->put_batch(s, name, created_ms, done_event);
 }
 
 int store_prune(struct store *s, int64_t before_ms, int64_t deliveries_before_ms)
 {
-	int r;
-	sqlite3_bind_int64(s->q[Q_PRUNE_DELIVERIES], 1, deliveries_before_ms);
-	if ((r = step(s->q[Q_PRUNE_DELIVERIES])) < 0)
-		return r;
-	sqlite3_bind_int64(s->q[Q_PRUNE_EVENTS], 1, before_ms);
-	if ((r = step(s->q[Q_PRUNE_EVENTS])) < 0)
-		return r;
-	return step(s->q[Q_PRUNE_BATCHES]);
+	return s->ops->prune(s, before_ms, deliveries_before_ms);
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
+int store_put_hook(struct store *s, const struct store_hook *h) { return s->ops->put_hook(s, h); }
+
+void store_each_job(struct store *s, const struct store_job_filter *f, int (*fn)(const struct store_job *, void *),
+		    store_done_fn *done, void *arg)
 {
-	return (const char *)sqlite3_column_text(st, i);
+	s->ops->each_job(s, f, fn, done, arg);
 }
 
-/* Runs a query row by row; stops early when fn returns non-zero. */
-static int each(sqlite3_stmt *st, int (*row)(sqlite3_stmt *st, void *fn, void *arg), void *fn, void *arg)
+void store_each_delivery(struct store *s, const char *state, const char *hook, int64_t since_ms,
+			 int (*fn)(const struct store_delivery *, void *), store_done_fn *done, void *arg)
 {
-	int rc, r = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((r = row(st, fn, arg)) != 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
-		r = map_rc(rc);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return r < 0 ? r : 0;
+	s->ops->each_delivery(s, state, hook, since_ms, fn, done, arg);
 }
 
-static int job_row(sqlite3_stmt *st, void *fn, void *arg)
+void store_each_dead(struct store *s, const char *hook, int64_t since_ms, const char *type,
+		     int (*fn)(const struct store_delivery *, void *), store_done_fn *done, void *arg)
 {
-	struct store_job j = {
-		.id = col_text(st, 0), .batch = col_text(st, 1), .status = sqlite3_column_int(st, 2),
-		.added_ms = sqlite3_column_int64(st, 3), .updated_ms = sqlite3_column_int64(st, 4),
-		.err_kind = sqlite3_column_int(st, 5), .err_count = sqlite3_column_int(st, 6),
-		.discovered = sqlite3_column_int(st, 7), .cancel = sqlite3_column_int(st, 8),
-		.kind = sqlite3_column_int(st, 9),
-	};
-	return ((int (*)(const struct store_job *, void *))fn)(&j, arg);
+	s->ops->each_dead(s, hook, since_ms, type, fn, done, arg);
 }
 
-int store_each_job(struct store *s, int (*fn)(const struct store_job *j, void *arg), void *arg)
+void store_each_pending(struct store *s, int (*fn)(const struct store_delivery *, void *), store_done_fn *done, void *arg)
 {
-	return each(s->q[Q_EACH_JOB], job_row, (void *)fn, arg);
+	s->ops->each_pending(s, fn, done, arg);
 }
 
-static int delivery_row(sqlite3_stmt *st, void *fn, void *arg)
+void store_each_hook(struct store *s, int (*fn)(const struct store_hook *, void *), store_done_fn *done, void *arg)
 {
-	struct store_delivery d = {
-		.event_id = col_text(st, 0), .hook = col_text(st, 1), .state = col_text(st, 2),
-		.attempts = (unsigned)sqlite3_column_int(st, 3), .next_ms = sqlite3_column_int64(st, 4),
-		.last_error = col_text(st, 5), .updated_ms = sqlite3_column_int64(st, 6),
-		.type = col_text(st, 7), .subject = col_text(st, 8), .batch = col_text(st, 9),
-		.payload = col_text(st, 10),
-	};
-	return ((int (*)(const struct store_delivery *, void *))fn)(&d, arg);
+	s->ops->each_hook(s, fn, done, arg);
 }
 
-int store_each_delivery(struct store *s, const char *state, const char *hook, int64_t since_ms,
-			int (*fn)(const struct store_delivery *d, void *arg), void *arg)
+void store_hook_stats(struct store *s, const char *hook, int64_t since_ms,
+		      void (*done)(int, const struct store_hook_stats *, void *), void *arg)
 {
-	sqlite3_stmt *st = s->q[state ? Q_EACH_DELIVERY_STATE : Q_EACH_DELIVERY];
-	if (state)
-		bind_text(st, 1, state);
-	sqlite3_bind_int64(st, 2, since_ms);
-	bind_text(st, 3, hook);
-	return each(st, delivery_row, (void *)fn, arg);
+	s->ops->hook_stats(s, hook, since_ms, done, arg);
 }
 
-int store_each_dead(struct store *s, const char *hook, int64_t since_ms, const char *type,
-		    int (*fn)(const struct store_delivery *d, void *arg), void *arg)
+void store_get_event(struct store *s, const char *event_id,
+		     void (*done)(int, const char *, const char *, const char *, const char *, void *), void *arg)
 {
-	sqlite3_stmt *st = s->q[Q_EACH_DEAD];
-	bind_text(st, 1, hook);
-	sqlite3_bind_int64(st, 2, since_ms);
-	bind_text(st, 3, type);
-	return each(st, delivery_row, (void *)fn, arg);
+	s->ops->get_event(s, event_id, done, arg);
 }
 
-int store_put_hook(struct store *s, const struct store_hook *h)
+void store_each_batch(struct store *s, int (*fn)(const char *, const char *, void *), store_done_fn *done, void *arg)
 {
-	sqlite3_stmt *st = s->q[Q_PUT_HOOK];
-	bind_text(st, 1, h->name);
-	sqlite3_bind_int64(st, 2, h->disabled_ms);
-	bind_text(st, 3, h->why);
-	sqlite3_bind_int64(st, 4, h->failing_ms);
-	bind_text(st, 5, h->last_error);
-	sqlite3_bind_int64(st, 6, h->last_error_ms);
-	return step(st);
+	s->ops->each_batch(s, fn, done, arg);
 }
 
-static int hook_row(sqlite3_stmt *st, void *fn, void *arg)
+void store_get_snapshot(struct store *s, const char *job_id, void (*done)(int, const char *, void *), void *arg)
 {
-	struct store_hook h = {
-		.name = col_text(st, 0), .disabled_ms = sqlite3_column_int64(st, 1), .why = col_text(st, 2),
-		.failing_ms = sqlite3_column_int64(st, 3), .last_error = col_text(st, 4),
-		.last_error_ms = sqlite3_column_int64(st, 5),
-	};
-	return ((int (*)(const struct store_hook *, void *))fn)(&h, arg);
+	s->ops->get_snapshot(s, job_id, done, arg);
 }
 
-int store_each_hook(struct store *s, int (*fn)(const struct store_hook *h, void *arg), void *arg)
+void store_job_events(struct store *s, const char *job_id, int (*fn)(const char *, const char *, int64_t, void *),
+		      store_done_fn *done, void *arg)
 {
-	return each(s->q[Q_EACH_HOOK], hook_row, (void *)fn, arg);
+	s->ops->job_events(s, job_id, fn, done, arg);
 }
 
-/* Runs a one-value query bound with (hook, state[, since]); the value in *ret (0 when NULL). */
-static int one_value(sqlite3_stmt *st, const char *hook, const char *state, int64_t *ret)
+/* SQLite has no lease: its daemon is the only one, always active. */
+
+void store_lease_setup(struct store *s, const char *holder, const char *host, int pid, uint64_t ttl_ms)
 {
-	bind_text(st, 1, hook);
-	bind_text(st, 2, state);
-	int rc = sqlite3_step(st);
-	*ret = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	int r = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_rc(rc);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return r;
+	if (s->ops->lease_setup)
+		s->ops->lease_setup(s, holder, host, pid, ttl_ms);
 }
 
-int store_hook_count(struct store *s, const char *hook, const char *state, int64_t since_ms, int64_t *ret)
+void store_lease_take(struct store *s, void (*done)(int, bool, const struct store_lease *, void *), void *arg)
 {
-	sqlite3_bind_int64(s->q[Q_HOOK_COUNT], 3, since_ms);
-	return one_value(s->q[Q_HOOK_COUNT], hook, state, ret);
+	if (s->ops->lease_take)
+		s->ops->lease_take(s, done, arg);
+	else
+		done(0, true, NULL, arg);
 }
 
-int store_hook_last(struct store *s, const char *hook, const char *state, int64_t *ret)
+void store_lease_renew(struct store *s, store_done_fn *done, void *arg)
 {
-	return one_value(s->q[Q_HOOK_LAST], hook, state, ret);
+	if (s->ops->lease_renew)
+		s->ops->lease_renew(s, done, arg);
+	else
+		done(0, arg);
 }
 
-int store_each_pending(struct store *s, int (*fn)(const struct store_delivery *d, void *arg), void *arg)
+void store_lease_get(struct store *s, void (*done)(int, const struct store_lease *, void *), void *arg)
 {
-	return each(s->q[Q_EACH_PENDING], delivery_row, (void *)fn, arg);
+	if (s->ops->lease_get)
+		s->ops->lease_get(s, done, arg);
+	else
+		done(-ENOTSUP, NULL, arg);
 }
 
-int store_get_event(struct store *s, const char *event_id,
-		    void (*fn)(const char *, const char *, const char *, const char *, void *), void *arg)
+void store_lease_release(struct store *s)
 {
-	sqlite3_stmt *st = s->q[Q_GET_EVENT];
-	bind_text(st, 1, event_id);
-	int rc = sqlite3_step(st), r;
-	if (rc == SQLITE_ROW) {
-		fn(col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3), arg);
-		r = 0;
-	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : map_rc(rc);
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return r;
+	if (s->ops->lease_release)
+		s->ops->lease_release(s);
 }
 
-static int batch_row(sqlite3_stmt *st, void *fn, void *arg)
+bool store_lease_held(struct store *s) { return s->ops->lease_held ? s->ops->lease_held(s) : true; }
+bool store_lease_fresh(struct store *s) { return s->ops->lease_fresh ? s->ops->lease_fresh(s) : true; }
+int64_t store_lease_epoch(struct store *s) { return s->ops->lease_epoch ? s->ops->lease_epoch(s) : 0; }
+
+void store_on_notify(struct store *s, void (*fn)(const char *, void *), void *arg)
 {
-	return ((int (*)(const char *, const char *, void *))fn)(col_text(st, 0), col_text(st, 1), arg);
+	if (s->ops->on_notify)
+		s->ops->on_notify(s, fn, arg);
 }
 
-int store_each_batch(struct store *s, int (*fn)(const char *name, const char *done_event, void *arg), void *arg)
+void store_put_request(struct store *s, const char *line, void (*done)(int, int64_t, void *), void *arg)
 {
-	return each(s->q[Q_EACH_BATCH], batch_row, (void *)fn, arg);
+	if (s->ops->put_request)
+		s->ops->put_request(s, line, done, arg);
+	else
+		done(-ENOTSUP, 0, arg);
 }
 
-int store_get_snapshot(struct store *s, const char *job_id, char **ret)
+void store_each_request(struct store *s, int (*fn)(int64_t, const char *, void *), store_done_fn *done, void *arg)
 {
-	sqlite3_stmt *st = s->q[Q_GET_SNAPSHOT];
-	bind_text(st, 1, job_id);
-	int rc = sqlite3_step(st);
-	*ret = NULL;
-	if (rc == SQLITE_ROW && col_text(st, 0))
-		*ret = xstrdup(col_text(st, 0));
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_rc(rc);
+	if (s->ops->each_request)
+		s->ops->each_request(s, fn, done, arg);
+	else
+		done(0, arg);       /* nobody writes requests for a daemon of its own */
 }
 
-static int event_row(sqlite3_stmt *st, void *fn, void *arg)
+int store_delete_request(struct store *s, int64_t id)
 {
-	return ((int (*)(const char *, const char *, int64_t, void *))fn)(col_text(st, 0), col_text(st, 1),
-									  sqlite3_column_int64(st, 2), arg);
+	return s->ops->delete_request ? s->ops->delete_request(s, id) : 0;
 }
 
-int store_job_events(struct store *s, const char *job_id, int (*fn)(const char *, const char *, int64_t, void *), void *arg)
+void store_job_counts(struct store *s, int (*fn)(const char *, int, int64_t, void *), store_done_fn *done, void *arg)
 {
-	sqlite3_stmt *st = s->q[Q_JOB_EVENTS];
-	bind_text(st, 1, job_id);
-	return each(st, event_row, (void *)fn, arg);
+	if (s->ops->job_counts)
+		s->ops->job_counts(s, fn, done, arg);
+	else
+		done(-ENOTSUP, arg);
+}
+
+void store_counts(struct store *s, void (*done)(int, const struct store_counts *, void *), void *arg)
+{
+	if (s->ops->counts)
+		s->ops->counts(s, done, arg);
+	else
+		done(-ENOTSUP, NULL, arg);
 }

@@ -87,10 +87,68 @@ static void clear_dirty(struct turn *t)
 {
 	for (size_t i = 0; i < t->n_dirty; i++) {
 		struct job *j = t->dirty[i];
-		j->flags &= (uint8_t)~JF_DIRTY;
+		j->flags &= (uint8_t)~(JF_DIRTY | JF_SEALED);
 		jobtable_release(j);
 	}
 	t->n_dirty = 0;
+}
+
+void turn_seal(struct turn *t, struct turn *s)
+{
+	/* The sealed record's empty arrays become the next record's: no allocation per commit. */
+	struct job **dirty = s->dirty;
+	struct turn_delivery *upd = s->upd;
+	size_t cap_dirty = s->cap_dirty, cap_upd = s->cap_upd;
+
+	*s = *t;
+	for (size_t i = 0; i < s->n_dirty; i++)
+		s->dirty[i]->flags = (uint8_t)((s->dirty[i]->flags & ~JF_DIRTY) | JF_SEALED);
+	memset(t, 0, sizeof(*t));
+	t->dirty = dirty;
+	t->cap_dirty = cap_dirty;
+	t->upd = upd;
+	t->cap_upd = cap_upd;
+	t->gen = s->gen + 1;
+}
+
+void turn_unseal(struct turn *t, struct turn *s)
+{
+	if (s->head) {
+		s->tail->next = t->head;
+		t->head = s->head;
+		if (!t->tail)
+			t->tail = s->tail;
+		s->head = s->tail = NULL;
+	}
+	/* Older delivery states first: a later state of the same delivery overwrites them in the commit. */
+	if (s->n_upd + t->n_upd > s->cap_upd) {
+		s->cap_upd = s->n_upd + t->n_upd;
+		s->upd = xrealloc(s->upd, s->cap_upd * sizeof(*s->upd));
+	}
+	if (t->n_upd)
+		memcpy(s->upd + s->n_upd, t->upd, t->n_upd * sizeof(*t->upd));
+	struct turn_delivery *upd = t->upd;
+	size_t cap = t->cap_upd;
+	t->upd = s->upd;
+	t->cap_upd = s->cap_upd;
+	t->n_upd += s->n_upd;
+	s->upd = upd;
+	s->cap_upd = cap;
+	s->n_upd = 0;
+	/* Job rows are written from memory: touching them again writes their state as it is now. */
+	for (size_t i = 0; i < s->n_dirty; i++) {
+		struct job *j = s->dirty[i];
+		j->flags &= (uint8_t)~JF_SEALED;
+		if (!(j->flags & JF_REMOVED))
+			turn_touch(t, j);
+		jobtable_release(j);
+	}
+	s->n_dirty = 0;
+	t->ended |= s->ended;
+	t->kick |= s->kick;
+	t->answers += s->answers;
+	s->ended = s->kick = false;
+	s->answers = 0;
 }
 
 struct turn_row *turn_committed(struct turn *t)

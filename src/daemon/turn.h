@@ -14,7 +14,7 @@
 
 #include "jobtable.h"
 
-enum turn_row_kind { TR_DELETE, TR_SNAPSHOT, TR_EVENT, TR_BATCH, TR_PRUNE, TR_HOOK };
+enum turn_row_kind { TR_DELETE, TR_SNAPSHOT, TR_EVENT, TR_BATCH, TR_PRUNE, TR_HOOK, TR_REQUEST };
 
 /* One write besides the job rows, in the order recorded. */
 struct turn_row {
@@ -35,6 +35,7 @@ struct turn_row {
 	/* TR_HOOK: a hook's breaker state (subject: its name; text: why it is disabled, or NULL) */
 	int64_t disabled_ms, failing_ms, last_error_ms;
 	char *last_error;
+	int64_t request_id;         /* TR_REQUEST: a standby's request, applied with this record's other writes */
 };
 
 /* A delivery's new state, written with the next commit. */
@@ -57,6 +58,12 @@ struct turn {
 	bool ended;                 /* a job ended or left: waits may be satisfied */
 	bool kick;                  /* the poller has new due jobs */
 	unsigned answers;           /* control answers held for this commit */
+	/*
+	 * The number of this record: what is held for it (answers, claimed
+	 * attempts) carries it, and a commit tells only those with a number up
+	 * to its own. turn_seal() moves on to the next.
+	 */
+	uint64_t gen;
 };
 
 /* Marks j's row to be written (once per turn). */
@@ -73,9 +80,18 @@ bool turn_pending(const struct turn *t);
 /* Drops the planned hooks of every event (before the commit plans again after a failure). */
 void turn_unplan(struct turn *t);
 /*
- * After a successful commit: clears the job marks (freeing removed jobs no one
- * holds) and the delivery states, and hands the rows to the caller, who frees
- * them with turn_rows_free() after dispatching.
+ * Moves everything recorded into *sealed (empty, or left so by
+ * turn_committed) for a commit that stays in flight while the loop records on
+ * into t, whose number moves on. The sealed jobs are kept (JF_SEALED).
+ */
+void turn_seal(struct turn *t, struct turn *sealed);
+/* The commit of sealed failed: its writes and marks go back into t, before what was recorded since. */
+void turn_unseal(struct turn *t, struct turn *sealed);
+/*
+ * After a successful commit of t (sealed, or with nothing to write): clears
+ * the job marks (freeing removed jobs no one holds) and the delivery states,
+ * and hands the rows to the caller, who frees them with turn_rows_free()
+ * after dispatching.
  */
 struct turn_row *turn_committed(struct turn *t);
 void turn_rows_free(struct turn_row *r);

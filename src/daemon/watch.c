@@ -585,6 +585,9 @@ void watch_prune(struct ew *ew)
 	int64_t now = util_wall_ms();
 	if (!ew->cfg.retention_ms && !ew->cfg.delivery_retention_ms)
 		return;
+	/* Only the active writes the state (a standby holds no jobs). */
+	if (ew->m.role == ROLE_STANDBY)
+		return;
 	/* A retention of 0 keeps that kind forever. */
 	x.before = ew->cfg.retention_ms ? now - (int64_t)ew->cfg.retention_ms : INT64_MIN;
 	/* Collect first: the maps must not change while they are walked. */
@@ -698,17 +701,58 @@ static void recheck_batch(const char *k, void *v, void *arg)
 	check_batch_done(arg, v);
 }
 
-int watch_restore(struct ew *ew, char *err, size_t errlen)
+struct restore_ctx {
+	struct ew *ew;
+	void (*done)(int r, const char *err, void *arg);
+	void *arg;
+};
+
+static void restore_end(struct restore_ctx *x, int r)
 {
-	int r;
-	if ((r = store_each_batch(ew->store, restore_batch, ew)) < 0 ||
-	    (r = store_each_job(ew->store, restore_job, ew)) < 0) {
-		snprintf(err, errlen, "cannot read the state database: %s", store_error(ew->store));
-		return r;
-	}
+	char err[1024] = "";
+	if (r < 0)
+		snprintf(err, sizeof(err), "cannot read the state database: %s",
+			 r == -ECANCELED ? "stopping" : store_error(x->ew->store));
+	x->done(r, err, x->arg);
+	free(x);
+}
+
+static int restore_job_row(const struct store_job *sj, void *arg)
+{
+	return restore_job(sj, ((struct restore_ctx *)arg)->ew);
+}
+
+static void restored_jobs(int r, void *arg)
+{
+	struct restore_ctx *x = arg;
 	/* A batch whose last job ended just before a crash that lost its batch.done. */
-	strmap_each(&ew->jobs.batches, recheck_batch, ew);
-	return 0;
+	if (r == 0)
+		strmap_each(&x->ew->jobs.batches, recheck_batch, x->ew);
+	restore_end(x, r);
+}
+
+static int restore_batch_row(const char *name, const char *done_event, void *arg)
+{
+	return restore_batch(name, done_event, ((struct restore_ctx *)arg)->ew);
+}
+
+static void restored_batches(int r, void *arg)
+{
+	struct restore_ctx *x = arg;
+	if (r < 0) {
+		restore_end(x, r);
+		return;
+	}
+	store_each_job(x->ew->store, NULL, restore_job_row, restored_jobs, x);
+}
+
+void watch_restore(struct ew *ew, void (*done)(int r, const char *err, void *arg), void *arg)
+{
+	struct restore_ctx *x = xcalloc(1, sizeof(*x));
+	x->ew = ew;
+	x->done = done;
+	x->arg = arg;
+	store_each_batch(ew->store, restore_batch_row, restored_batches, x);
 }
 
 void watch_close(struct ew *ew)

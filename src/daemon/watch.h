@@ -16,8 +16,12 @@
 
 /* Starts the retention timer. Returns 0 or a negative libuv error. */
 int watch_init(struct ew *ew);
-/* Restores jobs and batches from the store and schedules the live ones (start-up only). */
-int watch_restore(struct ew *ew, char *err, size_t errlen);
+/*
+ * Restores jobs and batches from the store and schedules the live ones (at
+ * start-up, or when a standby takes over): done gets 0, or negative with a
+ * message; it may be called before this returns.
+ */
+void watch_restore(struct ew *ew, void (*done)(int r, const char *err, void *arg), void *arg);
 /* Watches id (valid) as an embed job, optionally in batch. Returns 1 new, 0 already watched, -EEXIST (another kind). */
 int watch_add(struct ew *ew, const char *id, const char *batch);
 /* The same for a job of kind k. */

@@ -10,12 +10,15 @@ DAEMON="$top_builddir/embedwatchd"
 CTL="$top_builddir/embedwatchctl"
 T=$(mktemp -d "${TMPDIR:-/tmp}/ew-test.XXXXXX")
 PIDS=()
+# Functions run at exit after the processes above are gone (pg.sh stops its server there).
+EW_CLEANUP_HOOKS=()
 TOKEN=test-key
 
 cleanup() {
 	local rc=$?
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	for h in "${EW_CLEANUP_HOOKS[@]}"; do "$h" || true; done
 	if [ $rc -ne 0 ]; then
 		echo "--- test failed (rc=$rc); logs in $T:" >&2
 		for f in "$T"/*.log; do [ -f "$f" ] && { echo "== $f" >&2; tail -n 40 "$f" >&2; }; done
@@ -123,6 +126,8 @@ timeout = 10s
 retry = 200ms 400ms
 CONF
 	if [ $# -gt 0 ]; then printf '%s\n' "$1" >>"$T/ew.conf"; fi
+	# With pg.sh loaded (EW_STATE=pg), the state is on the test's PostgreSQL server.
+	if declare -F pg_conf >/dev/null; then pg_conf; fi
 }
 
 # start_daemon: starts embedwatchd on $T/ew.conf; waits until the socket answers.
@@ -217,3 +222,10 @@ max_in_window() {
 	    .j as $j0 | (first(range($j0; $i+1) | select($t[$i] - $t[.] < $w)) // $i) as $j |
 	    {j: $j, m: ([.m, $i - $j + 1] | max)}) | .m'
 }
+
+# EW_STATE=pg: the test runs with its state on a PostgreSQL server of its own (tests/integration/pg.sh).
+if [ "${EW_STATE:-}" = pg ]; then
+	. "$top_srcdir/tests/integration/pg.sh"
+	pg_available || { echo "SKIP: no PostgreSQL server binaries in $PG_BIN"; exit 77; }
+	pg_start
+fi

@@ -284,6 +284,14 @@ static void test_errors(void **state)
 		{ "[discover]\nkinds = embed-job batch\n", "test.conf:2:", "kinds: expected embed-job and/or batch-job, got \"batch\"" },
 		{ "[discover]\nkinds = ,\n", "test.conf:2:", "kinds: expected embed-job and/or batch-job" },
 		{ "[hook x]\ntype = exec\ncommand = /bin/true\non = batch_job.done\n", "test.conf:4:", "the same batch_job.* events" },
+		{ "[embedwatch]\nstate_url = mysql://db/ew\n", "test.conf:2:", "expected a PostgreSQL URI" },
+		{ "[embedwatch]\nstate_url = postgresql://ew:secret@db/ew\n", "test.conf:2:", "password does not belong" },
+		{ "[embedwatch]\nstate_url = postgresql://db/ew?sslmode=require&password=x\n", "test.conf:2:", "state-password" },
+		{ "[embedwatch]\nstate_url = postgresql://db/my db\n", "test.conf:2:", "percent-encoded" },
+		{ "[embedwatch]\nstate_password_file = /etc/pw\n", "test.conf:", "state_url is not" },
+		{ "[embedwatch]\nlease_ttl = 10s\nlease_renew = 6s\n", "test.conf:", "at most half of lease_ttl" },
+		{ "[embedwatch]\nlease_ttl = 100ms\n", "test.conf:2:", "too short" },
+		{ "[embedwatch]\nlease_renew = forever\n", "test.conf:2:", "lease_renew: expected a duration" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct ew_config c;
@@ -313,6 +321,24 @@ static void test_proxy_urls(void **state)
 	}
 }
 
+static void test_state_urls(void **state)
+{
+	static const struct { const char *url; int ok; } cases[] = {
+		{ "postgresql://embedwatch@db.example/embedwatch", 1 }, { "postgres://db/ew", 1 },
+		{ "postgresql://ew@db/ew?sslmode=verify-full&sslrootcert=/etc/ca.pem", 1 },
+		{ "postgresql://ew@/postgres?host=/run/postgresql", 1 }, { "postgresql://ew@h1:5432,h2:5432/ew", 1 },
+		{ "postgresql://db/ew?application_name=a%20b", 1 }, { "postgresql://ew@db/x:y", 1 },
+		{ "postgresql://ew:pw@db/ew", 0 }, { "postgresql://ew:@db/ew", 0 }, { "postgresql://db/ew?password=pw", 0 },
+		{ "postgresql://db/ew?a=1&password=pw", 0 }, { "host=db dbname=ew", 0 }, { "file:/tmp/db", 0 },
+	};
+	char err[256];
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int r = config_check_state_url(cases[i].url, err, sizeof(err));
+		if ((r == 0) != cases[i].ok)
+			fail_msg("%s: %s", cases[i].url, cases[i].ok ? err : "accepted");
+	}
+}
+
 static void test_missing_file(void **state)
 {
 	struct ew_config c;
@@ -335,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_proxy_urls),
+		cmocka_unit_test(test_state_urls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

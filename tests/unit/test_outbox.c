@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "control.h"
+#include "ha.h"
 #include "hooks.h"
 #include "outbox.h"
 #include "poller.h"
@@ -36,16 +37,29 @@ static void note(const char *what)
 
 /* ---- stubs of the modules the outbox talks to ---- */
 int store_begin(struct store *s) { note("begin"); return 0; }
-int store_commit(struct store *s) { note("commit"); return fail_commit ? -ENOSPC : 0; }
+/* Calls back at once, as SQLite does; test_async_commit holds the callback instead. */
+static bool hold_commit;
+static store_done_fn *held_done;
+static void *held_arg;
+void store_commit_async(struct store *s, store_done_fn *done, void *arg)
+{
+	note("commit");
+	if (hold_commit) {
+		held_done = done;
+		held_arg = arg;
+		return;
+	}
+	done(fail_commit < 0 ? fail_commit : fail_commit ? -ENOSPC : 0, arg);
+}
 void store_rollback(struct store *s) { note("rollback"); }
 const char *store_error(struct store *s) { return "database or disk is full"; }
 int store_put_job(struct store *s, const struct store_job *j) { note("job"); return 0; }
 int store_put_snapshot(struct store *s, const char *id, const char *json) { note("snapshot"); return 0; }
 int store_delete_job(struct store *s, const char *id) { note("delete"); return 0; }
 int store_put_event(struct store *s, const char *id, const char *type, const char *subject, const char *batch,
-		    int64_t ts_ms, const char *payload, bool *ret_new)
+		    int64_t ts_ms, const char *payload, char *const *hooks, size_t n_hooks, bool *ret_new)
 {
-	note("event");
+	note(n_hooks ? "event+deliveries" : "event");
 	*ret_new = true;
 	return 0;
 }
@@ -58,6 +72,7 @@ int store_put_delivery(struct store *s, const char *event_id, const char *hook, 
 int store_put_batch(struct store *s, const char *name, int64_t created_ms, const char *done_event) { note("batch"); return 0; }
 int store_prune(struct store *s, int64_t before_ms, int64_t deliveries_before_ms) { note("prune"); return 0; }
 int store_put_hook(struct store *s, const struct store_hook *h) { note("hook"); return 0; }
+int store_delete_request(struct store *s, int64_t id) { note("request"); return 0; }
 
 void hooks_plan(struct hooks *hs, struct turn_row *ev)
 {
@@ -66,16 +81,21 @@ void hooks_plan(struct hooks *hs, struct turn_row *ev)
 	ev->hooks[0] = xstrdup("h1");
 	ev->n_hooks = 1;
 }
-void hooks_dispatch(struct ew *ew, const struct turn_row *rows)
+void hooks_dispatch(struct ew *ew, const struct turn_row *rows, uint64_t gen)
 {
 	int planned = 0;
 	for (const struct turn_row *r = rows; r; r = r->next)
 		planned += r->kind == TR_EVENT && r->is_new ? (int)r->n_hooks : 0;
 	note(planned ? "hooks(1)" : "hooks(0)");
 }
-void control_dispatch(struct ew *ew, bool ended) { note("waiters"); last_ended = ended; }
+void control_dispatch(struct ew *ew, bool ended, uint64_t gen) { note("waiters"); last_ended = ended; }
 void control_commit_failed(struct ew *ew, const char *why) { note("answers-failed"); }
 void poller_kick(struct poller *p) { note("kick"); }
+/* The lease: held and confirmed unless a test says otherwise. */
+static bool lease_stale;
+bool store_lease_held(struct store *s) { return true; }
+bool store_lease_fresh(struct store *s) { return !lease_stale; }
+void ha_lost(struct ew *ew, const char *why) { note("lost"); }
 
 /* ---- fixtures ---- */
 struct fixture {
@@ -94,6 +114,8 @@ static int setup(void **state)
 	jobtable_add(&f->ew.jobs, f->job);
 	calls[0] = '\0';
 	fail_commit = 0;
+	hold_commit = false;
+	lease_stale = false;
 	*state = f;
 	return 0;
 }
@@ -131,7 +153,7 @@ static void test_success_dispatches_in_order(void **state)
 	struct fixture *f = *state;
 	record_turn(f);
 	assert_int_equal(outbox_run(&f->ew), 0);
-	assert_string_equal(calls, "begin job event plan delivery commit hooks(1) waiters kick");
+	assert_string_equal(calls, "begin job plan event+deliveries commit hooks(1) waiters kick");
 	assert_true(last_ended);
 	/* Everything written and told: the next turn has nothing to do. */
 	assert_false(turn_pending(&f->ew.turn));
@@ -156,7 +178,7 @@ static void test_failure_dispatches_nothing_then_retries(void **state)
 	fail_commit = 1;
 	assert_int_equal(outbox_run(&f->ew), -ENOSPC);
 	/* No hook, no waiter, no poll: only the held answer hears why. */
-	assert_string_equal(calls, "begin job event plan delivery commit rollback answers-failed");
+	assert_string_equal(calls, "begin job plan event+deliveries commit rollback answers-failed");
 	assert_true(f->ew.m.store_failing);
 	assert_true(outbox_has_writes(&f->ew));
 	assert_true(f->job->flags & JF_DIRTY);
@@ -180,7 +202,7 @@ static void test_failure_dispatches_nothing_then_retries(void **state)
 	}
 	assert_int_equal(r, 0);
 	assert_true(uv_now(&f->loop) - failed_at >= 1000);
-	assert_string_equal(calls, "begin job event plan delivery commit hooks(1) waiters kick");
+	assert_string_equal(calls, "begin job plan event+deliveries commit hooks(1) waiters kick");
 	assert_false(f->ew.m.store_failing);
 	assert_int_equal(f->ew.m.commit_failures, 1);
 	assert_int_equal(f->ew.m.commits, 1);
@@ -220,6 +242,96 @@ static void test_removed_job_freed_after_commit(void **state)
 	assert_string_equal(calls, "begin commit hooks(0) waiters");
 }
 
+/* PostgreSQL's commit answers later: the loop records on meanwhile, into the next record. */
+static void test_async_commit_keeps_the_next_record_apart(void **state)
+{
+	struct fixture *f = *state;
+	struct turn *t = &f->ew.turn;
+	hold_commit = true;
+	record_turn(f);
+	assert_int_equal(outbox_run(&f->ew), 0);
+	assert_string_equal(calls, "begin job plan event+deliveries commit");
+	assert_true(outbox_busy(&f->ew));
+	/* In flight: a second job changes and another turn ends; no second commit starts, nothing is dispatched. */
+	struct job *j2 = jobtable_new_job("job-2");
+	jobtable_add(&f->ew.jobs, j2);
+	turn_touch(t, j2);
+	t->answers = 1;
+	calls[0] = '\0';
+	assert_int_equal(outbox_run(&f->ew), 0);
+	assert_string_equal(calls, "");
+	/* The answer: its own record is dispatched; the waits wait for the newer record's commit. */
+	hold_commit = false;
+	held_done(0, held_arg);
+	assert_string_equal(calls, "hooks(1) waiters kick");
+	assert_false(last_ended);
+	assert_false(f->job->flags & (JF_DIRTY | JF_SEALED));
+	assert_true(j2->flags & JF_DIRTY);
+	calls[0] = '\0';
+	assert_int_equal(outbox_run(&f->ew), 0);
+	assert_string_equal(calls, "begin job commit hooks(0) waiters");
+	assert_true(last_ended);
+	assert_false(turn_pending(t));
+}
+
+/* A later failure: the sealed record goes back in front of what was recorded meanwhile, and is retried. */
+static void test_async_failure_merges_back(void **state)
+{
+	struct fixture *f = *state;
+	struct turn *t = &f->ew.turn;
+	hold_commit = true;
+	record_turn(f);
+	assert_int_equal(outbox_run(&f->ew), 0);
+	/* In flight: the same job changes again, and a job is unwatched (freed only once no commit holds it). */
+	turn_touch(t, f->job);
+	struct job *j2 = jobtable_new_job("job-2");
+	jobtable_add(&f->ew.jobs, j2);
+	turn_touch(t, j2);
+	outbox_run(&f->ew);
+	calls[0] = '\0';
+	hold_commit = false;
+	fail_commit = 1;
+	jobtable_remove(&f->ew.jobs, j2);
+	turn_row(t, TR_DELETE)->subject = xstrdup("job-2");
+	held_done(-ENOSPC, held_arg);
+	assert_string_equal(calls, "rollback answers-failed");
+	assert_true(f->ew.m.store_failing);
+	assert_false(outbox_busy(&f->ew));
+	/* One row for the job, whatever happened to it in between; the event first, then the delete. */
+	assert_int_equal(t->n_dirty, 2);
+	assert_true(t->head && t->head->kind == TR_EVENT && t->head->next && t->head->next->kind == TR_DELETE);
+	assert_true(t->kick && t->ended);
+	/* The retry writes all of it, and dispatches the event once. */
+	fail_commit = 0;
+	usleep(1100 * 1000);
+	uv_update_time(&f->loop);
+	calls[0] = '\0';
+	assert_int_equal(outbox_run(&f->ew), 0);
+	assert_string_equal(calls, "begin delete job plan event+deliveries commit hooks(1) waiters kick");
+}
+
+/* Fenced: another daemon took the lease. Nothing was written and nothing leaves; the daemon steps down. */
+static void test_fenced_commit_dispatches_nothing(void **state)
+{
+	struct fixture *f = *state;
+	record_turn(f);
+	fail_commit = -ESTALE;
+	assert_int_equal(outbox_run(&f->ew), -ESTALE);
+	assert_string_equal(calls, "begin job plan event+deliveries commit answers-failed lost");
+	assert_true(outbox_has_writes(&f->ew));
+}
+
+/* Written, but answered after the lease could have expired: another daemon may be active; nothing leaves here. */
+static void test_late_answer_dispatches_nothing(void **state)
+{
+	struct fixture *f = *state;
+	record_turn(f);
+	lease_stale = true;
+	assert_int_equal(outbox_run(&f->ew), 0);
+	assert_string_equal(calls, "begin job plan event+deliveries commit lost");
+	assert_false(f->job->flags & (JF_DIRTY | JF_SEALED));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +340,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deletes_written_before_job_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nothing_to_write_still_dispatches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_removed_job_freed_after_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_commit_keeps_the_next_record_apart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_failure_merges_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fenced_commit_dispatches_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_answer_dispatches_nothing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

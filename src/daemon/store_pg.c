@@ -1,0 +1,1539 @@
+/*
+ * The PostgreSQL backend: a state several daemons share. One connection,
+ * non-blocking and in pipeline mode, watched by a uv_poll on its socket: the
+ * loop never waits for the server. A commit is one implicit transaction (its
+ * statements, then a Sync: all or nothing); each read is its own. Answers
+ * come back in the order things were sent, so a queue of what was sent says
+ * whose each answer is. A lost connection fails what was in flight (the
+ * outbox retries its commit with backoff) and is made again in the
+ * background. Only start-up (open, schema) and exit wait.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+/* The schema version this daemon writes; a database of a newer one is refused. */
+#define PG_SCHEMA 2
+/* The advisory-lock space of embedwatch ("ew"): (PG_LOCK, 0) guards the schema, (PG_LOCK, epoch) is the active's. */
+#define PG_LOCK 0x6577
+#define PG_PARAMS_MAX 10
+
+enum {
+	Q_PUT_JOB, Q_PUT_SNAPSHOT, Q_DEL_JOB, Q_PUT_EVENT, Q_PUT_DELIVERY, Q_PUT_BATCH,
+	Q_PRUNE_DELIVERIES, Q_PRUNE_EVENTS, Q_PRUNE_BATCHES, Q_PUT_HOOK,
+	Q_EACH_JOB, Q_GET_JOBS, Q_EACH_JOB_BATCH, Q_EACH_DELIVERY, Q_EACH_DELIVERY_STATE, Q_EACH_PENDING,
+	Q_GET_EVENT, Q_EACH_BATCH, Q_GET_SNAPSHOT, Q_JOB_EVENTS, Q_EACH_HOOK, Q_HOOK_STATS, Q_EACH_DEAD,
+	Q_FENCE, Q_LEASE_TAKE, Q_LEASE_RENEW, Q_LEASE_GET, Q_LEASE_RELEASE, Q_RELOCK,
+	Q_PUT_REQUEST, Q_EACH_REQUEST, Q_DEL_REQUEST, Q_JOB_COUNTS, Q_COUNTS,
+	Q__MAX
+};
+
+#define JOB_SELECT "SELECT id, batch, status, added_ms, updated_ms, err_kind, err_count, discovered, cancel, kind FROM jobs"
+/* A delivery row with its event, in the column order delivery_row() reads. */
+#define DELIVERY_SELECT \
+	"SELECT d.event_id, d.hook, d.state, d.attempts, d.next_ms, d.last_error, d.updated_ms, " \
+	"e.type, e.subject, e.batch, e.payload FROM deliveries d JOIN events e ON e.id=d.event_id "
+
+/* Every statement, prepared on each connection (named "q<index>"); parameters are text. */
+static const char *const queries[Q__MAX] = {
+	[Q_PUT_JOB] = "INSERT INTO jobs(id, batch, status, added_ms, updated_ms, err_kind, err_count, discovered, cancel, kind) "
+		      "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT(id) DO UPDATE SET batch=$2, status=$3, "
+		      "updated_ms=$5, err_kind=$6, err_count=$7, discovered=$8, cancel=$9, kind=$10",
+	[Q_PUT_SNAPSHOT] = "UPDATE jobs SET snapshot=$2 WHERE id=$1",
+	[Q_DEL_JOB] = "DELETE FROM jobs WHERE id=$1",
+	/* The event, and only when it is new its pending deliveries; the answer says whether it was. */
+	[Q_PUT_EVENT] = "WITH e AS (INSERT INTO events(id, type, subject, batch, ts_ms, payload) VALUES($1,$2,$3,$4,$5::bigint,$6) "
+			"ON CONFLICT(id) DO NOTHING RETURNING id), "
+			"d AS (INSERT INTO deliveries(event_id, hook, state, attempts, next_ms, last_error, updated_ms) "
+			"SELECT e.id, h, 'pending', 0, $5::bigint, NULL, $5::bigint FROM e, unnest($7::text[]) AS h "
+			"ON CONFLICT(event_id, hook) DO NOTHING RETURNING 1) SELECT count(*) FROM e",
+	[Q_PUT_DELIVERY] = "INSERT INTO deliveries(event_id, hook, state, attempts, next_ms, last_error, updated_ms) "
+			   "VALUES($1,$2,$3,$4,$5,$6,$7) ON CONFLICT(event_id, hook) DO UPDATE SET state=$3, "
+			   "attempts=$4, next_ms=$5, last_error=$6, updated_ms=$7",
+	[Q_PUT_BATCH] = "INSERT INTO batches(name, created_ms, done_event) VALUES($1,$2,$3) "
+			"ON CONFLICT(name) DO UPDATE SET done_event=coalesce(EXCLUDED.done_event, batches.done_event)",
+	[Q_PRUNE_DELIVERIES] = "DELETE FROM deliveries WHERE state <> 'pending' AND updated_ms < $1",
+	/* An event stays while a delivery row (pending, or kept for the log and replay) or its job needs it. */
+	[Q_PRUNE_EVENTS] = "DELETE FROM events WHERE ts_ms < $1 AND id NOT IN (SELECT event_id FROM deliveries) "
+			   "AND subject NOT IN (SELECT id FROM jobs)",
+	[Q_PRUNE_BATCHES] = "DELETE FROM batches WHERE done_event IS NOT NULL AND name NOT IN "
+			    "(SELECT batch FROM jobs WHERE batch IS NOT NULL)",
+	[Q_PUT_HOOK] = "INSERT INTO hooks(name, disabled_ms, why, failing_ms, last_error, last_error_ms) "
+		       "VALUES($1,$2,$3,$4,$5,$6) ON CONFLICT(name) DO UPDATE SET disabled_ms=$2, why=$3, "
+		       "failing_ms=$4, last_error=$5, last_error_ms=$6",
+	[Q_EACH_JOB] = JOB_SELECT,
+	[Q_GET_JOBS] = JOB_SELECT " WHERE id = ANY($1::text[])",
+	[Q_EACH_JOB_BATCH] = JOB_SELECT " WHERE batch=$1",
+	[Q_EACH_DELIVERY] = DELIVERY_SELECT "WHERE d.updated_ms >= $1 AND ($2::text IS NULL OR d.hook=$2) "
+			    "ORDER BY d.updated_ms DESC LIMIT 10000",
+	[Q_EACH_DELIVERY_STATE] = DELIVERY_SELECT "WHERE d.state=$1 AND d.updated_ms >= $2 AND ($3::text IS NULL OR d.hook=$3) "
+				  "ORDER BY d.updated_ms DESC LIMIT 10000",
+	/* The order the events were detected in: their time, then their insertion order within one turn. */
+	[Q_EACH_PENDING] = DELIVERY_SELECT "WHERE d.state='pending' ORDER BY e.ts_ms, e.seq, d.hook",
+	[Q_GET_EVENT] = "SELECT type, subject, batch, payload FROM events WHERE id=$1",
+	[Q_EACH_BATCH] = "SELECT name, done_event FROM batches",
+	[Q_GET_SNAPSHOT] = "SELECT snapshot FROM jobs WHERE id=$1",
+	[Q_JOB_EVENTS] = "SELECT id, type, ts_ms FROM events WHERE subject=$1 ORDER BY ts_ms, seq",
+	[Q_EACH_HOOK] = "SELECT name, disabled_ms, why, failing_ms, last_error, last_error_ms FROM hooks",
+	[Q_HOOK_STATS] = "SELECT (SELECT count(*) FROM deliveries WHERE hook=$1 AND state='pending'), "
+			 "(SELECT count(*) FROM deliveries WHERE hook=$1 AND state='dead'), "
+			 "(SELECT count(*) FROM deliveries WHERE hook=$1 AND state='done' AND updated_ms >= $2), "
+			 "(SELECT coalesce(max(updated_ms), 0) FROM deliveries WHERE hook=$1 AND state='done')",
+	[Q_EACH_DEAD] = DELIVERY_SELECT "WHERE d.state='dead' AND ($1::text IS NULL OR d.hook=$1) AND d.updated_ms >= $2 "
+			"AND ($3::text IS NULL OR e.type=$3) ORDER BY e.ts_ms, e.seq",
+	/* The last statement of every commit of the active: its epoch, or the whole transaction fails (EW001). */
+	[Q_FENCE] = "SELECT ew_fence($1::bigint, $2)",
+	[Q_LEASE_TAKE] = "SELECT taken, l_epoch, l_holder, l_host, l_pid, l_age_ms, l_ttl_ms "
+			 "FROM ew_lease_take($1, $2, $3::integer, $4::bigint)",
+	[Q_LEASE_RENEW] = "UPDATE lease SET renewed_at = clock_timestamp(), ttl_ms = $3::bigint "
+			  "WHERE id = 1 AND epoch = $1::bigint AND holder = $2",
+	[Q_LEASE_GET] = "SELECT epoch, holder, host, pid, CASE WHEN renewed_at IS NULL THEN -1 ELSE "
+			"(extract(epoch FROM clock_timestamp() - renewed_at) * 1000)::bigint END, ttl_ms FROM lease WHERE id = 1",
+	/* A clean stop: the lease is free at once, and the standbys hear so. */
+	[Q_LEASE_RELEASE] = "WITH u AS (UPDATE lease SET holder = NULL, renewed_at = NULL "
+			    "WHERE id = 1 AND epoch = $1::bigint AND holder = $2 RETURNING 1) "
+			    "SELECT pg_notify('embedwatch', 'lease') FROM u",
+	/* A new session of the active takes its advisory lock again. */
+	[Q_RELOCK] = "SELECT pg_try_advisory_lock(25975, $1::integer)",
+	/* A standby's request: committed, then the active hears of it (a notification is sent at the commit). */
+	[Q_PUT_REQUEST] = "WITH r AS (INSERT INTO requests(line, created_ms) VALUES($1, $2::bigint) RETURNING id) "
+			  "SELECT r.id, pg_notify('embedwatch', 'requests') FROM r",
+	[Q_EACH_REQUEST] = "SELECT id, line FROM requests ORDER BY id LIMIT 1000",
+	[Q_DEL_REQUEST] = "DELETE FROM requests WHERE id = $1::bigint",
+	[Q_JOB_COUNTS] = "SELECT batch, status, count(*) FROM jobs GROUP BY batch, status",
+	[Q_COUNTS] = "SELECT (SELECT count(*) FROM deliveries WHERE state='pending'), (SELECT count(*) FROM requests), "
+		     "(SELECT count(*) FROM batches)",
+};
+
+/*
+ * The schema, created by the first daemon to start (under the schema lock, so
+ * two starting at once do not race) and migrated by version.
+ */
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS jobs(id TEXT PRIMARY KEY, batch TEXT, status INTEGER NOT NULL,"
+	" added_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL, err_kind INTEGER NOT NULL DEFAULT 0,"
+	" err_count INTEGER NOT NULL DEFAULT 0, snapshot TEXT, discovered INTEGER NOT NULL DEFAULT 0,"
+	" cancel INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX IF NOT EXISTS jobs_batch ON jobs(batch);"
+	"CREATE TABLE IF NOT EXISTS events(seq BIGSERIAL, id TEXT PRIMARY KEY, type TEXT NOT NULL, subject TEXT NOT NULL,"
+	" batch TEXT, ts_ms BIGINT NOT NULL, payload TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS events_subject ON events(subject);"
+	"CREATE TABLE IF NOT EXISTS deliveries(event_id TEXT NOT NULL, hook TEXT NOT NULL, state TEXT NOT NULL,"
+	" attempts INTEGER NOT NULL, next_ms BIGINT NOT NULL, last_error TEXT, updated_ms BIGINT NOT NULL,"
+	" PRIMARY KEY(event_id, hook));"
+	"CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(state);"
+	"CREATE INDEX IF NOT EXISTS deliveries_hook ON deliveries(hook, state, updated_ms);"
+	"CREATE TABLE IF NOT EXISTS batches(name TEXT PRIMARY KEY, created_ms BIGINT NOT NULL, done_event TEXT);"
+	"CREATE TABLE IF NOT EXISTS hooks(name TEXT PRIMARY KEY, disabled_ms BIGINT NOT NULL DEFAULT 0, why TEXT,"
+	" failing_ms BIGINT NOT NULL DEFAULT 0, last_error TEXT, last_error_ms BIGINT NOT NULL DEFAULT 0);"
+	/* The lease: one row. ttl_ms is the holder's own; expiry is by the server's clock, never a daemon's. */
+	"CREATE TABLE IF NOT EXISTS lease(id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL DEFAULT 0,"
+	" holder TEXT, host TEXT, pid INTEGER, renewed_at TIMESTAMPTZ, ttl_ms BIGINT NOT NULL DEFAULT 0);"
+	"INSERT INTO lease(id) VALUES(1) ON CONFLICT DO NOTHING;"
+	/* Control through any daemon: what standbys were asked to change, until the active has applied it. */
+	"CREATE TABLE IF NOT EXISTS requests(id BIGSERIAL PRIMARY KEY, line TEXT NOT NULL, created_ms BIGINT NOT NULL);"
+	/*
+	 * Taking the lease, in one transaction holding its row: when it is free or
+	 * expired, or when its holder's session is gone (the holder keeps the
+	 * advisory lock (25975, epoch) for its session: if that lock can be had,
+	 * nobody holds it). The taker locks (25975, epoch + 1) for its own session.
+	 */
+	/* Dropped first: CREATE OR REPLACE cannot change what a function returns. */
+	"DROP FUNCTION IF EXISTS ew_lease_take(text, text, integer, bigint);"
+	"CREATE FUNCTION ew_lease_take(p_holder text, p_host text, p_pid integer, p_ttl_ms bigint,"
+	" OUT taken bigint, OUT l_epoch bigint, OUT l_holder text, OUT l_host text, OUT l_pid integer, OUT l_age_ms bigint,"
+	" OUT l_ttl_ms bigint)"
+	" LANGUAGE plpgsql AS $$\n"
+	"DECLARE l lease%ROWTYPE; free boolean := true;\n"
+	"BEGIN\n"
+	"  taken := 0;\n"
+	"  SELECT * INTO l FROM lease WHERE id = 1 FOR UPDATE;\n"
+	"  IF l.holder IS NOT NULL AND l.renewed_at + l.ttl_ms * interval '1 millisecond' >= clock_timestamp() THEN\n"
+	"    free := false;\n"
+	"    IF pg_try_advisory_lock(25975, l.epoch::integer) THEN\n"
+	"      PERFORM pg_advisory_unlock(25975, l.epoch::integer);\n"
+	"      free := true;\n"
+	"    END IF;\n"
+	"  END IF;\n"
+	"  IF free AND pg_try_advisory_lock(25975, (l.epoch + 1)::integer) THEN\n"
+	"    UPDATE lease SET epoch = l.epoch + 1, holder = p_holder, host = p_host, pid = p_pid,\n"
+	"      renewed_at = clock_timestamp(), ttl_ms = p_ttl_ms WHERE id = 1;\n"
+	"    taken := l.epoch + 1;\n"
+	"    l_epoch := taken; l_holder := p_holder; l_host := p_host; l_pid := p_pid; l_age_ms := 0; l_ttl_ms := p_ttl_ms;\n"
+	"    RETURN;\n"
+	"  END IF;\n"
+	"  l_epoch := l.epoch; l_holder := l.holder; l_host := l.host; l_pid := l.pid; l_ttl_ms := l.ttl_ms;\n"
+	"  l_age_ms := CASE WHEN l.renewed_at IS NULL THEN -1\n"
+	"    ELSE (extract(epoch FROM clock_timestamp() - l.renewed_at) * 1000)::bigint END;\n"
+	"END $$;"
+	/* The fence: the commit's last statement; it renews the lease, or fails the whole transaction. */
+	"CREATE OR REPLACE FUNCTION ew_fence(p_epoch bigint, p_holder text) RETURNS void LANGUAGE plpgsql AS $$\n"
+	"BEGIN\n"
+	"  UPDATE lease SET renewed_at = clock_timestamp() WHERE id = 1 AND epoch = p_epoch AND holder = p_holder;\n"
+	"  IF NOT FOUND THEN\n"
+	"    RAISE EXCEPTION 'fenced: another embedwatchd holds the lease now' USING ERRCODE = 'EW001';\n"
+	"  END IF;\n"
+	"END $$;"
+	/* Version 2: the job's kind (0 embed-job, 1 batch-job); rows from before are embed jobs. */
+	"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS kind INTEGER NOT NULL DEFAULT 0;"
+	"INSERT INTO meta VALUES('schema', '2') ON CONFLICT (key) DO UPDATE SET value = '2';";
+
+/* A write of the transaction being built, its parameters copied into one block. */
+struct wstmt {
+	int q;
+	int n;
+	const char *v[PG_PARAMS_MAX];
+	char *mem;
+	bool *ret_new;              /* Q_PUT_EVENT: where its answer says whether the event was new */
+};
+
+struct pgq;
+typedef void pgq_result_fn(struct pgq *g, unsigned i, const PGresult *res);
+
+/* One group sent to the server: its statements, then a Sync. */
+struct pgq {
+	struct pgq *next;
+	uint64_t sent_mono;         /* when it was sent (monotonic ms): a lease confirmed by it was valid then */
+	bool confirms;              /* it renews the lease (a take, a renewal, a fenced commit) */
+	unsigned n;                 /* statements in it */
+	unsigned got;               /* statements whose answer has ended (a NULL from PQgetResult) */
+	int r;                      /* 0, or the first error */
+	bool stop;                  /* a row callback asked for no more rows */
+	pgq_result_fn *result;      /* a statement's good answer */
+	void (*end)(struct pgq *g); /* the Sync: calls the caller back and frees g */
+	void *fn;                   /* the caller's row (or value) callback */
+	void *done;                 /* the caller's done callback */
+	void *arg;
+	struct pg *arg2;            /* the store, for ends that update the lease */
+	bool **ret_new;             /* a commit: per statement, NULL or where to say the event was new */
+	int64_t i64;                /* a renewal: rows updated */
+};
+
+/* The socket's watcher: a handle per connection, freed in its close callback. */
+struct pgpoll {
+	uv_poll_t h;
+	struct pg *s;
+	int fd;
+	int events;
+};
+
+enum pg_state { PG_DOWN, PG_CONNECTING, PG_READY };
+
+struct pg {
+	struct store base;
+	uv_loop_t *loop;
+	PGconn *conn;
+	enum pg_state state;
+	struct pgpoll *poll;
+	uv_timer_t retry;           /* the next reconnect */
+	unsigned retry_run;
+	bool detached;
+	bool was_ready;             /* connected since the last "connection lost" */
+	char *url;
+	char *password;             /* wiped at close */
+	struct pgq *head, *tail;    /* sent, answers pending, oldest first */
+	struct wstmt *w;            /* the transaction being built */
+	size_t n_w, cap_w;
+	bool building;
+	char err[512];
+	char desc[300];
+	/* the lease: who this daemon is, and what it holds */
+	char holder[300];
+	char host[256];
+	int pid;
+	uint64_t ttl_ms;
+	int64_t epoch;              /* held when > 0 */
+	uint64_t confirmed_mono;    /* the send time of the last take, renewal or commit that confirmed it */
+	void (*notify)(const char *what, void *arg);
+	void *notify_arg;
+};
+
+static struct pg *pg_of(struct store *s)
+{
+	return container_of(s, struct pg, base);
+}
+
+/* ---- errors ---- */
+
+/* libpq's messages end in a newline and may span lines: one line for the log. */
+static void set_err(struct pg *s, const char *msg)
+{
+	snprintf(s->err, sizeof(s->err), "%s", msg && *msg ? msg : "unknown PostgreSQL error");
+	for (char *p = s->err; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = *(p + 1) ? ' ' : '\0';
+}
+
+/* A result's error: its primary message (no CONTEXT lines), else all of it. */
+static void set_err_of(struct pg *s, const PGresult *res)
+{
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	set_err(s, primary ? primary : PQresultErrorMessage(res));
+}
+
+static int map_sqlstate(const char *st)
+{
+	if (!st)
+		return -EIO;
+	if (strcmp(st, "EW001") == 0)
+		return -ESTALE;         /* fenced: another daemon holds the lease */
+	if (strcmp(st, "53100") == 0)
+		return -ENOSPC;
+	if (strncmp(st, "08", 2) == 0 || strcmp(st, "57P01") == 0 || strcmp(st, "57P02") == 0 || strcmp(st, "57P03") == 0)
+		return -ECONNRESET;
+	if (strcmp(st, "25006") == 0 || strcmp(st, "42501") == 0)
+		return -EACCES;
+	if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0 || strcmp(st, "55P03") == 0)
+		return -EBUSY;
+	return -EIO;
+}
+
+static const char *pg_error(struct store *st)
+{
+	return pg_of(st)->err;
+}
+
+static const char *pg_describe(struct store *st)
+{
+	return pg_of(st)->desc;
+}
+
+static bool pg_busy(struct store *st)
+{
+	return pg_of(st)->head != NULL;
+}
+
+/* ---- the queue of groups ---- */
+
+static struct pgq *group_new(struct pg *s, unsigned n, pgq_result_fn *result, void (*end)(struct pgq *), void *fn,
+			     void *done, void *arg)
+{
+	struct pgq *g = xcalloc(1, sizeof(*g));
+	g->n = n;
+	g->result = result;
+	g->end = end;
+	g->fn = fn;
+	g->done = done;
+	g->arg = arg;
+	return g;
+}
+
+static void group_push(struct pg *s, struct pgq *g)
+{
+	g->sent_mono = util_mono_ms();
+	if (s->tail)
+		s->tail->next = g;
+	else
+		s->head = g;
+	s->tail = g;
+}
+
+/* Every group in flight ends with r (the connection is gone, or the store closes). */
+static void fail_all(struct pg *s, int r)
+{
+	struct pgq *g;
+	while ((g = s->head)) {
+		s->head = g->next;
+		if (!s->head)
+			s->tail = NULL;
+		if (!g->r)
+			g->r = r;
+		g->end(g);
+	}
+}
+
+/* ---- the connection ---- */
+
+static void on_poll(uv_poll_t *h, int status, int events);
+static void connect_later(struct pg *s);
+static void pump(struct pg *s);
+
+static void poll_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void poll_drop(struct pg *s)
+{
+	if (!s->poll)
+		return;
+	uv_poll_stop(&s->poll->h);
+	uv_close((uv_handle_t *)&s->poll->h, poll_closed);
+	s->poll = NULL;
+}
+
+/* Watches the connection's socket for events (a new socket gets a new handle: one uv_poll per fd). */
+static int poll_set(struct pg *s, int events)
+{
+	int fd = PQsocket(s->conn);
+	if (s->detached || fd < 0)
+		return 0;
+	if (s->poll && s->poll->fd != fd)
+		poll_drop(s);
+	if (!s->poll) {
+		struct pgpoll *p = xcalloc(1, sizeof(*p));
+		int r = uv_poll_init(s->loop, &p->h, fd);
+		if (r < 0) {
+			free(p);
+			set_err(s, uv_strerror(r));
+			return r;
+		}
+		p->h.data = p;
+		p->s = s;
+		p->fd = fd;
+		p->events = -1;
+		s->poll = p;
+	}
+	if (s->poll->events != events) {
+		int r = uv_poll_start(&s->poll->h, events, on_poll);
+		if (r < 0)
+			return r;
+		s->poll->events = events;
+	}
+	return 0;
+}
+
+/* The connection broke: what was in flight fails; a new one is made after a pause. */
+static void lost(struct pg *s)
+{
+	if (s->was_ready)
+		log_msg(LOG_WARNING, "state database: connection lost: %s; reconnecting", s->err);
+	else if (s->retry_run % 20 == 19)
+		log_msg(LOG_WARNING, "state database: still cannot connect: %s", s->err);
+	s->was_ready = false;
+	poll_drop(s);
+	if (s->conn) {
+		PQfinish(s->conn);
+		s->conn = NULL;
+	}
+	s->state = PG_DOWN;
+	fail_all(s, -ECONNRESET);
+	connect_later(s);
+}
+
+/* Sends what libpq holds; watches for writable while some remains. */
+static void flush(struct pg *s)
+{
+	int r = PQflush(s->conn);
+	if (r < 0) {
+		set_err(s, PQerrorMessage(s->conn));
+		lost(s);
+		return;
+	}
+	if (poll_set(s, UV_READABLE | (r > 0 ? UV_WRITABLE : 0)) < 0)
+		lost(s);
+}
+
+static void ignore_notice(void *arg, const char *msg)
+{
+	/* "relation already exists, skipping" and the like: not for the log. */
+}
+
+static void prepared(struct pgq *g)
+{
+	struct pg *s = g->arg;
+	if (g->r < 0 && g->r != -ECONNRESET && g->r != -ECANCELED)
+		log_msg(LOG_ERR, "state database: cannot prepare the statements: %s", s->err);
+	free(g);
+}
+
+static int session_start(struct pg *s);
+
+/* The connection parameters: robust defaults the URL may override, then the URL, then the password. */
+static PGconn *connect_params(struct pg *s, bool blocking)
+{
+	const char *keys[] = { "connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
+			       "tcp_user_timeout", "fallback_application_name", "dbname", "password", NULL };
+	const char *vals[] = { "10", "5", "2", "3", "10000", "embedwatchd", s->url, s->password, NULL };
+	if (!s->password)
+		keys[7] = NULL;
+	return blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
+}
+
+static void connecting(struct pg *s)
+{
+	PostgresPollingStatusType st = PQconnectPoll(s->conn);
+	int r = 0;
+	switch (st) {
+	case PGRES_POLLING_OK:
+		s->retry_run = 0;
+		if (session_start(s) < 0) {
+			lost(s);
+			return;
+		}
+		log_msg(LOG_NOTICE, "state database: connected again (%s)", s->desc);
+		pump(s);
+		return;
+	case PGRES_POLLING_READING:
+		r = poll_set(s, UV_READABLE);
+		break;
+	case PGRES_POLLING_WRITING:
+		r = poll_set(s, UV_WRITABLE);
+		break;
+	default:
+		set_err(s, PQerrorMessage(s->conn));
+		lost(s);
+		return;
+	}
+	if (r < 0)
+		lost(s);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+	struct pg *s = container_of(t, struct pg, retry);
+	s->conn = connect_params(s, false);
+	if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
+		set_err(s, s->conn ? PQerrorMessage(s->conn) : "out of memory");
+		lost(s);
+		return;
+	}
+	s->state = PG_CONNECTING;
+	connecting(s);
+}
+
+static void connect_later(struct pg *s)
+{
+	if (s->detached)
+		return;
+	/* 100 ms, doubling to 5 s: a restarting server is back in a second or two. */
+	uint64_t delay = 100;
+	for (unsigned i = 0; i < s->retry_run && delay < 5000; i++)
+		delay *= 2;
+	if (delay > 5000)
+		delay = 5000;
+	s->retry_run++;
+	UV_CHECK(uv_timer_start(&s->retry, on_retry, delay, 0));
+}
+
+/* ---- answers ---- */
+
+/* LISTEN embedwatch: a standby wrote a request, or an active gave the lease up. */
+static void notifications(struct pg *s)
+{
+	PGnotify *n;
+	while (s->conn && (n = PQnotifies(s->conn))) {
+		char what[32];
+		snprintf(what, sizeof(what), "%s", n->extra);
+		PQfreemem(n);
+		if (s->notify)
+			s->notify(what, s->notify_arg);
+	}
+}
+
+static void pump(struct pg *s)
+{
+	if (!PQconsumeInput(s->conn)) {
+		set_err(s, PQerrorMessage(s->conn));
+		lost(s);
+		return;
+	}
+	notifications(s);
+	while (s->head && !PQisBusy(s->conn)) {
+		struct pgq *g = s->head;
+		PGresult *res = PQgetResult(s->conn);
+		if (!res) {
+			/* The end of one statement's answer; the next one's (or the Sync) follows. */
+			g->got++;
+			continue;
+		}
+		switch (PQresultStatus(res)) {
+		case PGRES_PIPELINE_SYNC:
+			s->head = g->next;
+			if (!s->head)
+				s->tail = NULL;
+			g->end(g);
+			break;
+		case PGRES_PIPELINE_ABORTED:
+			break;      /* skipped after the error already noted */
+		case PGRES_COMMAND_OK:
+		case PGRES_TUPLES_OK:
+			if (!g->r && g->result)
+				g->result(g, g->got, res);
+			break;
+		default:
+			if (!g->r) {
+				g->r = map_sqlstate(PQresultErrorField(res, PG_DIAG_SQLSTATE));
+				set_err_of(s, res);
+			}
+			break;
+		}
+		PQclear(res);
+		if (!s->conn)
+			return;     /* a callback closed it */
+	}
+	if (PQstatus(s->conn) == CONNECTION_BAD) {
+		set_err(s, PQerrorMessage(s->conn));
+		lost(s);
+		return;
+	}
+	notifications(s);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+	struct pg *s = ((struct pgpoll *)h->data)->s;
+	if (status < 0) {
+		set_err(s, uv_strerror(status));
+		lost(s);
+		return;
+	}
+	if (s->state == PG_CONNECTING) {
+		connecting(s);
+		return;
+	}
+	if (events & UV_WRITABLE)
+		flush(s);
+	if (s->conn && (events & UV_READABLE))
+		pump(s);
+}
+
+/* Blocks until every group has its answer (start-up and exit only). */
+static void pg_wait(struct store *st)
+{
+	struct pg *s = pg_of(st);
+	while (s->head && s->state == PG_READY) {
+		int r = PQflush(s->conn);
+		struct pollfd pfd = { .fd = PQsocket(s->conn), .events = POLLIN | (r > 0 ? POLLOUT : 0) };
+		if (r < 0 || poll(&pfd, 1, -1) < 0) {
+			set_err(s, r < 0 ? PQerrorMessage(s->conn) : strerror(errno));
+			lost(s);
+			return;
+		}
+		pump(s);
+	}
+}
+
+/* ---- sending ---- */
+
+/* Queues one statement with text parameters (NULL: SQL NULL) into the transaction being built. */
+static int wput(struct pg *s, int q, bool *ret_new, int n, ...)
+{
+	va_list ap;
+	size_t total = 0;
+	const char *v[PG_PARAMS_MAX];
+
+	va_start(ap, n);
+	for (int i = 0; i < n; i++) {
+		v[i] = va_arg(ap, const char *);
+		total += v[i] ? strlen(v[i]) + 1 : 0;
+	}
+	va_end(ap);
+	if (s->n_w == s->cap_w) {
+		s->cap_w = s->cap_w ? s->cap_w * 2 : 64;
+		s->w = xrealloc(s->w, s->cap_w * sizeof(*s->w));
+	}
+	struct wstmt *w = &s->w[s->n_w++];
+	w->q = q;
+	w->n = n;
+	w->ret_new = ret_new;
+	w->mem = xmalloc(total ? total : 1);
+	char *p = w->mem;
+	for (int i = 0; i < n; i++) {
+		if (!v[i]) {
+			w->v[i] = NULL;
+			continue;
+		}
+		size_t len = strlen(v[i]) + 1;
+		memcpy(p, v[i], len);
+		w->v[i] = p;
+		p += len;
+	}
+	return 0;
+}
+
+static void wclear(struct pg *s)
+{
+	for (size_t i = 0; i < s->n_w; i++)
+		free(s->w[i].mem);
+	s->n_w = 0;
+	s->building = false;
+}
+
+static int send_prepared(struct pg *s, int q, int n, const char *const *v)
+{
+	char name[16];
+	snprintf(name, sizeof(name), "q%d", q);
+	if (!PQsendQueryPrepared(s->conn, name, n, v, NULL, NULL, 0)) {
+		set_err(s, PQerrorMessage(s->conn));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Sends one read (a statement and its Sync); false when not connected (the caller then answers at once). */
+static bool send_read(struct pg *s, struct pgq *g, int q, int n, const char *const *v)
+{
+	if (s->state != PG_READY) {
+		if (s->state != PG_DOWN || !s->err[0])
+			set_err(s, "not connected (reconnecting)");
+		g->r = -ENOTCONN;
+		g->end(g);
+		return false;
+	}
+	if (send_prepared(s, q, n, v) < 0 || !PQpipelineSync(s->conn)) {
+		set_err(s, PQerrorMessage(s->conn));
+		g->r = -ECONNRESET;
+		g->end(g);
+		lost(s);
+		return false;
+	}
+	group_push(s, g);
+	flush(s);
+	return true;
+}
+
+static const char *fmt_i64(char *buf, int64_t v)
+{
+	snprintf(buf, 24, "%lld", (long long)v);
+	return buf;
+}
+
+/* A PostgreSQL text[] literal of names: {"a","b"} (quotes and backslashes escaped). */
+static char *text_array(char *const *v, size_t n)
+{
+	struct buf b = { 0 };
+	buf_append(&b, "{", 1);
+	for (size_t i = 0; i < n; i++) {
+		buf_append(&b, i ? ",\"" : "\"", i ? 2 : 1);
+		for (const char *p = v[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				buf_append(&b, "\\", 1);
+			buf_append(&b, p, 1);
+		}
+		buf_append(&b, "\"", 1);
+	}
+	buf_append(&b, "}", 1);
+	return b.data;
+}
+
+/* A new connection: non-blocking, pipelined, every statement prepared (in the pipeline, ahead of anything else). */
+static int session_start(struct pg *s)
+{
+	char sql[96], ep[24];
+	unsigned n = Q__MAX + 2;
+	int r = 0;
+
+	PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
+	if (PQsetnonblocking(s->conn, 1) != 0 || PQenterPipelineMode(s->conn) != 1) {
+		set_err(s, PQerrorMessage(s->conn));
+		return -EIO;
+	}
+	for (int i = 0; r == 0 && i < Q__MAX; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "q%d", i);
+		if (!PQsendPrepare(s->conn, name, queries[i], 0, NULL))
+			r = -EIO;
+	}
+	/*
+	 * Notifications from the others; a session stuck in a transaction (its
+	 * daemon stopped mid-send) must not hold the lease's row for long.
+	 */
+	snprintf(sql, sizeof(sql), "SET idle_in_transaction_session_timeout = %llu",
+		 (unsigned long long)(s->ttl_ms ? s->ttl_ms / 2 : 5000));
+	if (r == 0 && (!PQsendQueryParams(s->conn, "LISTEN embedwatch", 0, NULL, NULL, NULL, NULL, 0) ||
+		       !PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0)))
+		r = -EIO;
+	/* The active's advisory lock again after a reconnect (if another took it meanwhile, the next commit is fenced). */
+	if (r == 0 && s->epoch > 0) {
+		const char *v[] = { fmt_i64(ep, s->epoch) };
+		r = send_prepared(s, Q_RELOCK, 1, v);
+		n++;
+	}
+	if (r < 0 || !PQpipelineSync(s->conn)) {
+		set_err(s, PQerrorMessage(s->conn));
+		return -EIO;
+	}
+	group_push(s, group_new(s, n, NULL, prepared, NULL, NULL, s));
+	s->state = PG_READY;
+	s->was_ready = true;
+	snprintf(s->desc, sizeof(s->desc), "PostgreSQL database %s on %s (user %s)", PQdb(s->conn),
+		 PQhost(s->conn) && *PQhost(s->conn) ? PQhost(s->conn) : "localhost", PQuser(s->conn));
+	flush(s);
+	return 0;
+}
+
+/* ---- writes ---- */
+
+static int pg_begin(struct store *st)
+{
+	struct pg *s = pg_of(st);
+	wclear(s);
+	if (s->state != PG_READY) {
+		set_err(s, s->state == PG_CONNECTING ? "connecting" : s->err[0] ? s->err : "not connected");
+		return -ENOTCONN;
+	}
+	if (s->epoch <= 0) {
+		/* Only the active writes the shared state (standbys' requests are rows the active applies). */
+		set_err(s, "this daemon does not hold the lease");
+		return -ESTALE;
+	}
+	s->building = true;
+	return 0;
+}
+
+static void pg_rollback(struct store *st)
+{
+	wclear(pg_of(st));
+}
+
+static void commit_result(struct pgq *g, unsigned i, const PGresult *res)
+{
+	if (g->ret_new && i < g->n && g->ret_new[i])
+		*g->ret_new[i] = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+}
+
+static void lease_confirmed(struct pg *s, struct pgq *g)
+{
+	if (g->r == 0 && g->confirms && g->sent_mono > s->confirmed_mono)
+		s->confirmed_mono = g->sent_mono;
+	if (g->r == -ESTALE && s->epoch > 0) {
+		log_msg(LOG_WARNING, "state database: the lease (epoch %lld) is lost: %s", (long long)s->epoch, s->err);
+		s->epoch = 0;
+	}
+}
+
+static void commit_end(struct pgq *g)
+{
+	lease_confirmed(g->arg2, g);
+	((store_done_fn *)g->done)(g->r, g->arg);
+	free(g->ret_new);
+	free(g);
+}
+
+static void pg_commit_async(struct store *st, store_done_fn *done, void *arg)
+{
+	struct pg *s = pg_of(st);
+	struct pgq *g = group_new(s, (unsigned)s->n_w, commit_result, commit_end, NULL, (void *)done, arg);
+	int r = 0;
+
+	g->arg2 = s;
+	if (s->state != PG_READY || !s->building) {
+		set_err(s, "not connected (reconnecting)");
+		wclear(s);
+		g->r = -ENOTCONN;
+		commit_end(g);
+		return;
+	}
+	/* Last: the fence, once every write has arrived (the lease's row is locked only until the Sync). */
+	char ep[24];
+	wput(s, Q_FENCE, NULL, 2, fmt_i64(ep, s->epoch), s->holder);
+	g->n = (unsigned)s->n_w;
+	g->confirms = true;
+	g->ret_new = xcalloc(s->n_w, sizeof(*g->ret_new));
+	for (size_t i = 0; r == 0 && i < s->n_w; i++) {
+		g->ret_new[i] = s->w[i].ret_new;
+		r = send_prepared(s, s->w[i].q, s->w[i].n, s->w[i].v);
+	}
+	wclear(s);
+	/* An empty transaction still gets its Sync: the outbox always hears back. */
+	if (r < 0 || !PQpipelineSync(s->conn)) {
+		set_err(s, PQerrorMessage(s->conn));
+		g->r = -ECONNRESET;
+		commit_end(g);
+		lost(s);
+		return;
+	}
+	group_push(s, g);
+	flush(s);
+}
+
+static int pg_put_job(struct store *st, const struct store_job *j)
+{
+	char a[24], u[24], status[24], ek[24], ec[24], disc[24], cancel[24], kind[24];
+	return wput(pg_of(st), Q_PUT_JOB, NULL, 10, j->id, j->batch, fmt_i64(status, j->status), fmt_i64(a, j->added_ms),
+		    fmt_i64(u, j->updated_ms), fmt_i64(ek, j->err_kind), fmt_i64(ec, j->err_count), fmt_i64(disc, j->discovered),
+		    fmt_i64(cancel, j->cancel), fmt_i64(kind, j->kind));
+}
+
+static int pg_put_snapshot(struct store *st, const char *job_id, const char *json)
+{
+	return wput(pg_of(st), Q_PUT_SNAPSHOT, NULL, 2, job_id, json);
+}
+
+static int pg_delete_job(struct store *st, const char *job_id)
+{
+	return wput(pg_of(st), Q_DEL_JOB, NULL, 1, job_id);
+}
+
+static int pg_put_event(struct store *st, const char *id, const char *type, const char *subject, const char *batch,
+			int64_t ts_ms, const char *payload, char *const *hooks, size_t n_hooks, bool *ret_new)
+{
+	char ts[24];
+	char *arr = text_array(hooks, n_hooks);
+	*ret_new = false;
+	int r = wput(pg_of(st), Q_PUT_EVENT, ret_new, 7, id, type, subject, batch, fmt_i64(ts, ts_ms), payload, arr);
+	free(arr);
+	return r;
+}
+
+static int pg_put_delivery(struct store *st, const char *event_id, const char *hook, const char *state,
+			   unsigned attempts, int64_t next_ms, const char *last_error, int64_t updated_ms)
+{
+	char a[24], n[24], u[24];
+	return wput(pg_of(st), Q_PUT_DELIVERY, NULL, 7, event_id, hook, state, fmt_i64(a, attempts), fmt_i64(n, next_ms),
+		    last_error, fmt_i64(u, updated_ms));
+}
+
+static int pg_put_batch(struct store *st, const char *name, int64_t created_ms, const char *done_event)
+{
+	char c[24];
+	return wput(pg_of(st), Q_PUT_BATCH, NULL, 3, name, fmt_i64(c, created_ms), done_event);
+}
+
+static int pg_prune(struct store *st, int64_t before_ms, int64_t deliveries_before_ms)
+{
+	struct pg *s = pg_of(st);
+	char b[24], d[24];
+	wput(s, Q_PRUNE_DELIVERIES, NULL, 1, fmt_i64(d, deliveries_before_ms));
+	wput(s, Q_PRUNE_EVENTS, NULL, 1, fmt_i64(b, before_ms));
+	return wput(s, Q_PRUNE_BATCHES, NULL, 0);
+}
+
+static int pg_put_hook(struct store *st, const struct store_hook *h)
+{
+	char d[24], f[24], l[24];
+	return wput(pg_of(st), Q_PUT_HOOK, NULL, 6, h->name, fmt_i64(d, h->disabled_ms), h->why, fmt_i64(f, h->failing_ms),
+		    h->last_error, fmt_i64(l, h->last_error_ms));
+}
+
+/* ---- reads ---- */
+
+static const char *val(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+static int64_t ival(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* The end of a read whose caller wants done(r, arg). */
+static void read_end(struct pgq *g)
+{
+	((store_done_fn *)g->done)(g->r, g->arg);
+	free(g);
+}
+
+/* Calls row(res, i) for each row until one asks to stop (negative: the read's error). */
+static void each_row(struct pgq *g, const PGresult *res, int (*row)(struct pgq *g, const PGresult *res, int i))
+{
+	for (int i = 0; !g->stop && i < PQntuples(res); i++) {
+		int r = row(g, res, i);
+		if (r != 0) {
+			g->stop = true;
+			if (r < 0)
+				g->r = r;
+		}
+	}
+}
+
+static int job_row(struct pgq *g, const PGresult *res, int i)
+{
+	struct store_job j = {
+		.id = val(res, i, 0), .batch = val(res, i, 1), .status = (int)ival(res, i, 2),
+		.added_ms = ival(res, i, 3), .updated_ms = ival(res, i, 4), .err_kind = (int)ival(res, i, 5),
+		.err_count = (int)ival(res, i, 6), .discovered = (int)ival(res, i, 7), .cancel = (int)ival(res, i, 8),
+		.kind = (int)ival(res, i, 9),
+	};
+	return ((int (*)(const struct store_job *, void *))g->fn)(&j, g->arg);
+}
+
+static void jobs_result(struct pgq *g, unsigned i, const PGresult *res)
+{
+	each_row(g, res, job_row);
+}
+
+static void pg_each_job(struct store *st, const struct store_job_filter *f, int (*fn)(const struct store_job *, void *),
+			store_done_fn *done, void *arg)
+{
+	struct pg *s = pg_of(st);
+	struct pgq *g = group_new(s, 1, jobs_result, read_end, (void *)fn, (void *)done, arg);
+	if (f && f->ids) {
+		char *arr = text_array((char *const *)f->ids, f->n_ids);
+		const char *v[] = { arr };
+		send_read(s, g, Q_GET_JOBS, 1, v);
+		free(arr);
+	} else if (f && f->batch) {
+		const char *v[] = { f->batch };
+		send_read(s, g, Q_EACH_JOB_BATCH, 1, v);
+	} else {
+		send_read(s, g, Q_EACH_JOB, 0, NULL);
+	}
+}
+
+static int delivery_row(struct pgq *g, const PGresult *res, int i)
+{
+	struct store_delivery d = {
+		.event_id = val(res, i, 0), .hook = val(res, i, 1), .state = val(res, i, 2),
+		.attempts = (unsigned)ival(res, i, 3), .next_ms = ival(res, i, 4), .last_error = val(res, i, 5),
+		.updated_ms = ival(res, i, 6), .type = val(res, i, 7), .subject = val(res, i, 8), .batch = val(res, i, 9),
+		.payload = val(res, i, 10),
+	};
+	return ((int (*)(const struct store_delivery *, void *))g->fn)(&d, g->arg);
+}
+
+static void deliveries_result(struct pgq *g, unsigned i, const PGresult *res)
+{
+	each_row(g, res, delivery_row);
+}
+
+static void pg_each_delivery(struct store *st, const char *state, const char *hook, int64_t since_ms,
+			     int (*fn)(const struct store_delivery *, void *), store_done_fn *done, void *arg)
+{
+	struct pg *s = pg_of(st);
+	struct pgq *g = group_new(s, 1, deliveries_result, read_end, (void *)fn, (void *)done, arg);
+	char since[24];
+	if (state) {
+		const char *v[] = { state, fmt_i64(since, since_ms), hook };
+		send_read(s, g, Q_EACH_DELIVERY_STATE, 3, v);
+	} else {
+		const char *v[] = { fmt_i64(since, since_ms), hook };
+		send_read(s, g, Q_EACH_DELIVERY, 2, v);
+	}
+}
+
+static void pg_each_dead(struct store *st, const char *hook, int64_t since_ms, const char *type,
+			 int (*fn)(const struct store_delivery *, void *), store_done_fn *done, void *arg)
+{
+	struct pg *s = pg_of(st);
+	char since[24];
+	const char *v[] = { hook, fmt_i64(since, since_ms), type };
+	send_read(s, group_new(s, 1, deliveries_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_DEAD, 3, v);
+}
+
+static void pg_each_pending(struct store *st, int (*fn)(const struct store_delivery *, void *), store_done_fn *done, void *arg)
+{
+	struct pg *s = pg_of(st);
+	send_read(s, group_new(s, 1, deliveries_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_PENDING, 0, NULL);
+}
+
+static int hook_row(struct pgq *g, const PGresult *res, int i)
+{
+	struct store_hook h = {
+		.name = val(res, i, 0), .disabled_ms = ival(res, i, 1), .why = val(res, i, 2),
+		.failing_ms = ival(res, i, 3), .last_error = val(res, i, 4), .last_error_ms = ival(res, i, 5),
+	};
+	return ((int (*)(const struct store_hook *, void *))g->fn)(&h, g->arg);
+}
+
+static void hooks_result(struct pgq *g, unsigned i, const PGresult *res)
+{
+	each_row(g, res, hook_row);
+}
+
+static void pg_each_hook(struct store *st, int (*fn)(const struct store_hook *, void *), store_done_fn *done, void *arg)
+{
+	struct pg *s = pg_of(st);
+	send_read(s, group_new(s, 1, hooks_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_HOOK, 0, NULL);
+}
+
+/* A read of one row of values, kept for the end. */
+struct one_row {
+	struct pgq g;
+	PGresult *res;
+};
+
+static void one_result(struct pgq *g, unsigned i, const PGresult *res)
+{
+	struct one_row *o = container_of(g, struct one_row, g);
+	if (!o->res && PQntuples(res) > 0)
+		o->res = PQcopyResult(res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+}
+
+static struct one_row *one_new(void *done, void *arg, void (*end)(struct pgq *g))
+{
+	struct one_row *o = xcalloc(1, sizeof(*o));
+	o->g.n = 1;
+	o->g.result = one_result;
+	o->g.end = end;
+	o->g.done = done;
+	o->g.arg = arg;
+	return o;
+}
+
+static void hook_stats_end(struct pgq *g)
+{
+	struct one_row *o = container_of(g, struct one_row, g);
+	struct store_hook_stats st = { 0 };
+	if (g->r == 0 && o->res) {
+		st.pending = ival(o->res, 0, 0);
+		st.dead = ival(o->res, 0, 1);
+		st.done_since = ival(o->res, 0, 2);
+		st.last_done_ms = ival(o->res, 0, 3);
+	}
+	((void (*)(int, const struct store_hook_stats *, void *))g->done)(g->r, g->r == 0 ? &st : NULL, g->arg);
+	PQclear(o->res);
+	free(o);
+}
+
+static void pg_hook_stats(struct store *st, const char *hook, int64_t since_ms,
+			  void (*done)(int, const struct store_hook_stats *, void *), void *arg)
+{
+	struct pg *s = pg_of(st);
+	char since[24];
+	const char *v[] = { hook, fmt_i64(since, since_ms) };
+	send_read(s, &one_new((void *)done, arg, hook_stats_end)->g, Q_HOOK_STATS, 2, v);
+}
+
+static void get_event_end(struct pgq *g)
+{
+	struct one_row *o = container_of(g, struct one_row, g);
+	void (*done)(int, const char *, const char *, const char *, const char *, void *) = g->done;
+	if (g->r == 0 && o->res)
+		done(0, val(o->res, 0, 0), val(o->res, 0, 1), val(o->res, 0, 2), val(o->res, 0, 3), g->arg);
+	else
+		done(g->r ? g->r : -ENOENT, NULL, NULL, NULL, NULL, g->arg);
+	PQclear(o->res);
+	free(o);
+}
+
+static void pg_get_event(struct store *st, const char *event_id,
+			 void (*done)(int, const char *, const char *, const char *, const char *, void *), void *arg)
+{
+	struct pg *s = pg_of(st);
+	const char *v[] = { event_id };
+	send_read(s, &one_new((void *)done, arg, get_event_end)->g, Q_GET_EVENT, 1, v);
+}
+
+static int batch_row(struct pgq *g, const PGresult *res, int i)
+{
+	return ((int (*)(const char *, const char *, void *))g->fn)(val(res, i, 0), val(res, i, 1), g->arg);
+}
+
+static void batches_result(struct pgq *g, unsigned i, const PGresult *res)
+{
+	each_row(g, res, batch_row);
+}
+
+static void pg_each_batch(struct store *st, int (*fn)(const char *, const char *, void *), store_done_fn *done, void *arg)
+{
+	struct pg *s = pg_of(st);
+	send_read(s, group_new(s, 1, batches_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_BATCH, 0, NULL);
+}
+
+static void snapshot_end(struct pgq *g)
+{
+	struct one_row *o = container_of(g, struct one_row, g);
+	((void (*)(int, const char *, void *))g->done)(g->r, g->r == 0 && o->res ? val(o->res, 0, 0) : NULL, g->arg);
+	PQclear(o->res);
+	free(o);
+}
+
+static void pg_get_snapshot(struct store *st, const char *job_id, void (*done)(int, const char *, void *), void *arg)
+{
+	struct pg *s = pg_of(st);
+	const char *v[] = { job_id };
+	send_read(s, &one_new((void *)done, arg, snapshot_end)->g, Q_GET_SNAPSHOT, 1, v);
+}
+
+static int event_row(struct pgq *g, const PGresult *res, int i)
+{
+	return ((int (*)(const char *, const char *, int64_t, void *))g->fn)(val(res, i, 0), val(res, i, 1),
+									     ival(res, i, 2), g->arg);
+}
+
+static void events_result(struct pgq *g, unsigned i, const PGresult *res)
+{
+	each_row(g, res, event_row);
+}
+
+static void pg_job_events(struct store *st, const char *job_id, int (*fn)(const char *, const char *, int64_t, void *),
+			  store_done_fn *done, void *arg)
+{
+	struct pg *s = pg_of(st);
+	const char *v[] = { job_id };
+	send_read(s, group_new(s, 1, events_result, read_end, (void *)fn, (void *)done, arg), Q_JOB_EVENTS, 1, v);
+}
+
+/* ---- the lease ---- */
+
+static void pg_lease_setup(struct store *st, const char *holder, const char *host, int pid, uint64_t ttl_ms)
+{
+	struct pg *s = pg_of(st);
+	snprintf(s->holder, sizeof(s->holder), "%s", holder);
+	snprintf(s->host, sizeof(s->host), "%s", host);
+	s->pid = pid;
+	s->ttl_ms = ttl_ms;
+}
+
+static bool pg_lease_held(struct store *st)
+{
+	return pg_of(st)->epoch > 0;
+}
+
+static bool pg_lease_fresh(struct store *st)
+{
+	struct pg *s = pg_of(st);
+	/* A margin for clocks that run at slightly different rates: a fifth of the ttl, at most 1 s. */
+	uint64_t margin = s->ttl_ms / 5 < 1000 ? s->ttl_ms / 5 : 1000;
+	return s->epoch > 0 && util_mono_ms() < s->confirmed_mono + s->ttl_ms - margin;
+}
+
+static int64_t pg_lease_epoch(struct store *st)
+{
+	return pg_of(st)->epoch;
+}
+
+static void pg_on_notify(struct store *st, void (*fn)(const char *, void *), void *arg)
+{
+	struct pg *s = pg_of(st);
+	s->notify = fn;
+	s->notify_arg = arg;
+}
+
+static struct store_lease lease_of(const PGresult *res, int first)
+{
+	return (struct store_lease){
+		.epoch = ival(res, 0, first), .holder = val(res, 0, first + 1), .host = val(res, 0, first + 2),
+		.pid = (int)ival(res, 0, first + 3), .age_ms = ival(res, 0, first + 4), .ttl_ms = ival(res, 0, first + 5),
+	};
+}
+
+static void take_end(struct pgq *g)
+{
+	struct one_row *o = container_of(g, struct one_row, g);
+	struct pg *s = g->arg2;
+	bool taken = false;
+	struct store_lease l = { 0 };
+	if (g->r == 0 && o->res) {
+		taken = ival(o->res, 0, 0) > 0;
+		l = lease_of(o->res, 1);
+		if (taken) {
+			s->epoch = l.epoch;
+			s->confirmed_mono = g->sent_mono;
+		}
+	}
+	((void (*)(int, bool, const struct store_lease *, void *))g->done)(g->r, taken, g->r == 0 && o->res ? &l : NULL, g->arg);
+	PQclear(o->res);
+	free(o);
+}
+
+static void pg_lease_take(struct store *st, void (*done)(int, bool, const struct store_lease *, void *), void *arg)
+{
+	struct pg *s = pg_of(st);
+	char pid[24], ttl[24];
+	struct one_row *o = one_new((void *)done, arg, take_end);
+	o->g.arg2 = s;
+	const char *v[] = { s->holder, s->host, fmt_i64(pid, s->pid), fmt_i64(ttl, (int64_t)s->ttl_ms) };
+	send_read(s, &o->g, Q_LEASE_TAKE, 4, v);
+}
+
+static void renew_result(struct pgq *g, unsigned i, const PGresult *res)
+{
+	g->i64 = strtoll(PQcmdTuples((PGresult *)res), NULL, 10);
+}
+
+static void renew_end(struct pgq *g)
+{
+	if (g->r == 0 && g->i64 != 1) {
+		g->r = -ESTALE;
+		set_err(g->arg2, "another embedwatchd holds the lease now");
+	}
+	lease_confirmed(g->arg2, g);
+	((store_done_fn *)g->done)(g->r, g->arg);
+	free(g);
+}
+
+static void pg_lease_renew(struct store *st, store_done_fn *done, void *arg)
+{
+	struct pg *s = pg_of(st);
+	char ep[24], ttl[24];
+	struct pgq *g = group_new(s, 1, renew_result, renew_end, NULL, (void *)done, arg);
+	g->arg2 = s;
+	g->confirms = true;
+	if (s->epoch <= 0) {
+		set_err(s, "this daemon does not hold the lease");
+		g->r = -ESTALE;
+		renew_end(g);
+		return;
+	}
+	const char *v[] = { fmt_i64(ep, s->epoch), s->holder, fmt_i64(ttl, (int64_t)s->ttl_ms) };
+	send_read(s, g, Q_LEASE_RENEW, 3, v);
+}
+
+static void get_end(struct pgq *g)
+{
+	struct one_row *o = container_of(g, struct one_row, g);
+	struct store_lease l = { 0 };
+	if (g->r == 0 && o->res)
+		l = lease_of(o->res, 0);
+	((void (*)(int, const struct store_lease *, void *))g->done)(g->r, g->r == 0 ? &l : NULL, g->arg);
+	PQclear(o->res);
+	free(o);
+}
+
+static void pg_lease_get(struct store *st, void (*done)(int, const struct store_lease *, void *), void *arg)
+{
+	struct pg *s = pg_of(st);
+	send_read(s, &one_new((void *)done, arg, get_end)->g, Q_LEASE_GET, 0, NULL);
+}
+
+static void release_end(struct pgq *g)
+{
+	free(g);
+}
+
+static void pg_lease_release(struct store *st)
+{
+	struct pg *s = pg_of(st);
+	char ep[24];
+	if (s->epoch <= 0 || s->state != PG_READY)
+		return;
+	const char *v[] = { fmt_i64(ep, s->epoch), s->holder };
+	if (send_read(s, group_new(s, 1, NULL, release_end, NULL, NULL, NULL), Q_LEASE_RELEASE, 2, v))
+		pg_wait(st);
+	s->epoch = 0;
+}
+
+/* ---- control through any daemon ---- */
+
+static void put_request_end(struct pgq *g)
+{
+	struct one_row *o = container_of(g, struct one_row, g);
+	((void (*)(int, int64_t, void *))g->done)(g->r, g->r == 0 && o->res ? ival(o->res, 0, 0) : 0, g->arg);
+	PQclear(o->res);
+	free(o);
+}
+
+static void pg_put_request(struct store *st, const char *line, void (*done)(int, int64_t, void *), void *arg)
+{
+	struct pg *s = pg_of(st);
+	char now[24];
+	const char *v[] = { line, fmt_i64(now, util_wall_ms()) };
+	send_read(s, &one_new((void *)done, arg, put_request_end)->g, Q_PUT_REQUEST, 2, v);
+}
+
+static int request_row(struct pgq *g, const PGresult *res, int i)
+{
+	return ((int (*)(int64_t, const char *, void *))g->fn)(ival(res, i, 0), val(res, i, 1), g->arg);
+}
+
+static void requests_result(struct pgq *g, unsigned i, const PGresult *res)
+{
+	each_row(g, res, request_row);
+}
+
+static void pg_each_request(struct store *st, int (*fn)(int64_t, const char *, void *), store_done_fn *done, void *arg)
+{
+	struct pg *s = pg_of(st);
+	send_read(s, group_new(s, 1, requests_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_REQUEST, 0, NULL);
+}
+
+static int pg_delete_request(struct store *st, int64_t id)
+{
+	char i[24];
+	return wput(pg_of(st), Q_DEL_REQUEST, NULL, 1, fmt_i64(i, id));
+}
+
+static int count_row(struct pgq *g, const PGresult *res, int i)
+{
+	return ((int (*)(const char *, int, int64_t, void *))g->fn)(val(res, i, 0), (int)ival(res, i, 1), ival(res, i, 2),
+								     g->arg);
+}
+
+static void counts_result(struct pgq *g, unsigned i, const PGresult *res)
+{
+	each_row(g, res, count_row);
+}
+
+static void pg_job_counts(struct store *st, int (*fn)(const char *, int, int64_t, void *), store_done_fn *done, void *arg)
+{
+	struct pg *s = pg_of(st);
+	send_read(s, group_new(s, 1, counts_result, read_end, (void *)fn, (void *)done, arg), Q_JOB_COUNTS, 0, NULL);
+}
+
+static void counts_end(struct pgq *g)
+{
+	struct one_row *o = container_of(g, struct one_row, g);
+	struct store_counts c = { 0 };
+	if (g->r == 0 && o->res)
+		c = (struct store_counts){ .deliveries_pending = ival(o->res, 0, 0), .requests = ival(o->res, 0, 1),
+					   .batches = ival(o->res, 0, 2) };
+	((void (*)(int, const struct store_counts *, void *))g->done)(g->r, g->r == 0 ? &c : NULL, g->arg);
+	PQclear(o->res);
+	free(o);
+}
+
+static void pg_counts(struct store *st, void (*done)(int, const struct store_counts *, void *), void *arg)
+{
+	struct pg *s = pg_of(st);
+	send_read(s, &one_new((void *)done, arg, counts_end)->g, Q_COUNTS, 0, NULL);
+}
+
+/* ---- open and close ---- */
+
+static void timer_closed(uv_handle_t *h)
+{
+}
+
+static void pg_detach(struct store *st)
+{
+	struct pg *s = pg_of(st);
+	if (s->detached)
+		return;
+	s->detached = true;
+	poll_drop(s);
+	uv_close((uv_handle_t *)&s->retry, timer_closed);
+}
+
+static void pg_close(struct store *st)
+{
+	struct pg *s = pg_of(st);
+	fail_all(s, -ECANCELED);
+	wclear(s);
+	free(s->w);
+	if (s->conn)
+		PQfinish(s->conn);
+	if (s->password) {
+		OPENSSL_cleanse(s->password, strlen(s->password));
+		free(s->password);
+	}
+	free(s->url);
+	free(s);
+}
+
+/* Runs statements outside the pipeline (start-up only). Returns 0 or negative with s->err set. */
+static int exec_sync(struct pg *s, const char *sql)
+{
+	PGresult *res = PQexec(s->conn, sql);
+	ExecStatusType st = PQresultStatus(res);
+	int r = 0;
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		r = map_sqlstate(PQresultErrorField(res, PG_DIAG_SQLSTATE));
+		set_err_of(s, res);
+	}
+	PQclear(res);
+	return r;
+}
+
+/* Creates or migrates the schema in one transaction, under the schema lock. */
+static int migrate(struct pg *s)
+{
+	char sql[128];
+	int r, version = 0;
+
+	snprintf(sql, sizeof(sql), "BEGIN; SELECT pg_advisory_xact_lock(%d, 0)", PG_LOCK);
+	if ((r = exec_sync(s, sql)) < 0 ||
+	    (r = exec_sync(s, "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")) < 0)
+		goto out;
+	PGresult *res = PQexec(s->conn, "SELECT value FROM meta WHERE key='schema'");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		version = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (version > PG_SCHEMA) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "the state was written by a newer embedwatchd (schema version %d, this one "
+			 "knows %d); upgrade this one", version, PG_SCHEMA);
+		set_err(s, msg);
+		r = -EPROTO;
+		goto out;
+	}
+	if ((r = exec_sync(s, schema)) < 0)
+		goto out;
+	r = exec_sync(s, "COMMIT");
+out:
+	if (r < 0) {
+		char keep[sizeof(s->err)];
+		memcpy(keep, s->err, sizeof(keep));
+		exec_sync(s, "ROLLBACK");
+		memcpy(s->err, keep, sizeof(keep));
+	}
+	return r;
+}
+
+static const struct store_ops pg_ops = {
+	.close = pg_close, .detach = pg_detach, .error = pg_error, .describe = pg_describe, .busy = pg_busy,
+	.wait = pg_wait, .begin = pg_begin, .commit_async = pg_commit_async, .rollback = pg_rollback,
+	.put_job = pg_put_job, .put_snapshot = pg_put_snapshot, .delete_job = pg_delete_job, .put_event = pg_put_event,
+	.put_delivery = pg_put_delivery, .put_batch = pg_put_batch, .prune = pg_prune, .put_hook = pg_put_hook,
+	.each_job = pg_each_job, .each_delivery = pg_each_delivery, .each_dead = pg_each_dead,
+	.each_pending = pg_each_pending, .each_hook = pg_each_hook, .hook_stats = pg_hook_stats,
+	.get_event = pg_get_event, .each_batch = pg_each_batch, .get_snapshot = pg_get_snapshot,
+	.job_events = pg_job_events,
+	.lease_setup = pg_lease_setup, .lease_take = pg_lease_take, .lease_renew = pg_lease_renew,
+	.lease_get = pg_lease_get, .lease_release = pg_lease_release, .lease_held = pg_lease_held,
+	.lease_fresh = pg_lease_fresh, .lease_epoch = pg_lease_epoch, .on_notify = pg_on_notify,
+	.put_request = pg_put_request, .each_request = pg_each_request, .delete_request = pg_delete_request,
+	.job_counts = pg_job_counts, .counts = pg_counts,
+};
+
+/* The URL is libpq's to read; here only what the daemon refuses: a password in it. */
+static int check_url(const char *url, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(url, &msg);
+	if (!opts) {
+		snprintf(err, errlen, "state_url: %s", msg ? msg : "not a connection URI");
+		for (char *p = err; *p; p++)
+			if (*p == '\n')
+				*p = ' ';
+		PQfreemem(msg);
+		return -EINVAL;
+	}
+	int r = 0;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (strcmp(o->keyword, "password") == 0 && o->val && *o->val) {
+			snprintf(err, errlen, "state_url: the password does not belong in the URL (nor in the config file): "
+				 "use the credential state-password or state_password_file");
+			r = -EINVAL;
+		}
+	}
+	PQconninfoFree(opts);
+	return r;
+}
+
+int store_pg_open(const struct store_config *c, struct store **ret, char *err, size_t errlen)
+{
+	int r;
+	if ((r = check_url(c->url, err, errlen)) < 0)
+		return r;
+	struct pg *s = xcalloc(1, sizeof(*s));
+	s->base.ops = &pg_ops;
+	s->base.shared = true;
+	s->loop = c->loop;
+	s->url = xstrdup(c->url);
+	s->password = c->password ? xstrdup(c->password) : NULL;
+	snprintf(s->desc, sizeof(s->desc), "PostgreSQL");
+	/* Start-up may wait: the loop does not run yet. Nothing is on the loop before the schema is there. */
+	s->conn = connect_params(s, true);
+	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+		set_err(s, s->conn ? PQerrorMessage(s->conn) : "out of memory");
+		snprintf(err, errlen, "state database: cannot connect: %s", s->err);
+		pg_close(&s->base);
+		return -ECONNREFUSED;
+	}
+	PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
+	if ((r = migrate(s)) < 0) {
+		snprintf(err, errlen, "state database: %s", s->err);
+		pg_close(&s->base);
+		return r;
+	}
+	if ((r = uv_timer_init(s->loop, &s->retry)) < 0) {
+		snprintf(err, errlen, "state database: %s", uv_strerror(r));
+		pg_close(&s->base);
+		return r;
+	}
+	/* Its own timer must not keep the loop alive. */
+	uv_unref((uv_handle_t *)&s->retry);
+	*ret = &s->base;
+	if ((r = session_start(s)) == 0)
+		pg_wait(&s->base);
+	if (r < 0 || s->state != PG_READY) {
+		/* The handles are the loop's now: the caller closes the store after the loop's last turn. */
+		snprintf(err, errlen, "state database: %s", s->err);
+		return r < 0 ? r : -EIO;
+	}
+	return 0;
+}

@@ -1,0 +1,102 @@
+# A real PostgreSQL server for the tests that share a state: initdb into the
+# test's temporary directory as a non-root user (nobody, when the suite runs
+# as root), a Unix socket only (listen_addresses = ''), password
+# authentication, started and stopped by the test and removed on exit with
+# the rest of $T. Source after lib.sh; pg_start sets PG_URL and PG_PASSFILE.
+# shellcheck shell=bash
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_DIR="$T/pg"
+PG_PASSWORD=ew-test-$RANDOM$RANDOM
+PG_RUNNING=0
+
+# pg_available: the server binaries are installed (else the test skips: exit 77).
+pg_available() { [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ]; }
+
+# as_pg CMD...: runs CMD as the server's user (PostgreSQL refuses to run as root).
+as_pg() {
+	if [ "$(id -u)" = 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi
+}
+
+# pg_ctl_do ARGS...: pg_ctl on the test's cluster.
+pg_ctl_do() { as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$T/pg-server.log" "$@"; }
+
+# pg_start: creates the cluster (once) and starts the server; waits until it accepts connections.
+pg_start() {
+	if [ ! -d "$PG_DIR/data" ]; then
+		# $T stays unreadable to others; the server's user may only pass through it to its own directory.
+		chmod 711 "$T"
+		mkdir -p "$PG_DIR"
+		printf '%s\n' "$PG_PASSWORD" >"$PG_DIR/pw"
+		: >"$T/pg-server.log"
+		if [ "$(id -u)" = 0 ]; then chown -R nobody "$PG_DIR" "$T/pg-server.log"; fi
+		as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U embedwatch --pwfile="$PG_DIR/pw" --auth-local=scram-sha-256 \
+			--auth-host=reject -E UTF8 --no-sync >"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log" >&2; fail "initdb"; }
+		cat >>"$PG_DIR/data/postgresql.conf" <<PGCONF
+listen_addresses = ''
+unix_socket_directories = '$PG_DIR'
+fsync = off
+full_page_writes = off
+max_connections = 40
+PGCONF
+		rm -f "$PG_DIR/pw"
+		# The daemon's password file: its own, mode 0600.
+		PG_PASSFILE="$T/state-password"
+		printf '%s\n' "$PG_PASSWORD" >"$PG_PASSFILE"
+		chmod 600 "$PG_PASSFILE"
+	fi
+	pg_ctl_do -w -t "$EW_LIMIT" start >/dev/null || fail "PostgreSQL did not start"
+	PG_RUNNING=1
+	PG_URL="postgresql://embedwatch@/postgres?host=$PG_DIR"
+	export PGPASSWORD=$PG_PASSWORD
+	wait_until psql_q "SELECT 1" || fail "PostgreSQL does not answer"
+}
+
+# pg_stop [MODE]: stops the server (fast by default; immediate is a crash).
+pg_stop() {
+	[ "$PG_RUNNING" = 1 ] || return 0
+	pg_ctl_do -w -t "$EW_LIMIT" -m "${1:-fast}" stop >/dev/null 2>&1 || true
+	PG_RUNNING=0
+}
+
+# psql_q SQL: one query against the test's database; prints the rows, unaligned.
+psql_q() { psql -X -q -At -h "$PG_DIR" -U embedwatch -d postgres -c "$1"; }
+
+# The server goes with the test, whatever happens.
+pg_cleanup() { pg_stop immediate; }
+EW_CLEANUP_HOOKS+=(pg_cleanup)
+
+# pg_conf: puts the shared state (the test's server) into $T/ew.conf; write_conf calls it when pg.sh is loaded.
+pg_conf() {
+	sed -i "s|^\[embedwatch\]|[embedwatch]\nstate_url = $PG_URL\nstate_password_file = $PG_PASSFILE\nlease_ttl = ${LEASE_TTL:-10s}\nlease_renew = ${LEASE_RENEW:-2s}|" "$T/ew.conf"
+}
+
+# ---- several daemons on the one state ----
+HA_HOOK="$top_srcdir/tests/integration/ha-hook.sh"
+HA_LOG="$T/ha-hooks"
+
+# node_conf NAME: $T/NAME.conf from $T/ew.conf: its own socket ($T/NAME.sock) and state_dir, and a
+# recording hook that writes "START_NS NAME EVENT_ID EVENT JOB STATUS BATCH ATTEMPT" into $HA_LOG.
+node_conf() {
+	sed -e "s|^control_socket = .*|control_socket = $T/$1.sock|" -e "s|^state_dir = .*|state_dir = $T/state-$1|" \
+	    -e "s|^command = $HOOK .*|command = $HA_HOOK $HA_LOG $1|" "$T/ew.conf" >"$T/$1.conf"
+}
+
+# start_node NAME: starts embedwatchd on $T/NAME.conf (log $T/NAME.log); sets NODE_PID_NAME; waits until it answers.
+start_node() {
+	CO_API_KEY="$TOKEN" ${EW_WRAPPER:-} "$DAEMON" -c "$T/$1.conf" >>"$T/$1.log" 2>&1 &
+	local pid=$!
+	PIDS+=("$pid")
+	eval "NODE_PID_$1=$pid"
+	wait_until "$CTL" -s "$T/$1.sock" status || fail "daemon $1 did not start"
+}
+node_pid() { eval "echo \$NODE_PID_$1"; }
+nctl() { local n=$1; shift; "$CTL" -s "$T/$n.sock" "$@"; }
+# node_role NAME: active, standby or "taking over" (as its status says).
+node_role() { nctl "$1" --json status | jq -r .status.role; }
+node_is() { [ "$(node_role "$1")" = "$2" ]; }
+# ha_ids [PATTERN]: distinct event ids the daemons' hooks ran, in lines matching PATTERN.
+ha_ids() { grep -- "${1:-.}" "$HA_LOG" 2>/dev/null | awk '{print $3}' | sort -u | wc -l; }
+ha_has_ids() { [ "$(ha_ids "${2:-.}")" -ge "$1" ]; }
+# ha_terminal: "EVENT_ID EVENT JOB" of every terminal job event the hooks ran (repeats included).
+ha_terminal() { awk '$4 ~ /^embed_job\.(complete|failed|cancelled)$/ {print $3, $4, $5}' "$HA_LOG"; }
