@@ -1,0 +1,61 @@
+# v2 batch jobs on the shared PostgreSQL state: watched through the standby
+# (--kind batch-job, written to the shared state, applied by the active),
+# listed and shown by the standby with their kind and records, the active
+# killed (-9) mid-run: the standby takes over and every batch job's terminal
+# batch_job.* event is delivered with one event id per job, batch.done last.
+. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/pg.sh"
+pg_available || { echo "SKIP: no PostgreSQL server binaries in $PG_BIN"; exit 77; }
+pg_start
+JOBS=30
+
+start_sim
+jq -cn --argjson n "$JOBS" '{batches: [range($n) as $i | {id: ("hb" + ($i|tostring)), num_records: 10,
+  timeline: [{status:"BATCH_STATUS_IN_PROGRESS",at:0,successful:4},
+             {status: (["BATCH_STATUS_COMPLETED","BATCH_STATUS_FAILED","BATCH_STATUS_CANCELED"][$i % 3]),
+              at: (1 + ($i % 15) * 0.5), successful:10}]}]}' \
+	| sim POST /_sim/batches "$(cat)" >/dev/null || fail "create batches"
+LEASE_TTL=4s LEASE_RENEW=1s RATE=500/s BURST=50 INTERVAL_MIN=100ms INTERVAL_MAX=400ms write_conf
+node_conf a
+node_conf b
+start_node a
+wait_until node_is a active || fail "a is not active"
+start_node b
+node_is b standby || fail "b is not standby: $(node_role b)"
+
+seq 0 $((JOBS - 1)) | sed 's/^/hb/' | nctl b --json watch --kind batch-job --batch v2ha - >"$T/watch.json" 2>"$T/watch.err"
+jq -e ".added == $JOBS" "$T/watch.json" >/dev/null || fail "watch --kind batch-job through the standby: $(cat "$T/watch.json")"
+listed() { [ "$(nctl b --json list --kind batch-job | jq '[.[] | select(.kind == "batch-job")] | length')" = "$JOBS" ]; }
+wait_until listed || fail "the standby lists $(nctl b --json list --kind batch-job | jq length) batch jobs, not $JOBS"
+[ "$(nctl b --json list --kind embed-job | jq length)" = 0 ] || fail "the standby lists batch jobs as embed jobs"
+ok "$JOBS batch jobs watched through the standby; the standby lists them with their kind"
+
+# ha_v2_terminal: "EVENT_ID EVENT JOB" of every terminal batch job event the hooks ran (repeats included).
+ha_v2_terminal() { awk '$4 ~ /^batch_job\.(complete|failed|cancelled)$/ {print $3, $4, $5}' "$HA_LOG"; }
+wait_until ha_has_ids 8 ' batch_job\.\(complete\|failed\|cancelled\) ' || fail "events before the kill"
+kill -KILL "$(node_pid a)"
+wait "$(node_pid a)" 2>/dev/null || true
+wait_until node_is b active || fail "b did not take over"
+start_node a
+node_is a standby || wait_until node_is a standby || fail "a did not come back as a standby"
+ok "the active killed mid-run; b took over, a came back as a standby"
+
+wait_until grep -q ' batch.done ' "$HA_LOG" || fail "batch.done not delivered"
+wait_until sh -c "[ \"\$('$CTL' -s '$T/b.sock' --json status | jq -r .status.deliveries_pending)\" = 0 ]" || fail "deliveries pending"
+term=$(ha_v2_terminal)
+jobs_seen=$(echo "$term" | awk '{print $3}' | sort -u | wc -l)
+[ "$jobs_seen" = "$JOBS" ] || fail "terminal events delivered for $jobs_seen of $JOBS batch jobs"
+ids_per_job=$(echo "$term" | sort -u | awk '{print $3}' | uniq -d | wc -l)
+[ "$ids_per_job" = 0 ] || fail "$ids_per_job batch jobs got two different terminal event ids"
+bad=$(echo "$term" | awk '{ n = substr($3, 3) + 0; want = (n % 3 == 0) ? "complete" : (n % 3 == 1) ? "failed" : "cancelled";
+	if ($2 != "batch_job." want) print }' | wc -l)
+[ "$bad" = 0 ] || fail "$bad wrong outcomes: $(echo "$term" | head -5)"
+# batch.done started after every member's terminal event.
+last_member=$(awk '$4 ~ /^batch_job\.(complete|failed|cancelled)$/ {print $1}' "$HA_LOG" | sort -n | tail -1)
+done_at=$(awk '$4 == "batch.done" {print $1}' "$HA_LOG" | sort -n | head -1)
+[ "$done_at" -gt "$last_member" ] || fail "batch.done started before a member's terminal event"
+# The standby shows an ended batch job from the shared state: its kind and records.
+nctl a --json show hb0 >"$T/show.json" || fail "show through the standby: $(cat "$T/show.json")"
+jq -e '.job | .kind == "batch-job" and .status == "complete" and .records.num_records == 10 and .records.num_successful_records == 10' \
+	"$T/show.json" >/dev/null || fail "show through the standby: $(jq -c . "$T/show.json")"
+ok "all $JOBS batch_job terminal events delivered, one id per job, batch.done last; the standby shows kind and records"
