@@ -44,10 +44,6 @@ struct ew {
 	struct ha *ha;
 	uv_timer_t prune_timer;     /* watch: retention */
 	struct watch_v2 *v2;        /* watch: batch jobs' records and counts (watch_v2.h) */
-	struct job **cancel_q;      /* watch records cancels here, the poller sends them */
-	size_t n_cancel, cap_cancel;
-	bool sweeping;              /* poller: the list sweep works (watch schedules new jobs after it) */
-	bool sweep_wanted;          /* watch: new jobs; the poller brings the next sweep forward */
 	bool stopping;
 	bool stepping_down;         /* the lease is lost: stopping to start again as a standby */
 };

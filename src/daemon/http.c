@@ -504,7 +504,7 @@ void http_headers_add(struct http_headers *h, const char *line)
 {
 	struct curl_slist *l = curl_slist_append(h->list, line);
 	if (!l)
-		fatal("out of memory building request headers");
+		log_fatal("out of memory building request headers");
 	h->list = l;
 }
 

@@ -119,9 +119,59 @@ void jobtable_schedule(struct jobtable *t, struct job *j, uint64_t due)
 		heap_push(h, j);
 }
 
-void jobtable_reheap(struct jobtable *t)
+size_t jobtable_redue(struct jobtable *t, uint64_t (*fn)(struct job *j, void *arg), void *arg)
 {
-	heap_rebuild(due_heap(t));
+	size_t moved = 0, n = jobtable_n_queued(t);
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = jobtable_queued(t, i);
+		uint64_t due = fn(j, arg);
+		if (due != j->due) {
+			j->due = due;
+			moved++;
+		}
+	}
+	/* The keys changed in place: rebuild the heap (Floyd, bottom-up). */
+	if (moved)
+		heap_rebuild(due_heap(t));
+	return moved;
+}
+
+void jobtable_cancel_push(struct jobtable *t, struct job *j)
+{
+	if (j->flags & JF_CANCEL_QUEUED)
+		return;
+	j->flags |= JF_CANCEL_QUEUED;
+	if (t->n_cancels == t->cap_cancels) {
+		t->cap_cancels = t->cap_cancels ? t->cap_cancels * 2 : 16;
+		t->cancels = xrealloc(t->cancels, t->cap_cancels * sizeof(*t->cancels));
+	}
+	t->cancels[t->n_cancels++] = j;
+}
+
+struct job *jobtable_cancel_peek(const struct jobtable *t)
+{
+	return t->n_cancels ? t->cancels[0] : NULL;
+}
+
+struct job *jobtable_cancel_pop(struct jobtable *t)
+{
+	if (!t->n_cancels)
+		return NULL;
+	struct job *j = t->cancels[0];
+	memmove(t->cancels, t->cancels + 1, (t->n_cancels - 1) * sizeof(*t->cancels));
+	t->n_cancels--;
+	j->flags &= (uint8_t)~JF_CANCEL_QUEUED;
+	return j;
+}
+
+void jobtable_set_listed(struct jobtable *t, bool listed)
+{
+	t->listed = listed;
+}
+
+bool jobtable_listed(const struct jobtable *t)
+{
+	return t->listed;
 }
 
 struct job *jobtable_peek(struct jobtable *t)
@@ -185,6 +235,12 @@ static void free_batch(const char *k, void *v, void *arg)
 
 void jobtable_free(struct jobtable *t)
 {
+	/* A removed job only the cancel queue still held is no longer in the map. */
+	for (size_t i = 0; i < t->n_cancels; i++) {
+		struct job *j = t->cancels[i];
+		if ((j->flags & JF_REMOVED) && !(j->flags & (JF_DIRTY | JF_SEALED | JF_IN_FLIGHT)))
+			free(j);
+	}
 	strmap_each(&t->jobs, free_job, NULL);
 	strmap_each(&t->batches, free_batch, NULL);
 	strmap_free(&t->jobs);
@@ -192,5 +248,6 @@ void jobtable_free(struct jobtable *t)
 	if (t->due)
 		heap_free(t->due);
 	free(t->due);
+	free(t->cancels);
 	memset(t, 0, sizeof(*t));
 }

@@ -68,6 +68,9 @@ struct jobtable {
 	struct strmap batches;
 	struct heap *due;           /* queued jobs by due time (core/heap); made on first use */
 	size_t counts[JOB__MAX];
+	struct job **cancels;       /* jobs waiting for their cancel request, oldest first */
+	size_t n_cancels, cap_cancels;
+	bool listed;                /* the list sweep observes the embed jobs (new ones wait for it) */
 };
 
 /* A new job (not in the table yet); the caller fills the rest. */
@@ -98,11 +101,27 @@ void jobtable_schedule(struct jobtable *t, struct job *j, uint64_t due);
 void jobtable_unschedule(struct jobtable *t, struct job *j);
 /* The earliest due job, still queued, or NULL. */
 struct job *jobtable_peek(struct jobtable *t);
-/* Queued jobs, and the i-th of them in no order: for a pass over all (then jobtable_reheap if dues changed). */
+/* Queued jobs, and the i-th of them in no order (reading only: a due time changes through the functions here). */
 size_t jobtable_n_queued(const struct jobtable *t);
 struct job *jobtable_queued(const struct jobtable *t, size_t i);
-/* Restores the heap order after due times were changed in place (O(n)). */
-void jobtable_reheap(struct jobtable *t);
+/*
+ * Gives every queued job the due time fn returns for it (its own keeps it),
+ * in one pass, then restores the heap order once (O(n)); fn must not
+ * schedule, unschedule, add or remove jobs. Returns how many moved.
+ */
+size_t jobtable_redue(struct jobtable *t, uint64_t (*fn)(struct job *j, void *arg), void *arg);
+
+/* The cancel queue: jobs whose cancel request is to be sent, oldest first. */
+/* Queues j for its cancel request (nothing when it is queued already). */
+void jobtable_cancel_push(struct jobtable *t, struct job *j);
+/* The oldest job waiting for its cancel request, or NULL. */
+struct job *jobtable_cancel_peek(const struct jobtable *t);
+/* Takes the oldest out of the queue (jobtable_release it if removed). */
+struct job *jobtable_cancel_pop(struct jobtable *t);
+
+/* Whether the list sweep observes the embed jobs: the poller says, watch schedules new jobs by it. */
+void jobtable_set_listed(struct jobtable *t, bool listed);
+bool jobtable_listed(const struct jobtable *t);
 
 void jobtable_free(struct jobtable *t);
 

@@ -136,7 +136,7 @@ void log_uv_check(int r, const char *call, const char *file, int line)
 	abort();
 }
 
-void fatal(const char *fmt, ...)
+void log_fatal(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

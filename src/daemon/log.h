@@ -21,7 +21,7 @@ void log_ctx(int prio, const struct log_ctx *ctx, const char *fmt, ...) __attrib
 #define log_job(prio, jid, ...) log_ctx((prio), &(struct log_ctx){ .job_id = (jid) }, __VA_ARGS__)
 
 /* Start-up failures only: logs and exits 1. */
-void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /*
  * For libuv calls that fail only when an invariant is broken (starting a timer

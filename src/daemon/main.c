@@ -433,7 +433,7 @@ int main(int argc, char **argv)
 		log_msg(LOG_WARNING, "cannot make the process non-dumpable: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
 	if (http_global_init() < 0)
-		fatal("cannot initialise libcurl");
+		log_fatal("cannot initialise libcurl");
 	if ((r = load_key(&ew->cfg, NULL, &ew->api_key, err, sizeof(err))) == -ENOKEY) {
 		/* A configuration to finish, not a crash: EX_CONFIG, which the unit does not restart on. */
 		log_msg(LOG_ERR, "%s", err);
@@ -441,49 +441,49 @@ int main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	if (r < 0 || load_proxy_credentials(&ew->cfg, &ew->proxy_userpwd, err, sizeof(err)) < 0)
-		fatal("%s", err);
+		log_fatal("%s", err);
 
 	ew->loop = uv_default_loop();
 	ew->m.start_ms = util_wall_ms();
 	char *state_password = NULL;
 	if (load_state_password(&ew->cfg, &state_password, err, sizeof(err)) < 0)
-		fatal("%s", err);
+		log_fatal("%s", err);
 	struct store_config sc = { .loop = ew->loop, .dir = ew->cfg.state_dir, .url = ew->cfg.state_url,
 				   .password = state_password };
 	r = store_open(&sc, &ew->store, err, sizeof(err));
 	wipe_free(state_password);
 	if (r < 0)
-		fatal("%s", err);
+		log_fatal("%s", err);
 	if (http_new(ew->loop, ew->cfg.max_connections, &ew->http) < 0)
-		fatal("cannot set up HTTP");
+		log_fatal("cannot set up HTTP");
 	if (poller_new(ew, &ew->poller) < 0)
-		fatal("cannot set up the poller");
+		log_fatal("cannot set up the poller");
 	if (hooks_init(ew) < 0)
-		fatal("cannot set up hooks (see above)");
+		log_fatal("cannot set up hooks (see above)");
 	if ((r = outbox_init(ew)) < 0 || (r = watch_init(ew)) < 0)
-		fatal("cannot set up the event loop: %s", uv_strerror(r));
+		log_fatal("cannot set up the event loop: %s", uv_strerror(r));
 	if ((r = ha_init(ew, step_down)) < 0)
-		fatal("cannot set up the event loop: %s", uv_strerror(r));
+		log_fatal("cannot set up the event loop: %s", uv_strerror(r));
 	uint64_t t0 = util_mono_ms();
 	struct start_state ss = { 0 };
 	ha_start(ew, on_started, &ss);
 	/* Start-up reads may wait: the loop does not run yet. */
 	store_wait(ew->store);
 	if (ss.r < 0 || !ss.done)
-		fatal("%s", ss.done ? ss.err : "the state database did not answer");
+		log_fatal("%s", ss.done ? ss.err : "the state database did not answer");
 	outbox_run(ew);
 	store_wait(ew->store);
 	if (ew->m.store_failing)
-		fatal("state database %s is not writable: %s", store_describe(ew->store), store_error(ew->store));
+		log_fatal("state database %s is not writable: %s", store_describe(ew->store), store_error(ew->store));
 	if (control_init(ew, err, sizeof(err)) < 0 || metrics_http_init(ew, err, sizeof(err)) < 0)
-		fatal("%s", err);
+		log_fatal("%s", err);
 
 	if ((r = uv_signal_init(ew->loop, &sig_term)) < 0 || (r = uv_signal_init(ew->loop, &sig_int)) < 0 ||
 	    (r = uv_signal_init(ew->loop, &sig_hup)) < 0 || (r = uv_signal_start(&sig_term, on_signal, SIGTERM)) < 0 ||
 	    (r = uv_signal_start(&sig_int, on_signal, SIGINT)) < 0 || (r = uv_signal_start(&sig_hup, on_signal, SIGHUP)) < 0 ||
 	    (r = uv_timer_init(ew->loop, &status_timer)) < 0 || (r = uv_timer_init(ew->loop, &stop_timer)) < 0 ||
 	    (r = uv_timer_init(ew->loop, &watchdog_timer)) < 0)
-		fatal("cannot set up signals and timers: %s", uv_strerror(r));
+		log_fatal("cannot set up signals and timers: %s", uv_strerror(r));
 	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec >= 2000)
 		UV_CHECK(uv_timer_start(&watchdog_timer, on_watchdog, 0, watchdog_usec / 2000));
 	UV_CHECK(uv_timer_start(&status_timer, on_status_timer, 0, 5000));
@@ -511,7 +511,6 @@ int main(int argc, char **argv)
 	/* First: what is still in flight calls back (cancelled) while the jobs it holds exist. */
 	store_close(ew->store);
 	turn_free(&ew->turn);
-	free(ew->cancel_q);
 	jobtable_free(&ew->jobs);
 	config_clear(&ew->cfg);
 	/* The key goes back where it was found (the new process reads it and removes it again). */

@@ -141,9 +141,9 @@ bool outbox_busy(struct ew *ew)
 static void dispatch(struct ew *ew, struct turn *t)
 {
 	struct turn_row *rows = turn_committed(t);
-	bool ended = t->ended, kick = t->kick;
+	bool ended = t->ended, kick = t->kick, sweep = t->sweep;
 	uint64_t gen = t->gen;
-	t->ended = t->kick = false;
+	t->ended = t->kick = t->sweep = false;
 	/* A wait hears only of ends that are durable: those recorded since this commit began wait for theirs. */
 	if (ended && t != &ew->turn && turn_has_writes(&ew->turn)) {
 		ew->turn.ended = true;
@@ -152,6 +152,8 @@ static void dispatch(struct ew *ew, struct turn *t)
 	t->answers = 0;
 	hooks_dispatch(ew, rows, gen);
 	control_dispatch(ew, ended, gen);
+	if (sweep)
+		poller_want_sweep(ew->poller);
 	if (kick)
 		poller_kick(ew->poller);
 	turn_rows_free(rows);
@@ -202,7 +204,7 @@ static void on_committed(int r, void *arg)
 		 * these writes from the shared state; here nothing leaves.
 		 */
 		turn_rows_free(turn_committed(&o->sealed));
-		o->sealed.ended = o->sealed.kick = false;
+		o->sealed.ended = o->sealed.kick = o->sealed.sweep = false;
 		o->sealed.answers = 0;
 		ha_lost(ew, "a commit was answered after the lease could have expired");
 		return;

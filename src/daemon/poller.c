@@ -43,6 +43,12 @@ void poller_kick(struct poller *p)
 		UV_CHECK(uv_timer_start(&p->timer, on_timer, 0, 0));
 }
 
+void poller_want_sweep(struct poller *p)
+{
+	p->sweep_wanted = true;
+	poller_kick(p);
+}
+
 static void arm(struct poller *p, uint64_t delay)
 {
 	if (!p->stopped)
@@ -94,9 +100,9 @@ int poller_new(struct ew *ew, struct poller **ret)
 		p->free_slots = s;
 	}
 	poller_configure(p);
-	if (datasets_init(p) < 0 || (r = sweep_v2_init(p)) < 0)
+	if (datasets_init(p) < 0 || (r = poller_v2_init(p)) < 0)
 		return -ENOMEM;
-	return sweep_init(p);
+	return poller_sweep_init(p);
 }
 
 void poller_pause_all(struct poller *p, enum pause_reason why, uint64_t ms)
@@ -445,17 +451,15 @@ static void submit(struct poller *p, struct job *j, enum slot_kind kind)
 static bool run_cancels(struct poller *p, uint64_t now)
 {
 	struct ew *ew = p->ew;
-	while (ew->n_cancel && p->free_slots) {
-		struct job *j = ew->cancel_q[0];
+	struct job *j;
+	while (p->free_slots && (j = jobtable_cancel_peek(&ew->jobs))) {
 		if (j->flags & JF_IN_FLIGHT)
 			break;          /* a poll of it is running: the cancel goes after */
 		if (!(j->flags & JF_REMOVED) && !watch_job_ended(j) && !sched_bucket_take(&p->bucket, now)) {
 			arm(p, sched_bucket_wait(&p->bucket, now));
 			return false;
 		}
-		memmove(ew->cancel_q, ew->cancel_q + 1, (ew->n_cancel - 1) * sizeof(*ew->cancel_q));
-		ew->n_cancel--;
-		j->flags &= (uint8_t)~JF_CANCEL_QUEUED;
+		jobtable_cancel_pop(&ew->jobs);
 		if (j->flags & JF_REMOVED) {
 			jobtable_release(j);
 			continue;
@@ -487,7 +491,7 @@ static void run(struct poller *p)
 			log_msg(LOG_NOTICE, "rate-limit pause over; polling again at %.2f requests/s", sched_bucket_rate(&p->bucket));
 			p->pause = PAUSE_NONE;
 			poller_gauges(p);
-		} else if (p->in_flight > 0 || p->sweep_in_flight || datasets_busy(p) || sweep_v2_busy(p)) {
+		} else if (p->in_flight > 0 || p->sweep_in_flight || datasets_busy(p) || poller_v2_busy(p)) {
 			/* Auth, TLS and base-URL pauses probe again with one request at a time. */
 			return;
 		}
@@ -505,20 +509,20 @@ static void run(struct poller *p)
 		ds_wait = ds_deadline;
 	/* Then the list sweep, which observes every job at once, if the planner says it pays. */
 	poller_plan(p, now);
-	if (ew->sweep_wanted) {
-		ew->sweep_wanted = false;
-		sweep_want_full(p);
+	if (p->sweep_wanted) {
+		p->sweep_wanted = false;
+		poller_sweep_want_full(p);
 		/* Brought forward, but never closer to the last list than the budgets allow. */
 		uint64_t earliest = p->sweep_last + p->plan.sweep_floor_ms;
 		if (p->sweep_due > now)
 			p->sweep_due = earliest > now ? earliest : now;
 	}
-	if (sweep_due_now(p, now, &sweep_wait)) {
+	if (poller_sweep_due_now(p, now, &sweep_wait)) {
 		if (!sched_bucket_take(&p->bucket, now)) {
 			arm(p, sched_bucket_wait(&p->bucket, now));
 			return;
 		}
-		sweep_start(p);
+		poller_sweep_start(p);
 		if (p->pause != PAUSE_NONE) {
 			p->paused_until = now + 60000;
 			return;
@@ -526,12 +530,12 @@ static void run(struct poller *p)
 	}
 	/* And the v2 sweep's pages (batch jobs), from the same bucket. */
 	uint64_t v2_wait;
-	if (sweep_v2_due_now(p, now, &v2_wait)) {
+	if (poller_v2_due_now(p, now, &v2_wait)) {
 		if (!sched_bucket_take(&p->bucket, now)) {
 			arm(p, sched_bucket_wait(&p->bucket, now));
 			return;
 		}
-		sweep_v2_start(p);
+		poller_v2_start(p);
 		if (p->pause != PAUSE_NONE) {
 			p->paused_until = now + 60000;
 			return;
@@ -586,8 +590,8 @@ void poller_stop(struct poller *p)
 	struct ew *ew = p->ew;
 	p->stopped = true;
 	uv_timer_stop(&p->timer);
-	sweep_stop(p);
-	sweep_v2_stop(p);
+	poller_sweep_stop(p);
+	poller_v2_stop(p);
 	datasets_stop(p);
 	for (unsigned i = 0; i < p->n_slots; i++) {
 		struct poll_slot *s = &p->slots[i];
@@ -620,8 +624,8 @@ void poller_free(struct poller *p)
 	for (unsigned i = 0; i < p->n_slots; i++)
 		http_req_free(p->slots[i].req);
 	free(p->slots);
-	sweep_free(p);
-	sweep_v2_free(p);
+	poller_sweep_free(p);
+	poller_v2_free(p);
 	datasets_free(p);
 	for (size_t i = 0; i < p->warnings.cap; i++)
 		free(p->warnings.slots[i].val);

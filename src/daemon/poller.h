@@ -12,6 +12,8 @@
 int poller_new(struct ew *ew, struct poller **ret);
 /* Runs the scheduler soon (a 0 ms timer); for the outbox after a commit with new due jobs. */
 void poller_kick(struct poller *p);
+/* New embed jobs were committed: the next list sweep is brought forward (as the budgets allow) and asked for in full. */
+void poller_want_sweep(struct poller *p);
 /* Builds request headers from the current key and config and sets the budget (start and reload). */
 void poller_configure(struct poller *p);
 /* Resumes after a reload: clears an auth or base-URL pause. */

@@ -66,6 +66,7 @@ struct poller {
 	uint64_t list_known_at;         /* loop ms list_wire was measured */
 	double poll_wire_avg;           /* per-id answers on the wire, a moving average */
 	size_t unlisted;                /* live jobs the last list did not show */
+	bool sweep_wanted;              /* new embed jobs: the next sweep comes sooner, in full */
 	struct jsplit split;
 	char start_rfc3339[40];         /* discovery: jobs created before the daemon started are history */
 	/* Turn 3: the output datasets of complete events (datasets.c), the v2 sweep (poller_v2.c) */
@@ -89,8 +90,12 @@ void poller_note_warning(struct poller *p, const char *job_id, const char *text)
 
 /* Watched jobs not ended. */
 size_t poller_live_jobs(const struct ew *ew);
-/* Every queued job due later than within is made due within it (spread): per-id polling takes over. */
-void poller_all_per_id(struct poller *p, uint64_t within);
+/*
+ * Every queued job of that kind due later than within is made due within it
+ * (spread): per-id polling takes over (embed jobs from the list sweep, batch
+ * jobs from the v2 sweep: each kind follows its own).
+ */
+void poller_all_per_id(struct poller *p, enum job_kind kind, uint64_t within);
 /* Plans from what was measured (each run); on a change of mode says so once and moves the jobs. */
 void poller_plan(struct poller *p, uint64_t now);
 /* After a per-id answer about j: its next poll within the plan's interval (the budget spread over the jobs). */
@@ -101,25 +106,25 @@ void poller_plan_list_cost(struct poller *p, const struct http_result *res, bool
 void poller_plan_poll_cost(struct poller *p, uint64_t wire);
 
 /* The sweep: set up, whether one should start now, start it, stop it. */
-int sweep_init(struct poller *p);
+int poller_sweep_init(struct poller *p);
 /* True when a sweep should start at now (sets *ret_wait to the ms until it is due otherwise). */
-bool sweep_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait);
+bool poller_sweep_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait);
 /* Starts a sweep (a token was taken). */
-void sweep_start(struct poller *p);
+void poller_sweep_start(struct poller *p);
 /* New watches: the next list is asked for in full, not "if changed" (a 304 would not show them). */
-void sweep_want_full(struct poller *p);
-void sweep_stop(struct poller *p);
-void sweep_free(struct poller *p);
+void poller_sweep_want_full(struct poller *p);
+void poller_sweep_stop(struct poller *p);
+void poller_sweep_free(struct poller *p);
 
 /* The v2 sweep (poller_v2.c): set up, whether a page should go now, send it, stop, free, running. */
-int sweep_v2_init(struct poller *p);
+int poller_v2_init(struct poller *p);
 /* True when a page should be sent at now (sets *ret_wait to the ms until the next sweep otherwise). */
-bool sweep_v2_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait);
+bool poller_v2_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait);
 /* Sends the next page of the sweep, starting one if none runs (a token was taken). */
-void sweep_v2_start(struct poller *p);
-void sweep_v2_stop(struct poller *p);
-void sweep_v2_free(struct poller *p);
-bool sweep_v2_busy(const struct poller *p);
+void poller_v2_start(struct poller *p);
+void poller_v2_stop(struct poller *p);
+void poller_v2_free(struct poller *p);
+bool poller_v2_busy(const struct poller *p);
 
 /* The output datasets of held complete events (datasets.c): request slots, set up and freed with the poller. */
 int datasets_init(struct poller *p);

@@ -27,23 +27,26 @@ size_t poller_live_jobs(const struct ew *ew)
 	return n - watch_v2_live(ew->v2);
 }
 
-void poller_all_per_id(struct poller *p, uint64_t within)
+/* Within [now, now + within), for the jobs of one kind due later: for jobtable_redue. */
+struct spread {
+	uint64_t now, within;
+	int kind;
+};
+
+static uint64_t spread_due(struct job *j, void *arg)
+{
+	const struct spread *s = arg;
+	/* Spread over `within`, not all at once: the bucket would serve them in a burst anyway. */
+	if (j->kind == s->kind && j->due > s->now + s->within)
+		return s->now + (uint64_t)(util_rand_unit() * (double)s->within);
+	return j->due;
+}
+
+void poller_all_per_id(struct poller *p, enum job_kind kind, uint64_t within)
 {
 	struct ew *ew = p->ew;
-	uint64_t now = ew_now(ew);
-	bool moved = false;
-	/* Spread over `within`, not all at once: the bucket would serve them in a burst anyway. */
-	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
-		struct job *j = jobtable_queued(&ew->jobs, i);
-		/* Batch jobs follow the v2 sweep, which has its own fallback. */
-		if (j->kind == JOB_KIND_EMBED && j->due > now + within) {
-			j->due = now + (uint64_t)(util_rand_unit() * (double)within);
-			moved = true;
-		}
-	}
-	/* The keys changed: rebuild the heap (Floyd, bottom-up). */
-	if (moved)
-		jobtable_reheap(&ew->jobs);
+	struct spread s = { .now = ew_now(ew), .within = within, .kind = (int)kind };
+	jobtable_redue(&ew->jobs, spread_due, &s);
 }
 
 static void say(struct poller *p, const struct planner_out *o)
@@ -98,16 +101,16 @@ void poller_plan(struct poller *p, uint64_t now)
 	if (o.mode != before) {
 		if (o.mode == PLAN_PER_ID && o.poll_every_ms) {
 			/* Jobs the list saw wait at a trickle: they are polled per id from now on. */
-			poller_all_per_id(p, o.poll_every_ms);
+			poller_all_per_id(p, JOB_KIND_EMBED, o.poll_every_ms);
 		} else if (o.mode == PLAN_SWEEP && p->sweep_due > now) {
 			p->sweep_due = now;
 		}
 	}
 	/* Watches wait for the next sweep unless per-id polling is the mode (idle: the sweep comes with them). */
 	if (o.mode == PLAN_PER_ID)
-		ew->sweeping = false;
+		jobtable_set_listed(&ew->jobs, false);
 	else if (before == PLAN_PER_ID && o.mode == PLAN_SWEEP && c->sweep && !in.list_failing)
-		ew->sweeping = true;
+		jobtable_set_listed(&ew->jobs, true);
 	ew->m.plan_mode = o.mode;
 	ew->m.plan_why = o.why;
 	ew->m.plan_delay_ms = o.delay_ms;

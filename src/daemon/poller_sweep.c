@@ -28,7 +28,7 @@
 
 static void sweep_done(struct http_req *req, const struct http_result *res, void *arg);
 
-int sweep_init(struct poller *p)
+int poller_sweep_init(struct poller *p)
 {
 	struct ew *ew = p->ew;
 	p->sweep_interval = ew->cfg.sweep_interval_ms;
@@ -38,11 +38,11 @@ int sweep_init(struct poller *p)
 		return -ENOMEM;
 	/* Compressed: list_max_bytes caps the decoded list, whatever it cost on the wire. */
 	http_req_compressed(p->sweep_req, true);
-	ew->sweeping = ew->cfg.sweep;
+	jobtable_set_listed(&ew->jobs, ew->cfg.sweep);
 	return 0;
 }
 
-void sweep_free(struct poller *p)
+void poller_sweep_free(struct poller *p)
 {
 	http_req_free(p->sweep_req);
 	p->sweep_req = NULL;
@@ -51,7 +51,7 @@ void sweep_free(struct poller *p)
 	free(p->list_last_modified);
 }
 
-void sweep_want_full(struct poller *p)
+void poller_sweep_want_full(struct poller *p)
 {
 	p->list_full_wanted = true;
 }
@@ -95,7 +95,7 @@ static void keep_validators(struct poller *p, struct http_req *req)
 	p->list_gen_ok = p->sweep_gen;
 }
 
-void sweep_stop(struct poller *p)
+void poller_sweep_stop(struct poller *p)
 {
 	if (p->sweep_in_flight) {
 		http_cancel(p->sweep_req);
@@ -103,7 +103,7 @@ void sweep_stop(struct poller *p)
 	}
 }
 
-bool sweep_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
+bool poller_sweep_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
 {
 	struct ew *ew = p->ew;
 	*ret_wait = UINT64_MAX;
@@ -138,9 +138,9 @@ static void fall_back(struct poller *p, const char *why)
 		why, SWEEP_FALLBACK_MS / 60000);
 	p->sweep_off_until = ew_now(ew) + SWEEP_FALLBACK_MS;
 	p->list_gen_ok = 0;     /* the next list, in 5 minutes, is read in full */
-	ew->sweeping = false;
+	jobtable_set_listed(&ew->jobs, false);
 	ew->m.sweep_fallbacks++;
-	poller_all_per_id(p, ew->cfg.interval_min_ms);
+	poller_all_per_id(p, JOB_KIND_EMBED, ew->cfg.interval_min_ms);
 }
 
 /* Discovery: an unwatched job of the list that matches [discover] becomes watched. Returns it or NULL. */
@@ -218,7 +218,7 @@ static int on_chunk(const char *data, size_t len, void *arg)
 	return jsplit_feed(&p->split, data, len) < 0 ? -1 : 0;
 }
 
-void sweep_start(struct poller *p)
+void poller_sweep_start(struct poller *p)
 {
 	struct ew *ew = p->ew;
 	char url[1024];
@@ -260,30 +260,28 @@ void sweep_start(struct poller *p)
 }
 
 /* After a good sweep: jobs it did not list are polled per id now (they may be new, or gone from the list). */
+static uint64_t unlisted_due(struct job *j, void *arg)
+{
+	struct poller *p = arg;
+	uint64_t now = ew_now(p->ew);
+	/* Batch jobs are the v2 sweep's (poller_v2.c). */
+	if (j->sweep_gen == p->sweep_gen || j->kind != JOB_KIND_EMBED)
+		return j->due;
+	p->unlisted++;
+	if (j->due <= now)
+		return j->due;
+	if (j->added_ms >= p->sweep_started_wall) {
+		/* Watched after this sweep began: the next sweep may list it. */
+		p->sweep_wanted = true;
+		return j->due;
+	}
+	return now;
+}
+
 static void poll_the_unlisted(struct poller *p)
 {
-	struct ew *ew = p->ew;
-	uint64_t now = ew_now(ew);
-	bool changed = false;
 	p->unlisted = 0;
-	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
-		struct job *j = jobtable_queued(&ew->jobs, i);
-		/* Batch jobs are the v2 sweep's (poller_v2.c). */
-		if (j->sweep_gen == p->sweep_gen || j->kind != JOB_KIND_EMBED)
-			continue;
-		p->unlisted++;
-		if (j->due <= now)
-			continue;
-		if (j->added_ms >= p->sweep_started_wall) {
-			/* Watched after this sweep began: the next sweep may list it. */
-			ew->sweep_wanted = true;
-			continue;
-		}
-		j->due = now;
-		changed = true;
-	}
-	if (changed)
-		jobtable_reheap(&ew->jobs);
+	jobtable_redue(&p->ew->jobs, unlisted_due, p);
 }
 
 static void seen_again(const char *id, void *v, void *arg)
@@ -375,7 +373,7 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		sweep_failed(p, p->split.error ? p->split.error : res->error_text);
 	} else if (res->status == 304 && p->list_conditional) {
 		p->sweep_fail_run = 0;
-		ew->sweeping = true;
+		jobtable_set_listed(&ew->jobs, true);
 		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
 		p->list_known_at = ew_now(ew);
 		not_modified(p);
@@ -390,7 +388,7 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		sweep_failed(p, why);
 	} else {
 		p->sweep_fail_run = 0;
-		ew->sweeping = true;
+		jobtable_set_listed(&ew->jobs, true);
 		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
 		ew->m.sweep_listed = p->split.elements;
 		ew->m.list_wire_bytes = res->wire_bytes;

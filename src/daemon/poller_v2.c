@@ -57,7 +57,7 @@ struct sweep_v2 {
 
 static void page_done(struct http_req *req, const struct http_result *res, void *arg);
 
-int sweep_v2_init(struct poller *p)
+int poller_v2_init(struct poller *p)
 {
 	struct ew *ew = p->ew;
 	struct sweep_v2 *s = xcalloc(1, sizeof(*s));
@@ -79,7 +79,7 @@ static void end_sweep(struct sweep_v2 *s)
 	s->token = NULL;
 }
 
-void sweep_v2_stop(struct poller *p)
+void poller_v2_stop(struct poller *p)
 {
 	struct sweep_v2 *s = p->v2;
 	if (s && s->in_flight) {
@@ -90,18 +90,18 @@ void sweep_v2_stop(struct poller *p)
 		end_sweep(s);
 }
 
-void sweep_v2_free(struct poller *p)
+void poller_v2_free(struct poller *p)
 {
 	struct sweep_v2 *s = p->v2;
 	if (!s)
 		return;
-	sweep_v2_stop(p);
+	poller_v2_stop(p);
 	http_req_free(s->req);
 	free(s);
 	p->v2 = NULL;
 }
 
-bool sweep_v2_busy(const struct poller *p)
+bool poller_v2_busy(const struct poller *p)
 {
 	return p->v2 && p->v2->in_flight;
 }
@@ -111,24 +111,18 @@ static bool discovering(const struct ew *ew)
 	return ew->cfg.discover && (ew->cfg.discover_kinds & (1u << JOB_KIND_BATCH));
 }
 
-/* Every live batch job due soon (spread over the minimum interval): per-id polling takes over. */
-static void all_per_id(struct poller *p)
-{
-	struct ew *ew = p->ew;
-	uint64_t now = ew_now(ew);
-	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
-		struct job *j = jobtable_queued(&ew->jobs, i);
-		if (j->kind == JOB_KIND_BATCH && j->due > now + ew->cfg.interval_min_ms)
-			j->due = now + (uint64_t)(util_rand_unit() * (double)ew->cfg.interval_min_ms);
-	}
-	jobtable_reheap(&ew->jobs);
-}
 
 /*
  * New batch jobs the sweep has not seen: one read of every page covers them
  * all, a poll each covers one. Returns true when the full read is cheaper;
  * else they are made due for their polls.
  */
+static uint64_t unseen_due(struct job *j, void *arg)
+{
+	uint64_t now = ew_now(arg);
+	return j->kind == JOB_KIND_BATCH && j->status == JOB_NONE && j->due > now ? now : j->due;
+}
+
 static bool cover_new(struct poller *p)
 {
 	struct ew *ew = p->ew;
@@ -137,21 +131,11 @@ static bool cover_new(struct poller *p)
 		return false;
 	if (unseen >= p->v2->full_pages)
 		return true;
-	uint64_t now = ew_now(ew);
-	bool moved = false;
-	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
-		struct job *j = jobtable_queued(&ew->jobs, i);
-		if (j->kind == JOB_KIND_BATCH && j->status == JOB_NONE && j->due > now) {
-			j->due = now;
-			moved = true;
-		}
-	}
-	if (moved)
-		jobtable_reheap(&ew->jobs);
+	jobtable_redue(&ew->jobs, unseen_due, ew);
 	return false;
 }
 
-bool sweep_v2_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
+bool poller_v2_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
 {
 	struct ew *ew = p->ew;
 	struct sweep_v2 *s = p->v2;
@@ -185,7 +169,7 @@ bool sweep_v2_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
 	return true;
 }
 
-void sweep_v2_start(struct poller *p)
+void poller_v2_start(struct poller *p)
 {
 	struct ew *ew = p->ew;
 	struct sweep_v2 *s = p->v2;
@@ -306,30 +290,47 @@ static void entry(struct poller *p, json_object *e)
  * (it would be newer than the cut-off); one never observed, or any after a
  * read of every page (it is missing from the list), is polled per id now.
  */
+/* One pass of after_sweep: the unlisted jobs polled now, and those seen unchanged collected for after the pass. */
+struct after {
+	struct poller *p;
+	uint64_t now;
+	struct job **same;
+	size_t n_same, cap_same;
+};
+
+static uint64_t after_due(struct job *j, void *arg)
+{
+	struct after *a = arg;
+	struct sweep_v2 *s = a->p->v2;
+	if (j->kind != JOB_KIND_BATCH || j->sweep_gen == s->gen || j->due <= a->now)
+		return j->due;
+	if (j->added_ms >= s->started_wall) {
+		watch_v2_want_sweep(a->p->ew->v2);    /* watched after this sweep began: the next one may list it */
+		return j->due;
+	}
+	if (s->cut && j->status != JOB_NONE && j->status != JOB_UNKNOWN) {
+		/* Rescheduled by watch after the pass: the heap must not change under it. */
+		if (a->n_same == a->cap_same) {
+			a->cap_same = a->cap_same ? a->cap_same * 2 : 64;
+			a->same = xrealloc(a->same, a->cap_same * sizeof(*a->same));
+		}
+		a->same[a->n_same++] = j;
+		return j->due;
+	}
+	return a->now;
+}
+
 static void after_sweep(struct poller *p)
 {
 	struct ew *ew = p->ew;
-	struct sweep_v2 *s = p->v2;
-	uint64_t now = ew_now(ew);
-	bool moved = false;
-	for (size_t i = 0; i < jobtable_n_queued(&ew->jobs); i++) {
-		struct job *j = jobtable_queued(&ew->jobs, i);
-		if (j->kind != JOB_KIND_BATCH || j->sweep_gen == s->gen || j->due <= now)
-			continue;
-		if (j->added_ms >= s->started_wall) {
-			watch_v2_want_sweep(ew->v2);    /* watched after this sweep began: the next one may list it */
-			continue;
-		}
-		if (s->cut && j->status != JOB_NONE && j->status != JOB_UNKNOWN) {
-			j->sweep_gen = s->gen;
-			watch_seen_unchanged(ew, j, (enum job_status)j->status);
-			continue;
-		}
-		j->due = now;
-		moved = true;
+	struct after a = { .p = p, .now = ew_now(ew) };
+	jobtable_redue(&ew->jobs, after_due, &a);
+	for (size_t i = 0; i < a.n_same; i++) {
+		struct job *j = a.same[i];
+		j->sweep_gen = p->v2->gen;
+		watch_seen_unchanged(ew, j, (enum job_status)j->status);
 	}
-	if (moved)
-		jobtable_reheap(&ew->jobs);
+	free(a.same);
 }
 
 static void next_sweep(struct poller *p, bool ok)
@@ -350,7 +351,7 @@ static void next_sweep(struct poller *p, bool ok)
 	for (int st = 0; st < JOB__MAX; st++)
 		if (!job_status_ended((enum job_status)st))
 			live += ew->jobs.counts[st];
-	bool v1 = ew->cfg.sweep && ew->sweeping && live > watch_v2_live(ew->v2);
+	bool v1 = ew->cfg.sweep && jobtable_listed(&ew->jobs) && live > watch_v2_live(ew->v2);
 	double share = v1 ? 4000.0 : 2000.0;
 	uint64_t floor_ms = ew->cfg.rate_per_s > 0 ? (uint64_t)(share * (s->pages ? s->pages : 1) / ew->cfg.rate_per_s) : 0;
 	uint64_t d = s->interval > floor_ms ? s->interval : floor_ms;
@@ -368,7 +369,8 @@ static void fall_back(struct poller *p, const char *why)
 	s->cutoff_ms = INT64_MIN;       /* the next sweep reads everything again */
 	watch_v2_set_sweeping(ew->v2, false);
 	ew->m.batch_sweep_fallbacks++;
-	all_per_id(p);
+	/* Every live batch job due soon (spread over the minimum interval): per-id polling takes over. */
+	poller_all_per_id(p, JOB_KIND_BATCH, ew->cfg.interval_min_ms);
 }
 
 static void failed(struct poller *p, const char *why)

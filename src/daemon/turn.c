@@ -146,8 +146,9 @@ void turn_unseal(struct turn *t, struct turn *s)
 	s->n_dirty = 0;
 	t->ended |= s->ended;
 	t->kick |= s->kick;
+	t->sweep |= s->sweep;
 	t->answers += s->answers;
-	s->ended = s->kick = false;
+	s->ended = s->kick = s->sweep = false;
 	s->answers = 0;
 }
 

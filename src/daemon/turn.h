@@ -57,6 +57,7 @@ struct turn {
 	size_t n_upd, cap_upd;
 	bool ended;                 /* a job ended or left: waits may be satisfied */
 	bool kick;                  /* the poller has new due jobs */
+	bool sweep;                 /* new embed jobs: the poller brings the next list sweep forward */
 	unsigned answers;           /* control answers held for this commit */
 	/*
 	 * The number of this record: what is held for it (answers, claimed

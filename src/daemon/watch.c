@@ -416,14 +416,7 @@ void watch_cancel(struct ew *ew, struct job *j, bool expire)
 		j->cancel_expire = expire;
 		turn_touch(&ew->turn, j);
 	}
-	if (!(j->flags & JF_CANCEL_QUEUED)) {
-		j->flags |= JF_CANCEL_QUEUED;
-		if (ew->n_cancel == ew->cap_cancel) {
-			ew->cap_cancel = ew->cap_cancel ? ew->cap_cancel * 2 : 16;
-			ew->cancel_q = xrealloc(ew->cancel_q, ew->cap_cancel * sizeof(*ew->cancel_q));
-		}
-		ew->cancel_q[ew->n_cancel++] = j;
-	}
+	jobtable_cancel_push(&ew->jobs, j);
 	ew->turn.kick = true;
 }
 
@@ -510,14 +503,14 @@ int watch_add_kind(struct ew *ew, const char *id, const char *batch, enum job_ki
 		} else {
 			jobtable_schedule(&ew->jobs, j, ew_now(ew));
 		}
-	} else if (ew->sweeping) {
+	} else if (jobtable_listed(&ew->jobs)) {
 		/*
 		 * First look right after watch. While the list sweep works, the next
 		 * sweep is brought forward instead, and only an id it does not list is
 		 * polled on its own (the sweep makes it due); the per-id poll here is the
 		 * fallback should that sweep fail. The poller hears of it after the commit.
 		 */
-		ew->sweep_wanted = true;
+		ew->turn.sweep = true;
 		jobtable_schedule(&ew->jobs, j, ew_now(ew) + ew->cfg.request_timeout_ms + ew->cfg.sweep_interval_ms);
 	} else {
 		jobtable_schedule(&ew->jobs, j, ew_now(ew));

@@ -1,7 +1,8 @@
 /*
  * The job table through jobtable.h: due jobs come out earliest first and keep
  * their heap index; re-scheduling, unscheduling and a reheap after due times
- * changed in place keep the order; detach takes a job out of the table, the
+ * changed over one pass (jobtable_redue) keep the order; the cancel queue
+ * keeps its jobs oldest first, once each, and holds a removed one; detach takes a job out of the table, the
  * heap and its batch, and the caller still owns it; a removed job waits for
  * its marks to clear; batches keep their members and counts right.
  */
@@ -53,6 +54,13 @@ static size_t drain(struct jobtable *t)
 	return n;
 }
 
+/* For jobtable_redue: every other job (by a coin) earlier, below 100; the rest keep theirs. */
+static uint64_t some_earlier(struct job *j, void *arg)
+{
+	(void)arg;
+	return rnd() % 2 ? rnd() % 100 : j->due;
+}
+
 static void test_heap_order(void **state)
 {
 	enum { N = 300 };
@@ -82,13 +90,9 @@ static void test_heap_order(void **state)
 	}
 	check_indexes(&t);
 	assert_int_equal(jobtable_n_queued(&t), N - N / 4);
-	/* Dues changed in place over a pass, then one reheap (as the sweep does). */
-	for (size_t i = 0; i < jobtable_n_queued(&t); i++) {
-		struct job *j = jobtable_queued(&t, i);
-		if (rnd() % 2)
-			j->due = rnd() % 100;
-	}
-	jobtable_reheap(&t);
+	/* Dues changed over one pass (as the sweep does), the heap order restored once. */
+	size_t moved = jobtable_redue(&t, some_earlier, NULL);
+	assert_true(moved > 0 && moved < jobtable_n_queued(&t));
 	check_indexes(&t);
 	assert_int_equal(drain(&t), N - N / 4);
 	assert_null(jobtable_peek(&t));
@@ -154,6 +158,52 @@ static void test_remove_waits_for_marks(void **state)
 	jobtable_free(&t);
 }
 
+/* The cancel queue: oldest first, each job once; a removed job it holds waits for it. */
+static void test_cancel_queue(void **state)
+{
+	struct jobtable t = { 0 };
+	struct job *a = add(&t, "a"), *b = add(&t, "b"), *c = add(&t, "c");
+	assert_null(jobtable_cancel_peek(&t));
+	assert_null(jobtable_cancel_pop(&t));
+	jobtable_cancel_push(&t, b);
+	jobtable_cancel_push(&t, a);
+	jobtable_cancel_push(&t, b);            /* queued already: not twice */
+	jobtable_cancel_push(&t, c);
+	assert_true(b->flags & JF_CANCEL_QUEUED);
+	assert_ptr_equal(jobtable_cancel_peek(&t), b);
+	assert_ptr_equal(jobtable_cancel_pop(&t), b);
+	assert_false(b->flags & JF_CANCEL_QUEUED);
+	/* Removed while queued: held until the queue lets go of it. */
+	jobtable_remove(&t, a);
+	assert_null(jobtable_get(&t, "a"));
+	assert_true(a->flags & JF_REMOVED);
+	assert_ptr_equal(jobtable_cancel_pop(&t), a);
+	jobtable_release(a);                    /* freed now */
+	assert_ptr_equal(jobtable_cancel_peek(&t), c);
+	/* Pushed again after it left the queue: queued again, at the end. */
+	jobtable_cancel_push(&t, b);
+	assert_ptr_equal(jobtable_cancel_pop(&t), c);
+	assert_ptr_equal(jobtable_cancel_pop(&t), b);
+	assert_null(jobtable_cancel_pop(&t));
+	/* A removed job still queued at the end is freed with the table (ASan sees a leak otherwise). */
+	struct job *d = add(&t, "d");
+	jobtable_cancel_push(&t, d);
+	jobtable_remove(&t, d);
+	assert_true(d->flags & JF_REMOVED);
+	jobtable_free(&t);
+}
+
+static void test_listed(void **state)
+{
+	struct jobtable t = { 0 };
+	assert_false(jobtable_listed(&t));      /* not until the poller says the sweep works */
+	jobtable_set_listed(&t, true);
+	assert_true(jobtable_listed(&t));
+	jobtable_set_listed(&t, false);
+	assert_false(jobtable_listed(&t));
+	jobtable_free(&t);
+}
+
 static void test_batches(void **state)
 {
 	struct jobtable t = { 0 };
@@ -212,6 +262,8 @@ int main(void)
 		cmocka_unit_test(test_detach),
 		cmocka_unit_test(test_remove_waits_for_marks),
 		cmocka_unit_test(test_batches),
+		cmocka_unit_test(test_cancel_queue),
+		cmocka_unit_test(test_listed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

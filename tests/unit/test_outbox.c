@@ -91,6 +91,7 @@ void hooks_dispatch(struct ew *ew, const struct turn_row *rows, uint64_t gen)
 void control_dispatch(struct ew *ew, bool ended, uint64_t gen) { note("waiters"); last_ended = ended; }
 void control_commit_failed(struct ew *ew, const char *why) { note("answers-failed"); }
 void poller_kick(struct poller *p) { note("kick"); }
+void poller_want_sweep(struct poller *p) { note("sweep"); }
 /* The lease: held and confirmed unless a test says otherwise. */
 static bool lease_stale;
 bool store_lease_held(struct store *s) { return true; }

@@ -39,7 +39,6 @@ static int teardown(void **state)
 	turn_free(&ew.turn);
 	jobtable_free(&ew.jobs);
 	config_clear(&ew.cfg);
-	free(ew.cancel_q);
 	watch_v2_free(ew.v2);
 	return 0;
 }
@@ -150,6 +149,32 @@ static void test_daemon_ends_a_job(void **state)
 	json_object_put(doc);
 	turn_rows_free(rows);
 	assert_true(watch_job_ended(j));
+}
+
+/* A new embed job: polled at once, or, while the list sweep works, left to the next sweep (asked for with the commit). */
+static void test_new_job_and_the_sweep(void **state)
+{
+	uint64_t now = ew_now(&ew);
+	watch_add(&ew, "n1", NULL);
+	assert_false(ew.turn.sweep);
+	assert_true(ew.turn.kick);
+	assert_true(jobtable_get(&ew.jobs, "n1")->due <= now);
+	turn_rows_free(commit());
+	jobtable_set_listed(&ew.jobs, true);
+	watch_add(&ew, "n2", NULL);
+	assert_true(ew.turn.sweep);
+	/* The per-id poll is only the fallback, after the sweep had its chance. */
+	assert_true(jobtable_get(&ew.jobs, "n2")->due > now + ew.cfg.sweep_interval_ms);
+	turn_rows_free(commit());
+	/* A cancel is queued in the job table, once, for the poller. */
+	struct job *j = jobtable_get(&ew.jobs, "n1");
+	watch_cancel(&ew, j, false);
+	watch_cancel(&ew, j, false);
+	assert_ptr_equal(jobtable_cancel_peek(&ew.jobs), j);
+	assert_ptr_equal(jobtable_cancel_pop(&ew.jobs), j);
+	assert_null(jobtable_cancel_peek(&ew.jobs));
+	assert_int_equal(j->cancel, CANCEL_REQUESTED);
+	turn_rows_free(commit());
 }
 
 static void test_retention(void **state)
@@ -320,6 +345,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_transitions_and_batch_done, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_ends_a_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_job_and_the_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dataset_given_up, setup, teardown),
