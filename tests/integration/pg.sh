@@ -3,12 +3,16 @@
 # as root), a Unix socket only (listen_addresses = ''), password
 # authentication, started and stopped by the test and removed on exit with
 # the rest of $T. Source after lib.sh; pg_start sets PG_URL and PG_PASSFILE.
+# With PG_TLS=1 it also listens on a free loopback TCP port for TLS only
+# (hostssl), its certificate for DNS:localhost signed by a CA made here
+# ($PG_DIR/ca.crt); pg_start sets PG_TLS_PORT.
 # shellcheck shell=bash
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_DIR="$T/pg"
 PG_PASSWORD=ew-test-$RANDOM$RANDOM
 PG_RUNNING=0
+PG_PORT=5432                # the Unix socket's name (.s.PGSQL.PORT); the TLS port with PG_TLS=1
 
 # pg_available: the server binaries are installed (else the test skips: exit 77).
 pg_available() { [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ]; }
@@ -39,6 +43,7 @@ fsync = off
 full_page_writes = off
 max_connections = 40
 PGCONF
+		[ "${PG_TLS:-0}" = 1 ] && pg_tls_setup
 		rm -f "$PG_DIR/pw"
 		# The daemon's password file: its own, mode 0600.
 		PG_PASSFILE="$T/state-password"
@@ -47,9 +52,34 @@ PGCONF
 	fi
 	pg_ctl_do -w -t "$EW_LIMIT" start >/dev/null || fail "PostgreSQL did not start"
 	PG_RUNNING=1
-	PG_URL="postgresql://embedwatch@/postgres?host=$PG_DIR"
+	PG_URL="postgresql://embedwatch@/postgres?host=$PG_DIR&port=$PG_PORT"
 	export PGPASSWORD=$PG_PASSWORD
 	wait_until psql_q "SELECT 1" || fail "PostgreSQL does not answer"
+}
+
+# pg_tls_setup: a CA, the server's certificate (DNS:localhost only) and TLS-only TCP access (see above).
+pg_tls_setup() {
+	local d="$PG_DIR/data"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$PG_DIR/ca.key" \
+		-out "$PG_DIR/ca.crt" -days 30 -subj "/CN=embedwatch test pg ca" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null || fail "pg ca"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$d/server.key" \
+		-out "$d/server.crt" -days 30 -subj "/CN=localhost" -CA "$PG_DIR/ca.crt" -CAkey "$PG_DIR/ca.key" \
+		-addext subjectAltName=DNS:localhost -addext basicConstraints=CA:FALSE 2>/dev/null || fail "pg server certificate"
+	chmod 600 "$d/server.key"
+	PG_TLS_PORT=$(free_port)
+	PG_PORT=$PG_TLS_PORT
+	cat >>"$d/postgresql.conf" <<PGCONF
+listen_addresses = '127.0.0.1'
+port = $PG_TLS_PORT
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+PGCONF
+	# TLS or nothing over TCP: the first matching line wins.
+	{ echo "hostssl all embedwatch 127.0.0.1/32 scram-sha-256"; echo "hostnossl all all 0.0.0.0/0 reject"; cat "$d/pg_hba.conf"; } \
+		>"$d/pg_hba.new" && mv "$d/pg_hba.new" "$d/pg_hba.conf"
+	if [ "$(id -u)" = 0 ]; then chown -R nobody "$PG_DIR"; fi
 }
 
 # pg_stop [MODE]: stops the server (fast by default; immediate is a crash).
@@ -60,7 +90,7 @@ pg_stop() {
 }
 
 # psql_q SQL: one query against the test's database; prints the rows, unaligned.
-psql_q() { psql -X -q -At -h "$PG_DIR" -U embedwatch -d postgres -c "$1"; }
+psql_q() { psql -X -q -At -h "$PG_DIR" -p "$PG_PORT" -U embedwatch -d postgres -c "$1"; }
 
 # The server goes with the test, whatever happens.
 pg_cleanup() { pg_stop immediate; }
@@ -68,7 +98,8 @@ EW_CLEANUP_HOOKS+=(pg_cleanup)
 
 # pg_conf: puts the shared state (the test's server) into $T/ew.conf; write_conf calls it when pg.sh is loaded.
 pg_conf() {
-	sed -i "s|^\[embedwatch\]|[embedwatch]\nstate_url = $PG_URL\nstate_password_file = $PG_PASSFILE\nlease_ttl = ${LEASE_TTL:-10s}\nlease_renew = ${LEASE_RENEW:-2s}|" "$T/ew.conf"
+	local url=${PG_URL//&/\\&}     # sed: "&" in the replacement is the match
+	sed -i "s|^\[embedwatch\]|[embedwatch]\nstate_url = $url\nstate_password_file = $PG_PASSFILE\nlease_ttl = ${LEASE_TTL:-10s}\nlease_renew = ${LEASE_RENEW:-2s}|" "$T/ew.conf"
 }
 
 # ---- several daemons on the one state ----
