@@ -14,10 +14,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "ctlproto.h"
 #include "control_int.h"
+#include "ctlproto.h"
 #include "ha.h"
+#include "job.h"
 #include "log.h"
+#include "turn.h"
 #include "util.h"
 #include "watch_v2.h"
 

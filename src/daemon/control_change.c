@@ -11,6 +11,8 @@
 
 #include "api.h"
 #include "control_int.h"
+#include "job.h"
+#include "jobtable.h"
 #include "util.h"
 #include "watch.h"
 

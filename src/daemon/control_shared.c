@@ -18,7 +18,9 @@
 #include "api.h"
 #include "control_int.h"
 #include "hooks.h"
+#include "job.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "util.h"
 

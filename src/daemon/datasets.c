@@ -11,8 +11,13 @@
 #include <string.h>
 
 #include "api_v2.h"
+#include "ew.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
+#include "poller.h"
 #include "poller_int.h"
+#include "sched.h"
 #include "util.h"
 #include "watch.h"
 #include "watch_v2.h"

@@ -12,10 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heap.h"
 #include "hooks_int.h"
+#include "http.h"
+#include "job.h"
 #include "log.h"
+#include "metrics.h"
 #include "sched.h"
 #include "store.h"
+#include "strmap.h"
+#include "turn.h"
 #include "util.h"
 
 struct payload *hooks_payload_new(const char *s)

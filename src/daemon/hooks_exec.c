@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hooks_int.h"
+#include "job.h"
 #include "log.h"
 #include "util.h"
 

@@ -13,9 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heap.h"
 #include "hooks_int.h"
 #include "log.h"
+#include "sched.h"
 #include "store.h"
+#include "turn.h"
 #include "util.h"
 #include "watch.h"
 

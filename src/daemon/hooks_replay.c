@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "hooks_int.h"
+#include "job.h"
 #include "store.h"
 #include "util.h"
 

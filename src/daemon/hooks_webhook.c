@@ -8,7 +8,10 @@
 
 #include "api.h"
 #include "hooks_int.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
+#include "sign.h"
 #include "util.h"
 
 static void webhook_done(struct http_req *req, const struct http_result *res, void *arg)

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "heap.h"
+#include "job.h"
+#include "strmap.h"
 #include "util.h"
 
 struct job *jobtable_new_job(const char *id)

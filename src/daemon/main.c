@@ -16,16 +16,20 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "control.h"
 #include "ew.h"
 #include "ha.h"
 #include "hooks.h"
 #include "http.h"
+#include "jobtable.h"
 #include "log.h"
+#include "metrics.h"
 #include "metrics_http.h"
 #include "outbox.h"
 #include "poller.h"
 #include "store.h"
+#include "turn.h"
 #include "util.h"
 #include "watch.h"
 

@@ -4,6 +4,9 @@
 #include <stdio.h>
 
 #include "api.h"
+#include "job.h"
+#include "planner.h"
+#include "util.h"
 
 static const double request_bounds[METRICS_BUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
 static const double lag_bounds[METRICS_BUCKETS] = { 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800 };

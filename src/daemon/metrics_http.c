@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "httpreq.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define REQ_MAX 8192

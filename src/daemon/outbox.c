@@ -10,12 +10,15 @@
 #include <string.h>
 
 #include "control.h"
+#include "ew.h"
 #include "ha.h"
 #include "hooks.h"
+#include "job.h"
 #include "log.h"
 #include "poller.h"
 #include "sched.h"
 #include "store.h"
+#include "turn.h"
 #include "util.h"
 
 struct outbox {

@@ -13,8 +13,15 @@
 
 #include "api.h"
 #include "api_v2.h"
+#include "ew.h"
+#include "http.h"
+#include "job.h"
+#include "jobtable.h"
 #include "log.h"
+#include "metrics.h"
 #include "poller_int.h"
+#include "sched.h"
+#include "strmap.h"
 #include "util.h"
 #include "watch.h"
 

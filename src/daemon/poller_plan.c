@@ -8,8 +8,13 @@
  */
 #include <stdio.h>
 
+#include "ew.h"
+#include "job.h"
+#include "jobtable.h"
 #include "log.h"
+#include "planner.h"
 #include "poller_int.h"
+#include "sched.h"
 #include "util.h"
 #include "watch.h"
 #include "watch_v2.h"

@@ -15,8 +15,18 @@
 #include <string.h>
 
 #include "api.h"
+#include "config.h"
+#include "ew.h"
+#include "http.h"
+#include "job.h"
+#include "jobtable.h"
+#include "jsplit.h"
 #include "log.h"
+#include "metrics.h"
+#include "poller.h"
 #include "poller_int.h"
+#include "sched.h"
+#include "strmap.h"
 #include "util.h"
 #include "watch.h"
 #include "watch_v2.h"

@@ -17,9 +17,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "api_v2.h"
+#include "config.h"
+#include "ew.h"
+#include "http.h"
+#include "job.h"
+#include "jobtable.h"
 #include "log.h"
+#include "metrics.h"
+#include "poller.h"
 #include "poller_int.h"
+#include "sched.h"
 #include "util.h"
 #include "watch.h"
 #include "watch_v2.h"

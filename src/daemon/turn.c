@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobtable.h"
 #include "util.h"
 
 void turn_touch(struct turn *t, struct job *j)

@@ -9,10 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "api_v2.h"
+#include "ew.h"
+#include "job.h"
+#include "jobtable.h"
 #include "log.h"
 #include "sched.h"
 #include "store.h"
+#include "strmap.h"
+#include "turn.h"
 #include "util.h"
 #include "watch.h"
 #include "watch_v2.h"
