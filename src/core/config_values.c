@@ -253,8 +253,9 @@ int config_check_state_url(const char *url, char *err, size_t errlen)
 	else if (strncmp(url, "postgres://", 11) == 0)
 		p = url + 11;
 	else {
-		snprintf(err, errlen, "expected a PostgreSQL URI like postgresql://embedwatch@db.example/embedwatch, got \"%s\"",
-			 url);
+		/* Not echoed: a key=value connection string may hold a password. */
+		snprintf(err, errlen, "expected a PostgreSQL URI like postgresql://embedwatch@db.example/embedwatch "
+			 "(postgresql:// or postgres://)");
 		return -EINVAL;
 	}
 	/* user:password@ in the authority, or password= among the parameters: secrets stay out of the config. */

@@ -94,6 +94,7 @@ struct forward {
 	json_object *ids;           /* the valid ids of a watch, unwatch or cancel */
 	json_object *known;         /* those the shared state has, with whether they ended */
 	json_object *answer;        /* what the answer says besides the request's id */
+	int kind;                   /* a watch: the kind asked for (the active refuses another kind's ids too) */
 };
 
 static void forward_free(struct forward *f)
@@ -132,7 +133,11 @@ static void forward_write(struct forward *f)
 static int known_row(const struct store_job *j, void *arg)
 {
 	struct forward *f = arg;
-	json_object_object_add(f->known, j->id, json_object_new_boolean(row_ended(j)));
+	/* Watched as the other kind: a string (the kind) instead of whether it ended. */
+	if (f->cmd == CTL_WATCH && j->kind != f->kind)
+		json_object_object_add(f->known, j->id, json_object_new_string(job_kind_name((enum job_kind)j->kind)));
+	else
+		json_object_object_add(f->known, j->id, json_object_new_boolean(row_ended(j)));
 	return 0;
 }
 
@@ -147,13 +152,22 @@ static void known_read(int r, void *arg)
 		forward_free(f);
 		return;
 	}
-	size_t n = json_object_array_length(f->ids), known = 0, ended = 0;
+	size_t n = json_object_array_length(f->ids), known = 0, ended = 0, n_other = 0;
 	json_object *unknown = json_object_new_array(), *rejected;
 	json_object_object_get_ex(f->answer, "rejected", &rejected);
 	for (size_t i = 0; i < n; i++) {
 		const char *id = json_object_get_string(json_object_array_get_idx(f->ids, i));
-		json_object *e;
-		if (json_object_object_get_ex(f->known, id, &e)) {
+		json_object *e = NULL;
+		bool have = json_object_object_get_ex(f->known, id, &e);
+		if (have && json_object_is_type(e, json_type_string)) {
+			char why[80];
+			snprintf(why, sizeof(why), "already watched as %s", json_object_get_string(e));
+			json_object *o = json_object_new_object();
+			json_object_object_add(o, "id", json_object_new_string(id));
+			json_object_object_add(o, "error", json_object_new_string(why));
+			json_object_array_add(rejected, o);
+			n_other++;
+		} else if (have) {
 			known++;
 			if (json_object_get_boolean(e)) {
 				ended++;
@@ -169,7 +183,7 @@ static void known_read(int r, void *arg)
 		}
 	}
 	if (f->cmd == CTL_WATCH) {
-		json_object_object_add(f->answer, "added", json_object_new_int64((int64_t)(n - known)));
+		json_object_object_add(f->answer, "added", json_object_new_int64((int64_t)(n - known - n_other)));
 		json_object_object_add(f->answer, "already", json_object_new_int64((int64_t)known));
 		json_object_put(unknown);
 	} else if (f->cmd == CTL_UNWATCH) {
@@ -204,7 +218,11 @@ static void forward_ids(struct client *c, enum ctl_cmd cmd, json_object *req, co
 		control_send_error(c, "\"batch\" must be a string");
 		return;
 	}
+	int kind = cmd == CTL_WATCH ? control_get_kind(c, req) : JOB_KIND_EMBED;
+	if (kind < 0)
+		return;
 	struct forward *f = forward_new(c, cmd, line, len);
+	f->kind = kind;
 	json_object *rejected = json_object_new_array();
 	/* Unwatch takes any string: an unknown id is said to be unknown, not refused. */
 	f->ids = valid_ids(req, cmd == CTL_UNWATCH ? NULL : rejected);
@@ -363,6 +381,7 @@ struct counts_read {
 	enum ctl_cmd cmd;
 	json_object *batches;       /* name -> {"name","total","ended","done","counts"} */
 	size_t by_status[JOB__MAX];
+	size_t batch_jobs[JOB__MAX];    /* of those, batch jobs (v2) */
 	int64_t jobs;
 	struct store_counts totals;
 	int pending;                /* reads not back yet */
@@ -393,12 +412,14 @@ static void add_to(json_object *o, const char *key, int64_t n)
 	json_object_object_add(o, key, json_object_new_int64(json_object_get_int64(v) + n));
 }
 
-static int count_row(const char *batch, int status, int64_t n, void *arg)
+static int count_row(const char *batch, int kind, int status, int64_t n, void *arg)
 {
 	struct counts_read *x = arg;
 	if (status < 0 || status >= JOB__MAX)
 		return 0;
 	x->by_status[status] += (size_t)n;
+	if (kind == JOB_KIND_BATCH)
+		x->batch_jobs[status] += (size_t)n;
 	x->jobs += n;
 	json_object *b = batch ? batch_view(x, batch) : NULL, *counts;
 	if (b) {
@@ -430,6 +451,13 @@ static void status_answer(struct counts_read *x)
 			json_object_object_add(by, job_status_name((enum job_status)i), json_object_new_int64((int64_t)x->by_status[i]));
 	json_object_object_add(s, "jobs", json_object_new_int64(x->jobs));
 	json_object_object_add(s, "by_status", by);
+	size_t batch_jobs = 0;
+	for (int i = 0; i < JOB__MAX; i++)
+		batch_jobs += x->batch_jobs[i];
+	json_object *kinds = json_object_new_object();
+	json_object_object_add(kinds, job_kind_name(JOB_KIND_EMBED), json_object_new_int64(x->jobs - (int64_t)batch_jobs));
+	json_object_object_add(kinds, job_kind_name(JOB_KIND_BATCH), json_object_new_int64((int64_t)batch_jobs));
+	json_object_object_add(s, "by_kind", kinds);
 	json_object_object_add(s, "batches", json_object_new_int64(x->totals.batches));
 	json_object_object_add(s, "deliveries_pending", json_object_new_int64(x->totals.deliveries_pending));
 	json_object_object_add(s, "requests_pending", json_object_new_int64(x->totals.requests));
@@ -463,7 +491,12 @@ static void counts_end(struct counts_read *x)
 			status_answer(x);
 		} else if (x->cmd == CTL_METRICS) {
 			struct buf b = { 0 };
-			metrics_text(&c->ctl->ew->m, x->by_status, &b);
+			/* The jobs by kind as the shared state has them, not this standby's (it holds none). */
+			struct metrics *m = xmalloc(sizeof(*m));
+			*m = c->ctl->ew->m;
+			memcpy(m->batch_jobs, x->batch_jobs, sizeof(m->batch_jobs));
+			metrics_text(m, x->by_status, &b);
+			free(m);
 			json_object *o = control_ok_answer();
 			json_object_object_add(o, "text", json_object_new_string(b.data ? b.data : ""));
 			buf_free(&b);

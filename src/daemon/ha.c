@@ -121,6 +121,8 @@ static void become_active(struct ha *h)
 		log_msg(LOG_NOTICE, "taking over as the active daemon (lease epoch %lld): restoring the shared state",
 			(long long)store_lease_epoch(ew->store));
 	h->restoring = true;
+	/* Renewed while the state is read, too: a long restore does not let the lease expire. */
+	arm(h);
 	watch_restore(ew, restored_jobs, h);
 }
 
@@ -193,7 +195,8 @@ static void on_timer(uv_timer_t *t)
 	struct ew *ew = h->ew;
 	if (ew->m.role == ROLE_STANDBY) {
 		try_take(h);
-	} else if (ew->m.role == ROLE_ACTIVE && !h->renewing && !h->lost && !ew->stopping) {
+	} else if ((ew->m.role == ROLE_ACTIVE || ew->m.role == ROLE_TAKING_OVER) && !h->renewing && !h->lost &&
+		   !ew->stopping) {
 		h->renewing = true;
 		store_lease_renew(ew->store, on_renew, h);
 		ew->m.lease_epoch = store_lease_epoch(ew->store);
@@ -206,7 +209,7 @@ static void arm(struct ha *h)
 	struct ew *ew = h->ew;
 	if (!ew->m.shared || h->lost || ew->stopping)
 		return;
-	uint64_t every = ew->m.role == ROLE_ACTIVE ? ew->cfg.lease_renew_ms :
+	uint64_t every = ew->m.role != ROLE_STANDBY ? ew->cfg.lease_renew_ms :
 			 ew->cfg.lease_renew_ms < HA_TAKE_EVERY_MS ? ew->cfg.lease_renew_ms : HA_TAKE_EVERY_MS;
 	if (ew->m.role == ROLE_STANDBY && uv_is_active((uv_handle_t *)&h->timer))
 		return;

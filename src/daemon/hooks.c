@@ -437,6 +437,13 @@ static int restore_one(const struct store_delivery *sd, void *arg)
 			"database until the hook comes back", sd->event_id, sd->hook);
 		return 0;
 	}
+	/*
+	 * Already in memory: planned by a commit of this daemon between taking the
+	 * lease and this read (a batch.done found again at a takeover, say). One
+	 * delivery per event and hook, never two.
+	 */
+	if (hooks_in_memory(hs, sd->event_id, sd->hook))
+		return 0;
 	struct payload *p = hooks_payload_new(sd->payload ? sd->payload : "{}");
 	struct delivery *d = delivery_new(hs, h, sd->event_id, type, sd->subject, sd->batch, p);
 	hooks_payload_unref(p);

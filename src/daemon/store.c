@@ -189,7 +189,7 @@ int store_delete_request(struct store *s, int64_t id)
 	return s->ops->delete_request ? s->ops->delete_request(s, id) : 0;
 }
 
-void store_job_counts(struct store *s, int (*fn)(const char *, int, int64_t, void *), store_done_fn *done, void *arg)
+void store_job_counts(struct store *s, int (*fn)(const char *, int, int, int64_t, void *), store_done_fn *done, void *arg)
 {
 	if (s->ops->job_counts)
 		s->ops->job_counts(s, fn, done, arg);

@@ -217,9 +217,9 @@ struct store_counts {
 	int64_t requests;           /* written by standbys, not applied yet */
 	int64_t batches;
 };
-/* Jobs by batch (NULL: none) and status: fn(batch, status, n) per pair. */
-void store_job_counts(struct store *s, int (*fn)(const char *batch, int status, int64_t n, void *arg), store_done_fn *done,
-		      void *arg);
+/* Jobs by batch (NULL: none), kind and status: fn(batch, kind, status, n) per triple. */
+void store_job_counts(struct store *s, int (*fn)(const char *batch, int kind, int status, int64_t n, void *arg),
+		      store_done_fn *done, void *arg);
 /* The counts above; done gets NULL on error. */
 void store_counts(struct store *s, void (*done)(int r, const struct store_counts *c, void *arg), void *arg);
 

@@ -61,7 +61,7 @@ struct store_ops {
 	void (*put_request)(struct store *s, const char *line, void (*done)(int, int64_t, void *), void *arg);
 	void (*each_request)(struct store *s, int (*fn)(int64_t, const char *, void *), store_done_fn *done, void *arg);
 	int (*delete_request)(struct store *s, int64_t id);
-	void (*job_counts)(struct store *s, int (*fn)(const char *, int, int64_t, void *), store_done_fn *done, void *arg);
+	void (*job_counts)(struct store *s, int (*fn)(const char *, int, int, int64_t, void *), store_done_fn *done, void *arg);
 	void (*counts)(struct store *s, void (*done)(int, const struct store_counts *, void *), void *arg);
 };
 

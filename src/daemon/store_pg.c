@@ -110,7 +110,7 @@ static const char *const queries[Q__MAX] = {
 			  "SELECT r.id, pg_notify('embedwatch', 'requests') FROM r",
 	[Q_EACH_REQUEST] = "SELECT id, line FROM requests ORDER BY id LIMIT 1000",
 	[Q_DEL_REQUEST] = "DELETE FROM requests WHERE id = $1::bigint",
-	[Q_JOB_COUNTS] = "SELECT batch, status, count(*) FROM jobs GROUP BY batch, status",
+	[Q_JOB_COUNTS] = "SELECT batch, kind, status, count(*) FROM jobs GROUP BY batch, kind, status",
 	[Q_COUNTS] = "SELECT (SELECT count(*) FROM deliveries WHERE state='pending'), (SELECT count(*) FROM requests), "
 		     "(SELECT count(*) FROM batches)",
 };
@@ -1339,8 +1339,8 @@ static int pg_delete_request(struct store *st, int64_t id)
 
 static int count_row(struct pgq *g, const PGresult *res, int i)
 {
-	return ((int (*)(const char *, int, int64_t, void *))g->fn)(val(res, i, 0), (int)ival(res, i, 1), ival(res, i, 2),
-								     g->arg);
+	return ((int (*)(const char *, int, int, int64_t, void *))g->fn)(val(res, i, 0), (int)ival(res, i, 1),
+									  (int)ival(res, i, 2), ival(res, i, 3), g->arg);
 }
 
 static void counts_result(struct pgq *g, unsigned i, const PGresult *res)
@@ -1348,7 +1348,8 @@ static void counts_result(struct pgq *g, unsigned i, const PGresult *res)
 	each_row(g, res, count_row);
 }
 
-static void pg_job_counts(struct store *st, int (*fn)(const char *, int, int64_t, void *), store_done_fn *done, void *arg)
+static void pg_job_counts(struct store *st, int (*fn)(const char *, int, int, int64_t, void *), store_done_fn *done,
+			  void *arg)
 {
 	struct pg *s = pg_of(st);
 	send_read(s, group_new(s, 1, counts_result, read_end, (void *)fn, (void *)done, arg), Q_JOB_COUNTS, 0, NULL);

@@ -30,6 +30,21 @@ wait_until listed || fail "the standby lists $(nctl b --json list --kind batch-j
 [ "$(nctl b --json list --kind embed-job | jq length)" = 0 ] || fail "the standby lists batch jobs as embed jobs"
 ok "$JOBS batch jobs watched through the standby; the standby lists them with their kind"
 
+# The standby's status and metrics count them by kind, from the shared state.
+nctl b --json status | jq -e ".status.by_kind[\"batch-job\"] == $JOBS and .status.by_kind[\"embed-job\"] == 0" >/dev/null ||
+	fail "the standby's status by kind: $(nctl b --json status | jq -c .status.by_kind)"
+mb=$(nctl b metrics)
+grep -qx "embedwatch_jobs_by_kind{kind=\"batch-job\"} $JOBS" <<<"$mb" || fail "the standby's metrics: $(grep by_kind <<<"$mb")"
+grep -qx 'embedwatch_leader 0' <<<"$mb" || fail "the standby's embedwatch_leader is not 0"
+nctl a metrics | grep -qx 'embedwatch_leader 1' || fail "the active's embedwatch_leader is not 1"
+# Through the standby as the other kind, or as no kind at all: refused, as the active would.
+nctl b --json watch hb1 >"$T/other.json" 2>/dev/null || true
+jq -e '.added == 0 and (.rejected[0].error | test("already watched as batch-job"))' "$T/other.json" >/dev/null ||
+	fail "watch as the other kind through the standby: $(cat "$T/other.json")"
+r=$(printf '{"cmd":"watch","ids":["zz"],"kind":"v3"}\n' | nc -U -q 2 "$T/b.sock" | head -n 1)
+jq -e '.ok == false and (.error | test("embed-job or batch-job"))' <<<"$r" >/dev/null || fail "kind v3 through the standby: $r"
+ok "the standby's status and metrics count the kinds from the shared state; the other kind and a bad kind refused"
+
 # ha_v2_terminal: "EVENT_ID EVENT JOB" of every terminal batch job event the hooks ran (repeats included).
 ha_v2_terminal() { awk '$4 ~ /^batch_job\.(complete|failed|cancelled)$/ {print $3, $4, $5}' "$HA_LOG"; }
 wait_until ha_has_ids 8 ' batch_job\.\(complete\|failed\|cancelled\) ' || fail "events before the kill"

@@ -285,6 +285,7 @@ static void test_errors(void **state)
 		{ "[discover]\nkinds = ,\n", "test.conf:2:", "kinds: expected embed-job and/or batch-job" },
 		{ "[hook x]\ntype = exec\ncommand = /bin/true\non = batch_job.done\n", "test.conf:4:", "the same batch_job.* events" },
 		{ "[embedwatch]\nstate_url = mysql://db/ew\n", "test.conf:2:", "expected a PostgreSQL URI" },
+		{ "[embedwatch]\nstate_url = host=db password=hunter2\n", "test.conf:2:", "expected a PostgreSQL URI" },
 		{ "[embedwatch]\nstate_url = postgresql://ew:secret@db/ew\n", "test.conf:2:", "password does not belong" },
 		{ "[embedwatch]\nstate_url = postgresql://db/ew?sslmode=require&password=x\n", "test.conf:2:", "state-password" },
 		{ "[embedwatch]\nstate_url = postgresql://db/my db\n", "test.conf:2:", "percent-encoded" },
@@ -302,6 +303,7 @@ static void test_errors(void **state)
 		assert_non_null(strstr(err, cases[i].where));
 		assert_non_null(strstr(err, cases[i].what));
 		assert_null(c.api_base);
+		assert_null(strstr(err, "hunter2"));   /* a password in a bad value is never echoed */
 	}
 }
 

@@ -261,6 +261,38 @@ static void test_restore_oldest_first(void **state)
 			    "j2:embed_job.cancelled b:batch.done");
 }
 
+/*
+ * A takeover: a commit of the new active planned a delivery (batch.done found
+ * again) before the restore read the pending rows, which hold the same event
+ * for the same hook. It is delivered once, not twice.
+ */
+static void test_restore_after_a_commit(void **state)
+{
+	config("[hook h]\ntype = exec\ncommand = /bin/true\non = *\nconcurrency = 4\n");
+	assert_int_equal(hooks_init(&ew), 0);
+	struct turn_row *rows = NULL;
+	struct turn_row *done = row(&rows, EV_BATCH_DONE, "b", "b");
+	assert_int_equal(store_begin(ew.store), 0);
+	bool n;
+	assert_int_equal(store_put_event(ew.store, done->event_id, "batch.done", "b", "b", 100, "{}", NULL, 0, &n), 0);
+	assert_int_equal(store_put_delivery(ew.store, done->event_id, "h", "pending", 0, 0, NULL, 100), 0);
+	assert_int_equal(store_put_event(ew.store, "evt_other", "embed_job.complete", "j9", NULL, 50, "{}", NULL, 0, &n), 0);
+	assert_int_equal(store_put_delivery(ew.store, "evt_other", "h", "pending", 0, 0, NULL, 50), 0);
+	assert_int_equal(store_commit(ew.store), 0);
+	hooks_dispatch(&ew, rows, UINT64_MAX);      /* planned in memory by the commit */
+	turn_rows_free(rows);
+	assert_int_equal(ew.m.deliveries_pending, 1);
+	int restored = 1;
+	hooks_restore(&ew, note_restore, &restored);
+	store_wait(ew.store);
+	assert_int_equal(restored, 0);
+	assert_int_equal(ew.m.deliveries_pending, 2);   /* the other one restored; batch.done not again */
+	char buf[256];
+	size_t from = 0;
+	commit();
+	assert_string_equal(starts(buf, sizeof(buf), &from), "b:batch.done j9:embed_job.complete");
+}
+
 static void test_breaker(void **state)
 {
 	config("[hook h]\ntype = exec\ncommand = /bin/true\non = *\nconcurrency = 1\nretry = 1ms\nmax_attempts = 1\n"
@@ -306,6 +338,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_plan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order_at_concurrency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_oldest_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_after_a_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_breaker, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
