@@ -6,10 +6,13 @@
  * come back in the order things were sent, so a queue of what was sent says
  * whose each answer is. A lost connection fails what was in flight (the
  * outbox retries its commit with backoff) and is made again in the
- * background. Only start-up (open, schema) and exit wait.
+ * background, its host names looked up by libuv's resolver first (libpq's
+ * own lookup would block the loop). Only start-up (open, schema) and exit
+ * wait.
  */
 #include "store_int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
@@ -256,6 +259,7 @@ struct pg {
 	uint64_t confirmed_mono;    /* the send time of the last take, renewal or commit that confirmed it */
 	void (*notify)(const char *what, void *arg);
 	void *notify_arg;
+	struct pgresolve *resolving;    /* a reconnect's host name lookups, or NULL */
 };
 
 static struct pg *pg_of(struct store *s)
@@ -449,14 +453,27 @@ static void prepared(struct pgq *g)
 
 static int session_start(struct pg *s);
 
-/* The connection parameters: robust defaults the URL may override, then the URL, then the password. */
-static PGconn *connect_params(struct pg *s, bool blocking)
+/*
+ * The connection parameters: robust defaults the URL may override, then the
+ * URL, then what overrides it (the hosts with the addresses looked up here:
+ * libpq connects to those and still checks the certificate against the host
+ * name), then the password.
+ */
+static PGconn *connect_params(struct pg *s, bool blocking, const char *const *over_keys, const char *const *over_vals)
 {
-	const char *keys[] = { "connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
-			       "tcp_user_timeout", "fallback_application_name", "dbname", "password", NULL };
-	const char *vals[] = { "10", "5", "2", "3", "10000", "embedwatchd", s->url, s->password, NULL };
-	if (!s->password)
-		keys[7] = NULL;
+	const char *keys[12] = { "connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
+				 "tcp_user_timeout", "fallback_application_name", "dbname" };
+	const char *vals[12] = { "10", "5", "2", "3", "10000", "embedwatchd", s->url };
+	size_t n = 7;
+	for (size_t i = 0; over_keys && over_keys[i] && n < 10; i++) {
+		keys[n] = over_keys[i];
+		vals[n++] = over_vals[i];
+	}
+	if (s->password) {
+		keys[n] = "password";
+		vals[n++] = s->password;
+	}
+	keys[n] = vals[n] = NULL;
 	return blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
 }
 
@@ -489,10 +506,189 @@ static void connecting(struct pg *s)
 		lost(s);
 }
 
+/* ---- a reconnect's host names, looked up off the loop thread ---- */
+
+#define PG_HOSTS_MAX 16             /* hosts in the URL this handles; more: libpq looks them up itself */
+#define PG_ADDRS_PER_HOST 4         /* addresses tried per host name, in the resolver's order */
+struct pgresolve {
+	uv_getaddrinfo_t req;
+	struct pg *s;               /* NULL: the store went away; the answer only frees this */
+	char *hosts, *ports;        /* the URL's host and port lists, cut at their commas */
+	char *host[PG_HOSTS_MAX], *port[PG_HOSTS_MAX];
+	size_t n, n_ports, i;
+	/* What libpq gets instead: each host once per address, with that address and its port. */
+	struct buf out_host, out_addr, out_port;
+	size_t n_out;
+};
+
+static void resolve_free(struct pgresolve *r)
+{
+	free(r->hosts);
+	free(r->ports);
+	buf_free(&r->out_host);
+	buf_free(&r->out_addr);
+	buf_free(&r->out_port);
+	free(r);
+}
+
+static void connect_async(struct pg *s, const char *const *keys, const char *const *vals);
+static void resolve_next(struct pgresolve *r);
+
+/* One entry of the lists libpq gets: host i at addr ("" for a socket). */
+static void resolve_out(struct pgresolve *r, const char *addr)
+{
+	const char *sep = r->n_out++ ? "," : "";
+	buf_printf(&r->out_host, "%s%s", sep, r->host[r->i]);
+	buf_printf(&r->out_addr, "%s%s", sep, addr);
+	if (r->n_ports > 1)
+		buf_printf(&r->out_port, "%s%s", sep, r->i < r->n_ports ? r->port[r->i] : "");
+}
+
+static void resolve_failed(struct pgresolve *r, const char *why)
+{
+	struct pg *s = r->s;
+	char msg[400];
+	snprintf(msg, sizeof(msg), "cannot resolve host \"%.200s\": %s", r->host[r->i], why);
+	set_err(s, msg);
+	s->resolving = NULL;
+	resolve_free(r);
+	lost(s);
+}
+
+static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct pgresolve *r = container_of(req, struct pgresolve, req);
+	if (!r->s) {
+		uv_freeaddrinfo(res);
+		resolve_free(r);
+		return;
+	}
+	size_t n = 0;
+	for (struct addrinfo *a = status == 0 ? res : NULL; a && n < PG_ADDRS_PER_HOST; a = a->ai_next) {
+		char ip[INET6_ADDRSTRLEN] = "";
+		if (a->ai_family == AF_INET6)
+			uv_ip6_name((const struct sockaddr_in6 *)a->ai_addr, ip, sizeof(ip));
+		else if (a->ai_family == AF_INET)
+			uv_ip4_name((const struct sockaddr_in *)a->ai_addr, ip, sizeof(ip));
+		if (ip[0]) {
+			resolve_out(r, ip);
+			n++;
+		}
+	}
+	uv_freeaddrinfo(res);
+	if (!n) {
+		resolve_failed(r, status < 0 ? uv_strerror(status) : "no address");
+		return;
+	}
+	r->i++;
+	resolve_next(r);
+}
+
+static bool is_numeric(const char *h)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+	return inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1;
+}
+
+static bool is_socket(const char *h)
+{
+	return !h[0] || h[0] == '/' || h[0] == '@';
+}
+
+/* Adds the next hosts (addresses as they are, sockets without one) until a name needs a lookup; then connects. */
+static void resolve_next(struct pgresolve *r)
+{
+	struct pg *s = r->s;
+	for (; r->i < r->n; r->i++) {
+		const char *h = r->host[r->i];
+		if (is_socket(h) || is_numeric(h)) {
+			resolve_out(r, is_socket(h) ? "" : h);
+			continue;
+		}
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
+		int e = uv_getaddrinfo(s->loop, &r->req, resolved, h, NULL, &hints);
+		if (e < 0)
+			resolve_failed(r, uv_strerror(e));
+		return;
+	}
+	/* libpq tries them in turn, connecting to each address and checking the certificate against its host. */
+	const char *keys[4] = { "host", "hostaddr" }, *vals[4] = { r->out_host.data, r->out_addr.data };
+	if (r->n_ports > 1) {
+		keys[2] = "port";
+		vals[2] = r->out_port.data;
+	}
+	s->resolving = NULL;
+	log_msg(LOG_DEBUG, "state database: connecting to %zu addresses of %zu hosts, looked up off the loop", r->n_out, r->n);
+	connect_async(s, keys, vals);
+	resolve_free(r);
+}
+
+/* Cuts list at its commas into at most PG_HOSTS_MAX entries; returns false when there were more. */
+static bool split_list(char *list, char **out, size_t *n)
+{
+	char *p = list;
+	*n = 0;
+	while (p && *n < PG_HOSTS_MAX) {
+		char *comma = strchr(p, ',');
+		if (comma)
+			*comma = '\0';
+		out[(*n)++] = p;
+		p = comma ? comma + 1 : NULL;
+	}
+	return p == NULL;
+}
+
+/*
+ * Starts the lookups of the URL's host names when there are any and it gives
+ * no hostaddr itself; the connect follows them. False: nothing to look up.
+ */
+static bool resolve_start(struct pg *s)
+{
+	PQconninfoOption *opts = PQconninfoParse(s->url, NULL);
+	const char *host = NULL, *hostaddr = NULL, *port = NULL;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			hostaddr = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = o->val;
+	}
+	if (!host || !*host || (hostaddr && *hostaddr)) {
+		PQconninfoFree(opts);
+		return false;
+	}
+	struct pgresolve *r = xcalloc(1, sizeof(*r));
+	r->s = s;
+	r->hosts = xstrdup(host);
+	r->ports = port ? xstrdup(port) : NULL;
+	PQconninfoFree(opts);
+	bool all = split_list(r->hosts, r->host, &r->n);
+	if (r->ports)
+		all = split_list(r->ports, r->port, &r->n_ports) && all;
+	bool names = false;
+	for (size_t i = 0; i < r->n; i++)
+		names |= !is_socket(r->host[i]) && !is_numeric(r->host[i]);
+	if (!names || !all) {
+		resolve_free(r);
+		return false;
+	}
+	s->resolving = r;
+	resolve_next(r);
+	return true;
+}
+
 static void on_retry(uv_timer_t *t)
 {
 	struct pg *s = container_of(t, struct pg, retry);
-	s->conn = connect_params(s, false);
+	if (!resolve_start(s))
+		connect_async(s, NULL, NULL);
+}
+
+/* Starts a connection without waiting; keys and vals (NULL-ended, or NULL) override the URL's. */
+static void connect_async(struct pg *s, const char *const *keys, const char *const *vals)
+{
+	s->conn = connect_params(s, false, keys, vals);
 	if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
 		set_err(s, s->conn ? PQerrorMessage(s->conn) : "out of memory");
 		lost(s);
@@ -1387,6 +1583,12 @@ static void pg_detach(struct store *st)
 	s->detached = true;
 	poll_drop(s);
 	uv_close((uv_handle_t *)&s->retry, timer_closed);
+	if (s->resolving) {
+		/* Its answer (or its cancel) frees it. */
+		s->resolving->s = NULL;
+		uv_cancel((uv_req_t *)&s->resolving->req);
+		s->resolving = NULL;
+	}
 }
 
 static void pg_close(struct store *st)
@@ -1508,7 +1710,7 @@ int store_pg_open(const struct store_config *c, struct store **ret, char *err, s
 	s->password = c->password ? xstrdup(c->password) : NULL;
 	snprintf(s->desc, sizeof(s->desc), "PostgreSQL");
 	/* Start-up may wait: the loop does not run yet. Nothing is on the loop before the schema is there. */
-	s->conn = connect_params(s, true);
+	s->conn = connect_params(s, true, NULL, NULL);
 	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
 		set_err(s, s->conn ? PQerrorMessage(s->conn) : "out of memory");
 		snprintf(err, errlen, "state database: cannot connect: %s", s->err);

@@ -18,7 +18,7 @@ sim POST /_sim/jobs '{"jobs":[
 tls_url() {   # tls_url HOST CA
 	echo "postgresql://embedwatch@$1:$PG_TLS_PORT/postgres?sslmode=verify-full&sslrootcert=$2"
 }
-PG_URL=$(tls_url localhost "$PG_DIR/ca.crt") write_conf
+LOG_LEVEL=debug PG_URL=$(tls_url localhost "$PG_DIR/ca.crt") write_conf
 grep -q "^state_url = postgresql://embedwatch@localhost:$PG_TLS_PORT/" "$T/ew.conf" || fail "state_url not written: $(grep state_url "$T/ew.conf")"
 start_daemon
 wait_until sh -c "[ \"\$('$CTL' -s '$T/ctl.sock' --json status | jq -r .status.role)\" = active ]" || fail "not active over TLS"
@@ -32,8 +32,22 @@ plain=$(psql_q "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING
 	WHERE NOT s.ssl AND a.client_addr IS NOT NULL")
 [ "$plain" = 0 ] || fail "$plain TCP connections without TLS"
 [ "$(psql_q "SELECT count(*) FROM jobs WHERE id LIKE 'tls-%'")" = 3 ] || fail "the jobs are not in the shared state"
-stop_daemon
 ok "sslmode=verify-full with sslrootcert: the daemon's $n connections are TLS, 3 jobs watched to their end"
+
+# The server restarted: the daemon connects again, looking "localhost" up off the loop and still
+# checking the certificate against that name, and goes on.
+pg_stop fast
+pg_start
+wait_until grep -q 'state database: connected again' "$T/daemon.log" || fail "no reconnect after the server restarted"
+grep -q 'addresses of 1 hosts, looked up off the loop' "$T/daemon.log" || fail "the host name was not looked up off the loop"
+sim POST /_sim/jobs '{"jobs":[{"id":"tls-4","timeline":[{"status":"processing","at":0},{"status":"complete","at":0.5}]}]}' >/dev/null
+wait_until sh -c "'$CTL' -s '$T/ctl.sock' watch tls-4 >/dev/null" || fail "watch after the reconnect"
+wait_until hook_has_ids 4 ' embed_job\.\(complete\|failed\) ' || fail "tls-4 not delivered after the reconnect"
+n=$(psql_q "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+	WHERE s.ssl AND a.client_addr = '127.0.0.1' AND a.usename = 'embedwatch'")
+[ "$n" -ge 1 ] || fail "the new connection is not TLS"
+stop_daemon
+ok "the server restarted: connected again over TLS by name (looked up off the loop), a new job watched to its end"
 
 # refused HOST CA WHAT: the daemon exits non-zero at start, its log says WHAT (a regex), and holds no password.
 refused() {
