@@ -476,6 +476,49 @@ static void test_migrates_version_1(void **state)
 	sqlite3_close(db);
 }
 
+/* PostgreSQL: a state of schema 1 (no job kinds) is migrated to 2; its jobs are embed jobs. */
+static void pg_exec(const char *sql)
+{
+	PGconn *c = PQconnectdb(pg_url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+static void test_pg_migrates_version_1(void **state)
+{
+	struct store *s = open_store();
+	close_store(s);
+	pg_exec("ALTER TABLE jobs DROP COLUMN kind; UPDATE meta SET value = '1' WHERE key = 'schema';"
+		"INSERT INTO jobs(id, status, added_ms, updated_ms) VALUES('old-job', 1, 1, 1)");
+	s = open_store();
+	int n[2] = { 0, 0 };
+	assert_int_equal(each_job(s, count_kinds, n), 0);
+	assert_int_equal(n[0], 1);
+	assert_int_equal(n[1], 0);                      /* a row from before kinds is an embed job */
+	struct store_job j = { .id = "new-batch", .status = 1, .kind = 1 };
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(store_put_job(s, &j), 0);
+	assert_int_equal(store_commit(s), 0);
+	n[0] = n[1] = 0;
+	assert_int_equal(each_job(s, count_kinds, n), 0);
+	assert_int_equal(n[0], 2);
+	assert_int_equal(n[1], 1);
+	close_store(s);
+	/* The version says 2 now; a newer one than this daemon knows is refused. */
+	pg_exec("DO $$ BEGIN IF (SELECT value FROM meta WHERE key = 'schema') <> '2' THEN "
+		"RAISE EXCEPTION 'schema not migrated'; END IF; END $$");
+	pg_exec("UPDATE meta SET value = '99' WHERE key = 'schema'");
+	struct store *t;
+	char err[512];
+	struct store_config c = { .loop = uv_default_loop(), .dir = dir, .url = pg_url };
+	assert_true(store_open(&c, &t, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "newer embedwatchd"));
+}
+
 /* ---- PostgreSQL only: the lease ---- */
 
 struct take {
@@ -586,6 +629,7 @@ int main(void)
 		failed += cmocka_run_group_tests_name("postgresql", both, NULL, NULL);
 		const struct CMUnitTest pg_only[] = {
 			cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
+			cmocka_unit_test_setup_teardown(test_pg_migrates_version_1, setup, teardown),
 		};
 		failed += cmocka_run_group_tests_name("postgresql only", pg_only, NULL, NULL);
 	}
