@@ -391,6 +391,9 @@ void hooks_dispatch(struct ew *ew, const struct turn_row *rows, uint64_t gen)
 		d->next = NULL;
 		if (hs->stopping || !d->hook->cfg)
 			hooks_unclaim(hs, d, !hs->stopping);
+		else if (!store_lease_fresh(ew->store))
+			/* The lease may have expired since the commit was checked (this process was paused): nothing starts. */
+			hooks_unclaim(hs, d, true);
 		else
 			start(hs, d);
 	}

@@ -323,6 +323,13 @@ static struct pgq *group_new(struct pg *s, unsigned n, pgq_result_fn *result, vo
 			     void *done, void *arg)
 {
 	struct pgq *g = xcalloc(1, sizeof(*g));
+	/*
+	 * Before anything of it is sent: a lease it confirms was valid at the
+	 * server no earlier than this. Taken after the send, a pause of this
+	 * process between the two (SIGSTOP, a stall) would date a confirmation
+	 * seconds late and let a fenced ex-active think its lease fresh.
+	 */
+	g->sent_mono = util_mono_ms();
 	g->n = n;
 	g->result = result;
 	g->end = end;
@@ -334,7 +341,6 @@ static struct pgq *group_new(struct pg *s, unsigned n, pgq_result_fn *result, vo
 
 static void group_push(struct pg *s, struct pgq *g)
 {
-	g->sent_mono = util_mono_ms();
 	if (s->tail)
 		s->tail->next = g;
 	else
@@ -877,6 +883,7 @@ static bool send_read(struct pg *s, struct pgq *g, int q, int n, const char *con
 		g->end(g);
 		return false;
 	}
+	g->sent_mono = util_mono_ms();      /* before the send: see group_new */
 	if (send_prepared(s, q, n, v) < 0 || !PQpipelineSync(s->conn)) {
 		set_err(s, PQerrorMessage(s->conn));
 		g->r = -ECONNRESET;
