@@ -106,4 +106,10 @@ done_at=$(awk '$4 == "batch.done" {print $1}' "$HA_LOG" | sort -n | head -1)
 nctl a --json show hb0 >"$T/show.json" || fail "show through the standby: $(cat "$T/show.json")"
 jq -e '.job | .kind == "batch-job" and .status == "complete" and .records.num_records == 10 and .records.num_successful_records == 10' \
 	"$T/show.json" >/dev/null || fail "show through the standby: $(jq -c . "$T/show.json")"
-ok "all $JOBS batch_job terminal events delivered, one id per job, batch.done last; the standby shows kind and records"
+# The standby's delivery log and batches, from the shared state.
+r=$(printf '{"cmd":"deliveries","state":"done"}\n' | nc -U -q 2 "$T/a.sock" | head -n 1)
+jq -e '.ok and ([.deliveries[] | select(.event == "batch.done" and .subject == "v2ha" and .state == "done")] | length) == 1' \
+	<<<"$r" >/dev/null || fail "the standby's deliveries: $(jq -c '.deliveries | length' <<<"$r")"
+nctl a --json batches | jq -e '[.batches[] | select(.name == "v2ha" and .done and .total == '"$JOBS"' and .ended == '"$JOBS"')] | length == 1' \
+	>/dev/null || fail "the standby's batches: $(nctl a --json batches | jq -c .)"
+ok "all $JOBS batch_job terminal events delivered, one id per job, batch.done last; the standby shows kind, records, deliveries and batches"
