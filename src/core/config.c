@@ -52,6 +52,9 @@ void config_defaults(struct ew_config *c)
 	c->backoff = 1.5;
 	c->jitter = 0.2;
 	c->rate_per_s = 40.0 / 60.0;
+	c->default_rate_per_s = 400.0 / 60.0;
+	c->monthly_requests = 0;
+	c->list_stall_ms = 10000;
 	c->burst = 10;
 	c->max_in_flight = 32;
 	c->max_connections = 8;
@@ -307,6 +310,19 @@ static int poll_key(struct parse_ctx *x, const char *k, const char *v)
 			return fail(x, "rate: expected requests per time like 40/min, 10/s or 3000/h, got \"%s\"", v);
 		return 1;
 	}
+	if (strcmp(k, "default_rate") == 0) {
+		if (config_parse_rate(v, &c->default_rate_per_s) < 0 || c->default_rate_per_s <= 0)
+			return fail(x, "default_rate: expected requests per time like 400/min or 5/s, got \"%s\"", v);
+		return 1;
+	}
+	if (strcmp(k, "monthly_requests") == 0) {
+		unsigned n = 0;
+		int r = set_uint(x, k, v, &n, 0, 4000000000u);
+		c->monthly_requests = n;
+		return r;
+	}
+	if (strcmp(k, "list_stall") == 0)
+		return set_duration(x, k, v, &c->list_stall_ms, 1000);
 	if (strcmp(k, "burst") == 0)
 		return set_uint(x, k, v, &c->burst, 1, 100000);
 	if (strcmp(k, "max_in_flight") == 0)

@@ -64,7 +64,10 @@ struct ew_config {
 	uint64_t interval_max_ms;
 	double backoff;
 	double jitter;
-	double rate_per_s;
+	double rate_per_s;          /* the embed-job endpoints' class */
+	double default_rate_per_s;  /* every other endpoint: the provider's "Default" class */
+	uint64_t monthly_requests;  /* a calendar month's calls (UTC), all classes told; 0: none */
+	uint64_t list_stall_ms;     /* a list receiving under 1 KiB in this long is cut */
 	unsigned burst;
 	unsigned max_in_flight;
 	unsigned max_connections;

@@ -221,6 +221,40 @@ static int cmd_list(int argc, char **argv)
 	return 0;
 }
 
+static double num_d(json_object *o, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0;
+}
+
+/* status: a line per request class, and the month's allowance when one is set. */
+static void print_budgets(json_object *s)
+{
+	json_object *b, *classes, *mo;
+	if (!json_object_object_get_ex(s, "budgets", &b))
+		return;
+	if (json_object_object_get_ex(b, "classes", &classes)) {
+		json_object_object_foreach(classes, name, c) {
+			printf("class %-10s %.1f/min of %.1f/min, %.1f tokens, %lld requests in the last minute",
+			       name, num_d(c, "rate_per_min"), num_d(c, "budget_per_min"), num_d(c, "tokens"),
+			       (long long)ctl_num(c, "requests_last_minute"));
+			if (num_d(c, "paused_s") > 0)
+				printf(", PAUSED (429/503) for %.1f s more", num_d(c, "paused_s"));
+			printf("\n");
+		}
+	}
+	if (json_object_object_get_ex(b, "month", &mo) && ctl_num(mo, "allowance") > 0) {
+		printf("month %s: %lld of %lld requests used, %lld left, %lld projected",
+		       ctl_str(mo, "month"), (long long)ctl_num(mo, "used"), (long long)ctl_num(mo, "allowance"),
+		       (long long)ctl_num(mo, "left"), (long long)ctl_num(mo, "projected"));
+		if (ctl_num(mo, "left") == 0)
+			printf("; SPENT: no request until the next month (in %.0f s)", num_d(mo, "next_request_in_s"));
+		else if (num_d(mo, "next_request_in_s") > 0)
+			printf("; next request in %.0f s (the month's spread)", num_d(mo, "next_request_in_s"));
+		printf("\n");
+	}
+}
+
 static int simple(const char *cmd, json_object *req)
 {
 	json_object *ans = ctl_ask(req);
@@ -241,6 +275,7 @@ static int simple(const char *cmd, json_object *req)
 		json_object *ob;
 		if (json_object_object_get_ex(s, "observation", &ob))
 			printf("observing: %s\n", ctl_str(ob, "summary"));
+		print_budgets(s);
 		if (json_object_object_get_ex(s, "by_status", &by)) {
 			json_object_object_foreach(by, k, v)
 				printf("  %-11s %lld\n", k, (long long)json_object_get_int64(v));

@@ -234,6 +234,34 @@ void control_role_fields(struct ew *ew, json_object *s)
 	json_object_object_add(s, "lease_ttl_ms", json_object_new_int64((int64_t)ew->cfg.lease_ttl_ms));
 	json_object_object_add(s, "takeovers", json_object_new_int64((int64_t)m->takeovers));
 }
+/* Each request class's budget and the month's, as status shows them (per minute: as the provider says them). */
+static json_object *budgets_json(const struct metrics *m)
+{
+	json_object *b = json_object_new_object(), *classes = json_object_new_object(), *mo = json_object_new_object();
+	for (int i = 0; i < RC__N; i++) {
+		const struct metrics_class *k = &m->cls[i];
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "budget_per_min", json_object_new_double(k->budget * 60));
+		json_object_object_add(o, "rate_per_min", json_object_new_double(k->rate * 60));
+		json_object_object_add(o, "tokens", json_object_new_double((double)(int64_t)(k->tokens * 100) / 100));
+		json_object_object_add(o, "paused_s", json_object_new_double((double)k->paused_ms / 1000));
+		json_object_object_add(o, "requests_last_minute", json_object_new_int64(k->minute));
+		json_object_object_add(o, "requests", json_object_new_int64((int64_t)k->requests));
+		json_object_object_add(o, "throttled", json_object_new_int64((int64_t)k->throttles));
+		json_object_object_add(classes, budget_class_name((enum rclass)i), o);
+	}
+	json_object_object_add(b, "classes", classes);
+	json_object_object_add(mo, "month", json_object_new_string(m->month));
+	json_object_object_add(mo, "allowance", json_object_new_int64((int64_t)m->month_allowance));
+	json_object_object_add(mo, "used", json_object_new_int64((int64_t)m->month_used));
+	json_object_object_add(mo, "left", m->month_allowance ? json_object_new_int64((int64_t)(m->month_allowance > m->month_used
+			       ? m->month_allowance - m->month_used : 0)) : NULL);
+	json_object_object_add(mo, "projected", json_object_new_int64((int64_t)m->month_projected));
+	json_object_object_add(mo, "next_request_in_s", json_object_new_double((double)m->month_wait_ms / 1000));
+	json_object_object_add(b, "month", mo);
+	return b;
+}
+
 
 void control_cmd_status(struct client *c, json_object *req)
 {
@@ -293,6 +321,7 @@ void control_cmd_status(struct client *c, json_object *req)
 	metrics_plan_line(m, line, sizeof(line));
 	json_object_object_add(ob, "summary", json_object_new_string(line));
 	json_object_object_add(s, "observation", ob);
+	json_object_object_add(s, "budgets", budgets_json(m));
 	json_object_object_add(s, "events", json_object_new_int64((int64_t)m->events));
 	json_object_object_add(s, "version", json_object_new_string(PACKAGE_VERSION));
 	control_role_fields(ew, s);

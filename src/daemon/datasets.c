@@ -1,7 +1,9 @@
 /*
  * The output dataset of a complete event: GET /v1/datasets/{id} for each
- * completion watch holds (watch_v2.h), through the poller's bucket, pauses and
- * answer handling like every request, with its own small retry ([datasets]
+ * completion watch holds (watch_v2.h), through the poller's default class
+ * (budget.h: Cohere counts /v1/datasets apart from the embed-job endpoints),
+ * pauses and answer handling like every request, ranked after every source
+ * that observes (poller.c), with its own small retry ([datasets]
  * tries within timeout). What cannot be had in time goes out as
  * "output_dataset": null with the reason. The answer's part URLs are signed
  * download links: they go into the event and nowhere else (no log line, no
@@ -138,6 +140,7 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 
 	s->busy = false;
 	metrics_observe_request(&ew->m, (double)res->total_us / 1e6);
+	metrics_count_rx(&ew->m, EP_DATASET, res->wire_bytes, res->decoded_bytes);
 	struct watch_hold *h = watch_v2_held(ew->v2, s->job_id);
 	if (h)
 		h->fetch.in_flight = false;
@@ -148,10 +151,10 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 			snprintf(why, sizeof(why), "GET /v1/datasets/%s answered %ld", h->dataset_id, res->status);
 			give_up(p, h, why);
 		}
-	} else if (poller_global_answer(p, req, res)) {
-		/* 429/503, auth, TLS: everything pauses; not a try of this fetch, which goes again after the pause. */
+	} else if (poller_global_answer(p, RC_DEFAULT, req, res)) {
+		/* 429/503 (this class), auth, TLS (everything): not a try of this fetch, which goes again after the pause. */
 		if (h)
-			h->fetch.next_try = p->paused_until;
+			h->fetch.next_try = poller_resume_at(p, RC_DEFAULT);
 	} else if (!h) {
 		/* Unwatched while it ran. */
 	} else if (res->error != HTTP_OK) {
@@ -198,7 +201,8 @@ static int submit(struct poller *p, struct ds_slot *s, struct watch_hold *h, uin
 	return 0;
 }
 
-bool datasets_run(struct poller *p, uint64_t now, uint64_t *ret_wait)
+/* The first hold whose fetch is due at now, or NULL; *ret_wait as datasets_due says. */
+static struct watch_hold *first_due(struct poller *p, uint64_t now, uint64_t *ret_wait)
 {
 	struct ew *ew = p->ew;
 	*ret_wait = UINT64_MAX;
@@ -211,27 +215,35 @@ bool datasets_run(struct poller *p, uint64_t now, uint64_t *ret_wait)
 				*ret_wait = h->fetch.next_try - now;
 			continue;
 		}
-		struct ds_slot *s = NULL;
-		for (int k = 0; k < DATASETS_SLOTS && !s; k++)
-			if (!p->datasets->slots[k].busy)
-				s = &p->datasets->slots[k];
-		if (!s)
-			return true;        /* an answer frees a slot and runs this again */
-		if (!sched_bucket_take(&p->bucket, now)) {
-			uint64_t w = sched_bucket_wait(&p->bucket, now);
-			if (w < *ret_wait)
-				*ret_wait = w;
-			return false;
-		}
-		if (submit(p, s, h, now) < 0) {
-			failed_try(p, h, "cannot start the request", now);
-			return true;        /* h may be gone: the next turn goes on */
-		}
-		if (p->pause != PAUSE_NONE) {
-			/* Probing after an auth or base-URL pause: one request, then wait for its answer. */
-			p->paused_until = now + 60000;
-			return false;
-		}
+		return h;
 	}
-	return true;
+	return NULL;
+}
+
+static struct ds_slot *free_slot(struct poller *p)
+{
+	for (int k = 0; k < DATASETS_SLOTS; k++)
+		if (!p->datasets->slots[k].busy)
+			return &p->datasets->slots[k];
+	return NULL;
+}
+
+bool datasets_due(struct poller *p, uint64_t now, uint64_t *ret_wait)
+{
+	if (!free_slot(p)) {
+		*ret_wait = UINT64_MAX;         /* an answer frees a slot and runs the poller again */
+		return false;
+	}
+	return first_due(p, now, ret_wait) != NULL;
+}
+
+void datasets_start(struct poller *p, uint64_t now)
+{
+	uint64_t w;
+	struct watch_hold *h = first_due(p, now, &w);
+	struct ds_slot *s = free_slot(p);
+	if (!h || !s)
+		return;
+	if (submit(p, s, h, now) < 0)
+		failed_try(p, h, "cannot start the request", now);     /* h may be gone */
 }

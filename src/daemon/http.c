@@ -472,6 +472,12 @@ void http_req_wire_cap(struct http_req *r, uint64_t max)
 	r->wire_cap = max;
 }
 
+void http_req_low_speed(struct http_req *r, long bytes_per_s, long secs)
+{
+	curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_LIMIT, secs > 0 ? bytes_per_s : 0L);
+	curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_TIME, secs > 0 ? secs : 0L);
+}
+
 void http_req_header(struct http_req *r, const char *line)
 {
 	free(r->extra_line);

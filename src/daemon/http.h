@@ -95,6 +95,12 @@ void http_req_compressed(struct http_req *r, bool on);
  */
 void http_req_wire_cap(struct http_req *r, uint64_t max);
 /*
+ * Cuts a transfer that receives fewer than bytes_per_s bytes a second,
+ * on average, for secs seconds (a server trickling a list): a timeout error
+ * naming the speed. 0: off. Kept for the next submits.
+ */
+void http_req_low_speed(struct http_req *r, long bytes_per_s, long secs);
+/*
  * One more header line (a conditional request's If-None-Match) sent before
  * the shared list on the next submits; copied. NULL: none.
  */

@@ -70,6 +70,39 @@ static void histogram(struct buf *b, const char *name, const char *help, const s
 		   h->sum, name, (unsigned long long)h->n);
 }
 
+/* Each request class's budget, and the month's. */
+static void class_text(const struct metrics *m, struct buf *b)
+{
+	static const struct { const char *name, *type, *help; } fam[] = {
+		{ "embedwatch_class_budget_per_second", "gauge", "Configured requests per second of the request class." },
+		{ "embedwatch_class_rate_per_second", "gauge", "Requests per second the class allows now (lowered after 429/503)." },
+		{ "embedwatch_class_tokens", "gauge", "Tokens in the class's bucket." },
+		{ "embedwatch_class_paused_seconds", "gauge", "Left of the class's 429/503 pause, 0: none." },
+		{ "embedwatch_class_requests_last_minute", "gauge", "Requests of the class sent in the last 60 s." },
+		{ "embedwatch_class_requests_total", "counter", "Requests of the class sent." },
+		{ "embedwatch_class_throttled_total", "counter", "429/503 answers to requests of the class." },
+	};
+	for (size_t f = 0; f < ARRAY_SIZE(fam); f++) {
+		family(b, fam[f].name, fam[f].type, fam[f].help);
+		for (int c = 0; c < RC__N; c++) {
+			const struct metrics_class *k = &m->cls[c];
+			double v[] = { k->budget, k->rate, k->tokens, (double)k->paused_ms / 1000.0, k->minute,
+				       (double)k->requests, (double)k->throttles };
+			buf_printf(b, "%s{class=\"%s\"} %.17g\n", fam[f].name, budget_class_name((enum rclass)c), v[f]);
+		}
+	}
+	gauge(b, "embedwatch_month_allowance_requests", "The calendar month's allowance ([poll] monthly_requests), 0: none.",
+	      (double)m->month_allowance);
+	gauge(b, "embedwatch_month_used_requests", "Requests sent this calendar month (UTC), as counted in the state.",
+	      (double)m->month_used);
+	gauge(b, "embedwatch_month_left_requests", "Left of the month's allowance (0 when there is none).",
+	      (double)(m->month_allowance > m->month_used ? m->month_allowance - m->month_used : 0));
+	gauge(b, "embedwatch_month_projected_requests", "Use of the whole month at the pace so far.",
+	      (double)m->month_projected);
+	gauge(b, "embedwatch_month_wait_seconds", "Until the month's spread allows the next request, 0: now.",
+	      (double)m->month_wait_ms / 1000.0);
+}
+
 void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], struct buf *b)
 {
 	family(b, "embedwatch_build_info", "gauge", "Always 1; the version in a label.");
@@ -163,7 +196,7 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	      (double)m->plan_list_cap);
 	counter(b, "embedwatch_sweep_not_modified_total", "List answers 304 Not Modified (nothing changed, nothing sent).",
 		m->list_not_modified);
-	static const char *const endpoint[EP__MAX] = { "poll", "list", "cancel", "webhook" };
+	static const char *const endpoint[EP__MAX] = { "poll", "list", "cancel", "webhook", "dataset", "batch_list" };
 	family(b, "embedwatch_received_bytes_total", "counter",
 	       "Bytes received by endpoint: wire (headers and body as sent, compressed) and decoded (the body after decoding).");
 	for (int i = 0; i < EP__MAX; i++)
@@ -181,6 +214,7 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	histogram(b, "embedwatch_detection_lag_seconds",
 		  "From the last API answer showing a job running to the start of a hook for its end (an upper bound "
 		  "on the delay from the job's end: the API reports no end time).", &m->detection_lag, lag_bounds);
+	class_text(m, b);
 	gauge(b, "embedwatch_paused", "1 while all polling is paused.", m->paused != PAUSE_NONE);
 	family(b, "embedwatch_pause_reason", "gauge", "1 for the reason all polling is paused, if it is.");
 	for (int i = 1; i < PAUSE__MAX; i++)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "budget.h"
 #include "job.h"
 #include "planner.h"
 #include "util.h"
@@ -23,8 +24,19 @@ enum pause_reason { PAUSE_NONE = 0, PAUSE_THROTTLED, PAUSE_AUTH, PAUSE_BAD_BASE,
 
 #define METRICS_ANSWER_CLASSES 7    /* enum api_class */
 
-/* Where received bytes came from: the three API endpoints and the webhook receivers. */
-enum metrics_endpoint { EP_POLL = 0, EP_LIST, EP_CANCEL, EP_WEBHOOK, EP__MAX };
+/* Where received bytes came from: the API's endpoints and the webhook receivers. */
+enum metrics_endpoint { EP_POLL = 0, EP_LIST, EP_CANCEL, EP_WEBHOOK, EP_DATASET, EP_BATCH_LIST, EP__MAX };
+
+/* One request class's budget as it stands (the poller keeps it current). */
+struct metrics_class {
+	double budget;                   /* configured requests/s */
+	double rate;                     /* allowed now (lowered after a 429/503) */
+	double tokens;                   /* in the bucket */
+	uint64_t paused_ms;              /* left of a 429/503 pause, 0: none */
+	uint32_t minute;                 /* requests in the last 60 s */
+	uint64_t requests;               /* since start */
+	uint64_t throttles;              /* 429/503 answers */
+};
 #define METRICS_BUCKETS 12
 
 /* A Prometheus histogram with fixed upper bounds (seconds). */
@@ -85,6 +97,11 @@ struct metrics {
 	uint64_t connections_opened;     /* poller, from the HTTP glue: TCP connections opened so far */
 	double request_budget;           /* poller: configured requests/s */
 	uint64_t last_poll_ok_ms;        /* poller: wall clock of the last 200 from the API, 0: none */
+	struct metrics_class cls[RC__N]; /* poller: each request class */
+	/* poller: the month's allowance ([poll] monthly_requests; allowance 0: none) */
+	char month[8];
+	uint64_t month_allowance, month_used, month_projected;
+	uint64_t month_wait_ms;          /* until the spread allows the next request, 0: now */
 	struct metrics_hist request_seconds;     /* poller: time of each API request */
 	struct metrics_hist detection_lag;       /* hooks: last answer showing the job running -> hook start */
 	size_t batch_jobs[JOB__MAX];     /* watch_v2: watched batch jobs (v2) by status; the rest are embed jobs */

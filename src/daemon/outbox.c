@@ -83,6 +83,9 @@ static int write_turn(struct ew *ew, struct turn *t)
 		case TR_REQUEST:
 			r = store_delete_request(ew->store, p->request_id);
 			break;
+		case TR_META:
+			r = store_put_meta(ew->store, p->subject, p->text);
+			break;
 		case TR_EVENT:
 			/*
 			 * The event and its delivery rows are durable together, before any
@@ -155,6 +158,9 @@ static void dispatch(struct ew *ew, struct turn *t)
 	t->answers = 0;
 	hooks_dispatch(ew, rows, gen);
 	control_dispatch(ew, ended, gen);
+	for (struct turn_row *p = rows; p; p = p->next)
+		if (p->kind == TR_META)
+			poller_meta_saved(ew->poller, p->subject, p->text);
 	if (sweep)
 		poller_want_sweep(ew->poller);
 	if (kick)

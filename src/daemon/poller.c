@@ -1,9 +1,11 @@
 /*
- * The poller: spends one token of the global bucket per request, on cancels
- * first, then the list sweep when it is due, then due jobs oldest-due first;
- * keeps at most max_in_flight transfers, and turns each answer into an
- * observation, a per-job backoff or a global pause. The sweep itself is in
- * poller_sweep.c.
+ * The poller: walks its request sources (cancels, the list, the v2 pages,
+ * per-id polls, dataset fetches: one table, `sources` below) and spends one
+ * token of the request's class per request (budget.h), the month's allowance
+ * above them; keeps at most max_in_flight transfers, and turns each answer
+ * into an observation, a per-job backoff, a class's pause or a global one.
+ * The sweep itself is in poller_sweep.c, the v2 pages in poller_v2.c, the
+ * dataset fetches in datasets.c.
  */
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -21,20 +23,64 @@
 #include "metrics.h"
 #include "poller_int.h"
 #include "sched.h"
+#include "store.h"
 #include "strmap.h"
+#include "turn.h"
 #include "util.h"
 #include "watch.h"
 
 /* A cancel that got no answer this many times is given up, and said so. */
 #define CANCEL_TRIES 5
 
+/* The state's key of the month's count: "YYYY-MM N" (budget_month_parse). */
+#define MONTH_KEY "requests_month"
+
 void poller_gauges(struct poller *p)
 {
-	p->ew->m.polls_in_flight = p->in_flight;
-	p->ew->m.paused = p->pause;
-	p->ew->m.request_rate = sched_bucket_rate(&p->bucket);
-	p->ew->m.connections_opened = http_connects(p->ew->http);
-	p->ew->m.request_budget = p->ew->cfg.rate_per_s;
+	struct metrics *m = &p->ew->m;
+	uint64_t now = ew_now(p->ew);
+	bool throttled = false;
+	m->polls_in_flight = p->in_flight;
+	for (int c = 0; c < RC__N; c++) {
+		struct rclass_budget *b = &p->cls[c];
+		struct metrics_class *k = &m->cls[c];
+		k->budget = b->bucket.rate * 1000.0;
+		k->rate = sched_bucket_rate(&b->bucket);
+		sched_bucket_wait(&b->bucket, now);     /* refills */
+		k->tokens = b->bucket.tokens;
+		k->paused_ms = budget_class_paused(b, now) ? b->paused_until - now : 0;
+		k->minute = budget_class_minute(b, now);
+		k->requests = b->requests;
+		throttled |= k->paused_ms > 0;
+	}
+	/* Everything, or else a class (the class lines say which). */
+	m->paused = p->pause != PAUSE_NONE ? p->pause : throttled ? PAUSE_THROTTLED : PAUSE_NONE;
+	m->request_rate = m->cls[RC_EMBED_JOBS].rate;
+	m->connections_opened = http_connects(p->ew->http);
+	m->request_budget = p->ew->cfg.rate_per_s;
+	int64_t wall = util_wall_ms();
+	budget_month_roll(&p->month, wall);
+	memcpy(m->month, p->month.key, sizeof(m->month));
+	m->month_allowance = p->month.allowance;
+	m->month_used = p->month.used;
+	m->month_projected = budget_month_projected(&p->month, wall);
+	m->month_wait_ms = budget_month_wait(&p->month, wall);
+}
+
+enum rclass poller_class_of(enum job_kind k)
+{
+	/* Cohere counts the embed-job endpoints apart; /v2/batches is in "Default". */
+	return k == JOB_KIND_EMBED ? RC_EMBED_JOBS : RC_DEFAULT;
+}
+
+uint64_t poller_resume_at(const struct poller *p, enum rclass cls)
+{
+	uint64_t at = ew_now(p->ew);
+	if (p->pause != PAUSE_NONE && p->paused_until > at)
+		at = p->paused_until;
+	if (p->cls[cls].paused_until > at)
+		at = p->cls[cls].paused_until;
+	return at;
 }
 
 static void run(struct poller *p);
@@ -80,7 +126,9 @@ void poller_configure(struct poller *p)
 	/* The old list is wiped and freed once the last transfer using it ends. */
 	http_headers_unref(p->headers);
 	p->headers = h;
-	sched_bucket_set(&p->bucket, ew->cfg.rate_per_s, ew->cfg.burst, ew_now(ew));
+	sched_bucket_set(&p->cls[RC_EMBED_JOBS].bucket, ew->cfg.rate_per_s, ew->cfg.burst, ew_now(ew));
+	sched_bucket_set(&p->cls[RC_DEFAULT].bucket, ew->cfg.default_rate_per_s, ew->cfg.burst, ew_now(ew));
+	p->month.allowance = ew->cfg.monthly_requests;
 	poller_gauges(p);
 }
 
@@ -93,7 +141,10 @@ int poller_new(struct ew *ew, struct poller **ret)
 	*ret = p;
 	if ((r = uv_timer_init(ew->loop, &p->timer)) < 0)
 		return r;
-	sched_bucket_init(&p->bucket, ew->cfg.rate_per_s, ew->cfg.burst, uv_now(ew->loop));
+	budget_class_init(&p->cls[RC_EMBED_JOBS], ew->cfg.rate_per_s, ew->cfg.burst, uv_now(ew->loop));
+	budget_class_init(&p->cls[RC_DEFAULT], ew->cfg.default_rate_per_s, ew->cfg.burst, uv_now(ew->loop));
+	budget_month_roll(&p->month, util_wall_ms());
+	p->src_decay_at = uv_now(ew->loop);
 	p->n_slots = ew->cfg.max_in_flight;
 	p->slots = xcalloc(p->n_slots, sizeof(*p->slots));
 	for (unsigned i = 0; i < p->n_slots; i++) {
@@ -199,8 +250,9 @@ static bool is_json(const char *ct)
 	return strncasecmp(ct, "application/json", 16) == 0 || strcasestr(ct, "+json") != NULL;
 }
 
-bool poller_global_answer(struct poller *p, struct http_req *req, const struct http_result *res)
+bool poller_global_answer(struct poller *p, enum rclass rc, struct http_req *req, const struct http_result *res)
 {
+	struct rclass_budget *c = &p->cls[rc];
 	struct ew *ew = p->ew;
 
 	if (res->error == HTTP_ERR_TLS) {
@@ -216,7 +268,7 @@ bool poller_global_answer(struct poller *p, struct http_req *req, const struct h
 		return false;
 	enum api_class cls = api_classify(res->status);
 	if (cls != API_THROTTLED)
-		p->throttle_run = 0;
+		c->throttle_run = 0;
 	if ((p->pause == PAUSE_TLS) || (p->pause == PAUSE_AUTH && cls != API_AUTH) ||
 	    (p->pause == PAUSE_BAD_BASE && cls != API_BAD_BASE)) {
 		log_msg(LOG_NOTICE, "the API answers again (%ld); polling resumed", res->status);
@@ -225,13 +277,19 @@ bool poller_global_answer(struct poller *p, struct http_req *req, const struct h
 	}
 	switch (cls) {
 	case API_THROTTLED: {
-		uint64_t ms = retry_after_ms(req, ++p->throttle_run);
+		/*
+		 * The provider counts each class apart: only this one pauses and
+		 * slows; the others go on (a 429 on the datasets must not stop the
+		 * list that sees jobs end, nor the other way round).
+		 */
+		uint64_t ms = retry_after_ms(req, ++c->throttle_run), now = ew_now(ew);
 		ew->m.throttles++;
-		if (p->pause != PAUSE_THROTTLED || ew_now(ew) >= p->paused_until)
-			log_msg(LOG_WARNING, "API answered %ld: pausing all polling for %llu ms, then at %.2f requests/s",
-				res->status, (unsigned long long)ms, sched_bucket_rate(&p->bucket) / 2);
-		sched_bucket_throttled(&p->bucket, ew_now(ew));
-		poller_pause_all(p, PAUSE_THROTTLED, ms);
+		ew->m.cls[rc].throttles++;
+		if (!budget_class_paused(c, now))
+			log_msg(LOG_WARNING, "API answered %ld: pausing the %s requests for %llu ms, then at %.2f requests/s",
+				res->status, budget_class_name(rc), (unsigned long long)ms, sched_bucket_rate(&c->bucket) / 2);
+		budget_class_throttled(c, now, ms);
+		poller_gauges(p);
 		return true;
 	}
 	case API_AUTH:
@@ -397,12 +455,12 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 	j->flags &= (uint8_t)~JF_IN_FLIGHT;
 	if (j->flags & JF_REMOVED) {
 		jobtable_release(j);
-	} else if (poller_global_answer(p, req, res)) {
+	} else if (poller_global_answer(p, poller_class_of((enum job_kind)j->kind), req, res)) {
 		/* No answer about the job: it goes first once the pause is over. */
 		if (kind == SLOT_CANCEL)
 			cancel_again(p, j, NULL);
 		else
-			jobtable_schedule(&ew->jobs, j, ew_now(ew));
+			jobtable_schedule(&ew->jobs, j, poller_resume_at(p, poller_class_of((enum job_kind)j->kind)));
 	} else if (kind == SLOT_CANCEL) {
 		cancel_answer(p, j, res);
 	} else if (watch_job_ended(j)) {
@@ -454,67 +512,289 @@ static void submit(struct poller *p, struct job *j, enum slot_kind kind)
 		ew->m.polls++;
 }
 
-/* Sends what the cancel queue holds, as tokens and slots allow. Returns false when out of tokens (timer armed). */
-static bool run_cancels(struct poller *p, uint64_t now)
+/* ---- the sources: each says whether it would send now (and from which class), and sends one ---- */
+
+/* The next cancel to send, after dropping the queue's entries that need no request. */
+static struct job *cancel_head(struct poller *p)
 {
 	struct ew *ew = p->ew;
 	struct job *j;
-	while (p->free_slots && (j = jobtable_cancel_peek(&ew->jobs))) {
-		if (j->flags & JF_IN_FLIGHT)
-			break;          /* a poll of it is running: the cancel goes after */
-		if (!(j->flags & JF_REMOVED) && !watch_job_ended(j) && !sched_bucket_take(&p->bucket, now)) {
-			arm(p, sched_bucket_wait(&p->bucket, now));
-			return false;
-		}
-		jobtable_cancel_pop(&ew->jobs);
+	while ((j = jobtable_cancel_peek(&ew->jobs))) {
 		if (j->flags & JF_REMOVED) {
+			jobtable_cancel_pop(&ew->jobs);
 			jobtable_release(j);
-			continue;
-		}
-		if (watch_job_ended(j)) {
+		} else if (watch_job_ended(j)) {
+			jobtable_cancel_pop(&ew->jobs);
 			watch_cancel_result(ew, j, false, "the job had already ended");
-			continue;
+		} else {
+			return j;
 		}
-		submit(p, j, SLOT_CANCEL);
 	}
+	return NULL;
+}
+
+static bool cancels_due(struct poller *p, uint64_t now, enum rclass *cls, uint64_t *wait)
+{
+	(void)now;
+	(void)wait;
+	struct job *j = p->free_slots ? cancel_head(p) : NULL;
+	/* A poll of it is running: the cancel goes after (its answer runs the poller). */
+	if (!j || (j->flags & JF_IN_FLIGHT))
+		return false;
+	*cls = poller_class_of((enum job_kind)j->kind);
 	return true;
+}
+
+static void cancels_start(struct poller *p, uint64_t now)
+{
+	(void)now;
+	struct job *j = cancel_head(p);
+	if (!j)
+		return;
+	jobtable_cancel_pop(&p->ew->jobs);
+	submit(p, j, SLOT_CANCEL);
+}
+
+/*
+ * The head of the due queue when it is due now, after handling the jobs past
+ * max_age at its front (expired, or a cancel queued). NULL otherwise (*wait:
+ * until the head is due).
+ */
+static struct job *poll_head(struct poller *p, uint64_t now, uint64_t *wait)
+{
+	struct ew *ew = p->ew;
+	struct job *j;
+	while ((j = jobtable_peek(&ew->jobs))) {
+		if (j->due > now) {
+			*wait = j->due - now;
+			return NULL;
+		}
+		if (!ew->cfg.max_age_ms || util_wall_ms() - j->added_ms <= (int64_t)ew->cfg.max_age_ms)
+			return j;
+		if (ew->cfg.cancel_on_expire && j->cancel == CANCEL_NONE) {
+			/* Not just given up on: cancelled, and watched on to cancelled. */
+			watch_cancel(ew, j, true);
+			return j;
+		}
+		if (ew->cfg.cancel_on_expire && util_wall_ms() - j->added_ms <= 2 * (int64_t)ew->cfg.max_age_ms)
+			return j;
+		/* Given up on; with cancel_on_expire, only if the cancel did not end it by twice max_age. */
+		jobtable_unschedule(&ew->jobs, j);
+		watch_end(ew, j, EV_EXPIRED, j->cancel == CANCEL_ACCEPTED
+			  ? "watched longer than max_age, and not cancelled after the cancel was accepted"
+			  : "watched longer than max_age");
+	}
+	return NULL;
+}
+
+static bool polls_due(struct poller *p, uint64_t now, enum rclass *cls, uint64_t *wait)
+{
+	if (p->in_flight >= p->n_slots || !p->free_slots)
+		return false;           /* an answer frees a slot and runs the poller again */
+	struct job *j = poll_head(p, now, wait);
+	if (!j)
+		return false;
+	*cls = poller_class_of((enum job_kind)j->kind);
+	return true;
+}
+
+static void polls_start(struct poller *p, uint64_t now)
+{
+	uint64_t wait;
+	struct job *j = poll_head(p, now, &wait);
+	if (!j)
+		return;
+	jobtable_unschedule(&p->ew->jobs, j);
+	submit(p, j, SLOT_POLL);
+}
+
+static bool list_due(struct poller *p, uint64_t now, enum rclass *cls, uint64_t *wait)
+{
+	*cls = RC_EMBED_JOBS;
+	return poller_sweep_due_now(p, now, wait);
+}
+
+static void list_start(struct poller *p, uint64_t now)
+{
+	(void)now;
+	poller_sweep_start(p);
+}
+
+static bool pages_due(struct poller *p, uint64_t now, enum rclass *cls, uint64_t *wait)
+{
+	*cls = RC_DEFAULT;
+	return poller_v2_due_now(p, now, wait);
+}
+
+static void pages_start(struct poller *p, uint64_t now)
+{
+	(void)now;
+	poller_v2_start(p);
+}
+
+static bool datasets_src_due(struct poller *p, uint64_t now, enum rclass *cls, uint64_t *wait)
+{
+	*cls = RC_DEFAULT;
+	return datasets_due(p, now, wait);
+}
+
+/*
+ * The sources, in the rank order of the policy (budget_policy in budget.c,
+ * which says it; the man page, REQUEST BUDGETS, says it in words): how each
+ * one tells whether it would send, and sends.
+ */
+static const struct source {
+	/* True when it would send now (and *cls is the class its request draws from); else *wait, ms until it may. */
+	bool (*due)(struct poller *p, uint64_t now, enum rclass *cls, uint64_t *wait);
+	/* Sends one request; its class's token was taken. */
+	void (*start)(struct poller *p, uint64_t now);
+} sources[SRC__N] = {
+	[SRC_CANCELS] = { cancels_due, cancels_start },
+	[SRC_LIST] = { list_due, list_start },
+	[SRC_PAGES] = { pages_due, pages_start },
+	[SRC_POLLS] = { polls_due, polls_start },
+	[SRC_DATASETS] = { datasets_src_due, datasets_start },
+};
+#define N_SOURCES SRC__N
+
+/* ---- the month's allowance: counted in the state ahead of spending ---- */
+
+static void month_loaded(int r, const char *value, void *arg)
+{
+	struct poller *p = arg;
+	char key[8];
+	uint64_t n;
+	p->month_loading = false;
+	if (r < 0) {
+		log_msg(LOG_ERR, "cannot read this month's request count from the state (%s); no request goes until it can",
+			store_error(p->ew->store));
+		arm(p, 5000);
+		return;
+	}
+	if (value && budget_month_parse(value, key, &n) < 0)
+		log_msg(LOG_WARNING, "the state's month request count \"%.40s\" is not \"YYYY-MM N\"; counting from 0", value);
+	else if (value && strcmp(key, p->month.key) == 0)
+		p->month.used = p->month.reserved = n;
+	p->month_loaded = true;
+	log_msg(LOG_INFO, "month %s: %llu of %llu requests used", p->month.key, (unsigned long long)p->month.used,
+		(unsigned long long)p->month.allowance);
+	poller_gauges(p);
+	poller_kick(p);
+}
+
+void poller_meta_saved(struct poller *p, const char *key, const char *value)
+{
+	char k[8];
+	uint64_t n;
+	if (strcmp(key, MONTH_KEY) != 0 || budget_month_parse(value, k, &n) < 0)
+		return;
+	p->month_saving = false;
+	if (strcmp(k, p->month.key) == 0 && n > p->month.reserved)
+		p->month.reserved = n;
+	poller_kick(p);
+}
+
+/*
+ * With an allowance: 0 when one more request may go now, else the ms to wait
+ * (the state's count still loading, a reservation being committed, or the
+ * month's spread). Records a reservation when the durable count is reached.
+ */
+static uint64_t month_gate(struct poller *p, uint64_t now)
+{
+	struct ew *ew = p->ew;
+	int64_t wall = util_wall_ms();
+	if (!p->month.allowance)
+		return 0;
+	if (budget_month_roll(&p->month, wall)) {
+		log_msg(LOG_NOTICE, "month %s begins: %llu requests allowed", p->month.key,
+			(unsigned long long)p->month.allowance);
+		p->month_loaded = false;
+	}
+	if (!p->month_loaded) {
+		if (!p->month_loading) {
+			p->month_loading = true;
+			store_get_meta(ew->store, MONTH_KEY, month_loaded, p);
+		}
+		return UINT64_MAX;      /* its answer runs the poller */
+	}
+	uint64_t w = budget_month_wait(&p->month, wall);
+	if (w)
+		return w;
+	if (p->month.used < p->month.reserved)
+		return 0;
+	if (!p->month_saving) {
+		/* Durable before spent: a restart counts from what the state says, never less. */
+		char v[48];
+		uint64_t to = p->month.used + budget_month_chunk(&p->month);
+		if (to > p->month.allowance)
+			to = p->month.allowance;
+		snprintf(v, sizeof(v), "%s %llu", p->month.key, (unsigned long long)to);
+		struct turn_row *r = turn_row(&ew->turn, TR_META);
+		r->subject = xstrdup(MONTH_KEY);
+		r->text = xstrdup(v);
+		p->month_saving = true;
+	}
+	(void)now;
+	return UINT64_MAX;          /* the commit runs the poller */
+}
+
+/* ---- the walk ---- */
+
+/*
+ * A list in flight far longer than lists take (a server trickling it): the
+ * watched embed jobs the last list did not show are polled per id meanwhile,
+ * so a new job's first look, and its end, do not wait for that list.
+ */
+static uint64_t unlisted_now(struct job *j, void *arg)
+{
+	struct poller *p = arg;
+	if (j->kind != JOB_KIND_EMBED || j->sweep_gen == p->last_ok_gen || watch_job_ended(j))
+		return j->due;
+	uint64_t now = ew_now(p->ew);
+	return j->due < now ? j->due : now;
+}
+
+static uint64_t list_overdue(struct poller *p, uint64_t now)
+{
+	if (!p->sweep_in_flight)
+		return UINT64_MAX;
+	uint64_t expect = p->list_ms * 2 > 2000 ? p->list_ms * 2 : 2000;
+	if (now < p->sweep_last + expect)
+		return p->sweep_last + expect - now;
+	if (p->overdue_gen != p->sweep_gen) {
+		p->overdue_gen = p->sweep_gen;
+		log_msg(LOG_INFO, "list sweep: no answer after %llu ms; polling the jobs the last list did not show per id",
+			(unsigned long long)(now - p->sweep_last));
+		jobtable_redue(&p->ew->jobs, unlisted_now, p);
+	}
+	return UINT64_MAX;
 }
 
 static void run(struct poller *p)
 {
 	struct ew *ew = p->ew;
-	uint64_t now = ew_now(ew), sweep_wait = UINT64_MAX, ds_wait = UINT64_MAX;
+	uint64_t now = ew_now(ew);
 
 	if (p->stopped)
 		return;
 	/* A complete event waits for its dataset at most dataset_timeout, paused or not. */
-	uint64_t ds_deadline = datasets_expire(p, now);
+	uint64_t wait = datasets_expire(p, now);
 	if (p->pause != PAUSE_NONE) {
 		if (now < p->paused_until) {
-			arm(p, p->paused_until - now < ds_deadline ? p->paused_until - now : ds_deadline);
+			arm(p, p->paused_until - now < wait ? p->paused_until - now : wait);
 			return;
 		}
-		if (p->pause == PAUSE_THROTTLED) {
-			log_msg(LOG_NOTICE, "rate-limit pause over; polling again at %.2f requests/s", sched_bucket_rate(&p->bucket));
-			p->pause = PAUSE_NONE;
+		if (p->in_flight > 0 || p->sweep_in_flight || datasets_busy(p) || poller_v2_busy(p))
+			return;     /* auth, TLS and base-URL pauses probe again with one request at a time */
+	}
+	for (int c = 0; c < RC__N; c++) {
+		if (p->cls[c].paused_until && now >= p->cls[c].paused_until) {
+			p->cls[c].paused_until = 0;
+			log_msg(LOG_NOTICE, "rate-limit pause of the %s requests over; sending again at %.2f requests/s",
+				budget_class_name((enum rclass)c), sched_bucket_rate(&p->cls[c].bucket));
 			poller_gauges(p);
-		} else if (p->in_flight > 0 || p->sweep_in_flight || datasets_busy(p) || poller_v2_busy(p)) {
-			/* Auth, TLS and base-URL pauses probe again with one request at a time. */
-			return;
 		}
 	}
-	/* Cancels first: an operator asked for them. */
-	if (!run_cancels(p, now))
-		return;
-	/* Then the datasets that complete events wait for: each holds an event back. */
-	if (!datasets_run(p, now, &ds_wait)) {
-		if (ds_wait != UINT64_MAX)
-			arm(p, ds_wait);
-		return;
-	}
-	if (ds_deadline < ds_wait)
-		ds_wait = ds_deadline;
-	/* Then the list sweep, which observes every job at once, if the planner says it pays. */
 	poller_plan(p, now);
 	if (p->sweep_wanted) {
 		p->sweep_wanted = false;
@@ -523,70 +803,56 @@ static void run(struct poller *p)
 		uint64_t earliest = p->sweep_last + p->plan.sweep_floor_ms;
 		if (p->sweep_due > now)
 			p->sweep_due = earliest > now ? earliest : now;
+		/* A list already overdue: what it would not show is polled now. */
+		p->overdue_gen = 0;
 	}
-	if (poller_sweep_due_now(p, now, &sweep_wait)) {
-		if (!sched_bucket_take(&p->bucket, now)) {
-			arm(p, sched_bucket_wait(&p->bucket, now));
-			return;
+	uint64_t w = list_overdue(p, now);
+	if (w < wait)
+		wait = w;
+	for (;;) {
+		struct source_state st[N_SOURCES];
+		bool any = false;
+		if (now > p->src_decay_at) {
+			for (int i = 0; i < N_SOURCES; i++)
+				p->src_recent[i] = budget_decay(p->src_recent[i], now - p->src_decay_at, 60000);
+			p->src_decay_at = now;
 		}
-		poller_sweep_start(p);
-		if (p->pause != PAUSE_NONE) {
-			p->paused_until = now + 60000;
-			return;
-		}
-	}
-	/* And the v2 sweep's pages (batch jobs), from the same bucket. */
-	uint64_t v2_wait;
-	if (poller_v2_due_now(p, now, &v2_wait)) {
-		if (!sched_bucket_take(&p->bucket, now)) {
-			arm(p, sched_bucket_wait(&p->bucket, now));
-			return;
-		}
-		poller_v2_start(p);
-		if (p->pause != PAUSE_NONE) {
-			p->paused_until = now + 60000;
-			return;
-		}
-	}
-	if (v2_wait < sweep_wait)
-		sweep_wait = v2_wait;
-	while (p->in_flight < p->n_slots && p->free_slots) {
-		struct job *j = jobtable_peek(&ew->jobs);
-		if (!j || j->due > now) {
-			uint64_t wait = j ? j->due - now : UINT64_MAX;
-			if (sweep_wait < wait)
-				wait = sweep_wait;
-			if (ds_wait < wait)
-				wait = ds_wait;
-			if (wait != UINT64_MAX)
-				arm(p, wait);
-			return;
-		}
-		if (ew->cfg.max_age_ms && util_wall_ms() - j->added_ms > (int64_t)ew->cfg.max_age_ms) {
-			if (ew->cfg.cancel_on_expire && j->cancel == CANCEL_NONE) {
-				/* Not just given up on: cancelled, and watched on to cancelled. */
-				watch_cancel(ew, j, true);
-			} else if (!ew->cfg.cancel_on_expire ||
-				   util_wall_ms() - j->added_ms > 2 * (int64_t)ew->cfg.max_age_ms) {
-				/* Given up on; with cancel_on_expire, only if the cancel did not end it by twice max_age. */
-				jobtable_unschedule(&ew->jobs, j);
-				watch_end(ew, j, EV_EXPIRED, j->cancel == CANCEL_ACCEPTED
-					  ? "watched longer than max_age, and not cancelled after the cancel was accepted"
-					  : "watched longer than max_age");
+		for (int i = 0; i < N_SOURCES; i++) {
+			uint64_t sw = UINT64_MAX;
+			st[i] = (struct source_state){ .cls = RC_DEFAULT, .recent = p->src_recent[i] };
+			st[i].due = sources[i].due(p, now, &st[i].cls, &sw);
+			if (!st[i].due) {
+				if (sw < wait)
+					wait = sw;
 				continue;
 			}
-			if (!run_cancels(p, now))
-				return;
+			any = true;
+			uint64_t cw = budget_class_wait(&p->cls[st[i].cls], now);
+			st[i].can_take = cw == 0;
+			if (cw && cw < wait)
+				wait = cw;
 		}
-		if (!sched_bucket_take(&p->bucket, now)) {
-			arm(p, sched_bucket_wait(&p->bucket, now));
+		int k = any ? budget_pick(budget_policy, st, SRC__N) : -1;
+		if (k >= 0 && (w = month_gate(p, now)) != 0) {
+			if (w < wait)
+				wait = w;
+			k = -1;
+		}
+		if (k < 0) {
+			if (wait != UINT64_MAX)
+				arm(p, wait);
+			poller_gauges(p);
 			return;
 		}
-		jobtable_unschedule(&ew->jobs, j);
-		submit(p, j, SLOT_POLL);
+		if (!budget_class_take(&p->cls[st[k].cls], now))
+			continue;       /* cannot happen: it could take a moment ago */
+		p->month.used++;
+		p->src_recent[k] += 1.0;
+		sources[k].start(p, now);
 		if (p->pause != PAUSE_NONE) {
 			/* Probing after an auth or base-URL pause: one request, then wait for its answer. */
 			p->paused_until = now + 60000;
+			poller_gauges(p);
 			return;
 		}
 	}

@@ -16,6 +16,8 @@ void poller_kick(struct poller *p);
 void poller_want_sweep(struct poller *p);
 /* Builds request headers from the current key and config and sets the budget (start and reload). */
 void poller_configure(struct poller *p);
+/* A value the poller put into the turn record (the month's request count) is committed. */
+void poller_meta_saved(struct poller *p, const char *key, const char *value);
 /* Resumes after a reload: clears an auth or base-URL pause. */
 void poller_resume(struct poller *p);
 /* Stops polling: cancels transfers in flight (their jobs stay due). */

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "budget.h"
 #include "ew.h"
 #include "http.h"
 #include "jsplit.h"
@@ -26,15 +27,23 @@ struct poll_slot {
 struct poller {
 	struct ew *ew;
 	uv_timer_t timer;
-	struct sched_bucket bucket;
+	/* The budgets (budget.h): one per request class, and the month's above them. */
+	struct rclass_budget cls[RC__N];
+	struct month_budget month;
+	bool month_loaded;              /* the state's count for the month is in month (or none is kept) */
+	bool month_loading;             /* its read runs */
+	bool month_saving;              /* a reservation waits for its commit */
+	double src_recent[8];           /* each source's recent requests (decayed), for the shares */
+	uint64_t src_decay_at;          /* loop ms they were last decayed */
+	uint32_t overdue_gen;           /* the sweep whose overdue list made the unlisted due per id */
+	uint32_t last_ok_gen;           /* the last sweep that read the list (full or 304) */
 	struct poll_slot *slots;
 	struct poll_slot *free_slots;
 	unsigned n_slots;
 	unsigned in_flight;
 	struct http_headers *headers;   /* the current key's; transfers in flight hold their own reference */
-	enum pause_reason pause;
+	enum pause_reason pause;        /* everything: auth, TLS, base URL (a 429 pauses only its class) */
 	uint64_t paused_until;          /* loop ms */
-	unsigned throttle_run;
 	bool stopped;
 	uint64_t transient_window_start;
 	unsigned transient_in_window;
@@ -79,12 +88,17 @@ void poller_gauges(struct poller *p);
 /* Pauses all polling for ms, for why (a longer pause of the same kind wins). */
 void poller_pause_all(struct poller *p, enum pause_reason why, uint64_t ms);
 /*
- * The answers that concern every request, not one job: a TLS failure, 429/503,
- * 401/403, 501 (what: "poll", "list", "cancel", for the log). Pauses as the
- * DESIGN table says and returns true when the answer was one of them; clears a
- * pause that an ordinary answer ends and returns false otherwise.
+ * The answers that concern more than one job: a TLS failure, 401/403 and 501
+ * pause everything; a 429/503 pauses and lowers the class cls the request
+ * drew from. Pauses as the DESIGN table says and returns true when the answer
+ * was one of them; clears a pause that an ordinary answer ends and returns
+ * false otherwise.
  */
-bool poller_global_answer(struct poller *p, struct http_req *req, const struct http_result *res);
+bool poller_global_answer(struct poller *p, enum rclass cls, struct http_req *req, const struct http_result *res);
+/* Loop ms at which a request of class cls may go again after a pause (now if none). */
+uint64_t poller_resume_at(const struct poller *p, enum rclass cls);
+/* The class a request about a job of kind k draws from. */
+enum rclass poller_class_of(enum job_kind k);
 /* Logs an API warning once (bounded memory). */
 void poller_note_warning(struct poller *p, const char *job_id, const char *text);
 
@@ -134,11 +148,9 @@ void datasets_free(struct poller *p);
 bool datasets_busy(const struct poller *p);
 /* Gives up on holds past their deadline (paused or not). Returns ms until the next deadline, or UINT64_MAX. */
 uint64_t datasets_expire(struct poller *p, uint64_t now);
-/*
- * Sends the fetches that are due, a token each. Returns false when out of
- * tokens or probing (the caller arms *ret_wait, if set, and stops there);
- * *ret_wait is the ms until the next fetch is due otherwise.
- */
-bool datasets_run(struct poller *p, uint64_t now, uint64_t *ret_wait);
+/* True when a fetch is due and a slot is free; else *ret_wait is the ms until one is due (UINT64_MAX: none). */
+bool datasets_due(struct poller *p, uint64_t now, uint64_t *ret_wait);
+/* Sends the first due fetch (a token of the default class was taken). */
+void datasets_start(struct poller *p, uint64_t now);
 
 #endif

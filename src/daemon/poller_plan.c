@@ -87,7 +87,7 @@ void poller_plan(struct poller *p, uint64_t now)
 		.policy = c->planner, .current = p->plan.mode, .sweep_enabled = c->sweep,
 		.list_failing = p->sweep_off_until && now < p->sweep_off_until, .discovery = c->discover,
 		.live = live, .unlisted = p->unlisted < live ? p->unlisted : live,
-		.rate_per_s = sched_bucket_rate(&p->bucket), .bytes_per_s = (double)c->max_bytes_per_min / 60.0,
+		.rate_per_s = sched_bucket_rate(&p->cls[RC_EMBED_JOBS].bucket), .bytes_per_s = (double)c->max_bytes_per_min / 60.0,
 		.list_wire = p->list_wire, .list_ms = p->list_ms, .poll_wire = (uint64_t)p->poll_wire_avg,
 		/* Per-id polls of one job no closer than a second (or interval_min, when shorter: tests). */
 		.poll_floor_ms = c->interval_min_ms < 1000 ? c->interval_min_ms : 1000,

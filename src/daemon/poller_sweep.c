@@ -48,6 +48,8 @@ int poller_sweep_init(struct poller *p)
 		return -ENOMEM;
 	/* Compressed: list_max_bytes caps the decoded list, whatever it cost on the wire. */
 	http_req_compressed(p->sweep_req, true);
+	/* A list that trickles is cut (list_stall), not waited for until request_timeout. */
+	http_req_low_speed(p->sweep_req, 1024, (long)((ew->cfg.list_stall_ms + 999) / 1000));
 	jobtable_set_listed(&ew->jobs, ew->cfg.sweep);
 	return 0;
 }
@@ -363,9 +365,9 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		/* The list is not offered here (501 too: for this endpoint it says "not implemented", not a wrong base). */
 		snprintf(why, sizeof(why), "the API does not offer the list here (HTTP %ld)", res->status);
 		fall_back(p, why);
-	} else if (poller_global_answer(p, req, res)) {
-		/* 429/503, auth, TLS: everything pauses; the sweep comes first when it is over. */
-		p->sweep_due = p->paused_until;
+	} else if (poller_global_answer(p, RC_EMBED_JOBS, req, res)) {
+		/* 429/503 (this class), auth, TLS (everything): the sweep comes first when the pause is over. */
+		p->sweep_due = poller_resume_at(p, RC_EMBED_JOBS);
 	} else if (res->error == HTTP_ERR_TOO_BIG) {
 		snprintf(why, sizeof(why), "the list is larger than list_max_bytes (%llu bytes decoded)",
 			 (unsigned long long)ew->cfg.list_max_bytes);
@@ -387,6 +389,7 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
 		p->list_known_at = ew_now(ew);
 		not_modified(p);
+		p->last_ok_gen = p->sweep_gen;
 		poll_the_unlisted(p);
 		poller_plan(p, ew_now(ew));
 		next_sweep(p, true);
@@ -404,6 +407,7 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		ew->m.list_wire_bytes = res->wire_bytes;
 		ew->m.list_decoded_bytes = res->decoded_bytes;
 		keep_validators(p, req);
+		p->last_ok_gen = p->sweep_gen;
 		poll_the_unlisted(p);
 		poller_plan_list_cost(p, res, false);
 		poller_plan(p, ew_now(ew));

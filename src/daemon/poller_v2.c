@@ -77,6 +77,8 @@ int poller_v2_init(struct poller *p)
 	s->req = http_req_new(ew->http, (size_t)ew->cfg.list_max_bytes, false);
 	if (s->req)
 		http_req_compressed(s->req, true);    /* pages of JSON compress well; list_max_bytes caps the decoded page */
+	if (s->req)
+		http_req_low_speed(s->req, 1024, (long)((ew->cfg.list_stall_ms + 999) / 1000));     /* a page that trickles is cut */
 	/* Not sweeping until the first sweep worked (watch's register does not exist yet, either). */
 	return s->req ? 0 : -ENOMEM;
 }
@@ -434,14 +436,15 @@ static void page_done(struct http_req *req, const struct http_result *res, void 
 
 	s->in_flight = false;
 	metrics_observe_request(&ew->m, (double)res->total_us / 1e6);
+	metrics_count_rx(&ew->m, EP_BATCH_LIST, res->wire_bytes, res->decoded_bytes);
 	if (res->error == HTTP_OK && (res->status == 404 || res->status == 405 || res->status == 501)) {
 		/* The list is not offered here (501 for this endpoint says "not implemented", not a wrong base). */
 		snprintf(why, sizeof(why), "the API does not offer GET /v2/batches here (HTTP %ld)", res->status);
 		fall_back(p, why);
-	} else if (poller_global_answer(p, req, res)) {
-		/* 429/503, auth, TLS: everything pauses; this sweep starts again after it. */
+	} else if (poller_global_answer(p, RC_DEFAULT, req, res)) {
+		/* 429/503 (this class), auth, TLS (everything): this sweep starts again after the pause. */
 		end_sweep(s);
-		s->due = p->paused_until;
+		s->due = poller_resume_at(p, RC_DEFAULT);
 	} else if (res->error == HTTP_ERR_TOO_BIG) {
 		snprintf(why, sizeof(why), "a page is larger than list_max_bytes (%llu bytes)",
 			 (unsigned long long)ew->cfg.list_max_bytes);

@@ -109,6 +109,16 @@ void store_each_batch(struct store *s, int (*fn)(const char *, const char *, voi
 	s->ops->each_batch(s, fn, done, arg);
 }
 
+int store_put_meta(struct store *s, const char *key, const char *value)
+{
+	return s->ops->put_meta(s, key, value);
+}
+
+void store_get_meta(struct store *s, const char *key, void (*done)(int, const char *, void *), void *arg)
+{
+	s->ops->get_meta(s, key, done, arg);
+}
+
 void store_get_snapshot(struct store *s, const char *job_id, void (*done)(int, const char *, void *), void *arg)
 {
 	s->ops->get_snapshot(s, job_id, done, arg);

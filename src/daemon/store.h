@@ -155,6 +155,10 @@ void store_get_event(struct store *s, const char *event_id,
 void store_each_batch(struct store *s, int (*fn)(const char *name, const char *done_event, void *arg), store_done_fn *done,
 		      void *arg);
 /* The last snapshot of a job (NULL when none). */
+/* Writes a small named value of the daemon's own (e.g. the month's request count), inside the transaction. */
+int store_put_meta(struct store *s, const char *key, const char *value);
+/* Reads a value put by store_put_meta: done(0, value or NULL when there is none, arg), or done(negative, NULL, arg). */
+void store_get_meta(struct store *s, const char *key, void (*done)(int r, const char *value, void *arg), void *arg);
 void store_get_snapshot(struct store *s, const char *job_id, void (*done)(int r, const char *snapshot, void *arg), void *arg);
 /* Events of a job, oldest first: fn(id, type, ts_ms). */
 void store_job_events(struct store *s, const char *job_id, int (*fn)(const char *id, const char *type, int64_t ts_ms, void *arg),

@@ -30,6 +30,7 @@ struct store_ops {
 	int (*put_batch)(struct store *s, const char *name, int64_t created_ms, const char *done_event);
 	int (*prune)(struct store *s, int64_t before_ms, int64_t deliveries_before_ms);
 	int (*put_hook)(struct store *s, const struct store_hook *h);
+	int (*put_meta)(struct store *s, const char *key, const char *value);
 
 	void (*each_job)(struct store *s, const struct store_job_filter *f, int (*fn)(const struct store_job *, void *),
 			 store_done_fn *done, void *arg);
@@ -45,6 +46,7 @@ struct store_ops {
 			  void (*done)(int, const char *, const char *, const char *, const char *, void *), void *arg);
 	void (*each_batch)(struct store *s, int (*fn)(const char *, const char *, void *), store_done_fn *done, void *arg);
 	void (*get_snapshot)(struct store *s, const char *job_id, void (*done)(int, const char *, void *), void *arg);
+	void (*get_meta)(struct store *s, const char *key, void (*done)(int, const char *, void *), void *arg);
 	void (*job_events)(struct store *s, const char *job_id, int (*fn)(const char *, const char *, int64_t, void *),
 			   store_done_fn *done, void *arg);
 

@@ -37,7 +37,7 @@ enum {
 	Q_EACH_JOB, Q_GET_JOBS, Q_EACH_JOB_BATCH, Q_EACH_DELIVERY, Q_EACH_DELIVERY_STATE, Q_EACH_PENDING,
 	Q_GET_EVENT, Q_EACH_BATCH, Q_GET_SNAPSHOT, Q_JOB_EVENTS, Q_EACH_HOOK, Q_HOOK_STATS, Q_EACH_DEAD,
 	Q_FENCE, Q_LEASE_TAKE, Q_LEASE_RENEW, Q_LEASE_GET, Q_LEASE_RELEASE, Q_RELOCK,
-	Q_PUT_REQUEST, Q_EACH_REQUEST, Q_DEL_REQUEST, Q_JOB_COUNTS, Q_COUNTS,
+	Q_PUT_REQUEST, Q_EACH_REQUEST, Q_DEL_REQUEST, Q_JOB_COUNTS, Q_COUNTS, Q_PUT_META, Q_GET_META,
 	Q__MAX
 };
 
@@ -86,6 +86,9 @@ static const char *const queries[Q__MAX] = {
 	[Q_GET_EVENT] = "SELECT type, subject, batch, payload FROM events WHERE id=$1",
 	[Q_EACH_BATCH] = "SELECT name, done_event FROM batches",
 	[Q_GET_SNAPSHOT] = "SELECT snapshot FROM jobs WHERE id=$1",
+	/* The daemon's own values ("d." keys: apart from the schema's). */
+	[Q_PUT_META] = "INSERT INTO meta(key, value) VALUES('d.' || $1, $2) ON CONFLICT(key) DO UPDATE SET value=$2",
+	[Q_GET_META] = "SELECT value FROM meta WHERE key='d.' || $1",
 	[Q_JOB_EVENTS] = "SELECT id, type, ts_ms FROM events WHERE subject=$1 ORDER BY ts_ms, seq",
 	[Q_EACH_HOOK] = "SELECT name, disabled_ms, why, failing_ms, last_error, last_error_ms FROM hooks",
 	[Q_HOOK_STATS] = "SELECT (SELECT count(*) FROM deliveries WHERE hook=$1 AND state='pending'), "
@@ -1341,6 +1344,18 @@ static void pg_get_snapshot(struct store *st, const char *job_id, void (*done)(i
 	send_read(s, &one_new((void *)done, arg, snapshot_end)->g, Q_GET_SNAPSHOT, 1, v);
 }
 
+static void pg_get_meta(struct store *st, const char *key, void (*done)(int, const char *, void *), void *arg)
+{
+	struct pg *s = pg_of(st);
+	const char *v[] = { key };
+	send_read(s, &one_new((void *)done, arg, snapshot_end)->g, Q_GET_META, 1, v);
+}
+
+static int pg_put_meta(struct store *st, const char *key, const char *value)
+{
+	return wput(pg_of(st), Q_PUT_META, NULL, 2, key, value);
+}
+
 static int event_row(struct pgq *g, const PGresult *res, int i)
 {
 	return ((int (*)(const char *, const char *, int64_t, void *))g->fn)(val(res, i, 0), val(res, i, 1),
@@ -1670,7 +1685,7 @@ static const struct store_ops pg_ops = {
 	.put_delivery = pg_put_delivery, .put_batch = pg_put_batch, .prune = pg_prune, .put_hook = pg_put_hook,
 	.each_job = pg_each_job, .each_delivery = pg_each_delivery, .each_dead = pg_each_dead,
 	.each_pending = pg_each_pending, .each_hook = pg_each_hook, .hook_stats = pg_hook_stats,
-	.get_event = pg_get_event, .each_batch = pg_each_batch, .get_snapshot = pg_get_snapshot,
+	.get_event = pg_get_event, .each_batch = pg_each_batch, .get_snapshot = pg_get_snapshot, .put_meta = pg_put_meta, .get_meta = pg_get_meta,
 	.job_events = pg_job_events,
 	.lease_setup = pg_lease_setup, .lease_take = pg_lease_take, .lease_renew = pg_lease_renew,
 	.lease_get = pg_lease_get, .lease_release = pg_lease_release, .lease_held = pg_lease_held,

@@ -18,7 +18,7 @@ enum {
 	Q_PUT_JOB, Q_PUT_SNAPSHOT, Q_DEL_JOB, Q_PUT_EVENT, Q_PUT_DELIVERY, Q_PUT_BATCH,
 	Q_EACH_JOB, Q_EACH_DELIVERY, Q_EACH_DELIVERY_STATE, Q_EACH_PENDING, Q_GET_EVENT,
 	Q_EACH_BATCH, Q_GET_SNAPSHOT, Q_JOB_EVENTS, Q_PRUNE_DELIVERIES, Q_PRUNE_EVENTS, Q_PRUNE_BATCHES,
-	Q_PUT_HOOK, Q_EACH_HOOK, Q_HOOK_COUNT, Q_HOOK_LAST, Q_EACH_DEAD, Q_GET_JOB, Q_EACH_JOB_BATCH, Q__MAX
+	Q_PUT_HOOK, Q_EACH_HOOK, Q_HOOK_COUNT, Q_HOOK_LAST, Q_EACH_DEAD, Q_GET_JOB, Q_EACH_JOB_BATCH, Q_PUT_META, Q_GET_META, Q__MAX
 };
 
 /* A delivery row with its event, in the column order delivery_row() reads. */
@@ -63,6 +63,9 @@ static const char *const queries[Q__MAX] = {
 	[Q_PUT_HOOK] = "INSERT INTO hooks(name, disabled_ms, why, failing_ms, last_error, last_error_ms) "
 		       "VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(name) DO UPDATE SET disabled_ms=?2, why=?3, "
 		       "failing_ms=?4, last_error=?5, last_error_ms=?6",
+	/* The daemon's own values ("d." keys: apart from the schema's). */
+	[Q_PUT_META] = "INSERT INTO meta(key, value) VALUES('d.' || ?1, ?2) ON CONFLICT(key) DO UPDATE SET value=?2",
+	[Q_GET_META] = "SELECT value FROM meta WHERE key='d.' || ?1",
 	[Q_EACH_HOOK] = "SELECT name, disabled_ms, why, failing_ms, last_error, last_error_ms FROM hooks",
 	[Q_HOOK_COUNT] = "SELECT count(*) FROM deliveries WHERE hook=?1 AND state=?2 AND updated_ms >= ?3",
 	[Q_HOOK_LAST] = "SELECT max(updated_ms) FROM deliveries WHERE hook=?1 AND state=?2",
@@ -292,6 +295,14 @@ static int sq_put_hook(struct store *s, const struct store_hook *h)
 	return step(st);
 }
 
+static int sq_put_meta(struct store *s, const char *key, const char *value)
+{
+	sqlite3_stmt *st = sq_of(s)->q[Q_PUT_META];
+	bind_text(st, 1, key);
+	bind_text(st, 2, value);
+	return step(st);
+}
+
 static const char *col_text(sqlite3_stmt *st, int i)
 {
 	return (const char *)sqlite3_column_text(st, i);
@@ -460,6 +471,16 @@ static void sq_get_snapshot(struct store *s, const char *job_id, void (*done)(in
 	sqlite3_clear_bindings(st);
 }
 
+static void sq_get_meta(struct store *s, const char *key, void (*done)(int, const char *, void *), void *arg)
+{
+	sqlite3_stmt *st = sq_of(s)->q[Q_GET_META];
+	bind_text(st, 1, key);
+	int rc = sqlite3_step(st);
+	done(rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_rc(rc), rc == SQLITE_ROW ? col_text(st, 0) : NULL, arg);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
 static int event_row(sqlite3_stmt *st, void *fn, void *arg)
 {
 	return ((int (*)(const char *, const char *, int64_t, void *))fn)(col_text(st, 0), col_text(st, 1),
@@ -481,7 +502,7 @@ static const struct store_ops sq_ops = {
 	.put_delivery = sq_put_delivery, .put_batch = sq_put_batch, .prune = sq_prune, .put_hook = sq_put_hook,
 	.each_job = sq_each_job, .each_delivery = sq_each_delivery, .each_dead = sq_each_dead,
 	.each_pending = sq_each_pending, .each_hook = sq_each_hook, .hook_stats = sq_hook_stats,
-	.get_event = sq_get_event, .each_batch = sq_each_batch, .get_snapshot = sq_get_snapshot,
+	.get_event = sq_get_event, .each_batch = sq_each_batch, .get_snapshot = sq_get_snapshot, .put_meta = sq_put_meta, .get_meta = sq_get_meta,
 	.job_events = sq_job_events,
 };
 

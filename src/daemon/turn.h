@@ -14,7 +14,7 @@
 
 #include "jobtable.h"
 
-enum turn_row_kind { TR_DELETE, TR_SNAPSHOT, TR_EVENT, TR_BATCH, TR_PRUNE, TR_HOOK, TR_REQUEST };
+enum turn_row_kind { TR_DELETE, TR_SNAPSHOT, TR_EVENT, TR_BATCH, TR_PRUNE, TR_HOOK, TR_REQUEST, TR_META };
 
 /* One write besides the job rows, in the order recorded. */
 struct turn_row {
@@ -27,7 +27,7 @@ struct turn_row {
 	char *subject;              /* job id or batch name */
 	char *batch;                /* TR_EVENT: the job's batch, or NULL */
 	char *job_name;             /* TR_EVENT: the job's name from the API, or NULL */
-	char *text;                 /* TR_EVENT payload, TR_SNAPSHOT document */
+	char *text;                 /* TR_EVENT payload, TR_SNAPSHOT document, TR_META value (subject: its key) */
 	int64_t lag_from_ms;        /* TR_EVENT: last answer showing the job running, for the detection lag; 0: unknown */
 	char **hooks;               /* TR_EVENT: the hooks that take it, planned in the commit */
 	size_t n_hooks;

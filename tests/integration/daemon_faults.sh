@@ -68,7 +68,7 @@ check_pause() {   # check_pause FAULT-JSON SECONDS NAME
 check_pause '{"kind":"status","status":429,"retry_after":"2","count":1}' 2 "429 Retry-After: 2" p1
 check_pause '{"kind":"status","status":503,"retry_after":"2","count":1}' 2 "503 Retry-After: 2" p2
 check_pause '{"kind":"status","status":429,"retry_after_date":3,"count":1}' 3 "429 Retry-After: HTTP-date" p3
-grep -q "pausing all polling" "$T/daemon.log" || fail "pause not logged"
+grep -q "pausing the embed_jobs requests for" "$T/daemon.log" || fail "pause not logged"
 ctl status --json | jq -e '.status.request_rate_per_s < 100' >/dev/null || fail "rate not lowered after 429"
 ok "request rate lowered after throttling: $(ctl status --json | jq .status.request_rate_per_s)/s"
 

@@ -78,7 +78,7 @@ ctl watch lf-1 >/dev/null
 # lf-1 stays processing until the pause has been checked: no timeline to race.
 wait_until sh -c "'$CTL' -s '$T/ctl.sock' show lf-1 --json | jq -e '.job.status == \"processing\"'" || fail "lf-1 never seen"
 sim POST /_sim/faults '{"kind":"status","status":429,"target":"list","count":1,"retry_after":"2"}' >/dev/null
-wait_until grep -q 'API answered 429: pausing all polling' "$T/daemon.log" || fail "429 on the list did not pause"
+wait_until grep -q 'API answered 429: pausing the embed_jobs requests' "$T/daemon.log" || fail "429 on the list did not pause"
 t429=$(sim GET /_sim/log | jq '[.entries[] | select(.[1] == 429)][0][0]')
 # The window is judged once it is over: the daemon has sent a request after it (lf-1 still runs).
 resumed() { sim GET /_sim/log | jq -e --argjson t "$t429" 'any(.entries[]; .[0] >= $t + 1900)' >/dev/null; }
@@ -216,7 +216,7 @@ ctl watch c-3 >/dev/null
 wait_until sh -c "'$CTL' -s '$T/ctl.sock' show c-3 --json | jq -e '.job.status == \"processing\"'" || fail "c-3 never seen"
 sim POST /_sim/faults '{"kind":"status","status":429,"retry_after":"60","target":"poll","job":"c-3","count":1}' >/dev/null
 ctl cancel c-3 >/dev/null
-wait_until grep -q 'API answered 429: pausing all polling' "$T/daemon.log" || fail "the cancel was not held back by a 429"
+wait_until grep -q 'API answered 429: pausing the embed_jobs requests' "$T/daemon.log" || fail "the cancel was not held back by a 429"
 [ "$(sim GET "/_sim/stats?jobs=0" | jq .requests.cancel)" -ge 1 ] || fail "no cancel request reached the API"
 stop_daemon
 start_daemon

@@ -111,6 +111,7 @@ log_level = ${LOG_LEVEL:-info}
 interval_min = ${INTERVAL_MIN:-100ms}
 interval_max = ${INTERVAL_MAX:-500ms}
 rate = ${RATE:-200/s}
+default_rate = ${DEFAULT_RATE:-200/s}
 burst = ${BURST:-20}
 max_in_flight = ${MAX_IN_FLIGHT:-16}
 request_timeout = ${REQUEST_TIMEOUT:-2s}

@@ -73,6 +73,7 @@ int store_put_batch(struct store *s, const char *name, int64_t created_ms, const
 int store_prune(struct store *s, int64_t before_ms, int64_t deliveries_before_ms) { note("prune"); return 0; }
 int store_put_hook(struct store *s, const struct store_hook *h) { note("hook"); return 0; }
 int store_delete_request(struct store *s, int64_t id) { note("request"); return 0; }
+int store_put_meta(struct store *s, const char *key, const char *value) { note("meta"); return 0; }
 
 void hooks_plan(struct hooks *hs, struct turn_row *ev)
 {
@@ -92,6 +93,7 @@ void control_dispatch(struct ew *ew, bool ended, uint64_t gen) { note("waiters")
 void control_commit_failed(struct ew *ew, const char *why) { note("answers-failed"); }
 void poller_kick(struct poller *p) { note("kick"); }
 void poller_want_sweep(struct poller *p) { note("sweep"); }
+void poller_meta_saved(struct poller *p, const char *key, const char *value) { note("meta saved"); }
 /* The lease: held and confirmed unless a test says otherwise. */
 static bool lease_stale;
 bool store_lease_held(struct store *s) { return true; }
