@@ -58,13 +58,15 @@ void poller_gauges(struct poller *p)
 	m->request_rate = m->cls[RC_EMBED_JOBS].rate;
 	m->connections_opened = http_connects(p->ew->http);
 	m->request_budget = p->ew->cfg.rate_per_s;
+	/* As it stands now: a month that ended shows the new one from 0 (the poller moves on when it next sends). */
 	int64_t wall = util_wall_ms();
-	budget_month_roll(&p->month, wall);
-	memcpy(m->month, p->month.key, sizeof(m->month));
-	m->month_allowance = p->month.allowance;
-	m->month_used = p->month.used;
-	m->month_projected = budget_month_projected(&p->month, wall);
-	m->month_wait_ms = budget_month_wait(&p->month, wall);
+	struct month_budget mo = p->month;
+	budget_month_roll(&mo, wall);
+	memcpy(m->month, mo.key, sizeof(m->month));
+	m->month_allowance = mo.allowance;
+	m->month_used = mo.used;
+	m->month_projected = budget_month_projected(&mo, wall);
+	m->month_wait_ms = budget_month_wait(&mo, wall);
 }
 
 enum rclass poller_class_of(enum job_kind k)
@@ -75,12 +77,9 @@ enum rclass poller_class_of(enum job_kind k)
 
 uint64_t poller_resume_at(const struct poller *p, enum rclass cls)
 {
+	/* A pause of everything holds every source at the top of the walk, and a reload may end it early: now. */
 	uint64_t at = ew_now(p->ew);
-	if (p->pause != PAUSE_NONE && p->paused_until > at)
-		at = p->paused_until;
-	if (p->cls[cls].paused_until > at)
-		at = p->cls[cls].paused_until;
-	return at;
+	return p->cls[cls].paused_until > at ? p->cls[cls].paused_until : at;
 }
 
 static void run(struct poller *p);

@@ -95,7 +95,7 @@ void poller_pause_all(struct poller *p, enum pause_reason why, uint64_t ms);
  * false otherwise.
  */
 bool poller_global_answer(struct poller *p, enum rclass cls, struct http_req *req, const struct http_result *res);
-/* Loop ms at which a request of class cls may go again after a pause (now if none). */
+/* Loop ms at which a request of class cls may go again after its class's pause (now if none, or a pause of everything). */
 uint64_t poller_resume_at(const struct poller *p, enum rclass cls);
 /* The class a request about a job of kind k draws from. */
 enum rclass poller_class_of(enum job_kind k);
