@@ -568,6 +568,12 @@ static struct job *poll_head(struct poller *p, uint64_t now, uint64_t *wait)
 			*wait = j->due - now;
 			return NULL;
 		}
+		enum rclass c = poller_class_of((enum job_kind)j->kind);
+		if (budget_class_paused(&p->cls[c], now)) {
+			/* Its class is paused (a 429): out of the way of the other class's jobs until the pause ends. */
+			jobtable_schedule(&ew->jobs, j, p->cls[c].paused_until);
+			continue;
+		}
 		if (!ew->cfg.max_age_ms || util_wall_ms() - j->added_ms <= (int64_t)ew->cfg.max_age_ms)
 			return j;
 		if (ew->cfg.cancel_on_expire && j->cancel == CANCEL_NONE) {
@@ -747,7 +753,8 @@ static uint64_t month_gate(struct poller *p, uint64_t now)
 static uint64_t unlisted_now(struct job *j, void *arg)
 {
 	struct poller *p = arg;
-	if (j->kind != JOB_KIND_EMBED || j->sweep_gen == p->last_ok_gen || watch_job_ended(j))
+	/* Before any list was read (last_ok_gen 0), every job is one the last list did not show. */
+	if (j->kind != JOB_KIND_EMBED || (p->last_ok_gen && j->sweep_gen == p->last_ok_gen) || watch_job_ended(j))
 		return j->due;
 	uint64_t now = ew_now(p->ew);
 	return j->due < now ? j->due : now;
@@ -757,7 +764,7 @@ static uint64_t list_overdue(struct poller *p, uint64_t now)
 {
 	if (!p->sweep_in_flight)
 		return UINT64_MAX;
-	uint64_t expect = p->list_ms * 2 > 2000 ? p->list_ms * 2 : 2000;
+	uint64_t expect = p->list_ms * 3 > 5000 ? p->list_ms * 3 : 5000;
 	if (now < p->sweep_last + expect)
 		return p->sweep_last + expect - now;
 	if (p->overdue_gen != p->sweep_gen) {
