@@ -272,7 +272,9 @@ void count_status(int status)
 		S.status_count[status]++;
 }
 
-void log_request(int64_t now, int status, const char *id)
+const char *const sim_ep_names[EP__MAX] = { "poll", "list", "cancel", "v2_poll", "v2_list", "v2_cancel", "dataset" };
+
+void log_request(int64_t now, int status, const char *id, enum sim_ep ep)
 {
 	if (!S.log_requests)
 		return;
@@ -285,6 +287,7 @@ void log_request(int64_t now, int status, const char *id)
 	struct log_rec *l = &S.log[S.n_log++];
 	l->t_ms = now;
 	l->status = status;
+	l->ep = ep;
 	snprintf(l->id, sizeof(l->id), "%s", id ? id : "");
 }
 
@@ -405,6 +408,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 	enum MHD_Result ret;
 	char id[API_ID_MAX + 2] = "";
 	bool is_cancel = false, is_list = false;
+	enum sim_ep ep;
 	int status;
 
 	if (*rest == '\0' || strcmp(rest, "/") == 0) {
@@ -438,6 +442,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 		return send_text(c, 405, "method %s not allowed here", method);
 	}
 
+	ep = is_list ? EP_LIST : is_cancel ? EP_CANCEL : EP_POLL;
 	pthread_mutex_lock(&S.mu);
 	if (is_list)
 		S.req_list++;
@@ -466,7 +471,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 		status = f.kind == F_STATUS ? f.status : (f.kind == F_DROP ? 0 : 200);
 		pthread_mutex_lock(&S.mu);
 		count_status(status);
-		log_request(now, status, id);
+		log_request(now, status, id, ep);
 		pthread_mutex_unlock(&S.mu);
 		apply_fault(c, &f, id, &ret);
 		return ret;
@@ -476,7 +481,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 	if (auth) {
 		pthread_mutex_lock(&S.mu);
 		count_status(auth);
-		log_request(now, auth, id);
+		log_request(now, auth, id, ep);
 		pthread_mutex_unlock(&S.mu);
 		return send_text(c, auth, auth == 401 ? "no api key" : "invalid api token");
 	}
@@ -521,7 +526,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 	if (!(faulted && f.kind == F_TRUNCATED))
 		status = sim_answer_check(c, status, &b, &ans);
 	count_status(status);
-	log_request(now, status, id);
+	log_request(now, status, id, ep);
 	pthread_mutex_unlock(&S.mu);
 
 	if (status == 404) {

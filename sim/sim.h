@@ -70,9 +70,14 @@ struct sink_rec {
 	int status;
 };
 
+/* The API endpoints, as the request log names them (sim_ep_names). */
+enum sim_ep { EP_POLL, EP_LIST, EP_CANCEL, EP_V2_POLL, EP_V2_LIST, EP_V2_CANCEL, EP_DATASET, EP__MAX };
+extern const char *const sim_ep_names[EP__MAX];
+
 struct log_rec {
 	int64_t t_ms;
 	int status;
+	enum sim_ep ep;
 	char id[API_ID_MAX + 1];
 };
 
@@ -179,10 +184,11 @@ void sim_bombs_free(void);
 enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const char *url, struct req *rq);
 void clear_sink(void);
 void clear_faults(void);
-/* The API's shared answers: auth (0, 401 or 403), the X-Client-Name count, the request log. Caller holds S.mu for the last two. */
+/* The API's shared answers: auth (0, 401 or 403), the X-Client-Name count, the request log (time, status, id and
+ * endpoint of each API request). Caller holds S.mu for the last two. */
 int check_auth(struct MHD_Connection *c);
 void note_client(struct MHD_Connection *c);
-void log_request(int64_t now, int status, const char *id);
+void log_request(int64_t now, int status, const char *id, enum sim_ep ep);
 
 /* sim_v2.c: v2 Batches (GET /v2/batches[/{id}], POST /v2/batches/{id}:cancel) and GET /v1/datasets/{id}. */
 enum { SIM_OPT_V2_HISTORY = 40, SIM_OPT_V2_ORDER, SIM_OPT_DATASET_PARTS };

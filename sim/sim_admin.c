@@ -285,7 +285,8 @@ static void render_log(struct buf *b)
 {
 	buf_printf(b, "{\"entries\":[");
 	for (size_t i = 0; i < S.n_log; i++)
-		buf_printf(b, "%s[%lld,%d,\"%s\"]", i ? "," : "", (long long)S.log[i].t_ms, S.log[i].status, S.log[i].id);
+		buf_printf(b, "%s[%lld,%d,\"%s\",\"%s\"]", i ? "," : "", (long long)S.log[i].t_ms, S.log[i].status,
+			   S.log[i].id, sim_ep_names[S.log[i].ep]);
 	buf_printf(b, "]}");
 }
 
