@@ -344,6 +344,7 @@ bool apply_fault(struct MHD_Connection *c, const struct fault *f, const char *id
 		*ret = sim_answer_bomb(c, id && !*id, f->size);
 		return true;
 	case F_TRUNCATED:
+	case F_TRICKLE:
 		return false;   /* handled where the body is made */
 	}
 	return false;
@@ -359,6 +360,66 @@ enum MHD_Result answer_truncated(struct MHD_Connection *c, struct buf *b)
 	struct MHD_Response *r = MHD_create_response_from_callback(t->len, 4096, trunc_reader, t, trunc_free);
 	MHD_add_response_header(r, "Content-Type", "application/json");
 	enum MHD_Result ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+struct trickle_ctx {
+	char *data;
+	size_t len;
+	uint64_t bytes_per_s;
+	uint64_t t0_ms;         /* monotonic, when the answer was queued: the headers go then */
+};
+
+/*
+ * Gives the bytes due by now at bytes_per_s, sleeping until at least one is.
+ * The sleep holds only this connection's thread (the server runs one per
+ * connection, which F_DELAY's sleep relies on too): other connections, the
+ * admin API and the listener go on. Returning 0 instead would make this
+ * thread spin, since nothing would resume it.
+ */
+static ssize_t trickle_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct trickle_ctx *t = cls;
+	uint64_t el, due;
+
+	if (pos >= t->len)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	for (;;) {
+		el = util_mono_ms() - t->t0_ms;
+		due = el * t->bytes_per_s / 1000;
+		if (due > pos)
+			break;
+		/* Byte pos + 1 is due at ceil((pos + 1) * 1000 / rate) ms. */
+		uint64_t at = ((pos + 1) * 1000 + t->bytes_per_s - 1) / t->bytes_per_s;
+		usleep((useconds_t)((at > el ? at - el : 1) * 1000));
+	}
+	uint64_t n = due - pos;
+	if (n > t->len - pos)
+		n = t->len - pos;
+	if (n > max)
+		n = max;
+	memcpy(out, t->data + pos, (size_t)n);
+	return (ssize_t)n;
+}
+
+enum MHD_Result answer_trickle(struct MHD_Connection *c, int status, struct buf *b, uint64_t bytes_per_s)
+{
+	struct trickle_ctx *t = xmalloc(sizeof(*t));
+	t->data = b->data ? b->data : xstrdup("");
+	t->len = b->len;
+	t->bytes_per_s = bytes_per_s ? bytes_per_s : 1;
+	t->t0_ms = util_mono_ms();
+	b->data = NULL;
+	b->len = b->cap = 0;
+	/* The size is known: Content-Length, so the connection stays open for the next request. */
+	struct MHD_Response *r = MHD_create_response_from_callback(t->len, 4096, trickle_reader, t, trunc_free);
+	if (!r) {
+		trunc_free(t);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -467,7 +528,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 		/* A delay fault delays; the answer is the normal one. */
 		faulted = false;
 	}
-	if (faulted && f.kind != F_TRUNCATED) {
+	if (faulted && !FAULT_SHAPES_BODY(f.kind)) {
 		status = f.kind == F_STATUS ? f.status : (f.kind == F_DROP ? 0 : 200);
 		pthread_mutex_lock(&S.mu);
 		count_status(status);
@@ -523,8 +584,13 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 		if (j->api_warning)
 			snprintf(warning, sizeof(warning), "%s", j->api_warning);
 	}
-	if (!(faulted && f.kind == F_TRUNCATED))
+	if (!(faulted && FAULT_SHAPES_BODY(f.kind)))
 		status = sim_answer_check(c, status, &b, &ans);
+	if (faulted && f.kind == F_TRICKLE && status == 200) {
+		/* Sent as it is, uncompressed: counted here, as sim_answer_send would. */
+		S.bytes_sent[ans.kind] += b.len;
+		S.bytes_identity[ans.kind] += b.len;
+	}
 	count_status(status);
 	log_request(now, status, id, ep);
 	pthread_mutex_unlock(&S.mu);
@@ -539,6 +605,8 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 	}
 	if (faulted && f.kind == F_TRUNCATED)
 		return answer_truncated(c, &b);
+	if (faulted && f.kind == F_TRICKLE)
+		return answer_trickle(c, status, &b, f.bytes_per_s);
 	return sim_answer_send(c, status, &b, &ans);
 }
 

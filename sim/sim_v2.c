@@ -378,7 +378,7 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 		apply_fault(c, &f, id, &ret);
 		faulted = false;
 	}
-	if (faulted && f.kind != F_TRUNCATED) {
+	if (faulted && !FAULT_SHAPES_BODY(f.kind)) {
 		int status = f.kind == F_STATUS ? f.status : (f.kind == F_DROP ? 0 : 200);
 		pthread_mutex_lock(&S.mu);
 		count_status(status);
@@ -428,6 +428,8 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 	}
 	if (faulted && f.kind == F_TRUNCATED)
 		return answer_truncated(c, &out);
+	if (faulted && f.kind == F_TRICKLE)
+		return answer_trickle(c, status, &out, f.bytes_per_s);
 	return send_json(c, status, &out);
 }
 
@@ -472,7 +474,7 @@ enum MHD_Result sim_v2_dataset(struct MHD_Connection *c, const char *method, con
 		apply_fault(c, &f, NULL, &ret);
 		faulted = false;
 	}
-	if (faulted && f.kind != F_TRUNCATED) {
+	if (faulted && !FAULT_SHAPES_BODY(f.kind)) {
 		int status = f.kind == F_STATUS ? f.status : (f.kind == F_DROP ? 0 : 200);
 		pthread_mutex_lock(&S.mu);
 		count_status(status);
@@ -501,6 +503,8 @@ enum MHD_Result sim_v2_dataset(struct MHD_Connection *c, const char *method, con
 		return send_text(c, status, "%s", err);
 	if (faulted && f.kind == F_TRUNCATED)
 		return answer_truncated(c, &out);
+	if (faulted && f.kind == F_TRICKLE)
+		return answer_trickle(c, status, &out, f.bytes_per_s);
 	return send_json(c, status, &out);
 }
 
