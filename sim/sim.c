@@ -403,6 +403,13 @@ static ssize_t trickle_reader(void *cls, uint64_t pos, char *out, size_t max)
 	return (ssize_t)n;
 }
 
+static void trickle_free(void *cls)
+{
+	struct trickle_ctx *t = cls;
+	free(t->data);
+	free(t);
+}
+
 enum MHD_Result answer_trickle(struct MHD_Connection *c, int status, struct buf *b, uint64_t bytes_per_s)
 {
 	struct trickle_ctx *t = xmalloc(sizeof(*t));
@@ -413,9 +420,9 @@ enum MHD_Result answer_trickle(struct MHD_Connection *c, int status, struct buf 
 	b->data = NULL;
 	b->len = b->cap = 0;
 	/* The size is known: Content-Length, so the connection stays open for the next request. */
-	struct MHD_Response *r = MHD_create_response_from_callback(t->len, 4096, trickle_reader, t, trunc_free);
+	struct MHD_Response *r = MHD_create_response_from_callback(t->len, 4096, trickle_reader, t, trickle_free);
 	if (!r) {
-		trunc_free(t);
+		trickle_free(t);
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, "Content-Type", "application/json");

@@ -53,7 +53,7 @@ static struct {
 	bool asc;                   /* --v2-order asc: oldest first; default newest first */
 	unsigned dataset_parts;
 	uint64_t req_poll, req_list, req_cancel, req_datasets;
-	uint64_t bytes_poll, bytes_list, bytes_cancel, bytes_datasets;   /* answer bodies sent, 200s and errors */
+	uint64_t bytes_poll, bytes_list, bytes_cancel, bytes_datasets;   /* bodies of the answers made here (not error texts) */
 } V = { .dataset_parts = 2 };
 
 static bool terminal(const char *st)
