@@ -272,7 +272,9 @@ void count_status(int status)
 		S.status_count[status]++;
 }
 
-void log_request(int64_t now, int status, const char *id)
+const char *const sim_ep_names[EP__MAX] = { "poll", "list", "cancel", "v2_poll", "v2_list", "v2_cancel", "dataset" };
+
+void log_request(int64_t now, int status, const char *id, enum sim_ep ep)
 {
 	if (!S.log_requests)
 		return;
@@ -285,6 +287,7 @@ void log_request(int64_t now, int status, const char *id)
 	struct log_rec *l = &S.log[S.n_log++];
 	l->t_ms = now;
 	l->status = status;
+	l->ep = ep;
 	snprintf(l->id, sizeof(l->id), "%s", id ? id : "");
 }
 
@@ -341,6 +344,7 @@ bool apply_fault(struct MHD_Connection *c, const struct fault *f, const char *id
 		*ret = sim_answer_bomb(c, id && !*id, f->size);
 		return true;
 	case F_TRUNCATED:
+	case F_TRICKLE:
 		return false;   /* handled where the body is made */
 	}
 	return false;
@@ -356,6 +360,73 @@ enum MHD_Result answer_truncated(struct MHD_Connection *c, struct buf *b)
 	struct MHD_Response *r = MHD_create_response_from_callback(t->len, 4096, trunc_reader, t, trunc_free);
 	MHD_add_response_header(r, "Content-Type", "application/json");
 	enum MHD_Result ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+struct trickle_ctx {
+	char *data;
+	size_t len;
+	uint64_t bytes_per_s;
+	uint64_t t0_ms;         /* monotonic, when the answer was queued: the headers go then */
+};
+
+/*
+ * Gives the bytes due by now at bytes_per_s, sleeping until at least one is.
+ * The sleep holds only this connection's thread (the server runs one per
+ * connection, which F_DELAY's sleep relies on too): other connections, the
+ * admin API and the listener go on. Returning 0 instead would make this
+ * thread spin, since nothing would resume it.
+ */
+static ssize_t trickle_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct trickle_ctx *t = cls;
+	uint64_t el, due;
+
+	if (pos >= t->len)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	for (;;) {
+		el = util_mono_ms() - t->t0_ms;
+		due = el * t->bytes_per_s / 1000;
+		if (due > pos)
+			break;
+		/* Byte pos + 1 is due at ceil((pos + 1) * 1000 / rate) ms. */
+		uint64_t at = ((pos + 1) * 1000 + t->bytes_per_s - 1) / t->bytes_per_s;
+		usleep((useconds_t)((at > el ? at - el : 1) * 1000));
+	}
+	uint64_t n = due - pos;
+	if (n > t->len - pos)
+		n = t->len - pos;
+	if (n > max)
+		n = max;
+	memcpy(out, t->data + pos, (size_t)n);
+	return (ssize_t)n;
+}
+
+static void trickle_free(void *cls)
+{
+	struct trickle_ctx *t = cls;
+	free(t->data);
+	free(t);
+}
+
+enum MHD_Result answer_trickle(struct MHD_Connection *c, int status, struct buf *b, uint64_t bytes_per_s)
+{
+	struct trickle_ctx *t = xmalloc(sizeof(*t));
+	t->data = b->data ? b->data : xstrdup("");
+	t->len = b->len;
+	t->bytes_per_s = bytes_per_s ? bytes_per_s : 1;
+	t->t0_ms = util_mono_ms();
+	b->data = NULL;
+	b->len = b->cap = 0;
+	/* The size is known: Content-Length, so the connection stays open for the next request. */
+	struct MHD_Response *r = MHD_create_response_from_callback(t->len, 4096, trickle_reader, t, trickle_free);
+	if (!r) {
+		trickle_free(t);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -405,6 +476,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 	enum MHD_Result ret;
 	char id[API_ID_MAX + 2] = "";
 	bool is_cancel = false, is_list = false;
+	enum sim_ep ep;
 	int status;
 
 	if (*rest == '\0' || strcmp(rest, "/") == 0) {
@@ -438,6 +510,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 		return send_text(c, 405, "method %s not allowed here", method);
 	}
 
+	ep = is_list ? EP_LIST : is_cancel ? EP_CANCEL : EP_POLL;
 	pthread_mutex_lock(&S.mu);
 	if (is_list)
 		S.req_list++;
@@ -462,11 +535,11 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 		/* A delay fault delays; the answer is the normal one. */
 		faulted = false;
 	}
-	if (faulted && f.kind != F_TRUNCATED) {
+	if (faulted && !FAULT_SHAPES_BODY(f.kind)) {
 		status = f.kind == F_STATUS ? f.status : (f.kind == F_DROP ? 0 : 200);
 		pthread_mutex_lock(&S.mu);
 		count_status(status);
-		log_request(now, status, id);
+		log_request(now, status, id, ep);
 		pthread_mutex_unlock(&S.mu);
 		apply_fault(c, &f, id, &ret);
 		return ret;
@@ -476,7 +549,7 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 	if (auth) {
 		pthread_mutex_lock(&S.mu);
 		count_status(auth);
-		log_request(now, auth, id);
+		log_request(now, auth, id, ep);
 		pthread_mutex_unlock(&S.mu);
 		return send_text(c, auth, auth == 401 ? "no api key" : "invalid api token");
 	}
@@ -518,10 +591,15 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 		if (j->api_warning)
 			snprintf(warning, sizeof(warning), "%s", j->api_warning);
 	}
-	if (!(faulted && f.kind == F_TRUNCATED))
+	if (!(faulted && FAULT_SHAPES_BODY(f.kind)))
 		status = sim_answer_check(c, status, &b, &ans);
+	if (faulted && f.kind == F_TRICKLE && status == 200) {
+		/* Sent as it is, uncompressed: counted here, as sim_answer_send would. */
+		S.bytes_sent[ans.kind] += b.len;
+		S.bytes_identity[ans.kind] += b.len;
+	}
 	count_status(status);
-	log_request(now, status, id);
+	log_request(now, status, id, ep);
 	pthread_mutex_unlock(&S.mu);
 
 	if (status == 404) {
@@ -534,6 +612,8 @@ static enum MHD_Result handle_api(struct MHD_Connection *c, const char *method, 
 	}
 	if (faulted && f.kind == F_TRUNCATED)
 		return answer_truncated(c, &b);
+	if (faulted && f.kind == F_TRICKLE)
+		return answer_trickle(c, status, &b, f.bytes_per_s);
 	return sim_answer_send(c, status, &b, &ans);
 }
 

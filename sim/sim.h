@@ -42,7 +42,9 @@ struct sim_job {
 	int64_t first_ms, last_ms;
 };
 
-enum fault_kind { F_STATUS = 1, F_DELAY, F_DROP, F_MALFORMED, F_TRUNCATED, F_OVERSIZED, F_CONTENT_TYPE, F_BOMB };
+enum fault_kind { F_STATUS = 1, F_DELAY, F_DROP, F_MALFORMED, F_TRUNCATED, F_OVERSIZED, F_CONTENT_TYPE, F_BOMB, F_TRICKLE };
+/* F_TRUNCATED and F_TRICKLE shape the normal answer's body; the others replace or delay the answer. */
+#define FAULT_SHAPES_BODY(k) ((k) == F_TRUNCATED || (k) == F_TRICKLE)
 /* T_V2: v2 per-id GET and :cancel; T_V2_LIST: GET /v2/batches; T_DATASETS: GET /v1/datasets/{id} (sim_v2.c). */
 enum fault_target { T_API = 1, T_SINK = 2, T_LIST = 4, T_V2 = 8, T_V2_LIST = 16, T_DATASETS = 32 };
 
@@ -58,6 +60,7 @@ struct fault {
 	int64_t until_ms;       /* sim clock, when has_until */
 	uint64_t delay_ms;
 	uint64_t size;          /* bomb: decoded bytes */
+	uint64_t bytes_per_s;   /* trickle: body bytes per second after the headers */
 	uint64_t hits;
 	struct fault *next;
 };
@@ -70,9 +73,14 @@ struct sink_rec {
 	int status;
 };
 
+/* The API endpoints, as the request log names them (sim_ep_names). */
+enum sim_ep { EP_POLL, EP_LIST, EP_CANCEL, EP_V2_POLL, EP_V2_LIST, EP_V2_CANCEL, EP_DATASET, EP__MAX };
+extern const char *const sim_ep_names[EP__MAX];
+
 struct log_rec {
 	int64_t t_ms;
 	int status;
+	enum sim_ep ep;
 	char id[API_ID_MAX + 1];
 };
 
@@ -158,6 +166,8 @@ enum MHD_Result send_buf(struct MHD_Connection *c, int status, const char *ctype
 enum MHD_Result send_json(struct MHD_Connection *c, int status, struct buf *b);
 enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 enum MHD_Result answer_truncated(struct MHD_Connection *c, struct buf *b);
+/* The trickle fault: the headers (with the whole Content-Length) at once, then b's data at bytes_per_s; takes b's data. */
+enum MHD_Result answer_trickle(struct MHD_Connection *c, int status, struct buf *b, uint64_t bytes_per_s);
 bool fault_take(unsigned target, const char *job, int64_t now, struct fault *ret);
 bool apply_fault(struct MHD_Connection *c, const struct fault *f, const char *id, enum MHD_Result *ret);
 void count_status(int status);
@@ -179,10 +189,11 @@ void sim_bombs_free(void);
 enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const char *url, struct req *rq);
 void clear_sink(void);
 void clear_faults(void);
-/* The API's shared answers: auth (0, 401 or 403), the X-Client-Name count, the request log. Caller holds S.mu for the last two. */
+/* The API's shared answers: auth (0, 401 or 403), the X-Client-Name count, the request log (time, status, id and
+ * endpoint of each API request). Caller holds S.mu for the last two. */
 int check_auth(struct MHD_Connection *c);
 void note_client(struct MHD_Connection *c);
-void log_request(int64_t now, int status, const char *id);
+void log_request(int64_t now, int status, const char *id, enum sim_ep ep);
 
 /* sim_v2.c: v2 Batches (GET /v2/batches[/{id}], POST /v2/batches/{id}:cancel) and GET /v1/datasets/{id}. */
 enum { SIM_OPT_V2_HISTORY = 40, SIM_OPT_V2_ORDER, SIM_OPT_DATASET_PARTS };

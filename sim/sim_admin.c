@@ -93,6 +93,7 @@ static const char *add_fault(json_object *spec, int64_t now)
 		{ "status", F_STATUS }, { "delay", F_DELAY }, { "drop", F_DROP },
 		{ "malformed", F_MALFORMED }, { "truncated", F_TRUNCATED },
 		{ "oversized", F_OVERSIZED }, { "content_type", F_CONTENT_TYPE }, { "bomb", F_BOMB },
+		{ "trickle", F_TRICKLE },
 	};
 	json_object *v;
 	struct fault *f = xcalloc(1, sizeof(*f));
@@ -150,6 +151,17 @@ static const char *add_fault(json_object *spec, int64_t now)
 		}
 		f->size = (uint64_t)n;
 	}
+	/* A trickle sends the body at bytes_per_second after the headers (default 1: the one seen in the field). */
+	f->bytes_per_s = 1;
+	if (json_object_object_get_ex(spec, "bytes_per_second", &v)) {
+		int64_t n = json_object_get_int64(v);
+		if (!json_object_is_type(v, json_type_int) || n < 1 || n > 100000000) {
+			free(f->job);
+			free(f);
+			return "a trickle's \"bytes_per_second\" is a whole number from 1 to 100000000";
+		}
+		f->bytes_per_s = (uint64_t)n;
+	}
 	if (f->kind == F_BOMB) {
 		/* Made now (for the shapes its target can get), not while a client waits for its answer. */
 		if (f->targets & T_LIST)
@@ -165,7 +177,7 @@ static const char *add_fault(json_object *spec, int64_t now)
 	return NULL;
 bad_kind:
 	free(f);
-	return "a fault needs \"kind\": status, delay, drop, malformed, truncated, oversized, content_type or bomb";
+	return "a fault needs \"kind\": status, delay, drop, malformed, truncated, oversized, content_type, bomb or trickle";
 }
 
 /* POST /_sim/clock: {"advance": "2s"} or {"advance_ms": 2000}. An error for the client, or NULL with *ret_ms set. */
@@ -285,7 +297,8 @@ static void render_log(struct buf *b)
 {
 	buf_printf(b, "{\"entries\":[");
 	for (size_t i = 0; i < S.n_log; i++)
-		buf_printf(b, "%s[%lld,%d,\"%s\"]", i ? "," : "", (long long)S.log[i].t_ms, S.log[i].status, S.log[i].id);
+		buf_printf(b, "%s[%lld,%d,\"%s\",\"%s\"]", i ? "," : "", (long long)S.log[i].t_ms, S.log[i].status,
+			   S.log[i].id, sim_ep_names[S.log[i].ep]);
 	buf_printf(b, "]}");
 }
 
@@ -358,6 +371,11 @@ static enum MHD_Result handle_sink(struct MHD_Connection *c, const char *url, st
 			struct buf b = { 0 };
 			buf_printf(&b, "{\"received\":true,\"padding\":\"%0128d\"}", 0);
 			return answer_truncated(c, &b);
+		}
+		if (f.kind == F_TRICKLE) {
+			struct buf b = { 0 };
+			buf_printf(&b, "{\"received\":true}");
+			return answer_trickle(c, 200, &b, f.bytes_per_s);
 		}
 		apply_fault(c, &f, NULL, &ret);
 		return ret;

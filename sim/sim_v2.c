@@ -53,6 +53,7 @@ static struct {
 	bool asc;                   /* --v2-order asc: oldest first; default newest first */
 	unsigned dataset_parts;
 	uint64_t req_poll, req_list, req_cancel, req_datasets;
+	uint64_t bytes_poll, bytes_list, bytes_cancel, bytes_datasets;   /* bodies of the answers made here (not error texts) */
 } V = { .dataset_parts = 2 };
 
 static bool terminal(const char *st)
@@ -331,6 +332,7 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 	int64_t now = sim_now();
 	char id[API_ID_MAX + 2] = "";
 	bool is_list = false, is_cancel = false;
+	enum sim_ep ep;
 	struct fault f;
 	enum MHD_Result ret;
 
@@ -355,6 +357,7 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 		pthread_mutex_unlock(&S.mu);
 		return send_text(c, 405, "method %s not allowed here", method);
 	}
+	ep = is_list ? EP_V2_LIST : is_cancel ? EP_V2_CANCEL : EP_V2_POLL;
 	pthread_mutex_lock(&S.mu);
 	if (is_list)
 		V.req_list++;
@@ -375,11 +378,11 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 		apply_fault(c, &f, id, &ret);
 		faulted = false;
 	}
-	if (faulted && f.kind != F_TRUNCATED) {
+	if (faulted && !FAULT_SHAPES_BODY(f.kind)) {
 		int status = f.kind == F_STATUS ? f.status : (f.kind == F_DROP ? 0 : 200);
 		pthread_mutex_lock(&S.mu);
 		count_status(status);
-		log_request(now, status, id);
+		log_request(now, status, id, ep);
 		pthread_mutex_unlock(&S.mu);
 		apply_fault(c, &f, id, &ret);
 		return ret;
@@ -416,7 +419,8 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 		status = 200;
 	}
 	count_status(status);
-	log_request(now, status, id);
+	log_request(now, status, id, ep);
+	*(is_list ? &V.bytes_list : is_cancel ? &V.bytes_cancel : &V.bytes_poll) += out.len;
 	pthread_mutex_unlock(&S.mu);
 	if (err) {
 		buf_free(&out);
@@ -424,6 +428,8 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 	}
 	if (faulted && f.kind == F_TRUNCATED)
 		return answer_truncated(c, &out);
+	if (faulted && f.kind == F_TRICKLE)
+		return answer_trickle(c, status, &out, f.bytes_per_s);
 	return send_json(c, status, &out);
 }
 
@@ -468,11 +474,11 @@ enum MHD_Result sim_v2_dataset(struct MHD_Connection *c, const char *method, con
 		apply_fault(c, &f, NULL, &ret);
 		faulted = false;
 	}
-	if (faulted && f.kind != F_TRUNCATED) {
+	if (faulted && !FAULT_SHAPES_BODY(f.kind)) {
 		int status = f.kind == F_STATUS ? f.status : (f.kind == F_DROP ? 0 : 200);
 		pthread_mutex_lock(&S.mu);
 		count_status(status);
-		log_request(now, status, api_id_valid(id) ? id : "");
+		log_request(now, status, api_id_valid(id) ? id : "", EP_DATASET);
 		pthread_mutex_unlock(&S.mu);
 		apply_fault(c, &f, NULL, &ret);
 		return ret;
@@ -490,12 +496,15 @@ enum MHD_Result sim_v2_dataset(struct MHD_Connection *c, const char *method, con
 	}
 	pthread_mutex_lock(&S.mu);
 	count_status(status);
-	log_request(now, status, api_id_valid(id) ? id : "");
+	log_request(now, status, api_id_valid(id) ? id : "", EP_DATASET);
+	V.bytes_datasets += out.len;
 	pthread_mutex_unlock(&S.mu);
 	if (status != 200)
 		return send_text(c, status, "%s", err);
 	if (faulted && f.kind == F_TRUNCATED)
 		return answer_truncated(c, &out);
+	if (faulted && f.kind == F_TRICKLE)
+		return answer_trickle(c, status, &out, f.bytes_per_s);
 	return send_json(c, status, &out);
 }
 
@@ -538,6 +547,10 @@ void sim_v2_stats(struct buf *b, bool with_jobs)
 	buf_printf(b, ",\"v2\":{\"requests\":{\"poll\":%llu,\"list\":%llu,\"cancel\":%llu,\"datasets\":%llu},\"batches_known\":%zu",
 		   (unsigned long long)V.req_poll, (unsigned long long)V.req_list, (unsigned long long)V.req_cancel,
 		   (unsigned long long)V.req_datasets, V.n);
+	/* Answer bodies as sent (v2 and dataset answers are never compressed). */
+	buf_printf(b, ",\"bytes\":{\"poll\":%llu,\"list\":%llu,\"cancel\":%llu,\"datasets\":%llu}",
+		   (unsigned long long)V.bytes_poll, (unsigned long long)V.bytes_list, (unsigned long long)V.bytes_cancel,
+		   (unsigned long long)V.bytes_datasets);
 	if (with_jobs) {
 		int64_t now = sim_now();
 		buf_printf(b, ",\"batches\":{");
@@ -562,6 +575,7 @@ void sim_v2_stats(struct buf *b, bool with_jobs)
 void sim_v2_reset(void)
 {
 	V.req_poll = V.req_list = V.req_cancel = V.req_datasets = 0;
+	V.bytes_poll = V.bytes_list = V.bytes_cancel = V.bytes_datasets = 0;
 	for (size_t i = 0; i < V.n; i++) {
 		V.list[i]->requests = 0;
 		V.list[i]->first_ms = V.list[i]->last_ms = 0;

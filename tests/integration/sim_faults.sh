@@ -81,6 +81,45 @@ sim POST /_sim/faults '{"kind":"content_type","count":1}' >/dev/null
 [ "$(code j1)" = 200 ] && grep -qi '^Content-Type: text/html' "$T/hdr" || fail "content type"
 ok "wrong content type"
 
+# A delay on the dataset endpoint: the answer is the normal one, late (a lower bound only).
+sim POST /_sim/faults '{"kind":"delay","target":"datasets","delay":0.4,"count":1}' >/dev/null
+t0=$(now_ms)
+c=$(curl -s -o "$T/body" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$SIM_URL/v1/datasets/ds-out-j1") || true
+t1=$(now_ms)
+[ "$c" = 200 ] && jq -e '.dataset.id == "ds-out-j1"' "$T/body" >/dev/null || fail "dataset delay: $c"
+[ $((t1 - t0)) -ge 380 ] || fail "dataset delay: answered after $((t1 - t0)) ms"
+ok "delay on datasets ($((t1 - t0)) ms)"
+
+# Trickle: the headers at once, then the body at bytes_per_second. A read cut off after 3 s has
+# the status and the whole Content-Length, but at 1 byte/s only a few bytes of the body, however
+# loaded the machine (the simulator gives no byte before it is due).
+sim POST /_sim/batches '{"batches":[{"id":"tb1"},{"id":"tb2"},{"id":"tb3"}]}' >/dev/null
+for t in list:/v1/embed-jobs v2_list:/v2/batches datasets:/v1/datasets/ds-out-j1; do
+	target=${t%%:*} path=${t#*:}
+	sim POST /_sim/faults "{\"kind\":\"trickle\",\"target\":\"$target\",\"bytes_per_second\":1,\"count\":1}" >/dev/null
+	rc=0
+	c=$(curl -s -D "$T/hdr" -o "$T/body" --max-time 3 -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+		"$SIM_URL$path") || rc=$?
+	len=$(sed -n 's/^Content-Length: *\([0-9]*\).*/\1/Ip' "$T/hdr")
+	got=$(stat -c %s "$T/body")
+	[ "$rc" = 28 ] && [ "$c" = 200 ] || fail "trickle on $target: curl exit $rc, status $c (expected 28: cut off, 200)"
+	[ "${len:-0}" -gt 100 ] && [ "$got" -lt 16 ] || fail "trickle on $target: $got of ${len:-?} body bytes in the bounded read"
+done
+# Only its target: the per-id poll beside it is answered at once.
+[ "$(code j1)" = 200 ] || fail "trickle spilled onto a poll"
+ok "trickle: headers, then a few body bytes (list, v2 list, datasets)"
+
+# A trickle that ends: the whole body, the same as without it, and the connection kept alive for the next request.
+curl -s -H "Authorization: Bearer $TOKEN" -o "$T/plain" "$SIM_URL/v1/embed-jobs"
+sim POST /_sim/faults '{"kind":"trickle","target":"any","bytes_per_second":50000,"count":2}' >/dev/null
+conns=$(curl -s -H "Authorization: Bearer $TOKEN" -H 'Accept-Encoding: identity' -w '%{http_code}:%{num_connects} ' \
+	-o "$T/b1" "$SIM_URL/v1/embed-jobs" -o "$T/b2" "$SIM_URL/v2/batches")
+[ "$conns" = "200:1 200:0 " ] || fail "trickle: status:connects $conns (expected the second on the same connection)"
+cmp -s "$T/plain" "$T/b1" && jq -e '.batches | length == 3' "$T/b2" >/dev/null || fail "trickle: bodies differ from the normal answers"
+sim POST /_sim/faults '{"kind":"trickle","bytes_per_second":0}' | jq -e '.message | test("bytes_per_second")' >/dev/null ||
+	fail "trickle: a zero rate accepted"
+ok "trickle: whole body, connection kept alive; a bad rate refused"
+
 # Faults on the webhook sink, not on the API.
 sim POST /_sim/faults '{"kind":"status","status":500,"target":"sink","count":1}' >/dev/null
 [ "$(code j1)" = 200 ] || fail "sink fault hit the API"
