@@ -48,8 +48,6 @@ int poller_sweep_init(struct poller *p)
 		return -ENOMEM;
 	/* Compressed: list_max_bytes caps the decoded list, whatever it cost on the wire. */
 	http_req_compressed(p->sweep_req, true);
-	/* A list that trickles is cut (list_stall), not waited for until request_timeout. */
-	http_req_low_speed(p->sweep_req, 1024, (long)((ew->cfg.list_stall_ms + 999) / 1000));
 	jobtable_set_listed(&ew->jobs, ew->cfg.sweep);
 	return 0;
 }
@@ -247,6 +245,8 @@ void poller_sweep_start(struct poller *p)
 			       .proxy_userpwd = ew->proxy_userpwd };
 	http_req_set(p->sweep_req, url, p->headers, NULL, 0, &o);
 	http_req_stream(p->sweep_req, on_chunk, p);
+	/* A list that trickles is cut (list_stall, as reloaded), not waited for until request_timeout. */
+	http_req_low_speed(p->sweep_req, 1024, (long)((ew->cfg.list_stall_ms + 999) / 1000));
 	/* "Only if changed" when a full list was read and no watch came since; If-None-Match wins (exact). */
 	struct buf cond = { 0 };
 	p->list_conditional = false;

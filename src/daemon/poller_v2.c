@@ -77,8 +77,6 @@ int poller_v2_init(struct poller *p)
 	s->req = http_req_new(ew->http, (size_t)ew->cfg.list_max_bytes, false);
 	if (s->req)
 		http_req_compressed(s->req, true);    /* pages of JSON compress well; list_max_bytes caps the decoded page */
-	if (s->req)
-		http_req_low_speed(s->req, 1024, (long)((ew->cfg.list_stall_ms + 999) / 1000));     /* a page that trickles is cut */
 	/* Not sweeping until the first sweep worked (watch's register does not exist yet, either). */
 	return s->req ? 0 : -ENOMEM;
 }
@@ -207,6 +205,7 @@ void poller_v2_start(struct poller *p)
 	struct http_opts o = { .ca_file = ew->cfg.api_ca_file, .proxy = ew->cfg.proxy, .no_proxy = ew->cfg.no_proxy,
 			       .proxy_userpwd = ew->proxy_userpwd };
 	http_req_set(s->req, url, p->headers, NULL, 0, &o);
+	http_req_low_speed(s->req, 1024, (long)((ew->cfg.list_stall_ms + 999) / 1000));     /* a page that trickles is cut */
 	if (http_submit(s->req, (long)ew->cfg.request_timeout_ms, page_done, p) < 0) {
 		end_sweep(s);
 		s->due = ew_now(ew) + s->interval;
