@@ -202,20 +202,18 @@ static void write_metrics_file(struct ew *ew)
 {
 	if (!ew->cfg.metrics_file[0])
 		return;
-	char tmp[4096];
 	struct buf b = { 0 };
-	snprintf(tmp, sizeof(tmp), "%s.tmp", ew->cfg.metrics_file);
 	metrics_text(&ew->m, ew->jobs.counts, &b);
-	FILE *f = fopen(tmp, "we");
-	/* Metrics are not secret, and a textfile collector usually runs as another user. */
-	if (f)
-		fchmod(fileno(f), 0644);
-	if (!f || fwrite(b.data, 1, b.len, f) != b.len || fclose(f) != 0 || rename(tmp, ew->cfg.metrics_file) != 0) {
-		static bool warned;
-		if (!warned)
-			log_msg(LOG_WARNING, "cannot write metrics file %s: %s", ew->cfg.metrics_file, strerror(errno));
-		warned = true;
-	}
+	/*
+	 * A fresh temporary (O_EXCL: a symlink planted in the collector's directory is never followed),
+	 * renamed over the file. Metrics are not secret, and a textfile collector usually runs as another
+	 * user: 0644. Not fsynced: the next write, seconds later, replaces it anyway.
+	 */
+	int r = util_write_file(ew->cfg.metrics_file, b.data ? b.data : "", b.len, 0644, false);
+	static bool warned;
+	if (r < 0 && !warned)
+		log_msg(LOG_WARNING, "cannot write metrics file %s: %s", ew->cfg.metrics_file, strerror(-r));
+	warned = r < 0;
 	buf_free(&b);
 }
 
