@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <systemd/sd-daemon.h>
@@ -434,6 +435,15 @@ int main(int argc, char **argv)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		log_msg(LOG_WARNING, "cannot make the process non-dumpable: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Every waiting control client holds a descriptor (max_waiters, 4096 by default, beside 256
+	 * others): the soft limit goes up to the hard one (libuv uses epoll, not select).
+	 */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	if (http_global_init() < 0)
 		log_fatal("cannot initialise libcurl");
 	if ((r = load_key(&ew->cfg, NULL, &ew->api_key, err, sizeof(err))) == -ENOKEY) {
