@@ -319,7 +319,6 @@ int util_write_file(const char *path, const void *data, size_t len, unsigned mod
 	return -e;
 }
 
-/* Length of the UTF-8 sequence at s (1 to 4), or 0 when it is not UTF-8 (overlong, surrogate, cut short). */
 static size_t utf8_len(const unsigned char *s)
 {
 	if (s[0] < 0x80)
@@ -341,6 +340,11 @@ static size_t utf8_len(const unsigned char *s)
 		return 4;
 	}
 	return 0;
+}
+
+size_t util_utf8_len(const char *s)
+{
+	return utf8_len((const unsigned char *)s);
 }
 
 /* True when the sequence of n bytes at s is a control character: C0, DEL or C1 (U+0080..U+009F). */

@@ -75,6 +75,8 @@ int util_write_file(const char *path, const void *data, size_t len, unsigned mod
  * terminal escape sequence.
  */
 bool util_name_valid(const char *s);
+/* Length of the UTF-8 sequence at s (1 to 4; 1 for ASCII, NUL included), or 0 when it is not UTF-8 (overlong, surrogate, cut short). */
+size_t util_utf8_len(const char *s);
 /*
  * Appends s to b with what a terminal or a line reader would act on written
  * as \xNN: control characters (C0, DEL, and C1 as their UTF-8 bytes) and

@@ -316,8 +316,7 @@ static void (*const handlers[CTL__MAX])(struct client *c, json_object *req) = {
 	[CTL_HOOKS] = control_cmd_hooks,
 };
 
-/* Clients blocked in wait: they have their own cap (max_waiters), apart from the others'. */
-static unsigned waiting_clients(const struct control *ctl)
+unsigned control_waiting_clients(const struct control *ctl)
 {
 	unsigned n = 0;
 	for (const struct client *c = ctl->clients; c; c = c->next)
@@ -336,7 +335,7 @@ static void handle_line(struct client *c, const char *line, size_t len)
 		return;
 	}
 	unsigned max = c->ctl->ew->cfg.max_waiters;
-	if (cmd == CTL_WAIT && waiting_clients(c->ctl) >= max) {
+	if (cmd == CTL_WAIT && control_waiting_clients(c->ctl) >= max) {
 		json_object_put(req);
 		control_send_error(c, "too many waiting clients (%u, max_waiters); try again later", max);
 		return;
@@ -501,7 +500,7 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	/* Waiting clients do not count: they have their own cap, so they cannot lock an operator out. */
-	unsigned busy = ctl->n_clients - waiting_clients(ctl);
+	unsigned busy = ctl->n_clients - control_waiting_clients(ctl);
 	if (busy >= CONTROL_MAX_CLIENTS) {
 		/* Idle connections must not lock operators out: the longest-idle one makes room. */
 		struct client *victim = longest_idle(ctl);

@@ -259,6 +259,7 @@ void control_cmd_status(struct client *c, json_object *req)
 	json_object_object_add(s, "polls_in_flight", json_object_new_int((int)m->polls_in_flight));
 	json_object_object_add(s, "deliveries_pending", json_object_new_int((int)m->deliveries_pending));
 	json_object_object_add(s, "hooks_running", json_object_new_int((int)m->hooks_running));
+	json_object_object_add(s, "waiting_clients", json_object_new_int64(control_waiting_clients(c->ctl)));
 	json_object_object_add(s, "paused", json_object_new_string(metrics_pause_name(m->paused)));
 	if (m->paused == PAUSE_TLS)
 		json_object_object_add(s, "pause_detail", json_object_new_string(m->pause_detail));
