@@ -8,6 +8,7 @@
  * 6 the output could not be written; 64 usage error. Everything printed that
  * came from outside (ids, names, errors, hook output) is escaped (ctl_text).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <signal.h>
@@ -235,11 +236,13 @@ static size_t each_page(json_object *req, const char *key, void (*row)(json_obje
 		json_object *ans = ctl_call(req), *items, *next;
 		ctl_check(ans);
 		if (json_object_object_get_ex(ans, key, &items))
-			for (size_t i = 0; i < json_object_array_length(items); i++)
+			for (size_t i = 0; i < json_object_array_length(items); i++) {
+				errno = 0;
 				row(json_object_array_get_idx(items, i), n++, arg);
-		/* A reader that went away: stop asking for pages (ctl_check_output says why). */
-		if (ferror(stdout))
-			ctl_check_output();
+				/* A reader that went away: stop at once (ctl_check_output says why). */
+				if (ferror(stdout))
+					ctl_check_output();
+			}
 		bool more = json_object_object_get_ex(ans, "next", &next) && json_object_is_type(next, json_type_string);
 		if (more)
 			json_object_object_add(req, "after", json_object_get(next));
@@ -327,7 +330,17 @@ static int simple(const char *cmd, json_object *req)
 	if (!ans)
 		return 0;
 	if (strcmp(cmd, "metrics") == 0) {
-		fputs(ctl_str(ans, "text"), stdout);
+		/* Lines of text: each printed escaped, the newlines between them kept. */
+		json_object *t;
+		const char *text = json_object_object_get_ex(ans, "text", &t) && t ? json_object_get_string(t) : "";
+		for (const char *nl; *text; text = nl + 1) {
+			nl = strchr(text, '\n');
+			char *line = xstrndup(text, nl ? (size_t)(nl - text) : strlen(text));
+			printf("%s\n", ctl_text(line));
+			free(line);
+			if (!nl)
+				break;
+		}
 	} else if (strcmp(cmd, "status") == 0) {
 		json_object *s, *by;
 		json_object_object_get_ex(ans, "status", &s);

@@ -276,10 +276,14 @@ void ctl_print_json(json_object *o)
 
 void ctl_check_output(void)
 {
+	/* Called right after the write that failed, whose errno this still is (or fflush's). */
+	int e = errno;
 	if (fflush(stdout) == 0 && !ferror(stdout))
 		return;
+	if (errno)
+		e = errno;
 	/* SIGPIPE is ignored: a reader that went away (embedwatchctl list | head) is an EPIPE, said here. */
-	ctl_error("cannot write the output: %s", strerror(errno ? errno : EIO));
+	ctl_error("cannot write the output: %s", strerror(e ? e : EIO));
 	exit(EXIT_OUTPUT);
 }
 

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -453,10 +454,18 @@ static void on_resume(uv_timer_t *t)
 	}
 }
 
-/* A client that may be dropped to make room: it waits for nothing and owes nothing. */
+/* True when c has sent bytes the daemon has not read yet (a request on its way: not idle). */
+static bool client_has_input(const struct client *c)
+{
+	uv_os_fd_t fd;
+	int n = 0;
+	return uv_fileno((const uv_handle_t *)&c->pipe, &fd) == 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* A client that may be dropped to make room: it waits for nothing, owes nothing and has sent nothing unread. */
 static bool client_idle(const struct client *c)
 {
-	return !c->closing && !c->waiting && !c->held && !c->reads && !c->resume && c->queued == 0;
+	return !c->closing && !c->waiting && !c->held && !c->reads && !c->resume && c->queued == 0 && !client_has_input(c);
 }
 
 /* The longest-idle client, or NULL when every client is busy. */

@@ -96,14 +96,23 @@ ok "a daemon that does not answer: exit 5, \"$(cat "$T/mute.err")\""
 ctl watch w-1 >/dev/null
 wait_until sh -c "'$CTL' -s '$T/ctl.sock' show w-1 --json | jq -e '.job.status == \"processing\"'" || fail "w-1 not observed"
 python3 -c '
-import resource, socket, sys, json
+import resource, socket, sys, json, time
 n = int(sys.argv[2])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, n + 64)), hard))
+def waiting():
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+    s.sendall(b"{\"cmd\":\"status\"}\n")
+    a = json.loads(s.makefile("r").readline()); s.close()
+    return a["status"]["waiting_clients"]
 conns = []
 for i in range(n):
     c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1])
     c.sendall(b"{\"cmd\":\"wait\",\"ids\":[\"w-1\"]}\n"); conns.append(c)
+    # 50 at a time, each group waited for (the condition, not the clock), as a fleet starting in waves.
+    if len(conns) % 50 == 0:
+        while waiting() < len(conns):
+            time.sleep(0.05)
 open(sys.argv[3], "w").close()
 ok = 0
 for c in conns:

@@ -27,20 +27,22 @@ batch = {name}
 "
 start_daemon
 m() { ctl metrics | awk -v k="$1" '$1 == k {print $2}'; }
+refused() { m 'embedwatch_discover_refused_total{reason="name"}'; }
+refused_is() { [ "$(refused)" = "$1" ]; }
+sweeps_at_least() { [ "$(m embedwatch_batch_sweeps_total)" -ge "$1" ]; }
 
 # 1. Discovery: ok-1 is watched in its batch and ends; h-1 and h-2 are refused, once each.
 wait_until grep -q ' batch.done - done nightly-ok ' "$T/hooks/events" || fail "ok-1 was not discovered: $(hook_lines)"
-wait_until sh -c "[ \"\$('$CTL' -s '$T/ctl.sock' metrics | awk '\$1 == \"embedwatch_discover_refused_total{reason=\\\"name\\\"}\" {print \$2}')\" = 2 ]" \
-	|| fail "refusals counted: $(ctl metrics | grep discover_refused)"
+wait_until refused_is 2 || fail "refusals counted: $(ctl metrics | grep discover_refused)"
 grep -qF 'job h-1 not discovered: its batch name "nightly\x0aEMBEDWATCH_HOOK=pwned\x1b]0;OWNED\x07\x1b[2J" is not 1 to 128 printable characters' \
 	"$T/daemon.log" || fail "no escaped log line for h-1: $(grep h-1 "$T/daemon.log")"
 grep -qF 'job h-2 not discovered: its batch name "nightly-c1\xc2\x9b2J\x7f"' "$T/daemon.log" || fail "no escaped log line for h-2"
 ! raw_controls "$T/daemon.log" || fail "raw control bytes in the log"
 # More sweeps see them again: still said and counted once.
 s0=$(m embedwatch_batch_sweeps_total)
-wait_until sh -c "[ \"\$('$CTL' -s '$T/ctl.sock' metrics | awk '\$1 == \"embedwatch_batch_sweeps_total\" {print \$2}')\" -ge $((s0 + 3)) ]" || fail "no more sweeps"
+wait_until sweeps_at_least $((s0 + 3)) || fail "no more sweeps"
 [ "$(grep -c 'job h-1 not discovered' "$T/daemon.log")" = 1 ] || fail "h-1 refused more than once in the log"
-[ "$(ctl metrics | awk '$1 == "embedwatch_discover_refused_total{reason=\"name\"}" {print $2}')" = 2 ] || fail "counted again"
+refused_is 2 || fail "counted again: $(refused)"
 ctl list --json | jq -e 'map(.id) == ["ok-1"]' >/dev/null || fail "watched: $(ctl list --json | jq -c 'map(.id)')"
 [ "$(sqlite3 "$T/state/embedwatch.db" "SELECT count(*) FROM jobs WHERE id IN ('h-1','h-2')")" = 0 ] || fail "h-1 or h-2 in the state"
 [ "$(sqlite3 "$T/state/embedwatch.db" "SELECT count(*) FROM batches WHERE name LIKE '%pwned%' OR name LIKE 'nightly-c1%'")" = 0 ] \
