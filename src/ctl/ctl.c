@@ -172,7 +172,7 @@ static int cmd_cancel(int argc, char **argv)
 	json_object *ids = ctl_read_ids(argc - optind, argv + optind);
 	size_t n = json_object_array_length(ids);
 	int64_t queued = 0;
-	json_object *rej = json_object_new_array(), *all = json_object_new_array();
+	json_object *rej = json_object_new_array(), *all = json_object_new_object();
 	ctl_connect();
 	/* In requests of CHUNK ids, like watch: one request stays well under the daemon's 1 MiB. */
 	for (size_t off = 0; off < n; off += CHUNK) {
@@ -189,7 +189,9 @@ static int cmd_cancel(int argc, char **argv)
 		if (json_object_object_get_ex(ans, "rejected", &a))
 			for (size_t i = 0; i < json_object_array_length(a); i++)
 				json_object_array_add(rej, json_object_get(json_object_array_get_idx(a, i)));
-		json_object_put(ans);
+		/* --json prints the answer as one request made it (ok, forwarded, ...), with the totals. */
+		json_object_put(all);
+		all = ans;
 	}
 	json_object_put(ids);
 	size_t bad = json_object_array_length(rej);
