@@ -83,7 +83,7 @@ static void drop(void *item)
 static void test_page(void **state)
 {
 	enum { N = 10000 };
-	static char keys[N][8];
+	static char keys[N][16];
 	static int order[N];
 	for (int i = 0; i < N; i++) {
 		snprintf(keys[i], sizeof(keys[i]), "k%05d", i);
@@ -97,7 +97,7 @@ static void test_page(void **state)
 	}
 	static const int limits[] = { 1, 3, 999, 4096, 10000 };
 	for (size_t l = 0; l < sizeof(limits) / sizeof(limits[0]); l++) {
-		char after[8] = "";
+		char after[16] = "";
 		int seen = 0, pages = 0;
 		for (;;) {
 			char line[96], err[128];
