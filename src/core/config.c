@@ -43,6 +43,7 @@ void config_defaults(struct ew_config *c)
 	c->control_group = xstrdup("");
 	c->control_mode = 0660;
 	c->control_idle_timeout_ms = 60000;
+	c->max_waiters = 4096;
 	c->log_level = LOG_INFO;
 	c->max_age_ms = 7ULL * 24 * 3600 * 1000;
 	c->retention_ms = 7ULL * 24 * 3600 * 1000;
@@ -269,6 +270,8 @@ static int main_key(struct parse_ctx *x, const char *k, const char *v)
 	}
 	if (strcmp(k, "control_idle_timeout") == 0)
 		return set_duration(x, k, v, &c->control_idle_timeout_ms, 100);
+	if (strcmp(k, "max_waiters") == 0)
+		return set_uint(x, k, v, &c->max_waiters, 1, 100000);
 	if (strcmp(k, "log_level") == 0)
 		return set_log_level(x, v);
 	if (strcmp(k, "max_age") == 0)

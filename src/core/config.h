@@ -46,6 +46,7 @@ struct ew_config {
 	unsigned control_mode;
 	char *control_group;        /* group owning the socket, empty: the daemon's */
 	uint64_t control_idle_timeout_ms;   /* a client that sends nothing this long is dropped */
+	unsigned max_waiters;               /* control clients blocked in wait, apart from the 256 others */
 	int log_level;              /* syslog priority: 3 err .. 7 debug */
 	uint64_t max_age_ms;        /* 0: never expire */
 	uint64_t retention_ms;      /* ended jobs, old events and deliveries are forgotten after; 0: never */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const names[CTL__MAX] = {
@@ -115,4 +116,88 @@ int ctlproto_parse(const char *line, size_t len, enum ctl_cmd *ret_cmd, json_obj
 		 "wait, batches, deliveries, redeliver or cancel", cmd);
 	json_object_put(req);
 	return -EINVAL;
+}
+
+int ctlproto_page_init(struct ctlproto_page *p, json_object *req, void (*drop)(void *item), char *err, size_t errlen)
+{
+	json_object *v;
+	memset(p, 0, sizeof(*p));
+	p->drop = drop;
+	p->limit = CTLPROTO_PAGE_MAX;
+	if (json_object_object_get_ex(req, "after", &v) && v) {
+		if (!json_object_is_type(v, json_type_string)) {
+			snprintf(err, errlen, "\"after\" must be a string: the \"next\" of the previous page");
+			return -EINVAL;
+		}
+		p->after = json_object_get_string(v);
+	}
+	if (json_object_object_get_ex(req, "limit", &v) && v) {
+		if (!json_object_is_type(v, json_type_int)) {
+			snprintf(err, errlen, "\"limit\" must be a number from 1 to %d", CTLPROTO_PAGE_MAX);
+			return -EINVAL;
+		}
+		int64_t l = json_object_get_int64(v);
+		if (l >= 1 && l < CTLPROTO_PAGE_MAX)
+			p->limit = (size_t)l;
+	}
+	return 0;
+}
+
+static int cmp_items(const void *a, const void *b)
+{
+	return strcmp(((const struct ctlproto_page_item *)a)->key, ((const struct ctlproto_page_item *)b)->key);
+}
+
+/* Keeps the limit smallest keys: sorted, the rest dropped. */
+static void trim(struct ctlproto_page *p)
+{
+	qsort(p->items, p->n, sizeof(*p->items), cmp_items);
+	if (p->n <= p->limit)
+		return;
+	p->more = true;
+	for (size_t i = p->limit; i < p->n; i++)
+		if (p->drop)
+			p->drop(p->items[i].item);
+	p->n = p->limit;
+}
+
+void ctlproto_page_add(struct ctlproto_page *p, const char *key, void *item)
+{
+	/* Before the page, or past a full page already selected: not in it. */
+	if ((p->after && strcmp(key, p->after) <= 0) ||
+	    (p->more && p->n >= p->limit && strcmp(key, p->items[p->limit - 1].key) > 0)) {
+		if (p->drop)
+			p->drop(item);
+		return;
+	}
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 64;
+		p->items = realloc(p->items, p->cap * sizeof(*p->items));
+		if (!p->items)
+			abort();
+	}
+	p->items[p->n++] = (struct ctlproto_page_item){ key, item };
+	/* Sorting at twice the limit keeps the work n log(limit) and the memory 2 x limit. */
+	if (p->n >= 2 * p->limit)
+		trim(p);
+}
+
+void ctlproto_page_end(struct ctlproto_page *p)
+{
+	trim(p);
+}
+
+void ctlproto_page_next(const struct ctlproto_page *p, json_object *o)
+{
+	if (p->more && p->n)
+		json_object_object_add(o, "next", json_object_new_string(p->items[p->n - 1].key));
+}
+
+void ctlproto_page_free(struct ctlproto_page *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->drop)
+			p->drop(p->items[i].item);
+	free(p->items);
+	memset(p, 0, sizeof(*p));
 }

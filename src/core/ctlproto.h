@@ -3,6 +3,7 @@
 #define EW_CTLPROTO_H
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 enum ctl_cmd {
@@ -27,5 +28,37 @@ int ctlproto_parse(const char *line, size_t len, enum ctl_cmd *ret_cmd, json_obj
 int ctlproto_line(const char *buf, size_t len, size_t max, size_t *ret_len);
 /* The string member key, or NULL when absent or not a string. */
 const char *ctlproto_str(json_object *req, const char *key);
+
+/*
+ * Paging of answers that grow with the jobs (list, batches): a request may say
+ * "after" (the last key of the previous page) and "limit"; the answer holds
+ * the next keys in byte order and, when more follow, "next" (the "after" of
+ * the next page). A page holds at most CTLPROTO_PAGE_MAX items.
+ */
+#define CTLPROTO_PAGE_MAX 10000
+
+/* One page being selected: the limit smallest keys after "after", out of items offered in any order. */
+struct ctlproto_page {
+	const char *after;          /* borrowed from the request, or NULL */
+	size_t limit;
+	void (*drop)(void *item);   /* frees an item left out, or NULL */
+	struct ctlproto_page_item { const char *key; void *item; } *items;
+	size_t n, cap;
+	bool more;                  /* items were left out past the page */
+};
+
+/*
+ * Starts a page from req's "after" and "limit" (absent or out of range:
+ * CTLPROTO_PAGE_MAX). Returns 0, or -EINVAL with err when they have the wrong type.
+ */
+int ctlproto_page_init(struct ctlproto_page *p, json_object *req, void (*drop)(void *item), char *err, size_t errlen);
+/* Offers item with key (borrowed while the item lives): kept if it may belong to the page, else dropped. */
+void ctlproto_page_add(struct ctlproto_page *p, const char *key, void *item);
+/* Sorts the page and drops what lies past it; p->items[0..n) is the page, p->more says if more follow. */
+void ctlproto_page_end(struct ctlproto_page *p);
+/* Adds "next" (the last key) to answer o when more follow. */
+void ctlproto_page_next(const struct ctlproto_page *p, json_object *o);
+/* Frees the page (and, with drop, the items still in it). */
+void ctlproto_page_free(struct ctlproto_page *p);
 
 #endif

@@ -279,3 +279,108 @@ void util_cloexec_from(int lowfd)
 	}
 	closedir(d);
 }
+
+int util_write_file(const char *path, const void *data, size_t len, unsigned mode, bool durable)
+{
+	/* The temporary sits in the target's directory (rename stays in one file system), named .NAME.XXXXXX. */
+	const char *slash = strrchr(path, '/');
+	size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+	char *tmp = xmalloc(strlen(path) + 9);
+	snprintf(tmp, strlen(path) + 9, "%.*s.%s.XXXXXX", (int)dirlen, path, path + dirlen);
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		free(tmp);
+		return -e;
+	}
+	const char *p = data;
+	size_t off = 0;
+	int e = 0;
+	if (fchmod(fd, (mode_t)mode) < 0)
+		e = errno;
+	while (!e && off < len) {
+		ssize_t w = write(fd, p + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			e = errno;
+		else
+			off += (size_t)w;
+	}
+	if (!e && durable && fsync(fd) < 0)
+		e = errno;
+	if (close(fd) < 0 && !e)
+		e = errno;
+	if (!e && rename(tmp, path) < 0)
+		e = errno;
+	if (e)
+		unlink(tmp);
+	free(tmp);
+	return -e;
+}
+
+static size_t utf8_len(const unsigned char *s)
+{
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+			return 0;
+		if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))
+			return 0;
+		return 3;
+	}
+	if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+			return 0;
+		if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+size_t util_utf8_len(const char *s)
+{
+	return utf8_len((const unsigned char *)s);
+}
+
+/* True when the sequence of n bytes at s is a control character: C0, DEL or C1 (U+0080..U+009F). */
+static bool is_control(const unsigned char *s, size_t n)
+{
+	return (n == 1 && (s[0] < 0x20 || s[0] == 0x7f)) || (n == 2 && s[0] == 0xc2 && s[1] < 0xa0);
+}
+
+bool util_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+	if (len == 0 || len > 128)
+		return false;
+	for (const unsigned char *s = (const unsigned char *)name; *s;) {
+		size_t n = utf8_len(s);
+		if (n == 0 || is_control(s, n))
+			return false;
+		s += n;
+	}
+	return true;
+}
+
+void util_escape_text(struct buf *b, const char *text)
+{
+	const unsigned char *s = (const unsigned char *)text, *run = s;
+	while (*s) {
+		size_t n = utf8_len(s);
+		if (n && !is_control(s, n)) {
+			s += n;
+			continue;
+		}
+		buf_append(b, run, (size_t)(s - run));
+		for (size_t i = 0; i < (n ? n : 1); i++)
+			buf_printf(b, "\\x%02x", s[i]);
+		s += n ? n : 1;
+		run = s;
+	}
+	buf_append(b, run, (size_t)(s - run));
+}

@@ -59,4 +59,29 @@ void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(print
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
 
+/*
+ * Writes len bytes of data to path as a whole or not at all: a new temporary
+ * in path's directory (mkostemp: O_CREAT|O_EXCL, so a symlink planted at any
+ * name is never followed), fchmod to mode, fsync when durable, rename over
+ * path (a symlink at path is replaced, not followed). Returns 0 or a negative
+ * errno; the temporary is removed on failure.
+ */
+int util_write_file(const char *path, const void *data, size_t len, unsigned mode, bool durable);
+
+/*
+ * The rule for names from outside (batch names from the control socket and
+ * from the API): 1 to 128 bytes of UTF-8 without control characters (C0,
+ * DEL, C1), so a name cannot forge a line, an environment entry or a
+ * terminal escape sequence.
+ */
+bool util_name_valid(const char *s);
+/* Length of the UTF-8 sequence at s (1 to 4; 1 for ASCII, NUL included), or 0 when it is not UTF-8 (overlong, surrogate, cut short). */
+size_t util_utf8_len(const char *s);
+/*
+ * Appends s to b with what a terminal or a line reader would act on written
+ * as \xNN: control characters (C0, DEL, and C1 as their UTF-8 bytes) and
+ * bytes that are not UTF-8. Printable text is appended as is.
+ */
+void util_escape_text(struct buf *b, const char *s);
+
 #endif

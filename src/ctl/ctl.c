@@ -3,11 +3,15 @@
  *
  * Exit codes: 0 success (wait: every job complete); 1 partly done (some ids
  * refused) or, for wait, some job ended otherwise than complete; 2 wait timed
- * out; 3 the daemon refused the request; 4 the daemon cannot be reached;
- * 64 usage error.
+ * out; 3 the daemon refused the request; 4 the daemon cannot be reached (or
+ * the connection was lost); 5 the daemon did not answer within the timeout;
+ * 6 the output could not be written; 64 usage error. Everything printed that
+ * came from outside (ids, names, errors, hook output) is escaped (ctl_text).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +19,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "config.h"
 #include "ctl.h"
 
 /* Ids per watch request: well under the daemon's 1 MiB per request. */
@@ -49,10 +54,13 @@ static void usage(FILE *f)
 		"Options:\n"
 		"  -s, --socket PATH   control socket (default $EMBEDWATCH_SOCKET or /run/embedwatch/control.sock)\n"
 		"  -j, --json          machine-readable output\n"
+		"  -T, --timeout DURATION\n"
+		"                      how long to wait for each answer (not wait's; default $EMBEDWATCH_TIMEOUT or 30s)\n"
 		"  -h, --help          this text\n\n"
 		"Exit codes: 0 success (wait: all complete), 1 some ids refused / (wait) some job failed,\n"
 		"was cancelled or otherwise did not complete, 2 wait timed out, 3 request refused,\n"
-		"4 daemon unreachable, 64 usage error.\n");
+		"4 daemon unreachable or connection lost, 5 no answer within the timeout,\n"
+		"6 output not written (e.g. a closed pipe), 64 usage error.\n");
 }
 
 /* --kind's value, checked here so a typo is a usage error, not a refusal. */
@@ -95,7 +103,7 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 			json_object_object_add(req, "batch", json_object_new_string(batch));
 		if (kind)
 			json_object_object_add(req, "kind", json_object_new_string(kind));
-		json_object *ans = ctl_request(req, -1);
+		json_object *ans = ctl_call(req);
 		json_object_put(req);
 		ctl_check(ans);
 		added += ctl_num(ans, "added");
@@ -129,16 +137,16 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 	} else if (unwatch) {
 		printf("unwatched %lld jobs\n", (long long)removed);
 		for (size_t i = 0; i < json_object_array_length(unknown); i++)
-			fprintf(stderr, "embedwatchctl: not watched: %s\n", json_object_get_string(json_object_array_get_idx(unknown, i)));
+			ctl_error("not watched: %s", ctl_text(json_object_get_string(json_object_array_get_idx(unknown, i))));
 	} else {
 		printf("watching %lld new %s%s%s", (long long)added, kind && !strcmp(kind, "batch-job") ? "batch jobs" : "jobs",
-		       batch ? " in batch " : "", batch ? batch : "");
+		       batch ? " in batch " : "", batch ? ctl_text(batch) : "");
 		if (already)
 			printf(" (%lld already watched)", (long long)already);
 		printf("\n");
 		for (size_t i = 0; i < json_object_array_length(rejected); i++) {
 			json_object *r = json_object_array_get_idx(rejected, i);
-			fprintf(stderr, "embedwatchctl: refused \"%s\": %s\n", ctl_str(r, "id"), ctl_str(r, "error"));
+			ctl_error("refused \"%s\": %s", ctl_str(r, "id"), ctl_str(r, "error"));
 		}
 	}
 	json_object_put(rejected);
@@ -161,27 +169,100 @@ static int cmd_cancel(int argc, char **argv)
 	}
 	if (optind >= argc)
 		ctl_die_usage("cancel: give job ids, or - to read them from stdin");
-	json_object *req = ctl_new_req("cancel");
-	json_object_object_add(req, "ids", ctl_read_ids(argc - optind, argv + optind));
-	if (kind)
-		json_object_object_add(req, "kind", json_object_new_string(kind));
+	json_object *ids = ctl_read_ids(argc - optind, argv + optind);
+	size_t n = json_object_array_length(ids);
+	int64_t queued = 0;
+	json_object *rej = json_object_new_array(), *all = json_object_new_object();
 	ctl_connect();
-	json_object *ans = ctl_request(req, -1), *rej;
-	json_object_put(req);
-	ctl_check(ans);
-	json_object_object_get_ex(ans, "rejected", &rej);
-	size_t bad = rej ? json_object_array_length(rej) : 0;
+	/* In requests of CHUNK ids, like watch: one request stays well under the daemon's 1 MiB. */
+	for (size_t off = 0; off < n; off += CHUNK) {
+		json_object *req = ctl_new_req("cancel"), *chunk = json_object_new_array(), *a;
+		for (size_t i = off; i < n && i < off + CHUNK; i++)
+			json_object_array_add(chunk, json_object_get(json_object_array_get_idx(ids, i)));
+		json_object_object_add(req, "ids", chunk);
+		if (kind)
+			json_object_object_add(req, "kind", json_object_new_string(kind));
+		json_object *ans = ctl_call(req);
+		json_object_put(req);
+		ctl_check(ans);
+		queued += ctl_num(ans, "queued");
+		if (json_object_object_get_ex(ans, "rejected", &a))
+			for (size_t i = 0; i < json_object_array_length(a); i++)
+				json_object_array_add(rej, json_object_get(json_object_array_get_idx(a, i)));
+		/* --json prints the answer as one request made it (ok, forwarded, ...), with the totals. */
+		json_object_put(all);
+		all = ans;
+	}
+	json_object_put(ids);
+	size_t bad = json_object_array_length(rej);
 	if (ctl_json_out) {
-		ctl_print_json(ans);
+		json_object_object_add(all, "queued", json_object_new_int64(queued));
+		json_object_object_add(all, "rejected", json_object_get(rej));
+		ctl_print_json(all);
 	} else {
-		printf("cancel requested for %lld jobs; they are watched until they end\n", (long long)ctl_num(ans, "queued"));
+		printf("cancel requested for %lld jobs; they are watched until they end\n", (long long)queued);
 		for (size_t i = 0; i < bad; i++) {
 			json_object *r = json_object_array_get_idx(rej, i);
-			fprintf(stderr, "embedwatchctl: refused \"%s\": %s\n", ctl_str(r, "id"), ctl_str(r, "error"));
+			ctl_error("refused \"%s\": %s", ctl_str(r, "id"), ctl_str(r, "error"));
 		}
 	}
-	json_object_put(ans);
+	json_object_put(all);
+	json_object_put(rej);
 	return bad ? EXIT_PARTIAL : 0;
+}
+
+/* One item of a streamed JSON array: pretty, each line indented, after a comma unless first. */
+static void json_item(json_object *o, int indent, bool first)
+{
+	struct buf b = { 0 };
+	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+	buf_printf(&b, "%s\n%*s", first ? "" : ",", indent, "");
+	for (; *s; s++) {
+		buf_append(&b, s, 1);
+		if (*s == '\n')
+			buf_printf(&b, "%*s", indent, "");
+	}
+	ctl_json_text(b.data, stdout);
+	buf_free(&b);
+}
+
+/*
+ * Every page of a paged answer (list, batches): sends req (taken) again with
+ * "after" set to the previous page's "next" until none, and calls row for each
+ * item of key in order. Returns how many there were.
+ */
+static size_t each_page(json_object *req, const char *key, void (*row)(json_object *item, size_t i, void *arg), void *arg)
+{
+	size_t n = 0;
+	for (;;) {
+		json_object *ans = ctl_call(req), *items, *next;
+		ctl_check(ans);
+		if (json_object_object_get_ex(ans, key, &items))
+			for (size_t i = 0; i < json_object_array_length(items); i++) {
+				errno = 0;
+				row(json_object_array_get_idx(items, i), n++, arg);
+				/* A reader that went away: stop at once (ctl_check_output says why). */
+				if (ferror(stdout))
+					ctl_check_output();
+			}
+		bool more = json_object_object_get_ex(ans, "next", &next) && json_object_is_type(next, json_type_string);
+		if (more)
+			json_object_object_add(req, "after", json_object_get(next));
+		json_object_put(ans);
+		if (!more)
+			break;
+	}
+	json_object_put(req);
+	return n;
+}
+
+static void list_row(json_object *j, size_t i, void *arg)
+{
+	if (ctl_json_out)
+		json_item(j, 2, i == 0);
+	else
+		printf("%-40s %-11s %-9s %-20s %s\n", ctl_str(j, "id"), ctl_str(j, "status"), ctl_str(j, "kind"),
+		       ctl_str(j, "batch")[0] ? ctl_str(j, "batch") : "-", ctl_str(j, "updated"));
 }
 
 static int cmd_list(int argc, char **argv)
@@ -203,21 +284,45 @@ static int cmd_list(int argc, char **argv)
 			ctl_die_usage("list: unknown option");
 	}
 	ctl_connect();
-	json_object *ans = ctl_request(req, -1), *jobs;
-	json_object_put(req);
-	ctl_check(ans);
-	json_object_object_get_ex(ans, "jobs", &jobs);
-	if (ctl_json_out) {
-		ctl_print_json(jobs);
-	} else {
+	/* Page after page into one stream: one JSON array (as one answer printed it), or one table. */
+	if (ctl_json_out)
+		fputs("[", stdout);
+	else
 		printf("%-40s %-11s %-9s %-20s %s\n", "ID", "STATUS", "KIND", "BATCH", "UPDATED");
-		for (size_t i = 0; i < json_object_array_length(jobs); i++) {
-			json_object *j = json_object_array_get_idx(jobs, i);
-			printf("%-40s %-11s %-9s %-20s %s\n", ctl_str(j, "id"), ctl_str(j, "status"), ctl_str(j, "kind"),
-			       ctl_str(j, "batch")[0] ? ctl_str(j, "batch") : "-", ctl_str(j, "updated"));
-		}
+	each_page(req, "jobs", list_row, NULL);
+	if (ctl_json_out)
+		fputs("\n]\n", stdout);
+	ctl_check_output();
+	return 0;
+}
+
+static void batch_row(json_object *b, size_t i, void *arg)
+{
+	json_object *c;
+	if (ctl_json_out) {
+		json_item(b, 4, i == 0);
+		return;
 	}
-	json_object_put(ans);
+	printf("%-30s %7lld %7lld %-5s", ctl_str(b, "name"), (long long)ctl_num(b, "total"), (long long)ctl_num(b, "ended"),
+	       json_object_get_boolean(json_object_object_get(b, "done")) ? "yes" : "no");
+	if (json_object_object_get_ex(b, "counts", &c)) {
+		json_object_object_foreach(c, k, v)
+			printf(" %s=%lld", ctl_text(k), (long long)json_object_get_int64(v));
+	}
+	printf("\n");
+}
+
+static int cmd_batches(void)
+{
+	ctl_connect();
+	if (ctl_json_out)
+		fputs("{\n  \"batches\":[", stdout);
+	else
+		printf("%-30s %7s %7s %-5s %s\n", "BATCH", "JOBS", "ENDED", "DONE", "COUNTS");
+	each_page(ctl_new_req("batches"), "batches", batch_row, NULL);
+	if (ctl_json_out)
+		fputs("\n  ]\n}\n", stdout);
+	ctl_check_output();
 	return 0;
 }
 
@@ -261,7 +366,17 @@ static int simple(const char *cmd, json_object *req)
 	if (!ans)
 		return 0;
 	if (strcmp(cmd, "metrics") == 0) {
-		fputs(ctl_str(ans, "text"), stdout);
+		/* Lines of text: each printed escaped, the newlines between them kept. */
+		json_object *t;
+		const char *text = json_object_object_get_ex(ans, "text", &t) && t ? json_object_get_string(t) : "";
+		for (const char *nl; *text; text = nl + 1) {
+			nl = strchr(text, '\n');
+			char *line = xstrndup(text, nl ? (size_t)(nl - text) : strlen(text));
+			printf("%s\n", ctl_text(line));
+			free(line);
+			if (!nl)
+				break;
+		}
 	} else if (strcmp(cmd, "status") == 0) {
 		json_object *s, *by;
 		json_object_object_get_ex(ans, "status", &s);
@@ -306,25 +421,24 @@ static int simple(const char *cmd, json_object *req)
 				json_object *e = json_object_array_get_idx(ev, i);
 				printf("event:    %s %s %s\n", ctl_str(e, "timestamp"), ctl_str(e, "type"), ctl_str(e, "id"));
 			}
-		if (json_object_object_get_ex(j, "last_seen", &last) && last)
-			printf("last seen: %s\n", json_object_to_json_string_ext(last, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-	} else if (strcmp(cmd, "batches") == 0) {
-		json_object *bs;
-		json_object_object_get_ex(ans, "batches", &bs);
-		printf("%-30s %7s %7s %-5s %s\n", "BATCH", "JOBS", "ENDED", "DONE", "COUNTS");
-		for (size_t i = 0; i < json_object_array_length(bs); i++) {
-			json_object *b = json_object_array_get_idx(bs, i), *c;
-			printf("%-30s %7lld %7lld %-5s", ctl_str(b, "name"), (long long)ctl_num(b, "total"), (long long)ctl_num(b, "ended"),
-			       json_object_get_boolean(json_object_object_get(b, "done")) ? "yes" : "no");
-			if (json_object_object_get_ex(b, "counts", &c)) {
-				json_object_object_foreach(c, k, v)
-					printf(" %s=%lld", k, (long long)json_object_get_int64(v));
-			}
-			printf("\n");
+		if (json_object_object_get_ex(j, "last_seen", &last) && last) {
+			fputs("last seen: ", stdout);
+			ctl_json_text(json_object_to_json_string_ext(last, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), stdout);
+			putchar('\n');
 		}
 	}
 	json_object_put(ans);
+	ctl_check_output();
 	return 0;
+}
+
+/* --timeout or EMBEDWATCH_TIMEOUT: a duration for each answer. */
+static void set_timeout(const char *what, const char *v)
+{
+	uint64_t ms;
+	if (config_parse_duration(v, &ms) < 0 || ms < 1 || ms > INT32_MAX)
+		ctl_die_usage("%s expects a duration like 30s or 5m, got \"%s\"", what, v);
+	ctl_timeout_ms = (int)ms;
 }
 
 int main(int argc, char **argv)
@@ -332,18 +446,26 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int o;
 
+	/* A daemon that closes the connection, or a reader that goes away, is an EPIPE said in words, not a silent death. */
+	signal(SIGPIPE, SIG_IGN);
+	const char *tmo = getenv("EMBEDWATCH_TIMEOUT");
+	if (tmo && *tmo)
+		set_timeout("EMBEDWATCH_TIMEOUT", tmo);
+
 	ctl_sock_path = getenv("EMBEDWATCH_SOCKET");
 	if (!ctl_sock_path || !*ctl_sock_path)
 		ctl_sock_path = "/run/embedwatch/control.sock";
-	while ((o = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+s:jT:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': ctl_sock_path = optarg; break;
 		case 'j': ctl_json_out = true; break;
+		case 'T': set_timeout("--timeout", optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -393,7 +515,7 @@ int main(int argc, char **argv)
 			if (strcmp(cmd, "list") == 0)
 				cmd_list(sub_argc, sub_argv);
 			else
-				simple(cmd, ctl_new_req(cmd));
+				cmd_batches();
 			fflush(stdout);
 			close(ctl_fd);
 			ctl_fd = -1;
@@ -415,12 +537,12 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "metrics") == 0 || strcmp(cmd, "batches") == 0) {
 		if (sub_argc != 1)
 			ctl_die_usage("%s takes no arguments", cmd);
-		rc = simple(cmd, ctl_new_req(cmd));
+		rc = strcmp(cmd, "batches") == 0 ? cmd_batches() : simple(cmd, ctl_new_req(cmd));
 	} else if (strcmp(cmd, "show") == 0) {
 		if (sub_argc != 2)
 			ctl_die_usage("show: give one job id");
 		if (!api_id_valid(sub_argv[1])) {
-			fprintf(stderr, "embedwatchctl: invalid job id \"%s\"\n", sub_argv[1]);
+			ctl_error("invalid job id \"%s\"", ctl_text(sub_argv[1]));
 			return EXIT_USAGE;
 		}
 		json_object *req = ctl_new_req("show");

@@ -12,24 +12,34 @@
 #include "config.h"
 #include "ctl.h"
 
+/* Ids per wait request and per progress query, as watch sends them: well under the daemon's 1 MiB. */
+#define CHUNK 5000
+
 /* One request on a connection of its own (progress queries beside a wait); NULL when it fails. */
 static json_object *query_once(json_object *req)
 {
 	int saved = ctl_fd;
 	struct buf saved_buf = ctl_rbuf;
 	json_object *ans = NULL;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ctl_sock_path);
-	ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	memset(&ctl_rbuf, 0, sizeof(ctl_rbuf));
-	if (ctl_fd >= 0 && connect(ctl_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+	ctl_fd = ctl_try_connect(2000);
+	if (ctl_fd >= 0) {
 		ans = ctl_request(req, 2000);
-	if (ctl_fd >= 0)
 		close(ctl_fd);
+	}
 	buf_free(&ctl_rbuf);
 	ctl_fd = saved;
 	ctl_rbuf = saved_buf;
 	return ans;
+}
+
+/* ids[off, off + CHUNK) as a new array. */
+static json_object *chunk_of(json_object *ids, size_t off)
+{
+	json_object *a = json_object_new_array();
+	for (size_t i = off; i < json_object_array_length(ids) && i < off + CHUNK; i++)
+		json_object_array_add(a, json_object_get(json_object_array_get_idx(ids, i)));
+	return a;
 }
 
 static void fmt_duration(long s, char *buf, size_t len)
@@ -43,7 +53,7 @@ static void fmt_duration(long s, char *buf, size_t len)
 }
 
 struct progress {
-	json_object *req;           /* the query: batches, or list of the ids */
+	json_object *ids;           /* the ids waited for (queried CHUNK at a time), or NULL */
 	const char *batch;
 	long started;               /* monotonic seconds */
 	long first_ended;           /* -1 until the first query */
@@ -56,13 +66,46 @@ static long mono_s(void)
 	return ts.tv_sec;
 }
 
+static long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Redraws the one progress line on stderr: ended/total, per outcome, elapsed, a rough time left. */
 static void progress_draw(struct progress *pg)
 {
-	json_object *ans = query_once(pg->req), *arr, *rec;
+	json_object *ans = NULL, *arr, *rec;
 	long total = 0, ended = 0, counts[4] = { 0 };
 	long long rec_all = 0, rec_done = 0;   /* records of the batch jobs among them (v2) */
 	static const char *const outcomes[] = { "complete", "failed", "cancelled", "other" };
+	size_t n_ids = pg->ids ? json_object_array_length(pg->ids) : 0;
+	if (pg->batch) {
+		json_object *req = ctl_new_req("batches");
+		json_object_object_add(req, "name", json_object_new_string(pg->batch));
+		ans = query_once(req);
+		json_object_put(req);
+		if (!ans)
+			return;
+	}
+	for (size_t off = 0; !pg->batch && off < n_ids; off += CHUNK) {
+		json_object *req = ctl_new_req("list"), *part, *jobs;
+		json_object_object_add(req, "ids", chunk_of(pg->ids, off));
+		part = query_once(req);
+		json_object_put(req);
+		if (!part)
+			return;
+		if (!ans) {
+			ans = part;
+			continue;
+		}
+		json_object_object_get_ex(ans, "jobs", &arr);
+		if (arr && json_object_object_get_ex(part, "jobs", &jobs) && jobs)
+			for (size_t i = 0; i < json_object_array_length(jobs); i++)
+				json_object_array_add(arr, json_object_get(json_object_array_get_idx(jobs, i)));
+		json_object_put(part);
+	}
 	if (!ans)
 		return;
 	if (pg->batch && json_object_object_get_ex(ans, "batches", &arr)) {
@@ -142,58 +185,72 @@ int ctl_wait(int argc, char **argv)
 			ctl_die_usage("wait: unknown option");
 		}
 	}
-	json_object *req = ctl_new_req("wait");
 	struct progress pg = { .batch = batch, .started = mono_s(), .first_ended = -1 };
+	json_object *ids = NULL;
 	if (batch) {
 		if (optind < argc)
 			ctl_die_usage("wait: give job ids or --batch, not both");
-		json_object_object_add(req, "batch", json_object_new_string(batch));
-		pg.req = ctl_new_req("batches");
 	} else {
 		if (optind >= argc)
 			ctl_die_usage("wait: give job ids (or - for stdin) or --batch NAME");
-		json_object *ids = ctl_read_ids(argc - optind, argv + optind);
-		json_object_object_add(req, "ids", ids);
-		pg.req = ctl_new_req("list");
-		json_object_object_add(pg.req, "ids", json_object_get(ids));
+		ids = ctl_read_ids(argc - optind, argv + optind);
+		pg.ids = ids;
 	}
 	/* The progress line: only for a person at a terminal, never into a pipe or a file. */
 	bool show = !quiet && !ctl_json_out && isatty(STDERR_FILENO);
 	ctl_connect();
-	json_object *ans = NULL;
+	json_object *all = json_object_new_array(), *ans = NULL;
 	long deadline_ms = timeout;
-	for (bool first = true;; first = false) {
-		int slice = show ? 1000 : timeout;
-		if (show && deadline_ms >= 0 && deadline_ms < slice)
-			slice = (int)deadline_ms;
-		ans = first ? ctl_request(req, slice) : ctl_request(NULL, slice);
-		if (ans || !show)
+	size_t n = ids ? json_object_array_length(ids) : 0;
+	/* The ids CHUNK at a time, one wait after another (like watch -): all have ended when the last answers. */
+	for (size_t off = 0; batch ? off == 0 : off < n; off += CHUNK) {
+		json_object *req = ctl_new_req("wait");
+		if (batch)
+			json_object_object_add(req, "batch", json_object_new_string(batch));
+		else
+			json_object_object_add(req, "ids", chunk_of(ids, off));
+		for (bool first = true;; first = false) {
+			int slice = show ? 1000 : (int)deadline_ms;
+			if (show && deadline_ms >= 0 && deadline_ms < slice)
+				slice = (int)deadline_ms;
+			long t0 = mono_ms();
+			ans = first ? ctl_request(req, slice) : ctl_request(NULL, slice);
+			if (deadline_ms >= 0 && (deadline_ms -= mono_ms() - t0) < 0)
+				deadline_ms = 0;
+			if (ans || deadline_ms == 0)
+				break;
+			if (show)
+				progress_draw(&pg);
+		}
+		json_object_put(req);
+		if (!ans)
 			break;
-		if (deadline_ms >= 0 && (deadline_ms -= slice) <= 0)
-			break;
-		progress_draw(&pg);
+		ctl_check(ans);
+		json_object *jobs;
+		if (json_object_object_get_ex(ans, "jobs", &jobs) && jobs)
+			for (size_t i = 0; i < json_object_array_length(jobs); i++)
+				json_object_array_add(all, json_object_get(json_object_array_get_idx(jobs, i)));
+		json_object_put(ans);
 	}
 	if (show && pg.first_ended >= 0)
 		fprintf(stderr, "\r\033[K");
-	json_object_put(req);
-	json_object_put(pg.req);
+	json_object_put(ids);
 	if (!ans) {
-		fprintf(stderr, "embedwatchctl: wait timed out\n");
+		json_object_put(all);
+		ctl_error("wait timed out");
 		return EXIT_TIMEOUT;
 	}
-	ctl_check(ans);
-	json_object *jobs;
-	json_object_object_get_ex(ans, "jobs", &jobs);
 	int rc = 0;
-	for (size_t i = 0; i < json_object_array_length(jobs); i++) {
-		json_object *j = json_object_array_get_idx(jobs, i);
+	for (size_t i = 0; i < json_object_array_length(all); i++) {
+		json_object *j = json_object_array_get_idx(all, i);
 		if (strcmp(ctl_str(j, "status"), "complete") != 0)
 			rc = EXIT_PARTIAL;
 		if (!ctl_json_out)
 			printf("%s %s\n", ctl_str(j, "id"), ctl_str(j, "status"));
 	}
 	if (ctl_json_out)
-		ctl_print_json(jobs);
-	json_object_put(ans);
+		ctl_print_json(all);
+	json_object_put(all);
+	ctl_check_output();
 	return rc;
 }

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -117,10 +118,16 @@ void control_send_line(struct client *c, json_object *o)
 	}
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	n = strlen(s);
-	if (c->queued + n > CONTROL_WRITE_MAX || c->ctl->queued + n > CONTROL_WRITE_TOTAL) {
+	/* What the client has not read yet: bytes still in the daemon, not those the kernel has taken. */
+	size_t unread = uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+	if (unread + n > CONTROL_WRITE_MAX || c->ctl->queued + n > CONTROL_WRITE_TOTAL) {
 		/* A client that does not read its answers is dropped, not waited for; memory stays bounded. */
-		log_msg(LOG_WARNING, "control: dropping a client that does not read its answers (%zu bytes queued for it, "
-			"%zu for all)", c->queued, c->ctl->queued);
+		if (unread + n > CONTROL_WRITE_MAX)
+			log_msg(LOG_WARNING, "control: dropping a client: it has not read %zu bytes of its answers and the next "
+				"is %zu bytes, over the %d bytes kept for one client", unread, n, CONTROL_WRITE_MAX);
+		else
+			log_msg(LOG_WARNING, "control: dropping a client: answers to all clients not yet sent are %zu bytes "
+				"and its next is %zu bytes, over the %d bytes kept for all", c->ctl->queued, n, CONTROL_WRITE_TOTAL);
 		json_object_put(o);
 		client_close(c);
 		return;
@@ -310,6 +317,14 @@ static void (*const handlers[CTL__MAX])(struct client *c, json_object *req) = {
 	[CTL_HOOKS] = control_cmd_hooks,
 };
 
+unsigned control_waiting_clients(const struct control *ctl)
+{
+	unsigned n = 0;
+	for (const struct client *c = ctl->clients; c; c = c->next)
+		n += c->waiting;
+	return n;
+}
+
 static void handle_line(struct client *c, const char *line, size_t len)
 {
 	enum ctl_cmd cmd;
@@ -318,6 +333,12 @@ static void handle_line(struct client *c, const char *line, size_t len)
 
 	if (ctlproto_parse(line, len, &cmd, &req, err, sizeof(err)) < 0) {
 		control_send_error(c, "%s", err);
+		return;
+	}
+	unsigned max = c->ctl->ew->cfg.max_waiters;
+	if (cmd == CTL_WAIT && control_waiting_clients(c->ctl) >= max) {
+		json_object_put(req);
+		control_send_error(c, "too many waiting clients (%u, max_waiters); try again later", max);
 		return;
 	}
 	/* Not active (standby, or taking over): from the shared state, or written there for the active. */
@@ -433,10 +454,18 @@ static void on_resume(uv_timer_t *t)
 	}
 }
 
-/* A client that may be dropped to make room: it waits for nothing and owes nothing. */
+/* True when c has sent bytes the daemon has not read yet (a request on its way: not idle). */
+static bool client_has_input(const struct client *c)
+{
+	uv_os_fd_t fd;
+	int n = 0;
+	return uv_fileno((const uv_handle_t *)&c->pipe, &fd) == 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* A client that may be dropped to make room: it waits for nothing, owes nothing and has sent nothing unread. */
 static bool client_idle(const struct client *c)
 {
-	return !c->closing && !c->waiting && !c->held && !c->reads && !c->resume && c->queued == 0;
+	return !c->closing && !c->waiting && !c->held && !c->reads && !c->resume && c->queued == 0 && !client_has_input(c);
 }
 
 /* The longest-idle client, or NULL when every client is busy. */
@@ -471,6 +500,7 @@ static void on_connection(uv_stream_t *server, int status)
 	if (status < 0)
 		return;
 	struct client *c = xcalloc(1, sizeof(*c));
+	bool longest_idle_closed = false;
 	c->ctl = ctl;
 	UV_CHECK(uv_pipe_init(ctl->ew->loop, &c->pipe, 0));
 	c->pipe.data = c;
@@ -478,9 +508,12 @@ static void on_connection(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)&c->pipe, client_closed);
 		return;
 	}
-	if (ctl->n_clients >= CONTROL_MAX_CLIENTS) {
+	/* Waiting clients do not count: they have their own cap, so they cannot lock an operator out. */
+	unsigned busy = ctl->n_clients - control_waiting_clients(ctl);
+	if (busy >= CONTROL_MAX_CLIENTS) {
 		/* Idle connections must not lock operators out: the longest-idle one makes room. */
 		struct client *victim = longest_idle(ctl);
+		longest_idle_closed = victim != NULL;
 		if (victim) {
 			log_msg(LOG_WARNING, "control: %d connections open; closing the longest idle one", CONTROL_MAX_CLIENTS);
 			client_close(victim);
@@ -490,7 +523,7 @@ static void on_connection(uv_stream_t *server, int status)
 	ctl->clients = c;
 	ctl->n_clients++;
 	c->last_active = uv_now(ctl->ew->loop);
-	if (ctl->n_clients > CONTROL_MAX_CLIENTS) {
+	if (busy >= CONTROL_MAX_CLIENTS && !longest_idle_closed) {
 		control_send_error(c, "too many control connections (%d, all busy); try again later", CONTROL_MAX_CLIENTS);
 		client_close(c);
 		return;

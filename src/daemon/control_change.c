@@ -70,17 +70,6 @@ static bool other_kind(struct ew *ew, const char *id, int k, json_object *reject
 	return true;
 }
 
-static bool batch_name_valid(const char *b)
-{
-	size_t n = strlen(b);
-	if (n == 0 || n > 128)
-		return false;
-	for (const char *p = b; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return false;
-	return true;
-}
-
 void control_cmd_watch(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
@@ -98,8 +87,8 @@ void control_cmd_watch(struct client *c, json_object *req)
 		control_send_error(c, "\"batch\" must be a string");
 		return;
 	}
-	if (batch && !batch_name_valid(batch)) {
-		control_send_error(c, "batch name must be 1 to 128 printable characters");
+	if (batch && !util_name_valid(batch)) {
+		control_send_error(c, "batch name must be 1 to 128 printable characters (UTF-8, no control characters)");
 		return;
 	}
 	json_object *rejected = json_object_new_array();

@@ -69,6 +69,8 @@ void control_job_records(struct ew *ew, const struct job *j, json_object *o);
 int control_get_kind(struct client *c, json_object *req);
 const char *control_get_str(json_object *req, const char *key);
 
+/* Clients blocked in wait: they have their own cap (max_waiters), apart from the 256 others. */
+unsigned control_waiting_clients(const struct control *ctl);
 /* Stops reading a client until resume: one request at a time. */
 void control_pause_reading(struct client *c);
 /* A read of the state starts for c's request (c's next request waits for it). */

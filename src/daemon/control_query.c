@@ -23,11 +23,10 @@
 
 struct list_ctx {
 	struct ew *ew;
-	json_object *arr;
+	struct ctlproto_page page;  /* the jobs of this page: the smallest ids after "after" */
 	int status;
 	int kind;                   /* -1: both */
 	const char *batch;
-	int64_t limit;
 };
 
 static void list_one(const char *k, void *v, void *arg)
@@ -40,27 +39,17 @@ static void list_one(const char *k, void *v, void *arg)
 		return;
 	if (l->kind >= 0 && j->kind != l->kind)
 		return;
-	if (l->limit >= 0 && (int64_t)json_object_array_length(l->arr) >= l->limit)
-		return;
-	json_object *o = control_job_json(j);
-	control_job_records(l->ew, j, o);
-	json_object_array_add(l->arr, o);
+	ctlproto_page_add(&l->page, j->id, j);
 }
 
-static int cmp_jobs(const void *a, const void *b)
-{
-	json_object *x = *(json_object *const *)a, *y = *(json_object *const *)b, *ix, *iy;
-	json_object_object_get_ex(x, "id", &ix);
-	json_object_object_get_ex(y, "id", &iy);
-	return strcmp(json_object_get_string(ix), json_object_get_string(iy));
-}
-
+/* list: one page of the watched jobs in id order (paging: ctlproto.h); the walk is synchronous, so the pointers hold. */
 void control_cmd_list(struct client *c, json_object *req)
 {
 	struct ew *ew = c->ctl->ew;
-	struct list_ctx l = { .ew = ew, .status = -1, .kind = -1, .batch = control_get_str(req, "batch"), .limit = -1 };
+	struct list_ctx l = { .ew = ew, .status = -1, .kind = -1, .batch = control_get_str(req, "batch") };
 	const char *st = control_get_str(req, "status");
 	json_object *v;
+	char err[256];
 
 	if (json_object_object_get_ex(req, "kind", &v) && v && (l.kind = control_get_kind(c, req)) < 0)
 		return;
@@ -72,9 +61,10 @@ void control_cmd_list(struct client *c, json_object *req)
 			return;
 		}
 	}
-	if (json_object_object_get_ex(req, "limit", &v))
-		l.limit = json_object_get_int64(v);
-	l.arr = json_object_new_array();
+	if (ctlproto_page_init(&l.page, req, NULL, err, sizeof(err)) < 0) {
+		control_send_error(c, "%s", err);
+		return;
+	}
 	if (json_object_object_get_ex(req, "ids", &v) && json_object_is_type(v, json_type_array)) {
 		/* Only these ids (a progress query): one lookup each, not a walk of the table. */
 		for (size_t i = 0; i < json_object_array_length(v); i++) {
@@ -86,9 +76,18 @@ void control_cmd_list(struct client *c, json_object *req)
 	} else {
 		strmap_each(&ew->jobs.jobs, list_one, &l);
 	}
-	json_object_array_sort(l.arr, cmp_jobs);
+	ctlproto_page_end(&l.page);
+	json_object *arr = json_object_new_array_ext((int)l.page.n);
+	for (size_t i = 0; i < l.page.n; i++) {
+		struct job *j = l.page.items[i].item;
+		json_object *o = control_job_json(j);
+		control_job_records(ew, j, o);
+		json_object_array_add(arr, o);
+	}
 	json_object *o = control_ok_answer();
-	json_object_object_add(o, "jobs", l.arr);
+	json_object_object_add(o, "jobs", arr);
+	ctlproto_page_next(&l.page, o);
+	ctlproto_page_free(&l.page);
 	control_send_line(c, o);
 }
 
@@ -288,6 +287,7 @@ void control_cmd_status(struct client *c, json_object *req)
 	json_object_object_add(s, "polls_in_flight", json_object_new_int((int)m->polls_in_flight));
 	json_object_object_add(s, "deliveries_pending", json_object_new_int((int)m->deliveries_pending));
 	json_object_object_add(s, "hooks_running", json_object_new_int((int)m->hooks_running));
+	json_object_object_add(s, "waiting_clients", json_object_new_int64(control_waiting_clients(c->ctl)));
 	json_object_object_add(s, "paused", json_object_new_string(metrics_pause_name(m->paused)));
 	if (m->paused == PAUSE_TLS)
 		json_object_object_add(s, "pause_detail", json_object_new_string(m->pause_detail));
@@ -347,10 +347,14 @@ struct batches_ctx {
 	json_object *arr;
 };
 
-static void batch_one(const char *k, void *v, void *arg)
+static void batch_offer(const char *k, void *v, void *arg)
 {
-	struct batches_ctx *x = arg;
 	struct batch *b = v;
+	ctlproto_page_add(arg, b->name, b);
+}
+
+static void batch_one(struct batches_ctx *x, struct batch *b)
+{
 	json_object *o = json_object_new_object(), *counts = json_object_new_object();
 	json_object_object_add(o, "name", json_object_new_string(b->name));
 	json_object_object_add(o, "total", json_object_new_int64(b->n_jobs));
@@ -388,13 +392,32 @@ static void batch_one(const char *k, void *v, void *arg)
 	json_object_array_add(x->arr, o);
 }
 
+/* batches: one page of the batches in name order (paging: ctlproto.h). */
 void control_cmd_batches(struct client *c, json_object *req)
 {
-	json_object *arr = json_object_new_array();
-	struct batches_ctx x = { .ew = c->ctl->ew, .arr = arr };
-	strmap_each(&c->ctl->ew->jobs.batches, batch_one, &x);
+	struct ctlproto_page page;
+	char err[256];
+	if (ctlproto_page_init(&page, req, NULL, err, sizeof(err)) < 0) {
+		control_send_error(c, "%s", err);
+		return;
+	}
+	const char *name = control_get_str(req, "name");
+	if (name) {
+		/* One batch by name (a wait's progress): a lookup, not a walk. */
+		struct batch *b = strmap_get(&c->ctl->ew->jobs.batches, name);
+		if (b)
+			batch_offer(b->name, b, &page);
+	} else {
+		strmap_each(&c->ctl->ew->jobs.batches, batch_offer, &page);
+	}
+	ctlproto_page_end(&page);
+	struct batches_ctx x = { .ew = c->ctl->ew, .arr = json_object_new_array_ext((int)page.n) };
+	for (size_t i = 0; i < page.n; i++)
+		batch_one(&x, page.items[i].item);
 	json_object *o = control_ok_answer();
-	json_object_object_add(o, "batches", arr);
+	json_object_object_add(o, "batches", x.arr);
+	ctlproto_page_next(&page, o);
+	ctlproto_page_free(&page);
 	control_send_line(c, o);
 }
 

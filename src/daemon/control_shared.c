@@ -55,14 +55,6 @@ static bool row_ended(const struct store_job *j)
 	return j->status >= 0 && j->status < JOB__MAX && job_status_ended((enum job_status)j->status);
 }
 
-static int cmp_ids(const void *a, const void *b)
-{
-	json_object *x = *(json_object *const *)a, *y = *(json_object *const *)b, *ix, *iy;
-	json_object_object_get_ex(x, "id", &ix);
-	json_object_object_get_ex(y, "id", &iy);
-	return strcmp(json_object_get_string(ix), json_object_get_string(iy));
-}
-
 /* The ids of a request that are valid job ids (a new array), the others refused by name into rejected. */
 static json_object *valid_ids(json_object *req, json_object *rejected)
 {
@@ -284,10 +276,16 @@ struct jobs_read {
 	json_object *arr;
 	int status;                 /* -1: any */
 	int kind;                   /* -1: any */
-	int64_t limit;              /* -1: none */
+	struct ctlproto_page page;  /* list: the page's rows (paging: ctlproto.h) */
+	char after[129];            /* the request's "after", which outlives the request */
 	bool show;                  /* show: the one job, then its snapshot and events */
 	char id[129];
 };
+
+static void drop_row(void *o)
+{
+	json_object_put(o);
+}
 
 static int list_row(const struct store_job *j, void *arg)
 {
@@ -296,7 +294,13 @@ static int list_row(const struct store_job *j, void *arg)
 		return 0;
 	if (x->kind >= 0 && j->kind != x->kind)
 		return 0;
-	json_object_array_add(x->arr, row_json(j));
+	json_object *o = row_json(j), *id;
+	if (x->show) {
+		json_object_array_add(x->arr, o);
+		return 0;
+	}
+	json_object_object_get_ex(o, "id", &id);
+	ctlproto_page_add(&x->page, json_object_get_string(id), o);
 	return 0;
 }
 
@@ -317,14 +321,16 @@ static void jobs_read_done(int r, void *arg)
 				control_show_stored(c, json_object_get_string(id), jo);
 			}
 		} else {
-			json_object_array_sort(x->arr, cmp_ids);
-			while (x->limit >= 0 && (int64_t)json_object_array_length(x->arr) > x->limit)
-				json_object_array_del_idx(x->arr, json_object_array_length(x->arr) - 1, 1);
+			ctlproto_page_end(&x->page);
+			for (size_t i = 0; i < x->page.n; i++)
+				json_object_array_add(x->arr, json_object_get(x->page.items[i].item));
 			json_object *o = control_ok_answer();
 			json_object_object_add(o, "jobs", json_object_get(x->arr));
+			ctlproto_page_next(&x->page, o);
 			control_send_line(c, o);
 		}
 	}
+	ctlproto_page_free(&x->page);
 	json_object_put(x->arr);
 	free(x);
 }
@@ -337,7 +343,6 @@ static void standby_list(struct client *c, json_object *req, bool show)
 	x->c = c;
 	x->status = -1;
 	x->kind = -1;
-	x->limit = -1;
 	x->show = show;
 	if (show) {
 		const char *id = control_get_str(req, "id");
@@ -359,8 +364,17 @@ static void standby_list(struct client *c, json_object *req, bool show)
 		free(x);
 		return;
 	}
-	if (!show && json_object_object_get_ex(req, "limit", &v))
-		x->limit = json_object_get_int64(v);
+	char err[256];
+	if (!show && ctlproto_page_init(&x->page, req, drop_row, err, sizeof(err)) < 0) {
+		free(x);
+		control_send_error(c, "%s", err);
+		return;
+	}
+	if (x->page.after) {
+		/* A job id, or nothing after it can be one: the read outlives the request. */
+		snprintf(x->after, sizeof(x->after), "%s", x->page.after);
+		x->page.after = x->after;
+	}
 	if (!show && json_object_object_get_ex(req, "ids", &v) && json_object_is_type(v, json_type_array))
 		ids = valid_ids(req, NULL);
 	x->arr = json_object_new_array();

@@ -44,6 +44,7 @@ struct ew {
 	struct ha *ha;
 	uv_timer_t prune_timer;     /* watch: retention */
 	struct watch_v2 *v2;        /* watch: batch jobs' records and counts (watch_v2.h) */
+	struct strmap *refused;     /* watch: jobs whose discovered batch name broke the rule (said once each) */
 	bool stopping;
 	bool stepping_down;         /* the lease is lost: stopping to start again as a standby */
 };

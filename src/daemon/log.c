@@ -1,4 +1,5 @@
 #include "log.h"
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -43,22 +44,31 @@ static const char *prio_name(int prio)
 }
 
 /*
- * Copies src into dst with control characters (and DEL) written as \xNN: text
- * from outside (an API warning, a hook's output, an id) cannot start a new
- * log line or a journal field, nor send escape sequences to a terminal.
+ * Copies src into dst with control characters (C0, DEL, C1) and bytes that
+ * are not UTF-8 written as \xNN (util_escape_text's rule): text from outside
+ * (an API warning, a hook's output, an id, a name) cannot start a new log
+ * line or a journal field, nor send escape sequences to a terminal.
  */
 static void escape(char *dst, size_t cap, const char *src)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
-	for (const unsigned char *s = (const unsigned char *)src; *s && o + 5 < cap; s++) {
-		if (*s < 0x20 || *s == 0x7f) {
-			dst[o++] = '\\';
-			dst[o++] = 'x';
-			dst[o++] = hex[*s >> 4];
-			dst[o++] = hex[*s & 15];
-		} else {
-			dst[o++] = (char)*s;
+	for (const unsigned char *s = (const unsigned char *)src; *s;) {
+		size_t n = util_utf8_len((const char *)s);
+		bool control = n == 0 || (n == 1 && (*s < 0x20 || *s == 0x7f)) || (n == 2 && s[0] == 0xc2 && s[1] < 0xa0);
+		if (n == 0)
+			n = 1;
+		if (o + 4 * n + 1 > cap)
+			break;
+		for (size_t i = 0; i < n; i++, s++) {
+			if (control) {
+				dst[o++] = '\\';
+				dst[o++] = 'x';
+				dst[o++] = hex[*s >> 4];
+				dst[o++] = hex[*s & 15];
+			} else {
+				dst[o++] = (char)*s;
+			}
 		}
 	}
 	dst[o] = '\0';

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <systemd/sd-daemon.h>
@@ -202,20 +203,18 @@ static void write_metrics_file(struct ew *ew)
 {
 	if (!ew->cfg.metrics_file[0])
 		return;
-	char tmp[4096];
 	struct buf b = { 0 };
-	snprintf(tmp, sizeof(tmp), "%s.tmp", ew->cfg.metrics_file);
 	metrics_text(&ew->m, ew->jobs.counts, &b);
-	FILE *f = fopen(tmp, "we");
-	/* Metrics are not secret, and a textfile collector usually runs as another user. */
-	if (f)
-		fchmod(fileno(f), 0644);
-	if (!f || fwrite(b.data, 1, b.len, f) != b.len || fclose(f) != 0 || rename(tmp, ew->cfg.metrics_file) != 0) {
-		static bool warned;
-		if (!warned)
-			log_msg(LOG_WARNING, "cannot write metrics file %s: %s", ew->cfg.metrics_file, strerror(errno));
-		warned = true;
-	}
+	/*
+	 * A fresh temporary (O_EXCL: a symlink planted in the collector's directory is never followed),
+	 * renamed over the file. Metrics are not secret, and a textfile collector usually runs as another
+	 * user: 0644. Not fsynced: the next write, seconds later, replaces it anyway.
+	 */
+	int r = util_write_file(ew->cfg.metrics_file, b.data ? b.data : "", b.len, 0644, false);
+	static bool warned;
+	if (r < 0 && !warned)
+		log_msg(LOG_WARNING, "cannot write metrics file %s: %s", ew->cfg.metrics_file, strerror(-r));
+	warned = r < 0;
 	buf_free(&b);
 }
 
@@ -436,6 +435,15 @@ int main(int argc, char **argv)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		log_msg(LOG_WARNING, "cannot make the process non-dumpable: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Every waiting control client holds a descriptor (max_waiters, 4096 by default, beside 256
+	 * others): the soft limit goes up to the hard one (libuv uses epoll, not select).
+	 */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	if (http_global_init() < 0)
 		log_fatal("cannot initialise libcurl");
 	if ((r = load_key(&ew->cfg, NULL, &ew->api_key, err, sizeof(err))) == -ENOKEY) {

@@ -165,6 +165,9 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	counter(b, "embedwatch_batch_sweep_failures_total", "v2 sweeps that failed.", m->batch_sweep_failures);
 	counter(b, "embedwatch_batch_sweep_fallbacks_total", "Times batch jobs fell back to per-id polling.",
 		m->batch_sweep_fallbacks);
+	family(b, "embedwatch_discover_refused_total", "counter",
+	       "Jobs the list showed and discovery refused, by reason (name: the batch name is not 1 to 128 printable characters).");
+	buf_printf(b, "embedwatch_discover_refused_total{reason=\"name\"} %llu\n", (unsigned long long)m->discover_refused_name);
 	gauge(b, "embedwatch_batch_sweep_last_pages", "Pages the last complete v2 sweep read.", m->batch_sweep_last_pages);
 	counter(b, "embedwatch_sweep_entries_total", "List entries read, watched or not.", m->sweep_entries);
 	gauge(b, "embedwatch_sweep_list_entries", "Entries in the last good list.", (double)m->sweep_listed);

@@ -112,6 +112,7 @@ struct metrics {
 	uint64_t batch_sweep_cut;        /* poller: sweeps that stopped at the previous sweep's newest updated_at */
 	uint64_t batch_sweep_failures;
 	uint64_t batch_sweep_fallbacks;  /* times batch jobs fell back to per-id polling */
+	uint64_t discover_refused_name;  /* watch: jobs not discovered because their batch name broke the rule */
 	unsigned batch_sweep_last_pages; /* pages of the last complete v2 sweep */
 	uint64_t dataset_fetches;        /* poller: GET /v1/datasets/{id} sent for complete events */
 	uint64_t datasets_attached;      /* watch: complete events with their output dataset */

@@ -506,6 +506,30 @@ static const struct store_ops sq_ops = {
 	.job_events = sq_job_events,
 };
 
+/* The schema version this daemon writes; a database of a newer one is refused, not changed. */
+#define SQ_SCHEMA 2
+
+/* SQLITE_OK, or an error with *ret_msg (sqlite3_malloc'd) when the database says a newer schema version. */
+static int check_version(struct sq *s, char **ret_msg)
+{
+	sqlite3_stmt *st;
+	int version = 0;
+	/* A new database, or one of before the meta table, has no version: it is created or migrated. */
+	if (sqlite3_prepare_v2(s->db, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='schema'", -1, &st, NULL) != SQLITE_OK)
+		return SQLITE_OK;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return rc;
+	if (version <= SQ_SCHEMA)
+		return SQLITE_OK;
+	*ret_msg = sqlite3_mprintf("the state was written by a newer embedwatchd (schema version %d, this one knows %d); "
+				   "upgrade this one", version, SQ_SCHEMA);
+	return SQLITE_ERROR;
+}
+
 int store_sqlite_open(const struct store_config *c, struct store **ret, char *err, size_t errlen)
 {
 	const char *dir = c->dir;
@@ -523,11 +547,15 @@ int store_sqlite_open(const struct store_config *c, struct store **ret, char *er
 	s = xcalloc(1, sizeof(*s));
 	s->base.ops = &sq_ops;
 	snprintf(s->desc, sizeof(s->desc), "SQLite %s", path);
-	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	/* NOFOLLOW: a symlink planted at the database's name is refused, not written through. */
+	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+			     SQLITE_OPEN_NOFOLLOW, NULL);
 	if (rc != SQLITE_OK)
 		goto fail;
 	/* Short: the wait runs on the loop thread; a busy database is a failed commit, retried with backoff. */
 	sqlite3_busy_timeout(s->db, 200);
+	if ((rc = check_version(s, &emsg)) != SQLITE_OK)
+		goto fail;
 	rc = sqlite3_exec(s->db, schema, NULL, NULL, &emsg);
 	if (rc != SQLITE_OK)
 		goto fail;

@@ -399,8 +399,48 @@ struct job *watch_discovered(struct ew *ew, const char *id, const char *batch)
 	return watch_discovered_kind(ew, id, batch, JOB_KIND_EMBED);
 }
 
+/* Ids refused for their batch name that are remembered (so each is logged and counted once); past it, forgotten. */
+#define REFUSED_MAX 10000
+
+static void free_refused(const char *k, void *v, void *arg)
+{
+	free(v);
+}
+
+static void refused_clear(struct strmap *m)
+{
+	strmap_each(m, free_refused, NULL);
+	strmap_free(m);
+}
+
+/*
+ * A batch name from the API obeys the control socket's rule (util_name_valid)
+ * before it is stored, put into a hook's environment or printed: a job whose
+ * discovery rule gives another name is not watched, said once (the log
+ * escapes the name) and counted.
+ */
+static bool discovered_name_ok(struct ew *ew, const char *id, const char *batch)
+{
+	if (!batch || util_name_valid(batch))
+		return true;
+	if (!ew->refused)
+		ew->refused = xcalloc(1, sizeof(*ew->refused));
+	if (strmap_get(ew->refused, id))
+		return false;
+	if (ew->refused->len >= REFUSED_MAX)
+		refused_clear(ew->refused);
+	char *k = xstrdup(id);
+	strmap_put(ew->refused, k, k);
+	ew->m.discover_refused_name++;
+	log_job(LOG_WARNING, id, "job %s not discovered: its batch name \"%s\" is not 1 to 128 printable characters "
+		"(UTF-8, no control characters)", id, batch);
+	return false;
+}
+
 struct job *watch_discovered_kind(struct ew *ew, const char *id, const char *batch, enum job_kind kind)
 {
+	if (!discovered_name_ok(ew, id, batch))
+		return NULL;
 	if (watch_add_kind(ew, id, batch, kind) < 0)
 		return NULL;
 	struct job *j = jobtable_get(&ew->jobs, id);
@@ -758,5 +798,9 @@ void watch_close(struct ew *ew)
 {
 	watch_v2_free(ew->v2);
 	ew->v2 = NULL;
+	if (ew->refused)
+		refused_clear(ew->refused);
+	free(ew->refused);
+	ew->refused = NULL;
 	uv_close((uv_handle_t *)&ew->prune_timer, NULL);
 }

@@ -50,7 +50,11 @@ void watch_dataset_result(struct ew *ew, const char *job_id, json_object *datase
 bool watch_seen_unchanged(struct ew *ew, struct job *j, enum job_status seen);
 /* Watches an embed job found by discovery (marked so), in batch (or none). Returns it. */
 struct job *watch_discovered(struct ew *ew, const char *id, const char *batch);
-/* The same for a job of kind k; NULL when id is watched as the other kind. */
+/*
+ * The same for a job of kind k; NULL when id is watched as the other kind, or
+ * when batch breaks the name rule (util_name_valid: the job is refused, said
+ * once in the log and counted in discover_refused_name).
+ */
 struct job *watch_discovered_kind(struct ew *ew, const char *id, const char *batch, enum job_kind k);
 /*
  * Records a cancel to send (expire: the daemon's, at max_age) and queues it

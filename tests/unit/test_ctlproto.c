@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -72,11 +73,92 @@ static void test_parse(void **state)
 	assert_int_equal(ctlproto_parse("{\"cmd\":\"status\"}\0", 17, &cmd, &req, err, sizeof(err)), -EINVAL);
 }
 
+static int dropped;
+static void drop(void *item)
+{
+	dropped++;
+}
+
+/* Walks 10,000 keys offered in a shuffled order page by page: every key once, in order, the last page without next. */
+static void test_page(void **state)
+{
+	enum { N = 10000 };
+	static char keys[N][16];
+	static int order[N];
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%05d", i);
+		order[i] = i;
+	}
+	srand(7);
+	for (int i = N - 1; i > 0; i--) {
+		int j = rand() % (i + 1), t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	static const int limits[] = { 1, 3, 999, 4096, 10000 };
+	for (size_t l = 0; l < sizeof(limits) / sizeof(limits[0]); l++) {
+		char after[16] = "";
+		int seen = 0, pages = 0;
+		for (;;) {
+			char line[96], err[128];
+			struct ctlproto_page p;
+			enum ctl_cmd cmd;
+			json_object *req;
+			if (after[0])
+				snprintf(line, sizeof(line), "{\"cmd\":\"list\",\"after\":\"%s\",\"limit\":%d}", after, limits[l]);
+			else
+				snprintf(line, sizeof(line), "{\"cmd\":\"list\",\"limit\":%d}", limits[l]);
+			assert_int_equal(ctlproto_parse(line, strlen(line), &cmd, &req, err, sizeof(err)), 0);
+			assert_int_equal(ctlproto_page_init(&p, req, drop, err, sizeof(err)), 0);
+			dropped = 0;
+			for (int i = 0; i < N; i++)
+				ctlproto_page_add(&p, keys[order[i]], keys[order[i]]);
+			ctlproto_page_end(&p);
+			for (size_t i = 0; i < p.n; i++)
+				assert_string_equal(p.items[i].key, keys[seen + (int)i]);
+			seen += (int)p.n;
+			pages++;
+			assert_int_equal((size_t)dropped + p.n, (size_t)N);
+			json_object *o = json_object_new_object(), *next;
+			ctlproto_page_next(&p, o);
+			bool more = json_object_object_get_ex(o, "next", &next);
+			assert_true(more == (seen < N));
+			if (more)
+				snprintf(after, sizeof(after), "%s", json_object_get_string(next));
+			json_object_put(o);
+			ctlproto_page_free(&p);
+			json_object_put(req);
+			if (!more)
+				break;
+		}
+		assert_int_equal(seen, N);
+		assert_int_equal(pages, (N + limits[l] - 1) / limits[l]);
+	}
+}
+
+static void test_page_bad(void **state)
+{
+	static const char *const lines[] = {
+		"{\"cmd\":\"list\",\"after\":7}", "{\"cmd\":\"list\",\"limit\":\"ten\"}",
+	};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		char err[128];
+		struct ctlproto_page p;
+		enum ctl_cmd cmd;
+		json_object *req;
+		assert_int_equal(ctlproto_parse(lines[i], strlen(lines[i]), &cmd, &req, err, sizeof(err)), 0);
+		assert_int_equal(ctlproto_page_init(&p, req, NULL, err, sizeof(err)), -EINVAL);
+		json_object_put(req);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_line),
 		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_page),
+		cmocka_unit_test(test_page_bad),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

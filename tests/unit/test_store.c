@@ -476,6 +476,59 @@ static void test_migrates_version_1(void **state)
 	sqlite3_close(db);
 }
 
+/* A database of a newer schema than this daemon knows is refused, named with both versions, and left as it was. */
+static void test_newer_schema_refused(void **state)
+{
+	char path[128];
+	sqlite3 *db;
+	snprintf(path, sizeof(path), "%s/embedwatch.db", dir);
+	struct store *s = open_store();
+	close_store(s);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value='3' WHERE key='schema'; CREATE TABLE from_the_future(x);",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct store *t;
+	char err[512];
+	struct store_config c = { .loop = uv_default_loop(), .dir = dir };
+	assert_true(store_open(&c, &t, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "newer embedwatchd"));
+	assert_non_null(strstr(err, "schema version 3, this one knows 2"));
+	/* Untouched: the version is still the newer one. */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key='schema'", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "3");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* A symlink planted at the database's name is refused, and what it points to is not written. */
+static void test_symlinked_database_refused(void **state)
+{
+	char path[128], target[128];
+	snprintf(path, sizeof(path), "%s/embedwatch.db", dir);
+	snprintf(target, sizeof(target), "%s/elsewhere", dir);
+	FILE *f = fopen(target, "w");
+	assert_non_null(f);
+	fputs("not a database\n", f);
+	fclose(f);
+	assert_int_equal(symlink(target, path), 0);
+	struct store *t;
+	char err[512];
+	struct store_config c = { .loop = uv_default_loop(), .dir = dir };
+	assert_true(store_open(&c, &t, err, sizeof(err)) < 0);
+	char buf[64] = "";
+	f = fopen(target, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	assert_string_equal(buf, "not a database\n");
+	unlink(path);
+	unlink(target);
+}
+
 /* PostgreSQL: a state of schema 1 (no job kinds) is migrated to 2; its jobs are embed jobs. */
 static void pg_exec(const char *sql)
 {
@@ -517,6 +570,7 @@ static void test_pg_migrates_version_1(void **state)
 	struct store_config c = { .loop = uv_default_loop(), .dir = dir, .url = pg_url };
 	assert_true(store_open(&c, &t, err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "newer embedwatchd"));
+	assert_non_null(strstr(err, "schema version 99, this one knows 2"));
 }
 
 /* ---- PostgreSQL only: the lease ---- */
@@ -620,6 +674,8 @@ int main(void)
 	const struct CMUnitTest sqlite_only[] = {
 		cmocka_unit_test_setup_teardown(test_busy_commit_keeps_committed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrates_version_1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlinked_database_refused, setup, teardown),
 	};
 	int failed = cmocka_run_group_tests_name("sqlite", both, NULL, NULL);
 	failed += cmocka_run_group_tests_name("sqlite only", sqlite_only, NULL, NULL);
