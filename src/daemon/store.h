@@ -117,10 +117,10 @@ struct store_delivery {
 /* Deliveries in `state` (NULL: all) of `hook` (NULL: all) updated since since_ms, newest first, with their event. */
 void store_each_delivery(struct store *s, const char *state, const char *hook, int64_t since_ms,
 			 int (*fn)(const struct store_delivery *d, void *arg), store_done_fn *done, void *arg);
-/* Dead deliveries of hook (NULL: any) that died since since_ms, of event type (NULL: any), oldest event first. */
+/* Dead deliveries of hook (NULL: any) that died since since_ms, of event type (NULL: any), in the order their events were committed. */
 void store_each_dead(struct store *s, const char *hook, int64_t since_ms, const char *type,
 		     int (*fn)(const struct store_delivery *d, void *arg), store_done_fn *done, void *arg);
-/* Pending deliveries with their event, oldest event first (the order the events were detected in). */
+/* Pending deliveries with their event, in the order the events were committed (the database's order, never a clock's). */
 void store_each_pending(struct store *s, int (*fn)(const struct store_delivery *d, void *arg), store_done_fn *done, void *arg);
 
 /* A hook's breaker state, kept across restarts. */
@@ -156,7 +156,7 @@ void store_each_batch(struct store *s, int (*fn)(const char *name, const char *d
 		      void *arg);
 /* The last snapshot of a job (NULL when none). */
 void store_get_snapshot(struct store *s, const char *job_id, void (*done)(int r, const char *snapshot, void *arg), void *arg);
-/* Events of a job, oldest first: fn(id, type, ts_ms). */
+/* Events of a job in the order they were committed: fn(id, type, ts_ms). */
 void store_job_events(struct store *s, const char *job_id, int (*fn)(const char *id, const char *type, int64_t ts_ms, void *arg),
 		      store_done_fn *done, void *arg);
 
