@@ -189,11 +189,13 @@ void store_lease_release(struct store *s);
 /* True when this daemon holds the lease (always with SQLite). */
 bool store_lease_held(struct store *s);
 /*
- * True when it holds it and confirmed it (took, renewed or committed) so
+ * True when it holds it and confirmed it (took or renewed) so
  * recently that it cannot have expired for another daemon: effects may leave.
  * Always with SQLite.
  */
 bool store_lease_fresh(struct store *s);
+/* Until when (monotonic ms) store_lease_fresh stays true without another confirmation; 0 when no lease is held. */
+uint64_t store_lease_fresh_until(struct store *s);
 /* This daemon's epoch (0 when it holds no lease). */
 int64_t store_lease_epoch(struct store *s);
 /* fn(what) on a notification of the shared state: "lease" (given up) or "requests" (a standby wrote one). */

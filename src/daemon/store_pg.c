@@ -1616,12 +1616,17 @@ static bool pg_lease_held(struct store *st)
 	return pg_of(st)->epoch > 0;
 }
 
-static bool pg_lease_fresh(struct store *st)
+static uint64_t pg_lease_fresh_until(struct store *st)
 {
 	struct pg *s = pg_of(st);
 	/* A margin for clocks that run at slightly different rates: a fifth of the ttl, at most 1 s. */
 	uint64_t margin = s->ttl_ms / 5 < 1000 ? s->ttl_ms / 5 : 1000;
-	return s->epoch > 0 && util_mono_ms() < s->confirmed_mono + s->ttl_ms - margin;
+	return s->epoch > 0 ? s->confirmed_mono + s->ttl_ms - margin : 0;
+}
+
+static bool pg_lease_fresh(struct store *st)
+{
+	return util_mono_ms() < pg_lease_fresh_until(st);
 }
 
 static int64_t pg_lease_epoch(struct store *st)
@@ -1928,7 +1933,7 @@ static const struct store_ops pg_ops = {
 	.job_events = pg_job_events,
 	.lease_setup = pg_lease_setup, .lease_take = pg_lease_take, .lease_renew = pg_lease_renew,
 	.lease_get = pg_lease_get, .lease_release = pg_lease_release, .lease_held = pg_lease_held,
-	.lease_fresh = pg_lease_fresh, .lease_epoch = pg_lease_epoch, .on_notify = pg_on_notify,
+	.lease_fresh = pg_lease_fresh, .lease_fresh_until = pg_lease_fresh_until, .lease_epoch = pg_lease_epoch, .on_notify = pg_on_notify,
 	.put_request = pg_put_request, .each_request = pg_each_request, .delete_request = pg_delete_request,
 	.job_counts = pg_job_counts, .counts = pg_counts,
 };
