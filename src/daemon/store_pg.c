@@ -330,9 +330,12 @@ static uint64_t ttl_of(const struct pg *s)
 static void set_err(struct pg *s, const char *msg)
 {
 	snprintf(s->err, sizeof(s->err), "%s", msg && *msg ? msg : "unknown PostgreSQL error");
-	for (char *p = s->err; *p; p++)
+	for (char *p = s->err; *p; p++) {
 		if (*p == '\n' || *p == '\r')
 			*p = *(p + 1) ? ' ' : '\0';
+		else if (*p == '\t')
+			*p = ' ';
+	}
 }
 
 /* A result's error: its primary message (no CONTEXT lines), else all of it. */
