@@ -10,7 +10,7 @@
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/pg.sh"
 pg_available || { echo "SKIP: no PostgreSQL server binaries in $PG_BIN"; exit 77; }
-command -v faketime >/dev/null || { echo "SKIP: faketime is not installed (scripts/install-deps lists it)"; exit 77; }
+faketime_available || { echo "SKIP: libfaketime is not installed (the faketime package; scripts/install-deps lists it)"; exit 77; }
 pg_start
 
 N=9
@@ -32,7 +32,7 @@ retry = 100ms"
 node_conf a
 node_conf b
 # a's wall clock 30 s ahead (libuv's monotonic timers left alone); ASan must not insist on coming first.
-AHEAD="env FAKETIME_DONT_FAKE_MONOTONIC=1 ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0 faketime -f +30s"
+AHEAD="env LD_PRELOAD=$FAKETIME_LIB FAKETIME=+30 FAKETIME_DONT_FAKE_MONOTONIC=1 ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0"
 kill_node() {
 	kill -KILL "$(node_pid "$1")"
 	wait "$(node_pid "$1")" 2>/dev/null || true
