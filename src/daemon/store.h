@@ -164,9 +164,11 @@ void store_job_events(struct store *s, const char *job_id, int (*fn)(const char 
  * The lease (a shared state only; with SQLite this daemon is the only one and
  * always active). The active holds it, renews it, and every commit it makes
  * checks it inside the transaction (-ESTALE: another daemon took it: fenced).
- * Beside the lease the active's database session holds an advisory lock, so
- * a standby takes over at once when that session ends (kill -9), and after
- * lease_ttl when it does not renew (stopped, partitioned).
+ * The lease has a database session of its own (takes, renewals), never
+ * queued behind a commit; beside the lease that session holds an advisory
+ * lock, so a standby takes over at once when it ends (kill -9), and after
+ * lease_ttl when it does not renew (stopped, partitioned). A take of an
+ * expired lease ends the previous holder's sessions.
  */
 struct store_lease {
 	int64_t epoch;              /* counts takeovers; 0: never held */

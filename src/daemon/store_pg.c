@@ -781,6 +781,7 @@ static void connect_async(struct pgconn *c, const char *const *keys, const char 
 		return;
 	}
 	c->state = PG_CONNECTING;
+	watchdog_arm(s);
 	connecting(c);
 }
 
@@ -837,6 +838,12 @@ static void watch_conn(struct pgconn *c, uint64_t now)
 	}
 }
 
+/* Something on c is awaited: an answer or a connect. */
+static bool awaited(const struct pgconn *c)
+{
+	return c->state == PG_CONNECTING || (c->state == PG_READY && c->head);
+}
+
 static void on_watchdog(uv_timer_t *t)
 {
 	struct pg *s = container_of(t, struct pg, watchdog);
@@ -844,9 +851,12 @@ static void on_watchdog(uv_timer_t *t)
 	watch_conn(&s->main, now);
 	if (s->lease_open)
 		watch_conn(&s->lease, now);
+	/* Idle: no tick until something is sent or a connect starts (which arm it again). */
+	if (!awaited(&s->main) && !(s->lease_open && awaited(&s->lease)))
+		uv_timer_stop(&s->watchdog);
 }
 
-/* Checks every 250 ms while the store is on the loop (the timer does not keep the loop alive). */
+/* Checks every 250 ms while an answer or a connect is awaited (the timer does not keep the loop alive). */
 static void watchdog_arm(struct pg *s)
 {
 	if (s->detached || uv_is_active((uv_handle_t *)&s->watchdog))
@@ -1605,6 +1615,7 @@ static void pg_lease_setup(struct store *st, const char *holder, const char *hos
 	if (s->main.state == PG_READY && send_settings(&s->main) == 0 && PQpipelineSync(s->main.conn)) {
 		group_push(&s->main, group_new(s, 1, NULL, prepared, NULL, NULL, s));
 		flush(&s->main);
+		watchdog_arm(s);
 	}
 	/* The lease's own connection (start-up: it may wait, like the store's open). */
 	s->lease_open = true;

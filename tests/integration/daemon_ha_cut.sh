@@ -20,10 +20,16 @@ pg_start
 proxy_start a b
 JOBS=120
 
-start_sim
+# The simulator's clock is the test's: a quarter of the jobs end before the first cut, and a
+# quarter after each takeover (while the old active is still cut off).
+start_sim --clock manual
 jq -cn --argjson n "$JOBS" '{jobs: [range($n) as $i | {id: ("cut" + ($i|tostring)),
-  timeline: [{status:"processing",at:0}, {status: (["complete","failed","cancelled"][$i % 3]), at: (0.5 + ($i % 60) * 0.6)}]}]}' \
+  timeline: [{status:"processing",at:0}, {status: (["complete","failed","cancelled"][$i % 3]), at: (1 + ($i % 4))}]}]}' \
 	| sim POST /_sim/jobs "$(cat)" | jq -e ".created == $JOBS" >/dev/null || fail "create jobs"
+# Three jobs that never end, unwatched one per round: a commit for the cut to interrupt.
+sim POST /_sim/jobs '{"jobs": [{"id":"idle1","timeline":[{"status":"processing","at":0}]},
+  {"id":"idle2","timeline":[{"status":"processing","at":0}]},{"id":"idle3","timeline":[{"status":"processing","at":0}]}]}' \
+	| jq -e '.created == 3' >/dev/null || fail "create the idle jobs"
 LEASE_TTL=3s LEASE_RENEW=1s RATE=500/s BURST=50 INTERVAL_MIN=100ms INTERVAL_MAX=400ms write_conf
 for n in a b; do node_conf $n; node_via_proxy $n; done
 start_node a
@@ -31,6 +37,8 @@ wait_until node_is a active || fail "a is not active"
 start_node b
 node_is b standby || wait_until node_is b standby || fail "b is not standby: $(node_role b)"
 seq 0 $((JOBS - 1)) | sed 's/^/cut/' | nctl a watch --batch cut - >/dev/null
+printf 'idle1\nidle2\nidle3\n' | nctl a watch - >/dev/null
+sim_advance 1500ms >/dev/null
 
 # started NODE: hook attempts NODE has started (finished ones plus those running).
 started() {
@@ -41,9 +49,11 @@ leader() { nctl "$1" metrics | awk '$1 == "embedwatch_leader" {print $2}'; }
 active=a standby=b k=0
 for moment in before-sync before-fence mid-renewal; do
 	k=$((k + 1))
-	wait_until ha_has_ids $((k * 25)) ' embed_job\.' || fail "$moment: events before the cut"
+	wait_until ha_has_ids $((k * JOBS / 4)) ' embed_job\.' || fail "$moment: events before the cut"
 	cuts=$(proxy count $active)
 	proxy arm $active $moment >/dev/null
+	# A commit to cut (its answer is the cut's error; not waited for).
+	(timeout 30 "$CTL" -s "$T/$active.sock" unwatch idle$k >/dev/null 2>&1 &)
 	wait_until proxy_cut_more $active "$cuts" || fail "$moment: the proxy did not cut $active"
 	cut_ns=$(proxy cuts $active)
 	# Read after the cut: whatever the cut-off daemon starts from here on would add to it.
@@ -56,9 +66,10 @@ for moment in before-sync before-fence mid-renewal; do
 	timeout 30 "$CTL" -s "$T/$active.sock" status >"$T/st-$active" || fail "$moment: status on $active: $(cat "$T/st-$active")"
 	grep -q '^unconfirmed' "$T/st-$active" || grep -qi 'unconfirmed' "$T/st-$active" || fail "$moment: status on $active: $(cat "$T/st-$active")"
 	timeout 30 "$CTL" -s "$T/$standby.sock" status >/dev/null || fail "$moment: status on $standby did not answer"
-	# The new active delivers while the old one is still cut off.
-	n=$(ha_ids " $standby ")
-	wait_until ha_has_ids $((n + 3)) " $standby " || fail "$moment: $standby does not deliver"
+	# The next quarter ends: the new active delivers it while the old one is still cut off.
+	n=$(ha_ids " $standby " || true)   # 0 (and grep's status 1) before its first
+	sim_advance 1s >/dev/null
+	wait_until ha_has_ids $((n + JOBS / 4)) " $standby " || fail "$moment: $standby does not deliver"
 	[ "$(started $active)" = "$s1" ] || fail "$moment: $active started $(( $(started $active) - s1 )) hooks after the cut"
 	ok "$moment: $standby took over, $active started no hook after the cut and says unconfirmed (leader 0)"
 	proxy heal $active >/dev/null
