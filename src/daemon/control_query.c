@@ -208,7 +208,7 @@ void control_show_stored(struct client *c, const char *id, json_object *jo)
 void control_role_fields(struct ew *ew, json_object *s)
 {
 	const struct metrics *m = &ew->m;
-	json_object_object_add(s, "role", json_object_new_string(metrics_role_name(m->role)));
+	json_object_object_add(s, "role", json_object_new_string(metrics_role_name(metrics_role(m))));
 	json_object_object_add(s, "shared_state", json_object_new_boolean(m->shared));
 	if (!m->shared)
 		return;

@@ -144,6 +144,7 @@ static void on_take(int r, bool taken, const struct store_lease *l, void *arg)
 	h->failures = 0;
 	note_lease(h, l);
 	if (taken) {
+		ew->m.lease_fresh_until = store_lease_fresh_until(ew->store);
 		become_active(h);
 		return;
 	}
@@ -187,6 +188,7 @@ static void on_renew(int r, void *arg)
 	h->failures = 0;
 	ew->m.lease_age_ms = 0;
 	ew->m.lease_seen_mono = util_mono_ms();
+	ew->m.lease_fresh_until = store_lease_fresh_until(ew->store);
 }
 
 static void on_timer(uv_timer_t *t)

@@ -428,6 +428,23 @@ void hooks_requeue(struct hooks *hs, struct hook_rt *h, const char *event_id, en
 	order_add(hs, d);
 }
 
+/*
+ * When a restored delivery is due, by this host's clock. The row's due time
+ * is the wall clock of the host that wrote it (another host, or this one
+ * before its clock was stepped): a delivery never tried is due now, and a
+ * retry no later than the hook's longest retry delay from now.
+ */
+static int64_t restored_due(const struct ew_hook *c, const struct store_delivery *sd, int64_t now)
+{
+	if (sd->attempts == 0)
+		return sd->next_ms < now ? sd->next_ms : now;
+	uint64_t longest = 0;
+	for (size_t i = 0; i < c->n_retry; i++)
+		longest = c->retry_ms[i] > longest ? c->retry_ms[i] : longest;
+	int64_t latest = now + (int64_t)longest;
+	return sd->next_ms < latest ? sd->next_ms : latest;
+}
+
 static int restore_one(const struct store_delivery *sd, void *arg)
 {
 	struct hooks *hs = arg;
@@ -451,7 +468,7 @@ static int restore_one(const struct store_delivery *sd, void *arg)
 	struct delivery *d = delivery_new(hs, h, sd->event_id, type, sd->subject, sd->batch, p);
 	hooks_payload_unref(p);
 	d->attempts = sd->attempts;
-	d->next_ms = sd->next_ms;
+	d->next_ms = restored_due(h->cfg, sd, util_wall_ms());
 	order_add(hs, d);
 	return 0;
 }

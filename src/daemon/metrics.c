@@ -233,15 +233,22 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 	counter(b, "embedwatch_metrics_http_timeouts_total",
 		"Connections on metrics_listen closed without a complete request within 5 s.", m->metrics_http_timeouts);
 	gauge(b, "embedwatch_state_db_failing", "1 while the state database cannot be written.", m->store_failing);
-	gauge(b, "embedwatch_leader", "1 while this daemon is the active one (observes the API, runs hooks); 0: standby.",
-	      m->role == ROLE_ACTIVE);
+	gauge(b, "embedwatch_leader", "1 while this daemon is the active one with its lease confirmed (observes the API, "
+	      "runs hooks); 0: standby, or an active cut off from the state (role unconfirmed).", metrics_role(m) == ROLE_ACTIVE);
 	counter(b, "embedwatch_takeovers_total", "Times this daemon became the active one (at start included).", m->takeovers);
 }
 
 const char *metrics_role_name(enum ew_role r)
 {
-	static const char *const names[] = { "active", "standby", "taking over" };
+	static const char *const names[] = { "active", "standby", "taking over", "unconfirmed" };
 	return (unsigned)r < ARRAY_SIZE(names) ? names[r] : "?";
+}
+
+enum ew_role metrics_role(const struct metrics *m)
+{
+	if (m->shared && m->role == ROLE_ACTIVE && util_mono_ms() >= m->lease_fresh_until)
+		return ROLE_UNCONFIRMED;
+	return m->role;
 }
 
 void metrics_plan_line(const struct metrics *m, char *buf, size_t len)
@@ -278,6 +285,13 @@ void metrics_status_line(const struct metrics *m, const size_t c[JOB__MAX], char
 			live += c[i];
 	}
 	int n = 0;
+	if (metrics_role(m) == ROLE_UNCONFIRMED) {
+		/* Cut off from the state, or it does not answer: another daemon may be active by now. */
+		snprintf(buf, len, "unconfirmed: this daemon held the lease (epoch %lld) but has not confirmed it for %llu ms; "
+			 "no hook starts until it does%s", (long long)m->lease_epoch,
+			 (unsigned long long)(util_mono_ms() - m->lease_seen_mono), m->store_failing ? "; STATE DATABASE NOT WRITABLE" : "");
+		return;
+	}
 	if (m->shared && m->role != ROLE_ACTIVE) {
 		/* A standby holds no jobs; its counts are the active's, from the shared state (control status). */
 		if (m->active_host[0])

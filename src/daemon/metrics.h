@@ -16,8 +16,12 @@
 #include "planner.h"
 #include "util.h"
 
-/* What this daemon is on its state (ha sets it): with SQLite always active. */
-enum ew_role { ROLE_ACTIVE = 0, ROLE_STANDBY, ROLE_TAKING_OVER };
+/*
+ * What this daemon is on its state (ha sets it): with SQLite always active.
+ * ROLE_UNCONFIRMED is only ever shown (metrics_role), never set: an active
+ * whose lease is not confirmed now (it may have expired for the others).
+ */
+enum ew_role { ROLE_ACTIVE = 0, ROLE_STANDBY, ROLE_TAKING_OVER, ROLE_UNCONFIRMED };
 
 /* Why polling is paused (the poller sets it). */
 enum pause_reason { PAUSE_NONE = 0, PAUSE_THROTTLED, PAUSE_AUTH, PAUSE_BAD_BASE, PAUSE_TLS, PAUSE__MAX };
@@ -126,6 +130,7 @@ struct metrics {
 	char active_host[256];           /* the active's host and pid, as last seen ("" when none) */
 	int active_pid;
 	int64_t lease_age_ms;            /* since the active last renewed it, as last seen (-1: nobody holds it) */
+	uint64_t lease_fresh_until;      /* the active's lease is confirmed until then (monotonic ms) */
 	uint64_t lease_seen_mono;        /* when that was seen (monotonic ms) */
 };
 
@@ -144,6 +149,8 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 void metrics_status_line(const struct metrics *m, const size_t job_counts[JOB__MAX], char *buf, size_t len);
 /* "active", "standby" or "taking over". */
 const char *metrics_role_name(enum ew_role r);
+/* The role as shown: ROLE_UNCONFIRMED for an active (shared state) whose lease is not confirmed now. */
+enum ew_role metrics_role(const struct metrics *m);
 /* The planner's choice in one sentence (status): mode, why, intervals, estimated delays. */
 void metrics_plan_line(const struct metrics *m, char *buf, size_t len);
 /* A short name of a pause reason ("none", "rate-limited", "auth", "bad-base-url"). */

@@ -170,6 +170,10 @@ void store_lease_release(struct store *s)
 
 bool store_lease_held(struct store *s) { return s->ops->lease_held ? s->ops->lease_held(s) : true; }
 bool store_lease_fresh(struct store *s) { return s->ops->lease_fresh ? s->ops->lease_fresh(s) : true; }
+uint64_t store_lease_fresh_until(struct store *s)
+{
+	return s->ops->lease_fresh_until ? s->ops->lease_fresh_until(s) : UINT64_MAX;
+}
 int64_t store_lease_epoch(struct store *s) { return s->ops->lease_epoch ? s->ops->lease_epoch(s) : 0; }
 
 void store_on_notify(struct store *s, void (*fn)(const char *, void *), void *arg)

@@ -117,10 +117,10 @@ struct store_delivery {
 /* Deliveries in `state` (NULL: all) of `hook` (NULL: all) updated since since_ms, newest first, with their event. */
 void store_each_delivery(struct store *s, const char *state, const char *hook, int64_t since_ms,
 			 int (*fn)(const struct store_delivery *d, void *arg), store_done_fn *done, void *arg);
-/* Dead deliveries of hook (NULL: any) that died since since_ms, of event type (NULL: any), oldest event first. */
+/* Dead deliveries of hook (NULL: any) that died since since_ms, of event type (NULL: any), in the order their events were committed. */
 void store_each_dead(struct store *s, const char *hook, int64_t since_ms, const char *type,
 		     int (*fn)(const struct store_delivery *d, void *arg), store_done_fn *done, void *arg);
-/* Pending deliveries with their event, oldest event first (the order the events were detected in). */
+/* Pending deliveries with their event, in the order the events were committed (the database's order, never a clock's). */
 void store_each_pending(struct store *s, int (*fn)(const struct store_delivery *d, void *arg), store_done_fn *done, void *arg);
 
 /* A hook's breaker state, kept across restarts. */
@@ -160,7 +160,7 @@ int store_put_meta(struct store *s, const char *key, const char *value);
 /* Reads a value put by store_put_meta: done(0, value or NULL when there is none, arg), or done(negative, NULL, arg). */
 void store_get_meta(struct store *s, const char *key, void (*done)(int r, const char *value, void *arg), void *arg);
 void store_get_snapshot(struct store *s, const char *job_id, void (*done)(int r, const char *snapshot, void *arg), void *arg);
-/* Events of a job, oldest first: fn(id, type, ts_ms). */
+/* Events of a job in the order they were committed: fn(id, type, ts_ms). */
 void store_job_events(struct store *s, const char *job_id, int (*fn)(const char *id, const char *type, int64_t ts_ms, void *arg),
 		      store_done_fn *done, void *arg);
 
@@ -168,9 +168,11 @@ void store_job_events(struct store *s, const char *job_id, int (*fn)(const char 
  * The lease (a shared state only; with SQLite this daemon is the only one and
  * always active). The active holds it, renews it, and every commit it makes
  * checks it inside the transaction (-ESTALE: another daemon took it: fenced).
- * Beside the lease the active's database session holds an advisory lock, so
- * a standby takes over at once when that session ends (kill -9), and after
- * lease_ttl when it does not renew (stopped, partitioned).
+ * The lease has a database session of its own (takes, renewals), never
+ * queued behind a commit; beside the lease that session holds an advisory
+ * lock, so a standby takes over at once when it ends (kill -9), and after
+ * lease_ttl when it does not renew (stopped, partitioned). A take of an
+ * expired lease ends the previous holder's sessions.
  */
 struct store_lease {
 	int64_t epoch;              /* counts takeovers; 0: never held */
@@ -193,11 +195,13 @@ void store_lease_release(struct store *s);
 /* True when this daemon holds the lease (always with SQLite). */
 bool store_lease_held(struct store *s);
 /*
- * True when it holds it and confirmed it (took, renewed or committed) so
+ * True when it holds it and confirmed it (took or renewed) so
  * recently that it cannot have expired for another daemon: effects may leave.
  * Always with SQLite.
  */
 bool store_lease_fresh(struct store *s);
+/* Until when (monotonic ms) store_lease_fresh stays true without another confirmation; 0 when no lease is held. */
+uint64_t store_lease_fresh_until(struct store *s);
 /* This daemon's epoch (0 when it holds no lease). */
 int64_t store_lease_epoch(struct store *s);
 /* fn(what) on a notification of the shared state: "lease" (given up) or "requests" (a standby wrote one). */

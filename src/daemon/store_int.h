@@ -58,6 +58,7 @@ struct store_ops {
 	void (*lease_release)(struct store *s);
 	bool (*lease_held)(struct store *s);
 	bool (*lease_fresh)(struct store *s);
+	uint64_t (*lease_fresh_until)(struct store *s);
 	int64_t (*lease_epoch)(struct store *s);
 	void (*on_notify)(struct store *s, void (*fn)(const char *, void *), void *arg);
 	void (*put_request)(struct store *s, const char *line, void (*done)(int, int64_t, void *), void *arg);

@@ -26,7 +26,7 @@
 #include "util.h"
 
 /* The schema version this daemon writes; a database of a newer one is refused. */
-#define PG_SCHEMA 2
+#define PG_SCHEMA 3
 /* The advisory-lock space of embedwatch ("ew"): (PG_LOCK, 0) guards the schema, (PG_LOCK, epoch) is the active's. */
 #define PG_LOCK 0x6577
 #define PG_PARAMS_MAX 10
@@ -81,32 +81,32 @@ static const char *const queries[Q__MAX] = {
 			    "ORDER BY d.updated_ms DESC LIMIT 10000",
 	[Q_EACH_DELIVERY_STATE] = DELIVERY_SELECT "WHERE d.state=$1 AND d.updated_ms >= $2 AND ($3::text IS NULL OR d.hook=$3) "
 				  "ORDER BY d.updated_ms DESC LIMIT 10000",
-	/* The order the events were detected in: their time, then their insertion order within one turn. */
-	[Q_EACH_PENDING] = DELIVERY_SELECT "WHERE d.state='pending' ORDER BY e.ts_ms, e.seq, d.hook",
+	/* The order the events were committed in (seq), never a host's clock: cancelling before cancelled, members before batch.done. */
+	[Q_EACH_PENDING] = DELIVERY_SELECT "WHERE d.state='pending' ORDER BY e.seq, d.hook",
 	[Q_GET_EVENT] = "SELECT type, subject, batch, payload FROM events WHERE id=$1",
 	[Q_EACH_BATCH] = "SELECT name, done_event FROM batches",
 	[Q_GET_SNAPSHOT] = "SELECT snapshot FROM jobs WHERE id=$1",
 	/* The daemon's own values ("d." keys: apart from the schema's). */
 	[Q_PUT_META] = "INSERT INTO meta(key, value) VALUES('d.' || $1, $2) ON CONFLICT(key) DO UPDATE SET value=$2",
 	[Q_GET_META] = "SELECT value FROM meta WHERE key='d.' || $1",
-	[Q_JOB_EVENTS] = "SELECT id, type, ts_ms FROM events WHERE subject=$1 ORDER BY ts_ms, seq",
+	[Q_JOB_EVENTS] = "SELECT id, type, ts_ms FROM events WHERE subject=$1 ORDER BY seq",
 	[Q_EACH_HOOK] = "SELECT name, disabled_ms, why, failing_ms, last_error, last_error_ms FROM hooks",
 	[Q_HOOK_STATS] = "SELECT (SELECT count(*) FROM deliveries WHERE hook=$1 AND state='pending'), "
 			 "(SELECT count(*) FROM deliveries WHERE hook=$1 AND state='dead'), "
 			 "(SELECT count(*) FROM deliveries WHERE hook=$1 AND state='done' AND updated_ms >= $2), "
 			 "(SELECT coalesce(max(updated_ms), 0) FROM deliveries WHERE hook=$1 AND state='done')",
 	[Q_EACH_DEAD] = DELIVERY_SELECT "WHERE d.state='dead' AND ($1::text IS NULL OR d.hook=$1) AND d.updated_ms >= $2 "
-			"AND ($3::text IS NULL OR e.type=$3) ORDER BY e.ts_ms, e.seq",
+			"AND ($3::text IS NULL OR e.type=$3) ORDER BY e.seq",
 	/* The last statement of every commit of the active: its epoch, or the whole transaction fails (EW001). */
 	[Q_FENCE] = "SELECT ew_fence($1::bigint, $2)",
 	[Q_LEASE_TAKE] = "SELECT taken, l_epoch, l_holder, l_host, l_pid, l_age_ms, l_ttl_ms "
-			 "FROM ew_lease_take($1, $2, $3::integer, $4::bigint)",
+			 "FROM ew_lease_take($1, $2, $3::integer, $4::bigint, $5)",
 	[Q_LEASE_RENEW] = "UPDATE lease SET renewed_at = clock_timestamp(), ttl_ms = $3::bigint "
 			  "WHERE id = 1 AND epoch = $1::bigint AND holder = $2",
 	[Q_LEASE_GET] = "SELECT epoch, holder, host, pid, CASE WHEN renewed_at IS NULL THEN -1 ELSE "
 			"(extract(epoch FROM clock_timestamp() - renewed_at) * 1000)::bigint END, ttl_ms FROM lease WHERE id = 1",
 	/* A clean stop: the lease is free at once, and the standbys hear so. */
-	[Q_LEASE_RELEASE] = "WITH u AS (UPDATE lease SET holder = NULL, renewed_at = NULL "
+	[Q_LEASE_RELEASE] = "WITH u AS (UPDATE lease SET holder = NULL, renewed_at = NULL, app = NULL "
 			    "WHERE id = 1 AND epoch = $1::bigint AND holder = $2 RETURNING 1) "
 			    "SELECT pg_notify('embedwatch', 'lease') FROM u",
 	/* A new session of the active takes its advisory lock again. */
@@ -146,53 +146,85 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS lease(id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL DEFAULT 0,"
 	" holder TEXT, host TEXT, pid INTEGER, renewed_at TIMESTAMPTZ, ttl_ms BIGINT NOT NULL DEFAULT 0);"
 	"INSERT INTO lease(id) VALUES(1) ON CONFLICT DO NOTHING;"
+	/* Version 3: the holder's sessions' application_name, by which a taker ends them. */
+	"ALTER TABLE lease ADD COLUMN IF NOT EXISTS app TEXT;"
 	/* Control through any daemon: what standbys were asked to change, until the active has applied it. */
 	"CREATE TABLE IF NOT EXISTS requests(id BIGSERIAL PRIMARY KEY, line TEXT NOT NULL, created_ms BIGINT NOT NULL);"
 	/*
-	 * Taking the lease, in one transaction holding its row: when it is free or
-	 * expired, or when its holder's session is gone (the holder keeps the
-	 * advisory lock (25975, epoch) for its session: if that lock can be had,
-	 * nobody holds it). The taker locks (25975, epoch + 1) for its own session.
+	 * Taking the lease: when it is free or expired (by the server's clock), or
+	 * when its holder's session is gone (the holder keeps the advisory lock
+	 * (25975, epoch) on its lease session: if that lock can be had, nobody
+	 * holds it). The taker locks (25975, epoch + 1) for its own session.
 	 */
-	/* Dropped first: CREATE OR REPLACE cannot change what a function returns. */
+	"CREATE OR REPLACE FUNCTION ew_lease_free(p_holder text, p_renewed timestamptz, p_ttl_ms bigint, p_epoch bigint)"
+	" RETURNS boolean LANGUAGE plpgsql AS $$\n"
+	"BEGIN\n"
+	"  IF p_holder IS NULL OR p_renewed + p_ttl_ms * interval '1 millisecond' < clock_timestamp() THEN\n"
+	"    RETURN true;\n"
+	"  END IF;\n"
+	"  IF pg_try_advisory_lock(25975, p_epoch::integer) THEN\n"
+	"    PERFORM pg_advisory_unlock(25975, p_epoch::integer);\n"
+	"    RETURN true;\n"
+	"  END IF;\n"
+	"  RETURN false;\n"
+	"END $$;"
+	/*
+	 * The row is read without a lock first: a session cut off mid-transaction
+	 * may hold it. When the lease is free, the previous holder's sessions
+	 * (by their application_name) are ended, waiting up to 1 s for each: one
+	 * stuck in a transaction (a cut before its Sync) holds rows the new active
+	 * needs, and the server would notice its client gone only when TCP does.
+	 * Then the row, waiting at most lock_timeout, and the same test on it.
+	 */
+	/* Dropped first: CREATE OR REPLACE cannot change what a function takes or returns. */
 	"DROP FUNCTION IF EXISTS ew_lease_take(text, text, integer, bigint);"
-	"CREATE FUNCTION ew_lease_take(p_holder text, p_host text, p_pid integer, p_ttl_ms bigint,"
+	"DROP FUNCTION IF EXISTS ew_lease_take(text, text, integer, bigint, text);"
+	"CREATE FUNCTION ew_lease_take(p_holder text, p_host text, p_pid integer, p_ttl_ms bigint, p_app text,"
 	" OUT taken bigint, OUT l_epoch bigint, OUT l_holder text, OUT l_host text, OUT l_pid integer, OUT l_age_ms bigint,"
 	" OUT l_ttl_ms bigint)"
 	" LANGUAGE plpgsql AS $$\n"
-	"DECLARE l lease%ROWTYPE; free boolean := true;\n"
+	"DECLARE l lease%ROWTYPE;\n"
 	"BEGIN\n"
 	"  taken := 0;\n"
-	"  SELECT * INTO l FROM lease WHERE id = 1 FOR UPDATE;\n"
-	"  IF l.holder IS NOT NULL AND l.renewed_at + l.ttl_ms * interval '1 millisecond' >= clock_timestamp() THEN\n"
-	"    free := false;\n"
-	"    IF pg_try_advisory_lock(25975, l.epoch::integer) THEN\n"
-	"      PERFORM pg_advisory_unlock(25975, l.epoch::integer);\n"
-	"      free := true;\n"
+	"  SELECT * INTO l FROM lease WHERE id = 1;\n"
+	"  IF ew_lease_free(l.holder, l.renewed_at, l.ttl_ms, l.epoch) THEN\n"
+	"    IF l.app IS NOT NULL AND l.app IS DISTINCT FROM p_app THEN\n"
+	"      BEGIN\n"
+	"        PERFORM pg_terminate_backend(a.pid, 1000) FROM pg_stat_activity a\n"
+	"          WHERE a.application_name = l.app AND a.usename = current_user AND a.pid <> pg_backend_pid();\n"
+	"      EXCEPTION WHEN insufficient_privilege THEN NULL;\n"
+	"      END;\n"
 	"    END IF;\n"
-	"  END IF;\n"
-	"  IF free AND pg_try_advisory_lock(25975, (l.epoch + 1)::integer) THEN\n"
-	"    UPDATE lease SET epoch = l.epoch + 1, holder = p_holder, host = p_host, pid = p_pid,\n"
-	"      renewed_at = clock_timestamp(), ttl_ms = p_ttl_ms WHERE id = 1;\n"
-	"    taken := l.epoch + 1;\n"
-	"    l_epoch := taken; l_holder := p_holder; l_host := p_host; l_pid := p_pid; l_age_ms := 0; l_ttl_ms := p_ttl_ms;\n"
-	"    RETURN;\n"
+	"    SELECT * INTO l FROM lease WHERE id = 1 FOR UPDATE;\n"
+	"    IF ew_lease_free(l.holder, l.renewed_at, l.ttl_ms, l.epoch)\n"
+	"       AND pg_try_advisory_lock(25975, (l.epoch + 1)::integer) THEN\n"
+	"      UPDATE lease SET epoch = l.epoch + 1, holder = p_holder, host = p_host, pid = p_pid,\n"
+	"        renewed_at = clock_timestamp(), ttl_ms = p_ttl_ms, app = p_app WHERE id = 1;\n"
+	"      taken := l.epoch + 1;\n"
+	"      l_epoch := taken; l_holder := p_holder; l_host := p_host; l_pid := p_pid; l_age_ms := 0; l_ttl_ms := p_ttl_ms;\n"
+	"      RETURN;\n"
+	"    END IF;\n"
 	"  END IF;\n"
 	"  l_epoch := l.epoch; l_holder := l.holder; l_host := l.host; l_pid := l.pid; l_ttl_ms := l.ttl_ms;\n"
 	"  l_age_ms := CASE WHEN l.renewed_at IS NULL THEN -1\n"
 	"    ELSE (extract(epoch FROM clock_timestamp() - l.renewed_at) * 1000)::bigint END;\n"
 	"END $$;"
-	/* The fence: the commit's last statement; it renews the lease, or fails the whole transaction. */
+	/*
+	 * The fence: the commit's last statement. It shares the lease's row (a
+	 * take, which locks it FOR UPDATE, waits for the commit or fences it) but
+	 * never blocks a renewal (an UPDATE of no key column), or fails the whole
+	 * transaction.
+	 */
 	"CREATE OR REPLACE FUNCTION ew_fence(p_epoch bigint, p_holder text) RETURNS void LANGUAGE plpgsql AS $$\n"
 	"BEGIN\n"
-	"  UPDATE lease SET renewed_at = clock_timestamp() WHERE id = 1 AND epoch = p_epoch AND holder = p_holder;\n"
+	"  PERFORM 1 FROM lease WHERE id = 1 AND epoch = p_epoch AND holder = p_holder FOR KEY SHARE;\n"
 	"  IF NOT FOUND THEN\n"
 	"    RAISE EXCEPTION 'fenced: another embedwatchd holds the lease now' USING ERRCODE = 'EW001';\n"
 	"  END IF;\n"
 	"END $$;"
 	/* Version 2: the job's kind (0 embed-job, 1 batch-job); rows from before are embed jobs. */
 	"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS kind INTEGER NOT NULL DEFAULT 0;"
-	"INSERT INTO meta VALUES('schema', '2') ON CONFLICT (key) DO UPDATE SET value = '2';";
+	"INSERT INTO meta VALUES('schema', '3') ON CONFLICT (key) DO UPDATE SET value = '3';";
 
 /* A write of the transaction being built, its parameters copied into one block. */
 struct wstmt {
@@ -210,7 +242,8 @@ typedef void pgq_result_fn(struct pgq *g, unsigned i, const PGresult *res);
 struct pgq {
 	struct pgq *next;
 	uint64_t sent_mono;         /* when it was sent (monotonic ms): a lease confirmed by it was valid then */
-	bool confirms;              /* it renews the lease (a take, a renewal, a fenced commit) */
+	bool confirms;              /* it renews the lease (a take, a renewal) */
+	bool commit;                /* a commit: the server may wait up to lock_timeout on a row before answering */
 	unsigned n;                 /* statements in it */
 	unsigned got;               /* statements whose answer has ended (a NULL from PQgetResult) */
 	int r;                      /* 0, or the first error */
@@ -228,26 +261,44 @@ struct pgq {
 /* The socket's watcher: a handle per connection, freed in its close callback. */
 struct pgpoll {
 	uv_poll_t h;
-	struct pg *s;
+	struct pgconn *c;
 	int fd;
 	int events;
 };
 
 enum pg_state { PG_DOWN, PG_CONNECTING, PG_READY };
 
-struct pg {
-	struct store base;
-	uv_loop_t *loop;
+/*
+ * One connection to the server. The store has two: "main" for commits and
+ * reads, and "lease" for the lease alone (takes, renewals, the advisory
+ * lock), so that a renewal never queues behind a commit waiting on a row.
+ */
+struct pgconn {
+	struct pg *s;
+	const char *name;
+	bool is_lease;
 	PGconn *conn;
 	enum pg_state state;
 	struct pgpoll *poll;
 	uv_timer_t retry;           /* the next reconnect */
 	unsigned retry_run;
-	bool detached;
 	bool was_ready;             /* connected since the last "connection lost" */
+	struct pgq *head, *tail;    /* sent, answers pending, oldest first */
+	struct pgresolve *resolving;    /* a reconnect's host name lookups, or NULL */
+	uint64_t connect_mono;      /* when the connect being made started */
+	uint64_t rx_mono;           /* when the server last sent something */
+};
+
+struct pg {
+	struct store base;
+	uv_loop_t *loop;
+	struct pgconn main, lease;
+	bool lease_open;            /* the lease's connection exists (lease_setup was called) */
+	uv_timer_t watchdog;        /* bounds every connect and every answer */
+	bool detached;
 	char *url;
 	char *password;             /* wiped at close */
-	struct pgq *head, *tail;    /* sent, answers pending, oldest first */
+	uint64_t connect_timeout_ms;
 	struct wstmt *w;            /* the transaction being built */
 	size_t n_w, cap_w;
 	bool building;
@@ -256,18 +307,24 @@ struct pg {
 	/* the lease: who this daemon is, and what it holds */
 	char holder[300];
 	char host[256];
+	char app[64];               /* application_name of its sessions: the taker ends an expired holder's */
 	int pid;
 	uint64_t ttl_ms;
 	int64_t epoch;              /* held when > 0 */
-	uint64_t confirmed_mono;    /* the send time of the last take, renewal or commit that confirmed it */
+	uint64_t confirmed_mono;    /* the send time of the last take or renewal that confirmed it */
 	void (*notify)(const char *what, void *arg);
 	void *notify_arg;
-	struct pgresolve *resolving;    /* a reconnect's host name lookups, or NULL */
 };
 
 static struct pg *pg_of(struct store *s)
 {
 	return container_of(s, struct pg, base);
+}
+
+/* The lease's ttl, or the default before lease_setup. */
+static uint64_t ttl_of(const struct pg *s)
+{
+	return s->ttl_ms ? s->ttl_ms : 10000;
 }
 
 /* ---- errors ---- */
@@ -276,9 +333,12 @@ static struct pg *pg_of(struct store *s)
 static void set_err(struct pg *s, const char *msg)
 {
 	snprintf(s->err, sizeof(s->err), "%s", msg && *msg ? msg : "unknown PostgreSQL error");
-	for (char *p = s->err; *p; p++)
+	for (char *p = s->err; *p; p++) {
 		if (*p == '\n' || *p == '\r')
 			*p = *(p + 1) ? ' ' : '\0';
+		else if (*p == '\t')
+			*p = ' ';
+	}
 }
 
 /* A result's error: its primary message (no CONTEXT lines), else all of it. */
@@ -317,7 +377,8 @@ static const char *pg_describe(struct store *st)
 
 static bool pg_busy(struct store *st)
 {
-	return pg_of(st)->head != NULL;
+	struct pg *s = pg_of(st);
+	return s->main.head != NULL || s->lease.head != NULL;
 }
 
 /* ---- the queue of groups ---- */
@@ -342,23 +403,23 @@ static struct pgq *group_new(struct pg *s, unsigned n, pgq_result_fn *result, vo
 	return g;
 }
 
-static void group_push(struct pg *s, struct pgq *g)
+static void group_push(struct pgconn *c, struct pgq *g)
 {
-	if (s->tail)
-		s->tail->next = g;
+	if (c->tail)
+		c->tail->next = g;
 	else
-		s->head = g;
-	s->tail = g;
+		c->head = g;
+	c->tail = g;
 }
 
-/* Every group in flight ends with r (the connection is gone, or the store closes). */
-static void fail_all(struct pg *s, int r)
+/* Every group in flight on c ends with r (the connection is gone, or the store closes). */
+static void fail_all(struct pgconn *c, int r)
 {
 	struct pgq *g;
-	while ((g = s->head)) {
-		s->head = g->next;
-		if (!s->head)
-			s->tail = NULL;
+	while ((g = c->head)) {
+		c->head = g->next;
+		if (!c->head)
+			c->tail = NULL;
 		if (!g->r)
 			g->r = r;
 		g->end(g);
@@ -368,32 +429,34 @@ static void fail_all(struct pg *s, int r)
 /* ---- the connection ---- */
 
 static void on_poll(uv_poll_t *h, int status, int events);
-static void connect_later(struct pg *s);
-static void pump(struct pg *s);
+static void connect_later(struct pgconn *c);
+static void pump(struct pgconn *c);
+static void watchdog_arm(struct pg *s);
 
 static void poll_closed(uv_handle_t *h)
 {
 	free(h->data);
 }
 
-static void poll_drop(struct pg *s)
+static void poll_drop(struct pgconn *c)
 {
-	if (!s->poll)
+	if (!c->poll)
 		return;
-	uv_poll_stop(&s->poll->h);
-	uv_close((uv_handle_t *)&s->poll->h, poll_closed);
-	s->poll = NULL;
+	uv_poll_stop(&c->poll->h);
+	uv_close((uv_handle_t *)&c->poll->h, poll_closed);
+	c->poll = NULL;
 }
 
 /* Watches the connection's socket for events (a new socket gets a new handle: one uv_poll per fd). */
-static int poll_set(struct pg *s, int events)
+static int poll_set(struct pgconn *c, int events)
 {
-	int fd = PQsocket(s->conn);
+	struct pg *s = c->s;
+	int fd = PQsocket(c->conn);
 	if (s->detached || fd < 0)
 		return 0;
-	if (s->poll && s->poll->fd != fd)
-		poll_drop(s);
-	if (!s->poll) {
+	if (c->poll && c->poll->fd != fd)
+		poll_drop(c);
+	if (!c->poll) {
 		struct pgpoll *p = xcalloc(1, sizeof(*p));
 		int r = uv_poll_init(s->loop, &p->h, fd);
 		if (r < 0) {
@@ -402,49 +465,55 @@ static int poll_set(struct pg *s, int events)
 			return r;
 		}
 		p->h.data = p;
-		p->s = s;
+		p->c = c;
 		p->fd = fd;
 		p->events = -1;
-		s->poll = p;
+		c->poll = p;
 	}
-	if (s->poll->events != events) {
-		int r = uv_poll_start(&s->poll->h, events, on_poll);
+	if (c->poll->events != events) {
+		int r = uv_poll_start(&c->poll->h, events, on_poll);
 		if (r < 0)
 			return r;
-		s->poll->events = events;
+		c->poll->events = events;
 	}
 	return 0;
 }
 
-/* The connection broke: what was in flight fails; a new one is made after a pause. */
-static void lost(struct pg *s)
+/* The connection broke (r: what in flight gets): what was in flight fails; a new one is made after a pause. */
+static void lost_with(struct pgconn *c, int r)
 {
-	if (s->was_ready)
-		log_msg(LOG_WARNING, "state database: connection lost: %s; reconnecting", s->err);
-	else if (s->retry_run % 20 == 19)
+	struct pg *s = c->s;
+	if (c->was_ready)
+		log_msg(LOG_WARNING, "state database: %s connection lost: %s; reconnecting", c->name, s->err);
+	else if (c->retry_run % 20 == 19)
 		log_msg(LOG_WARNING, "state database: still cannot connect: %s", s->err);
-	s->was_ready = false;
-	poll_drop(s);
-	if (s->conn) {
-		PQfinish(s->conn);
-		s->conn = NULL;
+	c->was_ready = false;
+	poll_drop(c);
+	if (c->conn) {
+		PQfinish(c->conn);
+		c->conn = NULL;
 	}
-	s->state = PG_DOWN;
-	fail_all(s, -ECONNRESET);
-	connect_later(s);
+	c->state = PG_DOWN;
+	fail_all(c, r);
+	connect_later(c);
+}
+
+static void lost(struct pgconn *c)
+{
+	lost_with(c, -ECONNRESET);
 }
 
 /* Sends what libpq holds; watches for writable while some remains. */
-static void flush(struct pg *s)
+static void flush(struct pgconn *c)
 {
-	int r = PQflush(s->conn);
+	int r = PQflush(c->conn);
 	if (r < 0) {
-		set_err(s, PQerrorMessage(s->conn));
-		lost(s);
+		set_err(c->s, PQerrorMessage(c->conn));
+		lost(c);
 		return;
 	}
-	if (poll_set(s, UV_READABLE | (r > 0 ? UV_WRITABLE : 0)) < 0)
-		lost(s);
+	if (poll_set(c, UV_READABLE | (r > 0 ? UV_WRITABLE : 0)) < 0)
+		lost(c);
 }
 
 static void ignore_notice(void *arg, const char *msg)
@@ -455,12 +524,12 @@ static void ignore_notice(void *arg, const char *msg)
 static void prepared(struct pgq *g)
 {
 	struct pg *s = g->arg;
-	if (g->r < 0 && g->r != -ECONNRESET && g->r != -ECANCELED)
+	if (g->r < 0 && g->r != -ECONNRESET && g->r != -ECANCELED && g->r != -ETIMEDOUT)
 		log_msg(LOG_ERR, "state database: cannot prepare the statements: %s", s->err);
 	free(g);
 }
 
-static int session_start(struct pg *s);
+static int session_start(struct pgconn *c);
 
 /*
  * The connection parameters: robust defaults the URL may override, then the
@@ -486,33 +555,40 @@ static PGconn *connect_params(struct pg *s, bool blocking, const char *const *ov
 	return blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
 }
 
-static void connecting(struct pg *s)
+static void connecting(struct pgconn *c)
 {
-	PostgresPollingStatusType st = PQconnectPoll(s->conn);
+	struct pg *s = c->s;
+	PostgresPollingStatusType st = PQconnectPoll(c->conn);
 	int r = 0;
+	/*
+	 * A new handle at each step: when a host fails libpq closes its socket and
+	 * opens one to the next host, which may get the same number; a handle kept
+	 * for the old socket would never hear of the new one.
+	 */
+	poll_drop(c);
 	switch (st) {
 	case PGRES_POLLING_OK:
-		s->retry_run = 0;
-		if (session_start(s) < 0) {
-			lost(s);
+		c->retry_run = 0;
+		if (session_start(c) < 0) {
+			lost(c);
 			return;
 		}
-		log_msg(LOG_NOTICE, "state database: connected again (%s)", s->desc);
-		pump(s);
+		log_msg(LOG_NOTICE, "state database: %s connection made again (%s)", c->name, s->desc);
+		pump(c);
 		return;
 	case PGRES_POLLING_READING:
-		r = poll_set(s, UV_READABLE);
+		r = poll_set(c, UV_READABLE);
 		break;
 	case PGRES_POLLING_WRITING:
-		r = poll_set(s, UV_WRITABLE);
+		r = poll_set(c, UV_WRITABLE);
 		break;
 	default:
-		set_err(s, PQerrorMessage(s->conn));
-		lost(s);
+		set_err(s, PQerrorMessage(c->conn));
+		lost(c);
 		return;
 	}
 	if (r < 0)
-		lost(s);
+		lost(c);
 }
 
 /* ---- a reconnect's host names, looked up off the loop thread ---- */
@@ -521,7 +597,7 @@ static void connecting(struct pg *s)
 #define PG_ADDRS_PER_HOST 4         /* addresses tried per host name, in the resolver's order */
 struct pgresolve {
 	uv_getaddrinfo_t req;
-	struct pg *s;               /* NULL: the store went away; the answer only frees this */
+	struct pgconn *c;           /* NULL: the store went away; the answer only frees this */
 	char *hosts, *ports;        /* the URL's host and port lists, cut at their commas */
 	char *host[PG_HOSTS_MAX], *port[PG_HOSTS_MAX];
 	size_t n, n_ports, i;
@@ -540,7 +616,7 @@ static void resolve_free(struct pgresolve *r)
 	free(r);
 }
 
-static void connect_async(struct pg *s, const char *const *keys, const char *const *vals);
+static void connect_async(struct pgconn *c, const char *const *keys, const char *const *vals);
 static void resolve_next(struct pgresolve *r);
 
 /* One entry of the lists libpq gets: host i at addr ("" for a socket). */
@@ -555,19 +631,19 @@ static void resolve_out(struct pgresolve *r, const char *addr)
 
 static void resolve_failed(struct pgresolve *r, const char *why)
 {
-	struct pg *s = r->s;
+	struct pgconn *c = r->c;
 	char msg[400];
 	snprintf(msg, sizeof(msg), "cannot resolve host \"%.200s\": %s", r->host[r->i], why);
-	set_err(s, msg);
-	s->resolving = NULL;
+	set_err(c->s, msg);
+	c->resolving = NULL;
 	resolve_free(r);
-	lost(s);
+	lost(c);
 }
 
 static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
 	struct pgresolve *r = container_of(req, struct pgresolve, req);
-	if (!r->s) {
+	if (!r->c) {
 		uv_freeaddrinfo(res);
 		resolve_free(r);
 		return;
@@ -607,7 +683,7 @@ static bool is_socket(const char *h)
 /* Adds the next hosts (addresses as they are, sockets without one) until a name needs a lookup; then connects. */
 static void resolve_next(struct pgresolve *r)
 {
-	struct pg *s = r->s;
+	struct pgconn *c = r->c;
 	for (; r->i < r->n; r->i++) {
 		const char *h = r->host[r->i];
 		if (is_socket(h) || is_numeric(h)) {
@@ -615,7 +691,7 @@ static void resolve_next(struct pgresolve *r)
 			continue;
 		}
 		struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
-		int e = uv_getaddrinfo(s->loop, &r->req, resolved, h, NULL, &hints);
+		int e = uv_getaddrinfo(c->s->loop, &r->req, resolved, h, NULL, &hints);
 		if (e < 0)
 			resolve_failed(r, uv_strerror(e));
 		return;
@@ -626,9 +702,9 @@ static void resolve_next(struct pgresolve *r)
 		keys[2] = "port";
 		vals[2] = r->out_port.data;
 	}
-	s->resolving = NULL;
+	c->resolving = NULL;
 	log_msg(LOG_DEBUG, "state database: connecting to %zu addresses of %zu hosts, looked up off the loop", r->n_out, r->n);
-	connect_async(s, keys, vals);
+	connect_async(c, keys, vals);
 	resolve_free(r);
 }
 
@@ -651,8 +727,9 @@ static bool split_list(char *list, char **out, size_t *n)
  * Starts the lookups of the URL's host names when there are any and it gives
  * no hostaddr itself; the connect follows them. False: nothing to look up.
  */
-static bool resolve_start(struct pg *s)
+static bool resolve_start(struct pgconn *c)
 {
+	struct pg *s = c->s;
 	PQconninfoOption *opts = PQconninfoParse(s->url, NULL);
 	const char *host = NULL, *hostaddr = NULL, *port = NULL;
 	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
@@ -668,7 +745,7 @@ static bool resolve_start(struct pg *s)
 		return false;
 	}
 	struct pgresolve *r = xcalloc(1, sizeof(*r));
-	r->s = s;
+	r->c = c;
 	r->hosts = xstrdup(host);
 	r->ports = port ? xstrdup(port) : NULL;
 	PQconninfoFree(opts);
@@ -682,52 +759,122 @@ static bool resolve_start(struct pg *s)
 		resolve_free(r);
 		return false;
 	}
-	s->resolving = r;
+	c->resolving = r;
 	resolve_next(r);
 	return true;
 }
 
 static void on_retry(uv_timer_t *t)
 {
-	struct pg *s = container_of(t, struct pg, retry);
-	if (!resolve_start(s))
-		connect_async(s, NULL, NULL);
+	struct pgconn *c = container_of(t, struct pgconn, retry);
+	c->connect_mono = util_mono_ms();
+	watchdog_arm(c->s);
+	if (!resolve_start(c))
+		connect_async(c, NULL, NULL);
 }
 
 /* Starts a connection without waiting; keys and vals (NULL-ended, or NULL) override the URL's. */
-static void connect_async(struct pg *s, const char *const *keys, const char *const *vals)
+static void connect_async(struct pgconn *c, const char *const *keys, const char *const *vals)
 {
-	s->conn = connect_params(s, false, keys, vals);
-	if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
-		set_err(s, s->conn ? PQerrorMessage(s->conn) : "out of memory");
-		lost(s);
+	struct pg *s = c->s;
+	c->conn = connect_params(s, false, keys, vals);
+	if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
+		set_err(s, c->conn ? PQerrorMessage(c->conn) : "out of memory");
+		lost(c);
 		return;
 	}
-	s->state = PG_CONNECTING;
-	connecting(s);
+	c->state = PG_CONNECTING;
+	watchdog_arm(s);
+	connecting(c);
 }
 
-static void connect_later(struct pg *s)
+static void connect_later(struct pgconn *c)
 {
-	if (s->detached)
+	if (c->s->detached)
 		return;
 	/* 100 ms, doubling to 5 s: a restarting server is back in a second or two. */
 	uint64_t delay = 100;
-	for (unsigned i = 0; i < s->retry_run && delay < 5000; i++)
+	for (unsigned i = 0; i < c->retry_run && delay < 5000; i++)
 		delay *= 2;
 	if (delay > 5000)
 		delay = 5000;
-	s->retry_run++;
-	UV_CHECK(uv_timer_start(&s->retry, on_retry, delay, 0));
+	c->retry_run++;
+	UV_CHECK(uv_timer_start(&c->retry, on_retry, delay, 0));
+}
+
+/* ---- the watchdog: nothing waits on the server unbounded ---- */
+
+/* How long a read may go without a byte from the server (a standby's answers wait this long at most). */
+#define PG_ANSWER_MS 5000
+
+/* How long c may go without a byte while it waits for g: a commit may wait on a row for lock_timeout first. */
+static uint64_t answer_limit(const struct pg *s, const struct pgconn *c, const struct pgq *g)
+{
+	if (c->is_lease)
+		return ttl_of(s) > PG_ANSWER_MS ? ttl_of(s) : PG_ANSWER_MS;
+	return g->commit ? ttl_of(s) + PG_ANSWER_MS : PG_ANSWER_MS;
+}
+
+/* A connect past connect_timeout, or an answer not begun within its limit: the connection is given up. */
+static void watch_conn(struct pgconn *c, uint64_t now)
+{
+	struct pg *s = c->s;
+	char msg[300];
+	if (c->state == PG_CONNECTING && now - c->connect_mono > s->connect_timeout_ms) {
+		const char *h = PQhost(c->conn), *p = PQport(c->conn);
+		snprintf(msg, sizeof(msg), "timeout expired connecting to %s%s%s (connect_timeout %llu s)",
+			 h && *h ? h : "the server", p && *p ? " port " : "", p && *p ? p : "",
+			 (unsigned long long)s->connect_timeout_ms / 1000);
+		set_err(s, msg);
+		lost_with(c, -ETIMEDOUT);
+		return;
+	}
+	if (c->state != PG_READY || !c->head)
+		return;
+	uint64_t since = c->head->sent_mono > c->rx_mono ? c->head->sent_mono : c->rx_mono;
+	uint64_t limit = answer_limit(s, c, c->head);
+	if (now - since > limit) {
+		snprintf(msg, sizeof(msg), "the shared state did not answer within %llu s (%s connection; reconnecting)",
+			 (unsigned long long)(limit + 999) / 1000, c->name);
+		set_err(s, msg);
+		lost_with(c, -ETIMEDOUT);
+	}
+}
+
+/* Something on c is awaited: an answer or a connect. */
+static bool awaited(const struct pgconn *c)
+{
+	return c->state == PG_CONNECTING || (c->state == PG_READY && c->head);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+	struct pg *s = container_of(t, struct pg, watchdog);
+	uint64_t now = util_mono_ms();
+	watch_conn(&s->main, now);
+	if (s->lease_open)
+		watch_conn(&s->lease, now);
+	/* Idle: no tick until something is sent or a connect starts (which arm it again). */
+	if (!awaited(&s->main) && !(s->lease_open && awaited(&s->lease)))
+		uv_timer_stop(&s->watchdog);
+}
+
+/* Checks every 250 ms while an answer or a connect is awaited (the timer does not keep the loop alive). */
+static void watchdog_arm(struct pg *s)
+{
+	if (s->detached || uv_is_active((uv_handle_t *)&s->watchdog))
+		return;
+	UV_CHECK(uv_timer_start(&s->watchdog, on_watchdog, 250, 250));
 }
 
 /* ---- answers ---- */
 
 /* LISTEN embedwatch: a standby wrote a request, or an active gave the lease up. */
-static void notifications(struct pg *s)
+static void notifications(struct pgconn *c)
 {
+	struct pg *s = c->s;
 	PGnotify *n;
-	while (s->conn && (n = PQnotifies(s->conn))) {
+	while (c->conn && (n = PQnotifies(c->conn))) {
 		char what[32];
 		snprintf(what, sizeof(what), "%s", n->extra);
 		PQfreemem(n);
@@ -736,17 +883,19 @@ static void notifications(struct pg *s)
 	}
 }
 
-static void pump(struct pg *s)
+static void pump(struct pgconn *c)
 {
-	if (!PQconsumeInput(s->conn)) {
-		set_err(s, PQerrorMessage(s->conn));
-		lost(s);
+	struct pg *s = c->s;
+	if (!PQconsumeInput(c->conn)) {
+		set_err(s, PQerrorMessage(c->conn));
+		lost(c);
 		return;
 	}
-	notifications(s);
-	while (s->head && !PQisBusy(s->conn)) {
-		struct pgq *g = s->head;
-		PGresult *res = PQgetResult(s->conn);
+	c->rx_mono = util_mono_ms();
+	notifications(c);
+	while (c->head && !PQisBusy(c->conn)) {
+		struct pgq *g = c->head;
+		PGresult *res = PQgetResult(c->conn);
 		if (!res) {
 			/* The end of one statement's answer; the next one's (or the Sync) follows. */
 			g->got++;
@@ -754,9 +903,9 @@ static void pump(struct pg *s)
 		}
 		switch (PQresultStatus(res)) {
 		case PGRES_PIPELINE_SYNC:
-			s->head = g->next;
-			if (!s->head)
-				s->tail = NULL;
+			c->head = g->next;
+			if (!c->head)
+				c->tail = NULL;
 			g->end(g);
 			break;
 		case PGRES_PIPELINE_ABORTED:
@@ -774,48 +923,89 @@ static void pump(struct pg *s)
 			break;
 		}
 		PQclear(res);
-		if (!s->conn)
+		if (!c->conn)
 			return;     /* a callback closed it */
 	}
-	if (PQstatus(s->conn) == CONNECTION_BAD) {
-		set_err(s, PQerrorMessage(s->conn));
-		lost(s);
+	if (PQstatus(c->conn) == CONNECTION_BAD) {
+		set_err(s, PQerrorMessage(c->conn));
+		lost(c);
 		return;
 	}
-	notifications(s);
+	notifications(c);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
 {
-	struct pg *s = ((struct pgpoll *)h->data)->s;
-	if (status < 0) {
-		set_err(s, uv_strerror(status));
-		lost(s);
+	struct pgconn *c = ((struct pgpoll *)h->data)->c;
+	if (c->state == PG_CONNECTING) {
+		/* An error on the socket too: libpq says what it was, and moves on to the next host. */
+		connecting(c);
 		return;
 	}
-	if (s->state == PG_CONNECTING) {
-		connecting(s);
+	if (status < 0) {
+		/* libpq's reason when it has one (the socket's own error), else the poll's. */
+		if (PQconsumeInput(c->conn) && PQstatus(c->conn) != CONNECTION_BAD) {
+			char msg[200];
+			snprintf(msg, sizeof(msg), "the connection's socket failed (%s)", uv_strerror(status));
+			set_err(c->s, msg);
+		} else {
+			set_err(c->s, PQerrorMessage(c->conn));
+		}
+		lost(c);
 		return;
 	}
 	if (events & UV_WRITABLE)
-		flush(s);
-	if (s->conn && (events & UV_READABLE))
-		pump(s);
+		flush(c);
+	if (c->conn && (events & UV_READABLE))
+		pump(c);
 }
 
-/* Blocks until every group has its answer (start-up and exit only). */
+/* How long the store waits at most when the loop does not run (start-up, exit). */
+#define PG_WAIT_MS 10000
+
+/* Blocks until every group on both connections has its answer, or PG_WAIT_MS (start-up and exit only). */
 static void pg_wait(struct store *st)
 {
 	struct pg *s = pg_of(st);
-	while (s->head && s->state == PG_READY) {
-		int r = PQflush(s->conn);
-		struct pollfd pfd = { .fd = PQsocket(s->conn), .events = POLLIN | (r > 0 ? POLLOUT : 0) };
-		if (r < 0 || poll(&pfd, 1, -1) < 0) {
-			set_err(s, r < 0 ? PQerrorMessage(s->conn) : strerror(errno));
-			lost(s);
+	struct pgconn *cs[2] = { &s->main, &s->lease };
+	uint64_t end = util_mono_ms() + PG_WAIT_MS;
+	for (;;) {
+		struct pollfd pfd[2];
+		struct pgconn *on[2];
+		nfds_t n = 0;
+		for (int i = 0; i < 2; i++) {
+			struct pgconn *c = cs[i];
+			if (!c->head || c->state != PG_READY)
+				continue;
+			int r = PQflush(c->conn);
+			if (r < 0) {
+				set_err(s, PQerrorMessage(c->conn));
+				lost(c);
+				continue;
+			}
+			pfd[n] = (struct pollfd){ .fd = PQsocket(c->conn), .events = POLLIN | (r > 0 ? POLLOUT : 0) };
+			on[n++] = c;
+		}
+		if (!n)
+			return;
+		uint64_t now = util_mono_ms();
+		int k = now < end ? poll(pfd, n, (int)(end - now)) : 0;
+		if (k <= 0) {
+			if (k < 0 && errno == EINTR)
+				continue;
+			char msg[160];
+			if (k == 0)
+				snprintf(msg, sizeof(msg), "the shared state did not answer within %d s", PG_WAIT_MS / 1000);
+			else
+				snprintf(msg, sizeof(msg), "poll: %s", strerror(errno));
+			set_err(s, msg);
+			for (nfds_t i = 0; i < n; i++)
+				lost_with(on[i], -ETIMEDOUT);
 			return;
 		}
-		pump(s);
+		for (nfds_t i = 0; i < n; i++)
+			if (pfd[i].revents && on[i]->conn)
+				pump(on[i]);
 	}
 }
 
@@ -865,37 +1055,39 @@ static void wclear(struct pg *s)
 	s->building = false;
 }
 
-static int send_prepared(struct pg *s, int q, int n, const char *const *v)
+static int send_prepared(struct pgconn *c, int q, int n, const char *const *v)
 {
 	char name[16];
 	snprintf(name, sizeof(name), "q%d", q);
-	if (!PQsendQueryPrepared(s->conn, name, n, v, NULL, NULL, 0)) {
-		set_err(s, PQerrorMessage(s->conn));
+	if (!PQsendQueryPrepared(c->conn, name, n, v, NULL, NULL, 0)) {
+		set_err(c->s, PQerrorMessage(c->conn));
 		return -EIO;
 	}
 	return 0;
 }
 
-/* Sends one read (a statement and its Sync); false when not connected (the caller then answers at once). */
-static bool send_read(struct pg *s, struct pgq *g, int q, int n, const char *const *v)
+/* Sends one read (a statement and its Sync) on c; false when not connected (the caller then answers at once). */
+static bool send_read(struct pgconn *c, struct pgq *g, int q, int n, const char *const *v)
 {
-	if (s->state != PG_READY) {
-		if (s->state != PG_DOWN || !s->err[0])
+	struct pg *s = c->s;
+	if (c->state != PG_READY) {
+		if (c->state != PG_DOWN || !s->err[0])
 			set_err(s, "not connected (reconnecting)");
 		g->r = -ENOTCONN;
 		g->end(g);
 		return false;
 	}
 	g->sent_mono = util_mono_ms();      /* before the send: see group_new */
-	if (send_prepared(s, q, n, v) < 0 || !PQpipelineSync(s->conn)) {
-		set_err(s, PQerrorMessage(s->conn));
+	if (send_prepared(c, q, n, v) < 0 || !PQpipelineSync(c->conn)) {
+		set_err(s, PQerrorMessage(c->conn));
 		g->r = -ECONNRESET;
 		g->end(g);
-		lost(s);
+		lost(c);
 		return false;
 	}
-	group_push(s, g);
-	flush(s);
+	group_push(c, g);
+	flush(c);
+	watchdog_arm(s);
 	return true;
 }
 
@@ -923,49 +1115,81 @@ static char *text_array(char *const *v, size_t n)
 	return b.data;
 }
 
-/* A new connection: non-blocking, pipelined, every statement prepared (in the pipeline, ahead of anything else). */
-static int session_start(struct pg *s)
+/*
+ * The session's settings, from the lease's ttl: the server ends a session
+ * whose client is gone (keepalives, tcp_user_timeout: TCP only) or that sits
+ * in a transaction; a lock is waited for at most lock_timeout (the lease's
+ * connection: a quarter of the ttl, at most 1 s; commits: the ttl), so no take,
+ * renewal or commit queues behind a dead session for long; and the sessions
+ * carry this daemon's name, by which a taker ends them once its lease expired.
+ */
+static int send_settings(struct pgconn *c)
 {
-	char sql[96], ep[24];
-	unsigned n = Q__MAX + 2;
+	struct pg *s = c->s;
+	uint64_t ttl = ttl_of(s);
+	uint64_t lock = c->is_lease ? (ttl / 4 < 1000 ? ttl / 4 : 1000) : ttl;
+	char v[7][24];
+	const char *p[7] = {
+		fmt_i64(v[0], (int64_t)ttl / 2), fmt_i64(v[1], (int64_t)lock),
+		fmt_i64(v[2], ttl / 4000 ? (int64_t)ttl / 4000 : 1), "1", "2", fmt_i64(v[5], (int64_t)ttl),
+		s->app[0] ? s->app : "embedwatchd",
+	};
+	if (!PQsendQueryParams(c->conn, "SELECT set_config('idle_in_transaction_session_timeout', $1, false), "
+			       "set_config('lock_timeout', $2, false), set_config('tcp_keepalives_idle', $3, false), "
+			       "set_config('tcp_keepalives_interval', $4, false), set_config('tcp_keepalives_count', $5, false), "
+			       "set_config('tcp_user_timeout', $6, false), set_config('application_name', $7, false)",
+			       7, NULL, p, NULL, NULL, 0)) {
+		set_err(s, PQerrorMessage(c->conn));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* A new connection: non-blocking, pipelined, every statement prepared (in the pipeline, ahead of anything else). */
+static int session_start(struct pgconn *c)
+{
+	struct pg *s = c->s;
+	char ep[24];
+	unsigned n = Q__MAX + 1;
 	int r = 0;
 
-	PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
-	if (PQsetnonblocking(s->conn, 1) != 0 || PQenterPipelineMode(s->conn) != 1) {
-		set_err(s, PQerrorMessage(s->conn));
+	PQsetNoticeProcessor(c->conn, ignore_notice, NULL);
+	if (PQsetnonblocking(c->conn, 1) != 0 || PQenterPipelineMode(c->conn) != 1) {
+		set_err(s, PQerrorMessage(c->conn));
 		return -EIO;
 	}
 	for (int i = 0; r == 0 && i < Q__MAX; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "q%d", i);
-		if (!PQsendPrepare(s->conn, name, queries[i], 0, NULL))
+		if (!PQsendPrepare(c->conn, name, queries[i], 0, NULL))
 			r = -EIO;
 	}
-	/*
-	 * Notifications from the others; a session stuck in a transaction (its
-	 * daemon stopped mid-send) must not hold the lease's row for long.
-	 */
-	snprintf(sql, sizeof(sql), "SET idle_in_transaction_session_timeout = %llu",
-		 (unsigned long long)(s->ttl_ms ? s->ttl_ms / 2 : 5000));
-	if (r == 0 && (!PQsendQueryParams(s->conn, "LISTEN embedwatch", 0, NULL, NULL, NULL, NULL, 0) ||
-		       !PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0)))
-		r = -EIO;
-	/* The active's advisory lock again after a reconnect (if another took it meanwhile, the next commit is fenced). */
-	if (r == 0 && s->epoch > 0) {
-		const char *v[] = { fmt_i64(ep, s->epoch) };
-		r = send_prepared(s, Q_RELOCK, 1, v);
+	if (r == 0)
+		r = send_settings(c);
+	/* Notifications from the others, on the main connection. */
+	if (r == 0 && !c->is_lease) {
+		if (!PQsendQueryParams(c->conn, "LISTEN embedwatch", 0, NULL, NULL, NULL, NULL, 0))
+			r = -EIO;
 		n++;
 	}
-	if (r < 0 || !PQpipelineSync(s->conn)) {
-		set_err(s, PQerrorMessage(s->conn));
+	/* The active's advisory lock again after a reconnect (if another took it meanwhile, the next renewal fails). */
+	if (r == 0 && c->is_lease && s->epoch > 0) {
+		const char *v[] = { fmt_i64(ep, s->epoch) };
+		r = send_prepared(c, Q_RELOCK, 1, v);
+		n++;
+	}
+	if (r < 0 || !PQpipelineSync(c->conn)) {
+		set_err(s, PQerrorMessage(c->conn));
 		return -EIO;
 	}
-	group_push(s, group_new(s, n, NULL, prepared, NULL, NULL, s));
-	s->state = PG_READY;
-	s->was_ready = true;
-	snprintf(s->desc, sizeof(s->desc), "PostgreSQL database %s on %s (user %s)", PQdb(s->conn),
-		 PQhost(s->conn) && *PQhost(s->conn) ? PQhost(s->conn) : "localhost", PQuser(s->conn));
-	flush(s);
+	group_push(c, group_new(s, n, NULL, prepared, NULL, NULL, s));
+	c->state = PG_READY;
+	c->was_ready = true;
+	c->rx_mono = util_mono_ms();
+	snprintf(s->desc, sizeof(s->desc), "PostgreSQL database %s on %s (user %s)", PQdb(c->conn),
+		 PQhost(c->conn) && *PQhost(c->conn) ? PQhost(c->conn) : "localhost", PQuser(c->conn));
+	flush(c);
+	watchdog_arm(s);
 	return 0;
 }
 
@@ -975,8 +1199,8 @@ static int pg_begin(struct store *st)
 {
 	struct pg *s = pg_of(st);
 	wclear(s);
-	if (s->state != PG_READY) {
-		set_err(s, s->state == PG_CONNECTING ? "connecting" : s->err[0] ? s->err : "not connected");
+	if (s->main.state != PG_READY) {
+		set_err(s, s->main.state == PG_CONNECTING ? "connecting" : s->err[0] ? s->err : "not connected");
 		return -ENOTCONN;
 	}
 	if (s->epoch <= 0) {
@@ -1024,34 +1248,39 @@ static void pg_commit_async(struct store *st, store_done_fn *done, void *arg)
 	int r = 0;
 
 	g->arg2 = s;
-	if (s->state != PG_READY || !s->building) {
+	if (s->main.state != PG_READY || !s->building) {
 		set_err(s, "not connected (reconnecting)");
 		wclear(s);
 		g->r = -ENOTCONN;
 		commit_end(g);
 		return;
 	}
-	/* Last: the fence, once every write has arrived (the lease's row is locked only until the Sync). */
+	/*
+	 * Last: the fence, once every write has arrived. It shares the lease's row
+	 * (FOR KEY SHARE) until the Sync: a take waits for it, a renewal does not.
+	 * It does not renew the lease: that is the lease connection's alone.
+	 */
 	char ep[24];
 	wput(s, Q_FENCE, NULL, 2, fmt_i64(ep, s->epoch), s->holder);
 	g->n = (unsigned)s->n_w;
-	g->confirms = true;
+	g->commit = true;
 	g->ret_new = xcalloc(s->n_w, sizeof(*g->ret_new));
 	for (size_t i = 0; r == 0 && i < s->n_w; i++) {
 		g->ret_new[i] = s->w[i].ret_new;
-		r = send_prepared(s, s->w[i].q, s->w[i].n, s->w[i].v);
+		r = send_prepared(&s->main, s->w[i].q, s->w[i].n, s->w[i].v);
 	}
 	wclear(s);
 	/* An empty transaction still gets its Sync: the outbox always hears back. */
-	if (r < 0 || !PQpipelineSync(s->conn)) {
-		set_err(s, PQerrorMessage(s->conn));
+	if (r < 0 || !PQpipelineSync(s->main.conn)) {
+		set_err(s, PQerrorMessage(s->main.conn));
 		g->r = -ECONNRESET;
 		commit_end(g);
-		lost(s);
+		lost(&s->main);
 		return;
 	}
-	group_push(s, g);
-	flush(s);
+	group_push(&s->main, g);
+	flush(&s->main);
+	watchdog_arm(s);
 }
 
 static int pg_put_job(struct store *st, const struct store_job *j)
@@ -1169,13 +1398,13 @@ static void pg_each_job(struct store *st, const struct store_job_filter *f, int 
 	if (f && f->ids) {
 		char *arr = text_array((char *const *)f->ids, f->n_ids);
 		const char *v[] = { arr };
-		send_read(s, g, Q_GET_JOBS, 1, v);
+		send_read(&s->main, g, Q_GET_JOBS, 1, v);
 		free(arr);
 	} else if (f && f->batch) {
 		const char *v[] = { f->batch };
-		send_read(s, g, Q_EACH_JOB_BATCH, 1, v);
+		send_read(&s->main, g, Q_EACH_JOB_BATCH, 1, v);
 	} else {
-		send_read(s, g, Q_EACH_JOB, 0, NULL);
+		send_read(&s->main, g, Q_EACH_JOB, 0, NULL);
 	}
 }
 
@@ -1203,10 +1432,10 @@ static void pg_each_delivery(struct store *st, const char *state, const char *ho
 	char since[24];
 	if (state) {
 		const char *v[] = { state, fmt_i64(since, since_ms), hook };
-		send_read(s, g, Q_EACH_DELIVERY_STATE, 3, v);
+		send_read(&s->main, g, Q_EACH_DELIVERY_STATE, 3, v);
 	} else {
 		const char *v[] = { fmt_i64(since, since_ms), hook };
-		send_read(s, g, Q_EACH_DELIVERY, 2, v);
+		send_read(&s->main, g, Q_EACH_DELIVERY, 2, v);
 	}
 }
 
@@ -1216,13 +1445,13 @@ static void pg_each_dead(struct store *st, const char *hook, int64_t since_ms, c
 	struct pg *s = pg_of(st);
 	char since[24];
 	const char *v[] = { hook, fmt_i64(since, since_ms), type };
-	send_read(s, group_new(s, 1, deliveries_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_DEAD, 3, v);
+	send_read(&s->main, group_new(s, 1, deliveries_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_DEAD, 3, v);
 }
 
 static void pg_each_pending(struct store *st, int (*fn)(const struct store_delivery *, void *), store_done_fn *done, void *arg)
 {
 	struct pg *s = pg_of(st);
-	send_read(s, group_new(s, 1, deliveries_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_PENDING, 0, NULL);
+	send_read(&s->main, group_new(s, 1, deliveries_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_PENDING, 0, NULL);
 }
 
 static int hook_row(struct pgq *g, const PGresult *res, int i)
@@ -1242,7 +1471,7 @@ static void hooks_result(struct pgq *g, unsigned i, const PGresult *res)
 static void pg_each_hook(struct store *st, int (*fn)(const struct store_hook *, void *), store_done_fn *done, void *arg)
 {
 	struct pg *s = pg_of(st);
-	send_read(s, group_new(s, 1, hooks_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_HOOK, 0, NULL);
+	send_read(&s->main, group_new(s, 1, hooks_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_HOOK, 0, NULL);
 }
 
 /* A read of one row of values, kept for the end. */
@@ -1290,7 +1519,7 @@ static void pg_hook_stats(struct store *st, const char *hook, int64_t since_ms,
 	struct pg *s = pg_of(st);
 	char since[24];
 	const char *v[] = { hook, fmt_i64(since, since_ms) };
-	send_read(s, &one_new((void *)done, arg, hook_stats_end)->g, Q_HOOK_STATS, 2, v);
+	send_read(&s->main, &one_new((void *)done, arg, hook_stats_end)->g, Q_HOOK_STATS, 2, v);
 }
 
 static void get_event_end(struct pgq *g)
@@ -1310,7 +1539,7 @@ static void pg_get_event(struct store *st, const char *event_id,
 {
 	struct pg *s = pg_of(st);
 	const char *v[] = { event_id };
-	send_read(s, &one_new((void *)done, arg, get_event_end)->g, Q_GET_EVENT, 1, v);
+	send_read(&s->main, &one_new((void *)done, arg, get_event_end)->g, Q_GET_EVENT, 1, v);
 }
 
 static int batch_row(struct pgq *g, const PGresult *res, int i)
@@ -1326,7 +1555,7 @@ static void batches_result(struct pgq *g, unsigned i, const PGresult *res)
 static void pg_each_batch(struct store *st, int (*fn)(const char *, const char *, void *), store_done_fn *done, void *arg)
 {
 	struct pg *s = pg_of(st);
-	send_read(s, group_new(s, 1, batches_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_BATCH, 0, NULL);
+	send_read(&s->main, group_new(s, 1, batches_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_BATCH, 0, NULL);
 }
 
 static void snapshot_end(struct pgq *g)
@@ -1341,14 +1570,14 @@ static void pg_get_snapshot(struct store *st, const char *job_id, void (*done)(i
 {
 	struct pg *s = pg_of(st);
 	const char *v[] = { job_id };
-	send_read(s, &one_new((void *)done, arg, snapshot_end)->g, Q_GET_SNAPSHOT, 1, v);
+	send_read(&s->main, &one_new((void *)done, arg, snapshot_end)->g, Q_GET_SNAPSHOT, 1, v);
 }
 
 static void pg_get_meta(struct store *st, const char *key, void (*done)(int, const char *, void *), void *arg)
 {
 	struct pg *s = pg_of(st);
 	const char *v[] = { key };
-	send_read(s, &one_new((void *)done, arg, snapshot_end)->g, Q_GET_META, 1, v);
+	send_read(&s->main, &one_new((void *)done, arg, snapshot_end)->g, Q_GET_META, 1, v);
 }
 
 static int pg_put_meta(struct store *st, const char *key, const char *value)
@@ -1372,10 +1601,21 @@ static void pg_job_events(struct store *st, const char *job_id, int (*fn)(const 
 {
 	struct pg *s = pg_of(st);
 	const char *v[] = { job_id };
-	send_read(s, group_new(s, 1, events_result, read_end, (void *)fn, (void *)done, arg), Q_JOB_EVENTS, 1, v);
+	send_read(&s->main, group_new(s, 1, events_result, read_end, (void *)fn, (void *)done, arg), Q_JOB_EVENTS, 1, v);
 }
 
 /* ---- the lease ---- */
+
+static int conn_open(struct pgconn *c);
+
+/* FNV-1a: a short, stable tag of a host name. */
+static uint32_t fnv32(const char *p)
+{
+	uint32_t h = 2166136261u;
+	for (; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return h;
+}
 
 static void pg_lease_setup(struct store *st, const char *holder, const char *host, int pid, uint64_t ttl_ms)
 {
@@ -1384,6 +1624,20 @@ static void pg_lease_setup(struct store *st, const char *holder, const char *hos
 	snprintf(s->host, sizeof(s->host), "%s", host);
 	s->pid = pid;
 	s->ttl_ms = ttl_ms;
+	/* Unique per holder and short enough for application_name (63 bytes): pid, holder and host hashed. */
+	snprintf(s->app, sizeof(s->app), "embedwatchd %d %08x%08x", pid, (unsigned)fnv32(holder), (unsigned)fnv32(host));
+	/* The main session takes the settings that depend on the ttl and the name. */
+	if (s->main.state == PG_READY && send_settings(&s->main) == 0 && PQpipelineSync(s->main.conn)) {
+		group_push(&s->main, group_new(s, 1, NULL, prepared, NULL, NULL, s));
+		flush(&s->main);
+		watchdog_arm(s);
+	}
+	/* The lease's own connection (start-up: it may wait, like the store's open). */
+	s->lease_open = true;
+	if (conn_open(&s->lease) < 0) {
+		log_msg(LOG_WARNING, "state database: cannot open the lease's connection: %s; retrying", s->err);
+		connect_later(&s->lease);
+	}
 }
 
 static bool pg_lease_held(struct store *st)
@@ -1391,12 +1645,17 @@ static bool pg_lease_held(struct store *st)
 	return pg_of(st)->epoch > 0;
 }
 
-static bool pg_lease_fresh(struct store *st)
+static uint64_t pg_lease_fresh_until(struct store *st)
 {
 	struct pg *s = pg_of(st);
 	/* A margin for clocks that run at slightly different rates: a fifth of the ttl, at most 1 s. */
 	uint64_t margin = s->ttl_ms / 5 < 1000 ? s->ttl_ms / 5 : 1000;
-	return s->epoch > 0 && util_mono_ms() < s->confirmed_mono + s->ttl_ms - margin;
+	return s->epoch > 0 ? s->confirmed_mono + s->ttl_ms - margin : 0;
+}
+
+static bool pg_lease_fresh(struct store *st)
+{
+	return util_mono_ms() < pg_lease_fresh_until(st);
 }
 
 static int64_t pg_lease_epoch(struct store *st)
@@ -1444,8 +1703,8 @@ static void pg_lease_take(struct store *st, void (*done)(int, bool, const struct
 	char pid[24], ttl[24];
 	struct one_row *o = one_new((void *)done, arg, take_end);
 	o->g.arg2 = s;
-	const char *v[] = { s->holder, s->host, fmt_i64(pid, s->pid), fmt_i64(ttl, (int64_t)s->ttl_ms) };
-	send_read(s, &o->g, Q_LEASE_TAKE, 4, v);
+	const char *v[] = { s->holder, s->host, fmt_i64(pid, s->pid), fmt_i64(ttl, (int64_t)s->ttl_ms), s->app };
+	send_read(&s->lease, &o->g, Q_LEASE_TAKE, 5, v);
 }
 
 static void renew_result(struct pgq *g, unsigned i, const PGresult *res)
@@ -1478,7 +1737,7 @@ static void pg_lease_renew(struct store *st, store_done_fn *done, void *arg)
 		return;
 	}
 	const char *v[] = { fmt_i64(ep, s->epoch), s->holder, fmt_i64(ttl, (int64_t)s->ttl_ms) };
-	send_read(s, g, Q_LEASE_RENEW, 3, v);
+	send_read(&s->lease, g, Q_LEASE_RENEW, 3, v);
 }
 
 static void get_end(struct pgq *g)
@@ -1495,7 +1754,7 @@ static void get_end(struct pgq *g)
 static void pg_lease_get(struct store *st, void (*done)(int, const struct store_lease *, void *), void *arg)
 {
 	struct pg *s = pg_of(st);
-	send_read(s, &one_new((void *)done, arg, get_end)->g, Q_LEASE_GET, 0, NULL);
+	send_read(&s->main, &one_new((void *)done, arg, get_end)->g, Q_LEASE_GET, 0, NULL);
 }
 
 static void release_end(struct pgq *g)
@@ -1507,10 +1766,10 @@ static void pg_lease_release(struct store *st)
 {
 	struct pg *s = pg_of(st);
 	char ep[24];
-	if (s->epoch <= 0 || s->state != PG_READY)
+	if (s->epoch <= 0 || s->lease.state != PG_READY)
 		return;
 	const char *v[] = { fmt_i64(ep, s->epoch), s->holder };
-	if (send_read(s, group_new(s, 1, NULL, release_end, NULL, NULL, NULL), Q_LEASE_RELEASE, 2, v))
+	if (send_read(&s->lease, group_new(s, 1, NULL, release_end, NULL, NULL, NULL), Q_LEASE_RELEASE, 2, v))
 		pg_wait(st);
 	s->epoch = 0;
 }
@@ -1530,7 +1789,7 @@ static void pg_put_request(struct store *st, const char *line, void (*done)(int,
 	struct pg *s = pg_of(st);
 	char now[24];
 	const char *v[] = { line, fmt_i64(now, util_wall_ms()) };
-	send_read(s, &one_new((void *)done, arg, put_request_end)->g, Q_PUT_REQUEST, 2, v);
+	send_read(&s->main, &one_new((void *)done, arg, put_request_end)->g, Q_PUT_REQUEST, 2, v);
 }
 
 static int request_row(struct pgq *g, const PGresult *res, int i)
@@ -1546,7 +1805,7 @@ static void requests_result(struct pgq *g, unsigned i, const PGresult *res)
 static void pg_each_request(struct store *st, int (*fn)(int64_t, const char *, void *), store_done_fn *done, void *arg)
 {
 	struct pg *s = pg_of(st);
-	send_read(s, group_new(s, 1, requests_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_REQUEST, 0, NULL);
+	send_read(&s->main, group_new(s, 1, requests_result, read_end, (void *)fn, (void *)done, arg), Q_EACH_REQUEST, 0, NULL);
 }
 
 static int pg_delete_request(struct store *st, int64_t id)
@@ -1570,7 +1829,7 @@ static void pg_job_counts(struct store *st, int (*fn)(const char *, int, int, in
 			  void *arg)
 {
 	struct pg *s = pg_of(st);
-	send_read(s, group_new(s, 1, counts_result, read_end, (void *)fn, (void *)done, arg), Q_JOB_COUNTS, 0, NULL);
+	send_read(&s->main, group_new(s, 1, counts_result, read_end, (void *)fn, (void *)done, arg), Q_JOB_COUNTS, 0, NULL);
 }
 
 static void counts_end(struct pgq *g)
@@ -1588,7 +1847,7 @@ static void counts_end(struct pgq *g)
 static void pg_counts(struct store *st, void (*done)(int, const struct store_counts *, void *), void *arg)
 {
 	struct pg *s = pg_of(st);
-	send_read(s, &one_new((void *)done, arg, counts_end)->g, Q_COUNTS, 0, NULL);
+	send_read(&s->main, &one_new((void *)done, arg, counts_end)->g, Q_COUNTS, 0, NULL);
 }
 
 /* ---- open and close ---- */
@@ -1597,30 +1856,40 @@ static void timer_closed(uv_handle_t *h)
 {
 }
 
+static void conn_detach(struct pgconn *c)
+{
+	poll_drop(c);
+	uv_close((uv_handle_t *)&c->retry, timer_closed);
+	if (c->resolving) {
+		/* Its answer (or its cancel) frees it. */
+		c->resolving->c = NULL;
+		uv_cancel((uv_req_t *)&c->resolving->req);
+		c->resolving = NULL;
+	}
+}
+
 static void pg_detach(struct store *st)
 {
 	struct pg *s = pg_of(st);
 	if (s->detached)
 		return;
 	s->detached = true;
-	poll_drop(s);
-	uv_close((uv_handle_t *)&s->retry, timer_closed);
-	if (s->resolving) {
-		/* Its answer (or its cancel) frees it. */
-		s->resolving->s = NULL;
-		uv_cancel((uv_req_t *)&s->resolving->req);
-		s->resolving = NULL;
-	}
+	conn_detach(&s->main);
+	conn_detach(&s->lease);
+	uv_close((uv_handle_t *)&s->watchdog, timer_closed);
 }
 
 static void pg_close(struct store *st)
 {
 	struct pg *s = pg_of(st);
-	fail_all(s, -ECANCELED);
+	fail_all(&s->main, -ECANCELED);
+	fail_all(&s->lease, -ECANCELED);
 	wclear(s);
 	free(s->w);
-	if (s->conn)
-		PQfinish(s->conn);
+	if (s->main.conn)
+		PQfinish(s->main.conn);
+	if (s->lease.conn)
+		PQfinish(s->lease.conn);
 	if (s->password) {
 		OPENSSL_cleanse(s->password, strlen(s->password));
 		free(s->password);
@@ -1632,7 +1901,7 @@ static void pg_close(struct store *st)
 /* Runs statements outside the pipeline (start-up only). Returns 0 or negative with s->err set. */
 static int exec_sync(struct pg *s, const char *sql)
 {
-	PGresult *res = PQexec(s->conn, sql);
+	PGresult *res = PQexec(s->main.conn, sql);
 	ExecStatusType st = PQresultStatus(res);
 	int r = 0;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -1653,7 +1922,7 @@ static int migrate(struct pg *s)
 	if ((r = exec_sync(s, sql)) < 0 ||
 	    (r = exec_sync(s, "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")) < 0)
 		goto out;
-	PGresult *res = PQexec(s->conn, "SELECT value FROM meta WHERE key='schema'");
+	PGresult *res = PQexec(s->main.conn, "SELECT value FROM meta WHERE key='schema'");
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 		version = atoi(PQgetvalue(res, 0, 0));
 	PQclear(res);
@@ -1665,7 +1934,11 @@ static int migrate(struct pg *s)
 		r = -EPROTO;
 		goto out;
 	}
-	if ((r = exec_sync(s, schema)) < 0)
+	/*
+	 * Current already: no DDL, whose table locks would queue every session
+	 * behind a transaction a cut-off daemon left open.
+	 */
+	if (version < PG_SCHEMA && (r = exec_sync(s, schema)) < 0)
 		goto out;
 	r = exec_sync(s, "COMMIT");
 out:
@@ -1689,7 +1962,7 @@ static const struct store_ops pg_ops = {
 	.job_events = pg_job_events,
 	.lease_setup = pg_lease_setup, .lease_take = pg_lease_take, .lease_renew = pg_lease_renew,
 	.lease_get = pg_lease_get, .lease_release = pg_lease_release, .lease_held = pg_lease_held,
-	.lease_fresh = pg_lease_fresh, .lease_epoch = pg_lease_epoch, .on_notify = pg_on_notify,
+	.lease_fresh = pg_lease_fresh, .lease_fresh_until = pg_lease_fresh_until, .lease_epoch = pg_lease_epoch, .on_notify = pg_on_notify,
 	.put_request = pg_put_request, .each_request = pg_each_request, .delete_request = pg_delete_request,
 	.job_counts = pg_job_counts, .counts = pg_counts,
 };
@@ -1719,6 +1992,43 @@ static int check_url(const char *url, char *err, size_t errlen)
 	return r;
 }
 
+/*
+ * Connects c, waiting (start-up only) at most connect_timeout, and starts its
+ * session. Returns 0 or negative with s->err set.
+ */
+static int conn_open(struct pgconn *c)
+{
+	struct pg *s = c->s;
+	c->conn = connect_params(s, true, NULL, NULL);
+	if (!c->conn || PQstatus(c->conn) != CONNECTION_OK) {
+		set_err(s, c->conn ? PQerrorMessage(c->conn) : "out of memory");
+		if (c->conn)
+			PQfinish(c->conn);
+		c->conn = NULL;
+		return -ECONNREFUSED;
+	}
+	return session_start(c);
+}
+
+/* connect_timeout as libpq reads it (the URL's, else 10 s here; at least 2 s). */
+static uint64_t connect_timeout_of(const char *url)
+{
+	PQconninfoOption *opts = PQconninfoParse(url, NULL);
+	uint64_t t = 10;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && *o->val)
+			t = strtoull(o->val, NULL, 10);
+	PQconninfoFree(opts);
+	return (t < 2 ? 2 : t) * 1000;
+}
+
+static void conn_init(struct pg *s, struct pgconn *c, const char *name, bool is_lease)
+{
+	c->s = s;
+	c->name = name;
+	c->is_lease = is_lease;
+}
+
 int store_pg_open(const struct store_config *c, struct store **ret, char *err, size_t errlen)
 {
 	int r;
@@ -1730,32 +2040,40 @@ int store_pg_open(const struct store_config *c, struct store **ret, char *err, s
 	s->loop = c->loop;
 	s->url = xstrdup(c->url);
 	s->password = c->password ? xstrdup(c->password) : NULL;
+	s->connect_timeout_ms = connect_timeout_of(c->url);
+	conn_init(s, &s->main, "main", false);
+	conn_init(s, &s->lease, "lease", true);
 	snprintf(s->desc, sizeof(s->desc), "PostgreSQL");
 	/* Start-up may wait: the loop does not run yet. Nothing is on the loop before the schema is there. */
-	s->conn = connect_params(s, true, NULL, NULL);
-	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-		set_err(s, s->conn ? PQerrorMessage(s->conn) : "out of memory");
+	s->main.conn = connect_params(s, true, NULL, NULL);
+	if (!s->main.conn || PQstatus(s->main.conn) != CONNECTION_OK) {
+		set_err(s, s->main.conn ? PQerrorMessage(s->main.conn) : "out of memory");
 		snprintf(err, errlen, "state database: cannot connect: %s", s->err);
 		pg_close(&s->base);
 		return -ECONNREFUSED;
 	}
-	PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
+	PQsetNoticeProcessor(s->main.conn, ignore_notice, NULL);
 	if ((r = migrate(s)) < 0) {
 		snprintf(err, errlen, "state database: %s", s->err);
 		pg_close(&s->base);
 		return r;
 	}
-	if ((r = uv_timer_init(s->loop, &s->retry)) < 0) {
+	if ((r = uv_timer_init(s->loop, &s->main.retry)) < 0) {
 		snprintf(err, errlen, "state database: %s", uv_strerror(r));
 		pg_close(&s->base);
 		return r;
 	}
-	/* Its own timer must not keep the loop alive. */
-	uv_unref((uv_handle_t *)&s->retry);
+	/* A second timer on a loop that took the first (it cannot fail on Unix): a broken invariant if it does. */
+	UV_CHECK(uv_timer_init(s->loop, &s->lease.retry));
+	UV_CHECK(uv_timer_init(s->loop, &s->watchdog));
+	/* Its own timers must not keep the loop alive. */
+	uv_unref((uv_handle_t *)&s->main.retry);
+	uv_unref((uv_handle_t *)&s->lease.retry);
+	uv_unref((uv_handle_t *)&s->watchdog);
 	*ret = &s->base;
-	if ((r = session_start(s)) == 0)
+	if ((r = session_start(&s->main)) == 0)
 		pg_wait(&s->base);
-	if (r < 0 || s->state != PG_READY) {
+	if (r < 0 || s->main.state != PG_READY) {
 		/* The handles are the loop's now: the caller closes the store after the loop's last turn. */
 		snprintf(err, errlen, "state database: %s", s->err);
 		return r < 0 ? r : -EIO;

@@ -48,12 +48,16 @@ static const char *const queries[Q__MAX] = {
 			    "ORDER BY d.updated_ms DESC",
 	[Q_EACH_DELIVERY_STATE] = DELIVERY_SELECT "WHERE d.state=?1 AND d.updated_ms >= ?2 AND (?3 IS NULL OR d.hook=?3) "
 				  "ORDER BY d.updated_ms DESC",
-	/* The order the events were detected in: their time, then their insertion order within one turn. */
-	[Q_EACH_PENDING] = DELIVERY_SELECT "WHERE d.state='pending' ORDER BY e.ts_ms, e.rowid, d.hook",
+	/*
+	 * The order the events were committed in (rowid: a new row's is above every
+	 * row's there), never the clock that stamped them: cancelling before
+	 * cancelled, members before batch.done, across a wall clock stepped back.
+	 */
+	[Q_EACH_PENDING] = DELIVERY_SELECT "WHERE d.state='pending' ORDER BY e.rowid, d.hook",
 	[Q_GET_EVENT] = "SELECT type, subject, batch, payload FROM events WHERE id=?1",
 	[Q_EACH_BATCH] = "SELECT name, done_event FROM batches",
 	[Q_GET_SNAPSHOT] = "SELECT snapshot FROM jobs WHERE id=?1",
-	[Q_JOB_EVENTS] = "SELECT id, type, ts_ms FROM events WHERE subject=?1 ORDER BY ts_ms",
+	[Q_JOB_EVENTS] = "SELECT id, type, ts_ms FROM events WHERE subject=?1 ORDER BY rowid",
 	[Q_PRUNE_DELIVERIES] = "DELETE FROM deliveries WHERE state != 'pending' AND updated_ms < ?1",
 	/* An event stays while a delivery row (pending, or kept for the log and replay) or its job needs it. */
 	[Q_PRUNE_EVENTS] = "DELETE FROM events WHERE ts_ms < ?1 AND id NOT IN (SELECT event_id FROM deliveries) "
@@ -70,7 +74,7 @@ static const char *const queries[Q__MAX] = {
 	[Q_HOOK_COUNT] = "SELECT count(*) FROM deliveries WHERE hook=?1 AND state=?2 AND updated_ms >= ?3",
 	[Q_HOOK_LAST] = "SELECT max(updated_ms) FROM deliveries WHERE hook=?1 AND state=?2",
 	[Q_EACH_DEAD] = DELIVERY_SELECT "WHERE d.state='dead' AND (?1 IS NULL OR d.hook=?1) AND d.updated_ms >= ?2 "
-			"AND (?3 IS NULL OR e.type=?3) ORDER BY e.ts_ms, e.rowid",
+			"AND (?3 IS NULL OR e.type=?3) ORDER BY e.rowid",
 };
 
 static const char schema[] =

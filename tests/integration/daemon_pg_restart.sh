@@ -2,7 +2,10 @@
 # commits fail while it is down and are retried with backoff; it reconnects
 # in the background; nothing is lost: every terminal event is delivered, one
 # event id per job, batch.done after them. The loop never waited meanwhile:
-# the control socket answers while the server is down.
+# the control socket answers while the server is down. The URL lists two
+# hosts, the first a loopback port nothing listens on: each reconnect moves
+# on to the second, and what the log says of the lost connection is libpq's
+# message.
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/pg.sh"
 pg_available || { echo "SKIP: no PostgreSQL server binaries in $PG_BIN"; exit 77; }
@@ -15,6 +18,8 @@ jq -cn --argjson n "$JOBS" '{jobs: [range($n) as $i | {id: ("rs" + ($i|tostring)
 	| sim POST /_sim/jobs "$(cat)" | jq -e ".created == $JOBS" >/dev/null || fail "create jobs"
 LEASE_TTL=10s LEASE_RENEW=2s RATE=500/s BURST=50 INTERVAL_MIN=100ms INTERVAL_MAX=400ms write_conf
 node_conf a
+# First a host that refuses (nothing listens there), then the server's socket.
+sed -i "s|^state_url = .*|state_url = postgresql://embedwatch@/postgres?host=127.0.0.1,$PG_DIR\&port=$(free_port),$PG_PORT|" "$T/a.conf"
 start_node a
 wait_until node_is a active || fail "a is not active"
 seq 0 $((JOBS - 1)) | sed 's/^/rs/' | nctl a watch --batch rs - >/dev/null
@@ -28,6 +33,9 @@ wait_until sh -c "'$CTL' -s '$T/a.sock' metrics | awk '\$1 == \"embedwatch_commi
 nctl a --json status | jq -e '.status.state_db_ok == false' >/dev/null || fail "status does not say the state is not writable"
 pg_start
 wait_until grep -q 'state database writable again' "$T/a.log" || fail "the commits did not succeed again"
+grep -q 'connection made again' "$T/a.log" || fail "no reconnect through the second host: $(grep 'state database' "$T/a.log" | tail -3)"
+grep 'connection lost' "$T/a.log" | grep -qv 'bad file descriptor' || fail "the lost connection's message: $(grep 'connection lost' "$T/a.log" | head -1)"
+ok "reconnected past the refusing first host; the log says: $(grep -m1 'connection lost' "$T/a.log" | sed 's/^<[0-9]>//')"
 wait_until grep -q ' batch.done ' "$HA_LOG" || fail "batch.done not delivered"
 wait_until sh -c "[ \"\$('$CTL' -s '$T/a.sock' --json status | jq -r .status.deliveries_pending)\" = 0 ]" || fail "deliveries pending"
 failures=$(commit_failures)

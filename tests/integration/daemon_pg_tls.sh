@@ -38,7 +38,7 @@ ok "sslmode=verify-full with sslrootcert: the daemon's $n connections are TLS, 3
 # checking the certificate against that name, and goes on.
 pg_stop fast
 pg_start
-wait_until grep -q 'state database: connected again' "$T/daemon.log" || fail "no reconnect after the server restarted"
+wait_until grep -q 'state database: main connection made again' "$T/daemon.log" || fail "no reconnect after the server restarted"
 grep -q 'addresses of 1 hosts, looked up off the loop' "$T/daemon.log" || fail "the host name was not looked up off the loop"
 sim POST /_sim/jobs '{"jobs":[{"id":"tls-4","timeline":[{"status":"processing","at":0},{"status":"complete","at":0.5}]}]}' >/dev/null
 wait_until sh -c "'$CTL' -s '$T/ctl.sock' watch tls-4 >/dev/null" || fail "watch after the reconnect"

@@ -224,6 +224,17 @@ max_in_window() {
 	    {j: $j, m: ([.m, $i - $j + 1] | max)}) | .m'
 }
 
+# faketime_available: sets FAKETIME_LIB to libfaketime (the thread-safe one). Preloaded by
+# "env LD_PRELOAD=$FAKETIME_LIB FAKETIME=..." rather than the faketime command, which forks:
+# the pid a test kills must be the daemon's.
+faketime_available() {
+	local f
+	for f in /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1; do
+		[ -e "$f" ] && { FAKETIME_LIB=$f; return 0; }
+	done
+	return 1
+}
+
 # EW_STATE=pg: the test runs with its state on a PostgreSQL server of its own (tests/integration/pg.sh).
 if [ "${EW_STATE:-}" = pg ]; then
 	. "$top_srcdir/tests/integration/pg.sh"

@@ -131,3 +131,30 @@ ha_ids() { grep -- "${1:-.}" "$HA_LOG" 2>/dev/null | awk '{print $3}' | sort -u 
 ha_has_ids() { [ "$(ha_ids "${2:-.}")" -ge "$1" ]; }
 # ha_terminal: "EVENT_ID EVENT JOB" of every terminal job event the hooks ran (repeats included).
 ha_terminal() { awk '$4 ~ /^embed_job\.(complete|failed|cancelled)$/ {print $3, $4, $5}' "$HA_LOG"; }
+
+# ---- a partition between a daemon and the server (tests/integration/pgproxy.py) ----
+# proxy_start NODE...: a proxy with a loopback TCP port per node, forwarding to the server's Unix
+# socket (the server's pg_hba is not involved: it sees local connections); sets PROXY_PORT_NODE.
+proxy_start() {
+	PROXY_CTL="$T/pgproxy.sock"
+	python3 "$top_srcdir/tests/integration/pgproxy.py" --upstream "$PG_DIR/.s.PGSQL.$PG_PORT" --control "$PROXY_CTL" \
+		--ports-file "$T/pgproxy.ports" --log "$T/pgproxy.log" "$@" 2>>"$T/pgproxy.log" &
+	PIDS+=("$!")
+	wait_until test -s "$T/pgproxy.ports" || fail "the proxy did not start"
+	local n p
+	while read -r n p; do eval "PROXY_PORT_$n=$p"; done <"$T/pgproxy.ports"
+}
+# proxy COMMAND NODE [ARG]: one command to the proxy (arm, freeze, heal, state, cuts, count: pgproxy.py); prints its answer.
+proxy() {
+	python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((" ".join(sys.argv[2:]) + "\n").encode())
+print(s.makefile().readline().strip())' "$PROXY_CTL" "$@"
+}
+# proxy_cut_more NODE N: NODE was cut more than N times (proxy count NODE before arming).
+proxy_cut_more() { [ "$(proxy count "$1")" -gt "$2" ]; }
+# node_via_proxy NAME: $T/NAME.conf reaches the server through the proxy's port for NAME.
+node_via_proxy() {
+	local port
+	eval "port=\$PROXY_PORT_$1"
+	sed -i "s|^state_url = .*|state_url = postgresql://embedwatch@127.0.0.1:$port/postgres?sslmode=disable|" "$T/$1.conf"
+}
