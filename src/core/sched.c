@@ -73,6 +73,19 @@ double sched_bucket_rate(const struct sched_bucket *b)
 	return b->cur * 1000.0;
 }
 
+uint64_t sched_sweep_interval(uint64_t cur, bool changed, unsigned *quiet, double factor, uint64_t min, uint64_t max)
+{
+	if (changed) {
+		*quiet = 0;
+		return min;
+	}
+	if (*quiet < SCHED_QUIET_LISTS) {
+		(*quiet)++;
+		return min;
+	}
+	return sched_grow(cur, factor, min, max);
+}
+
 uint64_t sched_grow(uint64_t cur, double factor, uint64_t min, uint64_t max)
 {
 	double next = (double)cur * factor;

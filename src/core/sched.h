@@ -34,6 +34,14 @@ double sched_bucket_rate(const struct sched_bucket *b);
 
 /* The next poll interval when nothing changed: cur * factor, within [min, max]. */
 uint64_t sched_grow(uint64_t cur_ms, double factor, uint64_t min_ms, uint64_t max_ms);
+/*
+ * A list sweep's next interval after a good sweep: min after a change (and
+ * *quiet back to 0); while nothing changes, min until SCHED_QUIET_LISTS lists
+ * in a row saw nothing (jobs just watched often end soon), then grown by
+ * factor up to max. *quiet counts the unchanged lists.
+ */
+#define SCHED_QUIET_LISTS 3
+uint64_t sched_sweep_interval(uint64_t cur_ms, bool changed, unsigned *quiet, double factor, uint64_t min_ms, uint64_t max_ms);
 /* interval scaled by a uniform factor in [1 - jitter, 1 + jitter]; unit in [0, 1). */
 uint64_t sched_jitter(uint64_t interval_ms, double jitter, double unit);
 /* Delay after the n-th failure in a row (n >= 1): min * 2^(n-1), capped at max. */

@@ -54,6 +54,7 @@ struct poller {
 	bool sweep_in_flight;
 	uint64_t sweep_due;             /* loop ms */
 	uint64_t sweep_interval;        /* current; grows while nothing changes */
+	unsigned sweep_quiet;           /* good sweeps in a row that changed nothing */
 	uint32_t sweep_gen;
 	int64_t sweep_started_wall;
 	unsigned sweep_fail_run;

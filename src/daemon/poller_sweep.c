@@ -323,11 +323,9 @@ static void not_modified(struct poller *p)
 static void next_sweep(struct poller *p, bool ok)
 {
 	struct ew *ew = p->ew;
-	if (ok && p->sweep_changed)
-		p->sweep_interval = ew->cfg.sweep_interval_ms;
-	else if (ok)
-		p->sweep_interval = sched_grow(p->sweep_interval, ew->cfg.backoff, ew->cfg.sweep_interval_ms,
-					       ew->cfg.sweep_interval_max_ms);
+	if (ok)
+		p->sweep_interval = sched_sweep_interval(p->sweep_interval, p->sweep_changed, &p->sweep_quiet, ew->cfg.backoff,
+							 ew->cfg.sweep_interval_ms, ew->cfg.sweep_interval_max_ms);
 	else
 		p->sweep_interval = sched_error_backoff(p->sweep_fail_run, ew->cfg.sweep_interval_ms,
 							ew->cfg.sweep_interval_max_ms);

@@ -48,6 +48,7 @@ struct sweep_v2 {
 	uint64_t interval;
 	uint32_t gen;               /* in job->sweep_gen of batch jobs (the v1 sweep has its own for embed jobs) */
 	unsigned fail_run;
+	unsigned quiet;                 /* good sweeps in a row that changed nothing */
 	uint64_t off_until;         /* per-id polling only until then (loop ms), 0: sweeping */
 	/* this sweep */
 	bool full;                  /* reads every page, whatever the order */
@@ -347,10 +348,9 @@ static void next_sweep(struct poller *p, bool ok)
 {
 	struct ew *ew = p->ew;
 	struct sweep_v2 *s = p->v2;
-	if (ok && s->changed)
-		s->interval = ew->cfg.sweep_interval_ms;
-	else if (ok)
-		s->interval = sched_grow(s->interval, ew->cfg.backoff, ew->cfg.sweep_interval_ms, ew->cfg.sweep_interval_max_ms);
+	if (ok)
+		s->interval = sched_sweep_interval(s->interval, s->changed, &s->quiet, ew->cfg.backoff, ew->cfg.sweep_interval_ms,
+						   ew->cfg.sweep_interval_max_ms);
 	else
 		s->interval = sched_error_backoff(s->fail_run, ew->cfg.sweep_interval_ms, ew->cfg.sweep_interval_max_ms);
 	/*

@@ -105,6 +105,27 @@ static void test_backoff(void **state)
 	assert_int_equal(sched_throttle_pause(30, 300000), 300000);
 }
 
+static void test_sweep_interval(void **state)
+{
+	unsigned quiet = 0;
+	uint64_t i = 5000;
+	/* Unchanged: the shortest interval for SCHED_QUIET_LISTS lists, then growing. */
+	for (int k = 0; k < SCHED_QUIET_LISTS; k++) {
+		i = sched_sweep_interval(i, false, &quiet, 1.5, 5000, 60000);
+		assert_int_equal(i, 5000);
+	}
+	i = sched_sweep_interval(i, false, &quiet, 1.5, 5000, 60000);
+	assert_int_equal(i, 7500);
+	for (int k = 0; k < 20; k++)
+		i = sched_sweep_interval(i, false, &quiet, 1.5, 5000, 60000);
+	assert_int_equal(i, 60000);
+	/* A change: back to the shortest, and the quiet count starts again. */
+	i = sched_sweep_interval(i, true, &quiet, 1.5, 5000, 60000);
+	assert_int_equal(i, 5000);
+	assert_int_equal(quiet, 0);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -115,6 +136,7 @@ int main(void)
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_jitter),
 		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_sweep_interval),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
