@@ -39,6 +39,10 @@ int ctl_deliveries(int argc, char **argv)
 		printf("%-36s %-20s %-12s %-8s %-8lld %-24s %s\n", ctl_str(d, "event_id"), ctl_str(d, "event"), ctl_str(d, "hook"),
 		       ctl_str(d, "state"), (long long)ctl_num(d, "attempts"), ctl_str(d, "updated"), or_dash(d, "last_error"));
 	}
+	json_object *tr;
+	if (json_object_object_get_ex(ans, "truncated", &tr) && json_object_get_boolean(tr))
+		fprintf(stderr, "embedwatchctl: the newest %lld deliveries shown, there are more: narrow with --state, "
+			"--hook or --since\n", (long long)ctl_num(ans, "limit"));
 	json_object_put(ans);
 	return 0;
 }

@@ -111,11 +111,13 @@ void control_cmd_deliveries(struct client *c, json_object *req);
 /* After the job's fields from memory (jo, taken): its snapshot and events from the state, then the answer. */
 void control_show_stored(struct client *c, const char *id, json_object *jo);
 /* A read whose rows fill one array of the answer {"ok": true, KEY: [...]}: starts the read for c (key: a literal). */
+/* Rows an answer that grows with the state holds at most (the newest); past it the answer says "truncated". */
+#define CONTROL_ARRAY_MAX 10000
 struct control_array_read *control_array_read_new(struct client *c, const char *key);
 json_object *control_array_read_arr(struct control_array_read *x);
 /* The read's done: answers c (or says what failed) and frees x. */
 void control_array_read_done(int r, void *arg);
-/* A delivery row into the array of arg (a control_array_read); stops at 10,000. */
+/* A delivery row into the array of arg (a control_array_read); past CONTROL_ARRAY_MAX the answer says "truncated". */
 int control_delivery_one(const struct store_delivery *d, void *arg);
 /* "since" of a request: a duration ago ("2h") or an RFC 3339 time; 0 when absent. -EINVAL with err. */
 int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen);

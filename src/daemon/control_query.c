@@ -421,9 +421,22 @@ void control_cmd_batches(struct client *c, json_object *req)
 	control_send_line(c, o);
 }
 
+struct control_array_read {
+	struct client *c;
+	const char *key;
+	json_object *arr;
+	bool truncated;             /* rows past CONTROL_ARRAY_MAX were left out */
+};
+
 int control_delivery_one(const struct store_delivery *d, void *arg)
 {
+	struct control_array_read *x = arg;
 	json_object *arr = control_array_read_arr(arg);
+	/* An answer that grows with the jobs is bounded: the newest rows, and a word that there are more. */
+	if (json_object_array_length(arr) >= CONTROL_ARRAY_MAX) {
+		x->truncated = true;
+		return 0;
+	}
 	json_object *o = json_object_new_object();
 	char t[40];
 	json_object_object_add(o, "event_id", json_object_new_string(d->event_id));
@@ -440,7 +453,7 @@ int control_delivery_one(const struct store_delivery *d, void *arg)
 		json_object_object_add(o, "next_attempt", json_object_new_string(t));
 	}
 	json_object_array_add(arr, o);
-	return json_object_array_length(arr) >= 10000;
+	return 0;
 }
 
 int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen)
@@ -462,12 +475,6 @@ int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen)
 }
 
 /* A read whose rows become one array of the answer: {"ok": true, key: [...]}. */
-struct control_array_read {
-	struct client *c;
-	const char *key;
-	json_object *arr;
-};
-
 struct control_array_read *control_array_read_new(struct client *c, const char *key)
 {
 	struct control_array_read *x = xcalloc(1, sizeof(*x));
@@ -492,6 +499,10 @@ void control_array_read_done(int r, void *arg)
 		} else {
 			json_object *o = control_ok_answer();
 			json_object_object_add(o, x->key, json_object_get(x->arr));
+			if (x->truncated) {
+				json_object_object_add(o, "truncated", json_object_new_boolean(true));
+				json_object_object_add(o, "limit", json_object_new_int(CONTROL_ARRAY_MAX));
+			}
 			control_send_line(x->c, o);
 		}
 	}

@@ -78,9 +78,9 @@ static const char *const queries[Q__MAX] = {
 	[Q_GET_JOBS] = JOB_SELECT " WHERE id = ANY($1::text[])",
 	[Q_EACH_JOB_BATCH] = JOB_SELECT " WHERE batch=$1",
 	[Q_EACH_DELIVERY] = DELIVERY_SELECT "WHERE d.updated_ms >= $1 AND ($2::text IS NULL OR d.hook=$2) "
-			    "ORDER BY d.updated_ms DESC LIMIT 10000",
+			    "ORDER BY d.updated_ms DESC LIMIT 10001",
 	[Q_EACH_DELIVERY_STATE] = DELIVERY_SELECT "WHERE d.state=$1 AND d.updated_ms >= $2 AND ($3::text IS NULL OR d.hook=$3) "
-				  "ORDER BY d.updated_ms DESC LIMIT 10000",
+				  "ORDER BY d.updated_ms DESC LIMIT 10001",
 	/* The order the events were committed in (seq), never a host's clock: cancelling before cancelled, members before batch.done. */
 	[Q_EACH_PENDING] = DELIVERY_SELECT "WHERE d.state='pending' ORDER BY e.seq, d.hook",
 	[Q_GET_EVENT] = "SELECT type, subject, batch, payload FROM events WHERE id=$1",

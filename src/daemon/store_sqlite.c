@@ -44,10 +44,11 @@ static const char *const queries[Q__MAX] = {
 	[Q_EACH_JOB] = JOB_SELECT,
 	[Q_GET_JOB] = JOB_SELECT " WHERE id=?1",
 	[Q_EACH_JOB_BATCH] = JOB_SELECT " WHERE batch=?1",
+	/* One row past the 10,000 the control socket shows: it says "truncated". */
 	[Q_EACH_DELIVERY] = DELIVERY_SELECT "WHERE d.updated_ms >= ?2 AND (?3 IS NULL OR d.hook=?3) "
-			    "ORDER BY d.updated_ms DESC",
+			    "ORDER BY d.updated_ms DESC LIMIT 10001",
 	[Q_EACH_DELIVERY_STATE] = DELIVERY_SELECT "WHERE d.state=?1 AND d.updated_ms >= ?2 AND (?3 IS NULL OR d.hook=?3) "
-				  "ORDER BY d.updated_ms DESC",
+				  "ORDER BY d.updated_ms DESC LIMIT 10001",
 	/*
 	 * The order the events were committed in (rowid: a new row's is above every
 	 * row's there), never the clock that stamped them: cancelling before

@@ -23,7 +23,12 @@ stop_daemon
 now=$(now_ms)
 sqlite3 "$T/state/embedwatch.db" "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $N - 1)
   INSERT INTO jobs(id, batch, status, added_ms, updated_ms) SELECT printf('%08x-7d1c-4e2a-9b3f-%012d', i * 2654435761 % 4294967296, i),
-  NULL, 3, $now, $now FROM n;"
+  NULL, 3, $now, $now FROM n;
+  WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 10499)
+  INSERT INTO events(id, type, subject, batch, ts_ms, payload) SELECT printf('evt_%032d', i), 'embed_job.complete',
+  printf('job-%d', i), NULL, $now, '{}' FROM n;
+  INSERT INTO deliveries(event_id, hook, state, attempts, next_ms, last_error, updated_ms)
+  SELECT id, 'record', 'done', 1, $now, NULL, $now FROM events;"
 start_daemon
 [ "$(status_field jobs)" = "$N" ] || fail "restored $(status_field jobs) jobs, not $N"
 
@@ -58,6 +63,14 @@ if [ -f "$top_srcdir/contrib/bash-completion/embedwatchctl" ]; then
 	echo "$got" | grep -qx "$first" || fail "completion of ${first:0:12}: $(echo "$got" | head -3)"
 	ok "completion of a job id among $N"
 fi
+
+# deliveries, which grows with the events: the newest 10,000, and the answer says there are more.
+ctl deliveries >"$T/deliveries.txt" 2>"$T/deliveries.err" || fail "deliveries failed: $(cat "$T/deliveries.err")"
+[ "$(tail -n +2 "$T/deliveries.txt" | wc -l)" = 10000 ] || fail "deliveries: $(wc -l <"$T/deliveries.txt") lines"
+grep -q 'the newest 10000 deliveries shown, there are more' "$T/deliveries.err" || fail "no word of the rest: $(cat "$T/deliveries.err")"
+ctl deliveries --json | jq -e '.truncated == true and .limit == 10000 and (.deliveries | length) == 10000' >/dev/null \
+	|| fail "deliveries --json: $(ctl deliveries --json | jq -c '{truncated, limit, n: (.deliveries | length)}')"
+ok "deliveries of 10,500: the newest 10,000, and the answer (and stderr) says there are more"
 
 # 2. wait - of 30,000 ended ids: in chunks (one request would pass 1 MiB), every id answered once.
 jq -r '.[0:30000][].id' "$T/list.json" >"$T/ids30k"
