@@ -565,7 +565,7 @@ static void test_pg_migrates_version_1(void **state)
 	assert_int_equal(n[0], 2);
 	assert_int_equal(n[1], 1);
 	close_store(s);
-	/* The version says 2 now; a newer one than this daemon knows is refused. */
+	/* The version says 3 now; a newer one than this daemon knows is refused. */
 	pg_exec("DO $$ BEGIN IF (SELECT value FROM meta WHERE key = 'schema') <> '3' THEN "
 		"RAISE EXCEPTION 'schema not migrated'; END IF; END $$");
 	pg_exec("UPDATE meta SET value = '99' WHERE key = 'schema'");
@@ -574,7 +574,7 @@ static void test_pg_migrates_version_1(void **state)
 	struct store_config c = { .loop = uv_default_loop(), .dir = dir, .url = pg_url };
 	assert_true(store_open(&c, &t, err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "newer embedwatchd"));
-	assert_non_null(strstr(err, "schema version 99, this one knows 2"));
+	assert_non_null(strstr(err, "schema version 99, this one knows 3"));
 }
 
 /* ---- PostgreSQL only: the lease ---- */
