@@ -151,7 +151,8 @@ static int cmp_items(const void *a, const void *b)
 /* Keeps the limit smallest keys: sorted, the rest dropped. */
 static void trim(struct ctlproto_page *p)
 {
-	qsort(p->items, p->n, sizeof(*p->items), cmp_items);
+	if (p->n > 1)           /* an empty page has no array at all: qsort must not see NULL */
+		qsort(p->items, p->n, sizeof(*p->items), cmp_items);
 	if (p->n <= p->limit)
 		return;
 	p->more = true;

@@ -136,6 +136,25 @@ static void test_page(void **state)
 	}
 }
 
+/* A list with nothing in it (a filter that matches no job): one empty page, no next. */
+static void test_page_empty(void **state)
+{
+	char err[128];
+	struct ctlproto_page p;
+	enum ctl_cmd cmd;
+	json_object *req, *o = json_object_new_object();
+	assert_int_equal(ctlproto_parse("{\"cmd\":\"list\"}", 14, &cmd, &req, err, sizeof(err)), 0);
+	assert_int_equal(ctlproto_page_init(&p, req, NULL, err, sizeof(err)), 0);
+	ctlproto_page_end(&p);
+	assert_int_equal(p.n, 0);
+	ctlproto_page_next(&p, o);
+	assert_false(json_object_object_get_ex(o, "next", NULL));
+	json_object_put(o);
+	ctlproto_page_free(&p);
+	json_object_put(req);
+	(void)state;
+}
+
 static void test_page_bad(void **state)
 {
 	static const char *const lines[] = {
@@ -159,6 +178,7 @@ int main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_page),
 		cmocka_unit_test(test_page_bad),
+		cmocka_unit_test(test_page_empty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
