@@ -10,6 +10,7 @@
 #include "api_v2.h"
 #include "config.h"
 #include "control_int.h"
+#include "ha.h"
 #include "ew.h"
 #include "hooks.h"
 #include "job.h"
@@ -213,9 +214,10 @@ void control_role_fields(struct ew *ew, json_object *s)
 	if (!m->shared)
 		return;
 	json_object *a = NULL;
-	if (m->role == ROLE_ACTIVE || m->active_host[0]) {
+	enum ew_role role = ha_role(ew);
+	if (role == ROLE_ACTIVE || m->active_host[0]) {
 		a = json_object_new_object();
-		if (m->role == ROLE_ACTIVE) {
+		if (role == ROLE_ACTIVE) {
 			char host[256] = "?";
 			gethostname(host, sizeof(host) - 1);
 			json_object_object_add(a, "host", json_object_new_string(host));

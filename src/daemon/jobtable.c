@@ -176,6 +176,16 @@ bool jobtable_listed(const struct jobtable *t)
 	return t->listed;
 }
 
+void jobtable_set_active(struct jobtable *t, bool active)
+{
+	t->active = active;
+}
+
+bool jobtable_active(const struct jobtable *t)
+{
+	return t->active;
+}
+
 struct job *jobtable_peek(struct jobtable *t)
 {
 	return t->due ? heap_peek(t->due) : NULL;

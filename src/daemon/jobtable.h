@@ -71,6 +71,7 @@ struct jobtable {
 	struct job **cancels;       /* jobs waiting for their cancel request, oldest first */
 	size_t n_cancels, cap_cancels;
 	bool listed;                /* the list sweep observes the embed jobs (new ones wait for it) */
+	bool active;                /* the jobs are the active daemon's, restored (ha says): they may be written */
 };
 
 /* A new job (not in the table yet); the caller fills the rest. */
@@ -122,6 +123,9 @@ struct job *jobtable_cancel_pop(struct jobtable *t);
 /* Whether the list sweep observes the embed jobs: the poller says, watch schedules new jobs by it. */
 void jobtable_set_listed(struct jobtable *t, bool listed);
 bool jobtable_listed(const struct jobtable *t);
+/* Whether this daemon is active (set by ha with the role): only the active's table writes the state. */
+void jobtable_set_active(struct jobtable *t, bool active);
+bool jobtable_active(const struct jobtable *t);
 
 void jobtable_free(struct jobtable *t);
 

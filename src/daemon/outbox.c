@@ -147,9 +147,9 @@ bool outbox_busy(struct ew *ew)
 static void dispatch(struct ew *ew, struct turn *t)
 {
 	struct turn_row *rows = turn_committed(t);
-	bool ended = t->ended, kick = t->kick, sweep = t->sweep;
+	bool ended = t->ended, kick = t->kick, sweep = t->sweep, requests = t->requests;
 	uint64_t gen = t->gen;
-	t->ended = t->kick = t->sweep = false;
+	t->ended = t->kick = t->sweep = t->requests = false;
 	/* A wait hears only of ends that are durable: those recorded since this commit began wait for theirs. */
 	if (ended && t != &ew->turn && turn_has_writes(&ew->turn)) {
 		ew->turn.ended = true;
@@ -158,6 +158,8 @@ static void dispatch(struct ew *ew, struct turn *t)
 	t->answers = 0;
 	hooks_dispatch(ew, rows, gen);
 	control_dispatch(ew, ended, gen);
+	if (requests)
+		control_fetch(ew);
 	for (struct turn_row *p = rows; p; p = p->next)
 		if (p->kind == TR_META)
 			poller_meta_saved(ew->poller, p->subject, p->text);

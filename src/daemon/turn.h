@@ -58,6 +58,7 @@ struct turn {
 	bool ended;                 /* a job ended or left: waits may be satisfied */
 	bool kick;                  /* the poller has new due jobs */
 	bool sweep;                 /* new embed jobs: the poller brings the next list sweep forward */
+	bool requests;              /* standbys wrote requests (ha): control reads and applies them */
 	unsigned answers;           /* control answers held for this commit */
 	/*
 	 * The number of this record: what is held for it (answers, claimed

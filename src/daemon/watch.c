@@ -625,7 +625,7 @@ void watch_prune(struct ew *ew)
 	if (!ew->cfg.retention_ms && !ew->cfg.delivery_retention_ms)
 		return;
 	/* Only the active writes the state (a standby holds no jobs; one taking over holds only some yet). */
-	if (ew->m.role != ROLE_ACTIVE)
+	if (!jobtable_active(&ew->jobs))
 		return;
 	/* A retention of 0 keeps that kind forever. */
 	x.before = ew->cfg.retention_ms ? now - (int64_t)ew->cfg.retention_ms : INT64_MIN;

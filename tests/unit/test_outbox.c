@@ -91,6 +91,7 @@ void hooks_dispatch(struct ew *ew, const struct turn_row *rows, uint64_t gen)
 }
 void control_dispatch(struct ew *ew, bool ended, uint64_t gen) { note("waiters"); last_ended = ended; }
 void control_commit_failed(struct ew *ew, const char *why) { note("answers-failed"); }
+void control_fetch(struct ew *ew) { note("requests"); }
 void poller_kick(struct poller *p) { note("kick"); }
 void poller_want_sweep(struct poller *p) { note("sweep"); }
 void poller_meta_saved(struct poller *p, const char *key, const char *value) { note("meta saved"); }
