@@ -298,10 +298,10 @@ void control_cmd_status(struct client *c, json_object *req)
 	json_object_object_add(s, "uptime_s", json_object_new_int64((util_wall_ms() - m->start_ms) / 1000));
 	json_object_object_add(s, "polls", json_object_new_int64((int64_t)m->polls));
 	json_object_object_add(s, "sweeps", json_object_new_int64((int64_t)m->sweeps));
-	json_object_object_add(s, "sweeping", json_object_new_boolean(jobtable_listed(&ew->jobs) && ew->cfg.sweep));
+	json_object_object_add(s, "sweeping", json_object_new_boolean(jobtable_listed(&ew->jobs, JOB_KIND_EMBED) && ew->cfg.sweep));
 	json_object_object_add(s, "batch_sweeps", json_object_new_int64((int64_t)m->batch_sweeps));
 	json_object_object_add(s, "batch_sweep_pages", json_object_new_int64((int64_t)m->batch_sweep_pages));
-	json_object_object_add(s, "batch_sweeping", json_object_new_boolean(watch_v2_sweeping(ew->v2) && ew->cfg.batch_sweep));
+	json_object_object_add(s, "batch_sweeping", json_object_new_boolean(jobtable_listed(&ew->jobs, JOB_KIND_BATCH) && ew->cfg.batch_sweep));
 	json_object_object_add(s, "cancels", json_object_new_int64((int64_t)m->cancels));
 	/* How jobs are observed and why: the planner never leaves the sweep silently. */
 	json_object *ob = json_object_new_object();

@@ -150,7 +150,8 @@ void turn_unseal(struct turn *t, struct turn *s)
 	t->sweep |= s->sweep;
 	t->requests |= s->requests;
 	t->answers += s->answers;
-	s->ended = s->kick = s->sweep = s->requests = false;
+	s->ended = s->kick = s->requests = false;
+	s->sweep = 0;
 	s->answers = 0;
 }
 
