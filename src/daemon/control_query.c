@@ -10,6 +10,7 @@
 #include "api_v2.h"
 #include "config.h"
 #include "control_int.h"
+#include "ha.h"
 #include "ew.h"
 #include "hooks.h"
 #include "job.h"
@@ -213,9 +214,10 @@ void control_role_fields(struct ew *ew, json_object *s)
 	if (!m->shared)
 		return;
 	json_object *a = NULL;
-	if (m->role == ROLE_ACTIVE || m->active_host[0]) {
+	enum ew_role role = ha_role(ew);
+	if (role == ROLE_ACTIVE || m->active_host[0]) {
 		a = json_object_new_object();
-		if (m->role == ROLE_ACTIVE) {
+		if (role == ROLE_ACTIVE) {
 			char host[256] = "?";
 			gethostname(host, sizeof(host) - 1);
 			json_object_object_add(a, "host", json_object_new_string(host));
@@ -296,10 +298,10 @@ void control_cmd_status(struct client *c, json_object *req)
 	json_object_object_add(s, "uptime_s", json_object_new_int64((util_wall_ms() - m->start_ms) / 1000));
 	json_object_object_add(s, "polls", json_object_new_int64((int64_t)m->polls));
 	json_object_object_add(s, "sweeps", json_object_new_int64((int64_t)m->sweeps));
-	json_object_object_add(s, "sweeping", json_object_new_boolean(jobtable_listed(&ew->jobs) && ew->cfg.sweep));
+	json_object_object_add(s, "sweeping", json_object_new_boolean(jobtable_listed(&ew->jobs, JOB_KIND_EMBED) && ew->cfg.sweep));
 	json_object_object_add(s, "batch_sweeps", json_object_new_int64((int64_t)m->batch_sweeps));
 	json_object_object_add(s, "batch_sweep_pages", json_object_new_int64((int64_t)m->batch_sweep_pages));
-	json_object_object_add(s, "batch_sweeping", json_object_new_boolean(watch_v2_sweeping(ew->v2) && ew->cfg.batch_sweep));
+	json_object_object_add(s, "batch_sweeping", json_object_new_boolean(jobtable_listed(&ew->jobs, JOB_KIND_BATCH) && ew->cfg.batch_sweep));
 	json_object_object_add(s, "cancels", json_object_new_int64((int64_t)m->cancels));
 	/* How jobs are observed and why: the planner never leaves the sweep silently. */
 	json_object *ob = json_object_new_object();

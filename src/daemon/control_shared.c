@@ -17,6 +17,7 @@
 
 #include "api.h"
 #include "control_int.h"
+#include "ha.h"
 #include "hooks.h"
 #include "job.h"
 #include "log.h"
@@ -722,7 +723,7 @@ void control_on_shared_tick(uv_timer_t *t)
 	struct ew *ew = ctl->ew;
 	if (ew->stopping)
 		return;
-	if (ew->m.role == ROLE_ACTIVE) {
+	if (ha_role(ew) == ROLE_ACTIVE) {
 		/* The slow poll for requests, in case a notification went missing (a reconnect). */
 		if (++ctl->shared_ticks % FETCH_EVERY_TICKS == 0)
 			control_fetch_requests(ctl);
@@ -759,7 +760,7 @@ static int request_row(int64_t id, const char *line, void *arg)
 	}
 	f->seen[f->n_seen++] = id;
 	/* Applied already, its delete not committed yet: once only. */
-	if (!applied(ctl, id) && line && ctl->ew->m.role == ROLE_ACTIVE && !ctl->ew->stopping)
+	if (!applied(ctl, id) && line && ha_role(ctl->ew) == ROLE_ACTIVE && !ctl->ew->stopping)
 		control_apply_request(ctl, id, line);
 	return 0;
 }
@@ -788,7 +789,7 @@ static void fetched(int r, void *arg)
 
 void control_fetch_requests(struct control *ctl)
 {
-	if (!ctl || ctl->ew->stopping || ctl->ew->m.role != ROLE_ACTIVE)
+	if (!ctl || ctl->ew->stopping || ha_role(ctl->ew) != ROLE_ACTIVE)
 		return;
 	if (ctl->fetching) {
 		ctl->fetch_again = true;

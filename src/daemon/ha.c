@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "control.h"
 #include "hooks.h"
 #include "log.h"
 #include "store.h"
@@ -31,12 +30,21 @@ struct ha {
 	bool started;               /* start-up is over: a takeover now is at run time */
 	bool restoring;             /* a takeover's restore in flight */
 	bool closed, timer_closed;  /* ha_close: freed once nothing in flight calls back */
+	enum ew_role role;          /* this daemon's; metrics and the job table hold copies (set_role) */
 	unsigned failures;          /* takes or renewals in a row that could not reach the database */
 	void (*start_done)(int r, const char *err, void *arg);
 	void *start_arg;
 };
 
 static void arm(struct ha *h);
+
+/* The role changes here only: metrics copies it for display, the job table learns whether its jobs are the active's. */
+static void set_role(struct ha *h, enum ew_role r)
+{
+	h->role = r;
+	h->ew->m.role = r;
+	jobtable_set_active(&h->ew->jobs, r == ROLE_ACTIVE);
+}
 
 /* After ha_close: the last of the timer and the calls in flight frees it. Returns true when closed. */
 static bool gone(struct ha *h)
@@ -87,7 +95,7 @@ static void restored(int r, const char *err, void *arg)
 		ha_lost(ew, err);
 		return;
 	}
-	ew->m.role = ROLE_ACTIVE;
+	set_role(h, ROLE_ACTIVE);
 	ew->m.takeovers++;
 	log_msg(LOG_NOTICE, "active%s: %zu jobs and %u pending deliveries restored from %s", ew->m.shared ? " (lease taken)" : "",
 		ew->jobs.jobs.len, ew->m.deliveries_pending, store_describe(ew->store));
@@ -97,8 +105,8 @@ static void restored(int r, const char *err, void *arg)
 		/* Waits that began while standby are answered from memory now, after that commit. */
 		ew->turn.ended = true;
 	}
-	/* What standbys were asked while nobody was active. */
-	control_fetch(ew);
+	/* What standbys were asked while nobody was active: the outbox has control read it after the next commit. */
+	ew->turn.requests = true;
 	arm(h);
 	start_over(h, 0, "");
 }
@@ -116,7 +124,7 @@ static void restored_jobs(int r, const char *err, void *arg)
 static void become_active(struct ha *h)
 {
 	struct ew *ew = h->ew;
-	ew->m.role = ROLE_TAKING_OVER;
+	set_role(h, ROLE_TAKING_OVER);
 	if (h->started)
 		log_msg(LOG_NOTICE, "taking over as the active daemon (lease epoch %lld): restoring the shared state",
 			(long long)store_lease_epoch(ew->store));
@@ -158,7 +166,7 @@ static void on_take(int r, bool taken, const struct store_lease *l, void *arg)
 
 static void try_take(struct ha *h)
 {
-	if (h->taking || h->lost || h->ew->stopping || h->ew->m.role != ROLE_STANDBY)
+	if (h->taking || h->lost || h->ew->stopping || h->role != ROLE_STANDBY)
 		return;
 	h->taking = true;
 	store_lease_take(h->ew->store, on_take, h);
@@ -195,9 +203,9 @@ static void on_timer(uv_timer_t *t)
 {
 	struct ha *h = t->data;
 	struct ew *ew = h->ew;
-	if (ew->m.role == ROLE_STANDBY) {
+	if (h->role == ROLE_STANDBY) {
 		try_take(h);
-	} else if ((ew->m.role == ROLE_ACTIVE || ew->m.role == ROLE_TAKING_OVER) && !h->renewing && !h->lost &&
+	} else if ((h->role == ROLE_ACTIVE || h->role == ROLE_TAKING_OVER) && !h->renewing && !h->lost &&
 		   !ew->stopping) {
 		h->renewing = true;
 		store_lease_renew(ew->store, on_renew, h);
@@ -211,9 +219,9 @@ static void arm(struct ha *h)
 	struct ew *ew = h->ew;
 	if (!ew->m.shared || h->lost || ew->stopping)
 		return;
-	uint64_t every = ew->m.role != ROLE_STANDBY ? ew->cfg.lease_renew_ms :
+	uint64_t every = h->role != ROLE_STANDBY ? ew->cfg.lease_renew_ms :
 			 ew->cfg.lease_renew_ms < HA_TAKE_EVERY_MS ? ew->cfg.lease_renew_ms : HA_TAKE_EVERY_MS;
-	if (ew->m.role == ROLE_STANDBY && uv_is_active((uv_handle_t *)&h->timer))
+	if (h->role == ROLE_STANDBY && uv_is_active((uv_handle_t *)&h->timer))
 		return;
 	UV_CHECK(uv_timer_start(&h->timer, on_timer, every, every));
 }
@@ -225,8 +233,8 @@ static void on_notify(const char *what, void *arg)
 	if (strcmp(what, "lease") == 0)
 		try_take(h);
 	/* A standby wrote a request: the active applies it now. */
-	else if (strcmp(what, "requests") == 0 && h->ew->m.role == ROLE_ACTIVE)
-		control_fetch(h->ew);
+	else if (strcmp(what, "requests") == 0 && h->role == ROLE_ACTIVE)
+		h->ew->turn.requests = true;
 }
 
 /* ---- the interface ---- */
@@ -262,7 +270,7 @@ void ha_start(struct ew *ew, void (*done)(int r, const char *err, void *arg), vo
 	snprintf(holder, sizeof(holder), "%s:%d:%lld", host, (int)getpid(), (long long)ew->m.start_ms);
 	store_lease_setup(ew->store, holder, host, (int)getpid(), ew->cfg.lease_ttl_ms);
 	store_on_notify(ew->store, on_notify, h);
-	ew->m.role = ROLE_STANDBY;
+	set_role(h, ROLE_STANDBY);
 	try_take(h);
 }
 
@@ -272,7 +280,7 @@ void ha_lost(struct ew *ew, const char *why)
 	if (!h || h->lost)
 		return;
 	h->lost = true;
-	ew->m.role = ROLE_STANDBY;
+	set_role(h, ROLE_STANDBY);
 	uv_timer_stop(&h->timer);
 	log_msg(LOG_WARNING, "lost the lease: %s; stepping down (no hook starts from here) to start again as a standby", why);
 	h->step_down(ew, why);
@@ -280,7 +288,12 @@ void ha_lost(struct ew *ew, const char *why)
 
 bool ha_active(struct ew *ew)
 {
-	return ew->m.role == ROLE_ACTIVE;
+	return ha_role(ew) == ROLE_ACTIVE;
+}
+
+enum ew_role ha_role(const struct ew *ew)
+{
+	return ew->ha ? ew->ha->role : ROLE_ACTIVE;
 }
 
 static void timer_closed(uv_handle_t *t)

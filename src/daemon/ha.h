@@ -29,6 +29,8 @@ void ha_start(struct ew *ew, void (*done)(int r, const char *err, void *arg), vo
 void ha_lost(struct ew *ew, const char *why);
 /* True when this daemon is active and restored (control answers from memory, polls, runs hooks). */
 bool ha_active(struct ew *ew);
+/* This daemon's role: the one place it is kept (metrics shows a copy); ROLE_ACTIVE before ha_init. */
+enum ew_role ha_role(const struct ew *ew);
 /* A clean stop: stops the timer; the lease is given up at exit (store_lease_release). */
 void ha_close(struct ew *ew);
 

@@ -166,14 +166,24 @@ struct job *jobtable_cancel_pop(struct jobtable *t)
 	return j;
 }
 
-void jobtable_set_listed(struct jobtable *t, bool listed)
+void jobtable_set_listed(struct jobtable *t, enum job_kind k, bool listed)
 {
-	t->listed = listed;
+	t->listed[k] = listed;
 }
 
-bool jobtable_listed(const struct jobtable *t)
+bool jobtable_listed(const struct jobtable *t, enum job_kind k)
 {
-	return t->listed;
+	return t->listed[k];
+}
+
+void jobtable_set_active(struct jobtable *t, bool active)
+{
+	t->active = active;
+}
+
+bool jobtable_active(const struct jobtable *t)
+{
+	return t->active;
 }
 
 struct job *jobtable_peek(struct jobtable *t)

@@ -70,7 +70,8 @@ struct jobtable {
 	size_t counts[JOB__MAX];
 	struct job **cancels;       /* jobs waiting for their cancel request, oldest first */
 	size_t n_cancels, cap_cancels;
-	bool listed;                /* the list sweep observes the embed jobs (new ones wait for it) */
+	bool listed[JOB_KIND__MAX]; /* per kind: its list sweep works (the poller says), new jobs wait for it */
+	bool active;                /* the jobs are the active daemon's, restored (ha says): they may be written */
 };
 
 /* A new job (not in the table yet); the caller fills the rest. */
@@ -120,8 +121,11 @@ struct job *jobtable_cancel_peek(const struct jobtable *t);
 struct job *jobtable_cancel_pop(struct jobtable *t);
 
 /* Whether the list sweep observes the embed jobs: the poller says, watch schedules new jobs by it. */
-void jobtable_set_listed(struct jobtable *t, bool listed);
-bool jobtable_listed(const struct jobtable *t);
+void jobtable_set_listed(struct jobtable *t, enum job_kind k, bool listed);
+bool jobtable_listed(const struct jobtable *t, enum job_kind k);
+/* Whether this daemon is active (set by ha with the role): only the active's table writes the state. */
+void jobtable_set_active(struct jobtable *t, bool active);
+bool jobtable_active(const struct jobtable *t);
 
 void jobtable_free(struct jobtable *t);
 

@@ -506,11 +506,9 @@ int main(int argc, char **argv)
 	char line[512];
 	metrics_status_line(&ew->m, ew->jobs.counts, line, sizeof(line));
 	sd_notifyf(0, "READY=1\nSTATUS=%s", line);
-	if (ha_active(ew)) {
+	/* What standbys were asked while no daemon was active is read after the first commit (ha marked it). */
+	if (ha_active(ew))
 		poller_kick(ew->poller);
-		/* What standbys were asked while no daemon was active. */
-		control_fetch(ew);
-	}
 
 	uv_run(ew->loop, UV_RUN_DEFAULT);
 

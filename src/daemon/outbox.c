@@ -147,9 +147,11 @@ bool outbox_busy(struct ew *ew)
 static void dispatch(struct ew *ew, struct turn *t)
 {
 	struct turn_row *rows = turn_committed(t);
-	bool ended = t->ended, kick = t->kick, sweep = t->sweep;
+	bool ended = t->ended, kick = t->kick, requests = t->requests;
+	unsigned sweep = t->sweep;
 	uint64_t gen = t->gen;
-	t->ended = t->kick = t->sweep = false;
+	t->ended = t->kick = t->requests = false;
+	t->sweep = 0;
 	/* A wait hears only of ends that are durable: those recorded since this commit began wait for theirs. */
 	if (ended && t != &ew->turn && turn_has_writes(&ew->turn)) {
 		ew->turn.ended = true;
@@ -158,11 +160,13 @@ static void dispatch(struct ew *ew, struct turn *t)
 	t->answers = 0;
 	hooks_dispatch(ew, rows, gen);
 	control_dispatch(ew, ended, gen);
+	if (requests)
+		control_fetch(ew);
 	for (struct turn_row *p = rows; p; p = p->next)
 		if (p->kind == TR_META)
 			poller_meta_saved(ew->poller, p->subject, p->text);
 	if (sweep)
-		poller_want_sweep(ew->poller);
+		poller_want_sweep(ew->poller, sweep);
 	if (kick)
 		poller_kick(ew->poller);
 	turn_rows_free(rows);
@@ -213,7 +217,8 @@ static void on_committed(int r, void *arg)
 		 * these writes from the shared state; here nothing leaves.
 		 */
 		turn_rows_free(turn_committed(&o->sealed));
-		o->sealed.ended = o->sealed.kick = o->sealed.sweep = false;
+		o->sealed.ended = o->sealed.kick = o->sealed.requests = false;
+		o->sealed.sweep = 0;
 		o->sealed.answers = 0;
 		ha_lost(ew, "a commit was answered after the lease could have expired");
 		return;

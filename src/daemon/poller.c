@@ -95,9 +95,12 @@ void poller_kick(struct poller *p)
 		UV_CHECK(uv_timer_start(&p->timer, on_timer, 0, 0));
 }
 
-void poller_want_sweep(struct poller *p)
+void poller_want_sweep(struct poller *p, unsigned kinds)
 {
-	p->sweep_wanted = true;
+	if (kinds & TURN_SWEEP(JOB_KIND_EMBED))
+		p->sweep_wanted = true;
+	if (kinds & TURN_SWEEP(JOB_KIND_BATCH))
+		poller_v2_want_sweep(p);
 	poller_kick(p);
 }
 

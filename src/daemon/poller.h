@@ -12,8 +12,11 @@
 int poller_new(struct ew *ew, struct poller **ret);
 /* Runs the scheduler soon (a 0 ms timer); for the outbox after a commit with new due jobs. */
 void poller_kick(struct poller *p);
-/* New embed jobs were committed: the next list sweep is brought forward (as the budgets allow) and asked for in full. */
-void poller_want_sweep(struct poller *p);
+/*
+ * New jobs of the kinds in kinds (TURN_SWEEP bits) were committed: the next
+ * list sweep of each kind is brought forward (as the budgets allow; v1: asked for in full).
+ */
+void poller_want_sweep(struct poller *p, unsigned kinds);
 /* Builds request headers from the current key and config and sets the budget (start and reload). */
 void poller_configure(struct poller *p);
 /* A value the poller put into the turn record (the month's request count) is committed. */

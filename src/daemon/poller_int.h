@@ -134,6 +134,8 @@ void poller_sweep_free(struct poller *p);
 /* The v2 sweep (poller_v2.c): set up, whether a page should go now, send it, stop, free, running. */
 int poller_v2_init(struct poller *p);
 /* True when a page should be sent at now (sets *ret_wait to the ms until the next sweep otherwise). */
+/* New batch jobs wait for the v2 sweep: the next one comes sooner. */
+void poller_v2_want_sweep(struct poller *p);
 bool poller_v2_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait);
 /* Sends the next page of the sweep, starting one if none runs (a token was taken). */
 void poller_v2_start(struct poller *p);

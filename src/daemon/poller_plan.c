@@ -113,9 +113,9 @@ void poller_plan(struct poller *p, uint64_t now)
 	}
 	/* Watches wait for the next sweep unless per-id polling is the mode (idle: the sweep comes with them). */
 	if (o.mode == PLAN_PER_ID)
-		jobtable_set_listed(&ew->jobs, false);
+		jobtable_set_listed(&ew->jobs, JOB_KIND_EMBED, false);
 	else if (before == PLAN_PER_ID && o.mode == PLAN_SWEEP && c->sweep && !in.list_failing)
-		jobtable_set_listed(&ew->jobs, true);
+		jobtable_set_listed(&ew->jobs, JOB_KIND_EMBED, true);
 	ew->m.plan_mode = o.mode;
 	ew->m.plan_why = o.why;
 	ew->m.plan_delay_ms = o.delay_ms;

@@ -48,7 +48,7 @@ int poller_sweep_init(struct poller *p)
 		return -ENOMEM;
 	/* Compressed: list_max_bytes caps the decoded list, whatever it cost on the wire. */
 	http_req_compressed(p->sweep_req, true);
-	jobtable_set_listed(&ew->jobs, ew->cfg.sweep);
+	jobtable_set_listed(&ew->jobs, JOB_KIND_EMBED, ew->cfg.sweep);
 	return 0;
 }
 
@@ -148,7 +148,7 @@ static void fall_back(struct poller *p, const char *why)
 		why, SWEEP_FALLBACK_MS / 60000);
 	p->sweep_off_until = ew_now(ew) + SWEEP_FALLBACK_MS;
 	p->list_gen_ok = 0;     /* the next list, in 5 minutes, is read in full */
-	jobtable_set_listed(&ew->jobs, false);
+	jobtable_set_listed(&ew->jobs, JOB_KIND_EMBED, false);
 	ew->m.sweep_fallbacks++;
 	poller_all_per_id(p, JOB_KIND_EMBED, ew->cfg.interval_min_ms);
 }
@@ -383,7 +383,7 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		sweep_failed(p, p->split.error ? p->split.error : res->error_text);
 	} else if (res->status == 304 && p->list_conditional) {
 		p->sweep_fail_run = 0;
-		jobtable_set_listed(&ew->jobs, true);
+		jobtable_set_listed(&ew->jobs, JOB_KIND_EMBED, true);
 		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
 		p->list_known_at = ew_now(ew);
 		not_modified(p);
@@ -399,7 +399,7 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 		sweep_failed(p, why);
 	} else {
 		p->sweep_fail_run = 0;
-		jobtable_set_listed(&ew->jobs, true);
+		jobtable_set_listed(&ew->jobs, JOB_KIND_EMBED, true);
 		ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
 		ew->m.sweep_listed = p->split.elements;
 		ew->m.list_wire_bytes = res->wire_bytes;

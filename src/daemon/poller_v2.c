@@ -42,6 +42,7 @@ enum order { ORDER_UNKNOWN = 0, ORDER_NEWEST_FIRST, ORDER_OLDEST_FIRST, ORDER_NO
 struct sweep_v2 {
 	struct http_req *req;
 	bool in_flight;
+	bool wanted;                /* new batch jobs wait for it (poller_v2_want_sweep): the next sweep comes sooner */
 	bool active;                /* between two pages of one sweep */
 	char *token;                /* the next page's */
 	uint64_t due;               /* loop ms of the next sweep */
@@ -145,6 +146,11 @@ static bool cover_new(struct poller *p)
 	return false;
 }
 
+void poller_v2_want_sweep(struct poller *p)
+{
+	p->v2->wanted = true;
+}
+
 bool poller_v2_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
 {
 	struct ew *ew = p->ew;
@@ -152,7 +158,7 @@ bool poller_v2_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
 	*ret_wait = UINT64_MAX;
 	if (!ew->cfg.batch_sweep) {
 		/* Turned off (a reload): new batch jobs are polled at once again. */
-		watch_v2_set_sweeping(ew->v2, false);
+		jobtable_set_listed(&ew->jobs, JOB_KIND_BATCH, false);
 		return false;
 	}
 	if (s->in_flight)
@@ -170,8 +176,9 @@ bool poller_v2_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
 		s->off_until = 0;
 		s->fail_run = 0;
 	}
-	if (watch_v2_take_sweep_wanted(ew->v2) && s->due > now)
+	if (s->wanted && s->due > now)
 		s->due = now;
+	s->wanted = false;
 	if (now < s->due) {
 		*ret_wait = s->due - now;
 		return false;
@@ -316,7 +323,7 @@ static uint64_t after_due(struct job *j, void *arg)
 	if (j->kind != JOB_KIND_BATCH || j->sweep_gen == s->gen || j->due <= a->now)
 		return j->due;
 	if (j->added_ms >= s->started_wall) {
-		watch_v2_want_sweep(a->p->ew->v2);    /* watched after this sweep began: the next one may list it */
+		s->wanted = true;                   /* watched after this sweep began: the next one may list it */
 		return j->due;
 	}
 	if (s->cut && j->status != JOB_NONE && j->status != JOB_UNKNOWN) {
@@ -361,7 +368,7 @@ static void next_sweep(struct poller *p, bool ok)
 	for (int st = 0; st < JOB__MAX; st++)
 		if (!job_status_ended((enum job_status)st))
 			live += ew->jobs.counts[st];
-	bool v1 = ew->cfg.sweep && jobtable_listed(&ew->jobs) && live > watch_v2_live(ew->v2);
+	bool v1 = ew->cfg.sweep && jobtable_listed(&ew->jobs, JOB_KIND_EMBED) && live > watch_v2_live(ew->v2);
 	double share = v1 ? 4000.0 : 2000.0;
 	uint64_t floor_ms = ew->cfg.rate_per_s > 0 ? (uint64_t)(share * (s->pages ? s->pages : 1) / ew->cfg.rate_per_s) : 0;
 	uint64_t d = s->interval > floor_ms ? s->interval : floor_ms;
@@ -377,7 +384,7 @@ static void fall_back(struct poller *p, const char *why)
 	end_sweep(s);
 	s->off_until = ew_now(ew) + SWEEP_V2_FALLBACK_MS;
 	s->cutoff_ms = INT64_MIN;       /* the next sweep reads everything again */
-	watch_v2_set_sweeping(ew->v2, false);
+	jobtable_set_listed(&ew->jobs, JOB_KIND_BATCH, false);
 	ew->m.batch_sweep_fallbacks++;
 	/* Every live batch job due soon (spread over the minimum interval): per-id polling takes over. */
 	poller_all_per_id(p, JOB_KIND_BATCH, ew->cfg.interval_min_ms);
@@ -419,7 +426,7 @@ static void complete(struct poller *p)
 		ew->m.batch_sweep_cut++;
 	ew->m.batch_sweep_last_pages = s->pages;
 	s->fail_run = 0;
-	watch_v2_set_sweeping(ew->v2, true);
+	jobtable_set_listed(&ew->jobs, JOB_KIND_BATCH, true);
 	ew->m.last_poll_ok_ms = (uint64_t)util_wall_ms();
 	after_sweep(p);
 	end_sweep(s);

@@ -56,7 +56,7 @@ bool turn_has_writes(const struct turn *t)
 
 bool turn_pending(const struct turn *t)
 {
-	return turn_has_writes(t) || t->ended || t->kick || t->answers;
+	return turn_has_writes(t) || t->ended || t->kick || t->requests || t->answers;
 }
 
 static void unplan(struct turn_row *r)
@@ -148,8 +148,10 @@ void turn_unseal(struct turn *t, struct turn *s)
 	t->ended |= s->ended;
 	t->kick |= s->kick;
 	t->sweep |= s->sweep;
+	t->requests |= s->requests;
 	t->answers += s->answers;
-	s->ended = s->kick = s->sweep = false;
+	s->ended = s->kick = s->requests = false;
+	s->sweep = 0;
 	s->answers = 0;
 }
 

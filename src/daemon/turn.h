@@ -1,9 +1,10 @@
 /*
  * The turn record: what this loop turn changed and the next commit must
  * write (job rows, snapshots, events, batches, deletes, delivery states), and
- * what must be told once it is written (jobs ended, the poller, control
- * answers). Observation code records here and never dispatches; the outbox
- * commits the record, then dispatches.
+ * what must be told once it is written (jobs ended, the poller and the sweep
+ * of a kind, control answers, standbys' requests). Observation code (and ha)
+ * records here and never dispatches; the outbox commits the record, then
+ * dispatches.
  */
 #ifndef EW_TURN_H
 #define EW_TURN_H
@@ -49,6 +50,9 @@ struct turn_delivery {
 	int64_t updated_ms;
 };
 
+/* The bit of turn.sweep for the jobs of kind k. */
+#define TURN_SWEEP(k) (1u << (k))
+
 struct turn {
 	struct job **dirty;
 	size_t n_dirty, cap_dirty;
@@ -57,7 +61,8 @@ struct turn {
 	size_t n_upd, cap_upd;
 	bool ended;                 /* a job ended or left: waits may be satisfied */
 	bool kick;                  /* the poller has new due jobs */
-	bool sweep;                 /* new embed jobs: the poller brings the next list sweep forward */
+	unsigned sweep;             /* TURN_SWEEP(kind): new jobs of that kind, the poller brings its next list sweep forward */
+	bool requests;              /* standbys wrote requests (ha): control reads and applies them */
 	unsigned answers;           /* control answers held for this commit */
 	/*
 	 * The number of this record: what is held for it (answers, claimed

@@ -536,27 +536,17 @@ int watch_add_kind(struct ew *ew, const char *id, const char *batch, enum job_ki
 	if (b)
 		jobtable_join(&ew->jobs, j, b);
 	turn_touch(&ew->turn, j);
-	if (kind == JOB_KIND_BATCH) {
+	if (kind == JOB_KIND_BATCH)
 		watch_v2_add(ew->v2, j->id, JOB_NONE);
+	if (jobtable_listed(&ew->jobs, kind)) {
 		/*
-		 * While the v2 sweep works it is asked to come sooner, and decides
-		 * what is cheaper for the jobs it has not seen: one read of every
-		 * page, or a poll each (it makes them due). This poll is the fallback.
+		 * First look right after watch. While the list sweep of its kind
+		 * works, that sweep is brought forward instead and decides what is
+		 * cheaper for the jobs it has not seen (one read of every page, or a
+		 * poll each: it makes them due); the per-id poll here is the fallback
+		 * should that sweep fail. The poller hears of it after the commit.
 		 */
-		if (watch_v2_sweeping(ew->v2)) {
-			watch_v2_want_sweep(ew->v2);
-			jobtable_schedule(&ew->jobs, j, ew_now(ew) + ew->cfg.request_timeout_ms + ew->cfg.sweep_interval_ms);
-		} else {
-			jobtable_schedule(&ew->jobs, j, ew_now(ew));
-		}
-	} else if (jobtable_listed(&ew->jobs)) {
-		/*
-		 * First look right after watch. While the list sweep works, the next
-		 * sweep is brought forward instead, and only an id it does not list is
-		 * polled on its own (the sweep makes it due); the per-id poll here is the
-		 * fallback should that sweep fail. The poller hears of it after the commit.
-		 */
-		ew->turn.sweep = true;
+		ew->turn.sweep |= TURN_SWEEP(kind);
 		jobtable_schedule(&ew->jobs, j, ew_now(ew) + ew->cfg.request_timeout_ms + ew->cfg.sweep_interval_ms);
 	} else {
 		jobtable_schedule(&ew->jobs, j, ew_now(ew));
@@ -625,7 +615,7 @@ void watch_prune(struct ew *ew)
 	if (!ew->cfg.retention_ms && !ew->cfg.delivery_retention_ms)
 		return;
 	/* Only the active writes the state (a standby holds no jobs; one taking over holds only some yet). */
-	if (ew->m.role != ROLE_ACTIVE)
+	if (!jobtable_active(&ew->jobs))
 		return;
 	/* A retention of 0 keeps that kind forever. */
 	x.before = ew->cfg.retention_ms ? now - (int64_t)ew->cfg.retention_ms : INT64_MIN;

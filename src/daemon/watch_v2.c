@@ -19,30 +19,7 @@ struct watch_v2 {
 	struct strmap held;         /* job id -> struct watch_hold (the key is its job_id) */
 	struct watch_hold **holds;  /* the same, oldest first: few (completions of the last dataset_timeout) */
 	size_t n_holds, cap_holds;
-	bool sweeping, sweep_wanted;
 };
-
-void watch_v2_set_sweeping(struct watch_v2 *v, bool works)
-{
-	v->sweeping = works;
-}
-
-bool watch_v2_sweeping(const struct watch_v2 *v)
-{
-	return v->sweeping;
-}
-
-void watch_v2_want_sweep(struct watch_v2 *v)
-{
-	v->sweep_wanted = true;
-}
-
-bool watch_v2_take_sweep_wanted(struct watch_v2 *v)
-{
-	bool w = v->sweep_wanted;
-	v->sweep_wanted = false;
-	return w;
-}
 
 struct watch_v2 *watch_v2_new(struct metrics *m)
 {

@@ -48,17 +48,6 @@ const size_t *watch_v2_counts(const struct watch_v2 *v);
 size_t watch_v2_live(const struct watch_v2 *v);
 
 /*
- * The v2 sweep's word to watch, and watch's to it: whether the sweep works
- * (the poller says), and that new batch jobs want the next sweep brought
- * forward instead of a poll each (watch says; the poller takes it).
- */
-void watch_v2_set_sweeping(struct watch_v2 *v, bool works);
-bool watch_v2_sweeping(const struct watch_v2 *v);
-void watch_v2_want_sweep(struct watch_v2 *v);
-/* True once after watch_v2_want_sweep(). */
-bool watch_v2_take_sweep_wanted(struct watch_v2 *v);
-
-/*
  * A completion observation of either kind, held (not yet a transition) until
  * GET /v1/datasets/{dataset_id} answers or is given up on, so that the event
  * is recorded with the dataset in it, in one turn with its delivery rows.

@@ -196,11 +196,12 @@ static void test_cancel_queue(void **state)
 static void test_listed(void **state)
 {
 	struct jobtable t = { 0 };
-	assert_false(jobtable_listed(&t));      /* not until the poller says the sweep works */
-	jobtable_set_listed(&t, true);
-	assert_true(jobtable_listed(&t));
-	jobtable_set_listed(&t, false);
-	assert_false(jobtable_listed(&t));
+	assert_false(jobtable_listed(&t, JOB_KIND_EMBED));      /* not until the poller says the sweep works */
+	jobtable_set_listed(&t, JOB_KIND_EMBED, true);
+	assert_true(jobtable_listed(&t, JOB_KIND_EMBED));
+	assert_false(jobtable_listed(&t, JOB_KIND_BATCH));      /* one mark per kind */
+	jobtable_set_listed(&t, JOB_KIND_EMBED, false);
+	assert_false(jobtable_listed(&t, JOB_KIND_EMBED));
 	jobtable_free(&t);
 }
 

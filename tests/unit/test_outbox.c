@@ -91,8 +91,9 @@ void hooks_dispatch(struct ew *ew, const struct turn_row *rows, uint64_t gen)
 }
 void control_dispatch(struct ew *ew, bool ended, uint64_t gen) { note("waiters"); last_ended = ended; }
 void control_commit_failed(struct ew *ew, const char *why) { note("answers-failed"); }
+void control_fetch(struct ew *ew) { note("requests"); }
 void poller_kick(struct poller *p) { note("kick"); }
-void poller_want_sweep(struct poller *p) { note("sweep"); }
+void poller_want_sweep(struct poller *p, unsigned kinds) { note("sweep"); }
 void poller_meta_saved(struct poller *p, const char *key, const char *value) { note("meta saved"); }
 /* The lease: held and confirmed unless a test says otherwise. */
 static bool lease_stale;
@@ -232,6 +233,19 @@ static void test_nothing_to_write_still_dispatches(void **state)
 	assert_false(last_ended);
 }
 
+/* Marks without writes (ha's standby requests, a kind's sweep) still leave after the commit, in the one order. */
+static void test_marks_dispatched_in_order(void **state)
+{
+	struct fixture *f = *state;
+	f->ew.turn.requests = true;
+	f->ew.turn.sweep = TURN_SWEEP(JOB_KIND_BATCH);
+	f->ew.turn.kick = true;
+	assert_int_equal(outbox_run(&f->ew), 0);
+	assert_string_equal(calls, "hooks(0) waiters requests sweep kick");
+	assert_false(turn_pending(&f->ew.turn));
+	assert_int_equal(f->ew.turn.sweep, 0);
+}
+
 static void test_removed_job_freed_after_commit(void **state)
 {
 	struct fixture *f = *state;
@@ -342,6 +356,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failure_dispatches_nothing_then_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deletes_written_before_job_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nothing_to_write_still_dispatches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_marks_dispatched_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_removed_job_freed_after_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_commit_keeps_the_next_record_apart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_failure_merges_back, setup, teardown),

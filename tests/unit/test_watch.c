@@ -156,15 +156,25 @@ static void test_new_job_and_the_sweep(void **state)
 {
 	uint64_t now = ew_now(&ew);
 	watch_add(&ew, "n1", NULL);
-	assert_false(ew.turn.sweep);
+	assert_int_equal(ew.turn.sweep, 0);
 	assert_true(ew.turn.kick);
 	assert_true(jobtable_get(&ew.jobs, "n1")->due <= now);
 	turn_rows_free(commit());
-	jobtable_set_listed(&ew.jobs, true);
+	jobtable_set_listed(&ew.jobs, JOB_KIND_EMBED, true);
 	watch_add(&ew, "n2", NULL);
-	assert_true(ew.turn.sweep);
+	assert_int_equal(ew.turn.sweep, TURN_SWEEP(JOB_KIND_EMBED));
 	/* The per-id poll is only the fallback, after the sweep had its chance. */
 	assert_true(jobtable_get(&ew.jobs, "n2")->due > now + ew.cfg.sweep_interval_ms);
+	turn_rows_free(commit());
+	/* A batch job: the same rule, with its kind's mark, once its sweep works. */
+	watch_add_kind(&ew, "b1", NULL, JOB_KIND_BATCH);
+	assert_false(ew.turn.sweep & TURN_SWEEP(JOB_KIND_BATCH));
+	assert_true(jobtable_get(&ew.jobs, "b1")->due <= ew_now(&ew));
+	turn_rows_free(commit());
+	jobtable_set_listed(&ew.jobs, JOB_KIND_BATCH, true);
+	watch_add_kind(&ew, "b2", NULL, JOB_KIND_BATCH);
+	assert_true(ew.turn.sweep & TURN_SWEEP(JOB_KIND_BATCH));
+	assert_true(jobtable_get(&ew.jobs, "b2")->due > now + ew.cfg.sweep_interval_ms);
 	turn_rows_free(commit());
 	/* A cancel is queued in the job table, once, for the poller. */
 	struct job *j = jobtable_get(&ew.jobs, "n1");
@@ -188,6 +198,7 @@ static void test_retention(void **state)
 	struct job *j = jobtable_get(&ew.jobs, "old");
 	j->updated_ms -= 5000;                      /* it ended five seconds ago */
 	jobtable_get(&ew.jobs, "live")->updated_ms -= 5000;
+	jobtable_set_active(&ew.jobs, true);         /* ha says this daemon is active: only then does it prune */
 	watch_prune(&ew);
 	struct turn_row *rows = commit();
 	assert_null(jobtable_get(&ew.jobs, "old"));
