@@ -20,6 +20,7 @@ struct parse_ctx {
 /* Records the first error as "FILE:LINE: message"; returns 0 (inih's "stop"). */
 int config_fail(struct parse_ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+struct config_section;
 /* A section's keys (config_keys.c); NULL for a name that is no fixed section. "hook" is [hook NAME]. */
 const struct config_section *config_section_find(const char *name);
 /* Applies key = value of section s to base (struct ew_config, or the hook for [hook NAME]); 1 or config_fail's 0. */
