@@ -5,55 +5,21 @@
  */
 #include "config_int.h"
 
-#include <sys/socket.h>
-
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
 
-#include "api.h"
 #include "util.h"
-
-static void hook_free(struct ew_hook *h)
-{
-	free(h->name);
-	config_free_argv(h->argv);
-	free(h->url);
-	free(h->secret_file);
-	free(h->ca_file);
-	free(h->proxy);
-	free(h->no_proxy);
-	free(h->batch_glob);
-	free(h->job_name_glob);
-}
 
 void config_clear(struct ew_config *c)
 {
 	if (!c)
 		return;
 	free(c->path);
-	free(c->api_base);
-	free(c->api_key_file);
-	free(c->client_name);
-	free(c->state_dir);
-	free(c->control_socket);
-	free(c->metrics_file);
-	free(c->control_group);
-	free(c->api_ca_file);
-	free(c->metrics_listen);
-	free(c->proxy);
-	free(c->no_proxy);
-	free(c->proxy_credentials_file);
-	free(c->state_url);
-	free(c->state_password_file);
-	free(c->discover_match);
-	free(c->discover_batch);
-	for (size_t i = 0; i < c->n_hooks; i++)
-		hook_free(&c->hooks[i]);
+	config_free_keys(c);
 	free(c->hooks);
 	memset(c, 0, sizeof(*c));
 }
@@ -187,11 +153,6 @@ static int validate(struct parse_ctx *x)
 			return config_fail(x, "[hook %s]: command belongs to exec hooks", h->name);
 		if (!h->timeout_ms)
 			h->timeout_ms = h->type == HOOK_EXEC ? 60000 : 15000;
-		if (!h->n_retry) {
-			static const uint64_t def[] = { 5000, 300000, 1800000, 7200000, 21600000 };
-			memcpy(h->retry_ms, def, sizeof(def));
-			h->n_retry = ARRAY_SIZE(def);
-		}
 	}
 	return 1;
 }

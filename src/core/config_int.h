@@ -27,5 +27,9 @@ const struct config_section *config_section_find(const char *name);
 int config_key_set(struct parse_ctx *x, const struct config_section *s, void *base, const char *key, const char *value);
 /* Sets every default of section s in base (an struct ew_hook for "hook"). */
 void config_section_defaults(const struct config_section *s, void *base);
+/* Frees what the keys of section s own in base. */
+void config_section_free(const struct config_section *s, void *base);
+/* Frees what every key of c owns, its hooks' included (not the hooks array). */
+void config_free_keys(struct ew_config *c);
 
 #endif

@@ -25,6 +25,8 @@ struct key_type {
 	int (*parse)(struct parse_ctx *x, const struct config_key *k, const char *v, void *dst);
 	/* Formats dst into b; false when unset and not writable ("url" of an exec hook). */
 	bool (*format)(const struct config_key *k, const void *dst, struct buf *b);
+	/* Frees what dst owns, or NULL when it owns nothing. */
+	void (*free)(void *dst);
 };
 
 struct config_key {
@@ -60,6 +62,16 @@ static int opt_set(char **dst, const char *v)
 	free(*dst);
 	*dst = *v ? xstrdup(v) : NULL;
 	return 1;
+}
+
+static void str_free(void *dst)
+{
+	free(*(char **)dst);
+}
+
+static void argv_free(void *dst)
+{
+	config_free_argv(*(char ***)dst);
 }
 
 static bool str_format(const struct config_key *k, const void *dst, struct buf *b)
@@ -622,21 +634,21 @@ static bool retry_format(const struct config_key *k, const void *dst, struct buf
 	return h->n_retry > 0;
 }
 
-static const struct key_type T_STR = { str_parse, str_format }, T_OPT = { opt_parse, str_format },
-	T_URL = { url_parse, set_format }, T_PRINTABLE = { printable_parse, str_format },
-	T_ABSPATH = { abspath_parse, str_format }, T_SOCKPATH = { sockpath_parse, str_format },
-	T_GROUP = { group_parse, str_format }, T_GLOB = { glob_parse, str_format }, T_RULE = { rule_parse, str_format },
-	T_LISTEN = { listen_parse, str_format }, T_PROXY = { proxy_parse, secret_format },
-	T_HOOK_PROXY = { hook_proxy_parse, secret_format }, T_STATE_URL = { state_url_parse, secret_format },
-	T_DURATION = { duration_parse, duration_format }, T_UINT = { uint_parse, uint_format },
-	T_U64 = { u64_parse, u64_format }, T_SIZET = { sizet_parse, sizet_format }, T_SIZE = { size_parse, u64_format },
-	T_MODE = { mode_parse, mode_format }, T_BOOL = { bool_parse, bool_format },
-	T_DOUBLE = { double_parse, double_format }, T_RATE = { rate_parse, rate_format },
-	T_RATE0 = { rate0_parse, rate_format }, T_LEVEL = { level_parse, level_format },
-	T_PLANNER = { planner_parse, planner_format }, T_HOOK_TYPE = { hook_type_parse, hook_type_format },
-	T_PERCENT = { percent_parse, percent_format }, T_KINDS = { kinds_parse, kinds_format },
-	T_EVENTS = { events_parse, events_format }, T_ARGV = { argv_parse, argv_format },
-	T_RETRY = { retry_parse, retry_format };
+static const struct key_type T_STR = { str_parse, str_format, str_free }, T_OPT = { opt_parse, str_format, str_free },
+	T_URL = { url_parse, set_format, str_free }, T_PRINTABLE = { printable_parse, str_format, str_free },
+	T_ABSPATH = { abspath_parse, str_format, str_free }, T_SOCKPATH = { sockpath_parse, str_format, str_free },
+	T_GROUP = { group_parse, str_format, str_free }, T_GLOB = { glob_parse, str_format, str_free }, T_RULE = { rule_parse, str_format, str_free },
+	T_LISTEN = { listen_parse, str_format, str_free }, T_PROXY = { proxy_parse, secret_format, str_free },
+	T_HOOK_PROXY = { hook_proxy_parse, secret_format, str_free }, T_STATE_URL = { state_url_parse, secret_format, str_free },
+	T_DURATION = { duration_parse, duration_format, NULL }, T_UINT = { uint_parse, uint_format, NULL },
+	T_U64 = { u64_parse, u64_format, NULL }, T_SIZET = { sizet_parse, sizet_format, NULL }, T_SIZE = { size_parse, u64_format, NULL },
+	T_MODE = { mode_parse, mode_format, NULL }, T_BOOL = { bool_parse, bool_format, NULL },
+	T_DOUBLE = { double_parse, double_format, NULL }, T_RATE = { rate_parse, rate_format, NULL },
+	T_RATE0 = { rate0_parse, rate_format, NULL }, T_LEVEL = { level_parse, level_format, NULL },
+	T_PLANNER = { planner_parse, planner_format, NULL }, T_HOOK_TYPE = { hook_type_parse, hook_type_format, NULL },
+	T_PERCENT = { percent_parse, percent_format, NULL }, T_KINDS = { kinds_parse, kinds_format, NULL },
+	T_EVENTS = { events_parse, events_format, NULL }, T_ARGV = { argv_parse, argv_format, argv_free },
+	T_RETRY = { retry_parse, retry_format, NULL };
 
 /* ---- the tables ---- */
 
@@ -729,7 +741,7 @@ static const struct config_key hook_keys[] = {
 	{ "timeout", &T_DURATION, H(timeout_ms), 10, 0, NULL, NULL, "an attempt is cut after (60s exec, 15s webhook)" },
 	{ "max_attempts", &T_UINT, H(max_attempts), 1, 1000, "10", NULL, "attempts of one delivery" },
 	{ "concurrency", &T_UINT, H(concurrency), 1, 1024, "4", NULL, "its deliveries at once" },
-	{ "retry", &T_RETRY, H(retry_ms), 0, 0, NULL, NULL, "delays before attempts 2, 3, ... (5s 5m 30m 2h 6h)" },
+	{ "retry", &T_RETRY, H(retry_ms), 0, 0, "5s 5m 30m 2h 6h", NULL, "delays before attempts 2, 3, ...; the last repeats" },
 	{ "disable_after", &T_DURATION, H(disable_after_ms), 0, 0, "3d", NULL, "every attempt failing this long disables it; 0ms: never" },
 	{ "rate", &T_RATE0, H(rate_per_s), 0, 0, NULL, "deliveries per time like \"10/s\", \"600/min\" or 0 for no limit",
 	  "deliveries per time at most; 0: no limit" },
@@ -783,6 +795,24 @@ void config_section_defaults(const struct config_section *s, void *base)
 	for (size_t i = 0; i < s->n; i++)
 		if (s->keys[i].def && !s->keys[i].type->parse(&x, &s->keys[i], s->keys[i].def, (char *)base + s->keys[i].off))
 			abort();    /* a default its own row refuses: a bug in the table */
+}
+
+void config_section_free(const struct config_section *s, void *base)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->keys[i].type->free)
+			s->keys[i].type->free((char *)base + s->keys[i].off);
+}
+
+void config_free_keys(struct ew_config *c)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(sections); i++)
+		if (strcmp(sections[i].name, "hook") != 0)
+			config_section_free(&sections[i], c);
+	for (size_t i = 0; i < c->n_hooks; i++) {
+		free(c->hooks[i].name);
+		config_section_free(config_section_find("hook"), &c->hooks[i]);
+	}
 }
 
 void config_defaults(struct ew_config *c)

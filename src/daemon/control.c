@@ -310,7 +310,10 @@ void control_commit_failed(struct ew *ew, const char *why)
 	}
 }
 
-/* Runs req: on the active, its handler; on a standby, forwarded or read from the shared state. */
+/*
+ * Runs req: on the active, its handler; not active (standby, or taking over):
+ * written to the shared state for the active, or read from it.
+ */
 static void dispatch(struct client *c, enum ctl_cmd cmd, json_object *req, const char *line, size_t len)
 {
 	const struct control_cmd *k = &control_cmds[cmd];
@@ -348,7 +351,6 @@ static void handle_line(struct client *c, const char *line, size_t len)
 		control_send_error(c, "too many waiting clients (%u, max_waiters); try again later", max);
 		return;
 	}
-	/* Not active (standby, or taking over): from the shared state, or written there for the active. */
 	dispatch(c, cmd, req, line, len);
 	json_object_put(req);
 }
