@@ -102,8 +102,18 @@ struct ew_config {
 	size_t n_hooks;
 };
 
-/* Fills cfg with the defaults of DESIGN.md (strings included). */
+/* Fills cfg with the defaults of DESIGN.md (strings included), from the key tables. */
 void config_defaults(struct ew_config *cfg);
+/*
+ * Prints cfg as the file it could have been read from: every section and key
+ * with its value, defaults included, each after a comment line saying what it
+ * is. Passwords inside URLs and connection strings are masked; the output read
+ * back gives the same configuration.
+ */
+void config_print(const struct ew_config *cfg, FILE *f);
+struct buf;
+/* Appends s to b with any password in it ("user:PASSWORD@", "password=...") as "********". */
+void config_mask_secrets(const char *s, struct buf *b);
 
 /*
  * Reads and validates a file over the defaults. On error returns a negative

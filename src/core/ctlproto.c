@@ -6,12 +6,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const names[CTL__MAX] = {
-	[CTL_WATCH] = "watch", [CTL_UNWATCH] = "unwatch", [CTL_LIST] = "list", [CTL_SHOW] = "show",
-	[CTL_STATUS] = "status", [CTL_METRICS] = "metrics", [CTL_WAIT] = "wait", [CTL_BATCHES] = "batches",
-	[CTL_DELIVERIES] = "deliveries", [CTL_REDELIVER] = "redeliver", [CTL_CANCEL] = "cancel",
-	[CTL_HOOKS] = "hooks",
+#define WRITE_FWD (CTLPROTO_WRITE | CTLPROTO_FORWARD)
+
+const struct ctlproto_cmd ctlproto_cmds[CTL__MAX] = {
+	[CTL_WATCH] = { "watch", WRITE_FWD | CTLPROTO_IDS },
+	[CTL_UNWATCH] = { "unwatch", WRITE_FWD | CTLPROTO_IDS },
+	[CTL_LIST] = { "list", 0 },
+	[CTL_SHOW] = { "show", 0 },
+	[CTL_STATUS] = { "status", 0 },
+	[CTL_METRICS] = { "metrics", 0 },
+	[CTL_WAIT] = { "wait", 0 },
+	[CTL_BATCHES] = { "batches", 0 },
+	[CTL_DELIVERIES] = { "deliveries", 0 },
+	[CTL_REDELIVER] = { "redeliver", WRITE_FWD },
+	[CTL_CANCEL] = { "cancel", WRITE_FWD | CTLPROTO_IDS },
+	[CTL_HOOKS] = { "hooks", WRITE_FWD | CTLPROTO_ACTION },
 };
+
+bool ctlproto_forwards(enum ctl_cmd cmd, json_object *req)
+{
+	unsigned f = ctlproto_cmds[cmd].flags;
+	if (!(f & CTLPROTO_FORWARD))
+		return false;
+	return !(f & CTLPROTO_ACTION) || ctlproto_str(req, "action");
+}
 
 const char *ctlproto_str(json_object *req, const char *key)
 {
@@ -106,7 +124,7 @@ int ctlproto_parse(const char *line, size_t len, enum ctl_cmd *ret_cmd, json_obj
 		return -EINVAL;
 	}
 	for (int i = 0; i < CTL__MAX; i++) {
-		if (strcmp(cmd, names[i]) == 0) {
+		if (strcmp(cmd, ctlproto_cmds[i].name) == 0) {
 			*ret_cmd = (enum ctl_cmd)i;
 			*ret_req = req;
 			return 0;

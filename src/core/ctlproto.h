@@ -13,6 +13,26 @@ enum ctl_cmd {
 
 #define CTLPROTO_DEPTH_MAX 16
 
+/* What a command does, as Redis flags its write commands. */
+enum ctlproto_flag {
+	CTLPROTO_WRITE = 1 << 0,    /* changes the state: the active applies it from a standby's request row */
+	CTLPROTO_FORWARD = 1 << 1,  /* a standby writes it for the active instead of answering it */
+	CTLPROTO_IDS = 1 << 2,      /* names jobs by "ids": forwarded id by id */
+	CTLPROTO_ACTION = 1 << 3,   /* writes only with an "action"; without, a read answered where it arrives */
+};
+
+/* One row per command: the daemon's handlers are a table indexed the same way. */
+struct ctlproto_cmd {
+	const char *name;
+	unsigned flags;             /* enum ctlproto_flag */
+};
+
+/* The commands, indexed by enum ctl_cmd. */
+extern const struct ctlproto_cmd ctlproto_cmds[CTL__MAX];
+
+/* True when a standby forwards req (of command cmd) to the active: a forwarded command, with its action if it needs one. */
+bool ctlproto_forwards(enum ctl_cmd cmd, json_object *req);
+
 /*
  * Parses one request line. On success returns 0, the command in *ret_cmd and
  * the request object in *ret_req (the caller puts it). On error returns

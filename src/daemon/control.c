@@ -310,12 +310,22 @@ void control_commit_failed(struct ew *ew, const char *why)
 	}
 }
 
-static void (*const handlers[CTL__MAX])(struct client *c, json_object *req) = {
-	[CTL_WATCH] = control_cmd_watch, [CTL_UNWATCH] = control_cmd_unwatch, [CTL_LIST] = control_cmd_list, [CTL_SHOW] = control_cmd_show,
-	[CTL_STATUS] = control_cmd_status, [CTL_METRICS] = control_cmd_metrics, [CTL_WAIT] = control_cmd_wait, [CTL_BATCHES] = control_cmd_batches,
-	[CTL_DELIVERIES] = control_cmd_deliveries, [CTL_REDELIVER] = control_cmd_redeliver, [CTL_CANCEL] = control_cmd_cancel,
-	[CTL_HOOKS] = control_cmd_hooks,
-};
+/*
+ * Runs req: on the active, its handler; not active (standby, or taking over):
+ * written to the shared state for the active, or read from it.
+ */
+static void dispatch(struct client *c, enum ctl_cmd cmd, json_object *req, const char *line, size_t len)
+{
+	const struct control_cmd *k = &control_cmds[cmd];
+	if (ha_active(c->ctl->ew))
+		k->handler(c, req);
+	else if (ctlproto_forwards(cmd, req))
+		control_standby_forward(c, cmd, req, line, len);
+	else if (k->standby)
+		k->standby(c, cmd, req);
+	else
+		k->handler(c, req);
+}
 
 unsigned control_waiting_clients(const struct control *ctl)
 {
@@ -341,19 +351,12 @@ static void handle_line(struct client *c, const char *line, size_t len)
 		control_send_error(c, "too many waiting clients (%u, max_waiters); try again later", max);
 		return;
 	}
-	/* Not active (standby, or taking over): from the shared state, or written there for the active. */
-	if (!ha_active(c->ctl->ew))
-		control_standby_request(c, cmd, req, line, len);
-	else
-		handlers[cmd](c, req);
+	dispatch(c, cmd, req, line, len);
 	json_object_put(req);
 }
 
 void control_apply_request(struct control *ctl, int64_t id, const char *line)
 {
-	static const bool changes[CTL__MAX] = {
-		[CTL_WATCH] = true, [CTL_UNWATCH] = true, [CTL_CANCEL] = true, [CTL_REDELIVER] = true, [CTL_HOOKS] = true,
-	};
 	struct client *c = xcalloc(1, sizeof(*c));
 	enum ctl_cmd cmd;
 	json_object *req;
@@ -365,8 +368,8 @@ void control_apply_request(struct control *ctl, int64_t id, const char *line)
 	if (ctlproto_parse(line, strlen(line), &cmd, &req, err, sizeof(err)) < 0) {
 		control_send_error(c, "%s", err);
 	} else {
-		if (changes[cmd])
-			handlers[cmd](c, req);
+		if (ctlproto_cmds[cmd].flags & CTLPROTO_WRITE)
+			control_cmds[cmd].handler(c, req);
 		else
 			control_send_error(c, "not a request that changes the state");
 		json_object_put(req);
@@ -563,6 +566,10 @@ int control_init(struct ew *ew, char *err, size_t errlen)
 
 	ctl->ew = ew;
 	ew->control = ctl;
+	if (!control_cmds_complete()) {
+		snprintf(err, errlen, "control: a command without a handler (a bug)");
+		return -EINVAL;
+	}
 	if ((r = uv_pipe_init(ew->loop, &ctl->server, 0)) < 0 || (r = uv_timer_init(ew->loop, &ctl->resume_timer)) < 0 ||
 	    (r = uv_timer_init(ew->loop, &ctl->idle_timer)) < 0) {
 		snprintf(err, errlen, "control socket: %s", uv_strerror(r));

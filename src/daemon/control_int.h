@@ -88,8 +88,12 @@ bool control_wait_check(struct client *c);
 /* Forgets c's finished wait. */
 void control_wait_clear(struct client *c);
 
-/* A request as a standby handles it (control_shared.c): from the shared state, or written there for the active. */
-void control_standby_request(struct client *c, enum ctl_cmd cmd, json_object *req, const char *line, size_t len);
+/* A standby writes a request that changes the state for the active (ctlproto_forwards), id by id for CTLPROTO_IDS. */
+void control_standby_forward(struct client *c, enum ctl_cmd cmd, json_object *req, const char *line, size_t len);
+/* A standby's reads from the shared state: list and show, the counts (status, metrics, batches), wait. */
+void control_standby_list(struct client *c, enum ctl_cmd cmd, json_object *req);
+void control_standby_counts(struct client *c, enum ctl_cmd cmd, json_object *req);
+void control_standby_wait(struct client *c, enum ctl_cmd cmd, json_object *req);
 /* Every half second on a shared state: a standby checks its waits, the active looks for requests now and then. */
 void control_on_shared_tick(uv_timer_t *t);
 /* The active: reads the requests standbys wrote and applies the new ones. */
@@ -100,6 +104,19 @@ void control_unref(struct control *ctl);
 void control_role_fields(struct ew *ew, json_object *status);
 /* The active applies one request written by a standby (control.c): its answer is logged, its row deleted with its effects. */
 void control_apply_request(struct control *ctl, int64_t id, const char *line);
+
+/*
+ * The daemon's column of the command table (control_cmds.c; ctlproto_cmds has
+ * the name and the flags): how the active answers, and how a standby answers a
+ * command it does not forward (NULL: with the active's handler).
+ */
+struct control_cmd {
+	void (*handler)(struct client *c, json_object *req);
+	void (*standby)(struct client *c, enum ctl_cmd cmd, json_object *req);
+};
+extern const struct control_cmd control_cmds[CTL__MAX];
+/* True when every command has a handler, and a standby reader only if it is not forwarded. */
+bool control_cmds_complete(void);
 
 /* The read-only commands (control_query.c). */
 void control_cmd_list(struct client *c, json_object *req);

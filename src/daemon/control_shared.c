@@ -809,42 +809,27 @@ void control_fetch(struct ew *ew)
 
 /* ---- the dispatch of a standby's requests ---- */
 
-void control_standby_request(struct client *c, enum ctl_cmd cmd, json_object *req, const char *line, size_t len)
+void control_standby_forward(struct client *c, enum ctl_cmd cmd, json_object *req, const char *line, size_t len)
 {
-	switch (cmd) {
-	case CTL_WATCH:
-	case CTL_UNWATCH:
-	case CTL_CANCEL:
+	if (ctlproto_cmds[cmd].flags & CTLPROTO_IDS)
 		forward_ids(c, cmd, req, line, len);
-		break;
-	case CTL_REDELIVER:
+	else
 		forward_other(c, cmd, req, line, len);
-		break;
-	case CTL_HOOKS:
-		if (control_get_str(req, "action"))
-			forward_other(c, cmd, req, line, len);
-		else
-			control_cmd_hooks(c, req);
-		break;
-	case CTL_LIST:
-		standby_list(c, req, false);
-		break;
-	case CTL_SHOW:
-		standby_list(c, req, true);
-		break;
-	case CTL_BATCHES:
-	case CTL_STATUS:
-	case CTL_METRICS:
-		standby_counts(c, cmd);
-		break;
-	case CTL_DELIVERIES:
-		control_cmd_deliveries(c, req);
-		break;
-	case CTL_WAIT:
-		standby_wait(c, req);
-		break;
-	default:
-		control_send_error(c, "not a command");
-		break;
-	}
+}
+
+void control_standby_list(struct client *c, enum ctl_cmd cmd, json_object *req)
+{
+	standby_list(c, req, cmd == CTL_SHOW);
+}
+
+void control_standby_counts(struct client *c, enum ctl_cmd cmd, json_object *req)
+{
+	(void)req;
+	standby_counts(c, cmd);
+}
+
+void control_standby_wait(struct client *c, enum ctl_cmd cmd, json_object *req)
+{
+	(void)cmd;
+	standby_wait(c, req);
 }

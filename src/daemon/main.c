@@ -48,10 +48,11 @@ static uint64_t watchdog_usec;
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: embedwatchd [-c FILE] [--check-config]\n"
+		"Usage: embedwatchd [-c FILE] [--check-config | --print-config]\n"
 		"Watches Cohere embed jobs until they end and runs hooks for them.\n\n"
 		"  -c, --config FILE   configuration file (default %s)\n"
 		"      --check-config  validate the configuration and exit (0 valid, 1 not)\n"
+		"      --print-config  print the effective configuration, defaults included, and exit\n"
 		"  -V, --version       print the version\n"
 		"  -h, --help          this text\n\n"
 		"The API key comes from $CREDENTIALS_DIRECTORY/cohere-api-key, api_key_file, or CO_API_KEY.\n",
@@ -394,13 +395,14 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, 1 },
+		{ "print-config", no_argument, NULL, 2 },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct ew *ew = &the_ew;
 	const char *path = DEFAULT_CONFIG;
-	bool check = false;
+	bool check = false, print = false;
 	char err[1024];
 	int o, r;
 
@@ -408,6 +410,7 @@ int main(int argc, char **argv)
 		switch (o) {
 		case 'c': path = optarg; break;
 		case 1: check = true; break;
+		case 2: print = true; break;
 		case 'V': printf("embedwatchd %s\n", PACKAGE_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -422,8 +425,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "embedwatchd: %s\n", err);
 		return 1;
 	}
-	if (check) {
-		printf("%s: configuration valid (%zu hooks)\n", path, ew->cfg.n_hooks);
+	if (check || print) {
+		if (print)
+			config_print(&ew->cfg, stdout);
+		else
+			printf("%s: configuration valid (%zu hooks)\n", path, ew->cfg.n_hooks);
 		config_clear(&ew->cfg);
 		return 0;
 	}

@@ -12,6 +12,19 @@ rc=0; "$DAEMON" -c "$T/bad.conf" 2>"$T/err" || rc=$?
 [ $rc = 1 ] && grep -q "bad.conf:2:" "$T/err" || fail "start with a bad file: rc=$rc"
 ok "--check-config and start-up name file:line"
 
+# --print-config: every key with its default, in a form it reads back the same.
+"$DAEMON" --print-config -c "$T/ew.conf" >"$T/printed.conf" || fail "--print-config"
+"$DAEMON" --print-config -c "$T/printed.conf" >"$T/printed2.conf" 2>"$T/err" || fail "--print-config of its output: $(cat "$T/err")"
+cmp -s "$T/printed.conf" "$T/printed2.conf" || fail "--print-config read back differs: $(diff "$T/printed.conf" "$T/printed2.conf")"
+for l in 'rate = 200/s' 'lease_ttl = 10s' 'max_age = 7d' 'retry = 200ms 400ms' 'timeout = 10s' 'max_attempts = 10' \
+	'[datasets]' '[hook record]'; do
+	grep -qxF "$l" "$T/printed.conf" || fail "--print-config: no line \"$l\""
+done
+sed "s|^\[embedwatch\]|[embedwatch]\nstate_url = postgresql://ew@db.example/ew|" "$T/ew.conf" >"$T/url.conf"
+"$DAEMON" --print-config -c "$T/url.conf" >"$T/printed.conf" || fail "--print-config with state_url"
+grep -qxF 'state_url = postgresql://ew@db.example/ew' "$T/printed.conf" || fail "--print-config: state_url"
+ok "--print-config prints every key with its default and reads back the same"
+
 # No key anywhere.
 rc=0; env -u CO_API_KEY "$DAEMON" -c "$T/ew.conf" 2>"$T/err" || rc=$?
 [ $rc = 78 ] && grep -q "no API key" "$T/err" || fail "no key: rc=$rc (expected 78, EX_CONFIG) $(cat "$T/err")"
