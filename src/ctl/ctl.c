@@ -33,7 +33,7 @@ static void usage(FILE *f)
 		"  watch [--kind embed-job|batch-job] [--batch NAME] ID... | -\n"
 		"                                     watch embed jobs (v1) or batches (v2) (ids from stdin with -)\n"
 		"  unwatch ID... | -                  stop watching jobs\n"
-		"  list [--status S] [--kind K] [--batch B] [--watch N]\n"
+		"  list [--status S] [--kind K] [--batch B] [--prefix P] [--watch N]\n"
 		"                                     list watched jobs (--watch: refresh every N s)\n"
 		"  show ID                            one job: status, last answer, events\n"
 		"  status                             the daemon's state\n"
@@ -269,12 +269,15 @@ static int cmd_list(int argc, char **argv)
 {
 	static const struct option opts[] = { { "status", required_argument, NULL, 's' },
 					      { "batch", required_argument, NULL, 'b' },
-					      { "kind", required_argument, NULL, 'k' }, { 0 } };
+					      { "kind", required_argument, NULL, 'k' },
+					      { "prefix", required_argument, NULL, 'p' }, { 0 } };
 	json_object *req = ctl_new_req("list");
 	int o;
 	optind = 0;
-	while ((o = getopt_long(argc, argv, "s:b:k:", opts, NULL)) != -1) {
-		if (o == 's')
+	while ((o = getopt_long(argc, argv, "s:b:k:p:", opts, NULL)) != -1) {
+		if (o == 'p')
+			json_object_object_add(req, "prefix", json_object_new_string(optarg));
+		else if (o == 's')
 			json_object_object_add(req, "status", json_object_new_string(optarg));
 		else if (o == 'k')
 			json_object_object_add(req, "kind", json_object_new_string(kind_arg("list", optarg)));

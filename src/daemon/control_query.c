@@ -28,6 +28,8 @@ struct list_ctx {
 	int status;
 	int kind;                   /* -1: both */
 	const char *batch;
+	const char *prefix;         /* only ids that begin with it (completion), or NULL */
+	size_t prefix_len;
 };
 
 static void list_one(const char *k, void *v, void *arg)
@@ -40,6 +42,8 @@ static void list_one(const char *k, void *v, void *arg)
 		return;
 	if (l->kind >= 0 && j->kind != l->kind)
 		return;
+	if (l->prefix && strncmp(j->id, l->prefix, l->prefix_len) != 0)
+		return;
 	ctlproto_page_add(&l->page, j->id, j);
 }
 
@@ -51,6 +55,9 @@ void control_cmd_list(struct client *c, json_object *req)
 	const char *st = control_get_str(req, "status");
 	json_object *v;
 	char err[256];
+
+	l.prefix = control_get_str(req, "prefix");
+	l.prefix_len = l.prefix ? strlen(l.prefix) : 0;
 
 	if (json_object_object_get_ex(req, "kind", &v) && v && (l.kind = control_get_kind(c, req)) < 0)
 		return;
