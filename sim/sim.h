@@ -1,4 +1,8 @@
-/* embedwatch-sim internals, shared by sim.c (server and API) and sim_admin.c (admin, faults, sink). */
+/*
+ * Private to embedwatch-sim, the sim/ directory: its state and each layer's functions.
+ * The layers call downward only: clock, jobs, HTTP helpers, encoding, faults,
+ * the APIs (v1, v2), the admin interface, then main.
+ */
 #ifndef EW_SIM_H
 #define EW_SIM_H
 
@@ -42,14 +46,14 @@ struct sim_job {
 	int64_t first_ms, last_ms;
 };
 
-enum fault_kind { F_STATUS = 1, F_DELAY, F_DROP, F_MALFORMED, F_TRUNCATED, F_OVERSIZED, F_CONTENT_TYPE, F_BOMB, F_TRICKLE };
+enum sim_fault_kind { F_STATUS = 1, F_DELAY, F_DROP, F_MALFORMED, F_TRUNCATED, F_OVERSIZED, F_CONTENT_TYPE, F_BOMB, F_TRICKLE };
 /* F_TRUNCATED and F_TRICKLE shape the normal answer's body; the others replace or delay the answer. */
 #define FAULT_SHAPES_BODY(k) ((k) == F_TRUNCATED || (k) == F_TRICKLE)
 /* T_V2: v2 per-id GET and :cancel; T_V2_LIST: GET /v2/batches; T_DATASETS: GET /v1/datasets/{id} (sim_v2.c). */
-enum fault_target { T_API = 1, T_SINK = 2, T_LIST = 4, T_V2 = 8, T_V2_LIST = 16, T_DATASETS = 32 };
+enum sim_fault_target { T_API = 1, T_SINK = 2, T_LIST = 4, T_V2 = 8, T_V2_LIST = 16, T_DATASETS = 32 };
 
-struct fault {
-	enum fault_kind kind;
+struct sim_fault {
+	enum sim_fault_kind kind;
 	unsigned targets;
 	int status;
 	char retry_after[64];   /* literal header value */
@@ -62,10 +66,10 @@ struct fault {
 	uint64_t size;          /* bomb: decoded bytes */
 	uint64_t bytes_per_s;   /* trickle: body bytes per second after the headers */
 	uint64_t hits;
-	struct fault *next;
+	struct sim_fault *next;
 };
 
-struct sink_rec {
+struct sim_sink_rec {
 	int64_t t_ms;
 	char *path;
 	json_object *headers;
@@ -77,7 +81,7 @@ struct sink_rec {
 enum sim_ep { EP_POLL, EP_LIST, EP_CANCEL, EP_V2_POLL, EP_V2_LIST, EP_V2_CANCEL, EP_DATASET, EP__MAX };
 extern const char *const sim_ep_names[EP__MAX];
 
-struct log_rec {
+struct sim_log_rec {
 	int64_t t_ms;
 	int status;
 	enum sim_ep ep;
@@ -85,7 +89,7 @@ struct log_rec {
 };
 
 /* Per-request state; lives from the first handler call to the completion notice. */
-struct req {
+struct sim_req {
 	bool started;
 	struct buf body;
 	bool too_big;
@@ -94,7 +98,7 @@ struct req {
 /* What an API answer is, for the byte counters and validators (sim_encode.c). */
 enum sim_kind { K_POLL, K_LIST, K_CANCEL, K__MAX };
 /* --etag: which validators answers carry. */
-enum etag_mode { ETAG_BOTH = 0, ETAG_ONLY, ETAG_LAST_MODIFIED };
+enum sim_etag_mode { ETAG_BOTH = 0, ETAG_ONLY, ETAG_LAST_MODIFIED };
 
 struct sim_answer {
 	enum sim_kind kind;
@@ -106,7 +110,7 @@ struct sim_answer {
 	char last_modified[40];
 };
 
-struct client_name {
+struct sim_client_name {
 	char *name;
 	uint64_t count;
 };
@@ -124,15 +128,15 @@ struct sim_state {
 	bool gzip;               /* gzip answers when Accept-Encoding allows (default) */
 	int gzip_level;
 	bool etag;               /* --etag: validators and 304s */
-	enum etag_mode etag_mode;
+	enum sim_etag_mode etag_mode;
 	uint64_t bytes_sent[K__MAX], bytes_identity[K__MAX];   /* API answer bodies: as sent, and before encoding */
 	struct strmap jobs;
 	struct sim_job **job_list;
 	size_t n_jobs, cap_jobs;
-	struct fault *faults;
-	struct sink_rec *sink;
+	struct sim_fault *faults;
+	struct sim_sink_rec *sink;
 	size_t n_sink, cap_sink;
-	struct log_rec *log;
+	struct sim_log_rec *log;
 	size_t n_log, cap_log;
 	/* counters */
 	uint64_t req_poll, req_list, req_cancel, req_sink, req_admin, req_other;
@@ -148,6 +152,8 @@ struct sim_state {
 };
 extern struct sim_state S;
 
+/* ---- the clock (sim_clock.c) ---- */
+
 /* The sim clock in ms: the wall clock (real mode), or ms since start moved only by an advance (manual mode). */
 int64_t sim_now(void);
 /* The wall-clock ms a client is shown for sim time t: t itself (real), the wall clock at start plus t (manual). */
@@ -155,23 +161,43 @@ int64_t sim_wall_ms(int64_t t);
 /* Moves the manual clock forward by ms; -EPERM in real mode, -ERANGE on overflow; *ret_now is the new time.
  * Caller holds S.mu, so an advance is ordered with the timeline reads and writes made under it. */
 int sim_clock_advance(uint64_t ms, int64_t *ret_now);
-char *json_str(const char *s);
-void job_index(struct sim_job *j);
+
+/* ---- the job model (sim_jobs.c) ---- */
+
+/* s as a JSON string literal, quotes included; the caller frees it. */
+char *sim_json_str(const char *s);
+/* Adds j to the job map and list, which own it. Caller holds S.mu. */
+void sim_job_index(struct sim_job *j);
 void sim_job_free(struct sim_job *j);
-enum job_status job_status_at(const struct sim_job *j, int64_t now);
-void render_job(struct buf *b, const struct sim_job *j, int64_t now);
-void http_date(int64_t wall_s, char *buf, size_t len);
-enum MHD_Result send_buf(struct MHD_Connection *c, int status, const char *ctype, char *data, size_t len,
-			 const char *retry_after);
-enum MHD_Result send_json(struct MHD_Connection *c, int status, struct buf *b);
-enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-enum MHD_Result answer_truncated(struct MHD_Connection *c, struct buf *b);
-/* The trickle fault: the headers (with the whole Content-Length) at once, then b's data at bytes_per_s; takes b's data. */
-enum MHD_Result answer_trickle(struct MHD_Connection *c, int status, struct buf *b, uint64_t bytes_per_s);
-bool fault_take(unsigned target, const char *job, int64_t now, struct fault *ret);
-bool apply_fault(struct MHD_Connection *c, const struct fault *f, const char *id, enum MHD_Result *ret);
-void count_status(int status);
-/* sim_encode.c: the history, rendered once (deterministic from seed). */
+/* Job j's status at sim time now (its timeline, then a cancel). */
+enum job_status sim_job_status_at(const struct sim_job *j, int64_t now);
+/* Appends j's EmbedJob document at now to b. */
+void sim_job_render(struct buf *b, const struct sim_job *j, int64_t now);
+/* The job of that id, made (and indexed) in auto mode when the id has the auto prefix; NULL if none. Caller holds S.mu. */
+struct sim_job *sim_job_lookup(const char *id, int64_t now);
+
+/* ---- HTTP helpers (sim_http.c) ---- */
+
+/* Formats wall_s as an HTTP date (RFC 7231). */
+void sim_http_date(int64_t wall_s, char *buf, size_t len);
+/* Queues an answer of data (taken: freed by the server), with Content-Type and Retry-After when given. */
+enum MHD_Result sim_send_buf(struct MHD_Connection *c, int status, const char *ctype, char *data, size_t len,
+			     const char *retry_after);
+/* Queues b's data (taken) as a JSON answer. */
+enum MHD_Result sim_send_json(struct MHD_Connection *c, int status, struct buf *b);
+/* Queues {"message": ...} with the formatted text. */
+enum MHD_Result sim_send_text(struct MHD_Connection *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Counts an answer's status. Caller holds S.mu. */
+void sim_count_status(int status);
+/* The API's shared answers: auth (0, 401 or 403), the X-Client-Name count, the request log (time, status, id and
+ * endpoint of each API request). Caller holds S.mu for the last two. */
+int sim_check_auth(struct MHD_Connection *c);
+void sim_note_client(struct MHD_Connection *c);
+void sim_log_request(int64_t now, int status, const char *id, enum sim_ep ep);
+
+/* ---- encoding (sim_encode.c) ---- */
+
+/* The history, rendered once (deterministic from seed). */
 void sim_history_render(uint64_t n, uint64_t seed);
 /* When what the list, or job j, shows last changed (sim clock), at or before now. Caller holds S.mu. */
 int64_t sim_list_changed_at(int64_t now);
@@ -185,17 +211,24 @@ enum MHD_Result sim_answer_bomb(struct MHD_Connection *c, bool list, uint64_t si
 /* Makes the bombs a fault will send now, so answering one costs no time. */
 void sim_bomb_prepare(bool list, uint64_t size);
 void sim_bombs_free(void);
-/* The admin interface: /_sim/... */
-enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const char *url, struct req *rq);
-void clear_sink(void);
-void clear_faults(void);
-/* The API's shared answers: auth (0, 401 or 403), the X-Client-Name count, the request log (time, status, id and
- * endpoint of each API request). Caller holds S.mu for the last two. */
-int check_auth(struct MHD_Connection *c);
-void note_client(struct MHD_Connection *c);
-void log_request(int64_t now, int status, const char *id, enum sim_ep ep);
 
-/* sim_v2.c: v2 Batches (GET /v2/batches[/{id}], POST /v2/batches/{id}:cancel) and GET /v1/datasets/{id}. */
+/* ---- faults (sim_faults.c) ---- */
+
+/* Finds and consumes the first fault that applies; copies it to *ret. Caller holds S.mu. */
+bool sim_fault_take(unsigned target, const char *job, int64_t now, struct sim_fault *ret);
+/* Applies f: true when it made the answer itself (*ret set), false when the normal answer follows. */
+bool sim_fault_apply(struct MHD_Connection *c, const struct sim_fault *f, const char *id, enum MHD_Result *ret);
+/* The truncated fault: b's data (taken) cut at half, the connection then broken. */
+enum MHD_Result sim_answer_truncated(struct MHD_Connection *c, struct buf *b);
+/* The trickle fault: the headers (with the whole Content-Length) at once, then b's data at bytes_per_s; takes b's data. */
+enum MHD_Result sim_answer_trickle(struct MHD_Connection *c, int status, struct buf *b, uint64_t bytes_per_s);
+
+/* ---- the v1 API (sim_v1.c) ---- */
+
+/* GET /v1/embed-jobs[/{id}], POST /v1/embed-jobs/{id}/cancel. */
+enum MHD_Result sim_v1_handle(struct MHD_Connection *c, const char *method, const char *url);
+
+/* ---- sim_v2.c: v2 Batches (GET /v2/batches[/{id}], POST /v2/batches/{id}:cancel) and GET /v1/datasets/{id} ---- */
 enum { SIM_OPT_V2_HISTORY = 40, SIM_OPT_V2_ORDER, SIM_OPT_DATASET_PARTS };
 enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, const char *url);
 enum MHD_Result sim_v2_dataset(struct MHD_Connection *c, const char *method, const char *url);
@@ -208,5 +241,11 @@ void sim_v2_reset(void);
 /* --v2-history N, --v2-order asc|desc, --dataset-parts N. 0, or -EINVAL with a message on stderr. */
 int sim_v2_option(int opt, const char *arg);
 void sim_v2_free(void);
+
+/* ---- the admin interface (sim_admin.c): /_sim/... ---- */
+
+enum MHD_Result sim_admin_handle(struct MHD_Connection *c, const char *method, const char *url, struct sim_req *rq);
+void sim_admin_clear_sink(void);
+void sim_admin_clear_faults(void);
 
 #endif

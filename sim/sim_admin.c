@@ -36,10 +36,10 @@ static const char *add_job(json_object *spec, int64_t now)
 	struct sim_job *j = xcalloc(1, sizeof(*j));
 	j->id = xstrdup(id);
 	j->created_ms = now;
-	j->name_json = json_str(json_object_object_get_ex(spec, "name", &v) ? json_object_get_string(v) : id);
-	j->model_json = json_str(json_object_object_get_ex(spec, "model", &v) ? json_object_get_string(v) : "embed-english-v3.0");
-	j->input_json = json_str(json_object_object_get_ex(spec, "input_dataset_id", &v) ? json_object_get_string(v) : "ds-input");
-	j->truncate_json = json_str(json_object_object_get_ex(spec, "truncate", &v) ? json_object_get_string(v) : "END");
+	j->name_json = sim_json_str(json_object_object_get_ex(spec, "name", &v) ? json_object_get_string(v) : id);
+	j->model_json = sim_json_str(json_object_object_get_ex(spec, "model", &v) ? json_object_get_string(v) : "embed-english-v3.0");
+	j->input_json = sim_json_str(json_object_object_get_ex(spec, "input_dataset_id", &v) ? json_object_get_string(v) : "ds-input");
+	j->truncate_json = sim_json_str(json_object_object_get_ex(spec, "truncate", &v) ? json_object_get_string(v) : "END");
 	if (json_object_object_get_ex(spec, "warnings", &v) && json_object_is_type(v, json_type_array))
 		j->warnings_json = xstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
 	if (json_object_object_get_ex(spec, "api_warning", &v) && json_object_is_type(v, json_type_string))
@@ -82,21 +82,21 @@ static const char *add_job(json_object *spec, int64_t now)
 		strmap_put(&S.jobs, j->id, j);
 		sim_job_free(old);
 	} else {
-		job_index(j);
+		sim_job_index(j);
 	}
 	return NULL;
 }
 
 static const char *add_fault(json_object *spec, int64_t now)
 {
-	static const struct { const char *n; enum fault_kind k; } kinds[] = {
+	static const struct { const char *n; enum sim_fault_kind k; } kinds[] = {
 		{ "status", F_STATUS }, { "delay", F_DELAY }, { "drop", F_DROP },
 		{ "malformed", F_MALFORMED }, { "truncated", F_TRUNCATED },
 		{ "oversized", F_OVERSIZED }, { "content_type", F_CONTENT_TYPE }, { "bomb", F_BOMB },
 		{ "trickle", F_TRICKLE },
 	};
 	json_object *v;
-	struct fault *f = xcalloc(1, sizeof(*f));
+	struct sim_fault *f = xcalloc(1, sizeof(*f));
 
 	if (!json_object_object_get_ex(spec, "kind", &v))
 		goto bad_kind;
@@ -170,7 +170,7 @@ static const char *add_fault(json_object *spec, int64_t now)
 			sim_bomb_prepare(false, f->size);
 	}
 	/* Append: faults apply in the order they were added. */
-	struct fault **pp = &S.faults;
+	struct sim_fault **pp = &S.faults;
 	while (*pp)
 		pp = &(*pp)->next;
 	*pp = f;
@@ -243,8 +243,8 @@ static void render_stats(struct buf *b, bool with_jobs)
 		struct strmap_slot *s = &S.client_names.slots[i];
 		if (!s->key)
 			continue;
-		char *k = json_str(s->key);
-		buf_printf(b, "%s%s:%llu", first ? "" : ",", k, (unsigned long long)((struct client_name *)s->val)->count);
+		char *k = sim_json_str(s->key);
+		buf_printf(b, "%s%s:%llu", first ? "" : ",", k, (unsigned long long)((struct sim_client_name *)s->val)->count);
 		free(k);
 		first = false;
 	}
@@ -255,7 +255,7 @@ static void render_stats(struct buf *b, bool with_jobs)
 			   (unsigned long long)S.bytes_sent[k], (unsigned long long)S.bytes_identity[k]);
 	buf_printf(b, "},\"jobs_known\":%zu,\"faults_active\":", S.n_jobs);
 	size_t nf = 0;
-	for (struct fault *f = S.faults; f; f = f->next)
+	for (struct sim_fault *f = S.faults; f; f = f->next)
 		nf += f->remaining != 0;
 	buf_printf(b, "%zu", nf);
 	sim_v2_stats(b, with_jobs);
@@ -264,7 +264,7 @@ static void render_stats(struct buf *b, bool with_jobs)
 		buf_printf(b, ",\"jobs\":{");
 		for (size_t i = 0; i < S.n_jobs; i++) {
 			struct sim_job *j = S.job_list[i];
-			enum job_status st = job_status_at(j, now);
+			enum job_status st = sim_job_status_at(j, now);
 			int64_t ended_at = 0;
 			for (int k = 0; k < j->n_steps; k++)
 				if (job_status_ended(j->steps[k].status))
@@ -282,8 +282,8 @@ static void render_sink(struct buf *b)
 {
 	buf_printf(b, "{\"deliveries\":[");
 	for (size_t i = 0; i < S.n_sink; i++) {
-		struct sink_rec *r = &S.sink[i];
-		char *path = json_str(r->path), *body = json_str(r->body);
+		struct sim_sink_rec *r = &S.sink[i];
+		char *path = sim_json_str(r->path), *body = sim_json_str(r->body);
 		buf_printf(b, "%s{\"t_ms\":%lld,\"path\":%s,\"status\":%d,\"headers\":%s,\"body\":%s}", i ? "," : "",
 			   (long long)r->t_ms, path, r->status,
 			   json_object_to_json_string_ext(r->headers, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), body);
@@ -302,7 +302,7 @@ static void render_log(struct buf *b)
 	buf_printf(b, "]}");
 }
 
-void clear_sink(void)
+void sim_admin_clear_sink(void)
 {
 	for (size_t i = 0; i < S.n_sink; i++) {
 		free(S.sink[i].path);
@@ -312,10 +312,10 @@ void clear_sink(void)
 	S.n_sink = 0;
 }
 
-void clear_faults(void)
+void sim_admin_clear_faults(void)
 {
 	while (S.faults) {
-		struct fault *f = S.faults;
+		struct sim_fault *f = S.faults;
 		S.faults = f->next;
 		free(f->job);
 		free(f);
@@ -328,14 +328,14 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
 	return MHD_YES;
 }
 
-static enum MHD_Result handle_sink(struct MHD_Connection *c, const char *url, struct req *rq)
+static enum MHD_Result handle_sink(struct MHD_Connection *c, const char *url, struct sim_req *rq)
 {
 	int64_t now = sim_now();
-	struct fault f;
+	struct sim_fault f;
 
 	pthread_mutex_lock(&S.mu);
 	S.req_sink++;
-	bool faulted = fault_take(T_SINK, NULL, now, &f);
+	bool faulted = sim_fault_take(T_SINK, NULL, now, &f);
 	pthread_mutex_unlock(&S.mu);
 	if (faulted && f.kind == F_DELAY) {
 		usleep((useconds_t)(f.delay_ms * 1000));
@@ -348,7 +348,7 @@ static enum MHD_Result handle_sink(struct MHD_Connection *c, const char *url, st
 		status = 200;
 
 	/* What the receiver answered: 0 when no complete answer left it (dropped or cut off). */
-	struct sink_rec r = { .t_ms = now, .path = xstrdup(url),
+	struct sim_sink_rec r = { .t_ms = now, .path = xstrdup(url),
 			      .status = faulted && f.kind == F_TRUNCATED ? 0 : status };
 	r.headers = json_object_new_object();
 	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, r.headers);
@@ -359,7 +359,7 @@ static enum MHD_Result handle_sink(struct MHD_Connection *c, const char *url, st
 		S.sink = xrealloc(S.sink, S.cap_sink * sizeof(*S.sink));
 	}
 	S.sink[S.n_sink++] = r;
-	count_status(status);
+	sim_count_status(status);
 	pthread_mutex_unlock(&S.mu);
 
 	if (status == 0)
@@ -370,28 +370,28 @@ static enum MHD_Result handle_sink(struct MHD_Connection *c, const char *url, st
 		if (f.kind == F_TRUNCATED) {
 			struct buf b = { 0 };
 			buf_printf(&b, "{\"received\":true,\"padding\":\"%0128d\"}", 0);
-			return answer_truncated(c, &b);
+			return sim_answer_truncated(c, &b);
 		}
 		if (f.kind == F_TRICKLE) {
 			struct buf b = { 0 };
 			buf_printf(&b, "{\"received\":true}");
-			return answer_trickle(c, 200, &b, f.bytes_per_s);
+			return sim_answer_trickle(c, 200, &b, f.bytes_per_s);
 		}
-		apply_fault(c, &f, NULL, &ret);
+		sim_fault_apply(c, &f, NULL, &ret);
 		return ret;
 	}
 	char ra[64] = "";
 	if (faulted && f.kind == F_STATUS) {
 		if (f.retry_after_date > 0)
-			http_date(sim_wall_ms(now) / 1000 + f.retry_after_date, ra, sizeof(ra));
+			sim_http_date(sim_wall_ms(now) / 1000 + f.retry_after_date, ra, sizeof(ra));
 		else
 			snprintf(ra, sizeof(ra), "%s", f.retry_after);
 	}
 	char *d = xstrdup("{\"received\":true}");
-	return send_buf(c, status, "application/json", d, strlen(d), ra);
+	return sim_send_buf(c, status, "application/json", d, strlen(d), ra);
 }
 
-enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const char *url, struct req *rq)
+enum MHD_Result sim_admin_handle(struct MHD_Connection *c, const char *method, const char *url, struct sim_req *rq)
 {
 	const char *p = url + strlen("/_sim");
 	int64_t now = sim_now();
@@ -439,7 +439,7 @@ enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const
 			err = "no such job";
 			status = 404;
 		} else {
-			render_job(&b, j, now);
+			sim_job_render(&b, j, now);
 		}
 	} else if (strcmp(p, "/faults") == 0 && strcmp(method, "POST") == 0) {
 		json_object *list;
@@ -454,7 +454,7 @@ enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const
 		else
 			status = 400;
 	} else if (strcmp(p, "/faults") == 0 && strcmp(method, "DELETE") == 0) {
-		clear_faults();
+		sim_admin_clear_faults();
 		buf_printf(&b, "{\"ok\":true}");
 	} else if (strcmp(p, "/clock") == 0 && strcmp(method, "GET") == 0) {
 		render_clock(&b);
@@ -480,13 +480,13 @@ enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const
 	} else if (strcmp(p, "/sink") == 0 && strcmp(method, "GET") == 0) {
 		render_sink(&b);
 	} else if (strcmp(p, "/sink") == 0 && strcmp(method, "DELETE") == 0) {
-		clear_sink();
+		sim_admin_clear_sink();
 		buf_printf(&b, "{\"ok\":true}");
 	} else if (strcmp(p, "/log") == 0 && strcmp(method, "GET") == 0) {
 		render_log(&b);
 	} else if (strcmp(p, "/reset") == 0 && strcmp(method, "POST") == 0) {
-		clear_sink();
-		clear_faults();
+		sim_admin_clear_sink();
+		sim_admin_clear_faults();
 		S.n_log = 0;
 		S.req_poll = S.req_list = S.req_cancel = S.req_sink = S.req_other = 0;
 		memset(S.status_count, 0, sizeof(S.status_count));
@@ -503,12 +503,12 @@ enum MHD_Result handle_admin(struct MHD_Connection *c, const char *method, const
 		status = 404;
 	}
 answer:
-	count_status(status);
+	sim_count_status(status);
 	pthread_mutex_unlock(&S.mu);
 	json_object_put(doc);
 	if (err) {
 		buf_free(&b);
-		return send_text(c, status, "%s", err);
+		return sim_send_text(c, status, "%s", err);
 	}
-	return send_json(c, status, &b);
+	return sim_send_json(c, status, &b);
 }

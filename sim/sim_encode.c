@@ -152,7 +152,7 @@ int sim_answer_check(struct MHD_Connection *c, int status, const struct buf *b, 
 		return status;
 	a->validators = true;
 	snprintf(a->etag, sizeof(a->etag), "W/\"%016llx\"", (unsigned long long)body_hash(b->data ? b->data : "", b->len));
-	http_date(a->changed_ms / 1000, a->last_modified, sizeof(a->last_modified));
+	sim_http_date(a->changed_ms / 1000, a->last_modified, sizeof(a->last_modified));
 	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
 	const char *ims = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Modified-Since");
 	/* If-None-Match decides when present (RFC 9110 13.2.2); If-Modified-Since only without it. */
@@ -270,7 +270,7 @@ enum MHD_Result sim_answer_send(struct MHD_Connection *c, int status, struct buf
 		if (S.etag_mode != ETAG_ONLY)
 			MHD_add_response_header(r, "Last-Modified", a->last_modified);
 		/* The Date the validators are read against is the sim clock's, like Last-Modified. */
-		http_date(sim_now() / 1000, date, sizeof(date));
+		sim_http_date(sim_now() / 1000, date, sizeof(date));
 		MHD_add_response_header(r, "Date", date);
 	}
 	if (a->warning && *a->warning)

@@ -166,9 +166,9 @@ static const char *add_batch(json_object *spec, int64_t now)
 	char out[160];
 	b->id = xstrdup(id);
 	b->created_ms = now;
-	b->name_json = json_str(json_object_object_get_ex(spec, "name", &v) ? json_object_get_string(v) : id);
-	b->model_json = json_str(json_object_object_get_ex(spec, "model", &v) ? json_object_get_string(v) : "embed-v4.0");
-	b->input_json = json_str(json_object_object_get_ex(spec, "input_dataset_id", &v) ? json_object_get_string(v)
+	b->name_json = sim_json_str(json_object_object_get_ex(spec, "name", &v) ? json_object_get_string(v) : id);
+	b->model_json = sim_json_str(json_object_object_get_ex(spec, "model", &v) ? json_object_get_string(v) : "embed-v4.0");
+	b->input_json = sim_json_str(json_object_object_get_ex(spec, "input_dataset_id", &v) ? json_object_get_string(v)
 													: "ds-batch-input");
 	snprintf(out, sizeof(out), "ds-bout-%.120s", id);
 	b->output_id = xstrdup(json_object_object_get_ex(spec, "output_dataset_id", &v) ? json_object_get_string(v) : out);
@@ -333,7 +333,7 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 	char id[API_ID_MAX + 2] = "";
 	bool is_list = false, is_cancel = false;
 	enum sim_ep ep;
-	struct fault f;
+	struct sim_fault f;
 	enum MHD_Result ret;
 
 	if (*rest == '\0' || strcmp(rest, "/") == 0) {
@@ -343,9 +343,9 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 		size_t n = strcspn(p, ":/");
 		if (n == 0 || n > API_ID_MAX || (p[n] && strcmp(p + n, ":cancel") != 0)) {
 			pthread_mutex_lock(&S.mu);
-			count_status(404);
+			sim_count_status(404);
 			pthread_mutex_unlock(&S.mu);
-			return send_text(c, 404, "no such endpoint");
+			return sim_send_text(c, 404, "no such endpoint");
 		}
 		memcpy(id, p, n);
 		id[n] = '\0';
@@ -353,9 +353,9 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 	}
 	if (strcmp(method, is_cancel ? "POST" : "GET") != 0) {
 		pthread_mutex_lock(&S.mu);
-		count_status(405);
+		sim_count_status(405);
 		pthread_mutex_unlock(&S.mu);
-		return send_text(c, 405, "method %s not allowed here", method);
+		return sim_send_text(c, 405, "method %s not allowed here", method);
 	}
 	ep = is_list ? EP_V2_LIST : is_cancel ? EP_V2_CANCEL : EP_V2_POLL;
 	pthread_mutex_lock(&S.mu);
@@ -365,29 +365,29 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 		V.req_cancel++;
 	else
 		V.req_poll++;
-	note_client(c);
+	sim_note_client(c);
 	struct sim_batch *b = id[0] ? strmap_get(&V.batches, id) : NULL;
 	if (b) {
 		if (++b->requests == 1)
 			b->first_ms = now;
 		b->last_ms = now;
 	}
-	bool faulted = fault_take(is_list ? T_V2_LIST : T_V2, id[0] ? id : NULL, now, &f);
+	bool faulted = sim_fault_take(is_list ? T_V2_LIST : T_V2, id[0] ? id : NULL, now, &f);
 	pthread_mutex_unlock(&S.mu);
 	if (faulted && f.kind == F_DELAY) {
-		apply_fault(c, &f, id, &ret);
+		sim_fault_apply(c, &f, id, &ret);
 		faulted = false;
 	}
 	if (faulted && !FAULT_SHAPES_BODY(f.kind)) {
 		int status = f.kind == F_STATUS ? f.status : (f.kind == F_DROP ? 0 : 200);
 		pthread_mutex_lock(&S.mu);
-		count_status(status);
-		log_request(now, status, id, ep);
+		sim_count_status(status);
+		sim_log_request(now, status, id, ep);
 		pthread_mutex_unlock(&S.mu);
-		apply_fault(c, &f, id, &ret);
+		sim_fault_apply(c, &f, id, &ret);
 		return ret;
 	}
-	int status = check_auth(c);
+	int status = sim_check_auth(c);
 	struct buf out = { 0 };
 	const char *err = NULL;
 	pthread_mutex_lock(&S.mu);
@@ -418,19 +418,19 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 		buf_append(&out, "}", 1);
 		status = 200;
 	}
-	count_status(status);
-	log_request(now, status, id, ep);
+	sim_count_status(status);
+	sim_log_request(now, status, id, ep);
 	*(is_list ? &V.bytes_list : is_cancel ? &V.bytes_cancel : &V.bytes_poll) += out.len;
 	pthread_mutex_unlock(&S.mu);
 	if (err) {
 		buf_free(&out);
-		return send_text(c, status, "%s", err);
+		return sim_send_text(c, status, "%s", err);
 	}
 	if (faulted && f.kind == F_TRUNCATED)
-		return answer_truncated(c, &out);
+		return sim_answer_truncated(c, &out);
 	if (faulted && f.kind == F_TRICKLE)
-		return answer_trickle(c, status, &out, f.bytes_per_s);
-	return send_json(c, status, &out);
+		return sim_answer_trickle(c, status, &out, f.bytes_per_s);
+	return sim_send_json(c, status, &out);
 }
 
 /* ---- datasets: any "ds-" id, with signed part URLs (secrets, as the real ones are) ---- */
@@ -456,34 +456,34 @@ enum MHD_Result sim_v2_dataset(struct MHD_Connection *c, const char *method, con
 {
 	const char *id = url + strlen("/v1/datasets/");
 	int64_t now = sim_now();
-	struct fault f;
+	struct sim_fault f;
 	enum MHD_Result ret;
 
 	if (strcmp(method, "GET") != 0) {
 		pthread_mutex_lock(&S.mu);
-		count_status(405);
+		sim_count_status(405);
 		pthread_mutex_unlock(&S.mu);
-		return send_text(c, 405, "method %s not allowed here", method);
+		return sim_send_text(c, 405, "method %s not allowed here", method);
 	}
 	pthread_mutex_lock(&S.mu);
 	V.req_datasets++;
-	note_client(c);
-	bool faulted = fault_take(T_DATASETS, id, now, &f);
+	sim_note_client(c);
+	bool faulted = sim_fault_take(T_DATASETS, id, now, &f);
 	pthread_mutex_unlock(&S.mu);
 	if (faulted && f.kind == F_DELAY) {
-		apply_fault(c, &f, NULL, &ret);
+		sim_fault_apply(c, &f, NULL, &ret);
 		faulted = false;
 	}
 	if (faulted && !FAULT_SHAPES_BODY(f.kind)) {
 		int status = f.kind == F_STATUS ? f.status : (f.kind == F_DROP ? 0 : 200);
 		pthread_mutex_lock(&S.mu);
-		count_status(status);
-		log_request(now, status, api_id_valid(id) ? id : "", EP_DATASET);
+		sim_count_status(status);
+		sim_log_request(now, status, api_id_valid(id) ? id : "", EP_DATASET);
 		pthread_mutex_unlock(&S.mu);
-		apply_fault(c, &f, NULL, &ret);
+		sim_fault_apply(c, &f, NULL, &ret);
 		return ret;
 	}
-	int status = check_auth(c);
+	int status = sim_check_auth(c);
 	const char *err = status == 401 ? "no api key" : "invalid api token";
 	if (!status && (!api_id_valid(id) || strncmp(id, "ds-", 3) != 0)) {
 		status = 404;
@@ -495,17 +495,17 @@ enum MHD_Result sim_v2_dataset(struct MHD_Connection *c, const char *method, con
 		status = 200;
 	}
 	pthread_mutex_lock(&S.mu);
-	count_status(status);
-	log_request(now, status, api_id_valid(id) ? id : "", EP_DATASET);
+	sim_count_status(status);
+	sim_log_request(now, status, api_id_valid(id) ? id : "", EP_DATASET);
 	V.bytes_datasets += out.len;
 	pthread_mutex_unlock(&S.mu);
 	if (status != 200)
-		return send_text(c, status, "%s", err);
+		return sim_send_text(c, status, "%s", err);
 	if (faulted && f.kind == F_TRUNCATED)
-		return answer_truncated(c, &out);
+		return sim_answer_truncated(c, &out);
 	if (faulted && f.kind == F_TRICKLE)
-		return answer_trickle(c, status, &out, f.bytes_per_s);
-	return send_json(c, status, &out);
+		return sim_answer_trickle(c, status, &out, f.bytes_per_s);
+	return sim_send_json(c, status, &out);
 }
 
 /* ---- admin, counters, options ---- */

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,7 @@
 #include "metrics_http.h"
 #include "outbox.h"
 #include "poller.h"
+#include "secrets.h"
 #include "store.h"
 #include "turn.h"
 #include "util.h"
@@ -38,7 +38,6 @@
 #define STOP_COMMIT_TRIES 20
 
 #define DEFAULT_CONFIG SYSCONFDIR "/embedwatch/embedwatch.conf"
-#define KEY_MAX 4096
 
 static struct ew the_ew;
 static uv_signal_t sig_term, sig_int, sig_hup;
@@ -59,146 +58,6 @@ static void usage(FILE *f)
 		DEFAULT_CONFIG);
 }
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		OPENSSL_cleanse(s, strlen(s));
-		free(s);
-	}
-}
-
-/* Reads a key file: trimmed, one line, owner-only unless it is a systemd credential. */
-static int read_secret_line(const char *path, const char *what, bool check_mode, char **ret, char *err, size_t errlen)
-{
-	char buf[KEY_MAX + 1];
-	int n = util_read_private_file(path, what, check_mode, buf, sizeof(buf), err, errlen);
-	if (n < 0)
-		return n;
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-		buf[--n] = '\0';
-	char *p = buf;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (!*p || strpbrk(p, "\r\n")) {
-		OPENSSL_cleanse(buf, sizeof(buf));
-		snprintf(err, errlen, "%s %s: expected one line", what, path);
-		return -EINVAL;
-	}
-	*ret = xstrdup(p);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return 0;
-}
-
-/* True when the file holds nothing but whitespace (or cannot be read as a small file). */
-static bool blank_file(const char *path)
-{
-	char buf[16], err[256];
-	struct stat st;
-	if (stat(path, &st) < 0 || st.st_size >= (off_t)sizeof(buf))
-		return false;
-	int n = util_read_private_file(path, "credential", false, buf, sizeof(buf), err, sizeof(err));
-	for (int i = 0; i < n; i++)
-		if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' && buf[i] != '\r')
-			return false;
-	return n >= 0;
-}
-
-/* The running key came from CO_API_KEY, which is removed once read: a reload keeps it. */
-static bool key_from_env;
-
-static int load_key(const struct ew_config *cfg, const char *current, char **ret, char *err, size_t errlen)
-{
-	const char *creds = getenv("CREDENTIALS_DIRECTORY");
-	char path[4096];
-
-	if (creds) {
-		snprintf(path, sizeof(path), "%s/cohere-api-key", creds);
-		/* Blank: the unit's SetCredential= fallback, i.e. there was no key file to load. */
-		bool blank = blank_file(path);
-		if (blank && !cfg->api_key_file[0] && !getenv("CO_API_KEY")) {
-			snprintf(err, errlen, "no API key configured: put it in %s/embedwatch/cohere-api-key (mode 0600), "
-				 "then systemctl restart embedwatchd", SYSCONFDIR);
-			return -ENOKEY;
-		}
-		if (!blank && access(path, F_OK) == 0) {
-			key_from_env = false;
-			return read_secret_line(path, "API key file", false, ret, err, errlen);
-		}
-	}
-	if (cfg->api_key_file[0]) {
-		key_from_env = false;
-		return read_secret_line(cfg->api_key_file, "API key file", true, ret, err, errlen);
-	}
-	const char *env = getenv("CO_API_KEY");
-	if (env && *env) {
-		for (const char *p = env; *p; p++) {
-			if ((unsigned char)*p < 0x21 || *p == 0x7f) {
-				snprintf(err, errlen, "CO_API_KEY contains spaces or control characters");
-				return -EINVAL;
-			}
-		}
-		*ret = xstrdup(env);
-		/* Not left in the environment for anyone who reads /proc or forks from here. */
-		OPENSSL_cleanse((char *)env, strlen(env));
-		unsetenv("CO_API_KEY");
-		key_from_env = true;
-		return 0;
-	}
-	if (key_from_env && current) {
-		*ret = xstrdup(current);
-		return 0;
-	}
-	snprintf(err, errlen, "no API key: set LoadCredential=cohere-api-key:..., api_key_file in [embedwatch], "
-		 "or CO_API_KEY");
-	return -ENOKEY;
-}
-
-/* Proxy credentials: the credential proxy-credentials, else proxy_credentials_file; NULL when neither. */
-static int load_proxy_credentials(const struct ew_config *cfg, char **ret, char *err, size_t errlen)
-{
-	const char *creds = getenv("CREDENTIALS_DIRECTORY");
-	char path[4096];
-	int r;
-
-	*ret = NULL;
-	if (creds) {
-		snprintf(path, sizeof(path), "%s/proxy-credentials", creds);
-		if (access(path, F_OK) != 0)
-			creds = NULL;
-	}
-	if (creds)
-		r = read_secret_line(path, "proxy credentials", false, ret, err, errlen);
-	else if (cfg->proxy_credentials_file)
-		r = read_secret_line(cfg->proxy_credentials_file, "proxy credentials file", true, ret, err, errlen);
-	else
-		return 0;
-	if (r == 0 && !strchr(*ret, ':')) {
-		snprintf(err, errlen, "proxy credentials: expected \"user:password\" on one line");
-		wipe_free(*ret);
-		*ret = NULL;
-		return -EINVAL;
-	}
-	return r;
-}
-
-/* PostgreSQL's password: the credential state-password, else state_password_file; NULL when neither (libpq's own sources then). */
-static int load_state_password(const struct ew_config *cfg, char **ret, char *err, size_t errlen)
-{
-	const char *creds = getenv("CREDENTIALS_DIRECTORY");
-	char path[4096];
-
-	*ret = NULL;
-	if (!cfg->state_url)
-		return 0;
-	if (creds) {
-		snprintf(path, sizeof(path), "%s/state-password", creds);
-		if (access(path, F_OK) == 0)
-			return read_secret_line(path, "state database password", false, ret, err, errlen);
-	}
-	if (cfg->state_password_file)
-		return read_secret_line(cfg->state_password_file, "state_password_file", true, ret, err, errlen);
-	return 0;
-}
 
 static void write_metrics_file(struct ew *ew)
 {
@@ -245,11 +104,11 @@ static void reload(struct ew *ew)
 		log_msg(LOG_ERR, "reload rejected, keeping the running configuration: %s", err);
 		goto done;
 	}
-	if (load_key(&cfg, ew->api_key, &key, err, sizeof(err)) < 0 || hooks_check_secrets(&cfg, err, sizeof(err)) < 0 ||
-	    load_proxy_credentials(&cfg, &proxy_userpwd, err, sizeof(err)) < 0) {
+	if (secrets_load_key(&cfg, ew->api_key, &key, err, sizeof(err)) < 0 || hooks_check_secrets(&cfg, err, sizeof(err)) < 0 ||
+	    secrets_load_proxy(&cfg, &proxy_userpwd, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "reload rejected, keeping the running configuration: %s", err);
 		config_clear(&cfg);
-		wipe_free(key);
+		secrets_wipe_free(key);
 		goto done;
 	}
 	if (strcmp(cfg.state_dir, ew->cfg.state_dir) || strcmp(cfg.control_socket, ew->cfg.control_socket) ||
@@ -274,9 +133,9 @@ static void reload(struct ew *ew)
 	cfg.max_connections = ew->cfg.max_connections;
 	config_clear(&ew->cfg);
 	ew->cfg = cfg;
-	wipe_free(ew->api_key);
+	secrets_wipe_free(ew->api_key);
 	ew->api_key = key;
-	wipe_free(ew->proxy_userpwd);
+	secrets_wipe_free(ew->proxy_userpwd);
 	ew->proxy_userpwd = proxy_userpwd;
 	log_set_level(ew->cfg.log_level);
 	poller_configure(ew->poller);
@@ -452,24 +311,24 @@ int main(int argc, char **argv)
 	}
 	if (http_global_init() < 0)
 		log_fatal("cannot initialise libcurl");
-	if ((r = load_key(&ew->cfg, NULL, &ew->api_key, err, sizeof(err))) == -ENOKEY) {
+	if ((r = secrets_load_key(&ew->cfg, NULL, &ew->api_key, err, sizeof(err))) == -ENOKEY) {
 		/* A configuration to finish, not a crash: EX_CONFIG, which the unit does not restart on. */
 		log_msg(LOG_ERR, "%s", err);
 		sd_notifyf(0, "STATUS=%s", err);
 		return EX_CONFIG;
 	}
-	if (r < 0 || load_proxy_credentials(&ew->cfg, &ew->proxy_userpwd, err, sizeof(err)) < 0)
+	if (r < 0 || secrets_load_proxy(&ew->cfg, &ew->proxy_userpwd, err, sizeof(err)) < 0)
 		log_fatal("%s", err);
 
 	ew->loop = uv_default_loop();
 	ew->m.start_ms = util_wall_ms();
 	char *state_password = NULL;
-	if (load_state_password(&ew->cfg, &state_password, err, sizeof(err)) < 0)
+	if (secrets_load_state_password(&ew->cfg, &state_password, err, sizeof(err)) < 0)
 		log_fatal("%s", err);
 	struct store_config sc = { .loop = ew->loop, .dir = ew->cfg.state_dir, .url = ew->cfg.state_url,
 				   .password = state_password };
 	r = store_open(&sc, &ew->store, err, sizeof(err));
-	wipe_free(state_password);
+	secrets_wipe_free(state_password);
 	if (r < 0)
 		log_fatal("%s", err);
 	if (http_new(ew->loop, ew->cfg.max_connections, &ew->http) < 0)
@@ -530,10 +389,10 @@ int main(int argc, char **argv)
 	jobtable_free(&ew->jobs);
 	config_clear(&ew->cfg);
 	/* The key goes back where it was found (the new process reads it and removes it again). */
-	if (ew->stepping_down && key_from_env && ew->api_key)
+	if (ew->stepping_down && secrets_key_from_env() && ew->api_key)
 		setenv("CO_API_KEY", ew->api_key, 1);
-	wipe_free(ew->api_key);
-	wipe_free(ew->proxy_userpwd);
+	secrets_wipe_free(ew->api_key);
+	secrets_wipe_free(ew->proxy_userpwd);
 	free(ew->config_path);
 	http_global_cleanup();
 	if (ew->stepping_down) {

@@ -1,0 +1,110 @@
+/*
+ * The HTTP helpers every endpoint uses: answering (a buffer, JSON, a
+ * message), the HTTP date, auth, the client-name count and the request log.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sim.h"
+
+void sim_http_date(int64_t wall_s, char *buf, size_t len)
+{
+	time_t t = (time_t)wall_s;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+enum MHD_Result sim_send_buf(struct MHD_Connection *c, int status, const char *ctype,
+				char *data, size_t len, const char *retry_after)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(data);
+		return MHD_NO;
+	}
+	if (ctype)
+		MHD_add_response_header(r, "Content-Type", ctype);
+	if (retry_after && *retry_after)
+		MHD_add_response_header(r, "Retry-After", retry_after);
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+enum MHD_Result sim_send_json(struct MHD_Connection *c, int status, struct buf *b)
+{
+	char *d = b->data ? b->data : xstrdup("");
+	size_t n = b->len;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return sim_send_buf(c, status, "application/json", d, n, NULL);
+}
+
+enum MHD_Result sim_send_text(struct MHD_Connection *c, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	char *d = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return sim_send_buf(c, status, "application/json", d, strlen(d), NULL);
+}
+
+void sim_count_status(int status)
+{
+	if (status >= 0 && status < 600)
+		S.status_count[status]++;
+}
+
+const char *const sim_ep_names[EP__MAX] = { "poll", "list", "cancel", "v2_poll", "v2_list", "v2_cancel", "dataset" };
+
+void sim_log_request(int64_t now, int status, const char *id, enum sim_ep ep)
+{
+	if (!S.log_requests)
+		return;
+	if (S.n_log == S.cap_log) {
+		if (S.cap_log >= 4000000)
+			return;
+		S.cap_log = S.cap_log ? S.cap_log * 2 : 4096;
+		S.log = xrealloc(S.log, S.cap_log * sizeof(*S.log));
+	}
+	struct sim_log_rec *l = &S.log[S.n_log++];
+	l->t_ms = now;
+	l->status = status;
+	l->ep = ep;
+	snprintf(l->id, sizeof(l->id), "%s", id ? id : "");
+}
+
+int sim_check_auth(struct MHD_Connection *c)
+{
+	const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	if (!a || strncmp(a, "Bearer ", 7) != 0)
+		return 401;
+	if (strcmp(a + 7, S.token) != 0)
+		return 403;
+	return 0;
+}
+
+void sim_note_client(struct MHD_Connection *c)
+{
+	const char *n = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Client-Name");
+	if (!n)
+		n = "";
+	struct sim_client_name *cn = strmap_get(&S.client_names, n);
+	if (!cn) {
+		if (S.client_names.len >= 64)
+			return;
+		cn = xcalloc(1, sizeof(*cn));
+		cn->name = xstrdup(n);
+		strmap_put(&S.client_names, cn->name, cn);
+	}
+	cn->count++;
+}
