@@ -3,8 +3,9 @@
  *
  *   per-id: each of n jobs is polled every I_p = max(floor, n / rate, n * poll_bytes / byte_rate);
  *           a job's end is seen I_p / 2 later on average.
- *   sweep:  one list every I_s = max(sweep_interval, 2 / rate (half the requests), list_bytes /
- *           byte_rate, its answer time T); an end is seen I_s / 2 + T later on average.
+ *   sweep:  one list every I_s = max(sweep_interval, 2 / rate (half the requests; all of them,
+ *           1 / rate, when the last list showed every watched job), list_bytes / byte_rate, its
+ *           answer time T); an end is seen I_s / 2 + T later on average.
  *
  * The per-id interval is the budget spread over the jobs: with 3 jobs at 60
  * requests/min each is seen every 3 s, whatever its backoff says (the backoff
@@ -40,19 +41,28 @@ static double per_id_interval(const struct planner_in *in, uint64_t n, double ra
 	return max2(floor_ms, max2(by_rate, by_bytes));
 }
 
-/* What the budgets allow: half the requests, and the list's bytes within the byte rate (per ms). */
+/*
+ * The list's share of the requests: half, the other half polling the jobs it
+ * does not show; all of them when it showed every watched job (cancels still
+ * go first: the poller's policy, budget.c).
+ */
+static double by_rate(const struct planner_in *in, double rate)
+{
+	return rate > 0 ? (in->unlisted ? 2.0 : 1.0) / rate : 1e18;
+}
+
+/* What the budgets allow: the list's share of the requests, and its bytes within the byte rate (per ms). */
 static double sweep_floor(const struct planner_in *in, double rate, double byte_rate)
 {
-	double half_rate = rate > 0 ? 2.0 / rate : 1e18;
 	double by_bytes = byte_rate > 0 ? (double)in->list_wire / byte_rate : 1e18;
-	return max2(half_rate, by_bytes);
+	return max2(by_rate(in, rate), by_bytes);
 }
 
 /* The list's shortest interval; *ret_bytes_bound says whether the byte budget is what sets it. */
 static double sweep_interval(const struct planner_in *in, double rate, double byte_rate, bool *ret_bytes_bound)
 {
 	double by_bytes = byte_rate > 0 ? (double)in->list_wire / byte_rate : 1e18;
-	double other = max2(max2((double)in->sweep_min_ms, rate > 0 ? 2.0 / rate : 1e18), (double)in->list_ms);
+	double other = max2(max2((double)in->sweep_min_ms, by_rate(in, rate)), (double)in->list_ms);
 	*ret_bytes_bound = by_bytes > other;
 	return max2(other, by_bytes);
 }

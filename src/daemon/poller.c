@@ -104,10 +104,14 @@ void poller_want_sweep(struct poller *p, unsigned kinds)
 	poller_kick(p);
 }
 
+/* Runs the poller in delay ms, or sooner when a run is already due sooner (a kick during this run stays). */
 static void arm(struct poller *p, uint64_t delay)
 {
-	if (!p->stopped)
-		UV_CHECK(uv_timer_start(&p->timer, on_timer, delay, 0));
+	if (p->stopped)
+		return;
+	if (uv_is_active((uv_handle_t *)&p->timer) && uv_timer_get_due_in(&p->timer) <= delay)
+		return;
+	UV_CHECK(uv_timer_start(&p->timer, on_timer, delay, 0));
 }
 
 void poller_configure(struct poller *p)
@@ -723,7 +727,9 @@ static uint64_t month_gate(struct poller *p, uint64_t now)
 			p->month_loading = true;
 			store_get_meta(ew->store, MONTH_KEY, month_loaded, p);
 		}
-		return UINT64_MAX;      /* its answer runs the poller */
+		if (!p->month_loaded)
+			return UINT64_MAX;      /* its answer runs the poller */
+		/* SQLite answered at once: go on with the count. */
 	}
 	uint64_t w = budget_month_wait(&p->month, wall);
 	if (w)

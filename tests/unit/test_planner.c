@@ -65,6 +65,12 @@ static const struct plan_case cases[] = {
 	{ "sweep: the 10 jobs the list does not show share what it leaves of the rate", .live = 400, .unlisted = 10,
 	  .list_wire = 1400000, .list_ms = 300, .mode = PLAN_SWEEP, .why = WHY_SWEEP_SOONER,
 	  .poll_lo = 12500, .poll_hi = 12500 },
+	/* A trial key's 5/min: the list takes the whole class once it shows every job, half while it does not. */
+	{ "4 watched at 5/min, every one in the last list: a list every 12 s", .live = 4, .list_wire = 30000,
+	  .list_ms = 10, .per_min = 5, .mode = PLAN_SWEEP, .why = WHY_SWEEP_SOONER, .sweep_lo = 12000, .sweep_hi = 12000 },
+	{ "4 watched at 5/min, one not in the last list: a list every 24 s", .live = 4, .unlisted = 1,
+	  .list_wire = 30000, .list_ms = 10, .per_min = 5, .mode = PLAN_SWEEP, .why = WHY_SWEEP_SOONER,
+	  .sweep_lo = 24000, .sweep_hi = 24000 },
 	/* What the configuration and the list's health decide. */
 	{ "discovery sweeps with nothing watched, uncapped", .discovery = true, .mode = PLAN_SWEEP,
 	  .why = WHY_DISCOVERY, .cap_hi = 1 },
