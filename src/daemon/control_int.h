@@ -88,15 +88,17 @@ bool control_wait_check(struct client *c);
 /* Forgets c's finished wait. */
 void control_wait_clear(struct client *c);
 
-/* A standby writes a request that changes the state for the active (ctlproto_forwards), id by id for CTLPROTO_IDS. */
+/* A standby (control_standby.c) writes a request that changes the state for the active (ctlproto_forwards), id by id for CTLPROTO_IDS. */
 void control_standby_forward(struct client *c, enum ctl_cmd cmd, json_object *req, const char *line, size_t len);
 /* A standby's reads from the shared state: list and show, the counts (status, metrics, batches), wait. */
 void control_standby_list(struct client *c, enum ctl_cmd cmd, json_object *req);
 void control_standby_counts(struct client *c, enum ctl_cmd cmd, json_object *req);
 void control_standby_wait(struct client *c, enum ctl_cmd cmd, json_object *req);
-/* Every half second on a shared state: a standby checks its waits, the active looks for requests now and then. */
+/* A standby's tick: each open wait not already reading reads the shared state again. */
+void control_standby_check_waits(struct control *ctl);
+/* Every half second on a shared state (control_relay.c): a standby checks its waits, the active looks for requests now and then. */
 void control_on_shared_tick(uv_timer_t *t);
-/* The active: reads the requests standbys wrote and applies the new ones. */
+/* The active (control_relay.c): reads the requests standbys wrote and applies the new ones. */
 void control_fetch_requests(struct control *ctl);
 /* Drops a hold on the control state (a read in flight that needs it): the last one frees it. */
 void control_unref(struct control *ctl);

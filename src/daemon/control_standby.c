@@ -1,15 +1,11 @@
 /*
- * The control socket on a shared state. A standby holds no jobs: it answers
- * reads (list, show, batches, deliveries, hooks, status, metrics) from the
- * shared state, writes the requests that change it (watch, unwatch, cancel,
- * redeliver, hooks enable|disable) as rows for the active and answers once
- * that row is committed, and checks its waits against the shared state every
- * half second. The active reads those rows when a standby's notification
- * arrives (or every 2 s) and applies each through the same commands as its
- * own clients (control_apply_request); a row is deleted in the commit that
- * holds its effects.
+ * The control socket on a standby, over a shared state. A standby holds no
+ * jobs: it answers reads (list, show, batches, deliveries, hooks, status,
+ * metrics) from the shared state, writes the requests that change it (watch,
+ * unwatch, cancel, redeliver, hooks enable|disable) as rows for the active and
+ * answers once that row is committed, and checks its waits against the shared
+ * state every half second. The active applies those rows: control_relay.c.
  */
-#include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,16 +13,12 @@
 
 #include "api.h"
 #include "control_int.h"
-#include "ha.h"
-#include "hooks.h"
 #include "job.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
 #include "util.h"
 
-/* The active reads the requests this often when no notification wakes it (ticks of 500 ms). */
-#define FETCH_EVERY_TICKS 4
 /* The standby's view of the batches and jobs it shows: per name, counts by status. */
 #define BATCH_VIEW_MAX 100000
 
@@ -717,94 +709,11 @@ static void standby_wait(struct client *c, json_object *req)
 	wait_check(c, true);
 }
 
-void control_on_shared_tick(uv_timer_t *t)
+void control_standby_check_waits(struct control *ctl)
 {
-	struct control *ctl = t->data;
-	struct ew *ew = ctl->ew;
-	if (ew->stopping)
-		return;
-	if (ha_role(ew) == ROLE_ACTIVE) {
-		/* The slow poll for requests, in case a notification went missing (a reconnect). */
-		if (++ctl->shared_ticks % FETCH_EVERY_TICKS == 0)
-			control_fetch_requests(ctl);
-		return;
-	}
 	for (struct client *c = ctl->clients; c; c = c->next)
 		if (c->waiting && !c->reads && !c->closing)
 			wait_check(c, false);
-}
-
-/* ---- the active: applying what standbys wrote ---- */
-
-struct fetch {
-	struct control *ctl;
-	int64_t *seen;
-	size_t n_seen, cap_seen;
-};
-
-static bool applied(const struct control *ctl, int64_t id)
-{
-	for (size_t i = 0; i < ctl->n_applied; i++)
-		if (ctl->applied[i] == id)
-			return true;
-	return false;
-}
-
-static int request_row(int64_t id, const char *line, void *arg)
-{
-	struct fetch *f = arg;
-	struct control *ctl = f->ctl;
-	if (f->n_seen == f->cap_seen) {
-		f->cap_seen = f->cap_seen ? f->cap_seen * 2 : 16;
-		f->seen = xrealloc(f->seen, f->cap_seen * sizeof(*f->seen));
-	}
-	f->seen[f->n_seen++] = id;
-	/* Applied already, its delete not committed yet: once only. */
-	if (!applied(ctl, id) && line && ha_role(ctl->ew) == ROLE_ACTIVE && !ctl->ew->stopping)
-		control_apply_request(ctl, id, line);
-	return 0;
-}
-
-static void fetched(int r, void *arg)
-{
-	struct fetch *f = arg;
-	struct control *ctl = f->ctl;
-	ctl->fetching = false;
-	if (r == 0) {
-		/* What is still there was applied (or just now): the rest is deleted and forgotten. */
-		free(ctl->applied);
-		ctl->applied = f->seen;
-		ctl->n_applied = f->n_seen;
-		ctl->cap_applied = f->cap_seen;
-		f->seen = NULL;
-	}
-	free(f->seen);
-	free(f);
-	if (ctl->fetch_again && r != -ECANCELED) {
-		ctl->fetch_again = false;
-		control_fetch_requests(ctl);
-	}
-	control_unref(ctl);
-}
-
-void control_fetch_requests(struct control *ctl)
-{
-	if (!ctl || ctl->ew->stopping || ha_role(ctl->ew) != ROLE_ACTIVE)
-		return;
-	if (ctl->fetching) {
-		ctl->fetch_again = true;
-		return;
-	}
-	struct fetch *f = xcalloc(1, sizeof(*f));
-	f->ctl = ctl;
-	ctl->fetching = true;
-	ctl->open_handles++;        /* the read holds the control state until it calls back */
-	store_each_request(ctl->ew->store, request_row, fetched, f);
-}
-
-void control_fetch(struct ew *ew)
-{
-	control_fetch_requests(ew->control);
 }
 
 /* ---- the dispatch of a standby's requests ---- */
