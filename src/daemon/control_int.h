@@ -1,4 +1,4 @@
-/* Internal to the control socket: shared by control.c and control_query.c. */
+/* Private to the control socket: control*.c. */
 #ifndef EW_CONTROL_INT_H
 #define EW_CONTROL_INT_H
 

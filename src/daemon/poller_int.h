@@ -1,4 +1,4 @@
-/* Internal to the poller: shared by poller.c (per-id polls, cancels) and poller_sweep.c (the list). */
+/* Private to the poller: poller*.c and datasets.c. */
 #ifndef EW_POLLER_INT_H
 #define EW_POLLER_INT_H
 

@@ -1,8 +1,8 @@
 /*
- * Internal to the store: the table of operations each backend fills in, and
- * their constructors. store.c picks the backend at open time and forwards
- * every call; a backend leaves NULL what it does not have (SQLite: the lease
- * and the requests of standbys), and store.c answers those itself.
+ * Private to the store, store*.c: the table of operations each backend fills
+ * in, and their constructors. store.c picks the backend at open time and
+ * forwards every call; a backend leaves NULL what it does not have (SQLite:
+ * the lease and the requests of standbys), and store.c answers those itself.
  */
 #ifndef EW_STORE_INT_H
 #define EW_STORE_INT_H
