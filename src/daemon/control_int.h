@@ -60,13 +60,17 @@ void control_send_line(struct client *c, json_object *o);
 void control_hold_answer(struct client *c, json_object *o);
 /* Logs who asked for a change (SO_PEERCRED): what names the request, e.g. "watch of 3 ids". */
 void control_log_peer(struct client *c, const char *what);
+/* Sends {"ok": false, "error": the formatted message} to c. */
 void control_send_error(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A new answer {"ok": true}, owned by the caller (to add to, then send). */
 json_object *control_ok_answer(void);
+/* A job as list and show answer it (id, status, batch, added, updated, kind), owned by the caller. */
 json_object *control_job_json(const struct job *j);
 /* Adds "records" (num_records, num_successful_records, num_failed_records) to o when j is a batch job that said them. */
 void control_job_records(struct ew *ew, const struct job *j, json_object *o);
 /* "kind" of a request: JOB_KIND_EMBED when absent; -1 with an error sent when it is no kind. */
 int control_get_kind(struct client *c, json_object *req);
+/* The string at key of a request, or NULL when absent or not a string; borrowed from req. */
 const char *control_get_str(json_object *req, const char *key);
 
 /* Clients blocked in wait: they have their own cap (max_waiters), apart from the 256 others. */
@@ -79,9 +83,13 @@ void control_read_begin(struct client *c);
 bool control_read_end(struct client *c);
 
 /* The commands that change state or wait (control_change.c). */
+/* watch: adds the ids (of a kind, maybe into a batch); the answer is held until the commit. */
 void control_cmd_watch(struct client *c, json_object *req);
+/* unwatch: forgets the ids; the answer is held until the commit. */
 void control_cmd_unwatch(struct client *c, json_object *req);
+/* cancel: queues a cancel of each id not ended (watching it first if need be); the answer is held until the commit. */
 void control_cmd_cancel(struct client *c, json_object *req);
+/* wait: answers once the ids or the batch have ended (after the commit that says so); c reads nothing meanwhile. */
 void control_cmd_wait(struct client *c, json_object *req);
 /* Answers c's wait when everything it waits for has ended. Returns true if answered. */
 bool control_wait_check(struct client *c);
@@ -90,9 +98,12 @@ void control_wait_clear(struct client *c);
 
 /* A standby (control_standby.c) writes a request that changes the state for the active (ctlproto_forwards), id by id for CTLPROTO_IDS. */
 void control_standby_forward(struct client *c, enum ctl_cmd cmd, json_object *req, const char *line, size_t len);
-/* A standby's reads from the shared state: list and show, the counts (status, metrics, batches), wait. */
+/* A standby's reads from the shared state. */
+/* list, or show when cmd is CTL_SHOW: the jobs' rows as the active shows them. */
 void control_standby_list(struct client *c, enum ctl_cmd cmd, json_object *req);
+/* status, metrics and batches: from the counts by batch, kind and status. */
 void control_standby_counts(struct client *c, enum ctl_cmd cmd, json_object *req);
+/* wait: answered as the active would, checked against the shared state at each tick. */
 void control_standby_wait(struct client *c, enum ctl_cmd cmd, json_object *req);
 /* A standby's tick: each open wait not already reading reads the shared state again. */
 void control_standby_check_waits(struct control *ctl);
@@ -121,18 +132,25 @@ extern const struct control_cmd control_cmds[CTL__MAX];
 bool control_cmds_complete(void);
 
 /* The read-only commands (control_query.c). */
+/* list: one page of the watched jobs in id order (paging: ctlproto.h). */
 void control_cmd_list(struct client *c, json_object *req);
+/* show: one watched job, then its snapshot and events from the state. */
 void control_cmd_show(struct client *c, json_object *req);
+/* status: the counts, the daemon's state and its summary line. */
 void control_cmd_status(struct client *c, json_object *req);
+/* metrics: the Prometheus text of GET /metrics. */
 void control_cmd_metrics(struct client *c, json_object *req);
+/* batches: one page of the batches in name order (paging: ctlproto.h). */
 void control_cmd_batches(struct client *c, json_object *req);
+/* deliveries: the hooks' deliveries from the state, by state, hook and since. */
 void control_cmd_deliveries(struct client *c, json_object *req);
 /* After the job's fields from memory (jo, taken): its snapshot and events from the state, then the answer. */
 void control_show_stored(struct client *c, const char *id, json_object *jo);
-/* A read whose rows fill one array of the answer {"ok": true, KEY: [...]}: starts the read for c (key: a literal). */
 /* Rows an answer that grows with the state holds at most (the newest); past it the answer says "truncated". */
 #define CONTROL_ARRAY_MAX 10000
+/* A read whose rows fill one array of the answer {"ok": true, KEY: [...]}: starts the read for c (key: a literal). */
 struct control_array_read *control_array_read_new(struct client *c, const char *key);
+/* The array the rows go into, owned by x. */
 json_object *control_array_read_arr(struct control_array_read *x);
 /* The read's done: answers c (or says what failed) and frees x. */
 void control_array_read_done(int r, void *arg);
@@ -141,8 +159,10 @@ int control_delivery_one(const struct store_delivery *d, void *arg);
 /* "since" of a request: a duration ago ("2h") or an RFC 3339 time; 0 when absent. -EINVAL with err. */
 int control_since(json_object *req, int64_t *ret_ms, char *err, size_t errlen);
 
-/* Deliveries and hooks (control_hooks.c): redeliver (one event or dead ones in bulk), hooks (list, enable, disable). */
+/* Deliveries and hooks (control_hooks.c). */
+/* redeliver: one event, or the dead deliveries in bulk, delivered again; the answer is held until the commit. */
 void control_cmd_redeliver(struct client *c, json_object *req);
+/* hooks: the list; enable and disable, whose answer is held until the commit. */
 void control_cmd_hooks(struct client *c, json_object *req);
 
 #endif
