@@ -49,10 +49,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return sim_v2_batches(c, method, url);
 	if (strncmp(url, "/v1/datasets/", 13) == 0)
 		return sim_v2_dataset(c, method, url);
-	pthread_mutex_lock(&S.mu);
-	S.req_other++;
+	pthread_mutex_lock(&sim_st.mu);
+	sim_st.req_other++;
 	sim_count_status(404);
-	pthread_mutex_unlock(&S.mu);
+	pthread_mutex_unlock(&sim_st.mu);
 	return sim_send_text(c, 404, "no such endpoint: %s", url);
 }
 
@@ -69,15 +69,15 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 			  enum MHD_ConnectionNotificationCode code)
 {
-	pthread_mutex_lock(&S.mu);
+	pthread_mutex_lock(&sim_st.mu);
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		S.conn_opened++;
-		if (++S.conn_current > S.conn_peak)
-			S.conn_peak = S.conn_current;
-	} else if (S.conn_current) {
-		S.conn_current--;
+		sim_st.conn_opened++;
+		if (++sim_st.conn_current > sim_st.conn_peak)
+			sim_st.conn_peak = sim_st.conn_current;
+	} else if (sim_st.conn_current) {
+		sim_st.conn_current--;
 	}
-	pthread_mutex_unlock(&S.mu);
+	pthread_mutex_unlock(&sim_st.mu);
 }
 
 /* A whole small file, NUL-terminated; NULL with errno on failure. */
@@ -161,14 +161,14 @@ int main(int argc, char **argv)
 	const char *port_file = NULL, *tls_cert = NULL, *tls_key = NULL;
 	int o;
 
-	S.token = "test-key";
-	S.auto_min_ms = 10000;
-	S.auto_max_ms = 60000;
-	S.cancel_delay_ms = 2000;
-	S.sink_status = 200;
-	S.log_requests = true;
-	S.gzip = true;
-	S.gzip_level = 6;
+	sim_st.token = "test-key";
+	sim_st.auto_min_ms = 10000;
+	sim_st.auto_max_ms = 60000;
+	sim_st.cancel_delay_ms = 2000;
+	sim_st.sink_status = 200;
+	sim_st.log_requests = true;
+	sim_st.gzip = true;
+	sim_st.gzip_level = 6;
 	while ((o = getopt_long(argc, argv, "p:f:t:a:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'p': {
@@ -182,8 +182,8 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'f': port_file = optarg; break;
-		case 't': S.token = optarg; break;
-		case 'a': S.auto_prefix = optarg; break;
+		case 't': sim_st.token = optarg; break;
+		case 'a': sim_st.auto_prefix = optarg; break;
 		case 1:
 		case 2:
 		case 3: {
@@ -193,29 +193,29 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			if (o == 1)
-				S.auto_min_ms = ms;
+				sim_st.auto_min_ms = ms;
 			else if (o == 2)
-				S.auto_max_ms = ms;
+				sim_st.auto_max_ms = ms;
 			else
-				S.cancel_delay_ms = ms;
+				sim_st.cancel_delay_ms = ms;
 			break;
 		}
-		case 4: S.sink_status = atoi(optarg); break;
-		case 5: S.log_requests = false; break;
+		case 4: sim_st.sink_status = atoi(optarg); break;
+		case 5: sim_st.log_requests = false; break;
 		case 6: tls_cert = optarg; break;
-		case 8: S.history = strtoull(optarg, NULL, 10); break;
+		case 8: sim_st.history = strtoull(optarg, NULL, 10); break;
 		case 7: tls_key = optarg; break;
 		case 9:
 			if (strcmp(optarg, "real") == 0) {
-				S.manual_clock = false;
+				sim_st.manual_clock = false;
 			} else if (strcmp(optarg, "manual") == 0) {
-				S.manual_clock = true;
+				sim_st.manual_clock = true;
 			} else {
 				fprintf(stderr, "embedwatch-sim: --clock: expected real or manual, got \"%s\"\n", optarg);
 				return 2;
 			}
 			break;
-		case 20: S.gzip = false; break;
+		case 20: sim_st.gzip = false; break;
 		case 21: {
 			char *end;
 			long v = strtol(optarg, &end, 10);
@@ -223,17 +223,17 @@ int main(int argc, char **argv)
 				fprintf(stderr, "embedwatch-sim: --gzip-level: expected 1 to 9, got \"%s\"\n", optarg);
 				return 2;
 			}
-			S.gzip_level = (int)v;
+			sim_st.gzip_level = (int)v;
 			break;
 		}
 		case 22:
-			S.etag = true;
+			sim_st.etag = true;
 			if (!optarg || strcmp(optarg, "both") == 0) {
-				S.etag_mode = ETAG_BOTH;
+				sim_st.etag_mode = ETAG_BOTH;
 			} else if (strcmp(optarg, "etag") == 0) {
-				S.etag_mode = ETAG_ONLY;
+				sim_st.etag_mode = ETAG_ONLY;
 			} else if (strcmp(optarg, "last-modified") == 0) {
-				S.etag_mode = ETAG_LAST_MODIFIED;
+				sim_st.etag_mode = ETAG_LAST_MODIFIED;
 			} else {
 				fprintf(stderr, "embedwatch-sim: --etag: expected both, etag or last-modified, got \"%s\"\n", optarg);
 				return 2;
@@ -249,9 +249,9 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	S.wall0 = util_wall_ms();
-	S.mono0 = util_mono_ms();
-	sim_history_render(S.history, 1);
+	sim_st.wall0 = util_wall_ms();
+	sim_st.mono0 = util_mono_ms();
+	sim_history_render(sim_st.history, 1);
 
 	sigset_t set;
 	sigemptyset(&set);
@@ -319,21 +319,21 @@ int main(int argc, char **argv)
 
 	sim_admin_clear_sink();
 	sim_admin_clear_faults();
-	for (size_t i = 0; i < S.n_jobs; i++)
-		sim_job_free(S.job_list[i]);
-	free(S.job_list);
-	strmap_free(&S.jobs);
+	for (size_t i = 0; i < sim_st.n_jobs; i++)
+		sim_job_free(sim_st.job_list[i]);
+	free(sim_st.job_list);
+	strmap_free(&sim_st.jobs);
 	sim_v2_free();
-	for (size_t i = 0; i < S.client_names.cap; i++)
-		if (S.client_names.slots[i].key) {
-			struct sim_client_name *cn = S.client_names.slots[i].val;
+	for (size_t i = 0; i < sim_st.client_names.cap; i++)
+		if (sim_st.client_names.slots[i].key) {
+			struct sim_client_name *cn = sim_st.client_names.slots[i].val;
 			free(cn->name);
 			free(cn);
 		}
-	strmap_free(&S.client_names);
-	free(S.sink);
-	free(S.log);
-	buf_free(&S.history_json);
+	strmap_free(&sim_st.client_names);
+	free(sim_st.sink);
+	free(sim_st.log);
+	buf_free(&sim_st.history_json);
 	sim_bombs_free();
 	return 0;
 }

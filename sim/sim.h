@@ -146,11 +146,11 @@ struct sim_state {
 	int64_t wall0;
 	uint64_t mono0;
 	/* --clock manual: sim time is manual_ms, moved only by POST /_sim/clock.
-	 * Atomic because the API handlers read the clock before taking S.mu. */
+	 * Atomic because the API handlers read the clock before taking sim_st.mu. */
 	bool manual_clock;
 	_Atomic int64_t manual_ms;
 };
-extern struct sim_state S;
+extern struct sim_state sim_st;
 
 /* ---- the clock (sim_clock.c) ---- */
 
@@ -159,21 +159,21 @@ int64_t sim_now(void);
 /* The wall-clock ms a client is shown for sim time t: t itself (real), the wall clock at start plus t (manual). */
 int64_t sim_wall_ms(int64_t t);
 /* Moves the manual clock forward by ms; -EPERM in real mode, -ERANGE on overflow; *ret_now is the new time.
- * Caller holds S.mu, so an advance is ordered with the timeline reads and writes made under it. */
+ * Caller holds sim_st.mu, so an advance is ordered with the timeline reads and writes made under it. */
 int sim_clock_advance(uint64_t ms, int64_t *ret_now);
 
 /* ---- the job model (sim_jobs.c) ---- */
 
 /* s as a JSON string literal, quotes included; the caller frees it. */
 char *sim_json_str(const char *s);
-/* Adds j to the job map and list, which own it. Caller holds S.mu. */
+/* Adds j to the job map and list, which own it. Caller holds sim_st.mu. */
 void sim_job_index(struct sim_job *j);
 void sim_job_free(struct sim_job *j);
 /* Job j's status at sim time now (its timeline, then a cancel). */
 enum job_status sim_job_status_at(const struct sim_job *j, int64_t now);
 /* Appends j's EmbedJob document at now to b. */
 void sim_job_render(struct buf *b, const struct sim_job *j, int64_t now);
-/* The job of that id, made (and indexed) in auto mode when the id has the auto prefix; NULL if none. Caller holds S.mu. */
+/* The job of that id, made (and indexed) in auto mode when the id has the auto prefix; NULL if none. Caller holds sim_st.mu. */
 struct sim_job *sim_job_lookup(const char *id, int64_t now);
 
 /* ---- HTTP helpers (sim_http.c) ---- */
@@ -187,10 +187,10 @@ enum MHD_Result sim_send_buf(struct MHD_Connection *c, int status, const char *c
 enum MHD_Result sim_send_json(struct MHD_Connection *c, int status, struct buf *b);
 /* Queues {"message": ...} with the formatted text. */
 enum MHD_Result sim_send_text(struct MHD_Connection *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Counts an answer's status. Caller holds S.mu. */
+/* Counts an answer's status. Caller holds sim_st.mu. */
 void sim_count_status(int status);
 /* The API's shared answers: auth (0, 401 or 403), the X-Client-Name count, the request log (time, status, id and
- * endpoint of each API request). Caller holds S.mu for the last two. */
+ * endpoint of each API request). Caller holds sim_st.mu for the last two. */
 int sim_check_auth(struct MHD_Connection *c);
 void sim_note_client(struct MHD_Connection *c);
 void sim_log_request(int64_t now, int status, const char *id, enum sim_ep ep);
@@ -199,10 +199,10 @@ void sim_log_request(int64_t now, int status, const char *id, enum sim_ep ep);
 
 /* The history, rendered once (deterministic from seed). */
 void sim_history_render(uint64_t n, uint64_t seed);
-/* When what the list, or job j, shows last changed (sim clock), at or before now. Caller holds S.mu. */
+/* When what the list, or job j, shows last changed (sim clock), at or before now. Caller holds sim_st.mu. */
 int64_t sim_list_changed_at(int64_t now);
 int64_t sim_job_changed_at(const struct sim_job *j, int64_t now);
-/* Under S.mu, the body rendered: with --etag the validators, and 304 when the request's match; else status. */
+/* Under sim_st.mu, the body rendered: with --etag the validators, and 304 when the request's match; else status. */
 int sim_answer_check(struct MHD_Connection *c, int status, const struct buf *b, struct sim_answer *a);
 /* Sends an API answer (gzip when accepted, validators, warning) and counts its bytes; takes b's data. */
 enum MHD_Result sim_answer_send(struct MHD_Connection *c, int status, struct buf *b, struct sim_answer *a);
@@ -214,7 +214,7 @@ void sim_bombs_free(void);
 
 /* ---- faults (sim_faults.c) ---- */
 
-/* Finds and consumes the first fault that applies; copies it to *ret. Caller holds S.mu. */
+/* Finds and consumes the first fault that applies; copies it to *ret. Caller holds sim_st.mu. */
 bool sim_fault_take(unsigned target, const char *job, int64_t now, struct sim_fault *ret);
 /* Applies f: true when it made the answer itself (*ret set), false when the normal answer follows. */
 bool sim_fault_apply(struct MHD_Connection *c, const struct sim_fault *f, const char *id, enum MHD_Result *ret);
@@ -232,10 +232,10 @@ enum MHD_Result sim_v1_handle(struct MHD_Connection *c, const char *method, cons
 enum { SIM_OPT_V2_HISTORY = 40, SIM_OPT_V2_ORDER, SIM_OPT_DATASET_PARTS };
 enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, const char *url);
 enum MHD_Result sim_v2_dataset(struct MHD_Connection *c, const char *method, const char *url);
-/* /_sim/batches (POST: add, GET /_sim/batches/ID); true when p was one of them. Caller holds S.mu. */
+/* /_sim/batches (POST: add, GET /_sim/batches/ID); true when p was one of them. Caller holds sim_st.mu. */
 bool sim_v2_admin(const char *p, const char *method, json_object *doc, int64_t now, struct buf *b, const char **err,
 		  int *status);
-/* Appends ",\"v2\":{...}" (counters, and each batch with with_jobs) to the stats object. Caller holds S.mu. */
+/* Appends ",\"v2\":{...}" (counters, and each batch with with_jobs) to the stats object. Caller holds sim_st.mu. */
 void sim_v2_stats(struct buf *b, bool with_jobs);
 void sim_v2_reset(void);
 /* --v2-history N, --v2-order asc|desc, --dataset-parts N. 0, or -EINVAL with a message on stderr. */

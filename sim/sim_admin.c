@@ -73,13 +73,13 @@ static const char *add_job(json_object *spec, int64_t now)
 			j->steps[j->n_steps++] = (struct sim_step){ status, (uint64_t)(secs * 1000) };
 		}
 	}
-	struct sim_job *old = strmap_get(&S.jobs, id);
+	struct sim_job *old = strmap_get(&sim_st.jobs, id);
 	if (old) {
 		/* Replace in place so the list stays consistent. */
-		for (size_t i = 0; i < S.n_jobs; i++)
-			if (S.job_list[i] == old)
-				S.job_list[i] = j;
-		strmap_put(&S.jobs, j->id, j);
+		for (size_t i = 0; i < sim_st.n_jobs; i++)
+			if (sim_st.job_list[i] == old)
+				sim_st.job_list[i] = j;
+		strmap_put(&sim_st.jobs, j->id, j);
 		sim_job_free(old);
 	} else {
 		sim_job_index(j);
@@ -170,7 +170,7 @@ static const char *add_fault(json_object *spec, int64_t now)
 			sim_bomb_prepare(false, f->size);
 	}
 	/* Append: faults apply in the order they were added. */
-	struct sim_fault **pp = &S.faults;
+	struct sim_fault **pp = &sim_st.faults;
 	while (*pp)
 		pp = &(*pp)->next;
 	*pp = f;
@@ -218,29 +218,29 @@ static const char *parse_advance(json_object *doc, uint64_t *ret_ms)
 static void render_clock(struct buf *b)
 {
 	int64_t now = sim_now();
-	buf_printf(b, "{\"mode\":\"%s\",\"now_ms\":%lld,\"wall_ms\":%lld}", S.manual_clock ? "manual" : "real",
+	buf_printf(b, "{\"mode\":\"%s\",\"now_ms\":%lld,\"wall_ms\":%lld}", sim_st.manual_clock ? "manual" : "real",
 		   (long long)now, (long long)sim_wall_ms(now));
 }
 
 static void render_stats(struct buf *b, bool with_jobs)
 {
 	buf_printf(b, "{\"requests\":{\"poll\":%llu,\"list\":%llu,\"cancel\":%llu,\"sink\":%llu,\"admin\":%llu,\"other\":%llu},",
-		   (unsigned long long)S.req_poll, (unsigned long long)S.req_list, (unsigned long long)S.req_cancel,
-		   (unsigned long long)S.req_sink, (unsigned long long)S.req_admin, (unsigned long long)S.req_other);
+		   (unsigned long long)sim_st.req_poll, (unsigned long long)sim_st.req_list, (unsigned long long)sim_st.req_cancel,
+		   (unsigned long long)sim_st.req_sink, (unsigned long long)sim_st.req_admin, (unsigned long long)sim_st.req_other);
 	buf_printf(b, "\"status\":{");
 	bool first = true;
 	for (int i = 0; i < 600; i++) {
-		if (S.status_count[i]) {
-			buf_printf(b, "%s\"%d\":%llu", first ? "" : ",", i, (unsigned long long)S.status_count[i]);
+		if (sim_st.status_count[i]) {
+			buf_printf(b, "%s\"%d\":%llu", first ? "" : ",", i, (unsigned long long)sim_st.status_count[i]);
 			first = false;
 		}
 	}
 	buf_printf(b, "},\"connections\":{\"opened\":%llu,\"current\":%llu,\"peak\":%llu},",
-		   (unsigned long long)S.conn_opened, (unsigned long long)S.conn_current, (unsigned long long)S.conn_peak);
+		   (unsigned long long)sim_st.conn_opened, (unsigned long long)sim_st.conn_current, (unsigned long long)sim_st.conn_peak);
 	buf_printf(b, "\"client_names\":{");
 	first = true;
-	for (size_t i = 0; i < S.client_names.cap; i++) {
-		struct strmap_slot *s = &S.client_names.slots[i];
+	for (size_t i = 0; i < sim_st.client_names.cap; i++) {
+		struct strmap_slot *s = &sim_st.client_names.slots[i];
 		if (!s->key)
 			continue;
 		char *k = sim_json_str(s->key);
@@ -252,18 +252,18 @@ static void render_stats(struct buf *b, bool with_jobs)
 	buf_printf(b, "},\"bytes\":{");
 	for (int k = 0; k < K__MAX; k++)
 		buf_printf(b, "%s\"%s\":{\"sent\":%llu,\"identity\":%llu}", k ? "," : "", kinds[k],
-			   (unsigned long long)S.bytes_sent[k], (unsigned long long)S.bytes_identity[k]);
-	buf_printf(b, "},\"jobs_known\":%zu,\"faults_active\":", S.n_jobs);
+			   (unsigned long long)sim_st.bytes_sent[k], (unsigned long long)sim_st.bytes_identity[k]);
+	buf_printf(b, "},\"jobs_known\":%zu,\"faults_active\":", sim_st.n_jobs);
 	size_t nf = 0;
-	for (struct sim_fault *f = S.faults; f; f = f->next)
+	for (struct sim_fault *f = sim_st.faults; f; f = f->next)
 		nf += f->remaining != 0;
 	buf_printf(b, "%zu", nf);
 	sim_v2_stats(b, with_jobs);
 	if (with_jobs) {
 		int64_t now = sim_now();
 		buf_printf(b, ",\"jobs\":{");
-		for (size_t i = 0; i < S.n_jobs; i++) {
-			struct sim_job *j = S.job_list[i];
+		for (size_t i = 0; i < sim_st.n_jobs; i++) {
+			struct sim_job *j = sim_st.job_list[i];
 			enum job_status st = sim_job_status_at(j, now);
 			int64_t ended_at = 0;
 			for (int k = 0; k < j->n_steps; k++)
@@ -281,8 +281,8 @@ static void render_stats(struct buf *b, bool with_jobs)
 static void render_sink(struct buf *b)
 {
 	buf_printf(b, "{\"deliveries\":[");
-	for (size_t i = 0; i < S.n_sink; i++) {
-		struct sim_sink_rec *r = &S.sink[i];
+	for (size_t i = 0; i < sim_st.n_sink; i++) {
+		struct sim_sink_rec *r = &sim_st.sink[i];
 		char *path = sim_json_str(r->path), *body = sim_json_str(r->body);
 		buf_printf(b, "%s{\"t_ms\":%lld,\"path\":%s,\"status\":%d,\"headers\":%s,\"body\":%s}", i ? "," : "",
 			   (long long)r->t_ms, path, r->status,
@@ -296,27 +296,27 @@ static void render_sink(struct buf *b)
 static void render_log(struct buf *b)
 {
 	buf_printf(b, "{\"entries\":[");
-	for (size_t i = 0; i < S.n_log; i++)
-		buf_printf(b, "%s[%lld,%d,\"%s\",\"%s\"]", i ? "," : "", (long long)S.log[i].t_ms, S.log[i].status,
-			   S.log[i].id, sim_ep_names[S.log[i].ep]);
+	for (size_t i = 0; i < sim_st.n_log; i++)
+		buf_printf(b, "%s[%lld,%d,\"%s\",\"%s\"]", i ? "," : "", (long long)sim_st.log[i].t_ms, sim_st.log[i].status,
+			   sim_st.log[i].id, sim_ep_names[sim_st.log[i].ep]);
 	buf_printf(b, "]}");
 }
 
 void sim_admin_clear_sink(void)
 {
-	for (size_t i = 0; i < S.n_sink; i++) {
-		free(S.sink[i].path);
-		free(S.sink[i].body);
-		json_object_put(S.sink[i].headers);
+	for (size_t i = 0; i < sim_st.n_sink; i++) {
+		free(sim_st.sink[i].path);
+		free(sim_st.sink[i].body);
+		json_object_put(sim_st.sink[i].headers);
 	}
-	S.n_sink = 0;
+	sim_st.n_sink = 0;
 }
 
 void sim_admin_clear_faults(void)
 {
-	while (S.faults) {
-		struct sim_fault *f = S.faults;
-		S.faults = f->next;
+	while (sim_st.faults) {
+		struct sim_fault *f = sim_st.faults;
+		sim_st.faults = f->next;
 		free(f->job);
 		free(f);
 	}
@@ -333,15 +333,15 @@ static enum MHD_Result handle_sink(struct MHD_Connection *c, const char *url, st
 	int64_t now = sim_now();
 	struct sim_fault f;
 
-	pthread_mutex_lock(&S.mu);
-	S.req_sink++;
+	pthread_mutex_lock(&sim_st.mu);
+	sim_st.req_sink++;
 	bool faulted = sim_fault_take(T_SINK, NULL, now, &f);
-	pthread_mutex_unlock(&S.mu);
+	pthread_mutex_unlock(&sim_st.mu);
 	if (faulted && f.kind == F_DELAY) {
 		usleep((useconds_t)(f.delay_ms * 1000));
 		faulted = false;
 	}
-	int status = faulted && f.kind == F_STATUS ? f.status : S.sink_status;
+	int status = faulted && f.kind == F_STATUS ? f.status : sim_st.sink_status;
 	if (faulted && f.kind == F_DROP)
 		status = 0;
 	else if (faulted && f.kind != F_STATUS)
@@ -353,14 +353,14 @@ static enum MHD_Result handle_sink(struct MHD_Connection *c, const char *url, st
 	r.headers = json_object_new_object();
 	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, r.headers);
 	r.body = xstrdup(rq->body.data ? rq->body.data : "");
-	pthread_mutex_lock(&S.mu);
-	if (S.n_sink == S.cap_sink) {
-		S.cap_sink = S.cap_sink ? S.cap_sink * 2 : 64;
-		S.sink = xrealloc(S.sink, S.cap_sink * sizeof(*S.sink));
+	pthread_mutex_lock(&sim_st.mu);
+	if (sim_st.n_sink == sim_st.cap_sink) {
+		sim_st.cap_sink = sim_st.cap_sink ? sim_st.cap_sink * 2 : 64;
+		sim_st.sink = xrealloc(sim_st.sink, sim_st.cap_sink * sizeof(*sim_st.sink));
 	}
-	S.sink[S.n_sink++] = r;
+	sim_st.sink[sim_st.n_sink++] = r;
 	sim_count_status(status);
-	pthread_mutex_unlock(&S.mu);
+	pthread_mutex_unlock(&sim_st.mu);
 
 	if (status == 0)
 		return MHD_NO;
@@ -403,8 +403,8 @@ enum MHD_Result sim_admin_handle(struct MHD_Connection *c, const char *method, c
 	if (strncmp(p, "/sink", 5) == 0 && strcmp(method, "POST") == 0)
 		return handle_sink(c, url, rq);
 
-	pthread_mutex_lock(&S.mu);
-	S.req_admin++;
+	pthread_mutex_lock(&sim_st.mu);
+	sim_st.req_admin++;
 	if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
 		if (rq->too_big) {
 			err = "request body too large";
@@ -434,7 +434,7 @@ enum MHD_Result sim_admin_handle(struct MHD_Connection *c, const char *method, c
 		else
 			status = 400;
 	} else if (strncmp(p, "/jobs/", 6) == 0 && strcmp(method, "GET") == 0) {
-		struct sim_job *j = strmap_get(&S.jobs, p + 6);
+		struct sim_job *j = strmap_get(&sim_st.jobs, p + 6);
 		if (!j) {
 			err = "no such job";
 			status = 404;
@@ -461,7 +461,7 @@ enum MHD_Result sim_admin_handle(struct MHD_Connection *c, const char *method, c
 	} else if (strcmp(p, "/clock") == 0 && strcmp(method, "POST") == 0) {
 		uint64_t ms = 0;
 		int64_t t;
-		if (!S.manual_clock) {
+		if (!sim_st.manual_clock) {
 			err = "the clock is real: only a simulator started with --clock manual can be advanced";
 			status = 409;
 		} else if ((err = parse_advance(doc, &ms))) {
@@ -487,14 +487,14 @@ enum MHD_Result sim_admin_handle(struct MHD_Connection *c, const char *method, c
 	} else if (strcmp(p, "/reset") == 0 && strcmp(method, "POST") == 0) {
 		sim_admin_clear_sink();
 		sim_admin_clear_faults();
-		S.n_log = 0;
-		S.req_poll = S.req_list = S.req_cancel = S.req_sink = S.req_other = 0;
-		memset(S.status_count, 0, sizeof(S.status_count));
-		memset(S.bytes_sent, 0, sizeof(S.bytes_sent));
-		memset(S.bytes_identity, 0, sizeof(S.bytes_identity));
-		for (size_t i = 0; i < S.n_jobs; i++) {
-			S.job_list[i]->requests = 0;
-			S.job_list[i]->first_ms = S.job_list[i]->last_ms = 0;
+		sim_st.n_log = 0;
+		sim_st.req_poll = sim_st.req_list = sim_st.req_cancel = sim_st.req_sink = sim_st.req_other = 0;
+		memset(sim_st.status_count, 0, sizeof(sim_st.status_count));
+		memset(sim_st.bytes_sent, 0, sizeof(sim_st.bytes_sent));
+		memset(sim_st.bytes_identity, 0, sizeof(sim_st.bytes_identity));
+		for (size_t i = 0; i < sim_st.n_jobs; i++) {
+			sim_st.job_list[i]->requests = 0;
+			sim_st.job_list[i]->first_ms = sim_st.job_list[i]->last_ms = 0;
 		}
 		sim_v2_reset();
 		buf_printf(&b, "{\"ok\":true}");
@@ -504,7 +504,7 @@ enum MHD_Result sim_admin_handle(struct MHD_Connection *c, const char *method, c
 	}
 answer:
 	sim_count_status(status);
-	pthread_mutex_unlock(&S.mu);
+	pthread_mutex_unlock(&sim_st.mu);
 	json_object_put(doc);
 	if (err) {
 		buf_free(&b);

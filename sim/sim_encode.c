@@ -44,7 +44,7 @@ void sim_history_render(uint64_t n, uint64_t seed)
 	static const char *const models[] = { "embed-english-v3.0", "embed-english-v3.0", "embed-multilingual-v3.0",
 					      "embed-english-light-v3.0" };
 	uint64_t s = seed;
-	struct buf *b = &S.history_json;
+	struct buf *b = &sim_st.history_json;
 
 	buf_reset(b);
 	for (uint64_t i = 0; i < n; i++) {
@@ -80,7 +80,7 @@ static int64_t job_changed_at(const struct sim_job *j, int64_t now)
 			t = at;
 	}
 	if (j->cancel_ms && j->cancel_ms <= now) {
-		int64_t done = j->cancel_ms + (int64_t)S.cancel_delay_ms;
+		int64_t done = j->cancel_ms + (int64_t)sim_st.cancel_delay_ms;
 		if (j->cancel_ms > t)
 			t = j->cancel_ms;
 		if (done <= now && done > t)
@@ -91,9 +91,9 @@ static int64_t job_changed_at(const struct sim_job *j, int64_t now)
 
 int64_t sim_list_changed_at(int64_t now)
 {
-	int64_t t = S.history ? HISTORY_END_MS : 0;
-	for (size_t i = 0; i < S.n_jobs; i++) {
-		int64_t c = job_changed_at(S.job_list[i], now);
+	int64_t t = sim_st.history ? HISTORY_END_MS : 0;
+	for (size_t i = 0; i < sim_st.n_jobs; i++) {
+		int64_t c = job_changed_at(sim_st.job_list[i], now);
 		if (c > t)
 			t = c;
 	}
@@ -148,7 +148,7 @@ static int64_t parse_http_date(const char *s)
 int sim_answer_check(struct MHD_Connection *c, int status, const struct buf *b, struct sim_answer *a)
 {
 	a->validators = false;
-	if (!S.etag || status != 200 || a->kind == K_CANCEL)
+	if (!sim_st.etag || status != 200 || a->kind == K_CANCEL)
 		return status;
 	a->validators = true;
 	snprintf(a->etag, sizeof(a->etag), "W/\"%016llx\"", (unsigned long long)body_hash(b->data ? b->data : "", b->len));
@@ -157,8 +157,8 @@ int sim_answer_check(struct MHD_Connection *c, int status, const struct buf *b, 
 	const char *ims = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Modified-Since");
 	/* If-None-Match decides when present (RFC 9110 13.2.2); If-Modified-Since only without it. */
 	if (inm)
-		return S.etag_mode != ETAG_LAST_MODIFIED && etag_listed(inm, a->etag) ? 304 : status;
-	if (ims && S.etag_mode != ETAG_ONLY) {
+		return sim_st.etag_mode != ETAG_LAST_MODIFIED && etag_listed(inm, a->etag) ? 304 : status;
+	if (ims && sim_st.etag_mode != ETAG_ONLY) {
 		int64_t since = parse_http_date(ims);
 		if (since >= 0 && since >= a->changed_ms / 1000)
 			return 304;
@@ -226,10 +226,10 @@ static int gzip_buf(const char *data, size_t len, int level, int strategy, struc
 
 static void count_bytes(enum sim_kind kind, size_t sent, size_t identity)
 {
-	pthread_mutex_lock(&S.mu);
-	S.bytes_sent[kind] += sent;
-	S.bytes_identity[kind] += identity;
-	pthread_mutex_unlock(&S.mu);
+	pthread_mutex_lock(&sim_st.mu);
+	sim_st.bytes_sent[kind] += sent;
+	sim_st.bytes_identity[kind] += identity;
+	pthread_mutex_unlock(&sim_st.mu);
 }
 
 enum MHD_Result sim_answer_send(struct MHD_Connection *c, int status, struct buf *b, struct sim_answer *a)
@@ -240,7 +240,7 @@ enum MHD_Result sim_answer_send(struct MHD_Connection *c, int status, struct buf
 
 	if (status == 304) {
 		buf_free(b);
-	} else if (S.gzip && accepts_gzip(c) && b->len > 0 && gzip_buf(b->data, b->len, S.gzip_level, Z_DEFAULT_STRATEGY, &z) == 0) {
+	} else if (sim_st.gzip && accepts_gzip(c) && b->len > 0 && gzip_buf(b->data, b->len, sim_st.gzip_level, Z_DEFAULT_STRATEGY, &z) == 0) {
 		count_bytes(a->kind, z.len, b->len);
 		buf_free(b);
 		*b = z;
@@ -262,12 +262,12 @@ enum MHD_Result sim_answer_send(struct MHD_Connection *c, int status, struct buf
 		MHD_add_response_header(r, "Content-Type", "application/json");
 	if (gz)
 		MHD_add_response_header(r, "Content-Encoding", "gzip");
-	if (S.gzip)
+	if (sim_st.gzip)
 		MHD_add_response_header(r, "Vary", "Accept-Encoding");
 	if (a->validators) {
-		if (S.etag_mode != ETAG_LAST_MODIFIED)
+		if (sim_st.etag_mode != ETAG_LAST_MODIFIED)
 			MHD_add_response_header(r, "ETag", a->etag);
-		if (S.etag_mode != ETAG_ONLY)
+		if (sim_st.etag_mode != ETAG_ONLY)
 			MHD_add_response_header(r, "Last-Modified", a->last_modified);
 		/* The Date the validators are read against is the sim clock's, like Last-Modified. */
 		sim_http_date(sim_now() / 1000, date, sizeof(date));
@@ -283,7 +283,7 @@ enum MHD_Result sim_answer_send(struct MHD_Connection *c, int status, struct buf
 /*
  * Gzip bombs, made once per shape and size and kept: making one (64 MiB
  * through deflate) takes long enough on a loaded machine to time a client
- * out, and the answer must be the bomb, not a delay. Own lock: S.mu is
+ * out, and the answer must be the bomb, not a delay. Own lock: sim_st.mu is
  * not held while one is made.
  */
 static pthread_mutex_t bomb_mu = PTHREAD_MUTEX_INITIALIZER;

@@ -34,10 +34,10 @@ static void trunc_free(void *cls)
 	free(t);
 }
 
-/* Finds and consumes the first fault that applies; copies it to *ret. Caller holds S.mu. */
+/* Finds and consumes the first fault that applies; copies it to *ret. Caller holds sim_st.mu. */
 bool sim_fault_take(unsigned target, const char *job, int64_t now, struct sim_fault *ret)
 {
-	struct sim_fault **pp = &S.faults;
+	struct sim_fault **pp = &sim_st.faults;
 	while (*pp) {
 		struct sim_fault *f = *pp;
 		if ((f->has_until && now >= f->until_ms) || f->remaining == 0) {

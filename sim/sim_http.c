@@ -61,22 +61,22 @@ enum MHD_Result sim_send_text(struct MHD_Connection *c, int status, const char *
 void sim_count_status(int status)
 {
 	if (status >= 0 && status < 600)
-		S.status_count[status]++;
+		sim_st.status_count[status]++;
 }
 
 const char *const sim_ep_names[EP__MAX] = { "poll", "list", "cancel", "v2_poll", "v2_list", "v2_cancel", "dataset" };
 
 void sim_log_request(int64_t now, int status, const char *id, enum sim_ep ep)
 {
-	if (!S.log_requests)
+	if (!sim_st.log_requests)
 		return;
-	if (S.n_log == S.cap_log) {
-		if (S.cap_log >= 4000000)
+	if (sim_st.n_log == sim_st.cap_log) {
+		if (sim_st.cap_log >= 4000000)
 			return;
-		S.cap_log = S.cap_log ? S.cap_log * 2 : 4096;
-		S.log = xrealloc(S.log, S.cap_log * sizeof(*S.log));
+		sim_st.cap_log = sim_st.cap_log ? sim_st.cap_log * 2 : 4096;
+		sim_st.log = xrealloc(sim_st.log, sim_st.cap_log * sizeof(*sim_st.log));
 	}
-	struct sim_log_rec *l = &S.log[S.n_log++];
+	struct sim_log_rec *l = &sim_st.log[sim_st.n_log++];
 	l->t_ms = now;
 	l->status = status;
 	l->ep = ep;
@@ -88,7 +88,7 @@ int sim_check_auth(struct MHD_Connection *c)
 	const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 	if (!a || strncmp(a, "Bearer ", 7) != 0)
 		return 401;
-	if (strcmp(a + 7, S.token) != 0)
+	if (strcmp(a + 7, sim_st.token) != 0)
 		return 403;
 	return 0;
 }
@@ -98,13 +98,13 @@ void sim_note_client(struct MHD_Connection *c)
 	const char *n = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Client-Name");
 	if (!n)
 		n = "";
-	struct sim_client_name *cn = strmap_get(&S.client_names, n);
+	struct sim_client_name *cn = strmap_get(&sim_st.client_names, n);
 	if (!cn) {
-		if (S.client_names.len >= 64)
+		if (sim_st.client_names.len >= 64)
 			return;
 		cn = xcalloc(1, sizeof(*cn));
 		cn->name = xstrdup(n);
-		strmap_put(&S.client_names, cn->name, cn);
+		strmap_put(&sim_st.client_names, cn->name, cn);
 	}
 	cn->count++;
 }

@@ -19,12 +19,12 @@ char *sim_json_str(const char *s)
 
 void sim_job_index(struct sim_job *j)
 {
-	strmap_put(&S.jobs, j->id, j);
-	if (S.n_jobs == S.cap_jobs) {
-		S.cap_jobs = S.cap_jobs ? S.cap_jobs * 2 : 256;
-		S.job_list = xrealloc(S.job_list, S.cap_jobs * sizeof(*S.job_list));
+	strmap_put(&sim_st.jobs, j->id, j);
+	if (sim_st.n_jobs == sim_st.cap_jobs) {
+		sim_st.cap_jobs = sim_st.cap_jobs ? sim_st.cap_jobs * 2 : 256;
+		sim_st.job_list = xrealloc(sim_st.job_list, sim_st.cap_jobs * sizeof(*sim_st.job_list));
 	}
-	S.job_list[S.n_jobs++] = j;
+	sim_st.job_list[sim_st.n_jobs++] = j;
 }
 
 void sim_job_free(struct sim_job *j)
@@ -55,8 +55,8 @@ static uint32_t stable_hash(const char *s)
 static struct sim_job *auto_job(const char *id, int64_t now)
 {
 	uint32_t h = stable_hash(id);
-	uint64_t span = S.auto_max_ms > S.auto_min_ms ? S.auto_max_ms - S.auto_min_ms : 0;
-	uint64_t d = S.auto_min_ms + (span ? (h % (span + 1)) : 0);
+	uint64_t span = sim_st.auto_max_ms > sim_st.auto_min_ms ? sim_st.auto_max_ms - sim_st.auto_min_ms : 0;
+	uint64_t d = sim_st.auto_min_ms + (span ? (h % (span + 1)) : 0);
 	unsigned pick = (h >> 16) % 100;
 	struct sim_job *j = xcalloc(1, sizeof(*j));
 	char name[160];
@@ -92,7 +92,7 @@ enum job_status sim_job_status_at(const struct sim_job *j, int64_t now)
 		if (el >= (int64_t)j->steps[i].at_ms)
 			st = j->steps[i].status;
 	if (j->cancel_requested && !job_status_ended(st)) {
-		st = now - j->cancel_ms >= (int64_t)S.cancel_delay_ms ? JOB_CANCELLED : JOB_CANCELLING;
+		st = now - j->cancel_ms >= (int64_t)sim_st.cancel_delay_ms ? JOB_CANCELLED : JOB_CANCELLING;
 	}
 	return st;
 }
@@ -126,8 +126,8 @@ void sim_job_render(struct buf *b, const struct sim_job *j, int64_t now)
 
 struct sim_job *sim_job_lookup(const char *id, int64_t now)
 {
-	struct sim_job *j = strmap_get(&S.jobs, id);
-	if (!j && S.auto_prefix && strncmp(id, S.auto_prefix, strlen(S.auto_prefix)) == 0 && api_id_valid(id)) {
+	struct sim_job *j = strmap_get(&sim_st.jobs, id);
+	if (!j && sim_st.auto_prefix && strncmp(id, sim_st.auto_prefix, strlen(sim_st.auto_prefix)) == 0 && api_id_valid(id)) {
 		j = auto_job(id, now);
 		sim_job_index(j);
 	}

@@ -24,39 +24,39 @@ enum MHD_Result sim_v1_handle(struct MHD_Connection *c, const char *method, cons
 		const char *p = rest + 1;
 		size_t n = strcspn(p, "/");
 		if (n > API_ID_MAX) {
-			pthread_mutex_lock(&S.mu);
-			S.req_other++;
+			pthread_mutex_lock(&sim_st.mu);
+			sim_st.req_other++;
 			sim_count_status(404);
-			pthread_mutex_unlock(&S.mu);
+			pthread_mutex_unlock(&sim_st.mu);
 			return sim_send_text(c, 404, "job not found");
 		}
 		memcpy(id, p, n);
 		id[n] = '\0';
 		if (p[n] == '/') {
 			if (strcmp(p + n, "/cancel") != 0) {
-				pthread_mutex_lock(&S.mu);
+				pthread_mutex_lock(&sim_st.mu);
 				sim_count_status(404);
-				pthread_mutex_unlock(&S.mu);
+				pthread_mutex_unlock(&sim_st.mu);
 				return sim_send_text(c, 404, "no such endpoint");
 			}
 			is_cancel = true;
 		}
 	}
 	if ((is_cancel && strcmp(method, "POST") != 0) || (!is_cancel && strcmp(method, "GET") != 0)) {
-		pthread_mutex_lock(&S.mu);
+		pthread_mutex_lock(&sim_st.mu);
 		sim_count_status(405);
-		pthread_mutex_unlock(&S.mu);
+		pthread_mutex_unlock(&sim_st.mu);
 		return sim_send_text(c, 405, "method %s not allowed here", method);
 	}
 
 	ep = is_list ? EP_LIST : is_cancel ? EP_CANCEL : EP_POLL;
-	pthread_mutex_lock(&S.mu);
+	pthread_mutex_lock(&sim_st.mu);
 	if (is_list)
-		S.req_list++;
+		sim_st.req_list++;
 	else if (is_cancel)
-		S.req_cancel++;
+		sim_st.req_cancel++;
 	else
-		S.req_poll++;
+		sim_st.req_poll++;
 	sim_note_client(c);
 	struct sim_job *j = id[0] ? sim_job_lookup(id, now) : NULL;
 	if (j) {
@@ -67,7 +67,7 @@ enum MHD_Result sim_v1_handle(struct MHD_Connection *c, const char *method, cons
 		j->last_ms = now;
 	}
 	bool faulted = sim_fault_take(is_list ? T_LIST : T_API, id[0] ? id : NULL, now, &f);
-	pthread_mutex_unlock(&S.mu);
+	pthread_mutex_unlock(&sim_st.mu);
 
 	if (faulted && f.kind == F_DELAY) {
 		sim_fault_apply(c, &f, id, &ret);
@@ -76,37 +76,37 @@ enum MHD_Result sim_v1_handle(struct MHD_Connection *c, const char *method, cons
 	}
 	if (faulted && !FAULT_SHAPES_BODY(f.kind)) {
 		status = f.kind == F_STATUS ? f.status : (f.kind == F_DROP ? 0 : 200);
-		pthread_mutex_lock(&S.mu);
+		pthread_mutex_lock(&sim_st.mu);
 		sim_count_status(status);
 		sim_log_request(now, status, id, ep);
-		pthread_mutex_unlock(&S.mu);
+		pthread_mutex_unlock(&sim_st.mu);
 		sim_fault_apply(c, &f, id, &ret);
 		return ret;
 	}
 
 	int auth = sim_check_auth(c);
 	if (auth) {
-		pthread_mutex_lock(&S.mu);
+		pthread_mutex_lock(&sim_st.mu);
 		sim_count_status(auth);
 		sim_log_request(now, auth, id, ep);
-		pthread_mutex_unlock(&S.mu);
+		pthread_mutex_unlock(&sim_st.mu);
 		return sim_send_text(c, auth, auth == 401 ? "no api key" : "invalid api token");
 	}
 
 	struct buf b = { 0 };
 	char warning[256] = "";
 	struct sim_answer ans = { .kind = is_list ? K_LIST : is_cancel ? K_CANCEL : K_POLL, .warning = warning };
-	pthread_mutex_lock(&S.mu);
+	pthread_mutex_lock(&sim_st.mu);
 	if (is_list) {
 		buf_printf(&b, "{\"embed_jobs\":[");
-		for (size_t i = 0; i < S.n_jobs; i++) {
+		for (size_t i = 0; i < sim_st.n_jobs; i++) {
 			if (i)
 				buf_append(&b, ",", 1);
-			sim_job_render(&b, S.job_list[i], now);
+			sim_job_render(&b, sim_st.job_list[i], now);
 		}
 		/* The key's history: jobs that ended long ago, as a real account's list has thousands. */
-		if (S.history_json.len)
-			buf_append(&b, S.history_json.data + (S.n_jobs ? 0 : 1), S.history_json.len - (S.n_jobs ? 0 : 1));
+		if (sim_st.history_json.len)
+			buf_append(&b, sim_st.history_json.data + (sim_st.n_jobs ? 0 : 1), sim_st.history_json.len - (sim_st.n_jobs ? 0 : 1));
 		buf_printf(&b, "]}");
 		status = 200;
 		ans.changed_ms = sim_list_changed_at(now);
@@ -134,12 +134,12 @@ enum MHD_Result sim_v1_handle(struct MHD_Connection *c, const char *method, cons
 		status = sim_answer_check(c, status, &b, &ans);
 	if (faulted && f.kind == F_TRICKLE && status == 200) {
 		/* Sent as it is, uncompressed: counted here, as sim_answer_send would. */
-		S.bytes_sent[ans.kind] += b.len;
-		S.bytes_identity[ans.kind] += b.len;
+		sim_st.bytes_sent[ans.kind] += b.len;
+		sim_st.bytes_identity[ans.kind] += b.len;
 	}
 	sim_count_status(status);
 	sim_log_request(now, status, id, ep);
-	pthread_mutex_unlock(&S.mu);
+	pthread_mutex_unlock(&sim_st.mu);
 
 	if (status == 404) {
 		buf_free(&b);

@@ -3,7 +3,7 @@
  * (api/batches-datasets.openapi.yaml) describes them: batches with scripted
  * timelines (statuses and record counts), the paged list in either direction
  * of updated_at or created_at, :cancel, faults, and datasets with signed part
- * URLs. Every piece of state is under S.mu, as in sim.c.
+ * URLs. Every piece of state is under sim_st.mu, as in sim.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -79,9 +79,9 @@ static void batch_view(const struct sim_batch *b, int64_t now, struct bview *v)
 		}
 	}
 	if (b->cancel_requested && !terminal(v->status)) {
-		bool done = now - b->cancel_ms >= (int64_t)S.cancel_delay_ms;
+		bool done = now - b->cancel_ms >= (int64_t)sim_st.cancel_delay_ms;
 		v->status = done ? "BATCH_STATUS_CANCELED" : "BATCH_STATUS_CANCELING";
-		v->updated_ms = done ? b->cancel_ms + (int64_t)S.cancel_delay_ms : b->cancel_ms;
+		v->updated_ms = done ? b->cancel_ms + (int64_t)sim_st.cancel_delay_ms : b->cancel_ms;
 	}
 	v->ended = terminal(v->status);
 	v->completed = api_v2_status(v->status) == JOB_COMPLETE;
@@ -342,9 +342,9 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 		const char *p = rest + 1;
 		size_t n = strcspn(p, ":/");
 		if (n == 0 || n > API_ID_MAX || (p[n] && strcmp(p + n, ":cancel") != 0)) {
-			pthread_mutex_lock(&S.mu);
+			pthread_mutex_lock(&sim_st.mu);
 			sim_count_status(404);
-			pthread_mutex_unlock(&S.mu);
+			pthread_mutex_unlock(&sim_st.mu);
 			return sim_send_text(c, 404, "no such endpoint");
 		}
 		memcpy(id, p, n);
@@ -352,13 +352,13 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 		is_cancel = p[n] == ':';
 	}
 	if (strcmp(method, is_cancel ? "POST" : "GET") != 0) {
-		pthread_mutex_lock(&S.mu);
+		pthread_mutex_lock(&sim_st.mu);
 		sim_count_status(405);
-		pthread_mutex_unlock(&S.mu);
+		pthread_mutex_unlock(&sim_st.mu);
 		return sim_send_text(c, 405, "method %s not allowed here", method);
 	}
 	ep = is_list ? EP_V2_LIST : is_cancel ? EP_V2_CANCEL : EP_V2_POLL;
-	pthread_mutex_lock(&S.mu);
+	pthread_mutex_lock(&sim_st.mu);
 	if (is_list)
 		V.req_list++;
 	else if (is_cancel)
@@ -373,24 +373,24 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 		b->last_ms = now;
 	}
 	bool faulted = sim_fault_take(is_list ? T_V2_LIST : T_V2, id[0] ? id : NULL, now, &f);
-	pthread_mutex_unlock(&S.mu);
+	pthread_mutex_unlock(&sim_st.mu);
 	if (faulted && f.kind == F_DELAY) {
 		sim_fault_apply(c, &f, id, &ret);
 		faulted = false;
 	}
 	if (faulted && !FAULT_SHAPES_BODY(f.kind)) {
 		int status = f.kind == F_STATUS ? f.status : (f.kind == F_DROP ? 0 : 200);
-		pthread_mutex_lock(&S.mu);
+		pthread_mutex_lock(&sim_st.mu);
 		sim_count_status(status);
 		sim_log_request(now, status, id, ep);
-		pthread_mutex_unlock(&S.mu);
+		pthread_mutex_unlock(&sim_st.mu);
 		sim_fault_apply(c, &f, id, &ret);
 		return ret;
 	}
 	int status = sim_check_auth(c);
 	struct buf out = { 0 };
 	const char *err = NULL;
-	pthread_mutex_lock(&S.mu);
+	pthread_mutex_lock(&sim_st.mu);
 	if (status) {
 		err = status == 401 ? "no api key" : "invalid api token";
 	} else if (is_list) {
@@ -421,7 +421,7 @@ enum MHD_Result sim_v2_batches(struct MHD_Connection *c, const char *method, con
 	sim_count_status(status);
 	sim_log_request(now, status, id, ep);
 	*(is_list ? &V.bytes_list : is_cancel ? &V.bytes_cancel : &V.bytes_poll) += out.len;
-	pthread_mutex_unlock(&S.mu);
+	pthread_mutex_unlock(&sim_st.mu);
 	if (err) {
 		buf_free(&out);
 		return sim_send_text(c, status, "%s", err);
@@ -460,26 +460,26 @@ enum MHD_Result sim_v2_dataset(struct MHD_Connection *c, const char *method, con
 	enum MHD_Result ret;
 
 	if (strcmp(method, "GET") != 0) {
-		pthread_mutex_lock(&S.mu);
+		pthread_mutex_lock(&sim_st.mu);
 		sim_count_status(405);
-		pthread_mutex_unlock(&S.mu);
+		pthread_mutex_unlock(&sim_st.mu);
 		return sim_send_text(c, 405, "method %s not allowed here", method);
 	}
-	pthread_mutex_lock(&S.mu);
+	pthread_mutex_lock(&sim_st.mu);
 	V.req_datasets++;
 	sim_note_client(c);
 	bool faulted = sim_fault_take(T_DATASETS, id, now, &f);
-	pthread_mutex_unlock(&S.mu);
+	pthread_mutex_unlock(&sim_st.mu);
 	if (faulted && f.kind == F_DELAY) {
 		sim_fault_apply(c, &f, NULL, &ret);
 		faulted = false;
 	}
 	if (faulted && !FAULT_SHAPES_BODY(f.kind)) {
 		int status = f.kind == F_STATUS ? f.status : (f.kind == F_DROP ? 0 : 200);
-		pthread_mutex_lock(&S.mu);
+		pthread_mutex_lock(&sim_st.mu);
 		sim_count_status(status);
 		sim_log_request(now, status, api_id_valid(id) ? id : "", EP_DATASET);
-		pthread_mutex_unlock(&S.mu);
+		pthread_mutex_unlock(&sim_st.mu);
 		sim_fault_apply(c, &f, NULL, &ret);
 		return ret;
 	}
@@ -494,11 +494,11 @@ enum MHD_Result sim_v2_dataset(struct MHD_Connection *c, const char *method, con
 		render_dataset(&out, id, now);
 		status = 200;
 	}
-	pthread_mutex_lock(&S.mu);
+	pthread_mutex_lock(&sim_st.mu);
 	sim_count_status(status);
 	sim_log_request(now, status, api_id_valid(id) ? id : "", EP_DATASET);
 	V.bytes_datasets += out.len;
-	pthread_mutex_unlock(&S.mu);
+	pthread_mutex_unlock(&sim_st.mu);
 	if (status != 200)
 		return sim_send_text(c, status, "%s", err);
 	if (faulted && f.kind == F_TRUNCATED)
