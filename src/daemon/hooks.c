@@ -337,7 +337,7 @@ static void start(struct hooks *hs, struct delivery *d)
 	if (e < 0) {
 		hooks_run_unlink(hs, r);
 		hooks_run_free(r);
-		hooks_finish(hs, d, false, false, 0, "cannot start the request", 0);
+		hooks_finish(hs, d, &(struct hook_outcome){ .why = "cannot start the request" });
 	}
 }
 
@@ -548,19 +548,18 @@ void hooks_unclaim(struct hooks *hs, struct delivery *d, bool requeue)
 		delivery_free(hs, d);
 }
 
-void hooks_finish(struct hooks *hs, struct delivery *d, bool ok, bool permanent, uint64_t min_delay,
-		  const char *error, uint64_t ms)
+void hooks_finish(struct hooks *hs, struct delivery *d, const struct hook_outcome *o)
 {
 	struct hook_rt *h = d->hook;
 	struct log_ctx ctx = { .event_id = d->event_id, .event = job_event_name(d->type), .hook = h->name,
 			       .job_id = hooks_of_job(d) ? d->subject : NULL };
 
 	release_slot(hs, d);
-	hooks_ops_note(hs, h, ok, error);
-	if (ok) {
+	hooks_ops_note(hs, h, o->ok, o->why);
+	if (o->ok) {
 		hs->ew->m.deliveries_ok++;
 		log_ctx(LOG_INFO, &ctx, "hook %s delivered %s (%s %s) in %llu ms, attempt %u", h->name, d->event_id,
-			job_event_name(d->type), d->subject, (unsigned long long)ms, d->attempts);
+			job_event_name(d->type), d->subject, (unsigned long long)o->ms, d->attempts);
 		record(hs, d, "done", NULL);
 		order_release(hs, d);
 		delivery_free(hs, d);
@@ -570,29 +569,29 @@ void hooks_finish(struct hooks *hs, struct delivery *d, bool ok, bool permanent,
 	if (h->disabled_ms) {
 		/* Nothing dies while its hook is disabled: it waits, and goes first when the hook is enabled. */
 		log_ctx(LOG_WARNING, &ctx, "hook %s failed on %s (attempt %u): %s; waiting while the hook is disabled",
-			h->name, d->event_id, d->attempts, error);
+			h->name, d->event_id, d->attempts, o->why);
 		d->next_ms = util_wall_ms();
-		record(hs, d, "pending", error);
+		record(hs, d, "pending", o->why);
 		heap_push(&h->ready, d);
 		return;
 	}
 	unsigned max = h->cfg ? h->cfg->max_attempts : 1;
-	if (permanent || d->attempts >= max) {
+	if (o->permanent || d->attempts >= max) {
 		hs->ew->m.deliveries_dead++;
 		log_ctx(LOG_ERR, &ctx, "hook %s gave up on %s (%s %s) after %u attempts: %s", h->name, d->event_id,
-			job_event_name(d->type), d->subject, d->attempts, error);
-		record(hs, d, "dead", error);
+			job_event_name(d->type), d->subject, d->attempts, o->why);
+		record(hs, d, "dead", o->why);
 		order_release(hs, d);
 		delivery_free(hs, d);
 		return;
 	}
 	uint64_t delay = retry_delay(h->cfg, d->attempts);
-	if (min_delay > delay)
-		delay = min_delay;
+	if (o->min_delay_ms > delay)
+		delay = o->min_delay_ms;
 	d->next_ms = util_wall_ms() + (int64_t)delay;
 	log_ctx(LOG_WARNING, &ctx, "hook %s failed on %s (attempt %u of %u): %s; retrying in %llu ms", h->name,
-		d->event_id, d->attempts, max, error, (unsigned long long)delay);
-	record(hs, d, "pending", error);
+		d->event_id, d->attempts, max, o->why, (unsigned long long)delay);
+	record(hs, d, "pending", o->why);
 	enqueue(hs, d);
 }
 

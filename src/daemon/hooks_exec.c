@@ -31,7 +31,7 @@ static void exec_finished(struct run *r)
 	struct hooks *hs = r->hs;
 	struct delivery *d = r->d;
 	char why[160];
-	uint64_t ms = uv_now(hs->ew->loop) - r->started;
+	struct hook_outcome o = { .why = why, .ms = uv_now(hs->ew->loop) - r->started };
 
 	hooks_run_unlink(hs, r);
 	log_output(r);
@@ -40,17 +40,18 @@ static void exec_finished(struct run *r)
 		log_ctx(LOG_NOTICE, &((struct log_ctx){ .event_id = d->event_id, .hook = d->hook->name }),
 			"hook %s killed at shutdown; %s stays pending", d->hook->name, d->event_id);
 		hooks_unclaim(hs, d, false);
-	} else if (r->timed_out) {
-		snprintf(why, sizeof(why), "timed out after %llu ms", (unsigned long long)r->timeout_ms);
-		hooks_finish(hs, d, false, false, 0, why, ms);
-	} else if (r->term_signal) {
-		snprintf(why, sizeof(why), "killed by signal %d", r->term_signal);
-		hooks_finish(hs, d, false, false, 0, why, ms);
-	} else if (r->exit_status != 0) {
-		snprintf(why, sizeof(why), "exit status %lld", (long long)r->exit_status);
-		hooks_finish(hs, d, false, false, 0, why, ms);
 	} else {
-		hooks_finish(hs, d, true, false, 0, NULL, ms);
+		if (r->timed_out) {
+			snprintf(why, sizeof(why), "timed out after %llu ms", (unsigned long long)r->timeout_ms);
+		} else if (r->term_signal) {
+			snprintf(why, sizeof(why), "killed by signal %d", r->term_signal);
+		} else if (r->exit_status != 0) {
+			snprintf(why, sizeof(why), "exit status %lld", (long long)r->exit_status);
+		} else {
+			o.ok = true;
+			o.why = NULL;
+		}
+		hooks_finish(hs, d, &o);
 	}
 	hooks_run_free(r);
 	hooks_pump(hs);

@@ -114,13 +114,17 @@ struct hooks {
 	char readbuf[65536];
 };
 
-/*
- * One attempt ended: done, retried later, or dead. counted=false when the
- * attempt did not really happen (shutdown, a disabled endpoint): its claim is
- * given back and the delivery waits.
- */
-void hooks_finish(struct hooks *hs, struct delivery *d, bool ok, bool permanent, uint64_t min_delay,
-		  const char *error, uint64_t ms);
+/* How one attempt that counted ended, as its driver saw it. */
+struct hook_outcome {
+	bool ok;
+	bool permanent;             /* not worth retrying (a 4xx): dead now */
+	uint64_t min_delay_ms;      /* the next attempt no sooner (a Retry-After); 0: the hook's retry delay */
+	const char *why;            /* the failure, for the log and the state */
+	uint64_t ms;                /* how long the attempt took */
+};
+
+/* One attempt that counted ended (o borrowed for the call): the delivery is done, retried later, or dead. */
+void hooks_finish(struct hooks *hs, struct delivery *d, const struct hook_outcome *o);
 /* The attempt did not count (killed at shutdown, endpoint disabled): back to waiting, claim returned. */
 void hooks_unclaim(struct hooks *hs, struct delivery *d, bool requeue);
 void hooks_run_unlink(struct hooks *hs, struct run *r);

@@ -20,16 +20,15 @@ static void webhook_done(struct http_req *req, const struct http_result *res, vo
 	struct hooks *hs = r->hs;
 	struct delivery *d = r->d;
 	char why[320];
-	uint64_t ms = uv_now(hs->ew->loop) - r->started;
-	uint64_t min_delay = 0;
-	bool ok = false, permanent = false, gone = false;
+	struct hook_outcome o = { .why = why, .ms = uv_now(hs->ew->loop) - r->started };
+	bool gone = false;
 
 	hooks_run_unlink(hs, r);
 	metrics_count_rx(&hs->ew->m, EP_WEBHOOK, res->wire_bytes, res->decoded_bytes);
 	if (res->error != HTTP_OK) {
 		snprintf(why, sizeof(why), "%s%s", res->error == HTTP_ERR_TLS ? "TLS: " : "", res->error_text);
 	} else if (res->status >= 200 && res->status < 300) {
-		ok = true;
+		o.ok = true;
 		why[0] = '\0';
 	} else {
 		snprintf(why, sizeof(why), "HTTP %ld", res->status);
@@ -39,11 +38,11 @@ static void webhook_done(struct http_req *req, const struct http_result *res, vo
 			const char *ra = http_header(req, "Retry-After");
 			int64_t s;
 			if (ra && api_retry_after(ra, util_wall_ms() / 1000, 86400, &s) == 0 && s > 0) {
-				min_delay = (uint64_t)s * 1000;
-				hooks_ops_pause(hs, d->hook, min_delay);   /* this hook only: the others go on */
+				o.min_delay_ms = (uint64_t)s * 1000;
+				hooks_ops_pause(hs, d->hook, o.min_delay_ms);   /* this hook only: the others go on */
 			}
 		} else {
-			permanent = true;       /* other 4xx and any 3xx: redirects are not followed */
+			o.permanent = true;       /* other 4xx and any 3xx: redirects are not followed */
 		}
 	}
 	if (gone) {
@@ -51,10 +50,10 @@ static void webhook_done(struct http_req *req, const struct http_result *res, vo
 		hooks_ops_note(hs, d->hook, false, why);
 		hooks_ops_disable(hs, d->hook, "the endpoint answered 410 Gone");
 		hooks_unclaim(hs, d, true);
-	} else if (d->hook->disabled_ms && !ok) {
+	} else if (d->hook->disabled_ms && !o.ok) {
 		hooks_unclaim(hs, d, true);     /* the hook was disabled while this ran: it waits */
 	} else {
-		hooks_finish(hs, d, ok, permanent, min_delay, why, ms);
+		hooks_finish(hs, d, &o);
 	}
 	hooks_run_free(r);
 	hooks_pump(hs);

@@ -151,7 +151,7 @@ static void finish(size_t i, bool ok)
 	hooks_run_unlink(ew.hooks, r);
 	struct delivery *d = r->d;
 	hooks_run_free(r);
-	hooks_finish(ew.hooks, d, ok, false, 0, ok ? NULL : "exit status 1", 1);
+	hooks_finish(ew.hooks, d, &(struct hook_outcome){ .ok = ok, .why = ok ? NULL : "exit status 1", .ms = 1 });
 	hooks_pump(ew.hooks);
 }
 
