@@ -7,14 +7,12 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <json-c/json.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "heap.h"
 #include "hooks_int.h"
-#include "http.h"
 #include "job.h"
 #include "log.h"
 #include "metrics.h"
@@ -321,20 +319,27 @@ void hooks_plan(struct hooks *hs, struct turn_row *ev)
 
 /* ---- claiming and starting ---- */
 
+/* The drivers, by hook type: the dispatcher knows them only through this table. */
+static const struct hook_driver *const drivers[] = {
+	[HOOK_EXEC] = &hooks_exec_driver,
+	[HOOK_WEBHOOK] = &hooks_webhook_driver,
+};
+
 static void start(struct hooks *hs, struct delivery *d)
 {
 	if (d->lag_from_ms) {
 		metrics_observe_lag(&hs->ew->m, (double)(util_wall_ms() - d->lag_from_ms) / 1000.0);
 		d->lag_from_ms = 0;
 	}
-	struct run *r = xcalloc(1, sizeof(*r));
+	const struct hook_driver *drv = drivers[d->hook->cfg->type];
+	struct run *r = drv->alloc();
 	r->hs = hs;
 	r->d = d;
+	r->drv = drv;
 	r->started = uv_now(hs->ew->loop);
 	r->next = hs->runs;
 	hs->runs = r;
-	int e = d->hook->cfg->type == HOOK_EXEC ? hooks_exec_start(hs, r) : hooks_webhook_start(hs, r);
-	if (e < 0) {
+	if (drv->start(hs, r) < 0) {
 		hooks_run_unlink(hs, r);
 		hooks_run_free(r);
 		hooks_finish(hs, d, &(struct hook_outcome){ .why = "cannot start the request" });
@@ -607,12 +612,8 @@ void hooks_run_unlink(struct hooks *hs, struct run *r)
 
 void hooks_run_free(struct run *r)
 {
-	if (r->is_webhook) {
-		http_req_free(r->req);
-		http_headers_unref(r->headers);
-	}
-	buf_free(&r->output);
-	free(r);
+	if (r)
+		r->drv->free(r);
 }
 
 void hooks_reconfigure(struct ew *ew)
@@ -658,15 +659,10 @@ static void on_grace(uv_timer_t *t)
 {
 	struct hooks *hs = container_of(t, struct hooks, grace_timer);
 	struct run *r = hs->runs;
+	/* What still runs is stopped by its driver (a stop may end and free the run): it stays pending. */
 	while (r) {
 		struct run *next = r->next;
-		if (r->is_webhook) {
-			/* Webhooks in flight: cancelled; they stay pending. */
-			hooks_webhook_cancel(hs, r);
-		} else if (!r->exited) {
-			r->killed = true;
-			kill(-r->proc.pid, SIGKILL);
-		}
+		r->drv->stop(hs, r);
 		r = next;
 	}
 }

@@ -9,7 +9,6 @@
 #include "ew.h"
 #include "heap.h"
 #include "hooks.h"
-#include "http.h"
 #include "job.h"
 #include "sched.h"
 #include "sign.h"
@@ -74,27 +73,33 @@ struct hook_rt {
 	struct strmap groups;       /* group name -> struct hook_group */
 };
 
+/* One attempt in flight, generic part: its driver keeps its own state around it (container_of). */
 struct run {
 	struct run *next;
 	struct hooks *hs;
 	struct delivery *d;
+	const struct hook_driver *drv;
 	uint64_t started;
-	/* exec */
-	uv_process_t proc;
-	uv_pipe_t in, out, err;
-	uv_timer_t timer;
-	uv_write_t wr;
-	int open_handles;
-	bool exited, timed_out, killed;
-	int64_t exit_status;
-	int term_signal;
-	uint64_t timeout_ms;
-	struct buf output;
-	/* webhook */
-	struct http_req *req;
-	struct http_headers *headers;
-	bool is_webhook;
 };
+
+/*
+ * A kind of hook, as curl's struct Curl_ssl is a TLS backend: the dispatcher
+ * runs attempts through these only. A started attempt ends in its driver,
+ * which calls hooks_finish (or hooks_unclaim when it did not count), then
+ * unlinks and frees its run and pumps.
+ */
+struct hook_driver {
+	/* A new zeroed run with the driver's state around it (never NULL). */
+	struct run *(*alloc)(void);
+	/* Starts the attempt of r->d: 0, or negative when nothing started and nothing will call back. */
+	int (*start)(struct hooks *hs, struct run *r);
+	/* Stops r when the shutdown grace is over; its delivery stays pending. */
+	void (*stop)(struct hooks *hs, struct run *r);
+	/* Frees r and the driver's state around it. */
+	void (*free)(struct run *r);
+};
+/* The exec driver (hooks_exec.c) and the webhook driver (hooks_webhook.c). */
+extern const struct hook_driver hooks_exec_driver, hooks_webhook_driver;
 
 struct hooks {
 	struct ew *ew;
@@ -111,7 +116,6 @@ struct hooks {
 	uv_timer_t grace_timer;
 	uv_timer_t gate_timer;      /* a hook held by its rate or a pause may start again */
 	int open_timers;
-	char readbuf[65536];
 };
 
 /* How one attempt that counted ended, as its driver saw it. */
@@ -127,18 +131,14 @@ struct hook_outcome {
 void hooks_finish(struct hooks *hs, struct delivery *d, const struct hook_outcome *o);
 /* The attempt did not count (killed at shutdown, endpoint disabled): back to waiting, claim returned. */
 void hooks_unclaim(struct hooks *hs, struct delivery *d, bool requeue);
+/* Takes r off the list of runs in flight. */
 void hooks_run_unlink(struct hooks *hs, struct run *r);
-/* Frees a run; a webhook run's request and headers with it. */
+/* Frees a run (NULL: nothing) through its driver. */
 void hooks_run_free(struct run *r);
 /* Claims what the caps allow. */
 void hooks_pump(struct hooks *hs);
 /* The status word for EMBEDWATCH_STATUS. */
 const char *hooks_event_status(const struct delivery *d);
-/* Starts one attempt; 0, or negative when nothing started. */
-int hooks_exec_start(struct hooks *hs, struct run *r);
-int hooks_webhook_start(struct hooks *hs, struct run *r);
-/* Stops a webhook attempt in flight at shutdown; the delivery stays pending. */
-void hooks_webhook_cancel(struct hooks *hs, struct run *r);
 /* Loads a webhook hook's secrets into h. 0 or negative (logged). */
 int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c);
 /* True when the delivery is about a job (not batch.done, not an operational event). */
