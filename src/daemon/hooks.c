@@ -46,8 +46,7 @@ static void gauges(struct hooks *hs)
 
 static void delivery_free(struct hooks *hs, struct delivery *d)
 {
-	if (d->type != EV_BATCH_DONE && strmap_get(&d->hook->tails, d->subject) == d)
-		strmap_del(&d->hook->tails, d->subject);
+	hooks_order_forget(d);
 	strmap_del(&hs->index, d->key);
 	d->hook->queued--;
 	hooks_payload_unref(d->payload);
@@ -153,8 +152,7 @@ static void on_delay_timer(uv_timer_t *t)
 	hooks_pump(hs);
 }
 
-/* Ready now, or delayed until its next attempt time. */
-static void enqueue(struct hooks *hs, struct delivery *d)
+void hooks_enqueue(struct hooks *hs, struct delivery *d)
 {
 	if (d->next_ms > util_wall_ms()) {
 		heap_push(&hs->delayed, d);
@@ -178,85 +176,6 @@ void hooks_release_delayed(struct hooks *hs, struct hook_rt *h)
 		heap_push(&h->ready, d);
 	}
 	arm_delayed(hs);
-}
-
-/*
- * ---- order, per hook ----
- * A job's deliveries start one after another, in the order their events were
- * detected (cancelling before cancelled): each waits behind the job's previous
- * one until that is done or dead. A batch.done waits until every member
- * delivery of its group for the same hook is done or dead. Held deliveries are
- * in no queue; the rest are free to run at the hook's concurrency, in FIFO
- * order of arrival (and a restart loads them oldest event first).
- */
-
-static void order_add(struct hooks *hs, struct delivery *d)
-{
-	struct hook_rt *h = d->hook;
-	struct hook_group *g = d->batch ? strmap_get(&h->groups, d->batch) : NULL;
-
-	if (d->type == EV_BATCH_DONE) {
-		if (g && g->members) {
-			d->blockers++;
-			d->succ = g->waiting;
-			g->waiting = d;
-			return;
-		}
-		enqueue(hs, d);
-		return;
-	}
-	if (d->batch) {
-		if (!g) {
-			g = xcalloc(1, sizeof(*g));
-			g->name = xstrdup(d->batch);
-			strmap_put(&h->groups, g->name, g);
-		}
-		g->members++;
-	}
-	struct delivery *prev = strmap_put(&h->tails, d->subject, d);
-	if (prev) {
-		prev->succ = d;
-		d->blockers++;
-		return;
-	}
-	enqueue(hs, d);
-}
-
-static void unblock(struct hooks *hs, struct delivery *d)
-{
-	if (--d->blockers == 0)
-		enqueue(hs, d);
-}
-
-static void group_free(struct hook_group *g)
-{
-	free(g->name);
-	free(g);
-}
-
-/* d is done or dead: what waited behind it may go. */
-static void order_release(struct hooks *hs, struct delivery *d)
-{
-	struct hook_rt *h = d->hook;
-
-	if (d->type == EV_BATCH_DONE)
-		return;
-	struct delivery *next = d->succ;
-	d->succ = NULL;
-	if (next)
-		unblock(hs, next);
-	struct hook_group *g = d->batch ? strmap_get(&h->groups, d->batch) : NULL;
-	if (g && g->members && --g->members == 0) {
-		struct delivery *w = g->waiting;
-		strmap_del(&h->groups, g->name);
-		group_free(g);
-		while (w) {
-			struct delivery *n = w->succ;
-			w->succ = NULL;
-			unblock(hs, w);
-			w = n;
-		}
-	}
 }
 
 static struct delivery *delivery_new(struct hooks *hs, struct hook_rt *h, const char *event_id, enum ew_event type,
@@ -410,7 +329,7 @@ void hooks_dispatch(struct ew *ew, const struct turn_row *rows, uint64_t gen)
 			d = delivery_new(hs, hook_get(hs, r->hooks[i]), r->event_id, r->type, r->subject, r->batch, p);
 			d->next_ms = r->ts_ms;
 			d->lag_from_ms = r->lag_from_ms;
-			order_add(hs, d);
+			hooks_order_add(hs, d);
 		}
 		hooks_payload_unref(p);
 	}
@@ -430,7 +349,7 @@ void hooks_requeue(struct hooks *hs, struct hook_rt *h, const char *event_id, en
 	struct delivery *d = delivery_new(hs, h, event_id, type, subject, batch, p);
 	d->next_ms = util_wall_ms();
 	record(hs, d, "pending", why);
-	order_add(hs, d);
+	hooks_order_add(hs, d);
 }
 
 /*
@@ -474,7 +393,7 @@ static int restore_one(const struct store_delivery *sd, void *arg)
 	hooks_payload_unref(p);
 	d->attempts = sd->attempts;
 	d->next_ms = restored_due(h->cfg, sd, util_wall_ms());
-	order_add(hs, d);
+	hooks_order_add(hs, d);
 	return 0;
 }
 
@@ -566,7 +485,7 @@ void hooks_finish(struct hooks *hs, struct delivery *d, const struct hook_outcom
 		log_ctx(LOG_INFO, &ctx, "hook %s delivered %s (%s %s) in %llu ms, attempt %u", h->name, d->event_id,
 			job_event_name(d->type), d->subject, (unsigned long long)o->ms, d->attempts);
 		record(hs, d, "done", NULL);
-		order_release(hs, d);
+		hooks_order_release(hs, d);
 		delivery_free(hs, d);
 		return;
 	}
@@ -586,7 +505,7 @@ void hooks_finish(struct hooks *hs, struct delivery *d, const struct hook_outcom
 		log_ctx(LOG_ERR, &ctx, "hook %s gave up on %s (%s %s) after %u attempts: %s", h->name, d->event_id,
 			job_event_name(d->type), d->subject, d->attempts, o->why);
 		record(hs, d, "dead", o->why);
-		order_release(hs, d);
+		hooks_order_release(hs, d);
 		delivery_free(hs, d);
 		return;
 	}
@@ -597,7 +516,7 @@ void hooks_finish(struct hooks *hs, struct delivery *d, const struct hook_outcom
 	log_ctx(LOG_WARNING, &ctx, "hook %s failed on %s (attempt %u of %u): %s; retrying in %llu ms", h->name,
 		d->event_id, d->attempts, max, o->why, (unsigned long long)delay);
 	record(hs, d, "pending", o->why);
-	enqueue(hs, d);
+	hooks_enqueue(hs, d);
 }
 
 void hooks_run_unlink(struct hooks *hs, struct run *r)
@@ -703,12 +622,6 @@ static void collect(const char *key, void *val, void *arg)
 	*(*pp)++ = val;
 }
 
-static void group_drop(const char *key, void *val, void *arg)
-{
-	(void)key, (void)arg;
-	group_free(val);
-}
-
 void hooks_close(struct ew *ew)
 {
 	struct hooks *hs = ew->hooks;
@@ -724,9 +637,7 @@ void hooks_close(struct ew *ew)
 	heap_free(&hs->delayed);
 	for (struct hook_rt *h = hs->list; h;) {
 		struct hook_rt *next = h->next;
-		strmap_each(&h->groups, group_drop, NULL);
-		strmap_free(&h->groups);
-		strmap_free(&h->tails);
+		hooks_order_free(h);
 		heap_free(&h->ready);
 		hooks_ops_free(h);
 		free(h->name);

@@ -44,13 +44,6 @@ struct delivery {
 	unsigned blockers;          /* > 0: held, in no queue, until what it follows is done or dead */
 };
 
-/* A group's member deliveries not yet done or dead for one hook, and the batch.done held behind them. */
-struct hook_group {
-	char *name;
-	unsigned members;
-	struct delivery *waiting;   /* batch.done deliveries, chained by succ */
-};
-
 struct hook_rt {
 	struct hook_rt *next;
 	char *name;
@@ -70,7 +63,7 @@ struct hook_rt {
 	struct sched_bucket bucket;
 	int64_t paused_until_ms;    /* wall clock; 0: not paused */
 	struct strmap tails;        /* job id -> its newest delivery for this hook not yet done or dead */
-	struct strmap groups;       /* group name -> struct hook_group */
+	struct strmap groups;       /* group name -> its members not yet done or dead (hooks_order.c) */
 };
 
 /* One attempt in flight, generic part: its driver keeps its own state around it (container_of). */
@@ -159,6 +152,18 @@ void hooks_requeue(struct hooks *hs, struct hook_rt *h, const char *event_id, en
 		   const char *batch, struct payload *p, const char *why);
 /* The hook's deliveries waiting for their next attempt time become ready now (after an enable). */
 void hooks_release_delayed(struct hooks *hs, struct hook_rt *h);
+/* Puts d in its hook's ready queue, or in the delayed heap until its next attempt time. */
+void hooks_enqueue(struct hooks *hs, struct delivery *d);
+
+/* ---- hooks_order.c: which delivery may start given the ones pending before it ---- */
+/* A new delivery in memory: queued now (hooks_enqueue), or held behind what it must follow. */
+void hooks_order_add(struct hooks *hs, struct delivery *d);
+/* d is done or dead: what waited behind it may go. */
+void hooks_order_release(struct hooks *hs, struct delivery *d);
+/* d leaves memory: its job's next delivery no longer follows it. */
+void hooks_order_forget(struct delivery *d);
+/* Frees h's order state, once none of its deliveries is in memory. */
+void hooks_order_free(struct hook_rt *h);
 
 /* ---- hooks_ops.c: the breaker, the rate, and the operators' view ---- */
 /* An attempt of h that counted has ended: tracks the run of failures and may open the breaker. */
