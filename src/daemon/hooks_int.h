@@ -141,6 +141,9 @@ static inline bool hooks_of_job(const struct delivery *d)
 }
 struct payload *hooks_payload_new(const char *s);
 void hooks_payload_unref(struct payload *p);
+/* A new delivery of event_id to h in memory (sharing p), counted pending; the caller gives it its place in the order. */
+struct delivery *hooks_delivery_new(struct hooks *hs, struct hook_rt *h, const char *event_id, enum ew_event type,
+				   const char *subject, const char *batch, struct payload *p);
 /* The runtime hook of that name (configured or not), or NULL. */
 struct hook_rt *hooks_find(struct hooks *hs, const char *name);
 /* Whether hook c takes an event of type in batch of a job named job_name (NULLs: none). */
