@@ -1,8 +1,9 @@
 /*
- * Deliveries: queueing, claiming, retries. A delivery moves
+ * The dispatcher: deliveries queued, claimed, started and retried. A delivery moves
  *   ready queue -> claimed (attempt number recorded) -> commit -> running
  *   -> done | dead | delayed (heap by next attempt time) -> ready queue
- * and every state change is recorded in the turn record.
+ * and every state change is recorded in the turn record. Attempts run only
+ * through the table of drivers (struct hook_driver), whatever the hook's type.
  */
 #include <errno.h>
 #include <fnmatch.h>

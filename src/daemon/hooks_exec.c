@@ -1,5 +1,7 @@
-/* Exec hooks: argv without a shell, the event on stdin, a clean environment,
- * its own process group, output captured, killed on timeout. */
+/*
+ * The exec driver: argv without a shell, the event on stdin, a clean
+ * environment, its own process group, output captured, killed on timeout.
+ */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

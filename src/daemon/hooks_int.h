@@ -1,4 +1,8 @@
-/* Internal to the hooks module: shared by hooks.c, hooks_exec.c and hooks_webhook.c. */
+/*
+ * Private to the hooks module (hooks*.c): the deliveries and hooks in memory,
+ * the generic run and the driver table that the kinds of hook plug into, and
+ * the functions the module's files share. Nothing outside the module sees it.
+ */
 #ifndef EW_HOOKS_INT_H
 #define EW_HOOKS_INT_H
 
@@ -14,7 +18,6 @@
 #include "sign.h"
 #include "store.h"
 #include "strmap.h"
-
 
 struct payload {
 	unsigned refs;
@@ -120,6 +123,7 @@ struct hook_outcome {
 	uint64_t ms;                /* how long the attempt took */
 };
 
+/* ---- hooks.c: the dispatcher ---- */
 /* One attempt that counted ended (o borrowed for the call): the delivery is done, retried later, or dead. */
 void hooks_finish(struct hooks *hs, struct delivery *d, const struct hook_outcome *o);
 /* The attempt did not count (killed at shutdown, endpoint disabled): back to waiting, claim returned. */
@@ -130,16 +134,14 @@ void hooks_run_unlink(struct hooks *hs, struct run *r);
 void hooks_run_free(struct run *r);
 /* Claims what the caps allow. */
 void hooks_pump(struct hooks *hs);
-/* The status word for EMBEDWATCH_STATUS. */
-const char *hooks_event_status(const struct delivery *d);
-/* Loads a webhook hook's secrets into h. 0 or negative (logged). */
-int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c);
 /* True when the delivery is about a job (not batch.done, not an operational event). */
 static inline bool hooks_of_job(const struct delivery *d)
 {
 	return d->type != EV_BATCH_DONE && !job_event_is_hook(d->type);
 }
+/* A payload holding a copy of s, with one reference (the caller's). */
 struct payload *hooks_payload_new(const char *s);
+/* Drops one reference to p (NULL: nothing); the last frees it. */
 void hooks_payload_unref(struct payload *p);
 /* A new delivery of event_id to h in memory (sharing p), counted pending; the caller gives it its place in the order. */
 struct delivery *hooks_delivery_new(struct hooks *hs, struct hook_rt *h, const char *event_id, enum ew_event type,
@@ -157,6 +159,12 @@ void hooks_requeue(struct hooks *hs, struct hook_rt *h, const char *event_id, en
 void hooks_release_delayed(struct hooks *hs, struct hook_rt *h);
 /* Puts d in its hook's ready queue, or in the delayed heap until its next attempt time. */
 void hooks_enqueue(struct hooks *hs, struct delivery *d);
+
+/* ---- the drivers: what else of theirs the module uses ---- */
+/* The status word for EMBEDWATCH_STATUS. */
+const char *hooks_event_status(const struct delivery *d);
+/* Loads a webhook hook's secrets into h (another kind of hook: none). 0 or negative (logged). */
+int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c);
 
 /* ---- hooks_order.c: which delivery may start given the ones pending before it ---- */
 /* A new delivery in memory: queued now (hooks_enqueue), or held behind what it must follow. */

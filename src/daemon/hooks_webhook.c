@@ -1,4 +1,4 @@
-/* Webhooks: the event as a signed POST (Standard Webhooks) through the shared curl multi. */
+/* The webhook driver: the event as a signed POST (Standard Webhooks) through the shared curl multi; its secrets. */
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
