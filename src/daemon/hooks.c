@@ -1,20 +1,19 @@
 /*
- * Deliveries: queueing, claiming, retries. A delivery moves
+ * The dispatcher: deliveries queued, claimed, started and retried. A delivery moves
  *   ready queue -> claimed (attempt number recorded) -> commit -> running
  *   -> done | dead | delayed (heap by next attempt time) -> ready queue
- * and every state change is recorded in the turn record.
+ * and every state change is recorded in the turn record. Attempts run only
+ * through the table of drivers (struct hook_driver), whatever the hook's type.
  */
 #include <errno.h>
 #include <fnmatch.h>
 #include <json-c/json.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "heap.h"
 #include "hooks_int.h"
-#include "http.h"
 #include "job.h"
 #include "log.h"
 #include "metrics.h"
@@ -48,8 +47,7 @@ static void gauges(struct hooks *hs)
 
 static void delivery_free(struct hooks *hs, struct delivery *d)
 {
-	if (d->type != EV_BATCH_DONE && strmap_get(&d->hook->tails, d->subject) == d)
-		strmap_del(&d->hook->tails, d->subject);
+	hooks_order_forget(d);
 	strmap_del(&hs->index, d->key);
 	d->hook->queued--;
 	hooks_payload_unref(d->payload);
@@ -155,8 +153,7 @@ static void on_delay_timer(uv_timer_t *t)
 	hooks_pump(hs);
 }
 
-/* Ready now, or delayed until its next attempt time. */
-static void enqueue(struct hooks *hs, struct delivery *d)
+void hooks_enqueue(struct hooks *hs, struct delivery *d)
 {
 	if (d->next_ms > util_wall_ms()) {
 		heap_push(&hs->delayed, d);
@@ -182,87 +179,8 @@ void hooks_release_delayed(struct hooks *hs, struct hook_rt *h)
 	arm_delayed(hs);
 }
 
-/*
- * ---- order, per hook ----
- * A job's deliveries start one after another, in the order their events were
- * detected (cancelling before cancelled): each waits behind the job's previous
- * one until that is done or dead. A batch.done waits until every member
- * delivery of its group for the same hook is done or dead. Held deliveries are
- * in no queue; the rest are free to run at the hook's concurrency, in FIFO
- * order of arrival (and a restart loads them oldest event first).
- */
-
-static void order_add(struct hooks *hs, struct delivery *d)
-{
-	struct hook_rt *h = d->hook;
-	struct hook_group *g = d->batch ? strmap_get(&h->groups, d->batch) : NULL;
-
-	if (d->type == EV_BATCH_DONE) {
-		if (g && g->members) {
-			d->blockers++;
-			d->succ = g->waiting;
-			g->waiting = d;
-			return;
-		}
-		enqueue(hs, d);
-		return;
-	}
-	if (d->batch) {
-		if (!g) {
-			g = xcalloc(1, sizeof(*g));
-			g->name = xstrdup(d->batch);
-			strmap_put(&h->groups, g->name, g);
-		}
-		g->members++;
-	}
-	struct delivery *prev = strmap_put(&h->tails, d->subject, d);
-	if (prev) {
-		prev->succ = d;
-		d->blockers++;
-		return;
-	}
-	enqueue(hs, d);
-}
-
-static void unblock(struct hooks *hs, struct delivery *d)
-{
-	if (--d->blockers == 0)
-		enqueue(hs, d);
-}
-
-static void group_free(struct hook_group *g)
-{
-	free(g->name);
-	free(g);
-}
-
-/* d is done or dead: what waited behind it may go. */
-static void order_release(struct hooks *hs, struct delivery *d)
-{
-	struct hook_rt *h = d->hook;
-
-	if (d->type == EV_BATCH_DONE)
-		return;
-	struct delivery *next = d->succ;
-	d->succ = NULL;
-	if (next)
-		unblock(hs, next);
-	struct hook_group *g = d->batch ? strmap_get(&h->groups, d->batch) : NULL;
-	if (g && g->members && --g->members == 0) {
-		struct delivery *w = g->waiting;
-		strmap_del(&h->groups, g->name);
-		group_free(g);
-		while (w) {
-			struct delivery *n = w->succ;
-			w->succ = NULL;
-			unblock(hs, w);
-			w = n;
-		}
-	}
-}
-
-static struct delivery *delivery_new(struct hooks *hs, struct hook_rt *h, const char *event_id, enum ew_event type,
-				     const char *subject, const char *batch, struct payload *p)
+struct delivery *hooks_delivery_new(struct hooks *hs, struct hook_rt *h, const char *event_id, enum ew_event type,
+				   const char *subject, const char *batch, struct payload *p)
 {
 	struct delivery *d = xcalloc(1, sizeof(*d));
 	d->hook = h;
@@ -321,23 +239,30 @@ void hooks_plan(struct hooks *hs, struct turn_row *ev)
 
 /* ---- claiming and starting ---- */
 
+/* The drivers, by hook type: the dispatcher knows them only through this table. */
+static const struct hook_driver *const drivers[] = {
+	[HOOK_EXEC] = &hooks_exec_driver,
+	[HOOK_WEBHOOK] = &hooks_webhook_driver,
+};
+
 static void start(struct hooks *hs, struct delivery *d)
 {
 	if (d->lag_from_ms) {
 		metrics_observe_lag(&hs->ew->m, (double)(util_wall_ms() - d->lag_from_ms) / 1000.0);
 		d->lag_from_ms = 0;
 	}
-	struct run *r = xcalloc(1, sizeof(*r));
+	const struct hook_driver *drv = drivers[d->hook->cfg->type];
+	struct run *r = drv->alloc();
 	r->hs = hs;
 	r->d = d;
+	r->drv = drv;
 	r->started = uv_now(hs->ew->loop);
 	r->next = hs->runs;
 	hs->runs = r;
-	int e = d->hook->cfg->type == HOOK_EXEC ? hooks_exec_start(hs, r) : hooks_webhook_start(hs, r);
-	if (e < 0) {
+	if (drv->start(hs, r) < 0) {
 		hooks_run_unlink(hs, r);
 		hooks_run_free(r);
-		hooks_finish(hs, d, false, false, 0, "cannot start the request", 0);
+		hooks_finish(hs, d, &(struct hook_outcome){ .why = "cannot start the request" });
 	}
 }
 
@@ -402,10 +327,10 @@ void hooks_dispatch(struct ew *ew, const struct turn_row *rows, uint64_t gen)
 			continue;
 		struct payload *p = hooks_payload_new(r->text);
 		for (size_t i = 0; i < r->n_hooks; i++) {
-			d = delivery_new(hs, hook_get(hs, r->hooks[i]), r->event_id, r->type, r->subject, r->batch, p);
+			d = hooks_delivery_new(hs, hook_get(hs, r->hooks[i]), r->event_id, r->type, r->subject, r->batch, p);
 			d->next_ms = r->ts_ms;
 			d->lag_from_ms = r->lag_from_ms;
-			order_add(hs, d);
+			hooks_order_add(hs, d);
 		}
 		hooks_payload_unref(p);
 	}
@@ -422,102 +347,10 @@ bool hooks_in_memory(struct hooks *hs, const char *event_id, const char *hook)
 void hooks_requeue(struct hooks *hs, struct hook_rt *h, const char *event_id, enum ew_event type, const char *subject,
 		   const char *batch, struct payload *p, const char *why)
 {
-	struct delivery *d = delivery_new(hs, h, event_id, type, subject, batch, p);
+	struct delivery *d = hooks_delivery_new(hs, h, event_id, type, subject, batch, p);
 	d->next_ms = util_wall_ms();
 	record(hs, d, "pending", why);
-	order_add(hs, d);
-}
-
-/*
- * When a restored delivery is due, by this host's clock. The row's due time
- * is the wall clock of the host that wrote it (another host, or this one
- * before its clock was stepped): a delivery never tried is due now, and a
- * retry no later than the hook's longest retry delay from now.
- */
-static int64_t restored_due(const struct ew_hook *c, const struct store_delivery *sd, int64_t now)
-{
-	if (sd->attempts == 0)
-		return sd->next_ms < now ? sd->next_ms : now;
-	uint64_t longest = 0;
-	for (size_t i = 0; i < c->n_retry; i++)
-		longest = c->retry_ms[i] > longest ? c->retry_ms[i] : longest;
-	int64_t latest = now + (int64_t)longest;
-	return sd->next_ms < latest ? sd->next_ms : latest;
-}
-
-static int restore_one(const struct store_delivery *sd, void *arg)
-{
-	struct hooks *hs = arg;
-	enum ew_event type = job_event_parse(sd->type ? sd->type : "");
-	struct hook_rt *h = hooks_find(hs, sd->hook);
-
-	if (!h || !h->cfg) {
-		log_ctx(LOG_WARNING, &((struct log_ctx){ .event_id = sd->event_id, .hook = sd->hook }),
-			"pending delivery of %s for hook \"%s\", which the config no longer has: kept in the state "
-			"database until the hook comes back", sd->event_id, sd->hook);
-		return 0;
-	}
-	/*
-	 * Already in memory: planned by a commit of this daemon between taking the
-	 * lease and this read (a batch.done found again at a takeover, say). One
-	 * delivery per event and hook, never two.
-	 */
-	if (hooks_in_memory(hs, sd->event_id, sd->hook))
-		return 0;
-	struct payload *p = hooks_payload_new(sd->payload ? sd->payload : "{}");
-	struct delivery *d = delivery_new(hs, h, sd->event_id, type, sd->subject, sd->batch, p);
-	hooks_payload_unref(p);
-	d->attempts = sd->attempts;
-	d->next_ms = restored_due(h->cfg, sd, util_wall_ms());
-	order_add(hs, d);
-	return 0;
-}
-
-struct restore_ctx {
-	struct ew *ew;
-	void (*done)(int r, const char *err, void *arg);
-	void *arg;
-};
-
-static void restored_pending(int r, void *arg)
-{
-	struct restore_ctx *x = arg;
-	char err[1024] = "";
-	if (r < 0)
-		snprintf(err, sizeof(err), "cannot read the pending deliveries: %s",
-			 r == -ECANCELED ? "stopping" : store_error(x->ew->store));
-	else
-		hooks_pump(x->ew->hooks);
-	x->done(r, err, x->arg);
-	free(x);
-}
-
-static int restore_row(const struct store_delivery *sd, void *arg)
-{
-	return restore_one(sd, ((struct restore_ctx *)arg)->ew->hooks);
-}
-
-static void restored_hooks(int r, void *arg)
-{
-	struct restore_ctx *x = arg;
-	if (r < 0) {
-		char err[1024];
-		snprintf(err, sizeof(err), "cannot read the hooks' state: %s",
-			 r == -ECANCELED ? "stopping" : store_error(x->ew->store));
-		x->done(r, err, x->arg);
-		free(x);
-		return;
-	}
-	store_each_pending(x->ew->store, restore_row, restored_pending, x);
-}
-
-void hooks_restore(struct ew *ew, void (*done)(int r, const char *err, void *arg), void *arg)
-{
-	struct restore_ctx *x = xcalloc(1, sizeof(*x));
-	x->ew = ew;
-	x->done = done;
-	x->arg = arg;
-	hooks_ops_restore(ew->hooks, restored_hooks, x);
+	hooks_order_add(hs, d);
 }
 
 /* Retry delay after `attempts` failed attempts, jittered by 10 %. */
@@ -548,21 +381,20 @@ void hooks_unclaim(struct hooks *hs, struct delivery *d, bool requeue)
 		delivery_free(hs, d);
 }
 
-void hooks_finish(struct hooks *hs, struct delivery *d, bool ok, bool permanent, uint64_t min_delay,
-		  const char *error, uint64_t ms)
+void hooks_finish(struct hooks *hs, struct delivery *d, const struct hook_outcome *o)
 {
 	struct hook_rt *h = d->hook;
 	struct log_ctx ctx = { .event_id = d->event_id, .event = job_event_name(d->type), .hook = h->name,
 			       .job_id = hooks_of_job(d) ? d->subject : NULL };
 
 	release_slot(hs, d);
-	hooks_ops_note(hs, h, ok, error);
-	if (ok) {
+	hooks_ops_note(hs, h, o->ok, o->why);
+	if (o->ok) {
 		hs->ew->m.deliveries_ok++;
 		log_ctx(LOG_INFO, &ctx, "hook %s delivered %s (%s %s) in %llu ms, attempt %u", h->name, d->event_id,
-			job_event_name(d->type), d->subject, (unsigned long long)ms, d->attempts);
+			job_event_name(d->type), d->subject, (unsigned long long)o->ms, d->attempts);
 		record(hs, d, "done", NULL);
-		order_release(hs, d);
+		hooks_order_release(hs, d);
 		delivery_free(hs, d);
 		return;
 	}
@@ -570,30 +402,30 @@ void hooks_finish(struct hooks *hs, struct delivery *d, bool ok, bool permanent,
 	if (h->disabled_ms) {
 		/* Nothing dies while its hook is disabled: it waits, and goes first when the hook is enabled. */
 		log_ctx(LOG_WARNING, &ctx, "hook %s failed on %s (attempt %u): %s; waiting while the hook is disabled",
-			h->name, d->event_id, d->attempts, error);
+			h->name, d->event_id, d->attempts, o->why);
 		d->next_ms = util_wall_ms();
-		record(hs, d, "pending", error);
+		record(hs, d, "pending", o->why);
 		heap_push(&h->ready, d);
 		return;
 	}
 	unsigned max = h->cfg ? h->cfg->max_attempts : 1;
-	if (permanent || d->attempts >= max) {
+	if (o->permanent || d->attempts >= max) {
 		hs->ew->m.deliveries_dead++;
 		log_ctx(LOG_ERR, &ctx, "hook %s gave up on %s (%s %s) after %u attempts: %s", h->name, d->event_id,
-			job_event_name(d->type), d->subject, d->attempts, error);
-		record(hs, d, "dead", error);
-		order_release(hs, d);
+			job_event_name(d->type), d->subject, d->attempts, o->why);
+		record(hs, d, "dead", o->why);
+		hooks_order_release(hs, d);
 		delivery_free(hs, d);
 		return;
 	}
 	uint64_t delay = retry_delay(h->cfg, d->attempts);
-	if (min_delay > delay)
-		delay = min_delay;
+	if (o->min_delay_ms > delay)
+		delay = o->min_delay_ms;
 	d->next_ms = util_wall_ms() + (int64_t)delay;
 	log_ctx(LOG_WARNING, &ctx, "hook %s failed on %s (attempt %u of %u): %s; retrying in %llu ms", h->name,
-		d->event_id, d->attempts, max, error, (unsigned long long)delay);
-	record(hs, d, "pending", error);
-	enqueue(hs, d);
+		d->event_id, d->attempts, max, o->why, (unsigned long long)delay);
+	record(hs, d, "pending", o->why);
+	hooks_enqueue(hs, d);
 }
 
 void hooks_run_unlink(struct hooks *hs, struct run *r)
@@ -608,12 +440,8 @@ void hooks_run_unlink(struct hooks *hs, struct run *r)
 
 void hooks_run_free(struct run *r)
 {
-	if (r->is_webhook) {
-		http_req_free(r->req);
-		http_headers_unref(r->headers);
-	}
-	buf_free(&r->output);
-	free(r);
+	if (r)
+		r->drv->free(r);
 }
 
 void hooks_reconfigure(struct ew *ew)
@@ -659,15 +487,10 @@ static void on_grace(uv_timer_t *t)
 {
 	struct hooks *hs = container_of(t, struct hooks, grace_timer);
 	struct run *r = hs->runs;
+	/* What still runs is stopped by its driver (a stop may end and free the run): it stays pending. */
 	while (r) {
 		struct run *next = r->next;
-		if (r->is_webhook) {
-			/* Webhooks in flight: cancelled; they stay pending. */
-			hooks_webhook_cancel(hs, r);
-		} else if (!r->exited) {
-			r->killed = true;
-			kill(-r->proc.pid, SIGKILL);
-		}
+		r->drv->stop(hs, r);
 		r = next;
 	}
 }
@@ -708,12 +531,6 @@ static void collect(const char *key, void *val, void *arg)
 	*(*pp)++ = val;
 }
 
-static void group_drop(const char *key, void *val, void *arg)
-{
-	(void)key, (void)arg;
-	group_free(val);
-}
-
 void hooks_close(struct ew *ew)
 {
 	struct hooks *hs = ew->hooks;
@@ -729,9 +546,7 @@ void hooks_close(struct ew *ew)
 	heap_free(&hs->delayed);
 	for (struct hook_rt *h = hs->list; h;) {
 		struct hook_rt *next = h->next;
-		strmap_each(&h->groups, group_drop, NULL);
-		strmap_free(&h->groups);
-		strmap_free(&h->tails);
+		hooks_order_free(h);
 		heap_free(&h->ready);
 		hooks_ops_free(h);
 		free(h->name);

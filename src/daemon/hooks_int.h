@@ -1,4 +1,8 @@
-/* Internal to the hooks module: shared by hooks.c, hooks_exec.c and hooks_webhook.c. */
+/*
+ * Private to the hooks module (hooks*.c): the deliveries and hooks in memory,
+ * the generic run and the driver table that the kinds of hook plug into, and
+ * the functions the module's files share. Nothing outside the module sees it.
+ */
 #ifndef EW_HOOKS_INT_H
 #define EW_HOOKS_INT_H
 
@@ -9,13 +13,11 @@
 #include "ew.h"
 #include "heap.h"
 #include "hooks.h"
-#include "http.h"
 #include "job.h"
 #include "sched.h"
 #include "sign.h"
 #include "store.h"
 #include "strmap.h"
-
 
 struct payload {
 	unsigned refs;
@@ -45,13 +47,6 @@ struct delivery {
 	unsigned blockers;          /* > 0: held, in no queue, until what it follows is done or dead */
 };
 
-/* A group's member deliveries not yet done or dead for one hook, and the batch.done held behind them. */
-struct hook_group {
-	char *name;
-	unsigned members;
-	struct delivery *waiting;   /* batch.done deliveries, chained by succ */
-};
-
 struct hook_rt {
 	struct hook_rt *next;
 	char *name;
@@ -71,30 +66,36 @@ struct hook_rt {
 	struct sched_bucket bucket;
 	int64_t paused_until_ms;    /* wall clock; 0: not paused */
 	struct strmap tails;        /* job id -> its newest delivery for this hook not yet done or dead */
-	struct strmap groups;       /* group name -> struct hook_group */
+	struct strmap groups;       /* group name -> its members not yet done or dead (hooks_order.c) */
 };
 
+/* One attempt in flight, generic part: its driver keeps its own state around it (container_of). */
 struct run {
 	struct run *next;
 	struct hooks *hs;
 	struct delivery *d;
+	const struct hook_driver *drv;
 	uint64_t started;
-	/* exec */
-	uv_process_t proc;
-	uv_pipe_t in, out, err;
-	uv_timer_t timer;
-	uv_write_t wr;
-	int open_handles;
-	bool exited, timed_out, killed;
-	int64_t exit_status;
-	int term_signal;
-	uint64_t timeout_ms;
-	struct buf output;
-	/* webhook */
-	struct http_req *req;
-	struct http_headers *headers;
-	bool is_webhook;
 };
+
+/*
+ * A kind of hook, as curl's struct Curl_ssl is a TLS backend: the dispatcher
+ * runs attempts through these only. A started attempt ends in its driver,
+ * which calls hooks_finish (or hooks_unclaim when it did not count), then
+ * unlinks and frees its run and pumps.
+ */
+struct hook_driver {
+	/* A new zeroed run with the driver's state around it (never NULL). */
+	struct run *(*alloc)(void);
+	/* Starts the attempt of r->d: 0, or negative when nothing started and nothing will call back. */
+	int (*start)(struct hooks *hs, struct run *r);
+	/* Stops r when the shutdown grace is over; its delivery stays pending. */
+	void (*stop)(struct hooks *hs, struct run *r);
+	/* Frees r and the driver's state around it. */
+	void (*free)(struct run *r);
+};
+/* The exec driver (hooks_exec.c) and the webhook driver (hooks_webhook.c). */
+extern const struct hook_driver hooks_exec_driver, hooks_webhook_driver;
 
 struct hooks {
 	struct ew *ew;
@@ -111,39 +112,40 @@ struct hooks {
 	uv_timer_t grace_timer;
 	uv_timer_t gate_timer;      /* a hook held by its rate or a pause may start again */
 	int open_timers;
-	char readbuf[65536];
 };
 
-/*
- * One attempt ended: done, retried later, or dead. counted=false when the
- * attempt did not really happen (shutdown, a disabled endpoint): its claim is
- * given back and the delivery waits.
- */
-void hooks_finish(struct hooks *hs, struct delivery *d, bool ok, bool permanent, uint64_t min_delay,
-		  const char *error, uint64_t ms);
+/* How one attempt that counted ended, as its driver saw it. */
+struct hook_outcome {
+	bool ok;
+	bool permanent;             /* not worth retrying (a 4xx): dead now */
+	uint64_t min_delay_ms;      /* the next attempt no sooner (a Retry-After); 0: the hook's retry delay */
+	const char *why;            /* the failure, for the log and the state */
+	uint64_t ms;                /* how long the attempt took */
+};
+
+/* ---- hooks.c: the dispatcher ---- */
+/* One attempt that counted ended (o borrowed for the call): the delivery is done, retried later, or dead. */
+void hooks_finish(struct hooks *hs, struct delivery *d, const struct hook_outcome *o);
 /* The attempt did not count (killed at shutdown, endpoint disabled): back to waiting, claim returned. */
 void hooks_unclaim(struct hooks *hs, struct delivery *d, bool requeue);
+/* Takes r off the list of runs in flight. */
 void hooks_run_unlink(struct hooks *hs, struct run *r);
-/* Frees a run; a webhook run's request and headers with it. */
+/* Frees a run (NULL: nothing) through its driver. */
 void hooks_run_free(struct run *r);
 /* Claims what the caps allow. */
 void hooks_pump(struct hooks *hs);
-/* The status word for EMBEDWATCH_STATUS. */
-const char *hooks_event_status(const struct delivery *d);
-/* Starts one attempt; 0, or negative when nothing started. */
-int hooks_exec_start(struct hooks *hs, struct run *r);
-int hooks_webhook_start(struct hooks *hs, struct run *r);
-/* Stops a webhook attempt in flight at shutdown; the delivery stays pending. */
-void hooks_webhook_cancel(struct hooks *hs, struct run *r);
-/* Loads a webhook hook's secrets into h. 0 or negative (logged). */
-int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c);
 /* True when the delivery is about a job (not batch.done, not an operational event). */
 static inline bool hooks_of_job(const struct delivery *d)
 {
 	return d->type != EV_BATCH_DONE && !job_event_is_hook(d->type);
 }
+/* A payload holding a copy of s, with one reference (the caller's). */
 struct payload *hooks_payload_new(const char *s);
+/* Drops one reference to p (NULL: nothing); the last frees it. */
 void hooks_payload_unref(struct payload *p);
+/* A new delivery of event_id to h in memory (sharing p), counted pending; the caller gives it its place in the order. */
+struct delivery *hooks_delivery_new(struct hooks *hs, struct hook_rt *h, const char *event_id, enum ew_event type,
+				   const char *subject, const char *batch, struct payload *p);
 /* The runtime hook of that name (configured or not), or NULL. */
 struct hook_rt *hooks_find(struct hooks *hs, const char *name);
 /* Whether hook c takes an event of type in batch of a job named job_name (NULLs: none). */
@@ -155,6 +157,24 @@ void hooks_requeue(struct hooks *hs, struct hook_rt *h, const char *event_id, en
 		   const char *batch, struct payload *p, const char *why);
 /* The hook's deliveries waiting for their next attempt time become ready now (after an enable). */
 void hooks_release_delayed(struct hooks *hs, struct hook_rt *h);
+/* Puts d in its hook's ready queue, or in the delayed heap until its next attempt time. */
+void hooks_enqueue(struct hooks *hs, struct delivery *d);
+
+/* ---- the drivers: what else of theirs the module uses ---- */
+/* The status word for EMBEDWATCH_STATUS. */
+const char *hooks_event_status(const struct delivery *d);
+/* Loads a webhook hook's secrets into h (another kind of hook: none). 0 or negative (logged). */
+int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c);
+
+/* ---- hooks_order.c: which delivery may start given the ones pending before it ---- */
+/* A new delivery in memory: queued now (hooks_enqueue), or held behind what it must follow. */
+void hooks_order_add(struct hooks *hs, struct delivery *d);
+/* d is done or dead: what waited behind it may go. */
+void hooks_order_release(struct hooks *hs, struct delivery *d);
+/* d leaves memory: its job's next delivery no longer follows it. */
+void hooks_order_forget(struct delivery *d);
+/* Frees h's order state, once none of its deliveries is in memory. */
+void hooks_order_free(struct hook_rt *h);
 
 /* ---- hooks_ops.c: the breaker, the rate, and the operators' view ---- */
 /* An attempt of h that counted has ended: tracks the run of failures and may open the breaker. */

@@ -3,8 +3,8 @@
  * disable_after, or a webhook that answers 410, is disabled; its deliveries
  * wait; hook.disabled and hook.enabled are recorded as events), the per-hook
  * rate (a token bucket) and Retry-After pauses, and what operators see and do
- * (hooks_each, enable/disable, replay of dead deliveries). State changes are
- * recorded in the turn record and written with the next commit.
+ * (hooks_each, enable/disable). State changes are recorded in the turn record
+ * and written with the next commit.
  */
 #include <errno.h>
 #include <json-c/json.h>

@@ -1,8 +1,9 @@
 /*
- * Replay: a delivery queued again with its original event id (the receiver
- * deduplicates by it), one event at a time or every dead delivery matching a
- * filter. The event comes from the store; the delivery is recorded pending
- * and takes its place in the hook's order.
+ * Deliveries put back in memory from the store: the restore of the pending
+ * ones at start-up or when a standby takes over, and replay, a delivery
+ * queued again with its original event id (the receiver deduplicates by it),
+ * one event at a time or every dead delivery matching a filter. Each takes
+ * its place in the hook's order; a replay is recorded pending.
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -12,6 +13,7 @@
 
 #include "hooks_int.h"
 #include "job.h"
+#include "log.h"
 #include "store.h"
 #include "util.h"
 
@@ -160,4 +162,98 @@ void hooks_redeliver_dead(struct ew *ew, const struct hooks_replay *f,
 	x->done = done;
 	x->arg = arg;
 	store_each_dead(ew->store, f->hook, f->since_ms, f->event, replay_one, replay_done, x);
+}
+
+/* ---- the restore: the pending deliveries back in memory at start-up or a takeover ---- */
+
+/*
+ * When a restored delivery is due, by this host's clock. The row's due time
+ * is the wall clock of the host that wrote it (another host, or this one
+ * before its clock was stepped): a delivery never tried is due now, and a
+ * retry no later than the hook's longest retry delay from now.
+ */
+static int64_t restored_due(const struct ew_hook *c, const struct store_delivery *sd, int64_t now)
+{
+	if (sd->attempts == 0)
+		return sd->next_ms < now ? sd->next_ms : now;
+	uint64_t longest = 0;
+	for (size_t i = 0; i < c->n_retry; i++)
+		longest = c->retry_ms[i] > longest ? c->retry_ms[i] : longest;
+	int64_t latest = now + (int64_t)longest;
+	return sd->next_ms < latest ? sd->next_ms : latest;
+}
+
+static int restore_one(const struct store_delivery *sd, void *arg)
+{
+	struct hooks *hs = arg;
+	enum ew_event type = job_event_parse(sd->type ? sd->type : "");
+	struct hook_rt *h = hooks_find(hs, sd->hook);
+
+	if (!h || !h->cfg) {
+		log_ctx(LOG_WARNING, &((struct log_ctx){ .event_id = sd->event_id, .hook = sd->hook }),
+			"pending delivery of %s for hook \"%s\", which the config no longer has: kept in the state "
+			"database until the hook comes back", sd->event_id, sd->hook);
+		return 0;
+	}
+	/*
+	 * Already in memory: planned by a commit of this daemon between taking the
+	 * lease and this read (a batch.done found again at a takeover, say). One
+	 * delivery per event and hook, never two.
+	 */
+	if (hooks_in_memory(hs, sd->event_id, sd->hook))
+		return 0;
+	struct payload *p = hooks_payload_new(sd->payload ? sd->payload : "{}");
+	struct delivery *d = hooks_delivery_new(hs, h, sd->event_id, type, sd->subject, sd->batch, p);
+	hooks_payload_unref(p);
+	d->attempts = sd->attempts;
+	d->next_ms = restored_due(h->cfg, sd, util_wall_ms());
+	hooks_order_add(hs, d);
+	return 0;
+}
+
+struct restore_ctx {
+	struct ew *ew;
+	void (*done)(int r, const char *err, void *arg);
+	void *arg;
+};
+
+static void restored_pending(int r, void *arg)
+{
+	struct restore_ctx *x = arg;
+	char err[1024] = "";
+	if (r < 0)
+		snprintf(err, sizeof(err), "cannot read the pending deliveries: %s",
+			 r == -ECANCELED ? "stopping" : store_error(x->ew->store));
+	else
+		hooks_pump(x->ew->hooks);
+	x->done(r, err, x->arg);
+	free(x);
+}
+
+static int restore_row(const struct store_delivery *sd, void *arg)
+{
+	return restore_one(sd, ((struct restore_ctx *)arg)->ew->hooks);
+}
+
+static void restored_hooks(int r, void *arg)
+{
+	struct restore_ctx *x = arg;
+	if (r < 0) {
+		char err[1024];
+		snprintf(err, sizeof(err), "cannot read the hooks' state: %s",
+			 r == -ECANCELED ? "stopping" : store_error(x->ew->store));
+		x->done(r, err, x->arg);
+		free(x);
+		return;
+	}
+	store_each_pending(x->ew->store, restore_row, restored_pending, x);
+}
+
+void hooks_restore(struct ew *ew, void (*done)(int r, const char *err, void *arg), void *arg)
+{
+	struct restore_ctx *x = xcalloc(1, sizeof(*x));
+	x->ew = ew;
+	x->done = done;
+	x->arg = arg;
+	hooks_ops_restore(ew->hooks, restored_hooks, x);
 }

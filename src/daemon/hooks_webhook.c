@@ -1,4 +1,4 @@
-/* Webhooks: the event as a signed POST (Standard Webhooks) through the shared curl multi. */
+/* The webhook driver: the event as a signed POST (Standard Webhooks) through the shared curl multi; its secrets. */
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -14,22 +14,28 @@
 #include "sign.h"
 #include "util.h"
 
+/* A webhook attempt: the generic run and its request. */
+struct webhook_run {
+	struct run run;
+	struct http_req *req;
+	struct http_headers *headers;
+};
+
 static void webhook_done(struct http_req *req, const struct http_result *res, void *arg)
 {
 	struct run *r = arg;
 	struct hooks *hs = r->hs;
 	struct delivery *d = r->d;
 	char why[320];
-	uint64_t ms = uv_now(hs->ew->loop) - r->started;
-	uint64_t min_delay = 0;
-	bool ok = false, permanent = false, gone = false;
+	struct hook_outcome o = { .why = why, .ms = uv_now(hs->ew->loop) - r->started };
+	bool gone = false;
 
 	hooks_run_unlink(hs, r);
 	metrics_count_rx(&hs->ew->m, EP_WEBHOOK, res->wire_bytes, res->decoded_bytes);
 	if (res->error != HTTP_OK) {
 		snprintf(why, sizeof(why), "%s%s", res->error == HTTP_ERR_TLS ? "TLS: " : "", res->error_text);
 	} else if (res->status >= 200 && res->status < 300) {
-		ok = true;
+		o.ok = true;
 		why[0] = '\0';
 	} else {
 		snprintf(why, sizeof(why), "HTTP %ld", res->status);
@@ -39,11 +45,11 @@ static void webhook_done(struct http_req *req, const struct http_result *res, vo
 			const char *ra = http_header(req, "Retry-After");
 			int64_t s;
 			if (ra && api_retry_after(ra, util_wall_ms() / 1000, 86400, &s) == 0 && s > 0) {
-				min_delay = (uint64_t)s * 1000;
-				hooks_ops_pause(hs, d->hook, min_delay);   /* this hook only: the others go on */
+				o.min_delay_ms = (uint64_t)s * 1000;
+				hooks_ops_pause(hs, d->hook, o.min_delay_ms);   /* this hook only: the others go on */
 			}
 		} else {
-			permanent = true;       /* other 4xx and any 3xx: redirects are not followed */
+			o.permanent = true;       /* other 4xx and any 3xx: redirects are not followed */
 		}
 	}
 	if (gone) {
@@ -51,40 +57,40 @@ static void webhook_done(struct http_req *req, const struct http_result *res, vo
 		hooks_ops_note(hs, d->hook, false, why);
 		hooks_ops_disable(hs, d->hook, "the endpoint answered 410 Gone");
 		hooks_unclaim(hs, d, true);
-	} else if (d->hook->disabled_ms && !ok) {
+	} else if (d->hook->disabled_ms && !o.ok) {
 		hooks_unclaim(hs, d, true);     /* the hook was disabled while this ran: it waits */
 	} else {
-		hooks_finish(hs, d, ok, permanent, min_delay, why, ms);
+		hooks_finish(hs, d, &o);
 	}
 	hooks_run_free(r);
 	hooks_pump(hs);
 }
 
-int hooks_webhook_start(struct hooks *hs, struct run *r)
+static int webhook_start(struct hooks *hs, struct run *r)
 {
+	struct webhook_run *w = container_of(r, struct webhook_run, run);
 	struct delivery *d = r->d;
 	struct hook_rt *h = d->hook;
 	const struct ew_hook *c = h->cfg;
 	char sig[SIGN_MAX_SECRETS * 64], line[SIGN_MAX_SECRETS * 64 + 64];
 	int64_t ts = util_wall_ms() / 1000;
 
-	r->is_webhook = true;
 	/* The receiver's status is the answer; its body is not read. */
-	r->req = http_req_new(hs->ew->http, 65536, true);
-	if (!r->req)
+	w->req = http_req_new(hs->ew->http, 65536, true);
+	if (!w->req)
 		return -ENOMEM;
-	r->headers = http_headers_new();
-	http_headers_add(r->headers, "Content-Type: application/json");
+	w->headers = http_headers_new();
+	http_headers_add(w->headers, "Content-Type: application/json");
 	snprintf(line, sizeof(line), "webhook-id: %s", d->event_id);
-	http_headers_add(r->headers, line);
+	http_headers_add(w->headers, line);
 	snprintf(line, sizeof(line), "webhook-timestamp: %lld", (long long)ts);
-	http_headers_add(r->headers, line);
+	http_headers_add(w->headers, line);
 	if (h->n_secrets) {
 		sign_header(h->secrets, h->n_secrets, d->event_id, ts, d->payload->data, d->payload->len, sig, sizeof(sig));
 		snprintf(line, sizeof(line), "webhook-signature: %s", sig);
-		http_headers_add(r->headers, line);
+		http_headers_add(w->headers, line);
 	}
-	http_headers_add(r->headers, "Expect:");
+	http_headers_add(w->headers, "Expect:");
 	const struct ew_config *cfg = &hs->ew->cfg;
 	struct http_opts o = {
 		.ca_file = c->ca_file,
@@ -93,8 +99,8 @@ int hooks_webhook_start(struct hooks *hs, struct run *r)
 		.no_proxy = c->no_proxy ? c->no_proxy : cfg->no_proxy,
 		.proxy_userpwd = hs->ew->proxy_userpwd,
 	};
-	http_req_set(r->req, c->url, r->headers, d->payload->data, d->payload->len, &o);
-	return http_submit(r->req, (long)c->timeout_ms, webhook_done, r);
+	http_req_set(w->req, c->url, w->headers, d->payload->data, d->payload->len, &o);
+	return http_submit(w->req, (long)c->timeout_ms, webhook_done, r);
 }
 
 /* Loads the secrets of a webhook hook: secret_file, else the credential "webhook-NAME". */
@@ -126,13 +132,6 @@ int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c)
 	return 0;
 }
 
-void hooks_webhook_cancel(struct hooks *hs, struct run *r)
-{
-	hooks_run_unlink(hs, r);
-	hooks_unclaim(hs, r->d, false);
-	hooks_run_free(r);
-}
-
 int hooks_check_secrets(const struct ew_config *cfg, char *err, size_t errlen)
 {
 	struct hook_rt tmp;
@@ -150,3 +149,32 @@ int hooks_check_secrets(const struct ew_config *cfg, char *err, size_t errlen)
 	}
 	return r;
 }
+
+static struct run *webhook_alloc(void)
+{
+	struct webhook_run *w = xcalloc(1, sizeof(*w));
+	return &w->run;
+}
+
+/* The grace is over: the request is dropped, and the delivery stays pending. */
+static void webhook_stop(struct hooks *hs, struct run *r)
+{
+	hooks_run_unlink(hs, r);
+	hooks_unclaim(hs, r->d, false);
+	hooks_run_free(r);
+}
+
+static void webhook_free(struct run *r)
+{
+	struct webhook_run *w = container_of(r, struct webhook_run, run);
+	http_req_free(w->req);
+	http_headers_unref(w->headers);
+	free(w);
+}
+
+const struct hook_driver hooks_webhook_driver = {
+	.alloc = webhook_alloc,
+	.start = webhook_start,
+	.stop = webhook_stop,
+	.free = webhook_free,
+};

@@ -5,7 +5,7 @@
  * after every member is done or dead, oldest first, also after a restore from
  * the store), and the breaker (failures for disable_after disable the hook,
  * nothing dies while it is disabled, enabling lets the deliveries go).
- * Attempts are not run: the starters are stubs that record what started.
+ * Attempts are not run: both drivers are a stub that records what started.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -28,17 +28,19 @@ static size_t n_started;
 static int hook_events[8];
 static size_t n_hook_events;
 
-int hooks_exec_start(struct hooks *hs, struct run *r)
+static struct run *stub_alloc(void) { return xcalloc(1, sizeof(struct run)); }
+static int stub_start(struct hooks *hs, struct run *r)
 {
 	(void)hs;
 	started[n_started++] = r;
 	return 0;
 }
-int hooks_webhook_start(struct hooks *hs, struct run *r) { return hooks_exec_start(hs, r); }
-void hooks_webhook_cancel(struct hooks *hs, struct run *r) { (void)hs, (void)r; }
+static void stub_stop(struct hooks *hs, struct run *r) { (void)hs, (void)r; }
+static void stub_free(struct run *r) { free(r); }
+/* Both kinds of hook run through the stub driver. */
+#define STUB_DRIVER { .alloc = stub_alloc, .start = stub_start, .stop = stub_stop, .free = stub_free }
+const struct hook_driver hooks_exec_driver = STUB_DRIVER, hooks_webhook_driver = STUB_DRIVER;
 int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c) { (void)h, (void)c; return 0; }
-void http_req_free(struct http_req *r) { (void)r; }
-void http_headers_unref(struct http_headers *h) { (void)h; }
 void watch_hook_event(struct ew *ew, enum ew_event type, const char *hook, int64_t since_ms, json_object *data)
 {
 	(void)ew, (void)hook, (void)since_ms;
@@ -151,7 +153,7 @@ static void finish(size_t i, bool ok)
 	hooks_run_unlink(ew.hooks, r);
 	struct delivery *d = r->d;
 	hooks_run_free(r);
-	hooks_finish(ew.hooks, d, ok, false, 0, ok ? NULL : "exit status 1", 1);
+	hooks_finish(ew.hooks, d, &(struct hook_outcome){ .ok = ok, .why = ok ? NULL : "exit status 1", .ms = 1 });
 	hooks_pump(ew.hooks);
 }
 
