@@ -174,6 +174,16 @@ static bool count_member(json_object *o, const char *key, int64_t *ret)
 	}
 }
 
+json_object *api_json_root(const char *body, size_t len, size_t cap, const char *what, char *err, size_t errlen)
+{
+	return parse_root(body, len, cap, what, err, errlen);
+}
+
+bool api_json_count(json_object *o, const char *key, int64_t *ret)
+{
+	return count_member(o, key, ret);
+}
+
 int api_batch_from_json(json_object *o, struct api_obs *ret, char *err, size_t errlen)
 {
 	struct api_job *j = &ret->job;
