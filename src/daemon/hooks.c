@@ -444,6 +444,13 @@ void hooks_run_free(struct run *r)
 		r->drv->free(r);
 }
 
+/* What the hook's driver loads beyond its configuration (a webhook's secrets): 0, or negative (logged). */
+static int configure(struct hook_rt *h)
+{
+	const struct hook_driver *drv = drivers[h->cfg->type];
+	return drv->configure ? drv->configure(h, h->cfg) : 0;
+}
+
 void hooks_reconfigure(struct ew *ew)
 {
 	struct hooks *hs = ew->hooks;
@@ -455,8 +462,8 @@ void hooks_reconfigure(struct ew *ew)
 		hooks_ops_configure(hs, h);
 		/* A reload enables what was disabled; secrets that cannot be read disable it again, saying why. */
 		hooks_ops_enable(hs, h, "enabled by a reload");
-		if (hooks_load_secrets(h, h->cfg) < 0)
-			hooks_ops_disable(hs, h, "its webhook secrets cannot be read (see the log)");
+		if (configure(h) < 0)
+			hooks_ops_disable(hs, h, "its configuration cannot be loaded (see the log)");
 	}
 	hooks_pump(hs);
 }
@@ -477,7 +484,7 @@ int hooks_init(struct ew *ew)
 		struct hook_rt *h = hook_get(hs, ew->cfg.hooks[i].name);
 		h->cfg = &ew->cfg.hooks[i];
 		hooks_ops_configure(hs, h);
-		if (hooks_load_secrets(h, h->cfg) < 0)
+		if (configure(h) < 0)
 			return -EINVAL;
 	}
 	return 0;

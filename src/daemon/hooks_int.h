@@ -85,6 +85,8 @@ struct run {
  * unlinks and frees its run and pumps.
  */
 struct hook_driver {
+	/* Loads what a hook of this driver needs beyond its configuration (NULL: nothing): 0, or negative (logged). */
+	int (*configure)(struct hook_rt *h, const struct ew_hook *c);
 	/* A new zeroed run with the driver's state around it (never NULL). */
 	struct run *(*alloc)(void);
 	/* Starts the attempt of r->d: 0, or negative when nothing started and nothing will call back. */
@@ -163,8 +165,6 @@ void hooks_enqueue(struct hooks *hs, struct delivery *d);
 /* ---- the drivers: what else of theirs the module uses ---- */
 /* The status word for EMBEDWATCH_STATUS. */
 const char *hooks_event_status(const struct delivery *d);
-/* Loads a webhook hook's secrets into h (another kind of hook: none). 0 or negative (logged). */
-int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c);
 
 /* ---- hooks_order.c: which delivery may start given the ones pending before it ---- */
 /* A new delivery in memory: queued now (hooks_enqueue), or held behind what it must follow. */

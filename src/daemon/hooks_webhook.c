@@ -103,8 +103,8 @@ static int webhook_start(struct hooks *hs, struct run *r)
 	return http_submit(w->req, (long)c->timeout_ms, webhook_done, r);
 }
 
-/* Loads the secrets of a webhook hook: secret_file, else the credential "webhook-NAME". */
-int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c)
+/* Loads the secrets of a webhook hook: secret_file, else the credential "webhook-NAME" (the driver's configure). */
+static int webhook_configure(struct hook_rt *h, const struct ew_hook *c)
 {
 	char path[4096], err[512];
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
@@ -142,7 +142,7 @@ int hooks_check_secrets(const struct ew_config *cfg, char *err, size_t errlen)
 		if (c->type != HOOK_WEBHOOK)
 			continue;
 		memset(&tmp, 0, sizeof(tmp));
-		r = hooks_load_secrets(&tmp, c);
+		r = webhook_configure(&tmp, c);
 		if (r < 0)
 			snprintf(err, errlen, "webhook %s: its secret cannot be loaded (see the line above)", c->name);
 		OPENSSL_cleanse(&tmp, sizeof(tmp));
@@ -173,6 +173,7 @@ static void webhook_free(struct run *r)
 }
 
 const struct hook_driver hooks_webhook_driver = {
+	.configure = webhook_configure,
 	.alloc = webhook_alloc,
 	.start = webhook_start,
 	.stop = webhook_stop,

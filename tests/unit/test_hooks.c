@@ -40,7 +40,6 @@ static void stub_free(struct run *r) { free(r); }
 /* Both kinds of hook run through the stub driver. */
 #define STUB_DRIVER { .alloc = stub_alloc, .start = stub_start, .stop = stub_stop, .free = stub_free }
 const struct hook_driver hooks_exec_driver = STUB_DRIVER, hooks_webhook_driver = STUB_DRIVER;
-int hooks_load_secrets(struct hook_rt *h, const struct ew_hook *c) { (void)h, (void)c; return 0; }
 void watch_hook_event(struct ew *ew, enum ew_event type, const char *hook, int64_t since_ms, json_object *data)
 {
 	(void)ew, (void)hook, (void)since_ms;
