@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # Bash completion for embedwatchctl, driven as bash drives it: COMP_WORDS and
 # COMP_CWORD set, the function called, COMPREPLY read. Ids and batch names
 # come from the running daemon; with the socket unreachable, nothing does.

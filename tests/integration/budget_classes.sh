@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # Request classes: the embed-job endpoints and the default class (datasets,
 # v2 batches) are budgets apart, and observation never waits behind
 # enrichment. On the simulator's manual clock:

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: faketime sqlite3
 # [poll] monthly_requests: a calendar month's allowance (UTC), counted in the
 # state. The daemon's wall clock is moved with Debian's faketime (the
 # simulator's is its own): at 20:00 on the month's last day the spread allows
@@ -7,14 +9,11 @@
 # first request goes as soon as the month's count is read from the state.
 . "$top_srcdir/tests/integration/lib.sh"
 
-# libfaketime preloaded by env (which execs: the daemon keeps its pid, unlike the faketime wrapper, which forks).
-FT_LIB=$(dpkg -L libfaketime 2>/dev/null | grep -m1 '/libfaketime\.so\.1$' || true)
-[ -n "$FT_LIB" ] || { echo "# SKIP budget_month: libfaketime is not installed (scripts/install-deps installs faketime)"; exit 77; }
 start_sim
 ALLOW=12
 # ASan must not insist on coming first: faketime's library is preloaded.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" FAKETIME_DONT_FAKE_MONOTONIC=1
-fake_at() { EW_WRAPPER="env LD_PRELOAD=$FT_LIB FAKETIME=+$(( $(date -u -d "$1" +%s) - $(date +%s) ))"; }
+fake_at() { EW_WRAPPER="env LD_PRELOAD=$FAKETIME_LIB FAKETIME=+$(( $(date -u -d "$1" +%s) - $(date +%s) ))"; }
 # The API requests since BASE (those of the first part are not the month's test).
 api_requests() { echo $(( $(sim GET '/_sim/stats?jobs=0' | jq '.requests.poll + .requests.list + .requests.cancel + .v2.requests.datasets') - ${BASE:-0} )); }
 month() { ctl status --json | jq -r ".status.budgets.month.$1"; }

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # The shipped example config is valid as it is, and with every option uncommented.
 . "$top_srcdir/tests/integration/lib.sh"
 conf="$top_srcdir/conf/embedwatch.conf"

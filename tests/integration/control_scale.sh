@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: sqlite3 python3 nc
 # The control socket at scale: list, list --json and completion's query with
 # 200,000 watched jobs of UUID-style ids (the state built with sqlite3 before
 # the start: the answers, not the polling, are under test), paged answers on
@@ -7,8 +9,6 @@
 # status still answers, with max_waiters refusing one wait more.
 . "$top_srcdir/tests/integration/lib.sh"
 
-command -v sqlite3 >/dev/null || { echo "SKIP: sqlite3 (the command) is needed to build the state"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 is needed to hold 1,000 waiting clients"; exit 77; }
 
 N=200000
 start_sim --clock manual

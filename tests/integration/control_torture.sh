@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # The control protocol tortured (in the style of curl's torture mode): every
 # request cut at every byte, doubled, interleaved between two clients, random
 # junk between lines. Each line gets one JSON answer; the daemon stays up and

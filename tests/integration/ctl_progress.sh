@@ -1,8 +1,9 @@
+#!/usr/bin/env bash
+# requires: script
 # embedwatchctl as a shell tool: `wait` shows one updating progress line on a
 # terminal (script(1) gives it one), nothing on a pipe or with --quiet; list
 # and batches --watch refresh.
 . "$top_srcdir/tests/integration/lib.sh"
-command -v script >/dev/null || { echo "SKIP: script(1) not installed"; exit 77; }
 
 # jobs PREFIX N: N jobs ending one by one, from 1 s to about 5 s.
 jobs() {

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # 1,000 jobs watched: every terminal event delivered exactly once, the rate
 # limit never exceeded (the simulator's request log), a clean stop.
 . "$top_srcdir/tests/integration/lib.sh"

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # Batches: 200 jobs of mixed outcomes; batch.done fires exactly once with the
 # right counts and job list; wait --batch; late additions follow the rule.
 . "$top_srcdir/tests/integration/lib.sh"
@@ -14,7 +16,7 @@ rc=0; ctl wait --batch mixed --timeout "${EW_LIMIT}s" >"$T/wait" || rc=$?
 [ $rc = 1 ] || fail "wait --batch with failures: exit $rc"
 [ "$(wc -l <"$T/wait")" = 200 ] || fail "wait listed $(wc -l <"$T/wait") jobs"
 wait_until grep -q ' batch.done ' "$T/hooks/events" || fail "no batch.done"
-[ "$(grep -c ' batch.done ' "$T/hooks/events")" = 1 ] || fail "batch.done more than once"
+[ "$(hook_ids ' batch\.done ')" = 1 ] || fail "batch.done more than once"
 ev=$(grep ' batch.done ' "$T/hooks/events" | awk '{print $1}')
 p="$T/hooks/payloads/$ev.record.1"
 jq -e '.type == "batch.done" and .data.batch == "mixed" and .data.total == 200
@@ -35,7 +37,7 @@ ctl watch --batch mixed late1 >/dev/null
 wait_until grep -q ' embed_job.complete late1 ' "$T/hooks/events" || fail "late job not delivered"
 # A second batch.done would be planned in the commit of late1's event: once nothing is pending, it would have run.
 wait_until deliveries_idle || fail "deliveries still pending"
-[ "$(grep -c ' batch.done ' "$T/hooks/events")" = 1 ] || fail "a late job re-fired batch.done"
+[ "$(hook_ids ' batch\.done ')" = 1 ] || fail "a late job re-fired batch.done"
 ok "a job added after batch.done does not fire it again"
 
 # A job added before the batch fires holds it back. q1 ends once both are watched, q2 once
@@ -58,7 +60,7 @@ ok "a job added before batch.done holds the batch until it ends"
 stop_daemon
 start_daemon
 wait_until deliveries_idle || fail "deliveries still pending after the restart"
-[ "$(grep -c ' batch.done ' "$T/hooks/events")" = 2 ] || fail "batch.done fired again after restart"
+[ "$(hook_ids ' batch\.done ')" = 2 ] || fail "batch.done fired again after restart"
 ctl batches --json | jq -e '[.batches[] | select(.done)] | length == 2' >/dev/null || fail "batch state lost"
 ok "batch state survives a restart"
 stop_daemon

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # Delivery operations through the real daemon, against a receiver the test
 # controls (the simulator's sink): every attempt failing for longer than
 # disable_after disables the hook; hook.disabled reaches an exec ops hook;

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: faketime sqlite3
 # Delivery order against a wall clock stepped back by an hour (SQLite): the
 # order is the state's (the events' rowid), never the detecting clock's. A
 # gated hook holds every delivery. Run 1 (the real clock) detects the
@@ -8,7 +10,6 @@
 # member, every delivery made once, none waiting an hour for a due time run 1
 # wrote by its clock.
 . "$top_srcdir/tests/integration/lib.sh"
-faketime_available || { echo "SKIP: libfaketime is not installed (the faketime package; scripts/install-deps lists it)"; exit 77; }
 
 N=9
 G=$T/gated

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # Start-up: config checking, key sources, state directory errors, refusing a
 # second instance, and a reload with a bad config keeping the old one.
 . "$top_srcdir/tests/integration/lib.sh"

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: nc
 # The control socket: bad requests get clear errors and the daemon goes on;
 # the CLI's commands, output forms and exit codes.
 . "$top_srcdir/tests/integration/lib.sh"

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # kill -9 at random moments (seeded) during a run, restarting each time: no
 # terminal event is lost, a repeated delivery carries the same event id, and
 # batch.done is delivered after every member event, also across the restarts.

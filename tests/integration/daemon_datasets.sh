@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: sqlite3
 # The output dataset in complete events (GET /v1/datasets/{id}), through the
 # real daemon on the simulator's manual clock: both kinds carry
 # data.output_dataset with its parts; the part URLs (signed links) are in the

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: sqlite3
 # The delivery log: finished deliveries are listed with --state/--hook/--since
 # and kept delivery_retention, then pruned with the events they alone needed.
 . "$top_srcdir/tests/integration/lib.sh"

@@ -1,11 +1,12 @@
+#!/usr/bin/env bash
+# requires: root tmpfs
 # Disk trouble at run time: the state directory fills up, then becomes
 # read-only. The daemon says so, keeps polling, and loses nothing once it
 # recovers. Needs root (mount); skipped otherwise.
 . "$top_srcdir/tests/integration/lib.sh"
 
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root to mount a small tmpfs"; exit 77; }
 mkdir -p "$T/state"
-mount -t tmpfs -o size=2m tmpfs "$T/state" || { echo "SKIP: cannot mount tmpfs"; exit 77; }
+mount -t tmpfs -o size=2m tmpfs "$T/state" || fail "cannot mount a tmpfs on $T/state"
 umount_state() { umount "$T/state" 2>/dev/null || umount -l "$T/state" 2>/dev/null || true; }
 # cleanup reports a failure by the exit status it finds in $?: hand it the test's, not umount's.
 trap 'rc=$?; set +e; umount_state; (exit $rc); cleanup' EXIT

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # Observation economy, through the real daemon against the simulator: compressed
 # answers, caps on decoded bytes (gzip bombs), conditional list requests (304).
 . "$top_srcdir/tests/integration/lib.sh"

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # Every fault kind of the simulator, against the real daemon: it keeps running,
 # loses no job, delivers every terminal event, and pauses or backs off as the
 # DESIGN table says (checked against the simulator's request log).

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # Every file the daemon writes by name is created safely: a symlink planted
 # at every temporary name it used to use or could be made to follow (the
 # metrics file's old NAME.tmp, the metrics file itself, the state database

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: pg
 # Two daemons on one PostgreSQL state: one active, one standby. Jobs are
 # watched through the standby (written to the shared state, applied by the
 # active), then the active is killed (-9) twice mid-run; each time the other
@@ -7,7 +9,6 @@
 # only at the two takeovers, and the lease's epoch counts exactly three takes.
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/pg.sh"
-pg_available || { echo "SKIP: no PostgreSQL server binaries in $PG_BIN"; exit 77; }
 pg_start
 JOBS=120
 

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: pg faketime
 # Delivery order with two active/standby daemons whose clocks are 30 s apart
 # (PostgreSQL; a's wall clock 30 s ahead with faketime): the order is the
 # state's (the events' seq), never a host's clock. A gated hook holds every
@@ -9,8 +11,6 @@
 # other host's clock.
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/pg.sh"
-pg_available || { echo "SKIP: no PostgreSQL server binaries in $PG_BIN"; exit 77; }
-faketime_available || { echo "SKIP: libfaketime is not installed (the faketime package; scripts/install-deps lists it)"; exit 77; }
 pg_start
 
 N=9

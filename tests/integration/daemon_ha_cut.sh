@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: pg python3
 # A network cut between the active and PostgreSQL at three protocol moments
 # (tests/integration/pgproxy.py: the active's side closed, the server's side
 # left open and silent, as a partition): before a commit's Sync (its fence
@@ -14,8 +16,6 @@
 # The takeover times are reported (TAP comments), never judged.
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/pg.sh"
-pg_available || { echo "SKIP: no PostgreSQL server binaries in $PG_BIN"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 (the test's PostgreSQL proxy) is not installed"; exit 77; }
 pg_start
 proxy_start a b
 JOBS=120

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: pg
 # kill -STOP of the active (a daemon that hangs, or a partition): its session
 # stays, so the standby takes over once the lease expires (lease_ttl, here
 # 3 s; the time it took is reported, not judged). After kill -CONT the old
@@ -5,7 +7,6 @@
 # as a standby. Every terminal event is delivered, one event id per job.
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/pg.sh"
-pg_available || { echo "SKIP: no PostgreSQL server binaries in $PG_BIN"; exit 77; }
 pg_start
 JOBS=60
 

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: pg nc
 # v2 batch jobs on the shared PostgreSQL state: watched through the standby
 # (--kind batch-job, written to the shared state, applied by the active),
 # listed and shown by the standby with their kind and records, counted by
@@ -9,7 +11,6 @@
 # event id per job, batch.done last.
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/pg.sh"
-pg_available || { echo "SKIP: no PostgreSQL server binaries in $PG_BIN"; exit 77; }
 pg_start
 JOBS=30
 

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # A webhook's Retry-After pauses that hook, not others; hooks shows the pause;
 # enabling the hook again (after disable) ends the pause early.
 . "$top_srcdir/tests/integration/lib.sh"

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # Exec hooks: retries with backoff, timeouts kill the process group, dead
 # letters, no shell anywhere, max_age, deliveries listing and redeliver.
 . "$top_srcdir/tests/integration/lib.sh"

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: sqlite3
 # Names from the API obey the control socket's rule (1 to 128 bytes of UTF-8
 # without control characters): a v2 batch named with a newline, a forged
 # EMBEDWATCH_HOOK= line and terminal escapes (OSC title, BEL, clear screen,
@@ -7,7 +9,6 @@
 # socket refuses such batch names as before.
 . "$top_srcdir/tests/integration/lib.sh"
 
-command -v sqlite3 >/dev/null || { echo "SKIP: sqlite3 (the command) is needed to read the state"; exit 77; }
 
 # Raw control bytes (C0 but newline, DEL, C1 as UTF-8) in a file: none may reach a terminal.
 raw_controls() { LC_ALL=C grep -qaP '[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]' "$1"; }

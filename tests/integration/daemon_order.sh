@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # Delivery order across a restart: deliveries queued behind a blocked hook when
 # the daemon is killed resume oldest first (the order their events were
 # detected), a job's events keep their order, batch.done comes after its

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # Delivery order with concurrency 4 and retries: for each hook, batch.done
 # starts only after every member delivery routed to that hook is done or dead,
 # and a job's events keep their order (cancelling before cancelled).

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: pg
 # PostgreSQL restarted mid-run (stopped, then started again): the daemon's
 # commits fail while it is down and are retried with backoff; it reconnects
 # in the background; nothing is lost: every terminal event is delivered, one
@@ -8,7 +10,6 @@
 # message.
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/pg.sh"
-pg_available || { echo "SKIP: no PostgreSQL server binaries in $PG_BIN"; exit 77; }
 pg_start
 JOBS=90
 

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: pg openssl
 # The shared state over TLS: a real PostgreSQL server on a loopback TCP port
 # that takes TLS only, its certificate signed by a CA made here. With
 # sslmode=verify-full and sslrootcert the daemon connects, watches, delivers;
@@ -6,8 +8,6 @@
 # refused at start with the cause in the log (and never the password).
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/pg.sh"
-pg_available || { echo "SKIP: no PostgreSQL server binaries in $PG_BIN"; exit 77; }
-command -v openssl >/dev/null || { echo "SKIP: no openssl"; exit 77; }
 PG_TLS=1 pg_start
 
 start_sim

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: sqlite3
 # The observation planner, through the real daemon against the simulator: per-id polls for a few
 # jobs beside a huge list, the sweep for many; status and metrics say which and why.
 . "$top_srcdir/tests/integration/lib.sh"

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: nc
 # Effects leave the core only after the commit: requests pipelined in one
 # write (wait X then unwatch X, a batch wait then unwatch of its jobs), and
 # retention forgetting jobs while a client waits, are each answered in order

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: sqlite3
 # retention: jobs that ended longer ago are forgotten, in memory and on disk,
 # with their events and finished deliveries; a pending delivery keeps its event.
 . "$top_srcdir/tests/integration/lib.sh"

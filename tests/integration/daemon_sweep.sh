@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: sqlite3
 # The list sweep (GET /v1/embed-jobs), discovery, cancel and hook routing,
 # through the real daemon against the simulator with a history of ended jobs.
 . "$top_srcdir/tests/integration/lib.sh"

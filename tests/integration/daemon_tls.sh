@@ -1,12 +1,10 @@
+#!/usr/bin/env bash
+# requires: nghttpx tinyproxy openssl ss
 # The production transport: TLS, HTTP/2, a private CA and a forward proxy,
 # with real servers from Debian on loopback: nghttpx (TLS + HTTP/2 in front of
 # the simulator, as a real edge), tinyproxy (CONNECT proxy with Basic auth),
 # the simulator's own HTTPS (HTTP/1.1 only). Certificates made here with openssl.
 . "$top_srcdir/tests/integration/lib.sh"
-
-for tool in nghttpx tinyproxy openssl ss; do
-	command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed (scripts/install-deps installs it)"; exit 77; }
-done
 
 # ---- a private CA, a server certificate, a wrong-host one, an expired one, another CA ----
 C="$T/certs"

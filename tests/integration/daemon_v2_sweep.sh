@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # The v2 sweep (GET /v2/batches?order_by=updated_at, paged) through the real
 # daemon: over more than one page of history it reads every page once, then
 # stops at the previous sweep's newest updated_at (newest first); oldest first

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: openssl nc
 # Webhooks: Standard Webhooks signatures an independent verifier accepts (and
 # rejects when tampered with), secret rotation, retries on 500/429/timeouts on
 # a compressed schedule honouring Retry-After, 410 disables until reload,

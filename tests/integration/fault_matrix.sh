@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # The fault matrix: every simulator fault kind x where it hits (the poll, the
 # webhook). Each scenario asserts: the daemon keeps running, the job is not
 # lost, its terminal event reaches the exec hook and the webhook exactly once

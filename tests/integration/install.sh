@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: man
 # make install DESTDIR=... lays out the binaries, config, hook, units and man
 # pages; the man pages render without warnings.
 . "$top_srcdir/tests/integration/lib.sh"

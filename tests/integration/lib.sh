@@ -5,6 +5,82 @@ set -euo pipefail
 
 : "${top_builddir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${top_srcdir:=$top_builddir}"
+
+# ---- what a test needs ----
+# A test's second line says what it needs beyond bash, coreutils, curl and jq
+# (which every test uses): "# requires: WORD..." or "# requires: none". Sourcing
+# this file reads it, and a test with something missing is skipped: exit 77 (the
+# driver's SKIP) after TAP's "1..0 # SKIP NAME: what is missing". A part of a
+# test that needs more says so with part_requires, never silently. A WORD is a
+# command on PATH or one of: root, pg (PostgreSQL's server binaries in $PG_BIN),
+# faketime (libfaketime, $FAKETIME_LIB), tmpfs (root may mount one), mountns
+# (unshare -m works).
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+# The thread-safe libfaketime, preloaded by "env LD_PRELOAD=$FAKETIME_LIB FAKETIME=..."
+# rather than the faketime command, which forks: the pid a test kills must be the daemon's.
+FAKETIME_LIB=
+for f in /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1; do
+	[ -e "$f" ] && { FAKETIME_LIB=$f; break; }
+done
+
+# missing WORD: prints what is missing for WORD, nothing when it is there.
+missing() {
+	case $1 in
+	none) ;;
+	root) [ "$(id -u)" = 0 ] || echo "not root" ;;
+	pg) [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ] && command -v psql >/dev/null \
+		|| echo "no PostgreSQL server (initdb, pg_ctl in $PG_BIN; psql: postgresql-15)" ;;
+	faketime) [ -n "$FAKETIME_LIB" ] || echo "no libfaketime (the faketime package)" ;;
+	tmpfs)
+		local d ok=0
+		d=$(mktemp -d "${TMPDIR:-/tmp}/ew-tmpfs.XXXXXX")
+		[ "$(id -u)" = 0 ] && mount -t tmpfs -o size=1m tmpfs "$d" 2>/dev/null && umount "$d" && ok=1
+		rmdir "$d"
+		[ $ok = 1 ] || echo "cannot mount a tmpfs" ;;
+	mountns) unshare -m true 2>/dev/null || echo "no mount namespaces (unshare -m)" ;;
+	*) command -v "$1" >/dev/null || echo "no $1 command (scripts/install-deps installs it)" ;;
+	esac
+}
+
+# requires_missing WORD...: what of WORD... is missing, "; " between; empty when nothing is.
+requires_missing() {
+	local w m out=""
+	for w in "$@"; do
+		m=$(missing "$w")
+		[ -z "$m" ] || out+="${out:+; }$m"
+	done
+	printf '%s' "$out"
+}
+
+# part_requires PART WORD...: true when WORD... are all there; else prints TAP's
+# "ok - # SKIP PART: what is missing" and is false, e.g.
+#   if part_requires "non-dumpable check" root setpriv; then ...; fi
+part_requires() {
+	local part=$1 m
+	shift
+	m=$(requires_missing "$@")
+	[ -n "$m" ] || return 0
+	echo "ok - # SKIP $part: $m"
+	return 1
+}
+
+# The test's requires line (among its first three lines), checked before anything
+# starts; a test beside this file without one fails. Scripts elsewhere (bench/) that
+# source this file need none.
+ew_requires() {
+	local words m
+	words=$(sed -n '1,3s/^# requires://p' "$0")
+	if [ -z "$words" ]; then
+		[ "$(cd "$(dirname "$0")" && pwd)" = "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)" ] || return 0
+		echo "FAIL: $0 has no \"# requires:\" line atop it" >&2
+		exit 1
+	fi
+	[ "${EW_STATE:-}" != pg ] || words+=" pg"
+	# shellcheck disable=SC2086
+	m=$(requires_missing $words)
+	[ -z "$m" ] || { echo "1..0 # SKIP $(basename "$0" .sh): $m"; exit 77; }
+}
+ew_requires
 SIM="$top_builddir/embedwatch-sim"
 DAEMON="$top_builddir/embedwatchd"
 CTL="$top_builddir/embedwatchctl"
@@ -189,8 +265,9 @@ ctl_lines() {
 	return $rc
 }
 
-# Lines the recording hook wrote: "EVENT_ID EVENT JOB STATUS BATCH ATTEMPT".
-hook_lines() { cat "$T/hooks/events" 2>/dev/null || true; }
+# Lines the recording hook wrote: "EVENT_ID EVENT JOB STATUS BATCH ATTEMPT" (a test with a
+# recording hook of its own, the event id first too, points HOOK_EVENTS at its file).
+hook_lines() { cat "${HOOK_EVENTS:-$T/hooks/events}" 2>/dev/null || true; }
 hook_count() { hook_lines | grep -c -- "$1" || true; }
 # hook_ids [PATTERN]: how many distinct event ids the recording hook saw in lines
 # matching PATTERN (all lines without one). Repeats after a crash share an id.
@@ -224,20 +301,8 @@ max_in_window() {
 	    {j: $j, m: ([.m, $i - $j + 1] | max)}) | .m'
 }
 
-# faketime_available: sets FAKETIME_LIB to libfaketime (the thread-safe one). Preloaded by
-# "env LD_PRELOAD=$FAKETIME_LIB FAKETIME=..." rather than the faketime command, which forks:
-# the pid a test kills must be the daemon's.
-faketime_available() {
-	local f
-	for f in /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib/faketime/libfaketimeMT.so.1; do
-		[ -e "$f" ] && { FAKETIME_LIB=$f; return 0; }
-	done
-	return 1
-}
-
 # EW_STATE=pg: the test runs with its state on a PostgreSQL server of its own (tests/integration/pg.sh).
 if [ "${EW_STATE:-}" = pg ]; then
 	. "$top_srcdir/tests/integration/pg.sh"
-	pg_available || { echo "SKIP: no PostgreSQL server binaries in $PG_BIN"; exit 77; }
 	pg_start
 fi

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # A slow list does not stall detection. The simulator sends the list's
 # headers at once and then its body at 1 byte a second (a "trickle" fault):
 #  - while a list is in flight far longer than lists take, the jobs the last

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # /metrics under connection pressure: 100 idle connections, each sent a
 # partial request ("GET /") and left waiting, do not lock scrapes out. At 32
 # connections the longest idle one is closed for each new one, so every

@@ -8,14 +8,10 @@
 # ($PG_DIR/ca.crt); pg_start sets PG_TLS_PORT.
 # shellcheck shell=bash
 
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_DIR="$T/pg"
 PG_PASSWORD=ew-test-$RANDOM$RANDOM
 PG_RUNNING=0
 PG_PORT=5432                # the Unix socket's name (.s.PGSQL.PORT); the TLS port with PG_TLS=1
-
-# pg_available: the server binaries are installed (else the test skips: exit 77).
-pg_available() { [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ]; }
 
 # as_pg CMD...: runs CMD as the server's user (PostgreSQL refuses to run as root).
 as_pg() {

@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # The simulator serves jobs through their timelines, faithful to the contract.
 # The manual clock moves only when the test advances it, so each state is read
 # at a known time, on any machine, however loaded.

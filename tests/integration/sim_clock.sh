@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # The simulator's clock: real by default, or manual (--clock manual), moved only
 # by POST /_sim/clock; bad requests are refused clearly and leave it where it was.
 . "$top_srcdir/tests/integration/lib.sh"

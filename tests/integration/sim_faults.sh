@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # Every fault kind of the simulator, per job or for all, by count or time window.
 # Time windows and Retry-After dates follow the manual clock, which moves only
 # when the test advances it: a window is open until the test closes it.

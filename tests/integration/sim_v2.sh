@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: none
 # The simulator's v2 Batches and v1 Datasets, checked against the contract
 # (api/batches-datasets.openapi.yaml), on the manual clock: timelines with
 # record counts, getBatch, :cancel (a colon), listBatches paging in both

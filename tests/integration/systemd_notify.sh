@@ -1,3 +1,5 @@
+#!/usr/bin/env bash
+# requires: systemd-analyze
 # The sd_notify lifecycle on a real NOTIFY_SOCKET: READY after the state is
 # restored and the socket listens, STATUS with counts, WATCHDOG at half the
 # interval, RELOADING (with MONOTONIC_USEC) then READY on SIGHUP, a rejected
