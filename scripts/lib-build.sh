@@ -13,7 +13,7 @@ STRICT_CONF=(--enable-werror)
 SANITIZE_CONF=(--enable-werror
 	CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 	LDFLAGS="-fsanitize=address,undefined")
-# Every wait's limit is multiplied by it under the sanitizers (tests/integration/lib.sh).
+# Every wait's limit is multiplied by it under the sanitizers (tests/integration/lib/lib.sh).
 SANITIZE_SLOWDOWN=3
 
 # Any sanitizer report fails the program that made it, and so its test.

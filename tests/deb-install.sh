@@ -53,7 +53,7 @@ printf '\n' >"$T/creds/cohere-api-key"
 sed -e "s|^#state_dir = .*|state_dir = $T/state|" -e "s|^#control_socket = .*|control_socket = $T/ctl.sock|" \
 	"$T/root/etc/embedwatch/embedwatch.conf" >"$T/test.conf"
 rc=0
-# timeout(1) only ends a daemon that hangs instead of exiting: the suite-wide limit (tests/integration/lib.sh).
+# timeout(1) only ends a daemon that hangs instead of exiting: the suite-wide limit (tests/integration/lib/lib.sh).
 env -u CO_API_KEY CREDENTIALS_DIRECTORY="$T/creds" timeout "$(( ${EW_TEST_TIMEOUT:-120} * ${EW_TEST_SLOWDOWN:-1} ))" "$daemon" -c "$T/test.conf" >"$T/out" 2>&1 || rc=$?
 [ $rc = 78 ] && grep -q 'no API key configured: put it in /etc/embedwatch/cohere-api-key' "$T/out" || fail "no key: rc=$rc $(cat "$T/out")"
 ok "without a key: a clear message and exit 78"

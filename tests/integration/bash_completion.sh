@@ -3,7 +3,7 @@
 # Bash completion for embedwatchctl, driven as bash drives it: COMP_WORDS and
 # COMP_CWORD set, the function called, COMPREPLY read. Ids and batch names
 # come from the running daemon; with the socket unreachable, nothing does.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 COMPLETION="$top_srcdir/contrib/bash-completion/embedwatchctl"
 PATH="$top_builddir:$PATH"

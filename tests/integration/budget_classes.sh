@@ -10,7 +10,7 @@
 #  - then a 429 on the list and the per-id polls pauses the embed-job class:
 #    the 20 datasets are fetched meanwhile and the 20 complete events go out
 #    with them.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim --clock manual
 LOG_LEVEL=debug write_conf "

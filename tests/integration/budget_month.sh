@@ -7,7 +7,7 @@
 # restart keeps the count; a start 2 s before midnight sends again once the
 # next month begins, counting from 0. First, on the real clock: a watch's
 # first request goes as soon as the month's count is read from the state.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim
 ALLOW=12

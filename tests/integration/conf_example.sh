@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # requires: none
 # The shipped example config is valid as it is, and with every option uncommented.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 conf="$top_srcdir/conf/embedwatch.conf"
 "$DAEMON" --check-config -c "$conf" | grep -q 'configuration valid (0 hooks)' || fail "example config as shipped"
 sed -e 's/^#\([a-z_]* =\)/\1/' -e 's/^#\(\[hook \)/\1/' "$conf" >"$T/all.conf"

@@ -7,7 +7,7 @@
 # request), a closed output pipe (EPIPE said, exit 6), a daemon that does not
 # answer (exit 5 after --timeout), and 1,000 clients blocked in wait while
 # status still answers, with max_waiters refusing one wait more.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 
 N=200000

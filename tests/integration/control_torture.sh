@@ -4,7 +4,7 @@
 # request cut at every byte, doubled, interleaved between two clients, random
 # junk between lines. Each line gets one JSON answer; the daemon stays up and
 # stops cleanly (this suite also runs under ASan).
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 TORTURE="$top_builddir/tests/ctl-torture"
 start_sim

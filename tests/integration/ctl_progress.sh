@@ -3,7 +3,7 @@
 # embedwatchctl as a shell tool: `wait` shows one updating progress line on a
 # terminal (script(1) gives it one), nothing on a pipe or with --quiet; list
 # and batches --watch refresh.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 # jobs PREFIX N: N jobs ending one by one, from 1 s to about 5 s.
 jobs() {

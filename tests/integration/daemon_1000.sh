@@ -2,7 +2,7 @@
 # requires: none
 # 1,000 jobs watched: every terminal event delivered exactly once, the rate
 # limit never exceeded (the simulator's request log), a clean stop.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim
 jobs_json 1000 j- | sim POST /_sim/jobs "$(cat)" | jq -e '.created == 1000' >/dev/null || fail "create jobs"

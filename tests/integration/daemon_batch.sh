@@ -2,7 +2,7 @@
 # requires: none
 # Batches: 200 jobs of mixed outcomes; batch.done fires exactly once with the
 # right counts and job list; wait --batch; late additions follow the rule.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim
 # 200 jobs: i%4 = 0 complete, 1 failed, 2 cancelled, 3 not in the API (not_found).

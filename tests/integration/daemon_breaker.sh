@@ -6,7 +6,7 @@
 # `hooks` shows it; its deliveries wait instead of dying; `redeliver --dead
 # --hook` and `hooks enable` then deliver every event with its original
 # webhook-id, batch.done last. A 410 disables a hook the same way.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 OPS=$T/ops
 mkdir -p "$OPS"

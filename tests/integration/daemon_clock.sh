@@ -9,7 +9,7 @@
 # opens the gate: per job cancelling before cancelled, batch.done after every
 # member, every delivery made once, none waiting an hour for a due time run 1
 # wrote by its clock.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 N=9
 G=$T/gated
@@ -23,7 +23,7 @@ jq -cn --argjson n $N '{jobs: [range($n) as $i | {id: ("ck" + ($i|tostring)), ti
 	| sim POST /_sim/jobs "$(cat)" | jq -e ".created == $N" >/dev/null || fail "create jobs"
 write_conf "[hook gated]
 type = exec
-command = $top_srcdir/tests/integration/order-hook.sh $G
+command = $top_srcdir/tests/integration/lib/order-hook.sh $G
 on = *
 concurrency = 1
 retry = 100ms"

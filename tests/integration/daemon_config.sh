@@ -2,7 +2,7 @@
 # requires: none
 # Start-up: config checking, key sources, state directory errors, refusing a
 # second instance, and a reload with a bad config keeping the old one.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim
 write_conf

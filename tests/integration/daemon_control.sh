@@ -2,7 +2,7 @@
 # requires: nc
 # The control socket: bad requests get clear errors and the daemon goes on;
 # the CLI's commands, output forms and exit codes.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim
 sim POST /_sim/jobs '{"jobs":[{"id":"ok1","timeline":[{"status":"processing","at":0},{"status":"complete","at":0.5}]},

@@ -4,7 +4,7 @@
 # terminal event is lost, a repeated delivery carries the same event id, and
 # batch.done is delivered after every member event, also across the restarts.
 # CRASH_JOBS, CRASH_KILLS and CRASH_SEED make the long run (bench/faults).
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 JOBS=${CRASH_JOBS:-200}
 KILLS=${CRASH_KILLS:-8}

@@ -7,7 +7,7 @@
 # the event goes out after [datasets] tries with "output_dataset": null and
 # output_dataset_error; a 404 is not retried; a timeout; fetch = no; the same
 # document on redelivery and on the repeat after kill -9.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim --clock manual --dataset-parts 3
 LOG_LEVEL=debug write_conf "

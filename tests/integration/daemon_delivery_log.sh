@@ -2,7 +2,7 @@
 # requires: sqlite3
 # The delivery log: finished deliveries are listed with --state/--hook/--since
 # and kept delivery_retention, then pruned with the events they alone needed.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim
 jq -cn '{jobs: [range(3) | {id: ("dl-" + tostring), timeline: [{status:"processing",at:0},{status:"complete",at:0.1}]}]}' \

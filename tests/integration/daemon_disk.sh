@@ -3,7 +3,7 @@
 # Disk trouble at run time: the state directory fills up, then becomes
 # read-only. The daemon says so, keeps polling, and loses nothing once it
 # recovers. Needs root (mount); skipped otherwise.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 mkdir -p "$T/state"
 mount -t tmpfs -o size=2m tmpfs "$T/state" || fail "cannot mount a tmpfs on $T/state"

@@ -2,7 +2,7 @@
 # requires: none
 # Observation economy, through the real daemon against the simulator: compressed
 # answers, caps on decoded bytes (gzip bombs), conditional list requests (304).
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 metric() {   # metric NAME{LABELS}: its value in the daemon's Prometheus text
 	ctl metrics | awk -v k="$1" '$1 == k {print $2}'

@@ -3,7 +3,7 @@
 # Every fault kind of the simulator, against the real daemon: it keeps running,
 # loses no job, delivers every terminal event, and pauses or backs off as the
 # DESIGN table says (checked against the simulator's request log).
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 # Per-id polling is what this test is about: the list sweep (tested in daemon_sweep) is off.
 export SWEEP=no
 

@@ -6,7 +6,7 @@
 # and its -wal, -shm and -journal files, the control socket) is left alone and
 # its target untouched. The metrics file comes from a fresh mkstemp temporary
 # in its directory, renamed over it, mode 0644; no temporary is left behind.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 # target NAME: a file with known content only its owner may read, which nothing may change.
 target() { printf 'precious %s\n' "$1" >"$T/$1"; chmod 600 "$T/$1"; }

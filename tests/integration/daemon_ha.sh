@@ -7,8 +7,8 @@
 # is delivered, with one event id per job; the daemons were never active at
 # once: in the order the hooks started, the daemon that started them changes
 # only at the two takeovers, and the lease's epoch counts exactly three takes.
-. "$top_srcdir/tests/integration/lib.sh"
-. "$top_srcdir/tests/integration/pg.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
+. "$top_srcdir/tests/integration/lib/pg.sh"
 pg_start
 JOBS=120
 

@@ -9,8 +9,8 @@
 # the gate: per job cancelling before cancelled, batch.done after every
 # member, each delivery once, and none held back by a due time written by the
 # other host's clock.
-. "$top_srcdir/tests/integration/lib.sh"
-. "$top_srcdir/tests/integration/pg.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
+. "$top_srcdir/tests/integration/lib/pg.sh"
 pg_start
 
 N=9
@@ -25,7 +25,7 @@ jq -cn --argjson n $N '{jobs: [range($n) as $i | {id: ("hc" + ($i|tostring)), ti
 	| sim POST /_sim/jobs "$(cat)" | jq -e ".created == $N" >/dev/null || fail "create jobs"
 LEASE_TTL=3s LEASE_RENEW=1s write_conf "[hook gated]
 type = exec
-command = $top_srcdir/tests/integration/order-hook.sh $G
+command = $top_srcdir/tests/integration/lib/order-hook.sh $G
 on = *
 concurrency = 1
 retry = 100ms"

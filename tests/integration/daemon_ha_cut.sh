@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # requires: pg python3
 # A network cut between the active and PostgreSQL at three protocol moments
-# (tests/integration/pgproxy.py: the active's side closed, the server's side
+# (tests/integration/lib/pgproxy.py: the active's side closed, the server's side
 # left open and silent, as a partition): before a commit's Sync (its fence
 # has run: the server holds the transaction and the lease's row), before a
 # commit's fence (its rows are written, not committed) and in the middle of a
@@ -14,8 +14,8 @@
 # on one daemon at a time. Then the standby is frozen (nothing answered,
 # nothing closed): its status fails within the store's bound, naming it.
 # The takeover times are reported (TAP comments), never judged.
-. "$top_srcdir/tests/integration/lib.sh"
-. "$top_srcdir/tests/integration/pg.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
+. "$top_srcdir/tests/integration/lib/pg.sh"
 pg_start
 proxy_start a b
 JOBS=120

@@ -5,8 +5,8 @@
 # 3 s; the time it took is reported, not judged). After kill -CONT the old
 # active finds itself fenced: it starts no hook from then on and comes back
 # as a standby. Every terminal event is delivered, one event id per job.
-. "$top_srcdir/tests/integration/lib.sh"
-. "$top_srcdir/tests/integration/pg.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
+. "$top_srcdir/tests/integration/lib/pg.sh"
 pg_start
 JOBS=60
 

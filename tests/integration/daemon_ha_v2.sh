@@ -9,8 +9,8 @@
 # takes over (takeovers, embedwatch_leader, the old one a standby naming it)
 # and every batch job's terminal batch_job.* event is delivered with one
 # event id per job, batch.done last.
-. "$top_srcdir/tests/integration/lib.sh"
-. "$top_srcdir/tests/integration/pg.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
+. "$top_srcdir/tests/integration/lib/pg.sh"
 pg_start
 JOBS=30
 

@@ -2,7 +2,7 @@
 # requires: none
 # A webhook's Retry-After pauses that hook, not others; hooks shows the pause;
 # enabling the hook again (after disable) ends the pause early.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 N=5
 start_sim

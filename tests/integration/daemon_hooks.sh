@@ -2,7 +2,7 @@
 # requires: none
 # Exec hooks: retries with backoff, timeouts kill the process group, dead
 # letters, no shell anywhere, max_age, deliveries listing and redeliver.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim
 # A hook that fails twice then succeeds; one that hangs; one that always fails.

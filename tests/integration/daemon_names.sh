@@ -7,7 +7,7 @@
 # (escaped) and counted; it never reaches a hook's environment, the state or
 # a terminal unescaped, also when an operator watches it by id; the control
 # socket refuses such batch names as before.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 
 # Raw control bytes (C0 but newline, DEL, C1 as UTF-8) in a file: none may reach a terminal.

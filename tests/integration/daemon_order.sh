@@ -4,7 +4,7 @@
 # the daemon is killed resume oldest first (the order their events were
 # detected), a job's events keep their order, batch.done comes after its
 # members; a hook that takes only batch.done is not held by another hook's members.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 N=12
 G=$T/gated S=$T/summary
@@ -18,7 +18,7 @@ jq -cn --argjson n $N '{jobs: [range($n) as $i | {id: ("o" + ($i|tostring)), tim
 	| sim POST /_sim/jobs "$(cat)" | jq -e ".created == $N" >/dev/null || fail "create jobs"
 write_conf "[hook gated]
 type = exec
-command = $top_srcdir/tests/integration/order-hook.sh $G
+command = $top_srcdir/tests/integration/lib/order-hook.sh $G
 on = *
 concurrency = 1
 retry = 100ms

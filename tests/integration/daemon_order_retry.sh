@@ -3,7 +3,7 @@
 # Delivery order with concurrency 4 and retries: for each hook, batch.done
 # starts only after every member delivery routed to that hook is done or dead,
 # and a job's events keep their order (cancelling before cancelled).
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 N=40
 G=$T/gated
@@ -21,7 +21,7 @@ seq 0 3 $((N - 1)) | sed 's/^/r/' >"$G/fail-once"
 printf 'r1\nr4\n' >"$G/fail-always"
 write_conf "[hook gated]
 type = exec
-command = $top_srcdir/tests/integration/order-hook.sh $G
+command = $top_srcdir/tests/integration/lib/order-hook.sh $G
 on = *
 concurrency = 4
 retry = 100ms 300ms

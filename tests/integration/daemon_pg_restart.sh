@@ -8,8 +8,8 @@
 # hosts, the first a loopback port nothing listens on: each reconnect moves
 # on to the second, and what the log says of the lost connection is libpq's
 # message.
-. "$top_srcdir/tests/integration/lib.sh"
-. "$top_srcdir/tests/integration/pg.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
+. "$top_srcdir/tests/integration/lib/pg.sh"
 pg_start
 JOBS=90
 

@@ -6,8 +6,8 @@
 # the server reports its connections as TLS. A CA that did not sign the
 # server's certificate, and a host name the certificate does not name, are
 # refused at start with the cause in the log (and never the password).
-. "$top_srcdir/tests/integration/lib.sh"
-. "$top_srcdir/tests/integration/pg.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
+. "$top_srcdir/tests/integration/lib/pg.sh"
 PG_TLS=1 pg_start
 
 start_sim

@@ -2,7 +2,7 @@
 # requires: sqlite3
 # The observation planner, through the real daemon against the simulator: per-id polls for a few
 # jobs beside a huge list, the sweep for many; status and metrics say which and why.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 export PLANNER=auto
 
 metric() {   # metric NAME{LABELS}: its value in the daemon's Prometheus text

@@ -4,7 +4,7 @@
 # write (wait X then unwatch X, a batch wait then unwatch of its jobs), and
 # retention forgetting jobs while a client waits, are each answered in order
 # and nothing reads freed memory (this suite also runs under ASan).
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 # pipeline NLINES REQUESTS: sends REQUESTS in one write on one connection;
 # prints the first NLINES answer lines (each must arrive within the suite-wide limit).

@@ -2,7 +2,7 @@
 # requires: sqlite3
 # retention: jobs that ended longer ago are forgotten, in memory and on disk,
 # with their events and finished deliveries; a pending delivery keeps its event.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim
 # All three run until their rows are checked; then r1 and r2 end (r3 never does): retention's

@@ -5,7 +5,7 @@
 # control connections, FIFO key files, hostile API warnings, answers about
 # another job, redeliver while pending, attempts across a crash, file modes,
 # a non-dumpable process, loopback by address.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 # Per-id polling is what this test is about: the list sweep (tested in daemon_sweep) is off.
 export SWEEP=no
 

@@ -2,7 +2,7 @@
 # requires: sqlite3
 # The list sweep (GET /v1/embed-jobs), discovery, cancel and hook routing,
 # through the real daemon against the simulator with a history of ended jobs.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 # A cancelled job stays cancelling until the test gives it a new timeline (cancelled at 0): the
 # daemon cannot miss the cancelling state on a loaded machine.

@@ -4,7 +4,7 @@
 # with real servers from Debian on loopback: nghttpx (TLS + HTTP/2 in front of
 # the simulator, as a real edge), tinyproxy (CONNECT proxy with Basic auth),
 # the simulator's own HTTPS (HTTP/1.1 only). Certificates made here with openssl.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 # ---- a private CA, a server certificate, a wrong-host one, an expired one, another CA ----
 C="$T/certs"

@@ -6,7 +6,7 @@
 # document, kind, previous_status and batch; EMBEDWATCH_KIND; an unknown
 # status logged once; progress; batch.done counting both kinds; the kind in
 # list, show, status, metrics and the state database, across a restart.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim --clock manual --cancel-delay 1s
 # A hook that records the kind too: "EVENT_ID EVENT JOB KIND STATUS".

@@ -5,7 +5,7 @@
 # stops at the previous sweep's newest updated_at (newest first); oldest first
 # it reads every page every time; changes are seen through the list, not by
 # polls; discovery of batches by name; the list not offered: per-id polling.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 m() { ctl metrics | awk -v k="$1" '$1 == k {print $2}'; }
 v2polls() { sim GET '/_sim/stats?jobs=0' | jq .v2.requests.poll; }

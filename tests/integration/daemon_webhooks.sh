@@ -4,10 +4,10 @@
 # rejects when tampered with), secret rotation, retries on 500/429/timeouts on
 # a compressed schedule honouring Retry-After, 410 disables until reload,
 # other 4xx end the delivery.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 # Per-id polling is what this test is about: the list sweep (tested in daemon_sweep) is off.
 export SWEEP=no
-VERIFY="$top_srcdir/tests/integration/verify-webhook.sh"
+VERIFY="$top_srcdir/tests/integration/lib/verify-webhook.sh"
 S1=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 S2=whsec_c2VjcmV0LW9mLWEtcm90YXRlZC1lbmRwb2ludA==
 

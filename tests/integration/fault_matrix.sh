@@ -5,7 +5,7 @@
 # lost, its terminal event reaches the exec hook and the webhook exactly once
 # (same event id on every webhook attempt), and the simulator's counters show
 # the retry, backoff or pause the DESIGN table asks for.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 # Per-id polling is what this test is about: the list sweep (tested in daemon_sweep) is off.
 export SWEEP=no
 

@@ -2,7 +2,7 @@
 # requires: man
 # make install DESTDIR=... lays out the binaries, config, hook, units and man
 # pages; the man pages render without warnings.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 dest="$T/root"
 ${MAKE:-make} -s -C "$top_builddir" install DESTDIR="$dest" >"$T/install.log" 2>&1 || fail "make install: $(tail -5 "$T/install.log")"
 where() { find "$dest" -path "*$1" | sed -n 1p; }

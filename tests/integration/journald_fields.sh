@@ -3,7 +3,7 @@
 # Under journald, log lines carry PRIORITY and the fields JOB_ID, EVENT_ID,
 # EVENT and HOOK. A private mount namespace puts a datagram socket where
 # journald's is, so the test reads exactly what the daemon sends. Needs root.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 # The manual clock holds jf1 in processing until the daemon has seen it there,
 # so the transition it logs is processing -> complete however slow the first poll.

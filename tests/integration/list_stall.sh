@@ -7,7 +7,7 @@
 #    and its end delivered, while that same list is still in flight;
 #  - [poll] list_stall cuts such a list (a failed sweep, said in the log)
 #    instead of waiting for request_timeout.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim --clock manual
 REQUEST_TIMEOUT=10m write_conf "

@@ -4,7 +4,7 @@
 # built only on what the daemon exports: GET /metrics on metrics_listen,
 # `promtool check metrics` on it, `promtool check rules` on the rules, and
 # every metric named by the rules and the Grafana dashboard is exported.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 RULES="$top_srcdir/contrib/prometheus/embedwatch.rules.yml"
 DASH="$top_srcdir/contrib/grafana/embedwatch.json"

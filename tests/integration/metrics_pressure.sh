@@ -5,7 +5,7 @@
 # connections the longest idle one is closed for each new one, so every
 # scrape is answered, and the newest idle connections are still being served.
 # The counters are read through the control socket, which takes no /metrics slot.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim
 MPORT=$(free_port)

@@ -3,7 +3,7 @@
 # The simulator serves jobs through their timelines, faithful to the contract.
 # The manual clock moves only when the test advances it, so each state is read
 # at a known time, on any machine, however loaded.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim --clock manual --auto auto- --auto-min 1s --auto-max 1s --cancel-delay 500ms
 status_of() { api "/v1/embed-jobs/$1" | cut -d' ' -f2- | jq -r .status; }

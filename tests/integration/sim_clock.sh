@@ -2,7 +2,7 @@
 # requires: none
 # The simulator's clock: real by default, or manual (--clock manual), moved only
 # by POST /_sim/clock; bad requests are refused clearly and leave it where it was.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 # post_clock BODY: prints "STATUS BODY" of POST /_sim/clock.
 post_clock() {

@@ -3,7 +3,7 @@
 # Every fault kind of the simulator, per job or for all, by count or time window.
 # Time windows and Retry-After dates follow the manual clock, which moves only
 # when the test advances it: a window is open until the test closes it.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim --clock manual
 sim POST /_sim/jobs '{"jobs":[{"id":"j1"},{"id":"j2"}]}' >/dev/null

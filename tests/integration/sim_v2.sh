@@ -4,7 +4,7 @@
 # (api/batches-datasets.openapi.yaml), on the manual clock: timelines with
 # record counts, getBatch, :cancel (a colon), listBatches paging in both
 # directions with page_size coerced, datasets with signed parts, faults, auth.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim --clock manual --v2-history 25 --cancel-delay 1s
 sim POST /_sim/batches '{"batches":[

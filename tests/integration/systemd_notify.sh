@@ -5,7 +5,7 @@
 # interval, RELOADING (with MONOTONIC_USEC) then READY on SIGHUP, a rejected
 # reload keeping the old config, STOPPING on SIGTERM; and the units verify
 # and score <= 2.0 with systemd-analyze.
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/lib/lib.sh"
 
 start_sim
 # notify_recv N: a fresh receiver on $T/notify$N.sock, printing to $T/notify.out.

@@ -167,7 +167,7 @@ static void test_success_dispatches_in_order(void **state)
 	assert_string_equal(calls, "");
 }
 
-/* The suite-wide wait limit (tests/integration/lib.sh): EW_TEST_TIMEOUT s (120) x EW_TEST_SLOWDOWN (1). */
+/* The suite-wide wait limit (tests/integration/lib/lib.sh): EW_TEST_TIMEOUT s (120) x EW_TEST_SLOWDOWN (1). */
 static uint64_t suite_limit_ms(void)
 {
 	const char *t = getenv("EW_TEST_TIMEOUT"), *s = getenv("EW_TEST_SLOWDOWN");

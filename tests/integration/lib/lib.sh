@@ -3,7 +3,7 @@
 # shellcheck shell=bash
 set -euo pipefail
 
-: "${top_builddir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${top_builddir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}"
 : "${top_srcdir:=$top_builddir}"
 
 # ---- what a test needs ----
@@ -65,13 +65,13 @@ part_requires() {
 }
 
 # The test's requires line (among its first three lines), checked before anything
-# starts; a test beside this file without one fails. Scripts elsewhere (bench/) that
-# source this file need none.
+# starts; a test in tests/integration without one fails. Scripts elsewhere (bench/)
+# that source this file need none.
 ew_requires() {
 	local words m
 	words=$(sed -n '1,3s/^# requires://p' "$0")
 	if [ -z "$words" ]; then
-		[ "$(cd "$(dirname "$0")" && pwd)" = "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)" ] || return 0
+		[ "$(cd "$(dirname "$0")" && pwd)" = "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)" ] || return 0
 		echo "FAIL: $0 has no \"# requires:\" line atop it" >&2
 		exit 1
 	fi
@@ -168,7 +168,7 @@ free_port() {
 }
 
 # ---- the daemon ----
-HOOK="$top_srcdir/tests/integration/record-hook.sh"
+HOOK="$top_srcdir/tests/integration/lib/record-hook.sh"
 
 # write_conf [EXTRA-INI]: a config for the daemon against the simulator, with a
 # recording exec hook for every event. Extra sections/keys are appended. The
@@ -301,8 +301,8 @@ max_in_window() {
 	    {j: $j, m: ([.m, $i - $j + 1] | max)}) | .m'
 }
 
-# EW_STATE=pg: the test runs with its state on a PostgreSQL server of its own (tests/integration/pg.sh).
+# EW_STATE=pg: the test runs with its state on a PostgreSQL server of its own (tests/integration/lib/pg.sh).
 if [ "${EW_STATE:-}" = pg ]; then
-	. "$top_srcdir/tests/integration/pg.sh"
+	. "$top_srcdir/tests/integration/lib/pg.sh"
 	pg_start
 fi

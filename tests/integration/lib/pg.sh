@@ -99,7 +99,7 @@ pg_conf() {
 }
 
 # ---- several daemons on the one state ----
-HA_HOOK="$top_srcdir/tests/integration/ha-hook.sh"
+HA_HOOK="$top_srcdir/tests/integration/lib/ha-hook.sh"
 HA_LOG="$T/ha-hooks"
 
 # node_conf NAME: $T/NAME.conf from $T/ew.conf: its own socket ($T/NAME.sock) and state_dir, and a
@@ -128,12 +128,12 @@ ha_has_ids() { [ "$(ha_ids "${2:-.}")" -ge "$1" ]; }
 # ha_terminal: "EVENT_ID EVENT JOB" of every terminal job event the hooks ran (repeats included).
 ha_terminal() { awk '$4 ~ /^embed_job\.(complete|failed|cancelled)$/ {print $3, $4, $5}' "$HA_LOG"; }
 
-# ---- a partition between a daemon and the server (tests/integration/pgproxy.py) ----
+# ---- a partition between a daemon and the server (tests/integration/lib/pgproxy.py) ----
 # proxy_start NODE...: a proxy with a loopback TCP port per node, forwarding to the server's Unix
 # socket (the server's pg_hba is not involved: it sees local connections); sets PROXY_PORT_NODE.
 proxy_start() {
 	PROXY_CTL="$T/pgproxy.sock"
-	python3 "$top_srcdir/tests/integration/pgproxy.py" --upstream "$PG_DIR/.s.PGSQL.$PG_PORT" --control "$PROXY_CTL" \
+	python3 "$top_srcdir/tests/integration/lib/pgproxy.py" --upstream "$PG_DIR/.s.PGSQL.$PG_PORT" --control "$PROXY_CTL" \
 		--ports-file "$T/pgproxy.ports" --log "$T/pgproxy.log" "$@" 2>>"$T/pgproxy.log" &
 	PIDS+=("$!")
 	wait_until test -s "$T/pgproxy.ports" || fail "the proxy did not start"
