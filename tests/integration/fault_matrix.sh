@@ -6,7 +6,7 @@
 # (same event id on every webhook attempt), and the simulator's counters show
 # the retry, backoff or pause the DESIGN table asks for.
 . "$top_srcdir/tests/integration/lib/lib.sh"
-# Per-id polling is what this test is about: the list sweep (tested in daemon_sweep) is off.
+# Per-id polling is what this test is about: the list sweep (tested in sweep_v1) is off.
 export SWEEP=no
 
 start_sim

@@ -174,7 +174,7 @@ HOOK="$top_srcdir/tests/integration/lib/record-hook.sh"
 # recording exec hook for every event. Extra sections/keys are appended. The
 # observation mode is pinned (planner = sweep; sweep = no is per-id) so a test
 # of something else does not change course when a loaded machine slows the
-# list down; daemon_planner.sh sets PLANNER=auto.
+# list down; planner.sh sets PLANNER=auto.
 write_conf() {
 	mkdir -p "$T/hooks"
 	cat >"$T/ew.conf" <<CONF

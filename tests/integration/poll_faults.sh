@@ -4,7 +4,7 @@
 # loses no job, delivers every terminal event, and pauses or backs off as the
 # DESIGN table says (checked against the simulator's request log).
 . "$top_srcdir/tests/integration/lib/lib.sh"
-# Per-id polling is what this test is about: the list sweep (tested in daemon_sweep) is off.
+# Per-id polling is what this test is about: the list sweep (tested in sweep_v1) is off.
 export SWEEP=no
 
 start_sim

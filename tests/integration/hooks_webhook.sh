@@ -5,7 +5,7 @@
 # a compressed schedule honouring Retry-After, 410 disables until reload,
 # other 4xx end the delivery.
 . "$top_srcdir/tests/integration/lib/lib.sh"
-# Per-id polling is what this test is about: the list sweep (tested in daemon_sweep) is off.
+# Per-id polling is what this test is about: the list sweep (tested in sweep_v1) is off.
 export SWEEP=no
 VERIFY="$top_srcdir/tests/integration/lib/verify-webhook.sh"
 S1=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw

@@ -6,7 +6,7 @@
 # another job, redeliver while pending, attempts across a crash, file modes,
 # a non-dumpable process, loopback by address.
 . "$top_srcdir/tests/integration/lib/lib.sh"
-# Per-id polling is what this test is about: the list sweep (tested in daemon_sweep) is off.
+# Per-id polling is what this test is about: the list sweep (tested in sweep_v1) is off.
 export SWEEP=no
 
 TORTURE="$top_builddir/tests/ctl-torture"
