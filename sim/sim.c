@@ -49,6 +49,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return sim_v2_batches(c, method, url);
 	if (strncmp(url, "/v1/datasets/", 13) == 0)
 		return sim_v2_dataset(c, method, url);
+	/* OpenAI, Anthropic, Gemini and Mistral batches live in sim_providers.c. */
+	int prov = sim_prov_route(url);
+	if (prov >= 0)
+		return sim_prov_handle(c, method, url, prov);
 	pthread_mutex_lock(&sim_st.mu);
 	sim_st.req_other++;
 	sim_count_status(404);
@@ -123,10 +127,17 @@ static void usage(FILE *f)
 		"      --v2-history N     the v2 list also holds N batches that ended long ago (hb-0000000 ...)\n"
 		"      --v2-order DIR     desc (default): GET /v2/batches lists the newest first; asc: the oldest\n"
 		"      --dataset-parts N  parts of each dataset GET /v1/datasets/{id} serves (default 2)\n"
+		"      --provider-history N  each other provider's list also holds N batches that ended long ago\n"
+		"      --provider-token NAME=KEY  the key provider NAME (openai, anthropic, gemini, mistral) accepts\n"
+		"                         (default: --token)\n"
 		"  -h, --help             this text\n\n"
 		"API:   GET /v1/embed-jobs/{id}, GET /v1/embed-jobs, POST /v1/embed-jobs/{id}/cancel,\n"
 		"       GET /v2/batches/{id}, GET /v2/batches, POST /v2/batches/{id}:cancel, GET /v1/datasets/{id}\n"
+		"       OpenAI GET /v1/batches[/{id}], POST /v1/batches/{id}/cancel; Anthropic GET /v1/messages/batches[/{id}],\n"
+		"       POST /v1/messages/batches/{id}/cancel; Gemini GET /v1beta/batches[/{id}], POST /v1beta/batches/{id}:cancel;\n"
+		"       Mistral GET /v1/batch/jobs[/{id}], POST /v1/batch/jobs/{id}/cancel\n"
 		"Admin: POST /_sim/jobs, GET /_sim/jobs/{id}, POST /_sim/batches, GET /_sim/batches/{id},\n"
+		"       POST /_sim/providers/{provider}/batches, GET /_sim/providers/{provider}/batches/{id},\n"
 		"       POST|DELETE /_sim/faults, GET /_sim/stats,\n"
 		"       GET /_sim/log, POST /_sim/sink/..., GET|DELETE /_sim/sink, POST /_sim/reset,\n"
 		"       GET|POST /_sim/clock\n");
@@ -154,6 +165,8 @@ int main(int argc, char **argv)
 		{ "v2-history", required_argument, NULL, SIM_OPT_V2_HISTORY },
 		{ "v2-order", required_argument, NULL, SIM_OPT_V2_ORDER },
 		{ "dataset-parts", required_argument, NULL, SIM_OPT_DATASET_PARTS },
+		{ "provider-history", required_argument, NULL, SIM_OPT_PROV_HISTORY },
+		{ "provider-token", required_argument, NULL, SIM_OPT_PROV_TOKEN },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -245,6 +258,11 @@ int main(int argc, char **argv)
 			if (sim_v2_option(o, optarg) < 0)
 				return 2;
 			break;
+		case SIM_OPT_PROV_HISTORY:
+		case SIM_OPT_PROV_TOKEN:
+			if (sim_prov_option(o, optarg) < 0)
+				return 2;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -252,6 +270,7 @@ int main(int argc, char **argv)
 	sim_st.wall0 = util_wall_ms();
 	sim_st.mono0 = util_mono_ms();
 	sim_history_render(sim_st.history, 1);
+	sim_prov_init();
 
 	sigset_t set;
 	sigemptyset(&set);
@@ -324,6 +343,7 @@ int main(int argc, char **argv)
 	free(sim_st.job_list);
 	strmap_free(&sim_st.jobs);
 	sim_v2_free();
+	sim_prov_free();
 	for (size_t i = 0; i < sim_st.client_names.cap; i++)
 		if (sim_st.client_names.slots[i].key) {
 			struct sim_client_name *cn = sim_st.client_names.slots[i].val;

@@ -1,7 +1,7 @@
 /*
  * Private to embedwatch-sim, the sim/ directory: its state and each layer's functions.
  * The layers call downward only: clock, jobs, HTTP helpers, encoding, faults,
- * the APIs (v1, v2), the admin interface, then main.
+ * the APIs (v1, v2, the other providers), the admin interface, then main.
  */
 #ifndef EW_SIM_H
 #define EW_SIM_H
@@ -51,6 +51,13 @@ enum sim_fault_kind { F_STATUS = 1, F_DELAY, F_DROP, F_MALFORMED, F_TRUNCATED, F
 #define FAULT_SHAPES_BODY(k) ((k) == F_TRUNCATED || (k) == F_TRICKLE)
 /* T_V2: v2 per-id GET and :cancel; T_V2_LIST: GET /v2/batches; T_DATASETS: GET /v1/datasets/{id} (sim_v2.c). */
 enum sim_fault_target { T_API = 1, T_SINK = 2, T_LIST = 4, T_V2 = 8, T_V2_LIST = 16, T_DATASETS = 32 };
+/* The other providers' batch APIs (sim_providers.c), in the order of their targets and log names. */
+enum sim_prov { SIM_OPENAI, SIM_ANTHROPIC, SIM_GEMINI, SIM_MISTRAL, SIM_PROV__MAX };
+/* Provider p's per-id GET and cancel, its list, and every provider's endpoints, as fault targets. */
+#define T_PROV_ITEM(p) (64u << (2 * (p)))
+#define T_PROV_LIST(p) (128u << (2 * (p)))
+#define T_PROV_LISTS (T_PROV_LIST(SIM_OPENAI) | T_PROV_LIST(SIM_ANTHROPIC) | T_PROV_LIST(SIM_GEMINI) | T_PROV_LIST(SIM_MISTRAL))
+#define T_PROV_ALL (T_PROV_ITEM(SIM_PROV__MAX) - T_PROV_ITEM(0))
 
 struct sim_fault {
 	enum sim_fault_kind kind;
@@ -78,7 +85,9 @@ struct sim_sink_rec {
 };
 
 /* The API endpoints, as the request log names them (sim_ep_names). */
-enum sim_ep { EP_POLL, EP_LIST, EP_CANCEL, EP_V2_POLL, EP_V2_LIST, EP_V2_CANCEL, EP_DATASET, EP__MAX };
+/* Each provider's get, list and cancel follow from EP_PROV_FIRST, three a provider ("openai_get", ...). */
+enum sim_ep { EP_POLL, EP_LIST, EP_CANCEL, EP_V2_POLL, EP_V2_LIST, EP_V2_CANCEL, EP_DATASET, EP_PROV_FIRST,
+	      EP__MAX = EP_PROV_FIRST + 3 * SIM_PROV__MAX };
 extern const char *const sim_ep_names[EP__MAX];
 
 struct sim_log_rec {
@@ -194,6 +203,12 @@ void sim_count_status(int status);
 int sim_check_auth(struct MHD_Connection *c);
 void sim_note_client(struct MHD_Connection *c);
 void sim_log_request(int64_t now, int status, const char *id, enum sim_ep ep);
+/* An admin POST that adds things: add(arg, spec) for each element of doc's array member key, or for doc itself;
+ * {"ok":true,"created":N} into b, or the first error in *err with *status 400. */
+void sim_add_each(json_object *doc, const char *key, const char *(*add)(void *arg, json_object *spec), void *arg,
+		  struct buf *b, const char **err, int *status);
+/* The "id" of an admin batch spec (borrowed from spec), or NULL with *err saying what a spec needs. */
+const char *sim_batch_spec_id(json_object *spec, const char **err);
 
 /* ---- encoding (sim_encode.c) ---- */
 
@@ -216,6 +231,8 @@ void sim_bombs_free(void);
 
 /* Finds and consumes the first fault that applies; copies it to *ret. Caller holds sim_st.mu. */
 bool sim_fault_take(unsigned target, const char *job, int64_t now, struct sim_fault *ret);
+/* The Retry-After value a status fault answers with ("" for none): its literal or an HTTP date ahead. */
+void sim_fault_retry_after(const struct sim_fault *f, char *buf, size_t len);
 /* Applies f: true when it made the answer itself (*ret set), false when the normal answer follows. */
 bool sim_fault_apply(struct MHD_Connection *c, const struct sim_fault *f, const char *id, enum MHD_Result *ret);
 /* The truncated fault: b's data (taken) cut at half, the connection then broken. */
@@ -241,6 +258,27 @@ void sim_v2_reset(void);
 /* --v2-history N, --v2-order asc|desc, --dataset-parts N. 0, or -EINVAL with a message on stderr. */
 int sim_v2_option(int opt, const char *arg);
 void sim_v2_free(void);
+
+/* ---- sim_providers.c: OpenAI /v1/batches, Anthropic /v1/messages/batches, Gemini /v1beta/batches and
+ * Mistral /v1/batch/jobs, each in its provider's shapes (objects, pages, auth, errors) ---- */
+enum { SIM_OPT_PROV_HISTORY = 50, SIM_OPT_PROV_TOKEN };
+/* The provider whose API url is under, or -1. */
+int sim_prov_route(const char *url);
+/* GET the list, GET one, POST its cancel, of provider prov (sim_prov_route's answer). */
+enum MHD_Result sim_prov_handle(struct MHD_Connection *c, const char *method, const char *url, int prov);
+/* /_sim/providers/NAME/batches (POST: add, GET .../ID); true when p was one of them. Caller holds sim_st.mu. */
+bool sim_prov_admin(const char *p, const char *method, json_object *doc, int64_t now, struct buf *b, const char **err,
+		    int *status);
+/* A fault target's bits for "openai", "openai_list", "openai_all" (and the others'), "providers"; 0 for none. */
+unsigned sim_prov_fault_target(const char *name);
+/* Appends ",\"providers\":{...}" (counters, and each batch with with_jobs) to the stats object. Caller holds sim_st.mu. */
+void sim_prov_stats(struct buf *b, bool with_jobs);
+void sim_prov_reset(void);
+/* --provider-history N, --provider-token NAME=KEY. 0, or -EINVAL with a message on stderr. */
+int sim_prov_option(int opt, const char *arg);
+/* Makes the history, once the clock runs. */
+void sim_prov_init(void);
+void sim_prov_free(void);
 
 /* ---- the admin interface (sim_admin.c): /_sim/... ---- */
 

@@ -87,6 +87,11 @@ static const char *add_job(json_object *spec, int64_t now)
 	return NULL;
 }
 
+static const char *add_one_job(void *now, json_object *spec)
+{
+	return add_job(spec, *(int64_t *)now);
+}
+
 static const char *add_fault(json_object *spec, int64_t now)
 {
 	static const struct { const char *n; enum sim_fault_kind k; } kinds[] = {
@@ -106,11 +111,12 @@ static const char *add_fault(json_object *spec, int64_t now)
 	if (!f->kind)
 		goto bad_kind;
 	/* "api" (the default): v1 per-id polls and the list; "poll" or "list": only those; "sink"; "v2" (v2 per-id
-	 * and :cancel), "v2_list", "batches" (both), "datasets"; "any": all of them. */
+	 * and :cancel), "v2_list", "batches" (both), "datasets"; "openai" (per-id and cancel), "openai_list",
+	 * "openai_all" and the same of anthropic, gemini and mistral, "providers" (all four); "any": all of them. */
 	f->targets = T_API | T_LIST;
 	if (json_object_object_get_ex(spec, "target", &v)) {
 		static const struct { const char *n; unsigned t; } targets[] = {
-			{ "sink", T_SINK }, { "any", T_API | T_LIST | T_SINK | T_V2 | T_V2_LIST | T_DATASETS },
+			{ "sink", T_SINK }, { "any", T_API | T_LIST | T_SINK | T_V2 | T_V2_LIST | T_DATASETS | T_PROV_ALL },
 			{ "list", T_LIST }, { "poll", T_API }, { "v2", T_V2 }, { "v2_list", T_V2_LIST },
 			{ "batches", T_V2 | T_V2_LIST }, { "datasets", T_DATASETS },
 		};
@@ -118,6 +124,8 @@ static const char *add_fault(json_object *spec, int64_t now)
 		for (size_t i = 0; i < ARRAY_SIZE(targets); i++)
 			if (strcmp(t, targets[i].n) == 0)
 				f->targets = targets[i].t;
+		if (sim_prov_fault_target(t))
+			f->targets = sim_prov_fault_target(t);
 	}
 	if (f->kind == F_STATUS) {
 		if (!json_object_object_get_ex(spec, "status", &v) || json_object_get_int(v) < 100 ||
@@ -164,9 +172,9 @@ static const char *add_fault(json_object *spec, int64_t now)
 	}
 	if (f->kind == F_BOMB) {
 		/* Made now (for the shapes its target can get), not while a client waits for its answer. */
-		if (f->targets & T_LIST)
+		if (f->targets & (T_LIST | T_PROV_LISTS))
 			sim_bomb_prepare(true, f->size);
-		if (f->targets & (T_API | T_SINK))
+		if (f->targets & (T_API | T_SINK | (T_PROV_ALL & ~T_PROV_LISTS)))
 			sim_bomb_prepare(false, f->size);
 	}
 	/* Append: faults apply in the order they were added. */
@@ -259,6 +267,7 @@ static void render_stats(struct buf *b, bool with_jobs)
 		nf += f->remaining != 0;
 	buf_printf(b, "%zu", nf);
 	sim_v2_stats(b, with_jobs);
+	sim_prov_stats(b, with_jobs);
 	if (with_jobs) {
 		int64_t now = sim_now();
 		buf_printf(b, ",\"jobs\":{");
@@ -381,12 +390,8 @@ static enum MHD_Result handle_sink(struct MHD_Connection *c, const char *url, st
 		return ret;
 	}
 	char ra[64] = "";
-	if (faulted && f.kind == F_STATUS) {
-		if (f.retry_after_date > 0)
-			sim_http_date(sim_wall_ms(now) / 1000 + f.retry_after_date, ra, sizeof(ra));
-		else
-			snprintf(ra, sizeof(ra), "%s", f.retry_after);
-	}
+	if (faulted && f.kind == F_STATUS)
+		sim_fault_retry_after(&f, ra, sizeof(ra));
 	char *d = xstrdup("{\"received\":true}");
 	return sim_send_buf(c, status, "application/json", d, strlen(d), ra);
 }
@@ -420,19 +425,7 @@ enum MHD_Result sim_admin_handle(struct MHD_Connection *c, const char *method, c
 		}
 	}
 	if (strcmp(p, "/jobs") == 0 && strcmp(method, "POST") == 0) {
-		json_object *list;
-		size_t n = 0;
-		if (json_object_object_get_ex(doc, "jobs", &list) && json_object_is_type(list, json_type_array)) {
-			for (size_t i = 0; i < json_object_array_length(list) && !err; i++, n++)
-				err = add_job(json_object_array_get_idx(list, i), now);
-		} else {
-			err = add_job(doc, now);
-			n = 1;
-		}
-		if (!err)
-			buf_printf(&b, "{\"ok\":true,\"created\":%zu}", n);
-		else
-			status = 400;
+		sim_add_each(doc, "jobs", add_one_job, &now, &b, &err, &status);
 	} else if (strncmp(p, "/jobs/", 6) == 0 && strcmp(method, "GET") == 0) {
 		struct sim_job *j = strmap_get(&sim_st.jobs, p + 6);
 		if (!j) {
@@ -474,6 +467,8 @@ enum MHD_Result sim_admin_handle(struct MHD_Connection *c, const char *method, c
 		}
 	} else if (sim_v2_admin(p, method, doc, now, &b, &err, &status)) {
 		/* /_sim/batches: v2 batches (sim_v2.c) */
+	} else if (sim_prov_admin(p, method, doc, now, &b, &err, &status)) {
+		/* /_sim/providers/NAME/batches: the other providers' (sim_providers.c) */
 	} else if (strcmp(p, "/stats") == 0 && strcmp(method, "GET") == 0) {
 		const char *jobs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "jobs");
 		render_stats(&b, !jobs || strcmp(jobs, "0") != 0);
@@ -497,6 +492,7 @@ enum MHD_Result sim_admin_handle(struct MHD_Connection *c, const char *method, c
 			sim_st.job_list[i]->first_ms = sim_st.job_list[i]->last_ms = 0;
 		}
 		sim_v2_reset();
+		sim_prov_reset();
 		buf_printf(&b, "{\"ok\":true}");
 	} else {
 		err = "no such admin endpoint";

@@ -60,6 +60,14 @@ bool sim_fault_take(unsigned target, const char *job, int64_t now, struct sim_fa
 	return false;
 }
 
+void sim_fault_retry_after(const struct sim_fault *f, char *buf, size_t len)
+{
+	if (f->retry_after_date > 0)
+		sim_http_date(sim_wall_ms(sim_now()) / 1000 + f->retry_after_date, buf, len);
+	else
+		snprintf(buf, len, "%s", f->retry_after);
+}
+
 /*
  * Applies a fault to an answer. Returns true when the fault produced the
  * answer itself (*ret set), false when the normal answer should follow.
@@ -75,10 +83,7 @@ bool sim_fault_apply(struct MHD_Connection *c, const struct sim_fault *f, const 
 		*ret = MHD_NO;
 		return true;
 	case F_STATUS:
-		if (f->retry_after_date > 0)
-			sim_http_date(sim_wall_ms(sim_now()) / 1000 + f->retry_after_date, ra, sizeof(ra));
-		else
-			snprintf(ra, sizeof(ra), "%s", f->retry_after);
+		sim_fault_retry_after(f, ra, sizeof(ra));
 		{
 			char *d = xstrdup("{\"message\":\"injected fault\"}");
 			*ret = sim_send_buf(c, f->status, "application/json", d, strlen(d), ra);

@@ -64,7 +64,12 @@ void sim_count_status(int status)
 		sim_st.status_count[status]++;
 }
 
-const char *const sim_ep_names[EP__MAX] = { "poll", "list", "cancel", "v2_poll", "v2_list", "v2_cancel", "dataset" };
+const char *const sim_ep_names[EP__MAX] = {
+	"poll", "list", "cancel", "v2_poll", "v2_list", "v2_cancel", "dataset",
+	/* EP_PROV_FIRST: get, list, cancel of each provider, in enum sim_prov's order */
+	"openai_get", "openai_list", "openai_cancel", "anthropic_get", "anthropic_list", "anthropic_cancel",
+	"gemini_get", "gemini_list", "gemini_cancel", "mistral_get", "mistral_list", "mistral_cancel",
+};
 
 void sim_log_request(int64_t now, int status, const char *id, enum sim_ep ep)
 {
@@ -107,4 +112,37 @@ void sim_note_client(struct MHD_Connection *c)
 		strmap_put(&sim_st.client_names, cn->name, cn);
 	}
 	cn->count++;
+}
+
+void sim_add_each(json_object *doc, const char *key, const char *(*add)(void *arg, json_object *spec), void *arg,
+		  struct buf *b, const char **err, int *status)
+{
+	json_object *list;
+	size_t n = 0;
+	if (json_object_object_get_ex(doc, key, &list) && json_object_is_type(list, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(list) && !*err; i++, n++)
+			*err = add(arg, json_object_array_get_idx(list, i));
+	} else {
+		*err = add(arg, doc);
+		n = 1;
+	}
+	if (*err)
+		*status = 400;
+	else
+		buf_printf(b, "{\"ok\":true,\"created\":%zu}", n);
+}
+
+const char *sim_batch_spec_id(json_object *spec, const char **err)
+{
+	json_object *v;
+	if (!json_object_is_type(spec, json_type_object)) {
+		*err = "a batch is a JSON object";
+		return NULL;
+	}
+	if (!json_object_object_get_ex(spec, "id", &v) || !json_object_is_type(v, json_type_string) ||
+	    !api_id_valid(json_object_get_string(v))) {
+		*err = "a batch needs \"id\": 1 to 128 characters of A-Z a-z 0-9 _ -";
+		return NULL;
+	}
+	return json_object_get_string(v);
 }

@@ -155,13 +155,10 @@ static const char *add_batch(json_object *spec, int64_t now)
 {
 	static __thread char err[256];
 	json_object *v;
+	const char *bad = NULL, *id = sim_batch_spec_id(spec, &bad);
 
-	if (!json_object_is_type(spec, json_type_object))
-		return "a batch is a JSON object";
-	if (!json_object_object_get_ex(spec, "id", &v) || !json_object_is_type(v, json_type_string) ||
-	    !api_id_valid(json_object_get_string(v)))
-		return "a batch needs \"id\": 1 to 128 characters of A-Z a-z 0-9 _ -";
-	const char *id = json_object_get_string(v);
+	if (!id)
+		return bad;
 	struct sim_batch *b = xcalloc(1, sizeof(*b));
 	char out[160];
 	b->id = xstrdup(id);
@@ -510,23 +507,16 @@ enum MHD_Result sim_v2_dataset(struct MHD_Connection *c, const char *method, con
 
 /* ---- admin, counters, options ---- */
 
+static const char *add_one(void *now, json_object *spec)
+{
+	return add_batch(spec, *(int64_t *)now);
+}
+
 bool sim_v2_admin(const char *p, const char *method, json_object *doc, int64_t now, struct buf *b, const char **err,
 		  int *status)
 {
 	if (strcmp(p, "/batches") == 0 && strcmp(method, "POST") == 0) {
-		json_object *list;
-		size_t n = 0;
-		if (json_object_object_get_ex(doc, "batches", &list) && json_object_is_type(list, json_type_array)) {
-			for (size_t i = 0; i < json_object_array_length(list) && !*err; i++, n++)
-				*err = add_batch(json_object_array_get_idx(list, i), now);
-		} else {
-			*err = add_batch(doc, now);
-			n = 1;
-		}
-		if (*err)
-			*status = 400;
-		else
-			buf_printf(b, "{\"ok\":true,\"created\":%zu}", n);
+		sim_add_each(doc, "batches", add_one, &now, b, err, status);
 		return true;
 	}
 	if (strncmp(p, "/batches/", 9) == 0 && strcmp(method, "GET") == 0) {
