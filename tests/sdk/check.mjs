@@ -82,10 +82,10 @@ function batches(prefix, words, counts) {
 	] };
 }
 
-// The items of a whole list, and how many list requests the SDK made for them.
-async function collect(p, iterable, id) {
+// The items of a whole list, and how many list requests the SDK made for them (list() may ask for the first page).
+async function collect(p, list, id) {
 	const before = await listRequests(p), ids = [];
-	for await (const item of iterable)
+	for await (const item of await list())
 		ids.push(id(item));
 	return { ids, pages: (await listRequests(p)) - before };
 }
@@ -116,7 +116,7 @@ if (clock.mode !== 'manual') {
 		expect(b.completed_at >= b.created_at && b.expires_at > b.created_at, 'times in epoch seconds');
 	});
 	await check(`${p} list: every batch over pages of 2 with the SDK's pager (after = last id)`, async () => {
-		listed(await collect(p, client.batches.list({ limit: 2 }), (b) => b.id), pre);
+		listed(await collect(p, () => client.batches.list({ limit: 2 }), (b) => b.id), pre);
 	});
 	await check(`${p} cancel: cancelling, then cancelled`, async () => {
 		eq((await client.batches.cancel(`${pre}stop`)).status, 'cancelling', 'the cancel answer');
@@ -146,7 +146,7 @@ if (clock.mode !== 'manual') {
 		expect(b.ended_at && b.cancel_initiated_at === null && Date.parse(b.expires_at) > Date.parse(b.created_at), 'times');
 	});
 	await check(`${p} list: every batch over pages of 2 with the SDK's pager (after_id = last_id)`, async () => {
-		listed(await collect(p, client.messages.batches.list({ limit: 2 }), (b) => b.id), pre);
+		listed(await collect(p, () => client.messages.batches.list({ limit: 2 }), (b) => b.id), pre);
 	});
 	await check(`${p} list backwards: before_id pages toward the newest`, async () => {
 		const all = [];
@@ -184,7 +184,7 @@ if (clock.mode !== 'manual') {
 		expect(b.createTime && b.endTime && b.model, 'createTime, endTime, model');
 	});
 	await check(`${p} list: every batch over pages of 2 with the SDK's Pager (pageToken = nextPageToken)`, async () => {
-		listed(await collect(p, await ai.batches.list({ config: { pageSize: 2 } }), (b) => b.name.replace(/^batches\//, '')), pre);
+		listed(await collect(p, () => ai.batches.list({ config: { pageSize: 2 } }), (b) => b.name.replace(/^batches\//, '')), pre);
 	});
 	await check(`${p} cancel: the state stays until it is cancelled`, async () => {
 		await ai.batches.cancel({ name: `batches/${pre}stop` });
@@ -230,7 +230,7 @@ if (clock.mode !== 'manual') {
 				yield* r.data;
 			}
 		}
-		listed(await collect(p, pages(), (b) => b.id), pre);
+		listed(await collect(p, pages, (b) => b.id), pre);
 	});
 	await check(`${p} cancel: CANCELLATION_REQUESTED, then CANCELLED`, async () => {
 		eq((await client.batch.jobs.cancel({ jobId: `${pre}stop` })).status, 'CANCELLATION_REQUESTED', 'the cancel answer');
