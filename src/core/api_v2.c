@@ -82,7 +82,7 @@ int api_batches_url(const char *base, unsigned page_size, const char *page_token
 }
 
 /* Parses one JSON document: no NUL, nothing after it but whitespace, an object. NULL with err otherwise. */
-static json_object *parse_root(const char *body, size_t len, size_t cap, const char *what, char *err, size_t errlen)
+json_object *api_json_root(const char *body, size_t len, size_t cap, const char *what, char *err, size_t errlen)
 {
 	if (len > cap) {
 		snprintf(err, errlen, "%s: body of %zu bytes is over the %zu byte limit", what, len, cap);
@@ -141,7 +141,7 @@ static int opt_string(json_object *o, const char *key, bool strict, char **ret, 
 }
 
 /* A count: an integer, an integral number, or a string of digits ("numbers as strings"). False when none of those. */
-static bool count_member(json_object *o, const char *key, int64_t *ret)
+bool api_json_count(json_object *o, const char *key, int64_t *ret)
 {
 	json_object *v;
 	if (!json_object_object_get_ex(o, key, &v) || !v)
@@ -174,16 +174,6 @@ static bool count_member(json_object *o, const char *key, int64_t *ret)
 	}
 }
 
-json_object *api_json_root(const char *body, size_t len, size_t cap, const char *what, char *err, size_t errlen)
-{
-	return parse_root(body, len, cap, what, err, errlen);
-}
-
-bool api_json_count(json_object *o, const char *key, int64_t *ret)
-{
-	return count_member(o, key, ret);
-}
-
 int api_batch_from_json(json_object *o, struct api_obs *ret, char *err, size_t errlen)
 {
 	struct api_job *j = &ret->job;
@@ -207,9 +197,9 @@ int api_batch_from_json(json_object *o, struct api_obs *ret, char *err, size_t e
 	if (!j->status_raw)
 		j->status_raw = xstrdup("");
 	j->status = api_v2_status(j->status_raw);
-	bool a = count_member(o, "num_records", &j->num_records);
-	bool b = count_member(o, "num_successful_records", &j->num_successful);
-	bool c = count_member(o, "num_failed_records", &j->num_failed);
+	bool a = api_json_count(o, "num_records", &j->num_records);
+	bool b = api_json_count(o, "num_successful_records", &j->num_successful);
+	bool c = api_json_count(o, "num_failed_records", &j->num_failed);
 	j->has_records = a || b || c;
 	const char *doc = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	ret->doc_len = strlen(doc);
@@ -220,7 +210,7 @@ int api_batch_from_json(json_object *o, struct api_obs *ret, char *err, size_t e
 int api_batch_parse(const char *body, size_t len, struct api_obs *ret, char *err, size_t errlen)
 {
 	memset(ret, 0, sizeof(*ret));
-	json_object *root = parse_root(body, len, API_BODY_MAX, "Batch", err, errlen);
+	json_object *root = api_json_root(body, len, API_BODY_MAX, "Batch", err, errlen);
 	if (!root)
 		return -EINVAL;
 	int r = api_batch_from_json(root, ret, err, errlen);
@@ -233,7 +223,7 @@ int api_batch_answer_parse(const char *body, size_t len, struct api_obs *ret, ch
 	json_object *b;
 
 	memset(ret, 0, sizeof(*ret));
-	json_object *root = parse_root(body, len, API_BODY_MAX, "getBatch answer", err, errlen);
+	json_object *root = api_json_root(body, len, API_BODY_MAX, "getBatch answer", err, errlen);
 	if (!root)
 		return -EINVAL;
 	if (!json_object_object_get_ex(root, "batch", &b) || !json_object_is_type(b, json_type_object)) {
@@ -262,7 +252,7 @@ int api_batch_page_parse(const char *body, size_t len, struct api_batch_page *re
 
 	memset(ret, 0, sizeof(*ret));
 	/* The transfer capped the body already (list_max_bytes); a page is one tree of at most 1000 Batches. */
-	ret->root = parse_root(body, len, SIZE_MAX, "listBatches answer", err, errlen);
+	ret->root = api_json_root(body, len, SIZE_MAX, "listBatches answer", err, errlen);
 	if (!ret->root)
 		return -EINVAL;
 	if (!json_object_object_get_ex(ret->root, "batches", &ret->batches) || !ret->batches) {
@@ -299,7 +289,7 @@ int api_dataset_parse(const char *body, size_t len, const char *want_id, struct 
 	json_object *d, *v, *parts;
 
 	memset(ret, 0, sizeof(*ret));
-	json_object *root = parse_root(body, len, API_BODY_MAX, "getDataset answer", err, errlen);
+	json_object *root = api_json_root(body, len, API_BODY_MAX, "getDataset answer", err, errlen);
 	if (!root)
 		return -EINVAL;
 	if (!json_object_object_get_ex(root, "dataset", &d) || !json_object_is_type(d, json_type_object)) {
@@ -336,9 +326,9 @@ int api_dataset_parse(const char *body, size_t len, const char *want_id, struct 
 				snprintf(err, errlen, "Dataset: dataset_parts[%zu].url must be a string", i);
 				goto bad;
 			}
-			if (count_member(p, "size_bytes", &n))
+			if (api_json_count(p, "size_bytes", &n))
 				ret->size_bytes += n;
-			if (count_member(p, "num_rows", &n))
+			if (api_json_count(p, "num_rows", &n))
 				ret->num_rows += n;
 			ret->n_parts++;
 		}
