@@ -164,45 +164,56 @@ static int take_string(json_object *obj, const char *key, bool required, char **
 	return 0;
 }
 
+/* Parses one JSON document: no NUL, nothing after it but whitespace, an object. NULL with err otherwise. */
+json_object *api_json_root(const char *body, size_t len, size_t cap, const char *what, char *err, size_t errlen)
+{
+	if (len > cap) {
+		snprintf(err, errlen, "%s: body of %zu bytes is over the %zu byte limit", what, len, cap);
+		return NULL;
+	}
+	if (memchr(body, '\0', len)) {
+		snprintf(err, errlen, "%s: body contains a NUL byte", what);
+		return NULL;
+	}
+	struct json_tokener *tok = json_tokener_new_ex(32);
+	if (!tok) {
+		snprintf(err, errlen, "%s: out of memory", what);
+		return NULL;
+	}
+	json_object *root = json_tokener_parse_ex(tok, body, (int)len);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	if (!root || jerr != json_tokener_success) {
+		snprintf(err, errlen, "%s: invalid JSON: %s", what,
+			 jerr == json_tokener_continue ? "unexpected end of document" : json_tokener_error_desc(jerr));
+		json_object_put(root);
+		root = NULL;
+	} else {
+		for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
+			if (!isspace((unsigned char)body[i])) {
+				snprintf(err, errlen, "%s: trailing data after the JSON document", what);
+				json_object_put(root);
+				root = NULL;
+				break;
+			}
+		}
+	}
+	if (root && !json_object_is_type(root, json_type_object)) {
+		snprintf(err, errlen, "%s: expected a JSON object, got %s", what, json_type_to_name(json_object_get_type(root)));
+		json_object_put(root);
+		root = NULL;
+	}
+	json_tokener_free(tok);
+	return root;
+}
+
 int api_job_parse(const char *body, size_t len, struct api_job *ret, char *err, size_t errlen)
 {
-	struct json_tokener *tok;
-	json_object *root;
 	int r = -EINVAL;
 
 	memset(ret, 0, sizeof(*ret));
-	if (len > API_BODY_MAX) {
-		snprintf(err, errlen, "EmbedJob: body of %zu bytes is over the %d byte limit", len, API_BODY_MAX);
+	json_object *root = api_json_root(body, len, API_BODY_MAX, "EmbedJob", err, errlen);
+	if (!root)
 		return -EINVAL;
-	}
-	if (memchr(body, '\0', len)) {
-		snprintf(err, errlen, "EmbedJob: body contains a NUL byte");
-		return -EINVAL;
-	}
-	tok = json_tokener_new_ex(32);
-	if (!tok) {
-		snprintf(err, errlen, "EmbedJob: out of memory");
-		return -ENOMEM;
-	}
-	root = json_tokener_parse_ex(tok, body, (int)len);
-	enum json_tokener_error jerr = json_tokener_get_error(tok);
-	if (!root || jerr != json_tokener_success) {
-		snprintf(err, errlen, "EmbedJob: invalid JSON: %s",
-			 jerr == json_tokener_continue ? "unexpected end of document" : json_tokener_error_desc(jerr));
-		goto out;
-	}
-	/* Anything after the document but whitespace is a broken body. */
-	for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
-		if (!isspace((unsigned char)body[i])) {
-			snprintf(err, errlen, "EmbedJob: trailing data after the JSON document");
-			goto out;
-		}
-	}
-	if (!json_object_is_type(root, json_type_object)) {
-		snprintf(err, errlen, "EmbedJob: expected a JSON object, got %s",
-			 json_type_to_name(json_object_get_type(root)));
-		goto out;
-	}
 	if (take_string(root, "job_id", true, &ret->job_id, err, errlen) < 0 ||
 	    take_string(root, "status", true, &ret->status_raw, err, errlen) < 0 ||
 	    take_string(root, "created_at", true, &ret->created_at, err, errlen) < 0 ||
@@ -240,7 +251,6 @@ out:
 	if (r < 0)
 		api_job_clear(ret);
 	json_object_put(root);
-	json_tokener_free(tok);
 	return r;
 }
 

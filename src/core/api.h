@@ -43,6 +43,12 @@ int api_base_check(const char *base, char *err, size_t errlen);
 int api_job_url(const char *base, const char *id, char *buf, size_t len);
 
 /*
+ * One JSON document of at most cap bytes: no NUL, nothing after it but white space, an object.
+ * Owned by the caller (json_object_put); NULL with a reason in err that names `what`.
+ */
+struct json_object *api_json_root(const char *body, size_t len, size_t cap, const char *what, char *err, size_t errlen);
+
+/*
  * Parses an EmbedJob document. Required fields (job_id, status, created_at,
  * input_dataset_id, model, truncate) must be present with the right type;
  * unknown fields are ignored. Returns 0, or -EINVAL with a reason in err.

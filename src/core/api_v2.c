@@ -81,48 +81,6 @@ int api_batches_url(const char *base, unsigned page_size, const char *page_token
 	return r;
 }
 
-/* Parses one JSON document: no NUL, nothing after it but whitespace, an object. NULL with err otherwise. */
-json_object *api_json_root(const char *body, size_t len, size_t cap, const char *what, char *err, size_t errlen)
-{
-	if (len > cap) {
-		snprintf(err, errlen, "%s: body of %zu bytes is over the %zu byte limit", what, len, cap);
-		return NULL;
-	}
-	if (memchr(body, '\0', len)) {
-		snprintf(err, errlen, "%s: body contains a NUL byte", what);
-		return NULL;
-	}
-	struct json_tokener *tok = json_tokener_new_ex(32);
-	if (!tok) {
-		snprintf(err, errlen, "%s: out of memory", what);
-		return NULL;
-	}
-	json_object *root = json_tokener_parse_ex(tok, body, (int)len);
-	enum json_tokener_error jerr = json_tokener_get_error(tok);
-	if (!root || jerr != json_tokener_success) {
-		snprintf(err, errlen, "%s: invalid JSON: %s", what,
-			 jerr == json_tokener_continue ? "unexpected end of document" : json_tokener_error_desc(jerr));
-		json_object_put(root);
-		root = NULL;
-	} else {
-		for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
-			if (!isspace((unsigned char)body[i])) {
-				snprintf(err, errlen, "%s: trailing data after the JSON document", what);
-				json_object_put(root);
-				root = NULL;
-				break;
-			}
-		}
-	}
-	if (root && !json_object_is_type(root, json_type_object)) {
-		snprintf(err, errlen, "%s: expected a JSON object, got %s", what, json_type_to_name(json_object_get_type(root)));
-		json_object_put(root);
-		root = NULL;
-	}
-	json_tokener_free(tok);
-	return root;
-}
-
 /* A string member: absent or null is fine (*ret stays NULL); another type is an error for strict members. */
 static int opt_string(json_object *o, const char *key, bool strict, char **ret, char *err, size_t errlen)
 {

@@ -43,11 +43,6 @@ int api_batches_url(const char *base, unsigned page_size, const char *page_token
 /* "{base}/v1/datasets/{id}". 0, -EINVAL (bad id), -ENOSPC. */
 int api_dataset_url(const char *base, const char *id, char *buf, size_t len);
 
-/*
- * One JSON document of at most cap bytes: no NUL, nothing after it but white space, an object.
- * Owned by the caller (json_object_put); NULL with a reason in err that names `what`.
- */
-json_object *api_json_root(const char *body, size_t len, size_t cap, const char *what, char *err, size_t errlen);
 /* A count member: an integer, an integral number or a string of digits, >= 0. False when absent, null or none of those. */
 bool api_json_count(json_object *o, const char *key, int64_t *ret);
 
