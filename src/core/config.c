@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "provider.h"
 #include "util.h"
 
 void config_clear(struct ew_config *c)
@@ -21,6 +22,7 @@ void config_clear(struct ew_config *c)
 	free(c->path);
 	config_free_keys(c);
 	free(c->hooks);
+	free(c->accounts);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -38,6 +40,52 @@ int config_fail(struct parse_ctx *x, const char *fmt, ...)
 	return 0;
 }
 
+int config_account_find(const struct ew_config *cfg, const char *name)
+{
+	if (strcmp(name, "cohere") == 0)
+		return 0;
+	for (size_t i = 0; i < cfg->n_accounts; i++)
+		if (strcmp(cfg->accounts[i].name, name) == 0)
+			return (int)i + 1;
+	return -1;
+}
+
+/* "[account NAME]": a new account with its defaults. */
+static void open_account(struct parse_ctx *x, const char *an)
+{
+	struct ew_config *c = x->cfg;
+	while (*an == ' ')
+		an++;
+	if (!*an) {
+		config_fail(x, "[account NAME]: the account needs a name");
+		return;
+	}
+	if (!provider_account_valid(an)) {
+		config_fail(x, "[account %.40s]: an account name has 1 to 32 lowercase letters, digits, '-' and '_'", an);
+		return;
+	}
+	if (strcmp(an, "cohere") == 0) {
+		config_fail(x, "[account cohere]: that account is [embedwatch] api_base and its key ([poll] its rates)");
+		return;
+	}
+	if (config_account_find(c, an) >= 0) {
+		config_fail(x, "[account %s]: defined twice", an);
+		return;
+	}
+	if (c->n_accounts == CONFIG_MAX_ACCOUNTS) {
+		config_fail(x, "[account %s]: at most %d accounts", an, CONFIG_MAX_ACCOUNTS);
+		return;
+	}
+	c->accounts = xrealloc(c->accounts, (c->n_accounts + 1) * sizeof(*c->accounts));
+	struct ew_account *a = &c->accounts[c->n_accounts++];
+	memset(a, 0, sizeof(*a));
+	a->name = xstrdup(an);
+	a->line = x->line;
+	a->provider = -1;
+	config_section_defaults(config_section_find("account"), a);
+	x->account = a;
+}
+
 /* A "[section]" line: checked and opened here, so an empty section is still seen. */
 static void open_section(struct parse_ctx *x, const char *line)
 {
@@ -45,6 +93,7 @@ static void open_section(struct parse_ctx *x, const char *line)
 	char name[128];
 
 	x->hook = NULL;
+	x->account = NULL;
 	if (!e || (size_t)(e - line - 1) >= sizeof(name)) {
 		x->section[0] = '\0';
 		return;     /* inih reports the syntax error */
@@ -79,8 +128,11 @@ static void open_section(struct parse_ctx *x, const char *line)
 		h->line = x->line;
 		config_section_defaults(config_section_find("hook"), h);
 		x->hook = h;
-	} else if (!config_section_find(name)) {
-		config_fail(x, "unknown section [%s]; expected [embedwatch], [poll], [hooks], [discover], [datasets] or [hook NAME]", name);
+	} else if (strncmp(name, "account", 7) == 0 && (name[7] == ' ' || name[7] == '\0')) {
+		open_account(x, name + 7);
+	} else if (!config_section_find(name) || strcmp(name, "account") == 0) {
+		config_fail(x, "unknown section [%s]; expected [embedwatch], [poll], [hooks], [discover], [datasets], "
+			    "[hook NAME] or [account NAME]", name);
 	}
 }
 
@@ -94,6 +146,8 @@ static int on_entry(void *user, const char *section, const char *key, const char
 		return config_fail(x, "key \"%s\" outside a section; expected [embedwatch], [poll], [hooks] or [hook NAME] first", key);
 	if (x->hook)
 		return config_key_set(x, config_section_find("hook"), x->hook, key, value);
+	if (x->account)
+		return config_key_set(x, config_section_find("account"), x->account, key, value);
 	const struct config_section *s = config_section_find(section);
 	return s ? config_key_set(x, s, x->cfg, key, value) : 0;
 }
@@ -153,6 +207,20 @@ static int validate(struct parse_ctx *x)
 			return config_fail(x, "[hook %s]: command belongs to exec hooks", h->name);
 		if (!h->timeout_ms)
 			h->timeout_ms = h->type == HOOK_EXEC ? 60000 : 15000;
+	}
+	for (size_t i = 0; i < c->n_accounts; i++) {
+		struct ew_account *a = &c->accounts[i];
+		x->line = a->line;
+		if (a->provider < 0)
+			return config_fail(x, "[account %s]: missing \"provider\" (openai, anthropic, gemini or mistral)", a->name);
+		const struct provider_ops *ops = provider_ops((enum provider)a->provider);
+		if (!a->api_base)
+			a->api_base = xstrdup(ops->default_base);
+		if (a->rate_per_s <= 0)
+			a->rate_per_s = ops->rate_per_min / 60.0;
+		if (a->page_size > ops->page_max)
+			return config_fail(x, "[account %s]: page_size %u is larger than %s serves (%u)", a->name, a->page_size,
+					   provider_name(ops->provider), ops->page_max);
 	}
 	return 1;
 }

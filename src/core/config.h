@@ -35,6 +35,25 @@ struct ew_hook {
 	double rate_per_s;          /* attempts started per second at most; 0: no limit */
 };
 
+/*
+ * [account NAME]: one account of a provider other than Cohere (Cohere's is
+ * [embedwatch] api_base and its key, the account "cohere"). Its jobs are
+ * polled with its own key, budget and pause.
+ */
+#define CONFIG_MAX_ACCOUNTS 16
+struct ew_account {
+	char *name;                 /* [a-z0-9_-]{1,32}, not "cohere" */
+	unsigned line;              /* where its section starts, for messages */
+	int provider;               /* enum provider (provider.h); -1: not set */
+	char *api_base;             /* the provider's default when not set */
+	char *key_file;             /* NULL: the credential NAME-api-key */
+	double rate_per_s;          /* 0: the provider's default rate */
+	bool sweep;                 /* its list is read to observe its watched jobs at once */
+	unsigned page_size;         /* of that list; 0: the provider's largest */
+	uint64_t stall_after_ms;    /* batch_job.stalled when nothing moved this long; 0: never */
+	uint64_t expiring_ms;       /* batch_job.expiring this long before the provider's deadline; 0: never */
+};
+
 struct ew_config {
 	char *path;
 	/* [embedwatch] */
@@ -100,7 +119,13 @@ struct ew_config {
 	/* [hook NAME] */
 	struct ew_hook *hooks;
 	size_t n_hooks;
+	/* [account NAME] */
+	struct ew_account *accounts;
+	size_t n_accounts;
 };
+
+/* The account named name: 0 for "cohere" (the [embedwatch] one), i + 1 for accounts[i], -1 for none. */
+int config_account_find(const struct ew_config *cfg, const char *name);
 
 /* Fills cfg with the defaults of DESIGN.md (strings included), from the key tables. */
 void config_defaults(struct ew_config *cfg);

@@ -14,6 +14,7 @@ struct parse_ctx {
 	int failed;
 	char section[128];
 	struct ew_hook *hook;       /* current [hook NAME] section */
+	struct ew_account *account; /* current [account NAME] section */
 	unsigned planner_line;      /* where [poll] planner was set, for validate()'s message */
 };
 

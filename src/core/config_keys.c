@@ -16,6 +16,7 @@
 #include <syslog.h>
 
 #include "api.h"
+#include "provider.h"
 #include "util.h"
 
 struct config_key;
@@ -472,6 +473,27 @@ static bool hook_type_format(const struct config_key *k, const void *dst, struct
 	return names_format(dst, b, hook_types);
 }
 
+/* An account's provider: any but cohere (Cohere's account is [embedwatch]). */
+static int provider_key_parse(struct parse_ctx *x, const struct config_key *k, const char *v, void *dst)
+{
+	int p = provider_parse(v);
+	if (p < 0 || p == PROV_COHERE)
+		return config_fail(x, "%s: expected %s, got \"%s\"%s", k->name, k->expect, v,
+				   p == PROV_COHERE ? " (the Cohere account is [embedwatch] api_base and its key)" : "");
+	*(int *)dst = p;
+	return 1;
+}
+
+static bool provider_key_format(const struct config_key *k, const void *dst, struct buf *b)
+{
+	(void)k;
+	int p = *(const int *)dst;
+	if (p < 0)
+		return false;
+	buf_printf(b, "%s", provider_name((enum provider)p));
+	return true;
+}
+
 /* "10%" (or "10"): a step of 1 to 100 percent; "0" or "no": none. */
 static int percent_parse(struct parse_ctx *x, const struct config_key *k, const char *v, void *dst)
 {
@@ -648,12 +670,13 @@ static const struct key_type T_STR = { str_parse, str_format, str_free }, T_OPT 
 	T_PLANNER = { planner_parse, planner_format, NULL }, T_HOOK_TYPE = { hook_type_parse, hook_type_format, NULL },
 	T_PERCENT = { percent_parse, percent_format, NULL }, T_KINDS = { kinds_parse, kinds_format, NULL },
 	T_EVENTS = { events_parse, events_format, NULL }, T_ARGV = { argv_parse, argv_format, argv_free },
-	T_RETRY = { retry_parse, retry_format, NULL };
+	T_RETRY = { retry_parse, retry_format, NULL }, T_PROVIDER = { provider_key_parse, provider_key_format, NULL };
 
 /* ---- the tables ---- */
 
 #define C(f) offsetof(struct ew_config, f)
 #define H(f) offsetof(struct ew_hook, f)
+#define A(f) offsetof(struct ew_account, f)
 
 static const struct config_key main_keys[] = {
 	{ "api_base", &T_URL, C(api_base), 0, 0, "https://api.cohere.com", NULL, "the API's base URL" },
@@ -749,12 +772,35 @@ static const struct config_key hook_keys[] = {
 	{ "job_name", &T_OPT, H(job_name_glob), 0, 0, NULL, NULL, "only events of jobs whose name matches" },
 };
 
+/* [account NAME]: where a default is NULL, validate() sets the provider's. */
+static const struct config_key account_keys[] = {
+	{ "provider", &T_PROVIDER, A(provider), 0, 0, NULL, "openai, anthropic, gemini or mistral",
+	  "openai, anthropic, gemini or mistral" },
+	{ "api_base", &T_URL, A(api_base), 0, 0, NULL, NULL, "the API's base URL; empty: the provider's" },
+	{ "key_file", &T_OPT, A(key_file), 0, 0, NULL, NULL, "a file holding the key; empty: the credential NAME-api-key" },
+	{ "rate", &T_RATE, A(rate_per_s), 0, 0, NULL, "requests per time like 60/min or 1/s",
+	  "its requests per time, get, list and cancel together (the provider's default when unset)" },
+	{ "sweep", &T_BOOL, A(sweep), 0, 0, "yes", NULL, "its list is read to observe its watched jobs at once" },
+	{ "page_size", &T_UINT, A(page_size), 0, 1000, "0", NULL, "that list's page size; 0: the largest the provider serves" },
+	{ "stall_after", &T_DURATION, A(stall_after_ms), 0, 0, "0ms", NULL,
+	  "batch_job.stalled once when a job's status and counts do not move this long; 0ms: never" },
+	{ "expiring", &T_DURATION, A(expiring_ms), 0, 0, "1h", NULL,
+	  "batch_job.expiring this long before the provider's deadline; 0ms: never" },
+};
+
 #define SECTION(n, keys, list) { n, keys, ARRAY_SIZE(keys), list }
 static const struct config_section sections[] = {
 	SECTION("embedwatch", main_keys, false), SECTION("poll", poll_keys, false),
 	SECTION("discover", discover_keys, true), SECTION("datasets", datasets_keys, true),
 	SECTION("hooks", hooks_keys, false), SECTION("hook", hook_keys, false),
+	SECTION("account", account_keys, true),
 };
+
+/* The named sections ([hook NAME], [account NAME]) are not part of struct ew_config itself. */
+static bool named(const struct config_section *s)
+{
+	return strcmp(s->name, "hook") == 0 || strcmp(s->name, "account") == 0;
+}
 
 /* ---- the walks ---- */
 
@@ -783,6 +829,8 @@ int config_key_set(struct parse_ctx *x, const struct config_section *s, void *ba
 		if (strcmp(s->keys[i].name, key) == 0)
 			return s->keys[i].type->parse(x, &s->keys[i], value, (char *)base + s->keys[i].off);
 	known_keys(s, known, sizeof(known));
+	if (base != x->cfg && strcmp(s->name, "account") == 0)
+		return config_fail(x, "unknown key \"%s\" in [account %s]%s", key, ((struct ew_account *)base)->name, known);
 	if (base != x->cfg)
 		return config_fail(x, "unknown key \"%s\" in [hook %s]", key, ((struct ew_hook *)base)->name);
 	return config_fail(x, "unknown key \"%s\" in [%s]%s", key, s->name, known);
@@ -807,11 +855,15 @@ void config_section_free(const struct config_section *s, void *base)
 void config_free_keys(struct ew_config *c)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(sections); i++)
-		if (strcmp(sections[i].name, "hook") != 0)
+		if (!named(&sections[i]))
 			config_section_free(&sections[i], c);
 	for (size_t i = 0; i < c->n_hooks; i++) {
 		free(c->hooks[i].name);
 		config_section_free(config_section_find("hook"), &c->hooks[i]);
+	}
+	for (size_t i = 0; i < c->n_accounts; i++) {
+		free(c->accounts[i].name);
+		config_section_free(config_section_find("account"), &c->accounts[i]);
 	}
 }
 
@@ -819,7 +871,7 @@ void config_defaults(struct ew_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	for (size_t i = 0; i < ARRAY_SIZE(sections); i++)
-		if (strcmp(sections[i].name, "hook") != 0)
+		if (!named(&sections[i]))
 			config_section_defaults(&sections[i], c);
 }
 
@@ -839,7 +891,7 @@ static void print_section(FILE *f, const struct config_section *s, const void *b
 void config_print(const struct ew_config *c, FILE *f)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(sections); i++) {
-		if (strcmp(sections[i].name, "hook") == 0)
+		if (named(&sections[i]))
 			continue;
 		fprintf(f, "%s[%s]\n", i ? "\n" : "", sections[i].name);
 		print_section(f, &sections[i], c);
@@ -847,6 +899,10 @@ void config_print(const struct ew_config *c, FILE *f)
 	for (size_t i = 0; i < c->n_hooks; i++) {
 		fprintf(f, "\n[hook %s]\n", c->hooks[i].name);
 		print_section(f, config_section_find("hook"), &c->hooks[i]);
+	}
+	for (size_t i = 0; i < c->n_accounts; i++) {
+		fprintf(f, "\n[account %s]\n", c->accounts[i].name);
+		print_section(f, config_section_find("account"), &c->accounts[i]);
 	}
 }
 

@@ -424,3 +424,94 @@ void provider_obs_describe(const struct prov_obs *o, struct buf *out)
 	if (o->output.inlined)
 		buf_printf(out, " output=inlined");
 }
+
+bool provider_account_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 32)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!(*p >= 'a' && *p <= 'z') && !(*p >= '0' && *p <= '9') && *p != '-' && *p != '_')
+			return false;
+	return true;
+}
+
+int provider_job_key(const char *account, const char *id, char *buf, size_t len)
+{
+	if (!provider_account_valid(account) || !api_id_valid(id))
+		return -EINVAL;
+	int n = strcmp(account, "cohere") == 0 ? snprintf(buf, len, "%s", id) : snprintf(buf, len, "%s:%s", account, id);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+const char *provider_key_id(const char *key)
+{
+	const char *c = strchr(key, ':');
+	return c ? c + 1 : key;
+}
+
+int provider_key_account(const char *key, char *buf, size_t len)
+{
+	const char *c = strchr(key, ':');
+	if (!c) {
+		snprintf(buf, len, "cohere");
+		return api_id_valid(key) ? 0 : -EINVAL;
+	}
+	if ((size_t)(c - key) >= len)
+		return -EINVAL;
+	memcpy(buf, key, (size_t)(c - key));
+	buf[c - key] = '\0';
+	return provider_account_valid(buf) && api_id_valid(c + 1) ? 0 : -EINVAL;
+}
+
+static json_object *count_or_null(int64_t v)
+{
+	return v == PROV_UNKNOWN ? NULL : json_object_new_int64(v);
+}
+
+static json_object *str_or_null(const char *v)
+{
+	return v ? json_object_new_string(v) : NULL;
+}
+
+void provider_obs_to_api(const struct prov_obs *o, struct api_obs *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	struct api_job *j = &ret->job;
+	j->job_id = o->id ? xstrdup(o->id) : NULL;
+	j->status_raw = xstrdup(o->status_raw ? o->status_raw : "");
+	j->status = o->status;
+	j->has_records = o->records.total != PROV_UNKNOWN || o->records.succeeded != PROV_UNKNOWN ||
+			 o->records.failed != PROV_UNKNOWN;
+	j->num_records = o->records.total == PROV_UNKNOWN ? 0 : o->records.total;
+	j->num_successful = o->records.succeeded == PROV_UNKNOWN ? 0 : o->records.succeeded;
+	j->num_failed = o->records.failed == PROV_UNKNOWN ? 0 : o->records.failed;
+
+	json_object *d = o->doc ? json_tokener_parse(o->doc) : NULL;
+	if (!json_object_is_type(d, json_type_object)) {
+		json_object_put(d);
+		d = json_object_new_object();
+	}
+	if (!json_object_object_get_ex(d, "id", NULL) && o->id)
+		json_object_object_add(d, "id", json_object_new_string(o->id));
+	json_object_object_add(d, "provider_status", json_object_new_string(o->status_raw ? o->status_raw : ""));
+	json_object *r = json_object_new_object();
+	json_object_object_add(r, "total", count_or_null(o->records.total));
+	json_object_object_add(r, "succeeded", count_or_null(o->records.succeeded));
+	json_object_object_add(r, "failed", count_or_null(o->records.failed));
+	json_object_object_add(d, "records", r);
+	json_object *out = json_object_new_object();
+	json_object_object_add(out, "file_id", str_or_null(o->output.file_id));
+	json_object_object_add(out, "error_file_id", str_or_null(o->output.error_file_id));
+	json_object_object_add(out, "results_url", str_or_null(o->output.results_url));
+	json_object_object_add(out, "inlined", json_object_new_boolean(o->output.inlined));
+	json_object_object_add(d, "output", out);
+	json_object_object_add(d, "expired_by_provider", json_object_new_boolean(o->provider_expired));
+	json_object_object_add(d, "expires_at", count_or_null(o->expires_at));
+	if (o->mapping)
+		json_object_object_add(d, "mapping", json_object_new_string(o->mapping));
+	const char *doc = json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	ret->doc_len = strlen(doc);
+	ret->doc = xstrndup(doc, ret->doc_len);
+	json_object_put(d);
+}

@@ -197,4 +197,31 @@ bool provider_page_past(const struct provider_ops *ops, const struct prov_page *
 struct buf;
 void provider_obs_describe(const struct prov_obs *o, struct buf *out);
 
+/*
+ * An observation as the rest of the daemon takes one (api_v2.h's struct
+ * api_obs, which the caller clears): the status, the provider's word and the
+ * records in ret->job (job_id: the provider's id), and in ret->doc the
+ * provider's document with the normalized members added beside its own:
+ * "provider_status" (its word), "records" {total, succeeded, failed} (null
+ * where unknown), "output" {file_id, error_file_id, results_url, inlined},
+ * "expired_by_provider", "expires_at" (epoch s or null), "mapping" (how the
+ * status was derived, when not plain) and "id" when the document has none.
+ */
+struct api_obs;
+void provider_obs_to_api(const struct prov_obs *o, struct api_obs *ret);
+
+/*
+ * The daemon's key of a job: the id itself for the account "cohere" (as
+ * every key was before accounts), "ACCOUNT:ID" for any other account. An id
+ * never holds ':', so the key names the account without a lookup.
+ */
+/* True for a name an account may have: [a-z0-9_-]{1,32}. */
+bool provider_account_valid(const char *name);
+/* The key of id in account into buf: 0, -EINVAL for an account or id that cannot be, -ENOSPC. */
+int provider_job_key(const char *account, const char *id, char *buf, size_t len);
+/* The id in a key (a pointer into it). */
+const char *provider_key_id(const char *key);
+/* The account of a key into buf ("cohere" when it names none); 0, or -EINVAL when the key is no key. */
+int provider_key_account(const char *key, char *buf, size_t len);
+
 #endif

@@ -20,6 +20,7 @@
 #include "ha.h"
 #include "job.h"
 #include "log.h"
+#include "provider.h"
 #include "turn.h"
 #include "util.h"
 #include "watch_v2.h"
@@ -207,6 +208,12 @@ json_object *control_ok_answer(void)
 	return o;
 }
 
+bool control_key_valid(const char *id)
+{
+	char account[40];
+	return id && provider_key_account(id, account, sizeof(account)) == 0;
+}
+
 const char *control_get_str(json_object *req, const char *key)
 {
 	return ctlproto_str(req, key);
@@ -217,6 +224,11 @@ json_object *control_job_json(const struct job *j)
 	json_object *o = json_object_new_object();
 	char t[40];
 	json_object_object_add(o, "id", json_object_new_string(j->id));
+	if (j->queue) {
+		char account[40];
+		if (provider_key_account(j->id, account, sizeof(account)) == 0)
+			json_object_object_add(o, "account", json_object_new_string(account));
+	}
 	json_object_object_add(o, "status", json_object_new_string(job_status_name((enum job_status)j->status)));
 	json_object_object_add(o, "batch", j->batch ? json_object_new_string(j->batch->name) : NULL);
 	util_rfc3339(j->added_ms, t, sizeof(t));
@@ -335,6 +347,57 @@ unsigned control_waiting_clients(const struct control *ctl)
 	return n;
 }
 
+/* One id of a request for account (configured; ops NULL for cohere): its key in place, or left for the handler to refuse. */
+static json_object *account_key(const char *account, const struct provider_ops *ops, json_object *e)
+{
+	const char *id = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
+	char key[300];
+	if (!id)
+		return json_object_get(e);
+	/* A provider's own form of an id (Gemini's "batches/ID") is taken as the bare id. */
+	if (ops && ops->id_prefix && strncmp(id, ops->id_prefix, strlen(ops->id_prefix)) == 0)
+		id += strlen(ops->id_prefix);
+	if ((ops && !provider_id_valid(ops, id)) || provider_job_key(account, id, key, sizeof(key)) < 0)
+		return json_object_get(e);
+	return json_object_new_string(key);
+}
+
+/*
+ * A request's "account": its ids ("ids", "id") become the daemon's keys
+ * ("ACCOUNT:ID", provider.h) and the kind follows from the provider; the
+ * member is then removed, so a standby forwards, and every handler reads,
+ * keys alone. 1 changed, 0 nothing to do, -1 with err (no such account).
+ */
+static int resolve_account(struct ew *ew, json_object *req, char *err, size_t errlen)
+{
+	json_object *v, *ids;
+	if (!json_object_object_get_ex(req, "account", &v))
+		return 0;
+	const char *account = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+	int a = account ? config_account_find(&ew->cfg, account) : -1;
+	if (a < 0) {
+		snprintf(err, errlen, "\"account\" must name a configured account: cohere%s (got %.40s%s%s)",
+			 ew->cfg.n_accounts ? " or one of [account NAME]" : "", account ? "\"" : "",
+			 account ? account : "no string", account ? "\"" : "");
+		return -1;
+	}
+	const struct provider_ops *ops = a ? provider_ops((enum provider)ew->cfg.accounts[a - 1].provider) : NULL;
+	if (!json_object_object_get_ex(req, "ids", NULL) && !json_object_object_get_ex(req, "id", NULL))
+		return 0;   /* a filter (list): its handler reads it */
+	if (json_object_object_get_ex(req, "ids", &ids) && json_object_is_type(ids, json_type_array)) {
+		json_object *keys = json_object_new_array();
+		for (size_t i = 0; i < json_object_array_length(ids); i++)
+			json_object_array_add(keys, account_key(account, ops, json_object_array_get_idx(ids, i)));
+		json_object_object_add(req, "ids", keys);
+	}
+	if (json_object_object_get_ex(req, "id", &v) && v)
+		json_object_object_add(req, "id", account_key(account, ops, v));
+	if (a > 0)
+		json_object_object_add(req, "kind", json_object_new_string(job_kind_name(JOB_KIND_BATCH)));
+	json_object_object_del(req, "account");
+	return 1;
+}
+
 static void handle_line(struct client *c, const char *line, size_t len)
 {
 	enum ctl_cmd cmd;
@@ -344,6 +407,17 @@ static void handle_line(struct client *c, const char *line, size_t len)
 	if (ctlproto_parse(line, len, &cmd, &req, err, sizeof(err)) < 0) {
 		control_send_error(c, "%s", err);
 		return;
+	}
+	int r = resolve_account(c->ctl->ew, req, err, sizeof(err));
+	if (r < 0) {
+		json_object_put(req);
+		control_send_error(c, "%s", err);
+		return;
+	}
+	if (r > 0) {
+		/* What a standby forwards is the request with keys. */
+		line = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+		len = strlen(line);
 	}
 	unsigned max = c->ctl->ew->cfg.max_waiters;
 	if (cmd == CTL_WAIT && control_waiting_clients(c->ctl) >= max) {

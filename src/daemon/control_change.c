@@ -40,10 +40,10 @@ static void reject(json_object *rejected, json_object *id, const char *why)
 static const char *valid_id(json_object *e, json_object *rejected)
 {
 	const char *id = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
-	if (id && api_id_valid(id))
+	if (id && control_key_valid(id))
 		return id;
 	reject(rejected, id ? json_object_new_string(id) : json_object_get(e),
-	       "invalid job id: expected 1 to 128 characters of A-Z a-z 0-9 _ -");
+	       "invalid job id: expected 1 to 128 characters of A-Z a-z 0-9 _ - (with --account, the provider's own id)");
 	return NULL;
 }
 
@@ -96,10 +96,13 @@ void control_cmd_watch(struct client *c, json_object *req)
 		const char *id = valid_id(json_object_array_get_idx(ids, i), rejected);
 		if (!id || other_kind(ew, id, kind, rejected))
 			continue;
-		if (watch_add_kind(ew, id, batch, (enum job_kind)kind) > 0)
+		int r = watch_add_kind(ew, id, batch, (enum job_kind)kind);
+		if (r > 0)
 			added++;
-		else
+		else if (r == 0)
 			already++;
+		else
+			reject(rejected, json_object_new_string(id), "its account is not in the configuration");
 	}
 	char what[160];
 	snprintf(what, sizeof(what), "watch of %zu ids (%zu new)%s%s%.64s", added + already, added,
@@ -133,8 +136,10 @@ void control_cmd_cancel(struct client *c, json_object *req)
 		if (!id || (kind_given && other_kind(ew, id, kind, rejected)))
 			continue;
 		/* Cancelled jobs are watched to the end: watch it first if need be. */
-		if (!jobtable_get(&ew->jobs, id))
-			watch_add_kind(ew, id, NULL, (enum job_kind)kind);
+		if (!jobtable_get(&ew->jobs, id) && watch_add_kind(ew, id, NULL, (enum job_kind)kind) < 0) {
+			reject(rejected, json_object_new_string(id), "its account is not in the configuration");
+			continue;
+		}
 		struct job *j = jobtable_get(&ew->jobs, id);
 		if (watch_job_ended(j)) {
 			reject(rejected, json_object_new_string(id), "the job has already ended");

@@ -65,6 +65,8 @@ void control_send_error(struct client *c, const char *fmt, ...) __attribute__((f
 /* A new answer {"ok": true}, owned by the caller (to add to, then send). */
 json_object *control_ok_answer(void);
 /* A job as list and show answer it (id, status, batch, added, updated, kind), owned by the caller. */
+/* True for a job key: a Cohere id, or "ACCOUNT:ID" (provider.h); whether the account is configured is the handler's. */
+bool control_key_valid(const char *id);
 json_object *control_job_json(const struct job *j);
 /* Adds "records" (num_records, num_successful_records, num_failed_records) to o when j is a batch job that said them. */
 void control_job_records(struct ew *ew, const struct job *j, json_object *o);

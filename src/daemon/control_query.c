@@ -17,6 +17,7 @@
 #include "jobtable.h"
 #include "metrics.h"
 #include "planner.h"
+#include "provider.h"
 #include "store.h"
 #include "strmap.h"
 #include "util.h"
@@ -30,6 +31,8 @@ struct list_ctx {
 	const char *batch;
 	const char *prefix;         /* only ids that begin with it (completion), or NULL */
 	size_t prefix_len;
+	const char *account;        /* only the jobs of this account, or NULL */
+	size_t account_len;
 };
 
 static void list_one(const char *k, void *v, void *arg)
@@ -42,7 +45,12 @@ static void list_one(const char *k, void *v, void *arg)
 		return;
 	if (l->kind >= 0 && j->kind != l->kind)
 		return;
-	if (l->prefix && strncmp(j->id, l->prefix, l->prefix_len) != 0)
+	if (l->account && (l->account_len ? strncmp(j->id, l->account, l->account_len) != 0 || j->id[l->account_len] != ':'
+			   : strchr(j->id, ':') != NULL))
+		return;
+	/* With an account, the prefix is of the provider's id. */
+	const char *id = l->account ? provider_key_id(j->id) : j->id;
+	if (l->prefix && strncmp(id, l->prefix, l->prefix_len) != 0)
 		return;
 	ctlproto_page_add(&l->page, j->id, j);
 }
@@ -58,6 +66,9 @@ void control_cmd_list(struct client *c, json_object *req)
 
 	l.prefix = control_get_str(req, "prefix");
 	l.prefix_len = l.prefix ? strlen(l.prefix) : 0;
+	/* "account" was checked (control.c): cohere's jobs are those whose key names no account. */
+	l.account = control_get_str(req, "account");
+	l.account_len = l.account && strcmp(l.account, "cohere") != 0 ? strlen(l.account) : 0;
 
 	if (json_object_object_get_ex(req, "kind", &v) && v && (l.kind = control_get_kind(c, req)) < 0)
 		return;
@@ -126,7 +137,7 @@ void control_cmd_show(struct client *c, json_object *req)
 	const char *id = control_get_str(req, "id");
 	struct job *j;
 
-	if (!id || !api_id_valid(id)) {
+	if (!id || !control_key_valid(id)) {
 		control_send_error(c, "\"id\" must be a valid job id");
 		return;
 	}
@@ -267,6 +278,30 @@ static json_object *budgets_json(const struct metrics *m)
 	json_object_object_add(mo, "projected", json_object_new_int64((int64_t)m->month_projected));
 	json_object_object_add(mo, "next_request_in_s", json_object_new_double((double)m->month_wait_ms / 1000));
 	json_object_object_add(b, "month", mo);
+	/* Each [account NAME]: its own budget, pause and mode (the Cohere account is the classes above). */
+	json_object *accounts = json_object_new_object();
+	for (unsigned i = 0; i < m->n_accounts; i++) {
+		const struct metrics_account *a = &m->accounts[i];
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "provider", json_object_new_string(a->provider ? a->provider : "?"));
+		json_object_object_add(o, "budget_per_min", json_object_new_double(a->budget * 60));
+		json_object_object_add(o, "rate_per_min", json_object_new_double(a->rate * 60));
+		json_object_object_add(o, "tokens", json_object_new_double((double)(int64_t)(a->tokens * 100) / 100));
+		json_object_object_add(o, "paused", json_object_new_string(metrics_pause_name(a->paused)));
+		json_object_object_add(o, "paused_s", json_object_new_double((double)a->paused_ms / 1000));
+		json_object_object_add(o, "requests_last_minute", json_object_new_int64(a->minute));
+		json_object_object_add(o, "requests", json_object_new_int64((int64_t)a->requests));
+		json_object_object_add(o, "polls", json_object_new_int64((int64_t)a->polls));
+		json_object_object_add(o, "lists", json_object_new_int64((int64_t)a->lists));
+		json_object_object_add(o, "cancels", json_object_new_int64((int64_t)a->cancels));
+		json_object_object_add(o, "throttled", json_object_new_int64((int64_t)a->throttles));
+		json_object_object_add(o, "auth_failures", json_object_new_int64((int64_t)a->auth_failures));
+		json_object_object_add(o, "live_jobs", json_object_new_int64((int64_t)a->live));
+		json_object_object_add(o, "mode", json_object_new_string(a->sweeping ? "sweep" : "per-id"));
+		json_object_object_add(o, "sweep_pages", json_object_new_int64(a->sweep_pages));
+		json_object_object_add(accounts, a->name, o);
+	}
+	json_object_object_add(b, "accounts", accounts);
 	return b;
 }
 

@@ -57,7 +57,7 @@ static json_object *valid_ids(json_object *req, json_object *rejected)
 	for (size_t i = 0; i < json_object_array_length(ids); i++) {
 		json_object *e = json_object_array_get_idx(ids, i);
 		const char *id = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
-		if (id && api_id_valid(id)) {
+		if (id && control_key_valid(id)) {
 			json_object_array_add(out, json_object_new_string(id));
 		} else if (rejected) {
 			json_object *r = json_object_new_object();
@@ -339,7 +339,7 @@ static void standby_list(struct client *c, json_object *req, bool show)
 	x->show = show;
 	if (show) {
 		const char *id = control_get_str(req, "id");
-		if (!id || !api_id_valid(id)) {
+		if (!id || !control_key_valid(id)) {
 			free(x);
 			control_send_error(c, "\"id\" must be a valid job id");
 			return;

@@ -30,6 +30,7 @@ struct ew {
 	struct ew_config cfg;
 	char *config_path;
 	char *api_key;
+	char **account_keys;        /* the key of each [account NAME] (cfg.accounts' order), never logged */
 	char *proxy_userpwd;        /* "user:password" for the proxy, or NULL */
 	struct jobtable jobs;
 	struct turn turn;           /* what this loop turn changed */

@@ -10,6 +10,7 @@
 #include "hooks_int.h"
 #include "job.h"
 #include "log.h"
+#include "provider.h"
 #include "util.h"
 
 #define KILL_GRACE_MS 5000
@@ -186,15 +187,20 @@ static int exec_start(struct hooks *hs, struct run *r)
 	struct delivery *d = r->d;
 	const struct ew_hook *c = d->hook->cfg;
 	uv_loop_t *loop = hs->ew->loop;
-	char env_buf[9][320];
-	char *env[10];
+	char env_buf[11][320];
+	char *env[12];
 	uv_stdio_container_t stdio[3];
 	uv_process_options_t o;
 
 	snprintf(env_buf[0], sizeof(env_buf[0]), "PATH=/usr/local/bin:/usr/bin:/bin");
 	snprintf(env_buf[1], sizeof(env_buf[1]), "EMBEDWATCH_EVENT_ID=%s", d->event_id);
 	snprintf(env_buf[2], sizeof(env_buf[2]), "EMBEDWATCH_EVENT=%s", job_event_name(d->type));
-	snprintf(env_buf[3], sizeof(env_buf[3]), "EMBEDWATCH_JOB_ID=%s", hooks_of_job(d) ? d->subject : "");
+	/* The provider's own id; the account (and its provider) say whose it is. */
+	char account[40] = "";
+	int a = -1;
+	if (hooks_of_job(d) && provider_key_account(d->subject, account, sizeof(account)) == 0)
+		a = config_account_find(&hs->ew->cfg, account);
+	snprintf(env_buf[3], sizeof(env_buf[3]), "EMBEDWATCH_JOB_ID=%s", hooks_of_job(d) ? provider_key_id(d->subject) : "");
 	snprintf(env_buf[4], sizeof(env_buf[4]), "EMBEDWATCH_STATUS=%s", hooks_event_status(d));
 	snprintf(env_buf[5], sizeof(env_buf[5]), "EMBEDWATCH_BATCH=%s", d->batch ? d->batch : "");
 	snprintf(env_buf[6], sizeof(env_buf[6]), "EMBEDWATCH_ATTEMPT=%u", d->attempts);
@@ -202,9 +208,12 @@ static int exec_start(struct hooks *hs, struct run *r)
 	/* embed-job or batch-job; empty for batch.done and the operational events. */
 	int kind = job_event_kind(d->type);
 	snprintf(env_buf[8], sizeof(env_buf[8]), "EMBEDWATCH_KIND=%s", kind >= 0 ? job_kind_name((enum job_kind)kind) : "");
-	for (int i = 0; i < 9; i++)
+	snprintf(env_buf[9], sizeof(env_buf[9]), "EMBEDWATCH_ACCOUNT=%s", a >= 0 ? account : "");
+	snprintf(env_buf[10], sizeof(env_buf[10]), "EMBEDWATCH_PROVIDER=%s", a > 0
+		 ? provider_name((enum provider)hs->ew->cfg.accounts[a - 1].provider) : a == 0 ? "cohere" : "");
+	for (int i = 0; i < 11; i++)
 		env[i] = env_buf[i];
-	env[9] = NULL;
+	env[11] = NULL;
 
 	x->proc.data = x->in.data = x->out.data = x->err.data = x->timer.data = x->wr.data = x;
 	x->timeout_ms = c->timeout_ms;

@@ -95,25 +95,27 @@ static bool due_before(const void *a, const void *b)
 
 _Static_assert(JOB_NOT_QUEUED == HEAP_NONE, "a job's heap index is the heap's");
 
-/* The due heap, made on first use: a zeroed jobtable is a valid empty one. */
-static struct heap *due_heap(struct jobtable *t)
+/* Queue q's due heap, made on first use: a zeroed jobtable is a valid empty one. */
+static struct heap *due_heap(struct jobtable *t, unsigned q)
 {
-	if (!t->due) {
-		t->due = xmalloc(sizeof(*t->due));
-		heap_init(t->due, due_before, offsetof(struct job, heap_idx));
+	if (q >= JOBTABLE_QUEUES)
+		q = 0;
+	if (!t->due[q]) {
+		t->due[q] = xmalloc(sizeof(*t->due[q]));
+		heap_init(t->due[q], due_before, offsetof(struct job, heap_idx));
 	}
-	return t->due;
+	return t->due[q];
 }
 
 void jobtable_unschedule(struct jobtable *t, struct job *j)
 {
 	if (j->heap_idx != JOB_NOT_QUEUED)
-		heap_remove(due_heap(t), j);
+		heap_remove(due_heap(t, j->queue), j);
 }
 
 void jobtable_schedule(struct jobtable *t, struct job *j, uint64_t due)
 {
-	struct heap *h = due_heap(t);
+	struct heap *h = due_heap(t, j->queue);
 	j->due = due;
 	if (j->heap_idx != JOB_NOT_QUEUED)
 		heap_update(h, j);
@@ -134,7 +136,7 @@ size_t jobtable_redue(struct jobtable *t, uint64_t (*fn)(struct job *j, void *ar
 	}
 	/* The keys changed in place: rebuild the heap (Floyd, bottom-up). */
 	if (moved)
-		heap_rebuild(due_heap(t));
+		heap_rebuild(due_heap(t, 0));
 	return moved;
 }
 
@@ -188,17 +190,32 @@ bool jobtable_active(const struct jobtable *t)
 
 struct job *jobtable_peek(struct jobtable *t)
 {
-	return t->due ? heap_peek(t->due) : NULL;
+	return jobtable_peek_queue(t, 0);
+}
+
+struct job *jobtable_peek_queue(struct jobtable *t, unsigned q)
+{
+	return q < JOBTABLE_QUEUES && t->due[q] ? heap_peek(t->due[q]) : NULL;
+}
+
+size_t jobtable_n_queued_in(const struct jobtable *t, unsigned q)
+{
+	return q < JOBTABLE_QUEUES && t->due[q] ? heap_len(t->due[q]) : 0;
+}
+
+struct job *jobtable_queued_in(const struct jobtable *t, unsigned q, size_t i)
+{
+	return heap_at(t->due[q], i);
 }
 
 size_t jobtable_n_queued(const struct jobtable *t)
 {
-	return t->due ? heap_len(t->due) : 0;
+	return jobtable_n_queued_in(t, 0);
 }
 
 struct job *jobtable_queued(const struct jobtable *t, size_t i)
 {
-	return heap_at(t->due, i);
+	return jobtable_queued_in(t, 0, i);
 }
 
 void jobtable_detach(struct jobtable *t, struct job *j)
@@ -257,9 +274,11 @@ void jobtable_free(struct jobtable *t)
 	strmap_each(&t->batches, free_batch, NULL);
 	strmap_free(&t->jobs);
 	strmap_free(&t->batches);
-	if (t->due)
-		heap_free(t->due);
-	free(t->due);
+	for (unsigned q = 0; q < JOBTABLE_QUEUES; q++) {
+		if (t->due[q])
+			heap_free(t->due[q]);
+		free(t->due[q]);
+	}
 	free(t->cancels);
 	memset(t, 0, sizeof(*t));
 }

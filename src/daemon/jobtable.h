@@ -59,14 +59,19 @@ struct job {
 	uint8_t kind;               /* enum job_kind: decides only URLs, parser and event names (in padding) */
 	struct job_errstate err;
 	uint16_t fail_run;          /* failed polls in a row, any kind */
+	uint8_t queue;              /* its due queue (0: the main one), fixed when it is made */
+	uint32_t created_s;         /* when the API says it was created (epoch s), 0: not known */
 	char id[];
 };
+
+/* Due queues: the main one (0) and as many more (each job says which is its, j->queue). */
+#define JOBTABLE_QUEUES 17
 
 /* A zeroed jobtable is an empty one. */
 struct jobtable {
 	struct strmap jobs;
 	struct strmap batches;
-	struct heap *due;           /* queued jobs by due time (core/heap); made on first use */
+	struct heap *due[JOBTABLE_QUEUES];  /* per queue, queued jobs by due time (core/heap); made on first use */
 	size_t counts[JOB__MAX];
 	struct job **cancels;       /* jobs waiting for their cancel request, oldest first */
 	size_t n_cancels, cap_cancels;
@@ -100,13 +105,18 @@ struct batch *jobtable_get_batch(struct jobtable *t, const char *name);
 void jobtable_schedule(struct jobtable *t, struct job *j, uint64_t due);
 /* Takes j out of the queue; nothing when it is not queued. */
 void jobtable_unschedule(struct jobtable *t, struct job *j);
-/* The earliest due job, still queued, or NULL. */
+/* The earliest due job of the main queue, still queued, or NULL. */
 struct job *jobtable_peek(struct jobtable *t);
-/* Queued jobs, and the i-th of them in no order (reading only: a due time changes through the functions here). */
+/* The same of queue q (< JOBTABLE_QUEUES). */
+struct job *jobtable_peek_queue(struct jobtable *t, unsigned q);
+/* Queue q's jobs, and the i-th of them in no order (reading only). */
+size_t jobtable_n_queued_in(const struct jobtable *t, unsigned q);
+struct job *jobtable_queued_in(const struct jobtable *t, unsigned q, size_t i);
+/* The main queue's jobs, and the i-th of them in no order (reading only: a due time changes through the functions here). */
 size_t jobtable_n_queued(const struct jobtable *t);
 struct job *jobtable_queued(const struct jobtable *t, size_t i);
 /*
- * Gives every queued job the due time fn returns for it (its own keeps it),
+ * Gives every job of the main queue the due time fn returns for it (its own keeps it),
  * in one pass, then restores the heap order once (O(n)); fn must not
  * schedule, unschedule, add or remove jobs. Returns how many moved.
  */

@@ -96,6 +96,7 @@ static void reload(struct ew *ew)
 	struct ew_config cfg;
 	char err[1024];
 	char *key = NULL, *proxy_userpwd = NULL;
+	char **account_keys = NULL;
 
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
 		   (unsigned long long)util_mono_ms() * 1000, ew->config_path);
@@ -105,10 +106,12 @@ static void reload(struct ew *ew)
 		goto done;
 	}
 	if (secrets_load_key(&cfg, ew->api_key, &key, err, sizeof(err)) < 0 || hooks_check_secrets(&cfg, err, sizeof(err)) < 0 ||
-	    secrets_load_proxy(&cfg, &proxy_userpwd, err, sizeof(err)) < 0) {
+	    secrets_load_proxy(&cfg, &proxy_userpwd, err, sizeof(err)) < 0 ||
+	    secrets_load_account_keys(&cfg, &account_keys, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "reload rejected, keeping the running configuration: %s", err);
 		config_clear(&cfg);
 		secrets_wipe_free(key);
+		secrets_wipe_free(proxy_userpwd);
 		goto done;
 	}
 	if (strcmp(cfg.state_dir, ew->cfg.state_dir) || strcmp(cfg.control_socket, ew->cfg.control_socket) ||
@@ -131,8 +134,12 @@ static void reload(struct ew *ew)
 	free(cfg.metrics_listen);
 	cfg.metrics_listen = ew->cfg.metrics_listen ? xstrdup(ew->cfg.metrics_listen) : NULL;
 	cfg.max_connections = ew->cfg.max_connections;
+	secrets_free_keys(ew->account_keys, ew->cfg.n_accounts);
 	config_clear(&ew->cfg);
 	ew->cfg = cfg;
+	ew->account_keys = account_keys;
+	secrets_free_keys(ew->account_keys, ew->cfg.n_accounts);
+	ew->account_keys = NULL;
 	secrets_wipe_free(ew->api_key);
 	ew->api_key = key;
 	secrets_wipe_free(ew->proxy_userpwd);
@@ -319,6 +326,13 @@ int main(int argc, char **argv)
 	}
 	if (r < 0 || secrets_load_proxy(&ew->cfg, &ew->proxy_userpwd, err, sizeof(err)) < 0)
 		log_fatal("%s", err);
+	if ((r = secrets_load_account_keys(&ew->cfg, &ew->account_keys, err, sizeof(err))) == -ENOKEY) {
+		log_msg(LOG_ERR, "%s", err);
+		sd_notifyf(0, "STATUS=%s", err);
+		return EX_CONFIG;
+	}
+	if (r < 0)
+		log_fatal("%s", err);
 
 	ew->loop = uv_default_loop();
 	ew->m.start_ms = util_wall_ms();
@@ -387,6 +401,8 @@ int main(int argc, char **argv)
 	store_close(ew->store);
 	turn_free(&ew->turn);
 	jobtable_free(&ew->jobs);
+	secrets_free_keys(ew->account_keys, ew->cfg.n_accounts);
+	ew->account_keys = NULL;
 	config_clear(&ew->cfg);
 	/* The key goes back where it was found (the new process reads it and removes it again). */
 	if (ew->stepping_down && secrets_key_from_env() && ew->api_key)

@@ -70,6 +70,36 @@ static void histogram(struct buf *b, const char *name, const char *help, const s
 		   h->sum, name, (unsigned long long)h->n);
 }
 
+/* Each [account NAME]'s budget, pause and requests, labelled with its name and provider. */
+static void account_text(const struct metrics *m, struct buf *b)
+{
+	static const struct { const char *name, *type, *help; } fam[] = {
+		{ "embedwatch_account_budget_per_second", "gauge", "Configured requests per second of the account." },
+		{ "embedwatch_account_rate_per_second", "gauge", "Requests per second the account allows now (lowered after 429/503)." },
+		{ "embedwatch_account_paused_seconds", "gauge", "Left of the account's pause (429/503, key, base URL), 0: none." },
+		{ "embedwatch_account_requests_last_minute", "gauge", "Requests of the account sent in the last 60 s." },
+		{ "embedwatch_account_requests_total", "counter", "Requests of the account sent." },
+		{ "embedwatch_account_lists_total", "counter", "List pages of the account read by its sweep." },
+		{ "embedwatch_account_throttled_total", "counter", "429/503 answers to the account's requests." },
+		{ "embedwatch_account_auth_failures_total", "counter", "Answers refusing the account's key." },
+		{ "embedwatch_account_live_jobs", "gauge", "The account's watched jobs not ended." },
+		{ "embedwatch_account_sweeping", "gauge", "1 while the account's list sweep observes its jobs, 0: per-id polls." },
+	};
+	if (!m->n_accounts)
+		return;
+	for (size_t f = 0; f < ARRAY_SIZE(fam); f++) {
+		family(b, fam[f].name, fam[f].type, fam[f].help);
+		for (unsigned i = 0; i < m->n_accounts; i++) {
+			const struct metrics_account *a = &m->accounts[i];
+			double v[] = { a->budget, a->rate, (double)a->paused_ms / 1000.0, a->minute, (double)a->requests,
+				       (double)a->lists, (double)a->throttles, (double)a->auth_failures, (double)a->live,
+				       a->sweeping };
+			buf_printf(b, "%s{account=\"%s\",provider=\"%s\"} %.17g\n", fam[f].name, a->name,
+				   a->provider ? a->provider : "", v[f]);
+		}
+	}
+}
+
 /* Each request class's budget, and the month's. */
 static void class_text(const struct metrics *m, struct buf *b)
 {
@@ -218,6 +248,7 @@ void metrics_text(const struct metrics *m, const size_t job_counts[JOB__MAX], st
 		  "From the last API answer showing a job running to the start of a hook for its end (an upper bound "
 		  "on the delay from the job's end: the API reports no end time).", &m->detection_lag, lag_bounds);
 	class_text(m, b);
+	account_text(m, b);
 	gauge(b, "embedwatch_paused", "1 while all polling is paused.", m->paused != PAUSE_NONE);
 	family(b, "embedwatch_pause_reason", "gauge", "1 for the reason all polling is paused, if it is.");
 	for (int i = 1; i < PAUSE__MAX; i++)

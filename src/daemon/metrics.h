@@ -41,6 +41,19 @@ struct metrics_class {
 	uint64_t requests;               /* since start */
 	uint64_t throttles;              /* 429/503 answers */
 };
+/* One [account NAME] as it stands (the poller keeps it current). */
+struct metrics_account {
+	char name[40];
+	const char *provider;            /* static */
+	double budget, rate, tokens;     /* requests/s configured, allowed now; tokens in its bucket */
+	uint64_t paused_ms;              /* left of its pause (429/503, auth, base URL), 0: none */
+	enum pause_reason paused;
+	uint32_t minute;                 /* requests in the last 60 s */
+	uint64_t requests, polls, lists, cancels, throttles, auth_failures;
+	size_t live;                     /* its watched jobs not ended, queued */
+	bool sweeping;                   /* the planner reads its list (else per-id polls) */
+	unsigned sweep_pages;            /* pages of its last complete sweep */
+};
 #define METRICS_BUCKETS 12
 
 /* A Prometheus histogram with fixed upper bounds (seconds). */
@@ -102,6 +115,8 @@ struct metrics {
 	double request_budget;           /* poller: configured requests/s */
 	uint64_t last_poll_ok_ms;        /* poller: wall clock of the last 200 from the API, 0: none */
 	struct metrics_class cls[RC__N]; /* poller: each request class */
+	struct metrics_account accounts[16];     /* poller: each [account NAME], in the configuration's order */
+	unsigned n_accounts;
 	/* poller: the month's allowance ([poll] monthly_requests; allowance 0: none) */
 	char month[8];
 	uint64_t month_allowance, month_used, month_projected;

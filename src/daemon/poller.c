@@ -89,10 +89,34 @@ static void on_timer(uv_timer_t *t)
 	run(container_of(t, struct poller, timer));
 }
 
+/* Hands the cancels of other providers' jobs to their accounts, whatever waits before them in the queue. */
+static void route_cancels(struct poller *p)
+{
+	struct jobtable *t = &p->ew->jobs;
+	size_t n = t->n_cancels;
+	bool any = false;
+	for (size_t i = 0; i < n && !any; i++)
+		any = t->cancels[i]->queue != 0;
+	if (!any)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = jobtable_cancel_pop(t);
+		if (j->flags & JF_REMOVED)
+			jobtable_release(j);
+		else if (j->queue != 0)
+			poller_acct_cancel(p, j);
+		else
+			jobtable_cancel_push(t, j);
+	}
+}
+
 void poller_kick(struct poller *p)
 {
-	if (!p->stopped)
+	if (!p->stopped) {
+		route_cancels(p);
 		UV_CHECK(uv_timer_start(&p->timer, on_timer, 0, 0));
+		poller_acct_kick(p);
+	}
 }
 
 void poller_want_sweep(struct poller *p, unsigned kinds)
@@ -135,6 +159,7 @@ void poller_configure(struct poller *p)
 	sched_bucket_set(&p->cls[RC_EMBED_JOBS].bucket, ew->cfg.rate_per_s, ew->cfg.burst, ew_now(ew));
 	sched_bucket_set(&p->cls[RC_DEFAULT].bucket, ew->cfg.default_rate_per_s, ew->cfg.burst, ew_now(ew));
 	p->month.allowance = ew->cfg.monthly_requests;
+	poller_acct_configure(p);
 	poller_gauges(p);
 }
 
@@ -190,7 +215,7 @@ void poller_resume(struct poller *p)
 	poller_kick(p);
 }
 
-static void note_transient(struct poller *p, struct job *j, const char *why)
+void poller_note_transient(struct poller *p, struct job *j, const char *why)
 {
 	uint64_t now = ew_now(p->ew);
 	/* One warning per 10 s at most: an outage must not flood the log. */
@@ -231,7 +256,7 @@ void poller_note_warning(struct poller *p, const char *job_id, const char *text)
 	log_job(LOG_WARNING, job_id, "API warning (logged once): %s%s", cut, strlen(text) > WARNING_LEN ? "..." : "");
 }
 
-static void backoff(struct poller *p, struct job *j)
+void poller_backoff(struct poller *p, struct job *j)
 {
 	struct ew *ew = p->ew;
 	if (j->fail_run < UINT16_MAX)
@@ -240,7 +265,7 @@ static void backoff(struct poller *p, struct job *j)
 	jobtable_schedule(&ew->jobs, j, ew_now(ew) + sched_jitter(d, ew->cfg.jitter, util_rand_unit()));
 }
 
-static uint64_t retry_after_ms(struct http_req *req, unsigned run)
+uint64_t poller_retry_after_ms(struct http_req *req, unsigned run)
 {
 	const char *ra = http_header(req, "Retry-After");
 	int64_t secs;
@@ -288,7 +313,7 @@ bool poller_global_answer(struct poller *p, enum rclass rc, struct http_req *req
 		 * slows; the others go on (a 429 on the datasets must not stop the
 		 * list that sees jobs end, nor the other way round).
 		 */
-		uint64_t ms = retry_after_ms(req, ++c->throttle_run), now = ew_now(ew);
+		uint64_t ms = poller_retry_after_ms(req, ++c->throttle_run), now = ew_now(ew);
 		ew->m.throttles++;
 		ew->m.cls[rc].throttles++;
 		if (!budget_class_paused(c, now))
@@ -334,8 +359,8 @@ static void poll_answer(struct poller *p, struct job *j, const struct http_resul
 			snprintf(why, sizeof(why), "response larger than %d bytes decoded, cut off", API_BODY_MAX);
 		else
 			snprintf(why, sizeof(why), "%s", res->error_text);
-		note_transient(p, j, why);
-		backoff(p, j);
+		poller_note_transient(p, j, why);
+		poller_backoff(p, j);
 		return;
 	}
 	enum api_class cls = api_classify(res->status);
@@ -347,13 +372,13 @@ static void poll_answer(struct poller *p, struct job *j, const struct http_resul
 		const char *ct = http_header(req, "Content-Type");
 		if (!is_json(ct)) {
 			snprintf(why, sizeof(why), "200 with content type \"%.64s\", not JSON", ct);
-			note_transient(p, j, why);
-			backoff(p, j);
+			poller_note_transient(p, j, why);
+			poller_backoff(p, j);
 			break;
 		}
 		if (api_kind_parse_answer((enum job_kind)j->kind, res->body, res->body_len, &ob, why, sizeof(why)) < 0) {
-			note_transient(p, j, why);
-			backoff(p, j);
+			poller_note_transient(p, j, why);
+			poller_backoff(p, j);
 			break;
 		}
 		/* A Batch may leave its id out (every field may be absent): then the URL said which it is. */
@@ -368,8 +393,8 @@ static void poll_answer(struct poller *p, struct job *j, const struct http_resul
 			}
 			snprintf(why, sizeof(why), "answer is for job \"%.64s\"", aj->job_id);
 			api_obs_clear(&ob);
-			note_transient(p, j, why);
-			backoff(p, j);
+			poller_note_transient(p, j, why);
+			poller_backoff(p, j);
 			break;
 		}
 		const char *warn = http_header(req, "X-API-Warning");
@@ -390,14 +415,14 @@ static void poll_answer(struct poller *p, struct job *j, const struct http_resul
 		} else {
 			log_job(LOG_INFO, j->id, "job %s: API answered %ld (%u of %d before giving up)", j->id,
 				res->status, j->err.count, JOB_ERROR_LIMIT);
-			backoff(p, j);
+			poller_backoff(p, j);
 		}
 		break;
 	}
 	default:
 		snprintf(why, sizeof(why), "HTTP %ld", res->status);
-		note_transient(p, j, why);
-		backoff(p, j);
+		poller_note_transient(p, j, why);
+		poller_backoff(p, j);
 		break;
 	}
 }
@@ -509,7 +534,7 @@ static void submit(struct poller *p, struct job *j, enum slot_kind kind)
 		if (kind == SLOT_CANCEL)
 			cancel_again(p, j, "cannot start the request");
 		else
-			backoff(p, j);
+			poller_backoff(p, j);
 		return;
 	}
 	if (kind == SLOT_CANCEL)
@@ -529,6 +554,9 @@ static struct job *cancel_head(struct poller *p)
 		if (j->flags & JF_REMOVED) {
 			jobtable_cancel_pop(&ew->jobs);
 			jobtable_release(j);
+		} else if (j->queue != 0) {
+			/* Another provider's account sends it, with its own budget. */
+			poller_acct_cancel(p, jobtable_cancel_pop(&ew->jobs));
 		} else if (watch_job_ended(j)) {
 			jobtable_cancel_pop(&ew->jobs);
 			watch_cancel_result(ew, j, false, "the job had already ended");
@@ -881,6 +909,7 @@ void poller_stop(struct poller *p)
 	poller_sweep_stop(p);
 	poller_v2_stop(p);
 	datasets_stop(p);
+	poller_acct_stop(p);
 	for (unsigned i = 0; i < p->n_slots; i++) {
 		struct poll_slot *s = &p->slots[i];
 		if (!s->job)
@@ -915,6 +944,7 @@ void poller_free(struct poller *p)
 	poller_sweep_free(p);
 	poller_v2_free(p);
 	datasets_free(p);
+	poller_acct_free(p);
 	for (size_t i = 0; i < p->warnings.cap; i++)
 		free(p->warnings.slots[i].val);
 	strmap_free(&p->warnings);

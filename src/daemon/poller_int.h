@@ -82,7 +82,26 @@ struct poller {
 	/* Turn 3: the output datasets of complete events (datasets.c), the v2 sweep (poller_v2.c) */
 	struct datasets *datasets;
 	struct sweep_v2 *v2;
+	/* the other providers' accounts (poller_acct.c), in the configuration's order */
+	struct acct *accts[CONFIG_MAX_ACCOUNTS];
+	unsigned n_accts;
 };
+
+/* A poll of j failed without an answer about it: logged (rate-limited), and j polled again later by backoff. */
+void poller_note_transient(struct poller *p, struct job *j, const char *why);
+void poller_backoff(struct poller *p, struct job *j);
+/* The pause a 429/503 asks for: its Retry-After (capped), else the run's growing pause. */
+uint64_t poller_retry_after_ms(struct http_req *req, unsigned run);
+
+/* The accounts (poller_acct.c): made or dropped as the configuration says, and their keys and rates set. */
+void poller_acct_configure(struct poller *p);
+/* Runs every account's scheduler soon. */
+void poller_acct_kick(struct poller *p);
+/* A cancel for j, a job of an account, handed over from the poller's cancel queue. */
+void poller_acct_cancel(struct poller *p, struct job *j);
+/* Stops their transfers (jobs stay due); frees them. */
+void poller_acct_stop(struct poller *p);
+void poller_acct_free(struct poller *p);
 
 /* Keeps the poller's gauges in ew->m current. */
 void poller_gauges(struct poller *p);

@@ -137,7 +137,7 @@ static uint64_t unseen_due(struct job *j, void *arg)
 static bool cover_new(struct poller *p)
 {
 	struct ew *ew = p->ew;
-	size_t unseen = watch_v2_counts(ew->v2)[JOB_NONE];
+	size_t unseen = watch_v2_cohere(ew->v2, JOB_NONE);
 	if (!unseen)
 		return false;
 	if (unseen >= p->v2->full_pages)
@@ -165,7 +165,7 @@ bool poller_v2_due_now(struct poller *p, uint64_t now, uint64_t *ret_wait)
 		return false;
 	if (s->active)
 		return true;        /* the next page of this sweep */
-	if (!watch_v2_live(ew->v2) && !discovering(ew))
+	if (!watch_v2_cohere_live(ew->v2) && !discovering(ew))
 		return false;
 	if (s->off_until) {
 		if (now < s->off_until) {

@@ -115,6 +115,49 @@ int secrets_load_key(const struct ew_config *cfg, const char *current, char **re
 	return -ENOKEY;
 }
 
+int secrets_load_account_keys(const struct ew_config *cfg, char ***ret, char *err, size_t errlen)
+{
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	char **keys = xcalloc(cfg->n_accounts ? cfg->n_accounts : 1, sizeof(*keys));
+	char path[4096];
+	int r = 0;
+
+	for (size_t i = 0; i < cfg->n_accounts && r == 0; i++) {
+		const struct ew_account *a = &cfg->accounts[i];
+		char what[80];
+		snprintf(what, sizeof(what), "[account %s] key file", a->name);
+		if (creds) {
+			snprintf(path, sizeof(path), "%s/%s-api-key", creds, a->name);
+			if (access(path, F_OK) == 0 && !blank_file(path)) {
+				r = read_secret_line(path, what, false, &keys[i], err, errlen);
+				continue;
+			}
+		}
+		if (a->key_file) {
+			r = read_secret_line(a->key_file, what, true, &keys[i], err, errlen);
+		} else {
+			snprintf(err, errlen, "[account %s]: no key: set key_file, or LoadCredential=%s-api-key:...",
+				 a->name, a->name);
+			r = -ENOKEY;
+		}
+	}
+	if (r < 0) {
+		secrets_free_keys(keys, cfg->n_accounts);
+		keys = NULL;
+	}
+	*ret = keys;
+	return r;
+}
+
+void secrets_free_keys(char **keys, size_t n)
+{
+	if (!keys)
+		return;
+	for (size_t i = 0; i < n; i++)
+		secrets_wipe_free(keys[i]);
+	free(keys);
+}
+
 /* Proxy credentials: the credential proxy-credentials, else proxy_credentials_file; NULL when neither. */
 int secrets_load_proxy(const struct ew_config *cfg, char **ret, char *err, size_t errlen)
 {

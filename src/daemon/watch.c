@@ -15,6 +15,7 @@
 #include "job.h"
 #include "jobtable.h"
 #include "log.h"
+#include "provider.h"
 #include "sched.h"
 #include "store.h"
 #include "strmap.h"
@@ -117,7 +118,7 @@ static void job_ended(struct ew *ew, struct job *j)
 static void set_status(struct ew *ew, struct job *j, enum job_status st)
 {
 	if (j->kind == JOB_KIND_BATCH)
-		watch_v2_status(ew->v2, (enum job_status)j->status, st);
+		watch_v2_status(ew->v2, j->id, (enum job_status)j->status, st);
 	jobtable_set_status(&ew->jobs, j, st);
 	j->updated_ms = util_wall_ms();
 	ew->m.transitions++;
@@ -159,8 +160,15 @@ static void unchanged(struct ew *ew, struct job *j, bool via_list)
 }
 
 /* The fields every event about j carries besides its document: kind, previous_status, batch. */
-static void job_fields(json_object *data, const struct job *j, enum job_status prev)
+static void job_fields(struct ew *ew, json_object *data, const struct job *j, enum job_status prev)
 {
+	char account[40];
+	if (provider_key_account(j->id, account, sizeof(account)) < 0)
+		snprintf(account, sizeof(account), "cohere");
+	int a = config_account_find(&ew->cfg, account);
+	json_object_object_add(data, "provider", json_object_new_string(
+		a > 0 ? provider_name((enum provider)ew->cfg.accounts[a - 1].provider) : a == 0 ? "cohere" : "unknown"));
+	json_object_object_add(data, "account", json_object_new_string(account));
 	json_object_object_add(data, "kind", json_object_new_string(job_kind_name((enum job_kind)j->kind)));
 	json_object_object_add(data, "previous_status", json_object_new_string(job_status_name(prev)));
 	json_object_object_add(data, "batch", j->batch ? json_object_new_string(j->batch->name) : NULL);
@@ -198,7 +206,7 @@ static void progress(struct ew *ew, struct job *j, const struct api_job *aj, con
 	char subject[API_ID_MAX + 32];
 	snprintf(subject, sizeof(subject), "%s/progress/%d", j->id, step);
 	json_object *data = doc_data(body);
-	job_fields(data, j, (enum job_status)j->status);
+	job_fields(ew, data, j, (enum job_status)j->status);
 	json_object *p = json_object_new_object();
 	json_object_object_add(p, "percent", json_object_new_int(pct));
 	json_object_object_add(p, "step", json_object_new_int(step));
@@ -309,7 +317,8 @@ static void observe(struct ew *ew, struct job *j, const struct api_job *aj, cons
 		log_job(LOG_WARNING, j->id, "job %s: unknown status \"%.64s\"; still watching", j->id, aj->status_raw);
 	}
 	ev = job_event_of_kind(job_transition(prev, aj->status, &changed), (enum job_kind)j->kind);
-	if (!en && ew->cfg.datasets_fetch && job_event_base(ev) == EV_COMPLETE) {
+	/* Cohere's complete events carry the output dataset; other providers' documents say where theirs are. */
+	if (!en && ew->cfg.datasets_fetch && j->queue == 0 && job_event_base(ev) == EV_COMPLETE) {
 		if (hold(ew, j, aj, body, len, via_list, prev_seen, &none))
 			return;
 		en = &none;
@@ -327,7 +336,7 @@ static void observe(struct ew *ew, struct job *j, const struct api_job *aj, cons
 	progress(ew, j, aj, body, len);
 	if (ev != EV_NONE) {
 		json_object *data = doc_data(snap->text);
-		job_fields(data, j, prev);
+		job_fields(ew, data, j, prev);
 		if (en) {
 			/* The files of the result, for the hook: the point of the event (part URLs are signed links). */
 			json_object_object_add(data, "output_dataset", en->dataset ? json_object_get(en->dataset) : NULL);
@@ -375,12 +384,12 @@ static void end_with(struct ew *ew, struct job *j, enum ew_event ev, const char 
 	set_status(ew, j, st);
 	log_job(LOG_NOTICE, j->id, "job %s: %s -> %s: %s", j->id, job_status_name(prev), job_status_name(st), reason);
 	json_object *data = json_object_new_object();
-	json_object_object_add(data, id_key(j), json_object_new_string(j->id));
+	json_object_object_add(data, id_key(j), json_object_new_string(provider_key_id(j->id)));
 	json_object_object_add(data, "status", json_object_new_string(job_status_name(st)));
 	json_object_object_add(data, "reason", json_object_new_string(reason));
 	if (cancel)
 		json_object_object_add(data, "cancel", json_object_new_string(cancel));
-	job_fields(data, j, prev);
+	job_fields(ew, data, j, prev);
 	emit(ew, j->id, j->id, ev, j->batch ? j->batch->name : NULL, NULL, data);
 	job_ended(ew, j);
 }
@@ -476,11 +485,11 @@ void watch_cancel_result(struct ew *ew, struct job *j, bool accepted, const char
 		if (accepted) {
 			/* Expired and cancelled: the event says so now; the job is watched on to cancelled. */
 			json_object *data = json_object_new_object();
-			json_object_object_add(data, id_key(j), json_object_new_string(j->id));
+			json_object_object_add(data, id_key(j), json_object_new_string(provider_key_id(j->id)));
 			json_object_object_add(data, "status", json_object_new_string(job_status_name((enum job_status)j->status)));
 			json_object_object_add(data, "reason", json_object_new_string("watched longer than max_age"));
 			json_object_object_add(data, "cancel", json_object_new_string("accepted"));
-			job_fields(data, j, (enum job_status)j->status);
+			job_fields(ew, data, j, (enum job_status)j->status);
 			emit(ew, j->id, j->id, job_event_of_kind(EV_EXPIRED, (enum job_kind)j->kind), j->batch ? j->batch->name : NULL,
 			     NULL, data);
 		} else {
@@ -500,10 +509,22 @@ int watch_add(struct ew *ew, const char *id, const char *batch)
 	return watch_add_kind(ew, id, batch, JOB_KIND_EMBED);
 }
 
+int watch_queue_of(const struct ew *ew, const char *key)
+{
+	char account[40];
+	if (provider_key_account(key, account, sizeof(account)) < 0)
+		return -1;
+	return config_account_find(&ew->cfg, account);
+}
+
 int watch_add_kind(struct ew *ew, const char *id, const char *batch, enum job_kind kind)
 {
 	struct job *j = jobtable_get(&ew->jobs, id);
 	struct batch *b = NULL;
+	int q = watch_queue_of(ew, id);
+
+	if (q < 0)
+		return -EINVAL;
 
 	/* One id, one kind: the same id as the other kind is refused, not merged. */
 	if (j && j->kind != kind)
@@ -532,13 +553,17 @@ int watch_add_kind(struct ew *ew, const char *id, const char *batch, enum job_ki
 	j->added_ms = j->updated_ms = util_wall_ms();
 	j->interval = (uint32_t)ew->cfg.interval_min_ms;
 	j->kind = (uint8_t)kind;
+	j->queue = (uint8_t)q;
 	jobtable_add(&ew->jobs, j);
 	if (b)
 		jobtable_join(&ew->jobs, j, b);
 	turn_touch(&ew->turn, j);
 	if (kind == JOB_KIND_BATCH)
 		watch_v2_add(ew->v2, j->id, JOB_NONE);
-	if (jobtable_listed(&ew->jobs, kind)) {
+	if (q > 0) {
+		/* Another provider's account: its own queue, its first look now (its list sweep reads what is there). */
+		jobtable_schedule(&ew->jobs, j, ew_now(ew));
+	} else if (jobtable_listed(&ew->jobs, kind)) {
 		/*
 		 * First look right after watch. While the list sweep of its kind
 		 * works, that sweep is brought forward instead and decides what is
@@ -653,8 +678,28 @@ int watch_init(struct ew *ew)
 	return 0;
 }
 
+/* After a reload: each job goes to its account's queue as the configuration numbers them now. */
+static void requeue(const char *k, void *v, void *arg)
+{
+	struct ew *ew = arg;
+	struct job *j = v;
+	(void)k;
+	int q = watch_queue_of(ew, j->id);
+	if (watch_job_ended(j) || (j->flags & JF_IN_FLIGHT) || (q == (int)j->queue && (q == 0 || j->heap_idx != JOB_NOT_QUEUED)))
+		return;
+	jobtable_unschedule(&ew->jobs, j);
+	if (q < 0) {
+		log_job(LOG_WARNING, j->id, "job %s: its account is no longer in the configuration; not polled until it is",
+			provider_key_id(j->id));
+		return;
+	}
+	j->queue = (uint8_t)q;
+	jobtable_schedule(&ew->jobs, j, ew_now(ew));
+}
+
 void watch_reconfigure(struct ew *ew)
 {
+	strmap_each(&ew->jobs.jobs, requeue, ew);
 	/* Look for what to forget every minute, or at half the shorter retention when that is shorter. */
 	uint64_t shortest = ew->cfg.retention_ms;
 	if (ew->cfg.delivery_retention_ms && (!shortest || ew->cfg.delivery_retention_ms < shortest))
@@ -687,11 +732,15 @@ static void restore_records(struct ew *ew, struct job *j)
 static int restore_job(const struct store_job *sj, void *arg)
 {
 	struct ew *ew = arg;
-	if (!api_id_valid(sj->id) || sj->status < 0 || sj->status >= JOB__MAX || sj->kind < 0 || sj->kind >= JOB_KIND__MAX) {
+	char account[40];
+	if (provider_key_account(sj->id, account, sizeof(account)) < 0 || sj->status < 0 || sj->status >= JOB__MAX ||
+	    sj->kind < 0 || sj->kind >= JOB_KIND__MAX) {
 		log_msg(LOG_WARNING, "state database: skipping a job row with a bad id, status or kind");
 		return 0;
 	}
+	int q = config_account_find(&ew->cfg, account);
 	struct job *j = jobtable_new_job(sj->id);
+	j->queue = q > 0 ? (uint8_t)q : 0;
 	j->status = (uint8_t)sj->status;
 	j->kind = (uint8_t)sj->kind;
 	if (j->kind == JOB_KIND_BATCH)
@@ -710,7 +759,11 @@ static int restore_job(const struct store_job *sj, void *arg)
 		jobtable_join(&ew->jobs, j, jobtable_batch(&ew->jobs, sj->batch, sj->added_ms));
 	if (j->cancel == CANCEL_REQUESTED)
 		watch_cancel(ew, j, j->cancel_expire);    /* not sent before the restart: send it now */
-	if (!watch_job_ended(j)) {
+	if (q < 0 && !watch_job_ended(j)) {
+		/* Kept, never lost: watched again once its account is back in the configuration (a reload). */
+		log_job(LOG_WARNING, j->id, "job %s: account %s is not in the configuration; not polled until it is",
+			provider_key_id(j->id), account);
+	} else if (!watch_job_ended(j)) {
 		/* Spread the first polls after a restart over the minimum interval. */
 		jobtable_schedule(&ew->jobs, j, ew_now(ew) + (uint64_t)(util_rand_unit() * (double)ew->cfg.interval_min_ms));
 	}

@@ -24,7 +24,9 @@ int watch_init(struct ew *ew);
 void watch_restore(struct ew *ew, void (*done)(int r, const char *err, void *arg), void *arg);
 /* Watches id (valid) as an embed job, optionally in batch. Returns 1 new, 0 already watched, -EEXIST (another kind). */
 int watch_add(struct ew *ew, const char *id, const char *batch);
-/* The same for a job of kind k. */
+/* The due queue of a job key: its account's number (0: cohere), -1 when that account is not configured. */
+int watch_queue_of(const struct ew *ew, const char *key);
+/* The same for a job of kind k; id is a key (provider.h), -EINVAL when its account is not configured. */
 int watch_add_kind(struct ew *ew, const char *id, const char *batch, enum job_kind k);
 /* Stops watching id. Returns 0 or -ENOENT. The job may be freed: drop pointers to it. */
 int watch_remove(struct ew *ew, const char *id);

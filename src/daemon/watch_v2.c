@@ -18,6 +18,7 @@ struct watch_v2 {
 	struct strmap recs;         /* id -> struct rec (the key points into it) */
 	struct strmap held;         /* job id -> struct watch_hold (the key is its job_id) */
 	struct watch_hold **holds;  /* the same, oldest first: few (completions of the last dataset_timeout) */
+	size_t other[JOB__MAX];     /* of the counts, the other providers' (a key "ACCOUNT:ID") */
 	size_t n_holds, cap_holds;
 };
 
@@ -122,6 +123,8 @@ struct watch_records *watch_v2_add(struct watch_v2 *v, const char *id, enum job_
 	memcpy(x->id, id, n + 1);
 	strmap_put(&v->recs, x->id, x);
 	v->m->batch_jobs[st]++;
+	if (strchr(id, ':'))
+		v->other[st]++;
 	return &x->r;
 }
 
@@ -138,13 +141,19 @@ void watch_v2_remove(struct watch_v2 *v, const char *id, enum job_status st)
 		return;
 	sums(v->m, &x->r, -1);
 	v->m->batch_jobs[st]--;
+	if (strchr(id, ':'))
+		v->other[st]--;
 	free(x);
 }
 
-void watch_v2_status(struct watch_v2 *v, enum job_status old, enum job_status new)
+void watch_v2_status(struct watch_v2 *v, const char *id, enum job_status old, enum job_status new)
 {
 	v->m->batch_jobs[old]--;
 	v->m->batch_jobs[new]++;
+	if (strchr(id, ':')) {
+		v->other[old]--;
+		v->other[new]++;
+	}
 }
 
 bool watch_v2_records(struct watch_v2 *v, struct watch_records *r, const struct api_job *aj)
@@ -173,5 +182,19 @@ size_t watch_v2_live(const struct watch_v2 *v)
 	for (int s = 0; s < JOB__MAX; s++)
 		if (!job_status_ended((enum job_status)s))
 			n += v->m->batch_jobs[s];
+	return n;
+}
+
+size_t watch_v2_cohere(const struct watch_v2 *v, enum job_status st)
+{
+	return v->m->batch_jobs[st] - v->other[st];
+}
+
+size_t watch_v2_cohere_live(const struct watch_v2 *v)
+{
+	size_t n = 0;
+	for (int s = 0; s < JOB__MAX; s++)
+		if (!job_status_ended((enum job_status)s))
+			n += watch_v2_cohere(v, (enum job_status)s);
 	return n;
 }

@@ -37,15 +37,18 @@ struct watch_records *watch_v2_add(struct watch_v2 *v, const char *id, enum job_
 struct watch_records *watch_v2_get(struct watch_v2 *v, const char *id);
 /* Forgets id, which had status st. */
 void watch_v2_remove(struct watch_v2 *v, const char *id, enum job_status st);
-/* A registered batch job went from status old to new. */
-void watch_v2_status(struct watch_v2 *v, enum job_status old, enum job_status new);
+/* Registered batch job id went from status old to new. */
+void watch_v2_status(struct watch_v2 *v, const char *id, enum job_status old, enum job_status new);
 /* Takes the records of an observation (when it has any). Returns true when they changed. */
 bool watch_v2_records(struct watch_v2 *v, struct watch_records *r, const struct api_job *aj);
 
 /* Batch jobs per status (JOB__MAX entries); the table's counts minus these are the embed jobs. */
 const size_t *watch_v2_counts(const struct watch_v2 *v);
-/* Batch jobs not ended. */
+/* Batch jobs not ended, of every provider. */
 size_t watch_v2_live(const struct watch_v2 *v);
+/* Cohere's v2 batch jobs (not the other providers') of status st, and those not ended: the v2 sweep's. */
+size_t watch_v2_cohere(const struct watch_v2 *v, enum job_status st);
+size_t watch_v2_cohere_live(const struct watch_v2 *v);
 
 /*
  * A completion observation of either kind, held (not yet a transition) until
