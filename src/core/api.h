@@ -28,6 +28,7 @@ struct api_job {
 	/* Records done so far, as a v2 Batch reports them (api_v2.h); a v1 EmbedJob has none. */
 	bool has_records;
 	int64_t num_records, num_successful, num_failed;
+	int64_t expires_at;     /* when the provider ends it unfinished (epoch s), 0: not said */
 };
 
 /* True when id matches [A-Za-z0-9_-]{1,128}. */

@@ -88,6 +88,7 @@ struct ew_config {
 	double default_rate_per_s;  /* every other endpoint: the provider's "Default" class */
 	uint64_t monthly_requests;  /* a calendar month's calls (UTC), all classes told; 0: none */
 	uint64_t list_stall_ms;     /* a list receiving under 1 KiB in this long is cut */
+	uint64_t stall_after_ms;    /* Cohere's jobs: *.stalled when nothing moved this long; 0: never */
 	unsigned burst;
 	unsigned max_in_flight;
 	unsigned max_connections;

@@ -561,8 +561,8 @@ static int events_parse(struct parse_ctx *x, const struct config_key *k, const c
 		if (e == EV_NONE) {
 			config_fail(x, "%s: unknown event \"%s\"; expected embed_job.complete, embed_job.failed, "
 				    "embed_job.cancelled, embed_job.cancelling, embed_job.expired, "
-				    "embed_job.not_found, embed_job.error, the same batch_job.* events, batch_job.progress, "
-				    "batch.done, hook.disabled, hook.enabled or *", k->name, t);
+				    "embed_job.not_found, embed_job.error, embed_job.stalled, the same batch_job.* events, "
+				    "batch_job.progress, batch_job.expiring, batch.done, hook.disabled, hook.enabled or *", k->name, t);
 			free(copy);
 			return 0;
 		}
@@ -719,6 +719,8 @@ static const struct config_key poll_keys[] = {
 	{ "max_connections", &T_UINT, C(max_connections), 1, 1024, "8", NULL, "connections to the API" },
 	{ "request_timeout", &T_DURATION, C(request_timeout_ms), 100, 0, "30s", NULL, "a request is cut after" },
 	{ "list_stall", &T_DURATION, C(list_stall_ms), 1000, 0, "10s", NULL, "a list receiving under 1 KiB this long is cut" },
+	{ "stall_after", &T_DURATION, C(stall_after_ms), 0, 0, "0ms", NULL,
+	  "*.stalled once when a job's status and records do not move this long; 0ms: never" },
 	{ "planner", &T_PLANNER, C(planner), 0, 0, "auto", "auto, sweep or per-id", "auto, sweep or per-id" },
 	{ "sweep", &T_BOOL, C(sweep), 0, 0, "yes", NULL, "list sweeps observe every embed job at once" },
 	{ "sweep_interval", &T_DURATION, C(sweep_interval_ms), 10, 0, "5s", NULL, "between sweeps while something changes" },

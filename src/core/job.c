@@ -37,6 +37,9 @@ static const char *const event_names[EV__MAX] = {
 	[EV_BJ_NOT_FOUND] = "batch_job.not_found",
 	[EV_BJ_ERROR] = "batch_job.error",
 	[EV_BJ_PROGRESS] = "batch_job.progress",
+	[EV_STALLED] = "embed_job.stalled",
+	[EV_BJ_STALLED] = "batch_job.stalled",
+	[EV_BJ_EXPIRING] = "batch_job.expiring",
 };
 
 static const char *const kind_names[JOB_KIND__MAX] = {
@@ -62,6 +65,8 @@ enum ew_event job_event_of_kind(enum ew_event e, enum job_kind k)
 {
 	if (k == JOB_KIND_BATCH && e >= EV_COMPLETE && e <= EV_ERROR)
 		return (enum ew_event)(EV_BJ_COMPLETE + (e - EV_COMPLETE));
+	if (k == JOB_KIND_BATCH && e == EV_STALLED)
+		return EV_BJ_STALLED;
 	return e;
 }
 
@@ -69,14 +74,16 @@ enum ew_event job_event_base(enum ew_event e)
 {
 	if (e >= EV_BJ_COMPLETE && e <= EV_BJ_ERROR)
 		return (enum ew_event)(EV_COMPLETE + (e - EV_BJ_COMPLETE));
+	if (e == EV_BJ_STALLED)
+		return EV_STALLED;
 	return e;
 }
 
 int job_event_kind(enum ew_event e)
 {
-	if (e >= EV_COMPLETE && e <= EV_ERROR)
+	if ((e >= EV_COMPLETE && e <= EV_ERROR) || e == EV_STALLED)
 		return JOB_KIND_EMBED;
-	if (e >= EV_BJ_COMPLETE && e <= EV_BJ_PROGRESS)
+	if ((e >= EV_BJ_COMPLETE && e <= EV_BJ_PROGRESS) || e == EV_BJ_STALLED || e == EV_BJ_EXPIRING)
 		return JOB_KIND_BATCH;
 	return -1;
 }

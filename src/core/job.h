@@ -40,6 +40,10 @@ enum ew_event {
 	EV_BJ_NOT_FOUND,
 	EV_BJ_ERROR,
 	EV_BJ_PROGRESS,     /* a batch's records passed another progress_every step */
+	/* Opt-in warnings about a job not ended: nothing moved for stall_after; the provider's deadline is near. */
+	EV_STALLED,
+	EV_BJ_STALLED,
+	EV_BJ_EXPIRING,
 	EV__MAX
 };
 
@@ -94,7 +98,7 @@ enum ew_event job_event_parse(const char *s);
 const char *job_kind_name(enum job_kind k);
 /* Parses a kind name; -1 when it is none. */
 int job_kind_parse(const char *s);
-/* The event of kind k for a kind-blind job event (EV_COMPLETE -> EV_BJ_COMPLETE for a batch); others unchanged. */
+/* The event of kind k for a kind-blind job event (EV_COMPLETE -> EV_BJ_COMPLETE, EV_STALLED -> EV_BJ_STALLED for a batch); others unchanged. */
 enum ew_event job_event_of_kind(enum ew_event e, enum job_kind k);
 /* The kind-blind job event of e (EV_BJ_COMPLETE -> EV_COMPLETE); others unchanged. */
 enum ew_event job_event_base(enum ew_event e);

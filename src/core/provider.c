@@ -486,6 +486,7 @@ void provider_obs_to_api(const struct prov_obs *o, struct api_obs *ret)
 	j->num_records = o->records.total == PROV_UNKNOWN ? 0 : o->records.total;
 	j->num_successful = o->records.succeeded == PROV_UNKNOWN ? 0 : o->records.succeeded;
 	j->num_failed = o->records.failed == PROV_UNKNOWN ? 0 : o->records.failed;
+	j->expires_at = o->expires_at > 0 ? o->expires_at : 0;
 
 	json_object *d = o->doc ? json_tokener_parse(o->doc) : NULL;
 	if (!json_object_is_type(d, json_type_object)) {

@@ -178,6 +178,8 @@ const char *hooks_event_status(const struct delivery *d)
 		return job_status_name(st);
 	/* Of either kind: the status the project's vocabulary gives the event. */
 	enum ew_event base = job_event_base(d->type);
+	if (base == EV_STALLED || base == EV_BJ_EXPIRING)
+		return "processing";    /* warnings about a job that has not ended */
 	return base == EV_CANCELLING ? "cancelling" : base == EV_BJ_PROGRESS ? "processing" : "";
 }
 

@@ -60,12 +60,16 @@ struct job {
 	struct job_errstate err;
 	uint16_t fail_run;          /* failed polls in a row, any kind */
 	uint8_t queue;              /* its due queue (0: the main one), fixed when it is made */
+	uint8_t warned;             /* JW_* bits: warnings announced about it */
 	uint32_t created_s;         /* when the API says it was created (epoch s), 0: not known */
 	char id[];
 };
 
 /* Due queues: the main one (0) and as many more (each job says which is its, j->queue). */
 #define JOBTABLE_QUEUES 17
+
+/* Warnings announced about a job (j->warned), each once. */
+enum { JW_STALLED = 1 << 0, JW_EXPIRING = 1 << 1 };
 
 /* A zeroed jobtable is an empty one. */
 struct jobtable {

@@ -121,6 +121,7 @@ static void set_status(struct ew *ew, struct job *j, enum job_status st)
 		watch_v2_status(ew->v2, j->id, (enum job_status)j->status, st);
 	jobtable_set_status(&ew->jobs, j, st);
 	j->updated_ms = util_wall_ms();
+	j->warned &= (uint8_t)~JW_STALLED;
 	ew->m.transitions++;
 	turn_touch(&ew->turn, j);
 }
@@ -185,6 +186,55 @@ static json_object *doc_data(const char *doc)
 	return data;
 }
 
+/* How long a job of j's account may stay unmoved before *.stalled; 0: never. */
+static uint64_t stall_after(const struct ew *ew, const struct job *j)
+{
+	if (j->queue && j->queue <= ew->cfg.n_accounts)
+		return ew->cfg.accounts[j->queue - 1].stall_after_ms;
+	return j->queue ? 0 : ew->cfg.stall_after_ms;
+}
+
+/*
+ * The opt-in warnings about a job that has not ended, each said once: nothing
+ * moved (status or records) for stall_after, and the provider's own deadline
+ * (expires_at) is within its account's "expiring". A stall announced once is
+ * announced again only after the job moved; the event's id is the job's and
+ * the time it last moved, so a restart does not say it twice.
+ */
+static void warnings(struct ew *ew, struct job *j, const struct api_job *aj, const char *body)
+{
+	int64_t now = util_wall_ms();
+	uint64_t stall = stall_after(ew, j);
+	uint64_t expiring = j->queue && j->queue <= ew->cfg.n_accounts ? ew->cfg.accounts[j->queue - 1].expiring_ms : 0;
+	char subject[API_ID_MAX + 64];
+
+	if (watch_job_ended(j) || job_status_ended(aj->status))
+		return;
+	if (stall && !(j->warned & JW_STALLED) && now - j->updated_ms >= (int64_t)stall) {
+		j->warned |= JW_STALLED;
+		snprintf(subject, sizeof(subject), "%s/stalled/%lld", j->id, (long long)j->updated_ms);
+		json_object *data = doc_data(body);
+		job_fields(ew, data, j, (enum job_status)j->status);
+		char t[40];
+		util_rfc3339(j->updated_ms, t, sizeof(t));
+		json_object_object_add(data, "last_moved", json_object_new_string(t));
+		json_object_object_add(data, "stalled_for_s", json_object_new_int64((now - j->updated_ms) / 1000));
+		log_job(LOG_WARNING, j->id, "job %s: status and records have not moved since %s", j->id, t);
+		emit(ew, j->id, subject, job_event_of_kind(EV_STALLED, (enum job_kind)j->kind),
+		     j->batch ? j->batch->name : NULL, aj->name, data);
+	}
+	if (expiring && aj->expires_at > 0 && !(j->warned & JW_EXPIRING) && now >= aj->expires_at * 1000 - (int64_t)expiring) {
+		j->warned |= JW_EXPIRING;
+		snprintf(subject, sizeof(subject), "%s/expiring/%lld", j->id, (long long)aj->expires_at);
+		json_object *data = doc_data(body);
+		job_fields(ew, data, j, (enum job_status)j->status);
+		json_object_object_add(data, "expires_in_s", json_object_new_int64(aj->expires_at - now / 1000));
+		log_job(LOG_WARNING, j->id, "job %s: the provider ends it unfinished in %lld s", j->id,
+			(long long)(aj->expires_at - now / 1000));
+		emit(ew, j->id, subject, EV_BJ_EXPIRING, j->batch ? j->batch->name : NULL, aj->name, data);
+	}
+}
+
 /*
  * A batch job's records: kept in the register, and with progress_every a
  * batch_job.progress event each time they pass another step (once per step:
@@ -194,7 +244,15 @@ static void progress(struct ew *ew, struct job *j, const struct api_job *aj, con
 {
 	struct watch_records *r = j->kind == JOB_KIND_BATCH ? watch_v2_get(ew->v2, j->id) : NULL;
 	unsigned every = ew->cfg.progress_every_pct;
-	if (!r || !watch_v2_records(ew->v2, r, aj) || !every)
+	if (!r || !watch_v2_records(ew->v2, r, aj))
+		return;
+	/* Records moved: the job is not stalled (kept in the state when stalls are watched for). */
+	j->warned &= (uint8_t)~JW_STALLED;
+	if (stall_after(ew, j)) {
+		j->updated_ms = util_wall_ms();
+		turn_touch(&ew->turn, j);
+	}
+	if (!every)
 		return;
 	int pct = api_records_percent(aj);
 	int step = pct < 0 ? 0 : pct / (int)every * (int)every;
@@ -325,6 +383,7 @@ static void observe(struct ew *ew, struct job *j, const struct api_job *aj, cons
 	}
 	if (!changed) {
 		progress(ew, j, aj, body, len);
+		warnings(ew, j, aj, body);
 		unchanged(ew, j, via_list);
 		return;
 	}
@@ -355,6 +414,7 @@ static void observe(struct ew *ew, struct job *j, const struct api_job *aj, cons
 		job_ended(ew, j);
 		return;
 	}
+	warnings(ew, j, aj, body);
 	j->interval = (uint32_t)ew->cfg.interval_min_ms;
 	schedule_next(ew, j, via_list);
 }
