@@ -21,6 +21,51 @@ static int load(const char *text, struct ew_config *c, char *err)
 	return r;
 }
 
+/* [account NAME]: the provider's defaults, the checks, and "cohere" as the [embedwatch] account. */
+static void test_accounts(void **state)
+{
+	struct ew_config c;
+	char err[512];
+	(void)state;
+	assert_int_equal(load("[account oa]\nprovider = openai\nkey_file = /k\n[account an]\nprovider = anthropic\n"
+			      "rate = 2/s\napi_base = http://127.0.0.1:9\nstall_after = 1h\npage_size = 7\n", &c, err), 0);
+	assert_int_equal(c.n_accounts, 2);
+	assert_string_equal(c.accounts[0].name, "oa");
+	assert_string_equal(c.accounts[0].api_base, "https://api.openai.com");
+	assert_true(c.accounts[0].rate_per_s > 0.99 && c.accounts[0].rate_per_s < 1.01);   /* 60/min */
+	assert_true(c.accounts[0].sweep);
+	assert_int_equal(c.accounts[0].stall_after_ms, 0);
+	assert_int_equal(c.accounts[0].expiring_ms, 3600000);
+	assert_string_equal(c.accounts[1].api_base, "http://127.0.0.1:9");
+	assert_true(c.accounts[1].rate_per_s > 1.99 && c.accounts[1].rate_per_s < 2.01);
+	assert_int_equal(c.accounts[1].stall_after_ms, 3600000);
+	assert_int_equal(c.accounts[1].page_size, 7);
+	assert_int_equal(config_account_find(&c, "cohere"), 0);
+	assert_int_equal(config_account_find(&c, "an"), 2);
+	assert_int_equal(config_account_find(&c, "nope"), -1);
+	config_clear(&c);
+
+	static const struct { const char *text, *msg; } bad[] = {
+		{ "[account oa]\nkey_file = /k\n", "missing \"provider\"" },
+		{ "[account oa]\nprovider = cohere\n", "the Cohere account is [embedwatch]" },
+		{ "[account oa]\nprovider = bedrock\n", "expected openai, anthropic, gemini or mistral" },
+		{ "[account cohere]\nprovider = openai\n", "[account cohere]" },
+		{ "[account OA]\nprovider = openai\n", "lowercase letters" },
+		{ "[account]\nprovider = openai\n", "needs a name" },
+		{ "[account a]\nprovider = openai\n[account a]\nprovider = mistral\n", "defined twice" },
+		{ "[account a]\nprovider = openai\ncolour = red\n", "unknown key \"colour\" in [account a]" },
+		{ "[account a]\nprovider = openai\npage_size = 1000\n", "larger than openai serves" },
+		{ "[account a]\nprovider = openai\napi_base = http://example.com\n", "api_base" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (load(bad[i].text, &c, err) == 0)
+			fail_msg("case %zu accepted", i);
+		if (!strstr(err, bad[i].msg))
+			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, bad[i].msg);
+	}
+}
+
 static void test_durations(void **state)
 {
 	static const struct { const char *s; uint64_t ms; } ok[] = {
@@ -358,6 +403,7 @@ int main(void)
 		cmocka_unit_test(test_split_argv),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_v2_keys),
+		cmocka_unit_test(test_accounts),
 		cmocka_unit_test(test_hook_operations),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_errors),

@@ -124,6 +124,15 @@ static void test_names(void **state)
 		assert_int_equal(job_status_from_name(job_status_name((enum job_status)s)), s);
 	assert_int_equal(job_status_from_name("bogus"), -1);
 	assert_int_equal(job_status_parse("not_found"), JOB_UNKNOWN);
+	/* The warnings: of each kind, never an end. */
+	assert_string_equal(job_event_name(EV_STALLED), "embed_job.stalled");
+	assert_int_equal(job_event_of_kind(EV_STALLED, JOB_KIND_BATCH), EV_BJ_STALLED);
+	assert_int_equal(job_event_base(EV_BJ_STALLED), EV_STALLED);
+	assert_int_equal(job_event_kind(EV_STALLED), JOB_KIND_EMBED);
+	assert_int_equal(job_event_kind(EV_BJ_STALLED), JOB_KIND_BATCH);
+	assert_int_equal(job_event_kind(EV_BJ_EXPIRING), JOB_KIND_BATCH);
+	assert_int_equal(job_event_end_status(EV_BJ_STALLED), JOB_NONE);
+	assert_int_equal(job_event_end_status(EV_BJ_EXPIRING), JOB_NONE);
 }
 
 static void test_event_id(void **state)

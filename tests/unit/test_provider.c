@@ -14,6 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "api_v2.h"
 #include "provider.h"
 #include "util.h"
 
@@ -129,6 +130,35 @@ static void test_status_words(void **state)
 	"\"cancelled_at\":null,\"request_counts\":{\"total\":100,\"completed\":98,\"failed\":2}," \
 	"\"model\":\"text-embedding-3-small\",\"metadata\":{\"customer_id\":\"user_123\"}" extra "}"
 
+/* The daemon's keys: Cohere's ids as they are, every other account's as ACCOUNT:ID. */
+static void test_keys(void **state)
+{
+	char key[64], account[40];
+	(void)state;
+	assert_int_equal(provider_job_key("cohere", "job-1", key, sizeof(key)), 0);
+	assert_string_equal(key, "job-1");
+	assert_int_equal(provider_job_key("oa", "batch_1", key, sizeof(key)), 0);
+	assert_string_equal(key, "oa:batch_1");
+	assert_string_equal(provider_key_id(key), "batch_1");
+	assert_int_equal(provider_key_account(key, account, sizeof(account)), 0);
+	assert_string_equal(account, "oa");
+	assert_int_equal(provider_key_account("job-1", account, sizeof(account)), 0);
+	assert_string_equal(account, "cohere");
+	assert_string_equal(provider_key_id("job-1"), "job-1");
+	/* What cannot be a key: a bad account name, a bad id, an id with ':' in it, nothing after ':'. */
+	static const char *const bad[] = { "OA:batch_1", "oa:", ":batch_1", "oa:batch:1", "oa:b c", "a b", "",
+					   "abcdefghijabcdefghijabcdefghijabc:x" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (provider_key_account(bad[i], account, sizeof(account)) == 0)
+			fail_msg("\"%s\" taken as a key", bad[i]);
+	assert_int_equal(provider_job_key("Bad", "x", key, sizeof(key)), -EINVAL);
+	assert_int_equal(provider_job_key("oa", "x/y", key, sizeof(key)), -EINVAL);
+	assert_int_equal(provider_job_key("oa", "batch_1", key, 5), -ENOSPC);
+	assert_true(provider_account_valid("a-b_9"));
+	assert_false(provider_account_valid(""));
+	assert_false(provider_account_valid("abcdefghijabcdefghijabcdefghijabc"));
+}
+
 static void test_openai_job(void **state)
 {
 	struct prov_obs o;
@@ -147,10 +177,31 @@ static void test_openai_job(void **state)
 	assert_int_equal(o.expires_at, 1711557933);
 	assert_non_null(strstr(o.doc, "\"customer_id\":\"user_123\""));
 	assert_int_equal(o.doc_len, strlen(o.doc));
+
+	/* As the daemon takes it: the status, records and deadline, and the normalized members beside the document's. */
+	struct api_obs ob;
+	provider_obs_to_api(&o, &ob);
+	assert_int_equal(ob.job.status, JOB_COMPLETE);
+	assert_string_equal(ob.job.job_id, "batch_abc123");
+	assert_true(ob.job.has_records);
+	assert_int_equal(ob.job.num_records, 100);
+	assert_int_equal(ob.job.num_failed, 2);
+	assert_int_equal(ob.job.expires_at, 1711557933);
+	assert_non_null(strstr(ob.doc, "\"provider_status\":\"completed\""));
+	assert_non_null(strstr(ob.doc, "\"records\":{\"total\":100,\"succeeded\":98,\"failed\":2}"));
+	assert_non_null(strstr(ob.doc, "\"file_id\":\"file-out\""));
+	assert_non_null(strstr(ob.doc, "\"expired_by_provider\":false"));
+	assert_non_null(strstr(ob.doc, "\"customer_id\":\"user_123\""));
+	assert_int_equal(ob.doc_len, strlen(ob.doc));
+	api_obs_clear(&ob);
 	provider_obs_clear(&o);
 
 	parse_ok(PROV_OPENAI, OPENAI_BATCH("expired", ",\"usage\":{\"input_tokens\":5}"), &o);
 	check_obs(1, &o, JOB_FAILED, true, 100, 98, 2);
+	provider_obs_to_api(&o, &ob);
+	assert_int_equal(ob.job.status, JOB_FAILED);
+	assert_non_null(strstr(ob.doc, "\"expired_by_provider\":true"));
+	api_obs_clear(&ob);
 	assert_non_null(strstr(o.doc, "\"usage\""));
 	provider_obs_clear(&o);
 	provider_obs_clear(&o);         /* twice: a cleared one is zeroed */
@@ -646,6 +697,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_status_words),
 		cmocka_unit_test(test_openai_job),
 		cmocka_unit_test(test_anthropic_ended),
