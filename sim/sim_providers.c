@@ -469,10 +469,10 @@ void sim_prov_stats(struct buf *b, bool with_jobs)
 					continue;
 				sim_prov_view(&sim_prov_defs[p], x, now, &v);
 				buf_printf(b, "%s\"%s\":{\"requests\":%llu,\"first_ms\":%lld,\"last_ms\":%lld,\"status\":\"%s\","
-					   "\"ended\":%s,\"cancel_requested\":%s}", first ? "" : ",", x->id,
+					   "\"ended\":%s,\"ends_ms\":%lld,\"cancel_requested\":%s}", first ? "" : ",", x->id,
 					   (unsigned long long)x->requests, (long long)x->first_ms, (long long)x->last_ms,
 					   sim_prov_defs[p].words[v.word].word, v.ended ? "true" : "false",
-					   x->cancel_requested ? "true" : "false");
+					   (long long)(v.ended ? v.changed_ms : 0), x->cancel_requested ? "true" : "false");
 				first = false;
 			}
 			buf_printf(b, "}");

@@ -94,9 +94,11 @@ void control_cmd_watch(struct client *c, json_object *req)
 	json_object *rejected = json_object_new_array();
 	for (size_t i = 0; i < json_object_array_length(ids); i++) {
 		const char *id = valid_id(json_object_array_get_idx(ids, i), rejected);
-		if (!id || other_kind(ew, id, kind, rejected))
+		/* A key of another provider's account is a batch job whatever the request says. */
+		int k = strchr(id ? id : "", ':') ? JOB_KIND_BATCH : kind;
+		if (!id || other_kind(ew, id, k, rejected))
 			continue;
-		int r = watch_add_kind(ew, id, batch, (enum job_kind)kind);
+		int r = watch_add_kind(ew, id, batch, (enum job_kind)k);
 		if (r > 0)
 			added++;
 		else if (r == 0)
@@ -133,10 +135,11 @@ void control_cmd_cancel(struct client *c, json_object *req)
 	json_object *rejected = json_object_new_array();
 	for (size_t i = 0; i < json_object_array_length(ids); i++) {
 		const char *id = valid_id(json_object_array_get_idx(ids, i), rejected);
-		if (!id || (kind_given && other_kind(ew, id, kind, rejected)))
+		int k = strchr(id ? id : "", ':') ? JOB_KIND_BATCH : kind;
+		if (!id || (kind_given && other_kind(ew, id, k, rejected)))
 			continue;
 		/* Cancelled jobs are watched to the end: watch it first if need be. */
-		if (!jobtable_get(&ew->jobs, id) && watch_add_kind(ew, id, NULL, (enum job_kind)kind) < 0) {
+		if (!jobtable_get(&ew->jobs, id) && watch_add_kind(ew, id, NULL, (enum job_kind)k) < 0) {
 			reject(rejected, json_object_new_string(id), "its account is not in the configuration");
 			continue;
 		}
