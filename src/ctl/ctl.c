@@ -21,6 +21,7 @@
 #include "api.h"
 #include "config.h"
 #include "ctl.h"
+#include "provider.h"
 
 /* Ids per watch request: well under the daemon's 1 MiB per request. */
 #define CHUNK 5000
@@ -30,15 +31,17 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: embedwatchctl [-s SOCKET] [--json] COMMAND [ARGS]\n\n"
 		"Commands:\n"
-		"  watch [--kind embed-job|batch-job] [--batch NAME] ID... | -\n"
-		"                                     watch embed jobs (v1) or batches (v2) (ids from stdin with -)\n"
-		"  unwatch ID... | -                  stop watching jobs\n"
-		"  list [--status S] [--kind K] [--batch B] [--prefix P] [--watch N]\n"
-		"                                     list watched jobs (--watch: refresh every N s)\n"
-		"  show ID                            one job: status, last answer, events\n"
-		"  status                             the daemon's state\n"
+		"  watch [--kind embed-job|batch-job] [--batch NAME] [--account A] ID... | -\n"
+		"                                     watch embed jobs (v1) or batches (v2), or the batch jobs\n"
+		"                                     of account A (ids from stdin with -)\n"
+		"  unwatch [--account A] ID... | -    stop watching jobs\n"
+		"  list [--status S] [--kind K] [--batch B] [--account A] [--prefix P] [--watch N]\n"
+		"                                     list watched jobs (--watch: refresh every N s;\n"
+		"                                     --account: only A's, --prefix then of A's own ids)\n"
+		"  show [--account A] ID              one job: status, last answer, events\n"
+		"  status                             the daemon's state, a line per account\n"
 		"  metrics                            counters in Prometheus text format\n"
-		"  wait ID... | --batch NAME [--timeout DURATION] [--quiet]\n"
+		"  wait [--account A] ID... | --batch NAME [--timeout DURATION] [--quiet]\n"
 		"                                     block until the jobs or batch have ended; on a\n"
 		"                                     terminal, one line shows the progress\n"
 		"  batches [--watch N]                batches with counts per status\n"
@@ -49,8 +52,12 @@ static void usage(FILE *f)
 		"                                     queue every matching dead delivery again\n"
 		"  hooks [enable|disable NAME]        each hook's state, pending, dead, last success and\n"
 		"                                     error; enable or disable one\n"
-		"  cancel [--kind K] ID... | -        cancel jobs (POST .../cancel, or a batch's :cancel) and watch\n"
+		"  cancel [--kind K] [--account A] ID... | -\n"
+		"                                     cancel jobs (POST .../cancel, or a batch's :cancel) and watch\n"
 		"                                     them to the end (--kind: of ids not watched yet)\n\n"
+		"Accounts: --account A names the account of the ids: cohere (the default) or an\n"
+		"[account A] of the config, whose ids are the provider's own (batch_abc, batches/123).\n"
+		"A job of account A is shown as A:ID, and A:ID is also taken as an id without --account.\n\n"
 		"Options:\n"
 		"  -s, --socket PATH   control socket (default $EMBEDWATCH_SOCKET or /run/embedwatch/control.sock)\n"
 		"  -j, --json          machine-readable output\n"
@@ -71,23 +78,41 @@ static const char *kind_arg(const char *cmd, const char *v)
 	return v;
 }
 
+/* True for an account other than Cohere's: its jobs are batch jobs of another provider. */
+static bool other_account(const char *account)
+{
+	return account && strcmp(account, "cohere") != 0;
+}
+
+/* A job of another provider is a batch job: --kind embed-job beside such an --account is a usage error. */
+static void kind_account_check(const char *cmd, const char *kind, const char *account)
+{
+	if (kind && other_account(account) && strcmp(kind, "batch-job") != 0)
+		ctl_die_usage("%s: the jobs of account \"%s\" are batch jobs; --kind %s does not go with it", cmd, account,
+			      kind);
+}
+
 static int cmd_watch(int argc, char **argv, bool unwatch)
 {
 	static const struct option opts[] = { { "batch", required_argument, NULL, 'b' },
-					      { "kind", required_argument, NULL, 'k' }, { 0 } };
-	const char *batch = NULL, *kind = NULL;
+					      { "kind", required_argument, NULL, 'k' },
+					      { "account", required_argument, NULL, 'a' }, { 0 } };
+	const char *batch = NULL, *kind = NULL, *account = NULL;
 	int o;
 	optind = 0;
-	while ((o = getopt_long(argc, argv, "b:k:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "b:k:a:", opts, NULL)) != -1) {
 		if (o == 'b' && !unwatch)
 			batch = optarg;
 		else if (o == 'k' && !unwatch)
 			kind = kind_arg(argv[0], optarg);
+		else if (o == 'a')
+			account = ctl_account_arg(argv[0], optarg);
 		else
 			ctl_die_usage("%s: unknown option", argv[0]);
 	}
 	if (optind >= argc)
 		ctl_die_usage("%s: give job ids, or - to read them from stdin", argv[0]);
+	kind_account_check(argv[0], kind, account);
 	json_object *ids = ctl_read_ids(argc - optind, argv + optind);
 	size_t n = json_object_array_length(ids);
 	int64_t added = 0, already = 0, removed = 0;
@@ -103,6 +128,7 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 			json_object_object_add(req, "batch", json_object_new_string(batch));
 		if (kind)
 			json_object_object_add(req, "kind", json_object_new_string(kind));
+		ctl_add_account(req, account);
 		json_object *ans = ctl_call(req);
 		json_object_put(req);
 		ctl_check(ans);
@@ -135,12 +161,14 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 		ctl_print_json(o2);
 		json_object_put(o2);
 	} else if (unwatch) {
-		printf("unwatched %lld jobs\n", (long long)removed);
+		printf("unwatched %lld jobs%s%s\n", (long long)removed, account ? " of account " : "", account ? account : "");
 		for (size_t i = 0; i < json_object_array_length(unknown); i++)
 			ctl_error("not watched: %s", ctl_text(json_object_get_string(json_object_array_get_idx(unknown, i))));
 	} else {
-		printf("watching %lld new %s%s%s", (long long)added, kind && !strcmp(kind, "batch-job") ? "batch jobs" : "jobs",
-		       batch ? " in batch " : "", batch ? ctl_text(batch) : "");
+		bool batch_jobs = (kind && !strcmp(kind, "batch-job")) || other_account(account);
+		printf("watching %lld new %s%s%s%s%s", (long long)added, batch_jobs ? "batch jobs" : "jobs",
+		       account ? " of account " : "", account ? account : "", batch ? " in batch " : "",
+		       batch ? ctl_text(batch) : "");
 		if (already)
 			printf(" (%lld already watched)", (long long)already);
 		printf("\n");
@@ -157,18 +185,22 @@ static int cmd_watch(int argc, char **argv, bool unwatch)
 /* cancel ID... | -: POST .../cancel through the daemon (same budget), and watch the jobs to cancelled. */
 static int cmd_cancel(int argc, char **argv)
 {
-	static const struct option opts[] = { { "kind", required_argument, NULL, 'k' }, { 0 } };
-	const char *kind = NULL;
+	static const struct option opts[] = { { "kind", required_argument, NULL, 'k' },
+					      { "account", required_argument, NULL, 'a' }, { 0 } };
+	const char *kind = NULL, *account = NULL;
 	int o;
 	optind = 0;
-	while ((o = getopt_long(argc, argv, "k:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "k:a:", opts, NULL)) != -1) {
 		if (o == 'k')
 			kind = kind_arg("cancel", optarg);
+		else if (o == 'a')
+			account = ctl_account_arg("cancel", optarg);
 		else
 			ctl_die_usage("cancel: unknown option");
 	}
 	if (optind >= argc)
 		ctl_die_usage("cancel: give job ids, or - to read them from stdin");
+	kind_account_check("cancel", kind, account);
 	json_object *ids = ctl_read_ids(argc - optind, argv + optind);
 	size_t n = json_object_array_length(ids);
 	int64_t queued = 0;
@@ -182,6 +214,7 @@ static int cmd_cancel(int argc, char **argv)
 		json_object_object_add(req, "ids", chunk);
 		if (kind)
 			json_object_object_add(req, "kind", json_object_new_string(kind));
+		ctl_add_account(req, account);
 		json_object *ans = ctl_call(req);
 		json_object_put(req);
 		ctl_check(ans);
@@ -270,12 +303,15 @@ static int cmd_list(int argc, char **argv)
 	static const struct option opts[] = { { "status", required_argument, NULL, 's' },
 					      { "batch", required_argument, NULL, 'b' },
 					      { "kind", required_argument, NULL, 'k' },
-					      { "prefix", required_argument, NULL, 'p' }, { 0 } };
+					      { "prefix", required_argument, NULL, 'p' },
+					      { "account", required_argument, NULL, 'a' }, { 0 } };
 	json_object *req = ctl_new_req("list");
 	int o;
 	optind = 0;
-	while ((o = getopt_long(argc, argv, "s:b:k:p:", opts, NULL)) != -1) {
-		if (o == 'p')
+	while ((o = getopt_long(argc, argv, "s:b:k:p:a:", opts, NULL)) != -1) {
+		if (o == 'a')
+			ctl_add_account(req, ctl_account_arg("list", optarg));
+		else if (o == 'p')
 			json_object_object_add(req, "prefix", json_object_new_string(optarg));
 		else if (o == 's')
 			json_object_object_add(req, "status", json_object_new_string(optarg));
@@ -335,7 +371,28 @@ static double num_d(json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0;
 }
 
-/* status: a line per request class, and the month's allowance when one is set. */
+/* status: a line per [account NAME], each with its own budget, pause and mode (Cohere's are the classes). */
+static void print_accounts(json_object *b)
+{
+	json_object *accounts;
+	if (!json_object_object_get_ex(b, "accounts", &accounts) || !json_object_is_type(accounts, json_type_object))
+		return;
+	json_object_object_foreach(accounts, name, a) {
+		printf("account %-10s %-9s %-6s %.1f/min of %.1f/min, %lld requests in the last minute, %lld live jobs",
+		       ctl_text(name), ctl_str(a, "provider"), ctl_str(a, "mode"), num_d(a, "rate_per_min"),
+		       num_d(a, "budget_per_min"), (long long)ctl_num(a, "requests_last_minute"),
+		       (long long)ctl_num(a, "live_jobs"));
+		const char *paused = ctl_str(a, "paused");
+		if (paused[0] && strcmp(paused, "none") != 0) {
+			printf(", PAUSED (%s)", paused);
+			if (num_d(a, "paused_s") > 0)
+				printf(" for %.1f s more", num_d(a, "paused_s"));
+		}
+		printf("\n");
+	}
+}
+
+/* status: a line per request class, the month's allowance when one is set, and a line per account. */
 static void print_budgets(json_object *s)
 {
 	json_object *b, *classes, *mo;
@@ -361,6 +418,7 @@ static void print_budgets(json_object *s)
 			printf("; next request in %.0f s (the month's spread)", num_d(mo, "next_request_in_s"));
 		printf("\n");
 	}
+	print_accounts(b);
 }
 
 static int simple(const char *cmd, json_object *req)
@@ -433,6 +491,43 @@ static int simple(const char *cmd, json_object *req)
 	json_object_put(ans);
 	ctl_check_output();
 	return 0;
+}
+
+/* True for an id some provider can have in its own form (Gemini's "batches/ID" included). */
+static bool provider_form_valid(const char *id)
+{
+	for (int p = 0; p < PROV__MAX; p++)
+		if (provider_id_valid(provider_ops((enum provider)p), id))
+			return true;
+	return false;
+}
+
+/* show [--account NAME] ID: the id is a key (ID or NAME:ID), or with --account the provider's own id. */
+static int cmd_show(int argc, char **argv)
+{
+	static const struct option opts[] = { { "account", required_argument, NULL, 'a' }, { 0 } };
+	const char *account = NULL;
+	char acct[40];
+	int o;
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "a:", opts, NULL)) != -1) {
+		if (o == 'a')
+			account = ctl_account_arg("show", optarg);
+		else
+			ctl_die_usage("show: unknown option");
+	}
+	if (argc - optind != 1)
+		ctl_die_usage("show: give one job id");
+	const char *id = argv[optind];
+	if (account ? !provider_form_valid(id) : provider_key_account(id, acct, sizeof(acct)) < 0) {
+		ctl_error("invalid job id \"%s\": expected 1 to 128 characters of A-Z a-z 0-9 _ -%s", ctl_text(id),
+			  account ? " (with --account, the provider's own id)" : ", or ACCOUNT:ID");
+		return EXIT_USAGE;
+	}
+	json_object *req = ctl_new_req("show");
+	json_object_object_add(req, "id", json_object_new_string(id));
+	ctl_add_account(req, account);
+	return simple("show", req);
 }
 
 /* --timeout or EMBEDWATCH_TIMEOUT: a duration for each answer. */
@@ -542,15 +637,7 @@ int main(int argc, char **argv)
 			ctl_die_usage("%s takes no arguments", cmd);
 		rc = strcmp(cmd, "batches") == 0 ? cmd_batches() : simple(cmd, ctl_new_req(cmd));
 	} else if (strcmp(cmd, "show") == 0) {
-		if (sub_argc != 2)
-			ctl_die_usage("show: give one job id");
-		if (!api_id_valid(sub_argv[1])) {
-			ctl_error("invalid job id \"%s\"", ctl_text(sub_argv[1]));
-			return EXIT_USAGE;
-		}
-		json_object *req = ctl_new_req("show");
-		json_object_object_add(req, "id", json_object_new_string(sub_argv[1]));
-		rc = simple(cmd, req);
+		rc = cmd_show(sub_argc, sub_argv);
 	} else if (strcmp(cmd, "deliveries") == 0) {
 		rc = ctl_deliveries(sub_argc, sub_argv);
 	} else if (strcmp(cmd, "redeliver") == 0) {

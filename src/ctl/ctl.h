@@ -66,6 +66,10 @@ void ctl_check_output(void);
 json_object *ctl_ask(json_object *req);
 /* A new request object {"cmd": cmd}; the caller puts it. */
 json_object *ctl_new_req(const char *cmd);
+/* --account's value for cmd: NAME when it is [a-z0-9_-]{1,32}, else a usage error saying so. */
+const char *ctl_account_arg(const char *cmd, const char *name);
+/* Adds "account": account to req unless account is NULL. */
+void ctl_add_account(json_object *req, const char *account);
 /* Ids from argv, or from stdin with "-" (any whitespace or commas, lines of any length; NUL refused). */
 json_object *ctl_read_ids(int argc, char **argv);
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "provider.h"
 
 const char *ctl_sock_path;
 bool ctl_json_out;
@@ -306,6 +307,21 @@ json_object *ctl_new_req(const char *cmd)
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "cmd", json_object_new_string(cmd));
 	return o;
+}
+
+const char *ctl_account_arg(const char *cmd, const char *name)
+{
+	/* Checked here, as the daemon's config checks [account NAME]: a typo is a usage error, not a refusal. */
+	if (!provider_account_valid(name))
+		ctl_die_usage("%s: --account expects an account name of 1 to 32 characters a-z, 0-9, '_' and '-' "
+			      "(cohere, or an [account NAME] of the config), got \"%s\"", cmd, name);
+	return name;
+}
+
+void ctl_add_account(json_object *req, const char *account)
+{
+	if (account)
+		json_object_object_add(req, "account", json_object_new_string(account));
 }
 
 /* Ids from argv, or from stdin with "-": separated by any whitespace or commas, lines of any length. */

@@ -54,6 +54,7 @@ static void fmt_duration(long s, char *buf, size_t len)
 
 struct progress {
 	json_object *ids;           /* the ids waited for (queried CHUNK at a time), or NULL */
+	const char *account;        /* --account: the ids are that account's, or NULL */
 	const char *batch;
 	long started;               /* monotonic seconds */
 	long first_ended;           /* -1 until the first query */
@@ -92,6 +93,7 @@ static void progress_draw(struct progress *pg)
 	for (size_t off = 0; !pg->batch && off < n_ids; off += CHUNK) {
 		json_object *req = ctl_new_req("list"), *part, *jobs;
 		json_object_object_add(req, "ids", chunk_of(pg->ids, off));
+		ctl_add_account(req, pg->account);
 		part = query_once(req);
 		json_object_put(req);
 		if (!part)
@@ -166,14 +168,17 @@ int ctl_wait(int argc, char **argv)
 {
 	static const struct option opts[] = { { "batch", required_argument, NULL, 'b' },
 					      { "timeout", required_argument, NULL, 't' },
-					      { "quiet", no_argument, NULL, 'q' }, { 0 } };
-	const char *batch = NULL;
+					      { "quiet", no_argument, NULL, 'q' },
+					      { "account", required_argument, NULL, 'a' }, { 0 } };
+	const char *batch = NULL, *account = NULL;
 	int timeout = -1, o;
 	bool quiet = false;
 	optind = 0;
-	while ((o = getopt_long(argc, argv, "b:t:q", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "b:t:qa:", opts, NULL)) != -1) {
 		if (o == 'b') {
 			batch = optarg;
+		} else if (o == 'a') {
+			account = ctl_account_arg("wait", optarg);
 		} else if (o == 't') {
 			uint64_t ms;
 			if (config_parse_duration(optarg, &ms) < 0 || ms > INT32_MAX)
@@ -185,11 +190,13 @@ int ctl_wait(int argc, char **argv)
 			ctl_die_usage("wait: unknown option");
 		}
 	}
-	struct progress pg = { .batch = batch, .started = mono_s(), .first_ended = -1 };
+	struct progress pg = { .batch = batch, .account = account, .started = mono_s(), .first_ended = -1 };
 	json_object *ids = NULL;
 	if (batch) {
 		if (optind < argc)
 			ctl_die_usage("wait: give job ids or --batch, not both");
+		if (account)
+			ctl_die_usage("wait: --account names the account of job ids; a batch (--batch) may hold jobs of any");
 	} else {
 		if (optind >= argc)
 			ctl_die_usage("wait: give job ids (or - for stdin) or --batch NAME");
@@ -209,6 +216,7 @@ int ctl_wait(int argc, char **argv)
 			json_object_object_add(req, "batch", json_object_new_string(batch));
 		else
 			json_object_object_add(req, "ids", chunk_of(ids, off));
+		ctl_add_account(req, account);
 		for (bool first = true;; first = false) {
 			int slice = show ? 1000 : (int)deadline_ms;
 			if (show && deadline_ms >= 0 && deadline_ms < slice)
