@@ -83,6 +83,13 @@ static int gemini_item(json_object *o, struct prov_obs *ret, char *err, size_t e
 	ret->records.total = prov_count(st, "requestCount");
 	ret->records.succeeded = prov_count(st, "successfulRequestCount");
 	ret->records.failed = prov_count(st, "failedRequestCount");
+	/* proto3 JSON leaves a count of 0 out: with the total said, an absent count is 0, not unknown. */
+	if (ret->records.total != PROV_UNKNOWN) {
+		if (ret->records.succeeded == PROV_UNKNOWN && !json_object_object_get_ex(st, "successfulRequestCount", NULL))
+			ret->records.succeeded = 0;
+		if (ret->records.failed == PROV_UNKNOWN && !json_object_object_get_ex(st, "failedRequestCount", NULL))
+			ret->records.failed = 0;
+	}
 	/* The output is in the metadata; a finished Operation may repeat it as its response. */
 	json_object *out = prov_obj(meta, "output");
 	if (!out)

@@ -123,11 +123,11 @@ void jobtable_schedule(struct jobtable *t, struct job *j, uint64_t due)
 		heap_push(h, j);
 }
 
-size_t jobtable_redue(struct jobtable *t, uint64_t (*fn)(struct job *j, void *arg), void *arg)
+size_t jobtable_redue_in(struct jobtable *t, unsigned q, uint64_t (*fn)(struct job *j, void *arg), void *arg)
 {
-	size_t moved = 0, n = jobtable_n_queued(t);
+	size_t moved = 0, n = jobtable_n_queued_in(t, q);
 	for (size_t i = 0; i < n; i++) {
-		struct job *j = jobtable_queued(t, i);
+		struct job *j = jobtable_queued_in(t, q, i);
 		uint64_t due = fn(j, arg);
 		if (due != j->due) {
 			j->due = due;
@@ -136,8 +136,13 @@ size_t jobtable_redue(struct jobtable *t, uint64_t (*fn)(struct job *j, void *ar
 	}
 	/* The keys changed in place: rebuild the heap (Floyd, bottom-up). */
 	if (moved)
-		heap_rebuild(due_heap(t, 0));
+		heap_rebuild(due_heap(t, q));
 	return moved;
+}
+
+size_t jobtable_redue(struct jobtable *t, uint64_t (*fn)(struct job *j, void *arg), void *arg)
+{
+	return jobtable_redue_in(t, 0, fn, arg);
 }
 
 void jobtable_cancel_push(struct jobtable *t, struct job *j)

@@ -125,6 +125,8 @@ struct job *jobtable_queued(const struct jobtable *t, size_t i);
  * schedule, unschedule, add or remove jobs. Returns how many moved.
  */
 size_t jobtable_redue(struct jobtable *t, uint64_t (*fn)(struct job *j, void *arg), void *arg);
+/* The same over queue q's jobs. */
+size_t jobtable_redue_in(struct jobtable *t, unsigned q, uint64_t (*fn)(struct job *j, void *arg), void *arg);
 
 /* The cancel queue: jobs whose cancel request is to be sent, oldest first. */
 /* Queues j for its cancel request (nothing when it is queued already). */

@@ -283,6 +283,25 @@ static void cancel_answer(struct acct *a, struct job *j, const struct http_resul
 	watch_cancel_result(ew, j, false, why);
 }
 
+/*
+ * Polling per id, the account's rate spread over its live jobs decides how
+ * soon a job is looked at again (at least interval_min apart), not its
+ * backoff alone: a few jobs left are each seen every few seconds.
+ */
+static void freshen(struct acct *a, struct job *j)
+{
+	struct ew *ew = a->p->ew;
+	double rate = acct_cfg(a)->rate_per_s;
+	if (a->m->sweeping || rate <= 0 || watch_job_ended(j) || j->heap_idx == JOB_NOT_QUEUED)
+		return;
+	uint64_t every = (uint64_t)(1000.0 * (double)live_jobs(a) / (0.8 * rate));
+	if (every < ew->cfg.interval_min_ms)
+		every = ew->cfg.interval_min_ms;
+	uint64_t due = ew_now(ew) + sched_jitter(every, ew->cfg.jitter, util_rand_unit());
+	if (due < j->due)
+		jobtable_schedule(&ew->jobs, j, due);
+}
+
 static void on_done(struct http_req *req, const struct http_result *res, void *arg)
 {
 	struct acct_slot *s = arg;
@@ -308,6 +327,8 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 		cancel_answer(a, j, res);
 	} else if (!watch_job_ended(j)) {
 		poll_answer(a, j, res);
+		if (res->error == HTTP_OK && res->status == 200)
+			freshen(a, j);
 	}
 	gauges(a);
 	arm(a, 0);
@@ -379,6 +400,15 @@ static int64_t oldest_open(const struct acct *a)
 	return oldest;
 }
 
+/* Within interval_min for a job the sweep saw last (due at a trickle): for jobtable_redue_in. */
+static uint64_t per_id_due(struct job *j, void *arg)
+{
+	struct acct *a = arg;
+	struct ew *ew = a->p->ew;
+	uint64_t soon = ew_now(ew) + (uint64_t)(util_rand_unit() * (double)ew->cfg.interval_min_ms);
+	return j->due > soon ? soon : j->due;
+}
+
 /* Whether the list goes now; else *wait, ms until it may (UINT64_MAX: not in this mode). */
 static bool sweep_due(struct acct *a, uint64_t now, uint64_t *wait)
 {
@@ -389,9 +419,16 @@ static bool sweep_due(struct acct *a, uint64_t now, uint64_t *wait)
 		return true;
 	size_t live = live_jobs(a);
 	/* Sweeping pays while one read takes fewer requests than a poll of each job. */
-	a->m->sweeping = acct_cfg(a)->sweep && live >= 2 && (a->last_pages ? a->last_pages : 1) < live &&
-			 now >= a->list_off_until;
-	if (!a->m->sweeping || oldest_open(a) == PROV_UNKNOWN)
+	bool sweeping = acct_cfg(a)->sweep && live >= 2 && (a->last_pages ? a->last_pages : 1) < live &&
+			now >= a->list_off_until;
+	if (a->m->sweeping && !sweeping) {
+		/* Per-id polls take over: the jobs the sweep observed wait for no trickle. */
+		log_msg(LOG_INFO, "account %s: %zu live jobs, a list read takes %u requests: polling per id", a->name,
+			live, a->last_pages ? a->last_pages : 1);
+		jobtable_redue_in(&ew->jobs, a->q, per_id_due, a);
+	}
+	a->m->sweeping = sweeping;
+	if (!sweeping || oldest_open(a) == PROV_UNKNOWN)
 		return false;
 	double rate = acct_cfg(a)->rate_per_s;
 	uint64_t floor_ms = rate > 0 ? (uint64_t)(1000.0 * (a->last_pages ? a->last_pages : 1) / (0.75 * rate)) : 0;

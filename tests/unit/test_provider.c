@@ -260,6 +260,24 @@ static void test_anthropic_ended(void **state)
 	"\"batchStats\":{\"requestCount\":\"10\",\"successfulRequestCount\":\"9\",\"failedRequestCount\":\"1\"," \
 	"\"pendingRequestCount\":\"0\"}" st "}" tail "}"
 
+/* proto3 JSON leaves zero counts out: with requestCount said they are 0; without it, unknown. */
+static void test_gemini_zero_counts(void **state)
+{
+	struct prov_obs o;
+	(void)state;
+	parse_ok(PROV_GEMINI, "{\"name\":\"batches/z\",\"metadata\":{\"state\":\"BATCH_STATE_SUCCEEDED\","
+		 "\"batchStats\":{\"requestCount\":\"100\",\"successfulRequestCount\":\"100\"}}}", &o);
+	check_obs(0, &o, JOB_COMPLETE, false, 100, 100, 0);
+	provider_obs_clear(&o);
+	parse_ok(PROV_GEMINI, "{\"name\":\"batches/z\",\"metadata\":{\"state\":\"BATCH_STATE_RUNNING\","
+		 "\"batchStats\":{\"requestCount\":\"100\",\"pendingRequestCount\":\"100\"}}}", &o);
+	check_obs(1, &o, JOB_PROCESSING, false, 100, 0, 0);
+	provider_obs_clear(&o);
+	parse_ok(PROV_GEMINI, "{\"name\":\"batches/z\",\"metadata\":{\"state\":\"BATCH_STATE_RUNNING\"}}", &o);
+	check_obs(2, &o, JOB_PROCESSING, false, U, U, U);
+	provider_obs_clear(&o);
+}
+
 static void test_gemini_operation(void **state)
 {
 	static const struct {
@@ -702,6 +720,7 @@ int main(void)
 		cmocka_unit_test(test_openai_job),
 		cmocka_unit_test(test_anthropic_ended),
 		cmocka_unit_test(test_gemini_operation),
+		cmocka_unit_test(test_gemini_zero_counts),
 		cmocka_unit_test(test_mistral_job),
 		cmocka_unit_test(test_cohere_job),
 		cmocka_unit_test(test_pages),
