@@ -212,16 +212,12 @@ for a in oa an ge; do
 done
 [ "$(hook_ids ' batch\.done ')" = 0 ] || fail "batch.done before all four ended: $(hook_lines | grep batch.done)"
 
-# KNOWN BUG (daemon, src/core/provider_gemini.c; see the report of branch provtest): Gemini's
-# batchStats is proto3 JSON, which leaves out a count that is 0, so a batch without failures
-# has no failedRequestCount; the daemon shows records.failed null ("unknown") for what the
-# document says is 0. Reported here, not failed on; make it a fail once it is fixed.
+# Gemini's batchStats is proto3 JSON, which leaves out a count that is 0: a batch without failures
+# has no failedRequestCount, and its records say failed 0, not unknown.
 ev=$(event_ids ge-g batch_job.complete)
-if jq -e '.data.records == {total: 100, succeeded: 100, failed: 0}' "$T/hooks/payloads/$ev".record.1 >/dev/null; then
-	ok "gemini: a count left out (0 in proto3 JSON) is records 0"
-else
-	echo "# KNOWN BUG: gemini ge-g records $(jq -c .data.records "$T/hooks/payloads/$ev".record.1), want failed 0"
-fi
+jq -e '.data.records == {total: 100, succeeded: 100, failed: 0}' "$T/hooks/payloads/$ev".record.1 >/dev/null ||
+	fail "gemini ge-g records $(jq -c .data.records "$T/hooks/payloads/$ev".record.1), want failed 0"
+ok "gemini: a count left out (0 in proto3 JSON) is records 0"
 
 # A cancel through the daemon reaches the provider: cancelling (Gemini has no word), then cancelled.
 declare -A CANCELLING=([oa]=cancelling [an]=canceling [mi]=CANCELLATION_REQUESTED)
