@@ -288,4 +288,15 @@ ok "batch.done over one job of each provider: once, after all four ended"
 for a in ox gx; do
 	no_events_for "$a-1" || fail "$a-1: an event: $(hook_lines | grep " $a-1 ")"
 done
+# The accounts' keys reach no log, hook, payload, status, metrics or printed configuration, and
+# Anthropic's results_url (a link that may grant access by itself) is never logged.
+ctl --json status >"$T/status.json"
+ctl metrics >"$T/metrics.txt"
+"$DAEMON" -c "$T/ew.conf" --print-config >"$T/print-config.txt" 2>&1
+for k in "$TOKEN" wrong-key; do
+	! grep -rqF -- "$k" "$T/daemon.log" "$T/env.lines" "$T/hooks" "$T/status.json" "$T/metrics.txt" \
+		"$T/print-config.txt" || fail "a key ($k) leaked: $(grep -rlF -- "$k" "$T" | head -3)"
+done
+! grep -q "/results" "$T/daemon.log" || fail "a results_url in the log: $(grep /results "$T/daemon.log" | head -1)"
+ok "no account key in the log, the hooks, status, metrics or --print-config; no results_url in the log"
 stop_daemon
