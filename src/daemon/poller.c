@@ -265,6 +265,20 @@ void poller_backoff(struct poller *p, struct job *j)
 	jobtable_schedule(&ew->jobs, j, ew_now(ew) + sched_jitter(d, ew->cfg.jitter, util_rand_unit()));
 }
 
+void poller_error_run(struct poller *p, struct job *j, enum api_class cls, long status)
+{
+	char why[120];
+	enum ew_event ev = job_error_record(&j->err, cls);
+	if (ev != EV_NONE) {
+		snprintf(why, sizeof(why), "the API answered %ld %d times in a row", status, JOB_ERROR_LIMIT);
+		watch_end(p->ew, j, ev, why);
+	} else {
+		log_job(LOG_INFO, j->id, "job %s: API answered %ld (%u of %d before giving up)", j->id, status,
+			j->err.count, JOB_ERROR_LIMIT);
+		poller_backoff(p, j);
+	}
+}
+
 uint64_t poller_retry_after_ms(struct http_req *req, unsigned run)
 {
 	const char *ra = http_header(req, "Retry-After");
@@ -407,18 +421,9 @@ static void poll_answer(struct poller *p, struct job *j, const struct http_resul
 		break;
 	}
 	case API_NOT_FOUND:
-	case API_REJECTED: {
-		enum ew_event ev = job_error_record(&j->err, cls);
-		if (ev != EV_NONE) {
-			snprintf(why, sizeof(why), "the API answered %ld %d times in a row", res->status, JOB_ERROR_LIMIT);
-			watch_end(ew, j, ev, why);
-		} else {
-			log_job(LOG_INFO, j->id, "job %s: API answered %ld (%u of %d before giving up)", j->id,
-				res->status, j->err.count, JOB_ERROR_LIMIT);
-			poller_backoff(p, j);
-		}
+	case API_REJECTED:
+		poller_error_run(p, j, cls, res->status);
 		break;
-	}
 	default:
 		snprintf(why, sizeof(why), "HTTP %ld", res->status);
 		poller_note_transient(p, j, why);

@@ -236,18 +236,9 @@ static void poll_answer(struct acct *a, struct job *j, const struct http_result 
 		return;
 	}
 	case API_NOT_FOUND:
-	case API_REJECTED: {
-		enum ew_event ev = job_error_record(&j->err, cls);
-		if (ev != EV_NONE) {
-			snprintf(why, sizeof(why), "the API answered %ld %d times in a row", res->status, JOB_ERROR_LIMIT);
-			watch_end(ew, j, ev, why);
-		} else {
-			log_job(LOG_INFO, j->id, "job %s: API answered %ld (%u of %d before giving up)", j->id,
-				res->status, j->err.count, JOB_ERROR_LIMIT);
-			poller_backoff(a->p, j);
-		}
+	case API_REJECTED:
+		poller_error_run(a->p, j, cls, res->status);
 		return;
-	}
 	default:
 		snprintf(why, sizeof(why), "HTTP %ld", res->status);
 		poller_note_transient(a->p, j, why);

@@ -90,6 +90,8 @@ struct poller {
 /* A poll of j failed without an answer about it: logged (rate-limited), and j polled again later by backoff. */
 void poller_note_transient(struct poller *p, struct job *j, const char *why);
 void poller_backoff(struct poller *p, struct job *j);
+/* A 404 or a 400/422 about j: one more in its error run; the run's limit ends it (not_found, error), else backoff. */
+void poller_error_run(struct poller *p, struct job *j, enum api_class cls, long status);
 /* The pause a 429/503 asks for: its Retry-After (capped), else the run's growing pause. */
 uint64_t poller_retry_after_ms(struct http_req *req, unsigned run);
 

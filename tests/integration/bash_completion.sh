@@ -50,12 +50,7 @@ start_sim
 sim POST /_sim/jobs '{"jobs":[{"id":"alpha-1","timeline":[{"status":"processing","at":0},{"status":"complete","at":0.2}]},
  {"id":"alpha-2","timeline":[{"status":"processing","at":0}]},{"id":"beta-1","timeline":[{"status":"processing","at":0}]}]}' >/dev/null
 sim POST /_sim/providers/openai/batches '{"batches":[{"id":"batch_q1","timeline":[{"status":"in_progress","at":0}]}]}' >/dev/null
-printf '%s\n' "$TOKEN" >"$T/oa.key"
-chmod 0600 "$T/oa.key"
-write_conf "[account oa]
-provider = openai
-api_base = $SIM_URL
-key_file = $T/oa.key"
+write_conf "$(account_ini oa openai)"
 start_daemon
 ctl watch --batch nightly-a alpha-1 alpha-2 >/dev/null
 ctl watch --batch nightly-b beta-1 >/dev/null

@@ -14,12 +14,7 @@ sim POST /_sim/providers/openai/batches '{"batches":[
   {"id":"batch_stop1","timeline":[{"status":"in_progress","at":0}]}]}' | jq -e '.created == 3' >/dev/null \
 	|| fail "the simulator's OpenAI batches"
 sim POST /_sim/jobs '{"jobs":[{"id":"co1","timeline":[{"status":"processing","at":0}]}]}' >/dev/null
-printf '%s\n' "$TOKEN" >"$T/oa.key"
-chmod 0600 "$T/oa.key"
-write_conf "[account oa]
-provider = openai
-api_base = $SIM_URL
-key_file = $T/oa.key"
+write_conf "$(account_ini oa openai)"
 start_daemon
 
 # watch --account: the provider's ids, watched as batch jobs under the keys oa:ID.

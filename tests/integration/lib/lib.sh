@@ -207,6 +207,14 @@ CONF
 	if declare -F pg_conf >/dev/null; then pg_conf; fi
 }
 
+# account_ini NAME PROVIDER [KEY]: prints an [account NAME] section of PROVIDER against the
+# simulator, its key (default $TOKEN) in an owner-only file $T/NAME.key; for write_conf.
+account_ini() {
+	printf '%s\n' "${3:-$TOKEN}" >"$T/$1.key"
+	chmod 0600 "$T/$1.key"
+	printf '[account %s]\nprovider = %s\napi_base = %s\nkey_file = %s\n' "$1" "$2" "$SIM_URL" "$T/$1.key"
+}
+
 # start_daemon: starts embedwatchd on $T/ew.conf; waits until the socket answers.
 start_daemon() {
 	# EW_WRAPPER runs the daemon under a tool, e.g. valgrind (bench/faults does).
