@@ -52,6 +52,8 @@ static void test_round_trip(void **state)
 		"[hook a]\ntype = exec\non = embed_job.complete hook.disabled\ncommand = /bin/echo \"a b\" 'c' d\\'e ''\n"
 		"retry = 1s 90s 1500ms\n"
 		"[hook w]\ntype = webhook\non = * hook.enabled\nurl = https://example.com/h\nrate = 600/min\nproxy = direct\n",
+		"[poll]\nstall_after = 2h\n[account oa]\nprovider = openai\nkey_file = /k\n"
+		"[account g-2]\nprovider = gemini\nrate = 90/min\nsweep = no\npage_size = 20\nstall_after = 30m\nexpiring = 0ms\n",
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -63,6 +65,12 @@ static void test_round_trip(void **state)
 		assert_string_equal(pa, pb);
 		assert_memory_equal(&a.rate_per_s, &b.rate_per_s, sizeof(double));
 		assert_int_equal(a.n_hooks, b.n_hooks);
+		assert_int_equal(a.n_accounts, b.n_accounts);
+		for (size_t k = 0; k < a.n_accounts; k++) {
+			assert_string_equal(a.accounts[k].name, b.accounts[k].name);
+			assert_int_equal(a.accounts[k].provider, b.accounts[k].provider);
+			assert_memory_equal(&a.accounts[k].rate_per_s, &b.accounts[k].rate_per_s, sizeof(double));
+		}
 		free(pa);
 		free(pb);
 		config_clear(&a);
