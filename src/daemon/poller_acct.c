@@ -517,6 +517,12 @@ static void list_done(struct http_req *req, const struct http_result *res, void 
 			int64_t oldest = oldest_open(a);
 			list_page(a, &pg);
 			bool more = pg.next_cursor && pg.has_more && !provider_page_past(a->ops, &pg, oldest);
+			if (more && a->cursor && strcmp(pg.next_cursor, a->cursor) == 0) {
+				/* A next page that is this one again: read no further (its jobs are polled per id meanwhile). */
+				log_msg(LOG_WARNING, "account %s: the list's next page is the page just read; the sweep stops "
+					"there", a->name);
+				more = false;
+			}
 			free(a->cursor);
 			a->cursor = more ? pg.next_cursor : NULL;
 			if (more)
