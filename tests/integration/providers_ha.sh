@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# requires: pg
+# Active/standby on one PostgreSQL state, both with an [account oa] (OpenAI),
+# on the simulator's manual clock: a batch job of the account watched on the
+# active survives a kill -9 of the active; the standby takes over and delivers
+# its end event exactly once, with its account. A watch with "account" sent to
+# the (new) standby is forwarded to the active and its job's event arrives once.
+. "$top_srcdir/tests/integration/lib/lib.sh"
+. "$top_srcdir/tests/integration/lib/pg.sh"
+pg_start
+
+start_sim --clock manual
+printf '%s\n' "$TOKEN" >"$T/good.key"
+chmod 600 "$T/good.key"
+
+# A second hook, on both daemons, records each event's account: "EVENT_ID PROVIDER ACCOUNT JOB_ID".
+cat >"$T/acct-hook.sh" <<'SH'
+#!/bin/sh
+cat >/dev/null
+printf '%s %s %s %s\n' "$EMBEDWATCH_EVENT_ID" "$EMBEDWATCH_PROVIDER" "$EMBEDWATCH_ACCOUNT" "${EMBEDWATCH_JOB_ID:--}" >>"$1"
+SH
+chmod 755 "$T/acct-hook.sh"
+
+LEASE_TTL=4s LEASE_RENEW=1s write_conf "
+[account oa]
+provider = openai
+api_base = $SIM_URL
+key_file = $T/good.key
+rate = 20/s
+sweep = yes
+[hook acct]
+type = exec
+command = $T/acct-hook.sh $T/acct.lines
+on = *
+timeout = 10s
+retry = 200ms 400ms"
+node_conf a
+node_conf b
+
+# add ID END: an OpenAI batch, in progress from now, completed END seconds from now.
+add() {
+	sim POST /_sim/providers/openai/batches "{\"batches\":[{\"id\":\"$1\",\"timeline\":[{\"status\":\"in_progress\",\"at\":0},\
+{\"status\":\"completed\",\"at\":$2}]}]}" | jq -e '.created == 1' >/dev/null || fail "sim: adding $1"
+}
+# nctl_lines NODE N: ctl_lines on NODE's socket (the request sent as is, "account" and all).
+nctl_lines() {
+	local node=$1 n=$2 i line rc=0 ncpid rfd wfd writer
+	coproc NCTL_NC { exec nc -U "$T/$node.sock"; }
+	ncpid=$NCTL_NC_PID
+	exec {rfd}<&"${NCTL_NC[0]}" {wfd}>&"${NCTL_NC[1]}"
+	cat >&"$wfd" 2>/dev/null &
+	writer=$!
+	for ((i = 0; i < n; i++)); do
+		IFS= read -r -t "$EW_LIMIT" line <&"$rfd" || { rc=1; break; }
+		printf '%s\n' "$line"
+	done
+	exec {rfd}<&- {wfd}>&-
+	kill "$ncpid" 2>/dev/null || true
+	wait "$ncpid" "$writer" 2>/dev/null || true
+	return $rc
+}
+# The distinct event ids of batch_job.complete for the job ID in the daemons' shared hook log.
+event_ids() { awk -v j="$1" '$4 == "batch_job.complete" && $5 == j {print $3}' "$HA_LOG" 2>/dev/null | sort -u; }
+has_event() { [ -n "$(event_ids "$1")" ]; }
+has_acct() { grep -q "^$1 " "$T/acct.lines" 2>/dev/null; }
+# once ID: one event id for ID, every line of it, and its account hook's line, "openai oa ID".
+once() {
+	local ids n
+	ids=$(event_ids "$1")
+	n=$(grep -c . <<<"$ids" || true)
+	[ "$n" = 1 ] || fail "$1: $n distinct batch_job.complete events: $(grep " $1 " "$HA_LOG")"
+	[ -z "$(awk -v j="$1" -v e="$ids" '$5 == j && $3 != e' "$HA_LOG")" ] ||
+		fail "$1: another event: $(grep " $1 " "$HA_LOG")"
+	wait_until has_acct "$ids" || fail "$1: the acct hook did not run"
+	[ "$(grep "^$ids " "$T/acct.lines" | sort -u)" = "$ids openai oa $1" ] ||
+		fail "$1: provider and account: $(grep "^$ids " "$T/acct.lines")"
+}
+# listed NODE KEY: NODE's list (the active's jobs, or the shared state's on a standby) has KEY.
+listed() { nctl "$1" --json list | jq -e --arg k "$2" '[.. | objects | select(.id? == $k)] | length == 1' >/dev/null; }
+pending0() { [ "$(nctl "$1" --json status | jq -r .status.deliveries_pending)" = 0 ]; }
+
+add oa-h1 5
+add oa-h2 10
+start_node a
+wait_until node_is a active || fail "a is not active"
+start_node b
+node_is b standby || fail "b is not standby: $(node_role b)"
+
+# ---- the active killed: the standby takes over and delivers the job's event once ----
+r=$(echo '{"cmd":"watch","account":"oa","ids":["oa-h1"]}' | nctl_lines a 1)
+jq -e '.ok and .added == 1' <<<"$r" >/dev/null || fail "watch oa-h1 on the active: $r"
+# Acknowledged: committed to the shared state.
+kill -KILL "$(node_pid a)"
+wait "$(node_pid a)" 2>/dev/null || true
+wait_until node_is b active || fail "b did not take over"
+wait_until listed b oa:oa-h1 || fail "oa:oa-h1 not restored by b: $(nctl b --json list)"
+sim_advance 5s >/dev/null
+wait_until has_event oa-h1 || fail "oa-h1: no batch_job.complete after the takeover"
+wait_until pending0 b || fail "deliveries pending on b"
+once oa-h1
+ok "kill -9 of the active: b took over, oa-h1's end event once, account oa"
+
+# ---- a watch with "account" through the standby: forwarded, applied by the active, its event once ----
+start_node a
+wait_until node_is a standby || fail "a did not come back as a standby: $(node_role a)"
+r=$(echo '{"cmd":"watch","account":"oa","ids":["oa-h2"]}' | nctl_lines a 1)
+jq -e '.ok and .forwarded and .added == 1' <<<"$r" >/dev/null || fail "watch oa-h2 through the standby: $r"
+wait_until listed b oa:oa-h2 || fail "the active did not apply the forwarded watch: $(nctl b --json list)"
+wait_until eval "nctl b --json show --account oa oa-h2 | jq -e '.job.status == \"processing\"'" ||
+	fail "oa-h2 not polled by the active: $(nctl b --json show --account oa oa-h2)"
+sim_advance 5s >/dev/null
+wait_until has_event oa-h2 || fail "oa-h2: no batch_job.complete"
+wait_until pending0 b || fail "deliveries pending on b"
+once oa-h2
+once oa-h1
+# Every event ran on b, the active since the takeover.
+[ -z "$(awk '$2 != "b"' "$HA_LOG")" ] || fail "hooks ran on a: $(awk '$2 != "b"' "$HA_LOG")"
+ok "watch with \"account\" through the standby a: forwarded, applied by b, oa-h2's end event once"
+
+for n in a b; do
+	kill -TERM "$(node_pid $n)"
+	rc=0
+	wait "$(node_pid $n)" || rc=$?
+	[ $rc = 0 ] || fail "daemon $n exited with status $rc"
+done
+! grep -q "event loop did not close cleanly" "$T/a.log" "$T/b.log" || fail "event loop did not close cleanly"
