@@ -61,7 +61,7 @@ once() {
 # listed KEY: the daemon's list has the job KEY ("ACCOUNT:ID").
 listed() { ctl --json list | jq -e --arg k "$1" '[.. | objects | select(.id? == $k)] | length == 1' >/dev/null; }
 # delivered_done EVENT_ID: the state database holds the delivery of EVENT_ID as done (committed).
-delivered_done() { ctl --json deliveries --state done | jq -e --arg e "$1" '[.. | strings | select(. == $e)] | length > 0' >/dev/null; }
+delivered_done() { ctl --json deliveries --state "done" | jq -e --arg e "$1" '[.. | strings | select(. == $e)] | length > 0' >/dev/null; }
 # requests PROVIDER: how many API requests (get, list, cancel) the simulator answered for PROVIDER.
 requests() { sim GET /_sim/stats | jq ".providers.$1.requests | add"; }
 reloads() { grep -c 'reloaded:' "$T/daemon.log" || true; }
