@@ -138,8 +138,6 @@ static void reload(struct ew *ew)
 	config_clear(&ew->cfg);
 	ew->cfg = cfg;
 	ew->account_keys = account_keys;
-	secrets_free_keys(ew->account_keys, ew->cfg.n_accounts);
-	ew->account_keys = NULL;
 	secrets_wipe_free(ew->api_key);
 	ew->api_key = key;
 	secrets_wipe_free(ew->proxy_userpwd);
