@@ -57,5 +57,5 @@ rc=0
 env -u CO_API_KEY CREDENTIALS_DIRECTORY="$T/creds" timeout "$(( ${EW_TEST_TIMEOUT:-120} * ${EW_TEST_SLOWDOWN:-1} ))" "$daemon" -c "$T/test.conf" >"$T/out" 2>&1 || rc=$?
 [ $rc = 78 ] && grep -q 'no API key configured: put it in /etc/embedwatch/cohere-api-key' "$T/out" || fail "no key: rc=$rc $(cat "$T/out")"
 ok "without a key: a clear message and exit 78"
-"$T/root/usr/bin/embedwatchctl" --help | grep -q 'wait ID' || fail "embedwatchctl does not run"
+"$T/root/usr/bin/embedwatchctl" --help | grep -q '^  wait .*ID' || fail "embedwatchctl does not run"
 echo "deb install: all checks passed"
