@@ -100,10 +100,4 @@ ok "a frozen standby's status fails with: $(tail -1 "$T/frozen.out")"
 proxy heal $standby >/dev/null
 wait_until nctl $standby status || fail "the standby does not answer after the heal"
 
-for n in a b; do
-	kill -TERM "$(node_pid $n)"
-	rc=0
-	wait "$(node_pid $n)" || rc=$?
-	[ $rc = 0 ] || fail "daemon $n exited with status $rc"
-done
-! grep -q "event loop did not close cleanly" "$T/a.log" "$T/b.log" || fail "event loop did not close cleanly"
+stop_nodes a b

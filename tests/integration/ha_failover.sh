@@ -73,11 +73,5 @@ epoch=$(psql_q "SELECT epoch FROM lease")
 [ "$epoch" = 3 ] || fail "the lease was taken $epoch times, expected 3 (start, two takeovers)"
 [ "$(cat "$T/a.log" "$T/b.log" | grep -c 'taking over as the active')" = 2 ] || fail "takeovers in the logs: $(grep -h 'taking over' "$T"/[ab].log)"
 repeats=$(( $(echo "$term" | wc -l) - JOBS ))
-for n in a b; do
-	kill -TERM "$(node_pid $n)"
-	rc=0
-	wait "$(node_pid $n)" || rc=$?
-	[ $rc = 0 ] || fail "daemon $n exited with status $rc"
-done
-! grep -q "event loop did not close cleanly" "$T/a.log" "$T/b.log" || fail "event loop did not close cleanly"
+stop_nodes a b
 ok "all $JOBS terminal events delivered, one id per job ($repeats repeated deliveries), hooks on one daemon at a time, lease epoch $epoch"

@@ -50,10 +50,5 @@ jobs_seen=$(echo "$term" | awk '{print $3}' | sort -u | wc -l)
 ids_per_job=$(echo "$term" | sort -u | awk '{print $3}' | uniq -d | wc -l)
 [ "$ids_per_job" = 0 ] || fail "$ids_per_job jobs got two different terminal event ids"
 [ "$(psql_q "SELECT epoch FROM lease")" = 2 ] || fail "lease epoch $(psql_q "SELECT epoch FROM lease"), expected 2"
-for n in a b; do
-	kill -TERM "$(node_pid $n)"
-	rc=0
-	wait "$(node_pid $n)" || rc=$?
-	[ $rc = 0 ] || fail "daemon $n exited with status $rc"
-done
+stop_nodes a b
 ok "all $JOBS terminal events delivered, one id per job"

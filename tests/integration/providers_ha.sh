@@ -102,10 +102,4 @@ once oa-h1
 [ -z "$(awk '$2 != "b"' "$HA_LOG")" ] || fail "hooks ran on a: $(awk '$2 != "b"' "$HA_LOG")"
 ok "watch with \"account\" through the standby a: forwarded, applied by b, oa-h2's end event once"
 
-for n in a b; do
-	kill -TERM "$(node_pid $n)"
-	rc=0
-	wait "$(node_pid $n)" || rc=$?
-	[ $rc = 0 ] || fail "daemon $n exited with status $rc"
-done
-! grep -q "event loop did not close cleanly" "$T/a.log" "$T/b.log" || fail "event loop did not close cleanly"
+stop_nodes a b

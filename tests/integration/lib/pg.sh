@@ -118,6 +118,19 @@ start_node() {
 	wait_until "$CTL" -s "$T/$1.sock" status || fail "daemon $1 did not start"
 }
 node_pid() { eval "echo \$NODE_PID_$1"; }
+# stop_nodes NAME...: SIGTERM to each, then asserts each exited 0 and closed its loop cleanly.
+stop_nodes() {
+	local n rc
+	for n in "$@"; do
+		kill -TERM "$(node_pid "$n")"
+		rc=0
+		wait "$(node_pid "$n")" || rc=$?
+		[ $rc = 0 ] || fail "daemon $n exited with status $rc"
+	done
+	for n in "$@"; do
+		! grep -q "event loop did not close cleanly" "$T/$n.log" || fail "daemon $n: event loop did not close cleanly"
+	done
+}
 nctl() { local n=$1; shift; "$CTL" -s "$T/$n.sock" "$@"; }
 # node_role NAME: active, standby or "taking over" (as its status says).
 node_role() { nctl "$1" --json status | jq -r .status.role; }
