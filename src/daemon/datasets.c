@@ -175,7 +175,7 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 		}
 	}
 	poller_gauges(p);
-	poller_kick(p);
+	poller_run_soon(p);
 }
 
 /* Starts h's fetch on slot s. Returns 0, or -1 when the request cannot start (counted as a try). */

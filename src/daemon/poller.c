@@ -110,11 +110,17 @@ static void route_cancels(struct poller *p)
 	}
 }
 
+void poller_run_soon(struct poller *p)
+{
+	if (!p->stopped)
+		UV_CHECK(uv_timer_start(&p->timer, on_timer, 0, 0));
+}
+
 void poller_kick(struct poller *p)
 {
 	if (!p->stopped) {
 		route_cancels(p);
-		UV_CHECK(uv_timer_start(&p->timer, on_timer, 0, 0));
+		poller_run_soon(p);
 		poller_acct_kick(p);
 	}
 }
@@ -510,7 +516,7 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 		}
 	}
 	poller_gauges(p);
-	poller_kick(p);
+	poller_run_soon(p);
 }
 
 static void submit(struct poller *p, struct job *j, enum slot_kind kind)
@@ -724,7 +730,7 @@ static void month_loaded(int r, const char *value, void *arg)
 	log_msg(LOG_INFO, "month %s: %llu of %llu requests used", p->month.key, (unsigned long long)p->month.used,
 		(unsigned long long)p->month.allowance);
 	poller_gauges(p);
-	poller_kick(p);
+	poller_run_soon(p);
 }
 
 void poller_meta_saved(struct poller *p, const char *key, const char *value)
@@ -736,7 +742,7 @@ void poller_meta_saved(struct poller *p, const char *key, const char *value)
 	p->month_saving = false;
 	if (strcmp(k, p->month.key) == 0 && n > p->month.reserved)
 		p->month.reserved = n;
-	poller_kick(p);
+	poller_run_soon(p);
 }
 
 /*

@@ -105,6 +105,8 @@ void poller_acct_cancel(struct poller *p, struct job *j);
 void poller_acct_stop(struct poller *p);
 void poller_acct_free(struct poller *p);
 
+/* Runs Cohere's scheduler soon, after an answer of its own (poller_kick also runs the accounts'). */
+void poller_run_soon(struct poller *p);
 /* Keeps the poller's gauges in ew->m current. */
 void poller_gauges(struct poller *p);
 /* Pauses all polling for ms, for why (a longer pause of the same kind wins). */

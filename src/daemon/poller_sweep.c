@@ -413,5 +413,5 @@ static void sweep_done(struct http_req *req, const struct http_result *res, void
 	}
 	jsplit_free(&p->split);
 	poller_gauges(p);
-	poller_kick(p);
+	poller_run_soon(p);
 }

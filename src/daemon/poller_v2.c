@@ -475,5 +475,5 @@ static void page_done(struct http_req *req, const struct http_result *res, void 
 		}
 	}
 	poller_gauges(p);
-	poller_kick(p);
+	poller_run_soon(p);
 }
