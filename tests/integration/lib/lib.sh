@@ -181,7 +181,8 @@ free_port() {
 }
 
 # ---- the daemon ----
-HOOK="$top_srcdir/tests/integration/lib/record-hook.sh"
+# The recording exec hook (tests/record-hook.c: one process per delivery).
+HOOK="$top_builddir/tests/record-hook"
 
 # write_conf [EXTRA-INI]: a config for the daemon against the simulator, with a
 # recording exec hook for every event. Extra sections/keys are appended. The
