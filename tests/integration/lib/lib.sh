@@ -265,10 +265,10 @@ alive() {
 ctl() { "$CTL" -s "$T/ctl.sock" "$@"; }
 
 # ctl_lines N: sends its standard input as is on one control connection and prints the
-# first N answer lines, each waited for up to the suite-wide limit; fails if the daemon
-# closes the connection before N lines. (nc -q would end after a fixed time.)
+# first N answer lines, all of them waited for up to the suite-wide limit; fails if the
+# daemon closes the connection before N lines. (nc -q would end after a fixed time.)
 ctl_lines() {
-	local n=$1 i line rc=0 ncpid rfd wfd writer
+	local n=$1 i=0 line rc=0 ncpid rfd wfd writer out="$T/.ctl_lines.$BASHPID"
 	coproc CTL_NC { exec nc -U "$T/ctl.sock"; }
 	# Copies at once: bash drops the coprocess's descriptors and pid when it ends, and
 	# children do not inherit them.
@@ -277,13 +277,18 @@ ctl_lines() {
 	# A writer of its own: a daemon that closes early gives it the SIGPIPE, not this shell.
 	cat >&"$wfd" 2>/dev/null &
 	writer=$!
-	for ((i = 0; i < n; i++)); do
-		IFS= read -r -t "$EW_LIMIT" line <&"$rfd" || { rc=1; break; }
-		printf '%s\n' "$line"
-	done
+	# head reads the answers in blocks: bash's read takes a pipe one byte per system call
+	# (a page of 10,000 jobs, one line of 1 MB, took 9 s of CPU that way).
+	timeout "$EW_LIMIT" head -n "$n" <&"$rfd" >"$out" || true
 	exec {rfd}<&- {wfd}>&-
 	kill "$ncpid" 2>/dev/null || true
 	wait "$ncpid" "$writer" 2>/dev/null || true
+	# Only whole lines count (read fails on a last line without its newline).
+	while IFS= read -r line; do
+		printf '%s\n' "$line"
+		i=$((i + 1))
+	done <"$out"
+	[ "$i" -ge "$n" ] || rc=1
 	return $rc
 }
 
