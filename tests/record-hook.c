@@ -7,6 +7,7 @@
  * One process per delivery: a test of 1,000 jobs runs it 1,000 times (a shell script with
  * cat, env and mv was four processes, most of a test's CPU).
  */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

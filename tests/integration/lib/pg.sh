@@ -133,10 +133,15 @@ stop_nodes() {
 }
 nctl() { local n=$1; shift; "$CTL" -s "$T/$n.sock" "$@"; }
 # node_role NAME: active, standby or "taking over" (as its status says).
-node_role() { nctl "$1" --json status | jq -r .status.role; }
+# (Without jq: a wait_until runs it every step; "role" is one key of the answer.)
+node_role() {
+	local j
+	j=$(nctl "$1" --json status) || return 1
+	[[ $j =~ \"role\":[[:space:]]*\"([^\"]*)\" ]] && echo "${BASH_REMATCH[1]}"
+}
 node_is() { [ "$(node_role "$1")" = "$2" ]; }
 # ha_ids [PATTERN]: distinct event ids the daemons' hooks ran, in lines matching PATTERN.
-ha_ids() { grep -- "${1:-.}" "$HA_LOG" 2>/dev/null | awk '{print $3}' | sort -u | wc -l; }
+ha_ids() { grep -- "${1:-.}" "$HA_LOG" 2>/dev/null | awk '!seen[$3]++ {n++} END {print n + 0}'; }
 ha_has_ids() { [ "$(ha_ids "${2:-.}")" -ge "$1" ]; }
 # ha_terminal: "EVENT_ID EVENT JOB" of every terminal job event the hooks ran (repeats included).
 ha_terminal() { awk '$4 ~ /^embed_job\.(complete|failed|cancelled)$/ {print $3, $4, $5}' "$HA_LOG"; }
