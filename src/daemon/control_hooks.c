@@ -43,7 +43,7 @@ static void redeliver_dead_done(int n, unsigned skipped, const char *err, void *
 static void redeliver_dead(struct client *c, json_object *req)
 {
 	struct hooks_replay f = { .hook = control_get_str(req, "hook"), .event = control_get_str(req, "event") };
-	char err[256], what[200];
+	char err[256], what[256];   /* the text, three names of at most 64 and their words: 238 */
 
 	if (control_since(req, &f.since_ms, err, sizeof(err)) < 0) {
 		control_send_error(c, "%s", err);
