@@ -187,8 +187,7 @@ static int submit(struct poller *p, struct ds_slot *s, struct watch_hold *h, uin
 	if (api_dataset_url(ew->cfg.api_base, h->dataset_id, url, sizeof(url)) < 0)
 		return -1;
 	snprintf(s->job_id, sizeof(s->job_id), "%s", h->job_id);
-	struct http_opts o = { .ca_file = ew->cfg.api_ca_file, .proxy = ew->cfg.proxy, .no_proxy = ew->cfg.no_proxy,
-			       .proxy_userpwd = ew->proxy_userpwd };
+	struct http_opts o = poller_api_opts(ew);
 	http_req_set(s->req, url, p->headers, NULL, 0, &o);
 	/* The answer comes by the deadline: a request never outlives the event's wait. */
 	uint64_t left = h->deadline > now ? h->deadline - now : 0;

@@ -519,6 +519,12 @@ static void on_done(struct http_req *req, const struct http_result *res, void *a
 	poller_run_soon(p);
 }
 
+struct http_opts poller_api_opts(const struct ew *ew)
+{
+	return (struct http_opts){ .ca_file = ew->cfg.api_ca_file, .proxy = ew->cfg.proxy, .no_proxy = ew->cfg.no_proxy,
+				   .proxy_userpwd = ew->proxy_userpwd };
+}
+
 static void submit(struct poller *p, struct job *j, enum slot_kind kind)
 {
 	struct ew *ew = p->ew;
@@ -534,8 +540,7 @@ static void submit(struct poller *p, struct job *j, enum slot_kind kind)
 	s->job = j;
 	s->kind = kind;
 	j->flags |= JF_IN_FLIGHT;
-	struct http_opts o = { .ca_file = ew->cfg.api_ca_file, .proxy = ew->cfg.proxy, .no_proxy = ew->cfg.no_proxy,
-			       .proxy_userpwd = ew->proxy_userpwd };
+	struct http_opts o = poller_api_opts(ew);
 	/* A cancel is a POST with an empty body. */
 	http_req_set(s->req, url, p->headers, kind == SLOT_CANCEL ? "" : NULL, 0, &o);
 	p->in_flight++;

@@ -333,11 +333,6 @@ static struct acct_slot *free_slot(struct acct *a)
 	return NULL;
 }
 
-static struct http_opts opts(const struct ew *ew)
-{
-	return (struct http_opts){ .ca_file = ew->cfg.api_ca_file, .proxy = ew->cfg.proxy, .no_proxy = ew->cfg.no_proxy,
-				   .proxy_userpwd = ew->proxy_userpwd };
-}
 
 static void submit(struct acct *a, struct acct_slot *s, struct job *j, enum slot_kind kind)
 {
@@ -356,7 +351,7 @@ static void submit(struct acct *a, struct acct_slot *s, struct job *j, enum slot
 	s->job = j;
 	s->kind = kind;
 	j->flags |= JF_IN_FLIGHT;
-	struct http_opts o = opts(ew);
+	struct http_opts o = poller_api_opts(ew);
 	http_req_set(s->req, url, a->headers, kind == SLOT_CANCEL ? "" : NULL, 0, &o);
 	a->in_flight++;
 	if (http_submit(s->req, (long)ew->cfg.request_timeout_ms, on_done, s) < 0) {
@@ -451,7 +446,7 @@ static void list_send(struct acct *a)
 		a->list_off_until = ew_now(ew) + ACCT_LIST_OFF_MS;
 		return;
 	}
-	struct http_opts o = opts(ew);
+	struct http_opts o = poller_api_opts(ew);
 	http_req_set(a->list_req, url, a->headers, NULL, 0, &o);
 	a->list_in_flight = true;
 	if (http_submit(a->list_req, (long)ew->cfg.request_timeout_ms, list_done, a) < 0) {

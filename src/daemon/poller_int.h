@@ -128,6 +128,8 @@ void poller_note_warning(struct poller *p, const char *job_id, const char *text)
 
 /* Watched jobs not ended. */
 size_t poller_live_jobs(const struct ew *ew);
+/* The transport options of every API request (CA file, proxy and its credentials), from ew. */
+struct http_opts poller_api_opts(const struct ew *ew);
 /*
  * Every queued job of that kind due later than within is made due within it
  * (spread): per-id polling takes over (embed jobs from the list sweep, batch

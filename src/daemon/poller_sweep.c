@@ -241,8 +241,7 @@ void poller_sweep_start(struct poller *p)
 	p->sweep_gen++;
 	p->sweep_changed = false;
 	p->sweep_started_wall = util_wall_ms();
-	struct http_opts o = { .ca_file = ew->cfg.api_ca_file, .proxy = ew->cfg.proxy, .no_proxy = ew->cfg.no_proxy,
-			       .proxy_userpwd = ew->proxy_userpwd };
+	struct http_opts o = poller_api_opts(ew);
 	http_req_set(p->sweep_req, url, p->headers, NULL, 0, &o);
 	http_req_stream(p->sweep_req, on_chunk, p);
 	/* A list that trickles is cut (list_stall, as reloaded), not waited for until request_timeout. */

@@ -210,8 +210,7 @@ void poller_v2_start(struct poller *p)
 		s->due = ew_now(ew) + s->interval;
 		return;
 	}
-	struct http_opts o = { .ca_file = ew->cfg.api_ca_file, .proxy = ew->cfg.proxy, .no_proxy = ew->cfg.no_proxy,
-			       .proxy_userpwd = ew->proxy_userpwd };
+	struct http_opts o = poller_api_opts(ew);
 	http_req_set(s->req, url, p->headers, NULL, 0, &o);
 	http_req_low_speed(s->req, 1024, (long)((ew->cfg.list_stall_ms + 999) / 1000));     /* a page that trickles is cut */
 	if (http_submit(s->req, (long)ew->cfg.request_timeout_ms, page_done, p) < 0) {
