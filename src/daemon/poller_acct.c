@@ -333,7 +333,6 @@ static struct acct_slot *free_slot(struct acct *a)
 	return NULL;
 }
 
-
 static void submit(struct acct *a, struct acct_slot *s, struct job *j, enum slot_kind kind)
 {
 	struct ew *ew = a->p->ew;
