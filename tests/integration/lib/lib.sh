@@ -311,12 +311,17 @@ hook_ids() { grep -- "${1:-.}" "${HOOK_EVENTS:-$T/hooks/events}" 2>/dev/null | a
 hook_has_ids() { [ "$(hook_ids "${2:-.}")" -ge "$1" ]; }
 # status_field FIELD: one field of "status --json" (e.g. deliveries_pending).
 status_field() { ctl --json status | jq -r ".status.$1"; }
+# json_scalar KEY JSON: sets REPLY to the value of the first "KEY" in JSON, a number or a string
+# (without its quotes); fails when there is none. For keys that occur once in an answer: it
+# starts no process (no jq), as the checks a wait_until runs every step want.
+json_scalar() {
+	[[ $2 =~ \"$1\":[[:space:]]*(\"[^\"]*\"|[-0-9.]+) ]] || return 1
+	REPLY=${BASH_REMATCH[1]//\"/}
+}
 # deliveries_idle: nothing queued, delayed or running.
-# (One process: a wait_until runs it every step; the key is unique in the answer.)
 deliveries_idle() {
 	local j
-	j=$(ctl --json status) || return 1
-	[[ $j =~ \"deliveries_pending\":[[:space:]]*([0-9]+) ]] && [ "${BASH_REMATCH[1]}" = 0 ]
+	j=$(ctl --json status) && json_scalar deliveries_pending "$j" && [ "$REPLY" = 0 ]
 }
 
 # sim_advance DURATION: moves the simulator's clock forward (--clock manual),

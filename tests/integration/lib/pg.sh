@@ -133,11 +133,9 @@ stop_nodes() {
 }
 nctl() { local n=$1; shift; "$CTL" -s "$T/$n.sock" "$@"; }
 # node_role NAME: active, standby or "taking over" (as its status says).
-# (Without jq: a wait_until runs it every step; "role" is one key of the answer.)
 node_role() {
 	local j
-	j=$(nctl "$1" --json status) || return 1
-	[[ $j =~ \"role\":[[:space:]]*\"([^\"]*)\" ]] && echo "${BASH_REMATCH[1]}"
+	j=$(nctl "$1" --json status) && json_scalar role "$j" && echo "$REPLY"
 }
 node_is() { [ "$(node_role "$1")" = "$2" ]; }
 # ha_ids [PATTERN]: distinct event ids the daemons' hooks ran, in lines matching PATTERN.
