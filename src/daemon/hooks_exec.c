@@ -2,10 +2,16 @@
  * The exec driver: argv without a shell, the event on stdin, a clean
  * environment, its own process group, output captured, killed on timeout.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "hooks_int.h"
 #include "job.h"
@@ -16,10 +22,13 @@
 #define KILL_GRACE_MS 5000
 #define PIPE_LINGER_MS 1000
 
-/* An exec attempt: the generic run, the child and its pipes, and how it ended. */
+/* An exec attempt: the generic run, the child (its pid, and a pidfd that turns readable when it
+ * exits) and its pipes, and how it ended. */
 struct exec_run {
 	struct run run;
-	uv_process_t proc;
+	pid_t pid;
+	int pidfd;
+	uv_poll_t exitw;
 	uv_pipe_t in, out, err;
 	uv_timer_t timer;
 	uv_write_t wr;
@@ -138,22 +147,37 @@ static void on_run_timer(uv_timer_t *t)
 	}
 	if (!x->timed_out && !x->killed) {
 		x->timed_out = true;
-		kill(-x->proc.pid, SIGTERM);
+		kill(-x->pid, SIGTERM);
 		UV_CHECK(uv_timer_start(&x->timer, on_run_timer, KILL_GRACE_MS, 0));
 	} else {
-		kill(-x->proc.pid, SIGKILL);
+		kill(-x->pid, SIGKILL);
 	}
 }
 
-static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+/* The pidfd is readable: the hook has exited and is a zombie until reaped here. */
+static void on_exit_cb(uv_poll_t *p, int status, int events)
 {
 	struct exec_run *x = p->data;
+	siginfo_t si;
+	(void)status;
+	(void)events;
+	/* Whatever the hook left running dies with its process group (setsid is the way out); killed
+	 * before the reap, while the zombie still holds the group's id. */
+	kill(-x->pid, SIGKILL);
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, (id_t)x->pid, &si, WEXITED | WNOHANG) < 0) {
+		if (errno == EINTR)
+			return;    /* the pidfd stays readable: the next turn reaps it */
+		x->exit_status = -1;    /* ECHILD: nothing of ours to reap, its status is lost */
+	} else if (si.si_pid == 0) {
+		return;    /* not yet: a wake-up without an exit */
+	} else if (si.si_code == CLD_EXITED) {
+		x->exit_status = si.si_status;
+	} else {
+		x->term_signal = si.si_status;
+	}
 	x->exited = true;
-	x->exit_status = status;
-	x->term_signal = sig;
 	close_handle((uv_handle_t *)p);
-	/* Whatever the hook left running dies with its process group (setsid is the way out). */
-	kill(-p->pid, SIGKILL);
 	UV_CHECK(uv_timer_start(&x->timer, on_run_timer, PIPE_LINGER_MS, 0));
 	maybe_done(x);
 }
@@ -183,6 +207,92 @@ const char *hooks_event_status(const struct delivery *d)
 	return base == EV_CANCELLING ? "cancelling" : base == EV_BJ_PROGRESS ? "processing" : "";
 }
 
+/* A close-on-exec pipe whose ends are above 0-2 (the child's dup2 onto 0-2 must not meet them,
+ * should the daemon have started with one of them closed): 0, or an errno. */
+static int pipe_above_stdio(int p[2])
+{
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return errno;
+	for (int i = 0; i < 2; i++) {
+		if (p[i] > 2)
+			continue;
+		int fd = fcntl(p[i], F_DUPFD_CLOEXEC, 3), e = errno;
+		close(p[i]);
+		p[i] = fd;
+		if (fd < 0) {
+			close(p[1 - i]);
+			return e;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Starts argv with env as the hook: in its own session (setsid), at "/", every signal at its
+ * default and none blocked, its stdin, stdout and stderr on new pipes (fds[0] to [2]; the
+ * parent keeps fds[0][1], fds[1][0] and fds[2][0]). posix_spawn shares the daemon's memory
+ * until the exec instead of copying its page tables as fork does, and reports a failed exec.
+ * 0 and *pid, or an errno (no process, no fd left open).
+ */
+static int spawn_child(char *const argv[], char *const env[], int fds[3][2], pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, all;
+	int e = 0, n;
+
+	for (n = 0; n < 3 && e == 0; n++)
+		e = pipe_above_stdio(fds[n]);
+	if (e) {
+		for (int i = 0; i < n - 1; i++)
+			close(fds[i][0]), close(fds[i][1]);
+		return e;
+	}
+	sigemptyset(&none);
+	/* Every bit: sigfillset leaves out the C library's own two real-time signals, which
+	 * posix_spawn would then leave ignored in the hook. */
+	memset(&all, 0xff, sizeof(all));
+	if ((e = posix_spawn_file_actions_init(&fa)))
+		goto out_pipes;
+	if ((e = posix_spawnattr_init(&at))) {
+		posix_spawn_file_actions_destroy(&fa);
+		goto out_pipes;
+	}
+	if (!(e = posix_spawn_file_actions_adddup2(&fa, fds[0][0], 0)) &&
+	    !(e = posix_spawn_file_actions_adddup2(&fa, fds[1][1], 1)) &&
+	    !(e = posix_spawn_file_actions_adddup2(&fa, fds[2][1], 2)) &&
+	    !(e = posix_spawn_file_actions_addchdir_np(&fa, "/")) &&
+	    !(e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) &&
+	    !(e = posix_spawnattr_setsigmask(&at, &none)) &&
+	    !(e = posix_spawnattr_setsigdefault(&at, &all)))
+		e = posix_spawn(pid, argv[0], &fa, &at, argv, env);
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+out_pipes:
+	/* The child's ends are its own now (or nobody's). */
+	close(fds[0][0]);
+	close(fds[1][1]);
+	close(fds[2][1]);
+	if (e) {
+		close(fds[0][1]);
+		close(fds[1][0]);
+		close(fds[2][0]);
+	}
+	return e;
+}
+
+/* Opens the parent's end fd of a hook's pipe on p, reading from it when `reading`; on failure
+ * p is closed (and fd with it). */
+static void open_end(uv_pipe_t *p, int fd, bool reading)
+{
+	if (uv_pipe_open(p, fd) < 0) {
+		close(fd);
+		close_handle((uv_handle_t *)p);
+	} else if (reading && uv_read_start((uv_stream_t *)p, on_alloc, on_read) < 0) {
+		close_handle((uv_handle_t *)p);
+	}
+}
+
 static int exec_start(struct hooks *hs, struct run *r)
 {
 	struct exec_run *x = container_of(r, struct exec_run, run);
@@ -191,8 +301,6 @@ static int exec_start(struct hooks *hs, struct run *r)
 	uv_loop_t *loop = hs->ew->loop;
 	char env_buf[11][320];
 	char *env[12];
-	uv_stdio_container_t stdio[3];
-	uv_process_options_t o;
 
 	snprintf(env_buf[0], sizeof(env_buf[0]), "PATH=/usr/local/bin:/usr/bin:/bin");
 	snprintf(env_buf[1], sizeof(env_buf[1]), "EMBEDWATCH_EVENT_ID=%s", d->event_id);
@@ -217,53 +325,49 @@ static int exec_start(struct hooks *hs, struct run *r)
 		env[i] = env_buf[i];
 	env[11] = NULL;
 
-	x->proc.data = x->in.data = x->out.data = x->err.data = x->timer.data = x->wr.data = x;
+	x->exitw.data = x->in.data = x->out.data = x->err.data = x->timer.data = x->wr.data = x;
 	x->timeout_ms = c->timeout_ms;
+	x->pidfd = -1;
 	/* Handles on a valid loop: these fail only on a broken invariant. */
+	UV_CHECK(uv_timer_init(loop, &x->timer));
+	x->open_handles = 1;
+	/* The hook inherits 0-2 only: every other fd is close-on-exec, whoever opened it. */
+	util_cloexec_from(3);
+	int fds[3][2], e = spawn_child(c->argv, env, fds, &x->pid);
+	if (e == 0) {
+		x->pidfd = (int)syscall(SYS_pidfd_open, x->pid, 0);
+		if (x->pidfd < 0) {
+			e = errno;
+			kill(-x->pid, SIGKILL);
+			while (waitpid(x->pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			close(fds[0][1]);
+			close(fds[1][0]);
+			close(fds[2][0]);
+			buf_printf(&x->output, "cannot watch %s: pidfd_open: %s", c->argv[0], strerror(e));
+		}
+	} else {
+		buf_printf(&x->output, "cannot run %s: %s", c->argv[0], strerror(e));
+	}
+	if (x->pidfd < 0) {
+		/* No process to watch: close the timer, which reports. */
+		x->exited = true;
+		x->exit_status = 127;
+		close_handle((uv_handle_t *)&x->timer);
+		return 0;
+	}
+	/* The parent's ends: the hook's stdin to write, its stdout and stderr to read. */
 	UV_CHECK(uv_pipe_init(loop, &x->in, 0));
 	UV_CHECK(uv_pipe_init(loop, &x->out, 0));
 	UV_CHECK(uv_pipe_init(loop, &x->err, 0));
-	UV_CHECK(uv_timer_init(loop, &x->timer));
-	x->open_handles = 4;
-	stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-	stdio[0].data.stream = (uv_stream_t *)&x->in;
-	stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-	stdio[1].data.stream = (uv_stream_t *)&x->out;
-	stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-	stdio[2].data.stream = (uv_stream_t *)&x->err;
-	memset(&o, 0, sizeof(o));
-	o.file = c->argv[0];
-	o.args = c->argv;
-	o.env = env;
-	o.cwd = "/";
-	o.flags = UV_PROCESS_DETACHED;    /* setsid: its own process group, killed as one */
-	o.stdio_count = 3;
-	o.stdio = stdio;
-	o.exit_cb = on_exit_cb;
-	/* The hook inherits 0-2 only: every other fd is close-on-exec, whoever opened it. */
-	util_cloexec_from(3);
-	int e = uv_spawn(loop, &x->proc, &o);
-	if (e < 0) {
-		/* No process: close the pipes and the timer, then report. */
-		x->exited = true;
-		x->exit_status = 127;
-		x->open_handles = 5;
-		x->proc.pid = 0;
-		uv_close((uv_handle_t *)&x->proc, on_run_closed);
-		close_handle((uv_handle_t *)&x->in);
-		close_handle((uv_handle_t *)&x->out);
-		close_handle((uv_handle_t *)&x->err);
-		close_handle((uv_handle_t *)&x->timer);
-		buf_printf(&x->output, "cannot run %s: %s", c->argv[0], uv_strerror(e));
-		return 0;
-	}
+	UV_CHECK(uv_poll_init(loop, &x->exitw, x->pidfd));
 	x->open_handles = 5;
-	if (uv_read_start((uv_stream_t *)&x->out, on_alloc, on_read) < 0)
-		close_handle((uv_handle_t *)&x->out);
-	if (uv_read_start((uv_stream_t *)&x->err, on_alloc, on_read) < 0)
-		close_handle((uv_handle_t *)&x->err);
+	open_end(&x->in, fds[0][1], false);
+	open_end(&x->out, fds[1][0], true);
+	open_end(&x->err, fds[2][0], true);
+	UV_CHECK(uv_poll_start(&x->exitw, UV_READABLE, on_exit_cb));
 	uv_buf_t b = uv_buf_init(d->payload->data, (unsigned)d->payload->len);
-	if (uv_write(&x->wr, (uv_stream_t *)&x->in, &b, 1, on_written) < 0)
+	if (uv_is_closing((uv_handle_t *)&x->in) || uv_write(&x->wr, (uv_stream_t *)&x->in, &b, 1, on_written) < 0)
 		close_handle((uv_handle_t *)&x->in);
 	UV_CHECK(uv_timer_start(&x->timer, on_run_timer, c->timeout_ms, 0));
 	return 0;
@@ -282,13 +386,15 @@ static void exec_stop(struct hooks *hs, struct run *r)
 	(void)hs;
 	if (!x->exited) {
 		x->killed = true;
-		kill(-x->proc.pid, SIGKILL);
+		kill(-x->pid, SIGKILL);
 	}
 }
 
 static void exec_free(struct run *r)
 {
 	struct exec_run *x = container_of(r, struct exec_run, run);
+	if (x->pidfd >= 0)
+		close(x->pidfd);
 	buf_free(&x->output);
 	free(x);
 }

@@ -31,6 +31,8 @@ cat >"$T/argv.sh" <<'SH'
 # Records its argv and stdin exactly.
 out=$1; shift
 for a in "$@"; do printf '[%s]\n' "$a"; done >"$out.argv"
+# What it was started with besides: its signals (none blocked or ignored), its session and directory.
+{ grep -E '^Sig(Blk|Ign):' /proc/$$/status; ps -o sid= -p $$; echo "pid $$"; pwd; } >"$out.proc"
 cat >"$out.stdin"
 SH
 chmod +x "$T/flaky.sh" "$T/hang.sh" "$T/argv.sh" "$T/slow.sh"
@@ -53,6 +55,12 @@ retry = 100ms
 type = exec
 command = $T/argv.sh $T/argv/out '\$(touch $T/pwned)' \"; rm -rf $T\" '\`id\`' a\\ b
 on = embed_job.cancelled
+[hook missing]
+type = exec
+command = $T/no-such-program
+on = embed_job.cancelled
+max_attempts = 2
+retry = 100ms
 [hook slow]
 type = exec
 command = $T/slow.sh $T/slow
@@ -98,6 +106,13 @@ done
 grep -q 'hook hang gave up on evt_.* after 2 attempts: timed out' "$T/daemon.log" || fail "dead letter not logged"
 ok "timeout kills the hook's process group; dead after max_attempts, logged"
 
+# A program that is not there: each attempt fails at once with the reason, and the hook gives up.
+wait_until grep -q 'hook missing gave up on evt_.* after 2 attempts: exit status 127' "$T/daemon.log" \
+	|| fail "missing program: no dead letter: $(grep 'hook missing' "$T/daemon.log")"
+grep -q "hook missing: cannot run $T/no-such-program: No such file or directory" "$T/daemon.log" \
+	|| fail "missing program: the reason is not logged: $(grep 'hook missing' "$T/daemon.log")"
+ok "a hook whose program is missing fails with the reason, then dead after max_attempts"
+
 # No shell: metacharacters in argv and in the payload arrive byte-exact and run nothing.
 wait_until test -s "$T/argv/out.stdin" || fail "argv hook did not run"
 printf '[%s]\n' '$(touch '"$T"'/pwned)' "; rm -rf $T" '`id`' 'a b' | cmp -s - "$T/argv/out.argv" || fail "argv changed: $(cat "$T/argv/out.argv")"
@@ -107,6 +122,11 @@ got=$(jq -r .data.name "$T/argv/out.stdin")
 	|| fail "payload not byte-exact: want [$want] got [$got]"
 [ ! -e "$T/pwned" ] && [ ! -e /tmp/ew-pwned ] || fail "a metacharacter ran something"
 ok "no shell: argv and payload with shell metacharacters arrive byte-exact, nothing runs"
+# The daemon ignores SIGPIPE and blocks nothing the hook should keep; the hook leads its own session at /.
+{ read -r _ blk; read -r _ ign; read -r sid; read -r _ pid; read -r cwd; } <"$T/argv/out.proc"
+[ "$blk" = 0000000000000000 ] && [ "$ign" = 0000000000000000 ] || fail "hook started with signals blocked ($blk) or ignored ($ign)"
+[ "$sid" = "$pid" ] && [ "$cwd" = / ] || fail "hook not in its own session at /: sid $sid pid $pid cwd $cwd"
+ok "the hook starts with every signal at its default, in its own session, at /"
 
 # max_age: a job watched longer ends with embed_job.expired.
 wait_until grep -q ' embed_job.expired h-forever ' "$T/hooks/events" || fail "no expired event"
