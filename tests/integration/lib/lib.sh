@@ -160,13 +160,21 @@ start_sim() {
 }
 
 # sim METHOD PATH [BODY]: an admin or API request to the simulator; prints the body.
+# HTTP/1.0 over bash's /dev/tcp, and cat for the body: a curl costs 17 ms of CPU a start,
+# and the tests make about 900 of these calls a build.
 sim() {
-	local m=$1 p=$2
+	local m=$1 p=$2 hp=${SIM_URL#http://} fd line LC_ALL=C
+	exec {fd}<>"/dev/tcp/${hp%:*}/${hp##*:}" || return 1
 	if [ $# -ge 3 ]; then
-		curl -sS -X "$m" -H 'Content-Type: application/json' --data-binary "$3" "$SIM_URL$p"
+		printf '%s %s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
+			"$m" "$p" "$hp" "${#3}" "$3" >&"$fd"
 	else
-		curl -sS -X "$m" "$SIM_URL$p"
+		printf '%s %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$m" "$p" "$hp" >&"$fd"
 	fi
+	# The status line and the headers, up to the empty line; then the body, to the end.
+	while IFS= read -r -u "$fd" line && [ -n "${line%$'\r'}" ]; do :; done
+	cat <&"$fd"
+	exec {fd}<&-
 }
 
 # api PATH [CURL ARGS...]: an authorised API request; prints "STATUS BODY".
