@@ -353,7 +353,10 @@ deliveries_idle() {
 
 # sim_advance DURATION: moves the simulator's clock forward (--clock manual),
 # e.g. sim_advance 2s; prints the new sim time in ms.
-sim_advance() { sim POST /_sim/clock "{\"advance\":\"$1\"}" | jq -r .now_ms; }
+sim_advance() {
+	local j
+	j=$(sim POST /_sim/clock "{\"advance\":\"$1\"}") && json_scalar now_ms "$j" && echo "$REPLY"
+}
 
 # jobs_json N PREFIX: N jobs ending at 0.3..2.5 s, outcomes cycling complete/failed/cancelled.
 jobs_json() {
