@@ -33,12 +33,19 @@ node_conf a
 node_conf b
 # a's wall clock 30 s ahead (libuv's monotonic timers left alone); ASan must not insist on coming first.
 AHEAD="env LD_PRELOAD=$FAKETIME_LIB FAKETIME=+30 FAKETIME_DONT_FAKE_MONOTONIC=1 ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0"
+# kill_node NAME: kill -9 to the daemon, then to the gated hook it started, which must never
+# finish. Its own: on a loaded machine the other node may have taken over (and started a hook)
+# before the kill, when this one missed its lease renewals.
 kill_node() {
-	kill -KILL "$(node_pid "$1")"
-	wait "$(node_pid "$1")" 2>/dev/null || true
-	kill -KILL "$(cat "$G/running.pid")" 2>/dev/null || true
-	rm -f "$G/running.pid"
+	local pid
+	pid=$(node_pid "$1")
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	kill -KILL "$(cat "$G/running.$pid")" 2>/dev/null || true
+	rm -f "$G/running.$pid"
 }
+# hook_started NAME: the node's gated hook is running.
+hook_started() { test -s "$G/running.$(node_pid "$1")"; }
 
 EW_WRAPPER=$AHEAD start_node a
 wait_until node_is a active || fail "a is not active"
@@ -46,14 +53,14 @@ start_node b
 seq 0 $((N - 1)) | sed 's/^/hc/' | nctl a watch --batch hc - >/dev/null
 sim_advance 2s >/dev/null
 wait_until ha_has_ids 3 ' embed_job.cancelling ' || fail "a: the cancelling events"
-wait_until test -s "$G/running.pid" || fail "a: the gated hook never started"
+wait_until hook_started a || fail "a: the gated hook never started"
 kill_node a
 wait_until node_is b active || fail "b did not take over"
 ok "a (30 s ahead) detected the cancelling events and was killed; b took over"
 
 sim_advance 5s >/dev/null
 wait_until ha_has_ids 1 ' batch.done ' || fail "b: batch.done"
-wait_until test -s "$G/running.pid" || fail "b: the gated hook never started"
+wait_until hook_started b || fail "b: the gated hook never started"
 kill_node b
 ok "b (30 s behind a) detected the terminal events and batch.done and was killed"
 

@@ -1,12 +1,14 @@
 #!/bin/sh
 # A test hook for delivery order. Usage: order-hook.sh DIR.
-# While DIR/gate is absent it waits (its pid in DIR/running.pid) before doing
+# While DIR/gate is absent it waits (its pid in DIR/running.pid, and in
+# DIR/running.DAEMON-PID for the daemon that started it) before doing
 # anything; then it fails the first attempt of jobs listed in DIR/fail-once and
 # every attempt of jobs listed in DIR/fail-always. Each attempt is a line in
 # DIR/attempts: "START_NS END_NS EVENT_ID EVENT JOB ATTEMPT ok|fail".
 set -eu
 dir=$1
 echo $$ >"$dir/running.pid"
+echo $$ >"$dir/running.$PPID"
 while [ ! -e "$dir/gate" ]; do sleep 0.02; done
 start=$(date +%s%N)
 cat >/dev/null
