@@ -31,8 +31,9 @@ cat >"$T/argv.sh" <<'SH'
 # Records its argv and stdin exactly.
 out=$1; shift
 for a in "$@"; do printf '[%s]\n' "$a"; done >"$out.argv"
-# What it was started with besides: its signals (none blocked or ignored), its session and directory.
-{ grep -E '^Sig(Blk|Ign):' /proc/$$/status; ps -o sid= -p $$; echo "pid $$"; pwd; } >"$out.proc"
+# What it was started with besides: its signals (none blocked or ignored: grep's own, as it
+# inherited them; the shell's masks change while it waits for a command), its session and cwd.
+{ grep -E '^Sig(Blk|Ign):' /proc/self/status; ps -o sid= -p $$; echo "pid $$"; pwd; } >"$out.proc"
 cat >"$out.stdin"
 SH
 chmod +x "$T/flaky.sh" "$T/hang.sh" "$T/argv.sh" "$T/slow.sh"
