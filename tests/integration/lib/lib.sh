@@ -86,6 +86,13 @@ DAEMON="$top_builddir/embedwatchd"
 CTL="$top_builddir/embedwatchctl"
 T=$(mktemp -d "${TMPDIR:-/tmp}/ew-test.XXXXXX")
 PIDS=()
+# The tests' JSON queries: gojq when it is there, as the jq on PATH (so checks run by sh -c get
+# it too). The same language; 8 ms of CPU a start against jq 1.6's 21, for ~1,500 queries a build.
+if command -v gojq >/dev/null; then
+	mkdir "$T/bin"
+	ln -s "$(command -v gojq)" "$T/bin/jq"
+	PATH="$T/bin:$PATH"
+fi
 # Functions run at exit after the processes above are gone (pg.sh stops its server there).
 EW_CLEANUP_HOOKS=()
 TOKEN=test-key
