@@ -232,15 +232,18 @@ static int pipe_above_stdio(int p[2])
  * default and none blocked, its stdin, stdout and stderr on new pipes (fds[0] to [2]; the
  * parent keeps fds[0][1], fds[1][0] and fds[2][0]). posix_spawn shares the daemon's memory
  * until the exec instead of copying its page tables as fork does, and reports a failed exec.
- * 0 and *pid, or an errno (no process, no fd left open).
+ * 0 with *pid and *pidfd (a pidfd to watch its exit), or an errno with no process and no fd
+ * left open; *what then names the step that failed ("run" or "watch").
  */
-static int spawn_child(char *const argv[], char *const env[], int fds[3][2], pid_t *pid)
+static int spawn_child(char *const argv[], char *const env[], int fds[3][2], pid_t *pid, int *pidfd,
+		       const char **what)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t none, all;
 	int e = 0, n;
 
+	*what = "run";
 	for (n = 0; n < 3 && e == 0; n++)
 		e = pipe_above_stdio(fds[n]);
 	if (e) {
@@ -268,6 +271,13 @@ static int spawn_child(char *const argv[], char *const env[], int fds[3][2], pid
 		e = posix_spawn(pid, argv[0], &fa, &at, argv, env);
 	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
+	if (e == 0 && (*pidfd = (int)syscall(SYS_pidfd_open, *pid, 0)) < 0) {
+		e = errno;
+		*what = "watch";
+		kill(-*pid, SIGKILL);
+		while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
 out_pipes:
 	/* The child's ends are its own now (or nobody's). */
 	close(fds[0][0]);
@@ -333,23 +343,10 @@ static int exec_start(struct hooks *hs, struct run *r)
 	x->open_handles = 1;
 	/* The hook inherits 0-2 only: every other fd is close-on-exec, whoever opened it. */
 	util_cloexec_from(3);
-	int fds[3][2], e = spawn_child(c->argv, env, fds, &x->pid);
-	if (e == 0) {
-		x->pidfd = (int)syscall(SYS_pidfd_open, x->pid, 0);
-		if (x->pidfd < 0) {
-			e = errno;
-			kill(-x->pid, SIGKILL);
-			while (waitpid(x->pid, NULL, 0) < 0 && errno == EINTR)
-				;
-			close(fds[0][1]);
-			close(fds[1][0]);
-			close(fds[2][0]);
-			buf_printf(&x->output, "cannot watch %s: pidfd_open: %s", c->argv[0], strerror(e));
-		}
-	} else {
-		buf_printf(&x->output, "cannot run %s: %s", c->argv[0], strerror(e));
-	}
-	if (x->pidfd < 0) {
+	const char *what;
+	int fds[3][2], e = spawn_child(c->argv, env, fds, &x->pid, &x->pidfd, &what);
+	if (e) {
+		buf_printf(&x->output, "cannot %s %s: %s", what, c->argv[0], strerror(e));
 		/* No process to watch: close the timer, which reports. */
 		x->exited = true;
 		x->exit_status = 127;
