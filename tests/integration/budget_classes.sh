@@ -31,7 +31,7 @@ sim POST /_sim/jobs "{\"jobs\":[$jobs]}" >/dev/null
 # The datasets endpoint throttles: every answer a 429 with a short Retry-After, so the default class stays paused.
 sim POST /_sim/faults '{"kind":"status","status":429,"retry_after":"1","target":"datasets"}' >/dev/null
 ctl watch r-1 $(for i in $(seq 20); do printf 'c-%s ' "$i"; done) $(for i in $(seq 5); do printf 'f-%s x-%s ' "$i" "$i"; done) >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' list --json | jq -e 'length == 31 and all(.status == \"processing\")'" \
+wait_until ctl_jq 'length == 31 and all(.status == "processing")' list --json \
 	|| fail "not observed: $(ctl list)"
 sim_advance 1s >/dev/null
 # The 20 completions are seen, held for their datasets; the 429 pauses the default class.
@@ -58,7 +58,7 @@ ok "a 429 on the dataset endpoint pauses only the default class: $(( $(list_requ
 # Now the other way round: the list and per-id polls throttled for an hour, the datasets answering.
 sim DELETE /_sim/faults >/dev/null
 sim POST /_sim/faults '{"kind":"status","status":429,"retry_after":"3600","target":"api"}' >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' status --json | jq -e '.status.budgets.classes.embed_jobs.paused_s > 60'" \
+wait_until ctl_jq '.status.budgets.classes.embed_jobs.paused_s > 60' status --json \
 	|| fail "the 429 on the list did not pause the embed-job class: $(ctl status --json | jq -c .status.budgets.classes)"
 wait_until hook_has_ids 20 'embed_job.complete c-' || fail "the datasets were not fetched while the list was throttled: $(hook_count embed_job.complete)"
 ctl status --json | jq -e '.status.budgets.classes.embed_jobs.paused_s > 60' >/dev/null \

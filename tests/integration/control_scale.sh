@@ -109,7 +109,7 @@ ok "a daemon that does not answer: exit 5, \"$(cat "$T/mute.err")\""
 # 5. 1,000 clients blocked in wait (the old cap was 256 connections in all): status still answers,
 # one wait more is refused by max_waiters, and every waiter hears when the job ends.
 ctl watch w-1 >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' show w-1 --json | jq -e '.job.status == \"processing\"'" || fail "w-1 not observed"
+wait_until ctl_jq '.job.status == "processing"' show w-1 --json || fail "w-1 not observed"
 python3 -c '
 import resource, socket, sys, json, time
 n = int(sys.argv[2])

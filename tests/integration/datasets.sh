@@ -22,7 +22,7 @@ sim POST /_sim/jobs '{"id":"e-1","timeline":[{"status":"processing","at":0},{"st
 sim POST /_sim/batches '{"id":"b-1","timeline":[{"status":"BATCH_STATUS_IN_PROGRESS","at":0},{"status":"BATCH_STATUS_COMPLETED","at":1}]}' >/dev/null
 ctl watch e-1 >/dev/null
 ctl watch --kind batch-job b-1 >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' list --json | jq -e 'all(.status == \"processing\")'" || fail "not observed"
+wait_until ctl_jq 'all(.status == "processing")' list --json || fail "not observed"
 sim_advance 1s >/dev/null
 wait_until hook_has_ids 2 'embed_job.complete e-1\|batch_job.complete b-1' || fail "no complete events: $(hook_lines)"
 payload embed_job.complete e-1 | jq -e '.data.output_dataset | .id == "ds-out-e-1" and .validation_status == "validated"
@@ -46,7 +46,7 @@ sim POST /_sim/faults '{"faults":[{"kind":"status","status":500,"target":"datase
  {"kind":"drop","target":"datasets","job":"ds-bout-b-2"}]}' >/dev/null
 ctl watch e-2 >/dev/null
 ctl watch --kind batch-job b-2 b-404 >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' list --json | jq -e '[.[] | select(.status == \"processing\")] | length == 3'" || fail "not observed"
+wait_until ctl_jq '[.[] | select(.status == "processing")] | length == 3' list --json || fail "not observed"
 sim_advance 1s >/dev/null
 wait_until hook_has_ids 3 'embed_job.complete e-2\|batch_job.complete b-2\|batch_job.complete b-404' || fail "events held: $(hook_lines)"
 payload embed_job.complete e-2 | jq -e '(.data | has("output_dataset")) and .data.output_dataset == null
@@ -84,7 +84,7 @@ n_before=$(ds_requests ds-out-e-1)
 echo 1 >"$T/hooks/exit"
 sim POST /_sim/batches '{"id":"b-3","timeline":[{"status":"BATCH_STATUS_IN_PROGRESS","at":0},{"status":"BATCH_STATUS_COMPLETED","at":1}]}' >/dev/null
 ctl watch --kind batch-job b-3 >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' show b-3 --json | jq -e '.job.status == \"processing\"'" || fail "b-3"
+wait_until ctl_jq '.job.status == "processing"' show b-3 --json || fail "b-3"
 sim_advance 1s >/dev/null
 wait_until hook_has_ids 1 'batch_job.complete b-3' || fail "b-3 complete"
 e3=$(hook_lines | awk '$2 == "batch_job.complete" && $3 == "b-3" {print $1; exit}')
@@ -108,7 +108,7 @@ start_daemon
 sim POST /_sim/faults '{"kind":"delay","delay":5,"target":"datasets"}' >/dev/null
 sim POST /_sim/jobs '{"id":"e-4","timeline":[{"status":"processing","at":0},{"status":"complete","at":1}]}' >/dev/null
 ctl watch e-4 >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' show e-4 --json | jq -e '.job.status == \"processing\"'" || fail "e-4"
+wait_until ctl_jq '.job.status == "processing"' show e-4 --json || fail "e-4"
 sim_advance 1s >/dev/null
 wait_until hook_has_ids 1 'embed_job.complete e-4' || fail "e-4 held past its timeout"
 payload embed_job.complete e-4 | jq -e '.data.output_dataset == null and (.data.output_dataset_error | test("timeout|timed out"))' >/dev/null \
@@ -123,7 +123,7 @@ sed -i '/^\[datasets\]$/{n;/^timeout/d}' "$T/ew.conf"
 start_daemon
 sim POST /_sim/jobs '{"id":"e-5","timeline":[{"status":"processing","at":0},{"status":"complete","at":1}]}' >/dev/null
 ctl watch e-5 >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' show e-5 --json | jq -e '.job.status == \"processing\"'" || fail "e-5"
+wait_until ctl_jq '.job.status == "processing"' show e-5 --json || fail "e-5"
 sim_advance 1s >/dev/null
 wait_until hook_has_ids 1 'embed_job.complete e-5' || fail "e-5"
 payload embed_job.complete e-5 | jq -e '.data | (has("output_dataset") or has("output_dataset_error")) | not' >/dev/null || fail "fetch = no"

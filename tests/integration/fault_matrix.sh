@@ -43,7 +43,7 @@ scenario() {
 	ctl watch "$id" >/dev/null
 	if [ "$check" = reload ]; then
 		# 501 or 401/403: polling pauses until a reload.
-		wait_until sh -c "'$CTL' -s '$T/ctl.sock' status --json | jq -e '.status.paused != \"none\"'" || fail "$name: no pause"
+		wait_until ctl_jq '.status.paused != "none"' status --json || fail "$name: no pause"
 		sim DELETE /_sim/faults >/dev/null
 		kill -HUP "$DAEMON_PID"
 	fi

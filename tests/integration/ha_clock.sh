@@ -70,7 +70,7 @@ EW_WRAPPER=$AHEAD start_node a
 wait_until node_is a active || fail "a did not take over again"
 wait_until sh -c "[ \$(awk '\$7 == \"ok\" {print \$3}' '$G/attempts' | sort -u | wc -l) -ge $detected ]" \
 	|| fail "not every delivery of the gated hook was made ($(awk '$7 == "ok"' "$G/attempts" 2>/dev/null | wc -l) of $detected)"
-wait_until sh -c "[ \"\$('$CTL' -s '$T/a.sock' --json status | jq -r .status.deliveries_pending)\" = 0 ]" || fail "deliveries pending"
+wait_until node_pending0 a || fail "deliveries pending"
 kill -TERM "$(node_pid a)"
 rc=0
 wait "$(node_pid a)" || rc=$?

@@ -78,7 +78,7 @@ for moment in before-sync before-fence mid-renewal; do
 done
 
 wait_until grep -q ' batch.done ' "$HA_LOG" || fail "batch.done not delivered"
-wait_until sh -c "[ \"\$('$CTL' -s '$T/$active.sock' --json status | jq -r .status.deliveries_pending)\" = 0 ]" || fail "deliveries pending"
+wait_until node_pending0 $active || fail "deliveries pending"
 term=$(ha_terminal)
 jobs_seen=$(echo "$term" | awk '{print $3}' | sort -u | wc -l)
 [ "$jobs_seen" = "$JOBS" ] || fail "terminal events delivered for $jobs_seen of $JOBS jobs"

@@ -54,7 +54,7 @@ rc=0
 nctl $standby wait --batch ha --timeout "${EW_LIMIT}s" >/dev/null || rc=$?
 [ $rc = 1 ] || fail "wait through the standby: exit $rc"
 wait_until grep -q ' batch.done ' "$HA_LOG" || fail "batch.done not delivered"
-wait_until sh -c "[ \"\$('$CTL' -s '$T/$active.sock' --json status | jq -r .status.deliveries_pending)\" = 0 ]" || fail "deliveries pending"
+wait_until node_pending0 $active || fail "deliveries pending"
 nctl $standby --json status | jq -e '.status.deliveries_pending == 0 and .status.jobs == '"$JOBS" >/dev/null ||
 	fail "the standby's status from the shared state: $(nctl $standby --json status | jq -c .status)"
 

@@ -39,7 +39,7 @@ kill -CONT "$(node_pid a)"
 wait_until grep -q 'lost the lease' "$T/a.log" || fail "a did not notice it lost the lease"
 wait_until node_is a standby || fail "a did not come back as a standby"
 wait_until grep -q ' batch.done ' "$HA_LOG" || fail "batch.done not delivered"
-wait_until sh -c "[ \"\$('$CTL' -s '$T/b.sock' --json status | jq -r .status.deliveries_pending)\" = 0 ]" || fail "deliveries pending"
+wait_until node_pending0 b || fail "deliveries pending"
 late=$(awk -v t="$cont_ns" '$2 == "a" && $1 > t' "$HA_LOG" | wc -l)
 [ "$late" = 0 ] || fail "a started $late hooks after kill -CONT: $(awk -v t="$cont_ns" '$2 == "a" && $1 > t' "$HA_LOG" | head -3)"
 ok "after kill -CONT a started no hook, stepped down and is a standby"

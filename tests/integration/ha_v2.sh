@@ -90,7 +90,7 @@ nctl a --json status | jq -e ".status.role == \"standby\" and .status.active.pid
 ok "the active killed mid-run; b took over (takeovers 1, leader 1), a came back as a standby naming b, with the lease's age"
 
 wait_until grep -q ' batch.done ' "$HA_LOG" || fail "batch.done not delivered"
-wait_until sh -c "[ \"\$('$CTL' -s '$T/b.sock' --json status | jq -r .status.deliveries_pending)\" = 0 ]" || fail "deliveries pending"
+wait_until node_pending0 b || fail "deliveries pending"
 term=$(ha_v2_terminal)
 jobs_seen=$(echo "$term" | awk '{print $3}' | sort -u | wc -l)
 [ "$jobs_seen" = "$JOBS" ] || fail "terminal events delivered for $jobs_seen of $JOBS batch jobs"

@@ -39,7 +39,7 @@ sink() { sim GET /_sim/sink | jq -c --arg j "$1" '[.deliveries[] | select((.body
 
 job w1
 ctl watch w1 >/dev/null
-wait_until sh -c "curl -s '$SIM_URL/_sim/sink' | jq -e '.deliveries|length >= 1'" || fail "no webhook delivery"
+wait_until sim_jq /_sim/sink '.deliveries|length >= 1' || fail "no webhook delivery"
 d=$(sink w1 | jq -c '.[0]')
 id=$(echo "$d" | jq -r '.headers["webhook-id"]'); ts=$(echo "$d" | jq -r '.headers["webhook-timestamp"]')
 sig=$(echo "$d" | jq -r '.headers["webhook-signature"]')
@@ -60,7 +60,7 @@ ok "signed delivery: the verifier accepts both rotated secrets; rejects altered 
 job w2
 sim POST /_sim/faults '{"kind":"status","status":500,"target":"sink","count":2}' >/dev/null
 ctl watch w2 >/dev/null
-wait_until sh -c "[ \$(curl -s '$SIM_URL/_sim/sink' | jq '[.deliveries[] | select((.body|fromjson|.data.job_id) == \"w2\")] | length') = 3 ]" || fail "500: not 3 attempts: $(sink w2 | jq -c 'map(.status)')"
+wait_until sim_jq /_sim/sink '[.deliveries[] | select((.body|fromjson|.data.job_id) == "w2")] | length == 3' || fail "500: not 3 attempts: $(sink w2 | jq -c 'map(.status)')"
 sink w2 | jq -e 'map(.status) == [500,500,200] and (map(.headers["webhook-id"]) | unique | length) == 1' >/dev/null || fail "500 retries: $(sink w2 | jq -c 'map(.status)')"
 gaps=$(sink w2 | jq -r '[.[].t_ms] | [.[1]-.[0], .[2]-.[1]] | @tsv')
 set -- $gaps
@@ -71,7 +71,7 @@ ok "500: retried on the schedule ($gaps ms), same webhook-id, delivered"
 job w3
 sim POST /_sim/faults '{"kind":"status","status":429,"retry_after":"2","target":"sink","count":1}' >/dev/null
 ctl watch w3 >/dev/null
-wait_until sh -c "[ \$(curl -s '$SIM_URL/_sim/sink' | jq '[.deliveries[] | select((.body|fromjson|.data.job_id) == \"w3\")] | length') = 2 ]" || fail "429 not retried"
+wait_until sim_jq /_sim/sink '[.deliveries[] | select((.body|fromjson|.data.job_id) == "w3")] | length == 2' || fail "429 not retried"
 g=$(sink w3 | jq '.[1].t_ms - .[0].t_ms')
 [ "$g" -ge 1900 ] || fail "429: retried after $g ms despite Retry-After: 2"
 ok "429: Retry-After honoured ($g ms)"
@@ -104,7 +104,7 @@ wait_until grep -q ' embed_job.complete w7 ' "$T/hooks/events" || fail "w7 not d
 [ "$(sink w7 | jq length)" = 0 ] || fail "disabled hook still delivering"
 ctl deliveries --state pending --json | jq -e '[.deliveries[] | select(.hook == "pipeline")] | length == 2' >/dev/null || fail "deliveries of a disabled hook not pending"
 kill -HUP "$DAEMON_PID"
-wait_until sh -c "[ \$(curl -s '$SIM_URL/_sim/sink' | jq '[.deliveries[] | select(.status == 200 and ((.body|fromjson|.data.job_id) | IN(\"w6\",\"w7\")))] | length') = 2 ]" \
+wait_until sim_jq /_sim/sink '[.deliveries[] | select(.status == 200 and ((.body|fromjson|.data.job_id) | IN("w6","w7")))] | length == 2' \
 	|| fail "not delivered after reload"
 ok "410: hook disabled until reload, nothing lost"
 
@@ -120,7 +120,7 @@ ctl watch --batch held slowrx >/dev/null
 wait_until grep -q '^POST /held ' "$T/held.req" || fail "the webhook never reached the receiver"
 steady() { sim GET /_sim/stats | jq '.jobs.steady.requests'; }
 p0=$(steady)
-wait_until sh -c "[ \$(curl -s '$SIM_URL/_sim/stats' | jq '.jobs.steady.requests') -ge $((p0 + 2)) ]" \
+wait_until sim_jq /_sim/stats ".jobs.steady.requests >= $((p0 + 2))" \
 	|| fail "polls stalled behind a slow receiver ($p0 -> $(steady))"
 alive "$hold_pid" || fail "the receiver let go: the check proves nothing"
 kill "$hold_pid"
@@ -134,7 +134,7 @@ wait_until grep -q "reload rejected, keeping the running configuration: webhook 
 chmod 600 "$T/secret"
 job w8
 ctl watch w8 >/dev/null
-wait_until sh -c "curl -s '$SIM_URL/_sim/sink' | jq -e '[.deliveries[] | select(.status == 200 and (.body|fromjson|.data.job_id) == \"w8\")] | length == 1'" || fail "w8 not delivered"
+wait_until sim_jq /_sim/sink '[.deliveries[] | select(.status == 200 and (.body|fromjson|.data.job_id) == "w8")] | length == 1' || fail "w8 not delivered"
 d=$(sink w8 | jq -c '.[0]'); echo "$d" | jq -j .body >"$T/body8"
 "$VERIFY" "$S1" "$(echo "$d" | jq -r '.headers["webhook-id"]')" "$(echo "$d" | jq -r '.headers["webhook-timestamp"]')" \
 	"$(echo "$d" | jq -r '.headers["webhook-signature"]')" "$T/body8" || fail "not signed after a rejected reload"
@@ -146,7 +146,7 @@ kill -HUP "$DAEMON_PID"
 wait_until sh -c "[ \$(grep -c 'reloaded:' '$T/daemon.log') -ge 2 ]" || fail "rotation reload"
 job w9
 ctl watch w9 >/dev/null
-wait_until sh -c "curl -s '$SIM_URL/_sim/sink' | jq -e '[.deliveries[] | select(.status == 200 and (.body|fromjson|.data.job_id) == \"w9\")] | length == 1'" || fail "w9 not delivered"
+wait_until sim_jq /_sim/sink '[.deliveries[] | select(.status == 200 and (.body|fromjson|.data.job_id) == "w9")] | length == 1' || fail "w9 not delivered"
 d=$(sink w9 | jq -c '.[0]'); echo "$d" | jq -j .body >"$T/body9"
 set -- "$(echo "$d" | jq -r '.headers["webhook-id"]')" "$(echo "$d" | jq -r '.headers["webhook-timestamp"]')" "$(echo "$d" | jq -r '.headers["webhook-signature"]')"
 [ "$(echo "$3" | wc -w)" = 1 ] || fail "still two signatures after the rotation: $3"

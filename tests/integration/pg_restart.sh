@@ -38,7 +38,7 @@ grep -q 'connection made again' "$T/a.log" || fail "no reconnect through the sec
 grep 'connection lost' "$T/a.log" | grep -qv 'bad file descriptor' || fail "the lost connection's message: $(grep 'connection lost' "$T/a.log" | head -1)"
 ok "reconnected past the refusing first host; the log says: $(grep -m1 'connection lost' "$T/a.log" | sed 's/^<[0-9]>//')"
 wait_until grep -q ' batch.done ' "$HA_LOG" || fail "batch.done not delivered"
-wait_until sh -c "[ \"\$('$CTL' -s '$T/a.sock' --json status | jq -r .status.deliveries_pending)\" = 0 ]" || fail "deliveries pending"
+wait_until node_pending0 a || fail "deliveries pending"
 failures=$(commit_failures)
 
 term=$(ha_terminal)

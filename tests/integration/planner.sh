@@ -23,7 +23,7 @@ running_jobs() {   # running_jobs N PREFIX [END]: processing; with END, ending 0
 	  [{status: (if $i % 2 == 0 then "complete" else "failed" end), at: (0.5 + ($i % 10) * 0.1)}] end))}]}'
 }
 # Without a hook (400 hook processes on a loaded machine take longer than the rest): events from the state.
-ended_in_state() { [ "$(ctl list --json | jq '[.[] | select(.status == "complete" or .status == "failed")] | length')" -ge "$1" ]; }
+ended_in_state() { ctl list --json | jq -e --argjson n "$1" '[.[] | select(.status == "complete" or .status == "failed")] | length >= $n' >/dev/null; }
 plan_run() {   # plan_run NAME N PREFIX HISTORY CONF-EXTRA READY-JQ; events in $T/events.NAME
 	local name=$1 n=$2 prefix=$3 hist=$4 extra=$5 ready=$6
 	fresh

@@ -8,9 +8,7 @@ metric() {   # metric NAME{LABELS}: its value in the daemon's Prometheus text
 	ctl metrics | awk -v k="$1" '$1 == k {print $2}'
 }
 rx() { metric "embedwatch_received_bytes_total{endpoint=\"$1\",encoding=\"$2\"}"; }
-ended() {   # ended PREFIX N: N distinct terminal events for jobs starting with PREFIX
-	[ "$(hook_lines | awk -v p="$1" '$2 ~ /^embed_job\.(complete|failed|cancelled)$/ && index($3, p) == 1 {print $1}' | sort -u | wc -l)" -ge "$2" ]
-}
+ended() { hook_ended "$1" "$2"; }   # ended PREFIX N: N distinct terminal events for jobs starting with PREFIX
 sim_stat() { sim GET "/_sim/stats?jobs=0" | jq -r "$1"; }
 fresh() { rm -rf "$T/state" "$T/hooks"; : >"$T/daemon.log"; }
 
@@ -100,7 +98,7 @@ etag_run() {   # etag_run NAME SIM-ARGS... ; sets N304 NM POLLS, events in $T/ev
 	start_daemon
 	ctl watch - < <(seq -f 'et-%g' 0 9) >/dev/null
 	if [ "$name" != off ]; then
-		wait_until sh -c "[ \"\$(curl -s '$SIM_URL/_sim/stats?jobs=0' | jq '.status[\"304\"] // 0')\" -ge 2 ]" \
+		wait_until sim_jq '/_sim/stats?jobs=0' '(.status["304"] // 0) >= 2' \
 			|| fail "$name: no 304 answers to the list"
 	fi
 	wait_until ended et- 10 || fail "$name: the jobs did not end"

@@ -12,7 +12,9 @@ RATE=100/s BURST=5 INTERVAL_MIN=100ms INTERVAL_MAX=300ms REQUEST_TIMEOUT=500ms w
 start_daemon
 
 # end_ok ID: waits until the job's terminal event has been delivered.
-delivered() { grep -q " $1 " "$T/hooks/events" 2>/dev/null && grep " $1 " "$T/hooks/events" | grep -qE 'embed_job\.(complete|failed|cancelled|not_found|error) '; }
+delivered() {   # delivered JOB: an end event (or not_found, error) of JOB reached the hook
+	ere_quote "$1" && ids_count "$T/hooks/events" 1 "^[^ ]+ embed_job[.](complete|failed|cancelled|not_found|error) $REPLY " && [ "$REPLY" -ge 1 ]
+}
 job() {   # job ID SECONDS-UNTIL-COMPLETE
 	sim POST /_sim/jobs "{\"id\":\"$1\",\"timeline\":[{\"status\":\"processing\",\"at\":0},{\"status\":\"complete\",\"at\":$2}]}" >/dev/null
 }
@@ -86,7 +88,7 @@ ok "429 without Retry-After: backed off and recovered"
 job b501 0.2
 sim POST /_sim/faults '{"kind":"status","status":501}' >/dev/null
 ctl watch b501 >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' status --json | jq -e '.status.paused == \"bad-base-url\"'" || fail "501 did not pause"
+wait_until ctl_jq '.status.paused == "bad-base-url"' status --json || fail "501 did not pause"
 grep -q "501 Not Implemented" "$T/daemon.log" || fail "501 not logged"
 sim DELETE /_sim/faults >/dev/null
 kill -HUP "$DAEMON_PID"
@@ -98,7 +100,7 @@ ctl status >/dev/null || fail "daemon not answering after the faults"
 # API warnings (meta.warnings and X-API-Warning) are logged once each, not on every poll.
 sim POST /_sim/jobs '{"id":"warn1","warnings":["model embed-v2 is deprecated","second warning"],"api_warning":"endpoint sunset 2027-01-01"}' >/dev/null
 ctl watch warn1 >/dev/null
-wait_until sh -c "[ \$(curl -s '$SIM_URL/_sim/stats' | jq '.jobs.warn1.requests') -ge 4 ]" || fail "warn1 not polled"
+wait_until sim_jq /_sim/stats '.jobs.warn1.requests >= 4' || fail "warn1 not polled"
 for w in "model embed-v2 is deprecated" "second warning" "endpoint sunset 2027-01-01"; do
 	[ "$(grep -c "API warning (logged once): $w" "$T/daemon.log")" = 1 ] || fail "warning \"$w\" logged $(grep -c "$w" "$T/daemon.log") times"
 done
@@ -113,7 +115,7 @@ sed -i "s|^\[embedwatch\]|[embedwatch]\napi_key_file = $T/key|" "$T/ew.conf"
 job auth1 0.2
 start_daemon
 ctl watch auth1 >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' status --json | jq -e '.status.paused == \"auth\"'" || fail "403 did not pause"
+wait_until ctl_jq '.status.paused == "auth"' status --json || fail "403 did not pause"
 grep -q "API key is not accepted" "$T/daemon.log" || fail "auth pause not logged"
 [ "$(grep -c 'API key is not accepted' "$T/daemon.log")" = 1 ] || fail "auth error logged more than once"
 ctl status | grep -q "PAUSED: API key refused" || fail "status does not say the key was refused"

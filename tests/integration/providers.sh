@@ -115,7 +115,7 @@ watch() {
 acct() { ctl --json status | jq -e --arg a "$1" ".status.budgets.accounts[\$a] | $2" >/dev/null; }
 # The distinct ids of EVENT for the provider's id JOB in the hook log.
 event_ids() { hook_lines | awk -v e="$2" -v j="$1" '$2 == e && $3 == j {print $1}' | sort -u; }
-has_event() { [ -n "$(event_ids "$1" "$2")" ]; }
+has_event() { hook_has_event "$1" "$2"; }
 no_events_for() { [ -z "$(hook_lines | awk -v j="$1" '$3 == j')" ]; }
 # show ACCOUNT ID: the show answer.  job_is ACCOUNT ID JQ: true when its .job satisfies JQ.
 show() { echo "{\"cmd\":\"show\",\"account\":\"$1\",\"id\":\"$2\"}" | ctl_lines 1; }

@@ -44,7 +44,7 @@ add() {
 }
 # The distinct event ids of batch_job.complete for the job ID in the daemons' shared hook log.
 event_ids() { awk -v j="$1" '$4 == "batch_job.complete" && $5 == j {print $3}' "$HA_LOG" 2>/dev/null | sort -u; }
-has_event() { [ -n "$(event_ids "$1")" ]; }
+has_event() { ere_quote "$1" && ids_count "$HA_LOG" 3 "^[^ ]+ [^ ]+ [^ ]+ batch_job[.]complete $REPLY( |$)" && [ "$REPLY" -ge 1 ]; }
 has_acct() { grep -q "^$1 " "$T/acct.lines" 2>/dev/null; }
 # once ID: one batch_job.complete event id for ID, no other end event, and its account hook's line, "openai oa ID".
 once() {
@@ -60,7 +60,6 @@ once() {
 }
 # listed NODE KEY: NODE's list (the active's jobs, or the shared state's on a standby) has KEY.
 listed() { nctl "$1" --json list | jq -e --arg k "$2" '[.. | objects | select(.id? == $k)] | length == 1' >/dev/null; }
-pending0() { [ "$(nctl "$1" --json status | jq -r .status.deliveries_pending)" = 0 ]; }
 
 add oa-h1 5
 add oa-h2 10
@@ -80,7 +79,7 @@ wait_until node_is b active || fail "b did not take over"
 wait_until listed b oa:oa-h1 || fail "oa:oa-h1 not restored by b: $(nctl b --json list)"
 sim_advance 5s >/dev/null
 wait_until has_event oa-h1 || fail "oa-h1: no batch_job.complete after the takeover"
-wait_until pending0 b || fail "deliveries pending on b"
+wait_until node_pending0 b || fail "deliveries pending on b"
 once oa-h1
 ok "kill -9 of the active: b took over, oa-h1's end event once, account oa"
 
@@ -95,7 +94,7 @@ wait_until eval "nctl b --json show --account oa oa-h2 | jq -e '.job.status == \
 	fail "oa-h2 not polled by the active: $(nctl b --json show --account oa oa-h2)"
 sim_advance 5s >/dev/null
 wait_until has_event oa-h2 || fail "oa-h2: no batch_job.complete"
-wait_until pending0 b || fail "deliveries pending on b"
+wait_until node_pending0 b || fail "deliveries pending on b"
 once oa-h2
 once oa-h1
 # Every event ran on b, the active since the takeover.

@@ -47,7 +47,7 @@ watch() {
 }
 # The distinct event ids of EVENT for the job JOB (the provider's own id, or Cohere's) in the hook log.
 event_ids() { hook_lines | awk -v e="$2" -v j="$1" '$2 == e && $3 == j {print $1}' | sort -u; }
-has_event() { [ -n "$(event_ids "$1" "$2")" ]; }
+has_event() { hook_has_event "$1" "$2"; }
 no_events_for() { [ -z "$(hook_lines | awk -v j="$1" '$3 == j')" ]; }
 # once JOB EVENT ACCOUNT PROVIDER: exactly one event id of EVENT for JOB, its payload naming the account and provider.
 once() {

@@ -33,7 +33,7 @@ done
 ctl watch co-s >/dev/null
 
 ids() { hook_lines | awk -v e="$2" -v j="$1" '$2 == e && $3 == j {print $1}' | sort -u | wc -l; }
-has() { [ "$(ids "$1" "$2")" -ge "${3:-1}" ]; }
+has() { hook_has_event "$1" "$2" "${3:-1}"; }
 payload() { cat "$T/hooks/payloads/$(hook_lines | awk -v e="$2" -v j="$1" '$2 == e && $3 == j {print $1; exit}')".record.1; }
 requests() { sim GET /_sim/stats | jq --arg p "$1" --arg b "$2" '.providers[$p].batches[$b].requests'; }
 more_requests() { [ "$(requests "$1" "$2")" -ge "$3" ]; }

@@ -52,7 +52,7 @@ fds=$(ls /proc/"$hp"/fd | sort -n | tr '\n' ' ')
 [ "$fds" = "0 1 2 " ] || fail "hook inherited fds: $fds ($(ls -l /proc/"$hp"/fd))"
 sockets=$(ls -l /proc/"$DAEMON_PID"/fd | grep -c socket)
 [ "$sockets" -ge 2 ] || fail "the daemon had no sockets open: the check proves nothing"
-wait_until sh -c "grep -q 'hook leftover delivered' '$T/daemon.log'" || fail "leftover hook did not run"
+wait_until grep -q -- 'hook leftover delivered' "$T/daemon.log" || fail "leftover hook did not run"
 leftover=$(cat "$T/out/leftover.pid")
 wait_until eval '! alive "$leftover"' || fail "the hook's background child ($leftover) outlived it"
 ok "hook sees fds 0 1 2 only (the daemon had $sockets sockets); its leftover child was killed"
@@ -112,7 +112,7 @@ ctl unwatch flood-1 >/dev/null
 
 # 7. An answer about another job: three in a row end the job with an error naming both ids.
 ctl watch wrong-1 >/dev/null
-wait_until sh -c "grep -q 'embed_job.error wrong-1' '$T/hooks/events'" || fail "wrong-1 never ended"
+wait_until grep -q -- 'embed_job.error wrong-1' "$T/hooks/events" || fail "wrong-1 never ended"
 ctl show wrong-1 --json | jq -e '.job.status == "error"' >/dev/null || fail "wrong-1: $(ctl show wrong-1 --json | jq -c .job.status)"
 sqlite3 "$T/state/embedwatch.db" "select payload from events where subject='wrong-1'" | jq -e '.data.reason | test("wrong-1") and test("other-9")' >/dev/null \
 	|| fail "reason does not name both ids"

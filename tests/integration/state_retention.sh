@@ -33,7 +33,7 @@ sim POST /_sim/jobs '{"jobs":[{"id":"r1","timeline":[{"status":"complete","at":0
 ctl wait --batch old --timeout "${EW_LIMIT}s" >/dev/null || true
 wait_until grep -q ' batch.done ' "$T/hooks/events" || fail "batch.done"
 # r1 and r2 end together but may be seen in different polls, and so forgotten by different sweeps.
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' list --json | jq -e 'map(.id) == [\"r3\"]'" || fail "list: $(ctl list --json | jq -c 'map(.id)')"
+wait_until ctl_jq 'map(.id) == ["r3"]' list --json || fail "list: $(ctl list --json | jq -c 'map(.id)')"
 ctl batches --json | jq -e '.batches | length == 0' >/dev/null || fail "batch not forgotten"
 [ "$(db 'select group_concat(id) from jobs')" = r3 ] || fail "jobs table: $(db 'select group_concat(id) from jobs')"
 # A finished delivery is kept its own delivery_retention from when it finished, which on a loaded

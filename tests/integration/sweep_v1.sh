@@ -66,7 +66,7 @@ rm -rf "$T/state" "$T/hooks"
 write_conf
 start_daemon
 ctl watch auto-x1 >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' list --json | jq -e '.[0].status | test(\"complete|failed|cancelled\")'" || fail "auto-x1 never ended"
+wait_until ctl_jq '.[0].status | test("complete|failed|cancelled")' list --json || fail "auto-x1 never ended"
 [ "$(sim GET /_sim/stats | jq '.jobs["auto-x1"].requests')" -ge 1 ] || fail "auto-x1 was never polled per id"
 ok "a job missing from the list is polled per id and ends"
 stop_daemon
@@ -78,7 +78,7 @@ write_conf
 start_daemon
 ctl watch lf-1 >/dev/null
 # lf-1 stays processing until the pause has been checked: no timeline to race.
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' show lf-1 --json | jq -e '.job.status == \"processing\"'" || fail "lf-1 never seen"
+wait_until ctl_jq '.job.status == "processing"' show lf-1 --json || fail "lf-1 never seen"
 sim POST /_sim/faults '{"kind":"status","status":429,"target":"list","count":1,"retry_after":"2"}' >/dev/null
 wait_until grep -q 'API answered 429: pausing the embed_jobs requests' "$T/daemon.log" || fail "429 on the list did not pause"
 t429=$(sim GET /_sim/log | jq '[.entries[] | select(.[1] == 429)][0][0]')
@@ -88,7 +88,7 @@ wait_until resumed || fail "no request after the Retry-After window"
 inside=$(sim GET /_sim/log | jq --argjson t "$t429" '[.entries[] | select(.[0] > $t and .[0] < $t + 1900)] | length')
 [ "$inside" = 0 ] || fail "$inside requests inside the Retry-After window"
 sim POST /_sim/jobs '{"jobs":[{"id":"lf-1","timeline":[{"status":"complete","at":0}]}]}' >/dev/null
-wait_until sh -c "grep -q ' embed_job.complete lf-1' '$T/hooks/events'" || fail "lf-1 did not end after the pause"
+wait_until grep -q -- ' embed_job.complete lf-1' "$T/hooks/events" || fail "lf-1 did not end after the pause"
 ok "429 on the list: all requests paused for Retry-After (none inside it), then the job ends"
 stop_daemon
 
@@ -168,8 +168,8 @@ sim POST /_sim/jobs '{"jobs":[
  {"id":"d-2","name":"nightly-docs-2","timeline":[{"status":"processing","at":0},{"status":"complete","at":1.5}]},
  {"id":"i-1","name":"nightly-img-1","timeline":[{"status":"processing","at":0},{"status":"failed","at":1}]},
  {"id":"o-1","name":"adhoc-1","timeline":[{"status":"processing","at":0},{"status":"complete","at":1}]}]}' >/dev/null
-wait_until sh -c "grep -q ' batch.done ' '$T/hooks-docs/events' 2>/dev/null" || fail "discovery: no batch.done for nightly-docs"
-wait_until sh -c "grep -q ' batch.done ' '$T/hooks-img/events' 2>/dev/null" || fail "discovery: no batch.done for nightly-img"
+wait_until grep -q -- ' batch.done ' "$T/hooks-docs/events" || fail "discovery: no batch.done for nightly-docs"
+wait_until grep -q -- ' batch.done ' "$T/hooks-img/events" || fail "discovery: no batch.done for nightly-img"
 ctl list --json | jq -e 'map(select(.discovered)) | map(.id) | sort == ["d-1","d-2","i-1"]' >/dev/null \
 	|| fail "discovered: $(ctl list --json | jq -c 'map({id, batch, discovered})')"
 ctl list --json | jq -e 'map(select(.id == "d-1"))[0].batch == "nightly-docs"' >/dev/null || fail "batch rule"
@@ -215,14 +215,14 @@ sim POST /_sim/jobs '{"jobs":[{"id":"c-3","timeline":[{"status":"processing","at
 write_conf
 start_daemon
 ctl watch c-3 >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' show c-3 --json | jq -e '.job.status == \"processing\"'" || fail "c-3 never seen"
+wait_until ctl_jq '.job.status == "processing"' show c-3 --json || fail "c-3 never seen"
 sim POST /_sim/faults '{"kind":"status","status":429,"retry_after":"60","target":"poll","job":"c-3","count":1}' >/dev/null
 ctl cancel c-3 >/dev/null
 wait_until grep -q 'API answered 429: pausing the embed_jobs requests' "$T/daemon.log" || fail "the cancel was not held back by a 429"
 [ "$(sim GET "/_sim/stats?jobs=0" | jq .requests.cancel)" -ge 1 ] || fail "no cancel request reached the API"
 stop_daemon
 start_daemon
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' show c-3 --json | jq -e '.job.cancel == \"accepted\"'" \
+wait_until ctl_jq '.job.cancel == "accepted"' show c-3 --json \
 	|| fail "the cancel recorded before the stop was not sent after the restart: $(ctl show c-3 --json | jq -c .job.cancel)"
 cancelled c-3
 wait_until grep -q ' embed_job.cancelled c-3 ' "$T/hooks/events" || fail "c-3 did not end cancelled"

@@ -14,7 +14,7 @@ batches_json() {   # batches_json N PREFIX: N batches in progress, ending (alter
 	  timeline: [{status:"BATCH_STATUS_IN_PROGRESS",at:0,successful:1},
 	             {status: (if $i % 2 == 0 then "BATCH_STATUS_COMPLETED" else "BATCH_STATUS_FAILED" end), at:10}]}]}'
 }
-ended() { [ "$(hook_ids "batch_job\.\(complete\|failed\) $1")" -ge "$2" ]; }
+ended() { hook_has_ids "$2" "batch_job\.\(complete\|failed\) $1"; }
 
 # 1. Newest first (the simulator's default), 250 ended batches of history, pages of 100.
 start_sim --clock manual --v2-history 250
@@ -25,7 +25,7 @@ batch_page_size = 100
 "
 start_daemon
 ctl watch --kind batch-job - < <(seq -f 'b-%g' 0 9) >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' list --json | jq -e 'length == 10 and all(.status == \"processing\")'" || fail "not observed"
+wait_until ctl_jq 'length == 10 and all(.status == "processing")' list --json || fail "not observed"
 # A read of every page (3 pages of 260 entries) learns the order; the sweeps after stop after one page.
 wait_until sh -c "[ \"\$('$CTL' -s '$T/ctl.sock' metrics | awk '\$1 == \"embedwatch_batch_sweep_cut_total\" {print \$2}')\" -ge 2 ]" \
 	|| fail "no sweep stopped at the cut-off: $(ctl metrics | grep batch_sweep)"
@@ -55,7 +55,7 @@ batch_page_size = 100
 "
 start_daemon
 ctl watch --kind batch-job a-0 a-1 a-2 a-3 >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' list --json | jq -e 'length == 4 and all(.status == \"processing\")'" || fail "asc: not observed"
+wait_until ctl_jq 'length == 4 and all(.status == "processing")' list --json || fail "asc: not observed"
 wait_until sh -c "[ \"\$('$CTL' -s '$T/ctl.sock' metrics | awk '\$1 == \"embedwatch_batch_sweeps_total\" {print \$2}')\" -ge 3 ]" || fail "asc: no sweeps"
 sim_advance 10s >/dev/null
 wait_until ended a- 4 || fail "asc: batches did not end"
@@ -84,10 +84,10 @@ sim POST /_sim/batches '{"batches":[
  {"id":"d-1","name":"nightly-emb-1","timeline":[{"status":"BATCH_STATUS_IN_PROGRESS","at":0},{"status":"BATCH_STATUS_COMPLETED","at":1}]},
  {"id":"d-2","name":"nightly-emb-2","timeline":[{"status":"BATCH_STATUS_QUEUED","at":0},{"status":"BATCH_STATUS_COMPLETED","at":2}]},
  {"id":"d-3","name":"adhoc","timeline":[{"status":"BATCH_STATUS_IN_PROGRESS","at":0}]}]}' >/dev/null
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' list --json | jq -e 'map(.id) | sort == [\"d-1\",\"d-2\",\"d-3\"]'" \
+wait_until ctl_jq 'map(.id) | sort == ["d-1","d-2","d-3"]' list --json \
 	|| fail "discovery: $(ctl list --json | jq -c 'map(.id)')"
 sim_advance 2s >/dev/null
-wait_until sh -c "grep -q ' batch.done - done nightly-emb ' '$T/hooks-emb/events' 2>/dev/null" || fail "discovery: no batch.done for nightly-emb"
+wait_until grep -q -- ' batch.done - done nightly-emb ' "$T/hooks-emb/events" || fail "discovery: no batch.done for nightly-emb"
 ctl list --json | jq -e 'all(.discovered and .kind == "batch-job") and (map(select(.id == "d-1"))[0].batch == "nightly-emb")
   and (map(select(.id == "d-3"))[0].batch == "adhoc")' >/dev/null || fail "discovered: $(ctl list --json | jq -c 'map({id, batch, kind})')"
 [ "$(grep -c 'batch_job.complete d-' "$T/hooks-emb/events")" = 2 ] || fail "routing: $(cat "$T/hooks-emb/events")"
@@ -103,7 +103,7 @@ write_conf
 start_daemon
 ctl watch --kind batch-job f-0 f-1 >/dev/null
 wait_until grep -q 'v2 sweep: the API does not offer GET /v2/batches here (HTTP 404)' "$T/daemon.log" || fail "no fallback"
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' list --json | jq -e 'all(.status == \"processing\")'" || fail "f: not observed"
+wait_until ctl_jq 'all(.status == "processing")' list --json || fail "f: not observed"
 sim_advance 10s >/dev/null
 wait_until ended f- 2 || fail "f: did not end per id"
 [ "$(grep -c 'v2 sweep: .*polling batch jobs per id' "$T/daemon.log")" = 1 ] || fail "fallback said more than once"

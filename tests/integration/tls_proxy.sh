@@ -98,10 +98,10 @@ conf_tls() {
 	write_conf "${2:-}"
 	sed -i "s|^api_base = .*|api_base = $1|" "$T/ew.conf"
 }
-terminal_once() {   # terminal_once PREFIX N: each of the N jobs has exactly one terminal event
-	local n
-	n=$(hook_lines | awk -v p="$1" '$2 ~ /^embed_job\.(complete|failed|cancelled)$/ && index($3, p) == 1 {print $3}' | sort | uniq -c | awk '$1 == 1' | wc -l)
-	[ "$n" = "$2" ]
+terminal_once() {   # terminal_once PREFIX N: N jobs have a terminal event, each exactly one line
+	ere_quote "$1"
+	ids_count "${HOOK_EVENTS:-$T/hooks/events}" 3 "^[^ ]+ embed_job[.](complete|failed|cancelled) $REPLY" &&
+		[ "$REPLY" = "$2" ] && [ "$IDS_LINES" = "$2" ]
 }
 metric() { ctl metrics | awk -v m="$1" '$1 == m {print $2}'; }
 
@@ -167,7 +167,7 @@ tls_pause_case() {   # tls_pause_case NAME CERT CA PATTERN
 	sed -i "s|^\[embedwatch\]|[embedwatch]\napi_ca_file = $C/$ca.crt|" "$T/ew.conf"
 	start_daemon
 	ctl watch - < <(seq -f "$name-%g" 0 4) >/dev/null
-	wait_until sh -c "'$CTL' -s '$T/ctl.sock' status --json | jq -e '.status.paused == \"tls\"'" || fail "$name: not paused"
+	wait_until ctl_jq '.status.paused == "tls"' status --json || fail "$name: not paused"
 	ctl status --json | jq -e --arg p "$pattern" '.status.pause_detail | test($p)' >/dev/null \
 		|| fail "$name: cause not named: $(ctl status --json | jq -c .status.pause_detail)"
 	ctl status | grep -q "PAUSED: TLS: .*$pattern" || fail "$name: STATUS line: $(ctl status | head -3)"
@@ -216,7 +216,7 @@ ctl watch wh-0 wh-1 wh-2 >/dev/null
 sinkcount() { curl -sk "https://localhost:$SINK_PORT/_sim/sink" | jq '[.deliveries[] | select(.path | endswith("/ok"))] | length'; }
 sink_has_3() { [ "$(sinkcount)" -ge 3 ]; }
 wait_until sink_has_3 || fail "HTTPS sink got $(sinkcount) webhooks"
-wait_until sh -c "'$CTL' -s '$T/ctl.sock' deliveries --json | jq -e '[.deliveries[] | select(.hook == \"badca\" and (.last_error // \"\" | test(\"TLS\")))] | length >= 1'" \
+wait_until ctl_jq '[.deliveries[] | select(.hook == "badca" and (.last_error // "" | test("TLS")))] | length >= 1' deliveries --json \
 	|| fail "badca deliveries: $(ctl deliveries --json | jq -c '[.deliveries[] | select(.hook == "badca")][0]')"
 badca_retried() { ctl deliveries --json | jq -e '[.deliveries[] | select(.hook == "badca")] | length >= 1 and all(.state == "pending" and .attempts >= 2)' >/dev/null; }
 wait_until badca_retried || fail "badca not retried: $(ctl deliveries --json | jq -c '[.deliveries[] | select(.hook == "badca")]')"

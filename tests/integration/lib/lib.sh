@@ -88,11 +88,16 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/ew-test.XXXXXX")
 PIDS=()
 # The tests' JSON queries: gojq when it is there, as the jq on PATH (so checks run by sh -c get
 # it too). The same language; 8 ms of CPU a start against jq 1.6's 21, for ~1,500 queries a build.
+mkdir "$T/bin"
 if command -v gojq >/dev/null; then
-	mkdir "$T/bin"
 	ln -s "$(command -v gojq)" "$T/bin/jq"
-	PATH="$T/bin:$PATH"
 fi
+# Python is Debian's (scripts/install-deps installs python3), first on PATH: a version manager's
+# shim ahead of it on a developer's PATH starts a dozen programs for each call (0.35 s of CPU).
+if [ -x /usr/bin/python3 ]; then
+	ln -s /usr/bin/python3 "$T/bin/python3"
+fi
+PATH="$T/bin:$PATH"
 # Functions run at exit after the processes above are gone (pg.sh stops its server there).
 EW_CLEANUP_HOOKS=()
 TOKEN=test-key
@@ -183,6 +188,11 @@ sim() {
 	cat <&"$fd"
 	exec {fd}<&-
 }
+
+# sim_jq PATH FILTER: the simulator's answer to GET PATH satisfies the jq FILTER (for wait_until).
+sim_jq() { sim GET "$1" | jq -e "$2" >/dev/null; }
+# ctl_jq FILTER ARGS...: the answer of the client's command ARGS (with --json) satisfies the jq FILTER.
+ctl_jq() { local f=$1; shift; ctl "$@" | jq -e "$f" >/dev/null; }
 
 # api PATH [CURL ARGS...]: an authorised API request; prints "STATUS BODY".
 api() {
@@ -337,12 +347,90 @@ ctl_lines() {
 # recording hook of its own, the event id first too, points HOOK_EVENTS at its file).
 hook_lines() { cat "${HOOK_EVENTS:-$T/hooks/events}" 2>/dev/null || true; }
 hook_count() { hook_lines | grep -c -- "$1" || true; }
-# hook_ids [PATTERN]: how many distinct event ids the recording hook saw in lines
-# matching PATTERN (all lines without one). Repeats after a crash share an id.
-# Two processes, not five: a wait_until runs it every step.
-hook_ids() { grep -- "${1:-.}" "${HOOK_EVENTS:-$T/hooks/events}" 2>/dev/null | awk '!seen[$1]++ {n++} END {print n + 0}'; }
+
+# ids_count FILE FIELD [ERE]: sets REPLY to how many distinct values the FIELDth word (from 1;
+# words one space apart) takes in the lines of FILE that match ERE (an extended regular
+# expression; all lines without one). No process: a wait_until runs this every step, and here a
+# process costs about 10 ms of CPU (the test shell's fork and the program's start, in a VM).
+# Each FILE and ERE keeps a descriptor open and reads only what was appended since the last
+# call; a FILE replaced (removed, written anew) is read from its start. Lines are whole (the
+# hooks append each in one write); a last line without its newline waits for the next call.
+# IDS_LINES is set to how many lines matched, repeats included.
+declare -A IDS_FD=() IDS_N=() IDS_M=() IDS_PART=() IDS_GEN=() IDS_SEEN=()
+ids_count() {
+	local f=$1 field=$2 re=${3:-.} k="$1 $2 ${3:-.}" fd line id i
+	local -a lines=()
+	fd=${IDS_FD[$k]:-}
+	if [ -n "$fd" ] && ! [ "$f" -ef "/dev/fd/$fd" ]; then
+		exec {fd}<&-
+		fd=
+	fi
+	if [ -z "$fd" ]; then
+		IDS_FD[$k]=
+		if [ ! -e "$f" ] || ! exec {fd}<"$f"; then
+			REPLY=0 IDS_LINES=0
+			return 0
+		fi
+		IDS_FD[$k]=$fd IDS_N[$k]=0 IDS_M[$k]=0 IDS_PART[$k]='' IDS_GEN[$k]=$((${IDS_GEN[$k]:-0} + 1))
+	fi
+	mapfile -u "$fd" lines
+	lines[0]=${IDS_PART[$k]}${lines[0]:-}
+	IDS_PART[$k]=
+	for line in "${lines[@]}"; do
+		if [[ $line != *$'\n' ]]; then
+			IDS_PART[$k]=$line
+			break
+		fi
+		[[ ${line%$'\n'} =~ $re ]] || continue
+		IDS_M[$k]=$((IDS_M[$k] + 1))
+		id=${line%$'\n'}
+		for ((i = 1; i < field; i++)); do id=${id#* }; done
+		id="${IDS_GEN[$k]} $k ${id%% *}"
+		[ -z "${IDS_SEEN[$id]:-}" ] || continue
+		IDS_SEEN[$id]=1
+		IDS_N[$k]=$((IDS_N[$k] + 1))
+	done
+	# shellcheck disable=SC2034 # read by the tests
+	REPLY=${IDS_N[$k]} IDS_LINES=${IDS_M[$k]}
+}
+# bre_ere BRE: sets REPLY to the grep basic expression BRE as an extended one (bash's =~):
+# \( \) \| lose their backslashes (the patterns of these tests have no literal ( ) | + ? {).
+bre_ere() { REPLY=${1//\\(/(}; REPLY=${REPLY//\\)/)}; REPLY=${REPLY//\\|/|}; }
+# ere_quote STRING: sets REPLY to an extended expression matching STRING literally.
+ere_quote() {
+	local s=$1 c i
+	REPLY=
+	for ((i = 0; i < ${#s}; i++)); do
+		c=${s:i:1}
+		case $c in
+		[[:alnum:]_]) REPLY+=$c ;;
+		'^') REPLY+='\^' ;;
+		']') REPLY+='[]]' ;;
+		*) REPLY+="[$c]" ;;
+		esac
+	done
+}
+# hook_ids [PATTERN]: prints how many distinct event ids the recording hook saw in lines
+# matching PATTERN (a grep basic expression; all lines without one). Repeats after a crash
+# share an id.
+hook_ids() { bre_ere "${1:-.}" && ids_count "${HOOK_EVENTS:-$T/hooks/events}" 1 "$REPLY" && echo "$REPLY"; }
 # hook_has_ids N [PATTERN]: at least N distinct event ids (for wait_until).
-hook_has_ids() { [ "$(hook_ids "${2:-.}")" -ge "$1" ]; }
+hook_has_ids() { bre_ere "${2:-.}" && ids_count "${HOOK_EVENTS:-$T/hooks/events}" 1 "$REPLY" && [ "$REPLY" -ge "$1" ]; }
+# hook_has_event JOB EVENT [N]: the recording hook saw at least N (default 1) distinct ids of
+# EVENT for JOB (both matched whole and literally).
+hook_has_event() {
+	local job
+	ere_quote "$1"
+	job=$REPLY
+	ere_quote "$2"
+	ids_count "${HOOK_EVENTS:-$T/hooks/events}" 1 "^[^ ]+ $REPLY $job( |$)" && [ "$REPLY" -ge "${3:-1}" ]
+}
+# hook_ended PREFIX N: at least N distinct terminal events (embed_job complete, failed,
+# cancelled) for jobs whose ids start with PREFIX.
+hook_ended() {
+	ere_quote "$1"
+	ids_count "${HOOK_EVENTS:-$T/hooks/events}" 1 "^[^ ]+ embed_job\.(complete|failed|cancelled) $REPLY" && [ "$REPLY" -ge "$2" ]
+}
 # status_field FIELD: one field of "status --json" (e.g. deliveries_pending).
 status_field() { ctl --json status | jq -r ".status.$1"; }
 # json_scalar KEY JSON: sets REPLY to the value of the first "KEY" in JSON, a number or a string

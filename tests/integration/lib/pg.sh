@@ -133,14 +133,21 @@ stop_nodes() {
 }
 nctl() { local n=$1; shift; "$CTL" -s "$T/$n.sock" "$@"; }
 # node_role NAME: active, standby or "taking over" (as its status says).
-node_role() {
+node_role() { node_is "$1" "" || echo "$REPLY"; }
+# node_is NAME ROLE: NAME's status says ROLE (REPLY: the role it says). One process, not three.
+node_is() {
 	local j
-	j=$(nctl "$1" --json status) && json_scalar role "$j" && echo "$REPLY"
+	REPLY=
+	j=$(nctl "$1" --json status) && json_scalar role "$j" && [ "$REPLY" = "$2" ]
 }
-node_is() { [ "$(node_role "$1")" = "$2" ]; }
+# node_pending0 NAME: NAME's status says no delivery is pending.
+node_pending0() {
+	local j
+	j=$(nctl "$1" --json status) && json_scalar deliveries_pending "$j" && [ "$REPLY" = 0 ]
+}
 # ha_ids [PATTERN]: distinct event ids the daemons' hooks ran, in lines matching PATTERN.
-ha_ids() { grep -- "${1:-.}" "$HA_LOG" 2>/dev/null | awk '!seen[$3]++ {n++} END {print n + 0}'; }
-ha_has_ids() { [ "$(ha_ids "${2:-.}")" -ge "$1" ]; }
+ha_ids() { bre_ere "${1:-.}" && ids_count "$HA_LOG" 3 "$REPLY" && echo "$REPLY"; }
+ha_has_ids() { bre_ere "${2:-.}" && ids_count "$HA_LOG" 3 "$REPLY" && [ "$REPLY" -ge "$1" ]; }
 # ha_terminal: "EVENT_ID EVENT JOB" of every terminal job event the hooks ran (repeats included).
 ha_terminal() { awk '$4 ~ /^embed_job\.(complete|failed|cancelled)$/ {print $3, $4, $5}' "$HA_LOG"; }
 
