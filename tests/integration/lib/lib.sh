@@ -202,11 +202,15 @@ api() {
 }
 
 
-# free_port: a loopback TCP port nothing listens on (for servers that cannot take port 0).
+# free_port: a loopback TCP port nothing listens on (for servers that cannot take port 0),
+# below the kernel's range of ephemeral ports, which any connection of the machine's may take
+# between this check and the server's bind.
 free_port() {
-	local p
+	local p lo=32768 hi
+	read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	[ "$lo" -gt 12000 ] || lo=32768
 	for _ in $(seq 1 50); do
-		p=$(( 20000 + RANDOM % 40000 ))
+		p=$(( 10000 + RANDOM % (lo - 10000) ))
 		[ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ] && { echo "$p"; return 0; }
 	done
 	return 1
@@ -268,7 +272,19 @@ start_daemon() {
 	CO_API_KEY="${DAEMON_KEY:-$TOKEN}" ${EW_WRAPPER:-} "$DAEMON" -c "$T/ew.conf" >>"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	PIDS+=("$DAEMON_PID")
-	wait_until "$CTL" -s "$T/ctl.sock" status || fail "daemon did not start"
+	wait_until answers_or_gone "$DAEMON_PID" "$T/ctl.sock" && [ "$REPLY" = answers ] || fail "daemon did not start"
+}
+
+# answers_or_gone PID SOCKET: the daemon on SOCKET answers status (REPLY=answers), or the
+# process PID has ended (REPLY=gone): for wait_until, so that a daemon that refused to start
+# ends the wait at once instead of at the suite's limit.
+answers_or_gone() {
+	local st
+	REPLY=answers
+	"$CTL" -s "$2" status && return 0
+	REPLY=gone
+	read -r _ _ st _ <"/proc/$1/stat" 2>/dev/null || return 0
+	[ "$st" = Z ]
 }
 
 # stop_daemon: SIGTERM, then asserts a clean exit (status 0: no sanitizer report, loop closed).

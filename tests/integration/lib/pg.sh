@@ -115,7 +115,7 @@ start_node() {
 	local pid=$!
 	PIDS+=("$pid")
 	eval "NODE_PID_$1=$pid"
-	wait_until "$CTL" -s "$T/$1.sock" status || fail "daemon $1 did not start"
+	wait_until answers_or_gone "$pid" "$T/$1.sock" && [ "$REPLY" = answers ] || fail "daemon $1 did not start"
 }
 node_pid() { eval "echo \$NODE_PID_$1"; }
 # stop_nodes NAME...: SIGTERM to each, then asserts each exited 0 and closed its loop cleanly.
