@@ -134,17 +134,17 @@ stop_nodes() {
 nctl() { local n=$1; shift; "$CTL" -s "$T/$n.sock" "$@"; }
 # node_role NAME: active, standby or "taking over" (as its status says).
 node_role() { node_is "$1" "" || echo "$REPLY"; }
-# node_is NAME ROLE: NAME's status says ROLE (REPLY: the role it says). One process, not three.
-node_is() {
+# node_says NAME KEY VALUE: KEY in NAME's status --json is VALUE (REPLY: what it is). One
+# process (the client), no JSON tool.
+node_says() {
 	local j
 	REPLY=
-	j=$(nctl "$1" --json status) && json_scalar role "$j" && [ "$REPLY" = "$2" ]
+	j=$(nctl "$1" --json status) && json_scalar "$2" "$j" && [ "$REPLY" = "$3" ]
 }
+# node_is NAME ROLE: NAME's status says ROLE (REPLY: the role it says).
+node_is() { node_says "$1" role "$2"; }
 # node_pending0 NAME: NAME's status says no delivery is pending.
-node_pending0() {
-	local j
-	j=$(nctl "$1" --json status) && json_scalar deliveries_pending "$j" && [ "$REPLY" = 0 ]
-}
+node_pending0() { node_says "$1" deliveries_pending 0; }
 # ha_ids [PATTERN]: distinct event ids the daemons' hooks ran, in lines matching PATTERN.
 ha_ids() { bre_ere "${1:-.}" && ids_count "$HA_LOG" 3 "$REPLY" && echo "$REPLY"; }
 ha_has_ids() { bre_ere "${2:-.}" && ids_count "$HA_LOG" 3 "$REPLY" && [ "$REPLY" -ge "$1" ]; }
