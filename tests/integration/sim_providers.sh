@@ -65,7 +65,12 @@ papi() {
 	gemini) [ -z "$key" ] || auth=(-H "x-goog-api-key: $key") ;;
 	esac
 	curl -sS -o "$T/p.body" -D "$T/p.head" -w '%{http_code}' "${auth[@]}" "$@" "$SIM_URL${PATH_OF[$p]}$path" >"$T/p.code" || true
-	printf '%s %s' "$(cat "$T/p.code")" "$(cat "$T/p.body" 2>/dev/null)"
+	# The files read by bash (a cat is a process); the body without its trailing newlines, as $(cat) gave it.
+	local status="" answer=""
+	read -r status <"$T/p.code" || true
+	[ ! -e "$T/p.body" ] || IFS= read -r -d '' answer <"$T/p.body" || true
+	while [[ $answer == *$'\n' ]]; do answer=${answer%$'\n'}; done
+	printf '%s %s' "$status" "$answer"
 }
 body() { printf '%s' "${1#* }"; }
 code() { printf '%s' "${1%% *}"; }

@@ -172,10 +172,11 @@ start_sim() {
 }
 
 # sim METHOD PATH [BODY]: an admin or API request to the simulator; prints the body.
-# HTTP/1.0 over bash's /dev/tcp, and cat for the body: a curl costs 17 ms of CPU a start,
-# and the tests make about 900 of these calls a build.
+# HTTP/1.0 over bash's /dev/tcp, the body read by bash when the answer says its length (cat
+# otherwise): a curl costs 17 ms of CPU a start, a cat 4, and the tests make about 900 of
+# these calls a build.
 sim() {
-	local m=$1 p=$2 hp=${SIM_URL#http://} fd line LC_ALL=C
+	local m=$1 p=$2 hp=${SIM_URL#http://} fd line len="" body LC_ALL=C
 	exec {fd}<>"/dev/tcp/${hp%:*}/${hp##*:}" || return 1
 	if [ $# -ge 3 ]; then
 		printf '%s %s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
@@ -183,9 +184,18 @@ sim() {
 	else
 		printf '%s %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$m" "$p" "$hp" >&"$fd"
 	fi
-	# The status line and the headers, up to the empty line; then the body, to the end.
-	while IFS= read -r -u "$fd" line && [ -n "${line%$'\r'}" ]; do :; done
-	cat <&"$fd"
+	# The status line and the headers, up to the empty line; then the body: Content-Length bytes
+	# read by bash up to 64 KiB (LC_ALL=C: read -N counts bytes; 43 ms a MB, where cat takes
+	# 5), or by cat to the end.
+	while IFS= read -r -u "$fd" line && line=${line%$'\r'} && [ -n "$line" ]; do
+		case ${line,,} in content-length:*) len=${line#*:}; len=${len// /} ;; esac
+	done
+	if [[ $len =~ ^[0-9]{1,5}$ ]] && [ "$len" -le 65536 ]; then
+		IFS= read -r -N "$len" -u "$fd" body || true
+		printf '%s' "$body"
+	else
+		cat <&"$fd"
+	fi
 	exec {fd}<&-
 }
 
