@@ -16,7 +16,7 @@ STRICT_CONF=(--enable-werror)
 # UBSan traps (-fsanitize-undefined-trap-on-error) and ASan reports the trap with its stack
 # (handle_sigill below): without UBSan's runtime (libubsan and the libstdc++ it loads, whose
 # 6 MB of globals LeakSanitizer scanned at every exit), a sanitized program's start and exit
-# cost 14 ms of CPU instead of 22 (50 ms instead of 33 with the leak check), and the sanitizer
+# cost 14 ms of CPU instead of 22 (33 ms instead of 50 with the leak check), and the sanitizer
 # suite 276 s of test CPU instead of 324. The same checks run; a report gives the file and
 # line of the trap instead of UBSan's sentence ("left shift of 5 by 30 places").
 SANITIZE_FLAGS="-fsanitize=address,undefined -fsanitize-undefined-trap-on-error"
