@@ -112,6 +112,7 @@ enum sim_etag_mode { ETAG_BOTH = 0, ETAG_ONLY, ETAG_LAST_MODIFIED };
 struct sim_answer {
 	enum sim_kind kind;
 	int64_t changed_ms;     /* sim clock: when what the body shows last changed (Last-Modified) */
+	int64_t made_ms;        /* sim clock: when the body was made (Date, which validators are read against) */
 	const char *warning;    /* X-API-Warning, or NULL */
 	/* set by sim_answer_check */
 	bool validators;

@@ -269,8 +269,12 @@ enum MHD_Result sim_answer_send(struct MHD_Connection *c, int status, struct buf
 			MHD_add_response_header(r, "ETag", a->etag);
 		if (sim_st.etag_mode != ETAG_ONLY)
 			MHD_add_response_header(r, "Last-Modified", a->last_modified);
-		/* The Date the validators are read against is the sim clock's, like Last-Modified. */
-		sim_http_date(sim_now() / 1000, date, sizeof(date));
+		/* The Date the validators are read against is the sim clock's, like Last-Modified, and
+		 * the time the body was made: a Date taken now, after a long list was made and
+		 * compressed, can be a second later than the body, and a client that takes Last-Modified
+		 * as exact when Date is a later second would then miss a change made later in the
+		 * body's second (RFC 9110 8.8.2.2). */
+		sim_http_date(a->made_ms / 1000, date, sizeof(date));
 		MHD_add_response_header(r, "Date", date);
 	}
 	if (a->warning && *a->warning)

@@ -95,7 +95,7 @@ enum MHD_Result sim_v1_handle(struct MHD_Connection *c, const char *method, cons
 
 	struct buf b = { 0 };
 	char warning[256] = "";
-	struct sim_answer ans = { .kind = is_list ? K_LIST : is_cancel ? K_CANCEL : K_POLL, .warning = warning };
+	struct sim_answer ans = { .kind = is_list ? K_LIST : is_cancel ? K_CANCEL : K_POLL, .made_ms = now, .warning = warning };
 	pthread_mutex_lock(&sim_st.mu);
 	if (is_list) {
 		buf_printf(&b, "{\"embed_jobs\":[");
