@@ -289,12 +289,10 @@ start_daemon() {
 # process PID has ended (REPLY=gone): for wait_until, so that a daemon that refused to start
 # ends the wait at once instead of at the suite's limit.
 answers_or_gone() {
-	local st
 	REPLY=answers
 	"$CTL" -s "$2" status && return 0
 	REPLY=gone
-	read -r _ _ st _ <"/proc/$1/stat" 2>/dev/null || return 0
-	[ "$st" = Z ]
+	! alive "$1"
 }
 
 # stop_daemon: SIGTERM, then asserts a clean exit (status 0: no sanitizer report, loop closed).
@@ -312,12 +310,13 @@ kill9_daemon() {
 	wait "$DAEMON_PID" 2>/dev/null || true
 }
 
-# alive PID: the process exists and is not a zombie.
+# alive PID: the process exists and is not a zombie (its state in /proc, after the name in
+# parentheses: no process started, as wait_until's checks call it).
 alive() {
 	local st
-	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-	case "$st" in Z*|"") return 1 ;; esac
-	return 0
+	read -r st 2>/dev/null <"/proc/$1/stat" || return 1
+	st=${st##*) }
+	[ "${st%% *}" != Z ]
 }
 
 # ctl ARGS...: the client on the test's daemon. Under the sanitizers each distinct use (the
